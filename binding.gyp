@@ -1,0 +1,20 @@
+{
+  "targets": [
+    {
+      "target_name": "tuntap",
+      "sources": [
+        "native/addon.cc",
+        "native/netns.cc",
+        "native/tun.cc",
+        "native/queue.cc",
+        "native/netlink.cc",
+        "native/udp.cc",
+        "native/aead.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "cflags_cc!": ["-fno-exceptions"]
+    }
+  ]
+}

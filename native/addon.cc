@@ -1,0 +1,14 @@
+// Module entry: each syscall family registers its own functions.
+#include "common.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tuntap::InitNetns(env, exports);
+  tuntap::InitTun(env, exports);
+  tuntap::InitQueue(env, exports);
+  tuntap::InitNetlink(env, exports);
+  tuntap::InitUdp(env, exports);
+  tuntap::InitAead(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(tuntap, Init)

@@ -1,0 +1,36 @@
+// Network namespaces for the calling thread: tests, tools and the CLI open devices and sockets
+// inside a namespace, then return. setns() affects only the calling thread, which is why the
+// TypeScript wrapper runs the body synchronously on the JS thread.
+#include "common.h"
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+namespace tuntap {
+
+static Napi::Value OpenPath(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { ThrowErrno(info.Env(), "open(" + path + ")", errno); return info.Env().Undefined(); }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+static Napi::Value SetNs(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (setns(fd, CLONE_NEWNET) < 0) ThrowErrno(info.Env(), "setns", errno);
+  return info.Env().Undefined();
+}
+
+static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (close(fd) < 0) ThrowErrno(info.Env(), "close", errno);
+  return info.Env().Undefined();
+}
+
+void InitNetns(Napi::Env env, Napi::Object exports) {
+  exports.Set("openPath", Napi::Function::New(env, OpenPath));
+  exports.Set("setns", Napi::Function::New(env, SetNs));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+}
+
+}  // namespace tuntap

@@ -1,0 +1,6 @@
+// Placeholder: filled in by the layer that owns it.
+#include "common.h"
+
+namespace tuntap {
+void InitTun(Napi::Env env, Napi::Object exports) {}
+}  // namespace tuntap

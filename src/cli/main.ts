@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// `tuntap`: one CLI over the library. Each subcommand lives in its own file, loaded on demand,
+// and exports `run(argv: string[]): Promise<number>` returning the exit code.
+import { TuntapError } from '../errors.js';
+
+type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
+
+const commands: Record<string, Command> = {
+  demo: { summary: 'run the built-in demo in private namespaces', load: () => import('./demo.js') },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  const lines = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`);
+  return `usage: tuntap <command> [options]\n\ncommands:\n${lines.join('\n')}\n\n` +
+    'Run `tuntap <command> --help` for the options of one command.';
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`tuntap: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const mod = await command.load();
+  return mod.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof TuntapError || (err instanceof Error && err.name === 'UsageError')) {
+      console.error(`tuntap: ${err.message}`);
+    } else {
+      console.error(err);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,21 @@
+// Loads the compiled addon (build/Release/tuntap.node) from the package root, whether this file
+// runs from src/ (tsx) or dist/src/ (compiled). Each layer declares the slice of the addon it
+// uses as its own interface and casts `addon` to it, so layers stay independent.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findAddon(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    for (const kind of ['Release', 'Debug']) {
+      const candidate = join(dir, 'build', kind, 'tuntap.node');
+      if (existsSync(candidate)) return candidate;
+    }
+    dir = dirname(dir);
+  }
+  throw new Error('tuntap: the native addon is not built; run `npm run build:native` (needs g++ and python3)');
+}
+
+export const addon: unknown = createRequire(import.meta.url)(findAddon());
