@@ -21,6 +21,13 @@ static Napi::Value SetNs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Gives the calling thread a new, empty network namespace (only this thread: namespaces are
+// per task). The caller opens /proc/thread-self/ns/net to keep it, then setns() back home.
+static Napi::Value UnshareNet(const Napi::CallbackInfo& info) {
+  if (unshare(CLONE_NEWNET) < 0) ThrowErrno(info.Env(), "unshare(CLONE_NEWNET)", errno);
+  return info.Env().Undefined();
+}
+
 static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   if (close(fd) < 0) ThrowErrno(info.Env(), "close", errno);
@@ -30,6 +37,7 @@ static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 void InitNetns(Napi::Env env, Napi::Object exports) {
   exports.Set("openPath", Napi::Function::New(env, OpenPath));
   exports.Set("setns", Napi::Function::New(env, SetNs));
+  exports.Set("unshareNet", Napi::Function::New(env, UnshareNet));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
 }
 

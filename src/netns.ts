@@ -8,6 +8,7 @@ interface NetnsNative {
   openPath(path: string): number;
   setns(fd: number): void;
   closeFd(fd: number): void;
+  unshareNet(): void;
 }
 const native = addon as NetnsNative;
 
@@ -49,5 +50,43 @@ export function inNetns<T>(ref: NetnsRef, fn: () => T): T {
   } finally {
     native.closeFd(home);
     if (typeof ref !== 'object') native.closeFd(target);
+  }
+}
+
+/** A private network namespace held open by an fd; it vanishes when closed (unless bind-mounted). */
+export class Netns {
+  private constructor(readonly fd: number) {}
+
+  /** Creates a new, empty network namespace without touching the caller's own. */
+  static create(): Netns {
+    const home = native.openPath('/proc/thread-self/ns/net');
+    try {
+      call('creating a network namespace', () => native.unshareNet());
+      try {
+        return new Netns(native.openPath('/proc/thread-self/ns/net'));
+      } finally {
+        native.setns(home);
+      }
+    } finally {
+      native.closeFd(home);
+    }
+  }
+
+  /** Runs a synchronous body inside this namespace (spawned children stay inside it). */
+  run<T>(fn: () => T): T {
+    return inNetns({ fd: this.fd }, fn);
+  }
+
+  /** A path other programs can open while this object lives (e.g. `nsenter --net=PATH`). */
+  get path(): string {
+    return `/proc/${process.pid}/fd/${this.fd}`;
+  }
+
+  close(): void {
+    native.closeFd(this.fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

@@ -29,3 +29,19 @@ test('a missing namespace is a TuntapError with ENOENT', () => {
   assert.throws(() => inNetns('tt-does-not-exist', here), (e: unknown) =>
     e instanceof TuntapError && e.code === 'ENOENT' && /no such namespace/.test(e.message));
 });
+
+test('Netns.create makes a private namespace; children spawned inside stay inside', async () => {
+  const { Netns } = await import('../src/netns.js');
+  const { execFileSync } = await import('node:child_process');
+  const ns = Netns.create();
+  try {
+    const home = here();
+    const inside = ns.run(here);
+    assert.notEqual(inside, home);
+    assert.equal(here(), home);
+    const child = ns.run(() => execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }).trim());
+    assert.equal(child, inside);
+  } finally {
+    ns.close();
+  }
+});
