@@ -1,0 +1,98 @@
+// The few Ethernet and 802.1Q operations a switch needs, on raw frames: read addresses and the
+// VLAN tag, and insert or remove a tag (which copies, since the frame grows or shrinks).
+import type { Frame, FrameOffload } from './port.js';
+
+export const ETH_HEADER = 14;
+export const VLAN_TAG = 4;
+export const ETHERTYPE_VLAN = 0x8100;
+export const ETHERTYPE_QINQ = 0x88a8;
+
+/** The 48-bit MAC at `o` as an exact integer (a Map key without allocating a string). */
+export function macKey(b: Uint8Array, o: number): number {
+  return (b[o]! * 0x10000 + ((b[o + 1]! << 8) | b[o + 2]!)) * 0x1000000
+    + ((b[o + 3]! << 16) | (b[o + 4]! << 8) | b[o + 5]!);
+}
+
+const hex = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+export function macKeyToString(key: number): string {
+  const parts: string[] = [];
+  for (let i = 5; i >= 0; i--) {
+    parts.unshift(hex[key % 256]!);
+    key = Math.floor(key / 256);
+  }
+  return parts.join(':');
+}
+
+export function parseMacKey(text: string): number {
+  const parts = text.split(/[:-]/);
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{1,2}$/.test(p))) {
+    throw new TypeError(`invalid MAC address "${text}"`);
+  }
+  return parts.reduce((acc, p) => acc * 256 + parseInt(p, 16), 0);
+}
+
+/** Group bit of the first octet: broadcast and multicast destinations. */
+export const isGroupAddress = (b: Uint8Array, o: number): boolean => (b[o]! & 1) === 1;
+
+/** VLAN id of a frame carrying an 802.1Q tag, or -1 for an untagged frame. */
+export function frameVlan(b: Uint8Array): number {
+  if (b.length < ETH_HEADER + VLAN_TAG) return -1;
+  if (((b[12]! << 8) | b[13]!) !== ETHERTYPE_VLAN) return -1;
+  return ((b[14]! << 8) | b[15]!) & 0x0fff;
+}
+
+function shiftOffload(offload: FrameOffload | undefined, by: number): FrameOffload | undefined {
+  if (offload === undefined) return undefined;
+  return {
+    ...offload,
+    hdrLen: offload.hdrLen === 0 ? 0 : offload.hdrLen + by,
+    csumStart: offload.flags & 1 ? offload.csumStart + by : offload.csumStart,
+  };
+}
+
+/** A copy of the frame with an 802.1Q tag (priority 0) for `vid` after the source MAC. */
+export function pushVlan(frame: Frame, vid: number): Frame {
+  const src = frame.data;
+  const out = new Uint8Array(src.length + VLAN_TAG);
+  out.set(src.subarray(0, 12), 0);
+  out[12] = ETHERTYPE_VLAN >> 8; out[13] = ETHERTYPE_VLAN & 0xff;
+  out[14] = (vid >> 8) & 0x0f; out[15] = vid & 0xff;
+  out.set(src.subarray(12), 16);
+  return { data: out, offload: shiftOffload(frame.offload, VLAN_TAG) };
+}
+
+/** A copy of the frame without its outer 802.1Q tag. */
+export function popVlan(frame: Frame): Frame {
+  const src = frame.data;
+  const out = new Uint8Array(src.length - VLAN_TAG);
+  out.set(src.subarray(0, 12), 0);
+  out.set(src.subarray(16), 12);
+  return { data: out, offload: shiftOffload(frame.offload, -VLAN_TAG) };
+}
+
+/**
+ * A copy of the frame with its partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM) filled in, for
+ * ports that cannot take one: the sender left the pseudo-header sum at csumStart+csumOffset, so
+ * the checksum is the complement of the one's-complement sum of everything from csumStart on.
+ * A copy, because the same bytes may also go, unfinished, to ports that do take offloads.
+ * Returns undefined when the offsets do not fit the frame (malformed).
+ */
+export function completeChecksum(frame: Frame): Frame | undefined {
+  const o = frame.offload;
+  if (o === undefined || (o.flags & 1) === 0) return { data: frame.data };
+  const at = o.csumStart + o.csumOffset;
+  if (o.csumStart >= frame.data.length || at + 2 > frame.data.length) return undefined;
+  const b = new Uint8Array(frame.data);
+  let sum = 0;
+  let i = o.csumStart;
+  const end = b.length - 1;
+  for (; i < end; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
+  if (i < b.length) sum += b[i]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  let csum = ~sum & 0xffff;
+  // A UDP checksum of zero means "none"; transmit all ones instead (RFC 768).
+  if (csum === 0) csum = 0xffff;
+  b[at] = csum >> 8; b[at + 1] = csum & 0xff;
+  return { data: b };
+}

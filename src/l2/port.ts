@@ -1,0 +1,41 @@
+// What the switch needs from a port: batches of Ethernet frames in, batches of frames out.
+// TAP devices and tunnels (VXLAN) implement it; tests can implement it with arrays.
+
+/** virtio_net_hdr fields carried beside a frame when it is a GSO super-packet or needs a checksum. */
+export interface FrameOffload {
+  flags: number;
+  gsoType: number;
+  hdrLen: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+}
+
+/** One Ethernet frame (from the destination MAC on, no FCS) with optional offload metadata. */
+export interface Frame {
+  data: Uint8Array;
+  offload?: FrameOffload;
+}
+
+export interface Port {
+  /** A short label for statistics and the CLI (the device name, "vxlan42", ...). */
+  readonly name: string;
+  /**
+   * True when the port accepts super-packets (GSO) and partial checksums as they are, as a TAP
+   * with vnet header and offloads does. Frames carrying GSO are never sent to other ports.
+   */
+  readonly acceptsOffload: boolean;
+  /**
+   * Batches of received frames. A batch (and the bytes it points into) stays valid until the
+   * iterator is advanced, so the switch forwards it before asking for the next one.
+   */
+  receive(signal: AbortSignal): AsyncIterable<readonly Frame[]>;
+  /** Sends a batch of frames; resolves when the port has taken them (backpressure). */
+  send(frames: readonly Frame[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Frames with a GSO type other than NONE are super-packets only offload-capable ports take. */
+export function isSuperPacket(frame: Frame): boolean {
+  return frame.offload !== undefined && frame.offload.gsoType !== 0;
+}
