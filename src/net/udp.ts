@@ -1,0 +1,523 @@
+// UdpSocket: batched datagram I/O over native/udp.cc. Each readiness wake-up drains up to a
+// batch with recvmmsg into one buffer and crosses into JS once; sends go out as one sendmmsg,
+// optionally joined into UDP GSO sends; GRO-coalesced receives are split back into datagrams
+// here by offsets alone (no copies).
+import { addon } from '../native.js';
+import { call, toTuntapError, TuntapError, errnoName, type Explain } from '../errors.js';
+import { inNetns, type NetnsRef } from '../netns.js';
+import {
+  ENDPOINT_SIZE, EndpointTable, addressFamily, decodeEndpoint, encodeEndpoint, endpointKey,
+  type Endpoint, type ResolvedEndpoint,
+} from './endpoint.js';
+
+interface RecvArea {
+  data: Buffer; slotSize: number; batch: number;
+  lengths: Uint32Array; segmentSizes: Uint32Array; truncated: Uint32Array;
+  endpoints: Uint8Array; drops: Uint32Array;
+}
+
+interface NativeSocket {
+  readonly fd: number;
+  bind(rec: Uint8Array): void;
+  connect(rec: Uint8Array): void;
+  localEndpoint(out: Uint8Array): void;
+  setIntOption(level: number, name: number, value: number, label: string): void;
+  getIntOption(level: number, name: number): number;
+  bindToDevice(name: string): void;
+  setRecvArea(area: RecvArea): void;
+  recv(): number;
+  send(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
+    start: number, count: number, endpoints: Uint8Array | null, ids: Uint32Array | null, gsoSize: number): [number, number, number, number];
+  armRead(cb: (n: number) => void): void;
+  armWrite(cb: (status: number) => void): void;
+  close(): void;
+}
+const native = addon as { UdpSocketNative: new (family: number) => NativeSocket };
+
+// Linux socket option numbers (asm-generic).
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_REUSEPORT = 15;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+const SO_MARK = 36;
+const SOL_UDP = 17;
+const UDP_GRO = 104;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+const EAGAIN = 11;
+
+/** The kernel's cap on segments in one UDP GSO send. */
+export const MAX_GSO_SEGMENTS = 64;
+
+export interface UdpSocketOptions {
+  /** 4 or 6; by default the family of `bind`/`connect`'s address, else 4. */
+  family?: 4 | 6;
+  /** Local address and port (port 0 or omitted: the kernel picks one). */
+  bind?: Partial<Endpoint>;
+  /** Default peer: sends without a destination go here and only its datagrams are received. */
+  connect?: Endpoint;
+  /** Create the socket inside this network namespace. */
+  netns?: NetnsRef;
+  reuseAddr?: boolean;
+  reusePort?: boolean;
+  /** IPv6 sockets only: refuse IPv4-mapped peers. */
+  ipv6Only?: boolean;
+  /** SO_RCVBUF / SO_SNDBUF in bytes; as root the FORCE variants lift the sysctl caps. */
+  recvBufferSize?: number;
+  sendBufferSize?: number;
+  /** SO_MARK: the fwmark routing rules see (lets a proxy's own traffic bypass its tunnel). */
+  mark?: number;
+  /** SO_BINDTODEVICE: send and receive only through this interface. */
+  bindToDevice?: string;
+  /** UDP_GRO: the kernel may coalesce equal-size datagrams from one peer; split again here. */
+  gro?: boolean;
+  /** Datagrams per receive batch (default 64). */
+  batchSize?: number;
+  /** Largest datagram to receive; longer ones are counted as truncated and dropped. Default 4096, 65535 with gro. */
+  maxDatagramSize?: number;
+}
+
+/** Where `sendBatch` sends: the connected peer, one endpoint, one per datagram, or table ids. */
+export type Destination =
+  | undefined
+  | Endpoint
+  | readonly Endpoint[]
+  | { table: EndpointTable; ids: Uint32Array };
+
+export interface SendOptions {
+  /** Join consecutive datagrams of exactly this size (to one destination) into UDP GSO sends. */
+  gsoSize?: number;
+  /** Throw on a per-datagram error (unreachable, refused, too big) instead of counting it. */
+  strict?: boolean;
+}
+
+/** Datagrams laid out in one buffer, as `sendPacked` takes them (a received or device batch). */
+export interface PackedDatagrams {
+  readonly buffer: Uint8Array;
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+  readonly count: number;
+}
+
+export interface UdpStats {
+  /** Datagrams received and handed to JS (after GRO split). */
+  received: number;
+  /** Datagrams handed to the kernel. */
+  sent: number;
+  /** Receive system calls that returned data, and send system calls. */
+  recvCalls: number;
+  sendCalls: number;
+  /** Messages the kernel took: fewer than `sent` when UDP GSO joined datagrams. */
+  sendMessages: number;
+  /** Datagrams longer than maxDatagramSize, dropped. */
+  truncated: number;
+  /** Datagrams dropped on a per-datagram send error; the last such error. */
+  sendErrors: number;
+  lastSendError?: TuntapError;
+  /** The kernel's count of datagrams dropped because the receive queue was full (SO_RXQ_OVFL). */
+  kernelDrops: number;
+}
+
+const explainSocket: Explain = (code) => ({
+  EADDRINUSE: 'the address and port are already in use',
+  EADDRNOTAVAIL: 'that address is not assigned to any interface in this network namespace',
+  EAFNOSUPPORT: 'the address family does not match the socket (IPv4 vs IPv6)',
+  ENODEV: 'no such interface',
+  ENETUNREACH: 'no route to that network',
+  EHOSTUNREACH: 'no route to that host',
+  ECONNREFUSED: 'the peer refused the datagram (nothing listens on that port)',
+  EMSGSIZE: 'the datagram is larger than the path allows',
+  EBADF: 'the socket is closed',
+  EIO: 'the kernel could not segment this GSO send (checksum offload or segment size)',
+} as Record<string, string>)[code];
+
+/**
+ * One received batch. Memory is valid until the iterator's next() is called (copy with
+ * Buffer.from to keep a datagram longer).
+ */
+export class DatagramBatch implements Iterable<Buffer> {
+  /** Datagrams in this batch (each GRO run already split). */
+  count = 0;
+  /** System-call messages that carried them (≤ count when GRO coalesced). */
+  messages = 0;
+
+  constructor(
+    readonly buffer: Buffer,
+    /** Start of datagram i in buffer. */
+    readonly offsets: Uint32Array,
+    /** Length of datagram i. */
+    readonly lengths: Uint32Array,
+    /** Message index (into the endpoint records) of datagram i. */
+    readonly sources: Uint16Array,
+    /** The source endpoint record of each message (24 bytes each). */
+    readonly endpoints: Uint8Array,
+  ) {}
+
+  /** Zero-copy view of datagram i. */
+  datagram(i: number): Buffer {
+    const at = this.offsets[i]!;
+    return this.buffer.subarray(at, at + this.lengths[i]!);
+  }
+
+  /** Byte offset of datagram i's source record in `endpoints`. */
+  endpointOffset(i: number): number { return this.sources[i]! * ENDPOINT_SIZE; }
+
+  /** Datagram i's source as address/port/family (formats a string; use endpointKey on hot paths). */
+  endpoint(i: number): ResolvedEndpoint { return decodeEndpoint(this.endpoints, this.endpointOffset(i)); }
+
+  /** A compact map key of datagram i's source (number for IPv4). */
+  endpointKey(i: number): number | string { return endpointKey(this.endpoints, this.endpointOffset(i)); }
+
+  /** Source port of datagram i. */
+  port(i: number): number {
+    const at = this.endpointOffset(i);
+    return (this.endpoints[at + 16]! << 8) | this.endpoints[at + 17]!;
+  }
+
+  *[Symbol.iterator](): Iterator<Buffer> {
+    for (let i = 0; i < this.count; i++) yield this.datagram(i);
+  }
+}
+
+function closedError(what: string): TuntapError {
+  return new TuntapError('udp socket', 9, `${what}: the socket is closed (EBADF)`);
+}
+
+// Recv calls answered synchronously in a row before a wake-up goes through the event loop, so a
+// busy socket never starves timers and other sockets.
+const MAX_SYNC_RECEIVES = 8;
+
+export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable {
+  readonly family: 4 | 6;
+  readonly stats: UdpStats = { received: 0, sent: 0, recvCalls: 0, sendCalls: 0, sendMessages: 0, truncated: 0, sendErrors: 0, kernelDrops: 0 };
+  private sock: NativeSocket | null;
+  private readonly area: RecvArea;
+  private readonly batch: DatagramBatch;
+  private readonly maxSplit: number;
+  private syncReceives = 0;
+  private pendingRead: { resolve: (b: DatagramBatch | null) => void; reject: (e: unknown) => void } | null = null;
+  private writeChain: Promise<void> = Promise.resolve();
+  private writeWaiters = new Set<(e?: unknown) => void>();
+  private lastDest: { address: string; port: number; rec: Uint8Array } | null = null;
+
+  /** Opens a socket (synchronously, inside `opts.netns` when given) and applies the options. */
+  static open(opts: UdpSocketOptions = {}): UdpSocket {
+    return opts.netns !== undefined ? inNetns(opts.netns, () => new UdpSocket(opts)) : new UdpSocket(opts);
+  }
+
+  private constructor(opts: UdpSocketOptions) {
+    const guess = opts.bind?.address !== undefined ? addressFamily(opts.bind.address)
+      : opts.connect !== undefined ? addressFamily(opts.connect.address) : undefined;
+    this.family = opts.family ?? guess ?? 4;
+    const sock = call(`opening a UDP/IPv${this.family} socket`, () => new native.UdpSocketNative(this.family), explainSocket);
+    this.sock = sock;
+    try {
+      this.configure(sock, opts);
+    } catch (e) {
+      sock.close();
+      this.sock = null;
+      throw e;
+    }
+    const batchSize = Math.max(1, Math.min(opts.batchSize ?? 64, 1024));
+    const slotSize = Math.max(64, Math.min(opts.maxDatagramSize ?? (opts.gro ? 65535 : 4096), 65535));
+    this.area = {
+      data: Buffer.allocUnsafeSlow(batchSize * slotSize), slotSize, batch: batchSize,
+      lengths: new Uint32Array(batchSize), segmentSizes: new Uint32Array(batchSize),
+      truncated: new Uint32Array(batchSize), endpoints: new Uint8Array(batchSize * ENDPOINT_SIZE),
+      drops: new Uint32Array(1),
+    };
+    sock.setRecvArea(this.area);
+    // A GRO message of slotSize bytes holds at most slotSize/1 datagrams in theory; the kernel
+    // caps a GRO run at 64 segments, which bounds the split arrays.
+    this.maxSplit = opts.gro ? batchSize * MAX_GSO_SEGMENTS : batchSize;
+    this.batch = new DatagramBatch(this.area.data, new Uint32Array(this.maxSplit), new Uint32Array(this.maxSplit),
+      new Uint16Array(this.maxSplit), this.area.endpoints);
+  }
+
+  private configure(sock: NativeSocket, opts: UdpSocketOptions): void {
+    const set = (level: number, name: number, value: number, label: string, what: string) =>
+      call(what, () => sock.setIntOption(level, name, value, `setsockopt(${label})`), explainSocket);
+    if (opts.reuseAddr) set(SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR', 'allowing address reuse');
+    if (opts.reusePort) set(SOL_SOCKET, SO_REUSEPORT, 1, 'SO_REUSEPORT', 'allowing port reuse');
+    if (opts.ipv6Only !== undefined) {
+      if (this.family !== 6) throw new TypeError('ipv6Only applies to IPv6 sockets only');
+      set(IPPROTO_IPV6, IPV6_V6ONLY, opts.ipv6Only ? 1 : 0, 'IPV6_V6ONLY', 'restricting the socket to IPv6');
+    }
+    if (opts.recvBufferSize !== undefined) this.setRecvBufferSize(opts.recvBufferSize, sock);
+    if (opts.sendBufferSize !== undefined) this.setSendBufferSize(opts.sendBufferSize, sock);
+    if (opts.mark !== undefined) set(SOL_SOCKET, SO_MARK, opts.mark, 'SO_MARK', `setting fwmark ${opts.mark}`);
+    if (opts.bindToDevice !== undefined) {
+      const dev = opts.bindToDevice;
+      call(`binding the socket to interface ${dev}`, () => sock.bindToDevice(dev), explainSocket);
+    }
+    if (opts.gro) set(SOL_UDP, UDP_GRO, 1, 'UDP_GRO', 'enabling UDP GRO');
+    if (opts.bind !== undefined || opts.connect === undefined) {
+      const address = opts.bind?.address ?? (this.family === 6 ? '::' : '0.0.0.0');
+      const port = opts.bind?.port ?? 0;
+      call(`binding UDP socket to ${address} port ${port}`, () => sock.bind(encodeEndpoint(address, port)), explainSocket);
+    }
+    if (opts.connect !== undefined) {
+      const { address, port } = opts.connect;
+      call(`connecting UDP socket to ${address} port ${port}`, () => sock.connect(encodeEndpoint(address, port)), explainSocket);
+    }
+  }
+
+  private live(what: string): NativeSocket {
+    if (this.sock === null) throw closedError(what);
+    return this.sock;
+  }
+
+  get closed(): boolean { return this.sock === null; }
+
+  /** The socket's file descriptor (-1 once closed). */
+  get fd(): number { return this.sock?.fd ?? -1; }
+
+  /** The bound local address and port. */
+  get localEndpoint(): ResolvedEndpoint {
+    const rec = new Uint8Array(ENDPOINT_SIZE);
+    const sock = this.live('reading the local address');
+    call('reading the local address', () => sock.localEndpoint(rec), explainSocket);
+    return decodeEndpoint(rec);
+  }
+
+  /** Connects (or re-connects) to a default peer. */
+  connect(peer: Endpoint): void {
+    const sock = this.live('connecting');
+    call(`connecting UDP socket to ${peer.address} port ${peer.port}`, () => sock.connect(encodeEndpoint(peer.address, peer.port)), explainSocket);
+  }
+
+  private setBuffer(size: number, force: number, plain: number, label: string, sock: NativeSocket): void {
+    try {
+      sock.setIntOption(SOL_SOCKET, force, size, `setsockopt(${label}FORCE)`);
+    } catch (e) {
+      // Without CAP_NET_ADMIN the FORCE variant is refused; the plain one is capped by sysctl.
+      if ((e as { errno?: number }).errno !== 1) throw toTuntapError(e, `setting ${label} to ${size}`, explainSocket);
+      call(`setting ${label} to ${size}`, () => sock.setIntOption(SOL_SOCKET, plain, size, `setsockopt(${label})`), explainSocket);
+    }
+  }
+
+  /** SO_RCVBUF (the kernel doubles it for bookkeeping; read back with recvBufferSize). */
+  setRecvBufferSize(bytes: number, sock = this.live('setting SO_RCVBUF')): void {
+    this.setBuffer(bytes, SO_RCVBUFFORCE, SO_RCVBUF, 'SO_RCVBUF', sock);
+  }
+
+  setSendBufferSize(bytes: number, sock = this.live('setting SO_SNDBUF')): void {
+    this.setBuffer(bytes, SO_SNDBUFFORCE, SO_SNDBUF, 'SO_SNDBUF', sock);
+  }
+
+  get recvBufferSize(): number { return this.live('reading SO_RCVBUF').getIntOption(SOL_SOCKET, SO_RCVBUF); }
+  get sendBufferSize(): number { return this.live('reading SO_SNDBUF').getIntOption(SOL_SOCKET, SO_SNDBUF); }
+  get mark(): number { return this.live('reading SO_MARK').getIntOption(SOL_SOCKET, SO_MARK); }
+
+  setMark(mark: number): void {
+    const sock = this.live('setting SO_MARK');
+    call(`setting fwmark ${mark}`, () => sock.setIntOption(SOL_SOCKET, SO_MARK, mark, 'setsockopt(SO_MARK)'), explainSocket);
+  }
+
+  bindToDevice(name: string): void {
+    const sock = this.live('binding to a device');
+    call(`binding the socket to interface ${name}`, () => sock.bindToDevice(name), explainSocket);
+  }
+
+  // ---- receive ----
+
+  /** Lays the n drained messages out as datagrams: drops truncated ones, splits GRO runs. */
+  private fill(n: number): DatagramBatch {
+    const a = this.area;
+    const b = this.batch;
+    const offsets = b.offsets;
+    const lengths = b.lengths;
+    const source = b.sources;
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const len = a.lengths[i]!;
+      if (a.truncated[i]) { this.stats.truncated++; continue; }
+      const base = i * a.slotSize;
+      const seg = a.segmentSizes[i]!;
+      if (seg === 0) {
+        offsets[count] = base; lengths[count] = len; source[count] = i; count++;
+        continue;
+      }
+      for (let at = 0; at < len && count < this.maxSplit; at += seg) {
+        offsets[count] = base + at; lengths[count] = Math.min(seg, len - at); source[count] = i; count++;
+      }
+    }
+    b.count = count;
+    b.messages = n;
+    this.stats.received += count;
+    this.stats.recvCalls++;
+    this.stats.kernelDrops = a.drops[0]!;
+    return b;
+  }
+
+  /** Receives the next batch: null once closed. The previous batch's memory is reused. */
+  receive(): Promise<DatagramBatch | null> {
+    if (this.sock === null) return Promise.resolve(null);
+    if (this.pendingRead !== null) return Promise.reject(new Error('UdpSocket: only one receive may wait at a time'));
+    const sock = this.sock;
+    if (this.syncReceives < MAX_SYNC_RECEIVES) {
+      let n: number;
+      try {
+        n = sock.recv();
+      } catch (e) {
+        return Promise.reject(toTuntapError(e, 'receiving datagrams', explainSocket));
+      }
+      if (n > 0) {
+        this.syncReceives++;
+        return Promise.resolve(this.fill(n));
+      }
+    }
+    this.syncReceives = 0;
+    return new Promise((resolve, reject) => {
+      this.pendingRead = { resolve, reject };
+      sock.armRead((n) => {
+        const waiter = this.pendingRead;
+        this.pendingRead = null;
+        if (waiter === null) return;
+        if (n < 0) {
+          waiter.reject(new TuntapError('recvmmsg', -n, `receiving datagrams: ${explainSocket(errnoName(-n)) ?? 'failed'} (recvmmsg: ${errnoName(-n)})`));
+        } else {
+          waiter.resolve(this.fill(n));
+        }
+      });
+    });
+  }
+
+  /** Batches until the socket closes or `signal` aborts. */
+  async *batches(opts: { signal?: AbortSignal } = {}): AsyncGenerator<DatagramBatch> {
+    const { signal } = opts;
+    const onAbort = () => { void this.close(); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (!signal?.aborted) {
+        const batch = await this.receive();
+        if (batch === null) return;
+        if (batch.count > 0) yield batch;
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<DatagramBatch> {
+    return this.batches();
+  }
+
+  // ---- send ----
+
+  private destination(to: Destination, count: number): { rec: Uint8Array | null; ids: Uint32Array | null } {
+    if (to === undefined) return { rec: null, ids: null };
+    if ('table' in to) {
+      if (to.ids.length < count) throw new RangeError(`sendBatch: ${count} datagrams but ${to.ids.length} destination ids`);
+      return { rec: to.table.bytes, ids: to.ids };
+    }
+    if (Array.isArray(to)) {
+      const list = to as readonly Endpoint[];
+      if (list.length < count) throw new RangeError(`sendBatch: ${count} datagrams but ${list.length} destinations`);
+      const table = new EndpointTable();
+      const ids = new Uint32Array(count);
+      for (let i = 0; i < count; i++) ids[i] = table.add(list[i]!.address, list[i]!.port);
+      return { rec: table.bytes, ids };
+    }
+    const one = to as Endpoint;
+    const last = this.lastDest;
+    if (last !== null && last.address === one.address && last.port === one.port) return { rec: last.rec, ids: null };
+    const rec = encodeEndpoint(one.address, one.port);
+    this.lastDest = { address: one.address, port: one.port, rec };
+    return { rec, ids: null };
+  }
+
+  private waitWritable(sock: NativeSocket): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (e?: unknown) => { this.writeWaiters.delete(done); if (e) reject(e); else resolve(); };
+      this.writeWaiters.add(done);
+      sock.armWrite((status) => {
+        done(status ? new TuntapError('poll', status, `waiting to send: failed (${errnoName(status)})`) : undefined);
+      });
+    });
+  }
+
+  private async sendLoop(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
+    count: number, to: Destination, opts: SendOptions): Promise<void> {
+    const { rec, ids } = this.destination(to, count);
+    const gso = opts.gsoSize ?? 0;
+    if (gso < 0 || gso > 65535) throw new RangeError(`invalid gsoSize ${gso}`);
+    let start = 0;
+    while (start < count) {
+      const sock = this.live('sending datagrams');
+      let result: [number, number, number, number];
+      try {
+        result = sock.send(bufs, offsets, lengths, start, count - start, rec, ids, gso);
+      } catch (e) {
+        throw toTuntapError(e, 'sending datagrams', explainSocket);
+      }
+      this.stats.sendCalls++;
+      const [done, err, failed, messages] = result;
+      this.stats.sendMessages += messages;
+      const first = start;
+      start += done;
+      if (err === 0) { this.stats.sent += done; continue; }
+      if (err === EAGAIN) {
+        this.stats.sent += done;
+        await this.waitWritable(sock);
+        continue;
+      }
+      // Packets before `failed` went out; the failed message's packets are dropped.
+      this.stats.sent += failed - first;
+      const target = rec === null ? 'the connected peer' : decodeEndpoint(rec, (ids ? ids[failed]! : 0) * ENDPOINT_SIZE).address;
+      const error = new TuntapError('sendmmsg', err,
+        `sending a datagram to ${target}: ${explainSocket(errnoName(err)) ?? 'failed'} (sendmmsg: ${errnoName(err)})`);
+      if (opts.strict) throw error;
+      this.stats.sendErrors += first + done - failed;
+      this.stats.lastSendError = error;
+    }
+  }
+
+  private enqueue(job: () => Promise<void>): Promise<void> {
+    // Sends keep their order: a batch waiting for POLLOUT holds back the ones after it.
+    const next = this.writeChain.then(job, job);
+    this.writeChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Sends datagrams in as few system calls as possible (sendmmsg; with gsoSize, UDP GSO). Resolves
+   * once the kernel took them all, waiting for POLLOUT when the socket buffer is full.
+   */
+  sendBatch(datagrams: readonly Uint8Array[], to?: Destination, opts: SendOptions = {}): Promise<void> {
+    return this.enqueue(() => this.sendLoop(datagrams, null, null, datagrams.length, to, opts));
+  }
+
+  /** Like sendBatch, for datagrams laid out in one buffer (a received or device batch, zero-copy). */
+  sendPacked(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): Promise<void> {
+    return this.enqueue(() => this.sendLoop(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts));
+  }
+
+  send(datagram: Uint8Array, to?: Endpoint): Promise<void> {
+    return this.sendBatch([datagram], to);
+  }
+
+  // ---- close ----
+
+  /** Closes the socket: pending receives end (null / iteration ends), pending sends reject. */
+  async close(): Promise<void> {
+    const sock = this.sock;
+    if (sock === null) return;
+    this.sock = null;
+    sock.close();
+    const reader = this.pendingRead;
+    this.pendingRead = null;
+    reader?.resolve(null);
+    for (const waiter of [...this.writeWaiters]) waiter(closedError('sending datagrams'));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+}
+
+/** Opens a batched UDP socket; see UdpSocketOptions. */
+export function openUdp(opts: UdpSocketOptions = {}): UdpSocket {
+  return UdpSocket.open(opts);
+}
