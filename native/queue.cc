@@ -1,6 +1,323 @@
-// Placeholder: filled in by the layer that owns it.
+// One TUN/TAP queue fd: non-blocking batched read and write, readiness from uv_poll on the
+// loop of the thread that created the queue (main thread or a worker), never the threadpool.
+//
+// Pull model: JS asks for a batch; read() drains up to `max` packets into one registered
+// buffer (packets back to back, 8-byte aligned) and returns the count. When the fd is empty,
+// waitReadable arms uv_poll; the wake-up drains the batch natively and crosses into JS once.
+// While nobody asks, nothing is read: the kernel's queue is the buffer and its overflow is the
+// device's tx_dropped counter.
 #include "common.h"
+#include <uv.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
 
 namespace tuntap {
-void InitQueue(Napi::Env env, Napi::Object exports) {}
+
+namespace {
+
+class TunQueue;
+
+// Queues alive per JS environment, closed when a worker (or the process) tears down so that
+// no uv handle outlives its loop.
+struct EnvQueues { std::set<TunQueue*> queues; };
+std::mutex registriesLock;
+std::map<napi_env, EnvQueues*> registries;
+
+EnvQueues* RegistryOf(napi_env env) {
+  std::lock_guard<std::mutex> guard(registriesLock);
+  auto it = registries.find(env);
+  return it == registries.end() ? nullptr : it->second;
+}
+
+class TunQueue : public Napi::ObjectWrap<TunQueue> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "TunQueue", {
+      InstanceMethod<&TunQueue::SetReadBuffers>("setReadBuffers"),
+      InstanceMethod<&TunQueue::Read>("read"),
+      InstanceMethod<&TunQueue::WaitReadable>("waitReadable"),
+      InstanceMethod<&TunQueue::WaitWritable>("waitWritable"),
+      InstanceMethod<&TunQueue::Cancel>("cancel"),
+      InstanceMethod<&TunQueue::Write>("write"),
+      InstanceMethod<&TunQueue::Release>("release"),
+      InstanceMethod<&TunQueue::Close>("close"),
+      InstanceMethod<&TunQueue::Ref>("ref"),
+      InstanceMethod<&TunQueue::Unref>("unref"),
+    });
+  }
+
+  // new TunQueue(fd): takes ownership of fd (closed by close()).
+  explicit TunQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunQueue>(info) {
+    fd_ = info[0].As<Napi::Number>().Int32Value();
+    env_ = info.Env();
+    napi_get_uv_event_loop(env_, &loop_);
+    registry_ = RegistryOf(env_);
+    if (registry_) registry_->queues.insert(this);
+  }
+
+  ~TunQueue() override {
+    Shutdown(true);
+    if (registry_) registry_->queues.erase(this);
+  }
+
+  // Stops polling and, when closeFd, closes the fd. Safe to call more than once.
+  void Shutdown(bool closeFd) {
+    readCb_.Reset();
+    writeCb_.Reset();
+    if (poll_) {
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    if (closeFd && fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+  static void CleanupEnv(EnvQueues* registry) {
+    for (TunQueue* q : registry->queues) { q->Shutdown(true); q->registry_ = nullptr; }
+    registry->queues.clear();
+  }
+
+ private:
+  // setReadBuffers(buffer, offsets: Uint32Array, lengths: Uint32Array, headerLength, readSize)
+  Napi::Value SetReadBuffers(const Napi::CallbackInfo& info) {
+    buffer_.Reset(info[0].As<Napi::Object>(), 1);
+    offsets_.Reset(info[1].As<Napi::Object>(), 1);
+    lengths_.Reset(info[2].As<Napi::Object>(), 1);
+    auto buf = info[0].As<Napi::Uint8Array>();
+    base_ = buf.Data();
+    capacity_ = buf.ByteLength();
+    offsetData_ = info[1].As<Napi::Uint32Array>().Data();
+    lengthData_ = info[2].As<Napi::Uint32Array>().Data();
+    slots_ = info[1].As<Napi::Uint32Array>().ElementLength();
+    headerLength_ = info[3].As<Napi::Number>().Uint32Value();
+    readSize_ = info[4].As<Napi::Number>().Uint32Value();
+    return info.Env().Undefined();
+  }
+
+  // Drains up to max packets; returns count, or -errno when the first read fails.
+  int Drain(uint32_t max) {
+    if (fd_ < 0 || !base_) return -EBADF;
+    if (max > slots_) max = slots_;
+    uint32_t count = 0;
+    size_t pos = 0;
+    while (count < max && capacity_ - pos >= readSize_) {
+      ssize_t n = read(fd_, base_ + pos, readSize_);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        if (count == 0) return -errno;
+        break;  // reported by the next call
+      }
+      if (static_cast<size_t>(n) < headerLength_) { shortReads_++; continue; }
+      offsetData_[count] = static_cast<uint32_t>(pos + headerLength_);
+      lengthData_[count] = static_cast<uint32_t>(n - headerLength_);
+      count++;
+      pos += (static_cast<size_t>(n) + 7) & ~static_cast<size_t>(7);
+    }
+    return static_cast<int>(count);
+  }
+
+  // read(max) → count (0 when nothing is queued); throws on a read error.
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    int r = Drain(info[0].As<Napi::Number>().Uint32Value());
+    if (r < 0) { ThrowErrno(info.Env(), "read", -r); return info.Env().Undefined(); }
+    return Napi::Number::New(info.Env(), r);
+  }
+
+  bool EnsurePoll() {
+    if (poll_) return true;
+    if (fd_ < 0) return false;
+    poll_ = new uv_poll_t;
+    if (uv_poll_init(loop_, poll_, fd_) != 0) { delete poll_; poll_ = nullptr; return false; }
+    poll_->data = this;
+    if (!refed_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return true;
+  }
+
+  void UpdatePoll() {
+    if (!poll_) return;
+    int events = (readCb_.IsEmpty() ? 0 : UV_READABLE) | (writeCb_.IsEmpty() ? 0 : UV_WRITABLE);
+    if (events == 0) uv_poll_stop(poll_);
+    else uv_poll_start(poll_, events, OnPoll);
+  }
+
+  // waitReadable(max, cb): when readable, drains up to max packets and calls cb(err, count).
+  Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    readMax_ = info[0].As<Napi::Number>().Uint32Value();
+    if (!EnsurePoll()) { ThrowErrno(env, "uv_poll_init", EBADF); return env.Undefined(); }
+    readCb_.Reset(info[1].As<Napi::Function>(), 1);
+    UpdatePoll();
+    return env.Undefined();
+  }
+
+  // waitWritable(cb): calls cb() once the fd accepts writes again.
+  Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!EnsurePoll()) { ThrowErrno(env, "uv_poll_init", EBADF); return env.Undefined(); }
+    writeCb_.Reset(info[0].As<Napi::Function>(), 1);
+    UpdatePoll();
+    return env.Undefined();
+  }
+
+  // cancel(which: 'read' | 'write'): forgets a pending wait without calling it.
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    std::string which = info[0].As<Napi::String>();
+    if (which == "read") readCb_.Reset(); else writeCb_.Reset();
+    UpdatePoll();
+    return info.Env().Undefined();
+  }
+
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
+    auto* self = static_cast<TunQueue*>(handle->data);
+    self->Dispatch(status, events);
+  }
+
+  void Dispatch(int status, int events) {
+    Napi::HandleScope scope(env_);
+    if (!readCb_.IsEmpty() && (status < 0 || (events & (UV_READABLE | UV_DISCONNECT)))) {
+      int r = status < 0 ? status : Drain(readMax_);
+      if (r != 0) {  // 0: spurious wake-up, keep waiting
+        Napi::FunctionReference cb = std::move(readCb_);
+        readCb_.Reset();
+        UpdatePoll();
+        // libuv reports poll errors as -errno on Linux, like Drain.
+        Napi::Value err = r < 0 ? ErrnoValue(env_, "read", -r) : env_.Null();
+        Invoke(cb, {err, Napi::Number::New(env_, r < 0 ? 0 : r)});
+      }
+    }
+    if (!writeCb_.IsEmpty() && poll_ && (status < 0 || (events & UV_WRITABLE))) {
+      Napi::FunctionReference cb = std::move(writeCb_);
+      writeCb_.Reset();
+      UpdatePoll();
+      Invoke(cb, {});
+    }
+  }
+
+  void Invoke(Napi::FunctionReference& cb, const std::initializer_list<napi_value>& args) {
+    if (cb.IsEmpty()) return;
+    napi_async_context ctx = nullptr;
+    napi_async_init(env_, Napi::Object::New(env_), Napi::String::New(env_, "tuntap.queue"), &ctx);
+    napi_value result;
+    napi_value argv[2];
+    size_t argc = 0;
+    for (napi_value a : args) argv[argc++] = a;
+    napi_status s = napi_make_callback(env_, ctx, env_.Global(), cb.Value(), argc, argv, &result);
+    napi_async_destroy(env_, ctx);
+    if (s == napi_pending_exception) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env_, &e);
+      napi_fatal_exception(env_, e);
+    }
+  }
+
+  // write(packets: Uint8Array[], start, heads?: Uint8Array, headLength) → how many were
+  // written before EAGAIN. A packet the kernel rejects throws with `written` (count before it).
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) { ThrowErrno(env, "write", EBADF); return env.Undefined(); }
+    auto packets = info[0].As<Napi::Array>();
+    uint32_t start = info[1].As<Napi::Number>().Uint32Value();
+    uint8_t* heads = nullptr;
+    uint32_t headLength = 0;
+    if (info.Length() > 3 && info[2].IsTypedArray()) {
+      heads = info[2].As<Napi::Uint8Array>().Data();
+      headLength = info[3].As<Napi::Number>().Uint32Value();
+    }
+    uint32_t total = packets.Length();
+    uint32_t i = start;
+    while (i < total) {
+      Napi::Value v = packets[i];
+      auto body = v.As<Napi::Uint8Array>();
+      struct iovec iov[2];
+      int n = 0;
+      if (headLength) { iov[n].iov_base = heads + static_cast<size_t>(i) * headLength; iov[n].iov_len = headLength; n++; }
+      iov[n].iov_base = body.Data();
+      iov[n].iov_len = body.ByteLength();
+      n++;
+      ssize_t w = writev(fd_, iov, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        Napi::Object e = ErrnoValue(env, "write", errno).As<Napi::Object>();
+        e.Set("written", i - start);
+        Napi::Error(env, e).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      i++;
+    }
+    return Napi::Number::New(env, i - start);
+  }
+
+  // release(): stops polling and forgets the fd without closing it (handed to a worker).
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    Shutdown(false);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown(true);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    refed_ = true;
+    if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    refed_ = false;
+    if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  int fd_ = -1;
+  Napi::Env env_ = Napi::Env(nullptr);
+  uv_loop_t* loop_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  bool refed_ = true;
+  EnvQueues* registry_ = nullptr;
+  Napi::FunctionReference readCb_, writeCb_;
+  uint32_t readMax_ = 0;
+  Napi::ObjectReference buffer_, offsets_, lengths_;
+  uint8_t* base_ = nullptr;
+  size_t capacity_ = 0;
+  uint32_t* offsetData_ = nullptr;
+  uint32_t* lengthData_ = nullptr;
+  size_t slots_ = 0;
+  uint32_t headerLength_ = 0;
+  uint32_t readSize_ = 0;
+  uint64_t shortReads_ = 0;
+};
+
+}  // namespace
+
+void InitQueue(Napi::Env env, Napi::Object exports) {
+  // One registry per environment (main thread, each worker); its cleanup hook runs at
+  // environment teardown and closes queues the program left open.
+  auto* registry = new EnvQueues();
+  {
+    std::lock_guard<std::mutex> guard(registriesLock);
+    registries[env] = registry;
+  }
+  napi_add_env_cleanup_hook(env, [](void* arg) {
+    auto* r = static_cast<EnvQueues*>(arg);
+    {
+      std::lock_guard<std::mutex> guard(registriesLock);
+      for (auto it = registries.begin(); it != registries.end(); ++it) {
+        if (it->second == r) { registries.erase(it); break; }
+      }
+    }
+    TunQueue::CleanupEnv(r);
+    delete r;
+  }, registry);
+  exports.Set("TunQueue", TunQueue::Define(env));
+}
+
 }  // namespace tuntap

@@ -1,6 +1,278 @@
-// Placeholder: filled in by the layer that owns it.
+// /dev/net/tun: open + TUNSETIFF, every TUN ioctl, and the SIOC* calls on the device.
+// All calls are synchronous and cheap; policy (which flags, which sentence on which errno)
+// lives in src/device/.
 #include "common.h"
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/sockios.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cstring>
+#include <vector>
 
 namespace tuntap {
-void InitTun(Napi::Env env, Napi::Object exports) {}
+
+namespace {
+
+struct NamedRequest { const char* name; unsigned long request; };
+
+// Ioctls whose argument is passed by value.
+const NamedRequest kValueRequests[] = {
+  {"TUNSETPERSIST", TUNSETPERSIST}, {"TUNSETOWNER", TUNSETOWNER}, {"TUNSETGROUP", TUNSETGROUP},
+  {"TUNSETLINK", TUNSETLINK}, {"TUNSETOFFLOAD", TUNSETOFFLOAD}
+};
+// Ioctls that take or return an int through a pointer.
+const NamedRequest kIntRequests[] = {
+  {"TUNSETSNDBUF", TUNSETSNDBUF}, {"TUNGETSNDBUF", TUNGETSNDBUF},
+  {"TUNSETVNETHDRSZ", TUNSETVNETHDRSZ}, {"TUNGETVNETHDRSZ", TUNGETVNETHDRSZ},
+  {"TUNSETVNETLE", TUNSETVNETLE}, {"TUNGETVNETLE", TUNGETVNETLE},
+  {"TUNSETVNETBE", TUNSETVNETBE}, {"TUNGETVNETBE", TUNGETVNETBE},
+  {"TUNGETFEATURES", TUNGETFEATURES}, {"TUNSETIFINDEX", TUNSETIFINDEX},
+  {"TUNSETCARRIER", TUNSETCARRIER},
+};
+
+bool FindRequest(const NamedRequest* table, size_t n, const std::string& name, unsigned long* out) {
+  for (size_t i = 0; i < n; i++) {
+    if (name == table[i].name) { *out = table[i].request; return true; }
+  }
+  return false;
+}
+
+int FdArg(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+
+void CopyName(struct ifreq* ifr, const std::string& name) {
+  std::memset(ifr, 0, sizeof(*ifr));
+  std::strncpy(ifr->ifr_name, name.c_str(), IFNAMSIZ - 1);
+}
+
+// open(/dev/net/tun) [+ TUNSETIFINDEX] + TUNSETIFF. Returns { fd, name } or throws (fd closed).
+Napi::Value TunOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>();
+  int flags = info[1].As<Napi::Number>().Int32Value();
+  int ifindex = info[2].As<Napi::Number>().Int32Value();
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) { ThrowErrno(env, "open(/dev/net/tun)", errno); return env.Undefined(); }
+  if (ifindex > 0) {
+    unsigned int index = static_cast<unsigned int>(ifindex);
+    if (ioctl(fd, TUNSETIFINDEX, &index) < 0) {
+      int err = errno; close(fd);
+      ThrowErrno(env, "ioctl(TUNSETIFINDEX)", err); return env.Undefined();
+    }
+  }
+  struct ifreq ifr;
+  CopyName(&ifr, name);
+  ifr.ifr_flags = static_cast<short>(flags);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno; close(fd);
+    ThrowErrno(env, "ioctl(TUNSETIFF)", err); return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", fd);
+  out.Set("name", std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ)));
+  return out;
+}
+
+Napi::Value IoctlValue(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  std::string name = info[1].As<Napi::String>();
+  unsigned long value = static_cast<unsigned long>(info[2].As<Napi::Number>().Int64Value());
+  unsigned long request;
+  if (!FindRequest(kValueRequests, sizeof(kValueRequests) / sizeof(kValueRequests[0]), name, &request)) {
+    Napi::TypeError::New(env, "unknown ioctl " + name).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (ioctl(fd, request, value) < 0) ThrowErrno(env, "ioctl(" + name + ")", errno);
+  return env.Undefined();
+}
+
+// ioctlInt(fd, name[, value]): SET* writes value, GET* returns the int the kernel filled in.
+Napi::Value IoctlInt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  std::string name = info[1].As<Napi::String>();
+  unsigned long request;
+  if (!FindRequest(kIntRequests, sizeof(kIntRequests) / sizeof(kIntRequests[0]), name, &request)) {
+    Napi::TypeError::New(env, "unknown ioctl " + name).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int value = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
+  if (ioctl(fd, request, &value) < 0) { ThrowErrno(env, "ioctl(" + name + ")", errno); return env.Undefined(); }
+  return Napi::Number::New(env, name == "TUNGETFEATURES" ? static_cast<unsigned int>(value) : value);
+}
+
+Napi::Value GetIff(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof(ifr));
+  if (ioctl(FdArg(info, 0), TUNGETIFF, &ifr) < 0) { ThrowErrno(env, "ioctl(TUNGETIFF)", errno); return env.Undefined(); }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("name", std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ)));
+  out.Set("flags", static_cast<unsigned short>(ifr.ifr_flags));
+  return out;
+}
+
+Napi::Value SetQueue(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof(ifr));
+  ifr.ifr_flags = info[1].As<Napi::Boolean>().Value() ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+  if (ioctl(FdArg(info, 0), TUNSETQUEUE, &ifr) < 0) ThrowErrno(env, "ioctl(TUNSETQUEUE)", errno);
+  return env.Undefined();
+}
+
+// The TUN fd itself answers SIOCGIFHWADDR/SIOCSIFHWADDR for its own device.
+Napi::Value GetHwaddr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof(ifr));
+  if (ioctl(FdArg(info, 0), SIOCGIFHWADDR, &ifr) < 0) { ThrowErrno(env, "ioctl(SIOCGIFHWADDR)", errno); return env.Undefined(); }
+  return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(ifr.ifr_hwaddr.sa_data), 6);
+}
+
+Napi::Value SetHwaddr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto mac = info[1].As<Napi::Uint8Array>();
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof(ifr));
+  ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+  std::memcpy(ifr.ifr_hwaddr.sa_data, mac.Data(), mac.ByteLength() < 6 ? mac.ByteLength() : 6);
+  if (ioctl(FdArg(info, 0), SIOCSIFHWADDR, &ifr) < 0) ThrowErrno(env, "ioctl(SIOCSIFHWADDR)", errno);
+  return env.Undefined();
+}
+
+// setTxFilter(fd, flags, addresses: 6*n bytes)
+Napi::Value SetTxFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int flags = info[1].As<Napi::Number>().Int32Value();
+  auto addrs = info[2].As<Napi::Uint8Array>();
+  size_t count = addrs.ByteLength() / ETH_ALEN;
+  std::vector<uint8_t> raw(sizeof(struct tun_filter) + count * ETH_ALEN);
+  auto* filter = reinterpret_cast<struct tun_filter*>(raw.data());
+  filter->flags = static_cast<__u16>(flags);
+  filter->count = static_cast<__u16>(count);
+  std::memcpy(raw.data() + sizeof(struct tun_filter), addrs.Data(), count * ETH_ALEN);
+  if (ioctl(FdArg(info, 0), TUNSETTXFILTER, raw.data()) < 0) ThrowErrno(env, "ioctl(TUNSETTXFILTER)", errno);
+  return env.Undefined();
+}
+
+// attachFilter(fd, program): program is a Buffer of struct sock_filter (8 bytes each). The
+// kernel keeps the user pointer to re-attach the filter to queues attached later, so the
+// caller keeps that Buffer alive while the filter is attached.
+Napi::Value AttachFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto program = info[1].As<Napi::Uint8Array>();
+  struct sock_fprog fprog;
+  fprog.len = static_cast<unsigned short>(program.ByteLength() / sizeof(struct sock_filter));
+  fprog.filter = reinterpret_cast<struct sock_filter*>(program.Data());
+  if (ioctl(FdArg(info, 0), TUNATTACHFILTER, &fprog) < 0) ThrowErrno(env, "ioctl(TUNATTACHFILTER)", errno);
+  return env.Undefined();
+}
+
+Napi::Value DetachFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct sock_fprog fprog;
+  std::memset(&fprog, 0, sizeof(fprog));
+  if (ioctl(FdArg(info, 0), TUNDETACHFILTER, &fprog) < 0) ThrowErrno(env, "ioctl(TUNDETACHFILTER)", errno);
+  return env.Undefined();
+}
+
+// getFilter(fd, ours?) → { length, ours }: the kernel returns the attaching process's pointer,
+// which we only compare with the Buffer we attached (never dereference a foreign pointer).
+Napi::Value GetFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct sock_fprog fprog;
+  std::memset(&fprog, 0, sizeof(fprog));
+  if (ioctl(FdArg(info, 0), TUNGETFILTER, &fprog) < 0) { ThrowErrno(env, "ioctl(TUNGETFILTER)", errno); return env.Undefined(); }
+  bool ours = false;
+  if (info.Length() > 1 && info[1].IsTypedArray()) {
+    ours = reinterpret_cast<void*>(fprog.filter) == info[1].As<Napi::Uint8Array>().Data();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("length", fprog.len);
+  out.Set("ours", ours);
+  return out;
+}
+
+// A datagram socket for SIOC* interface calls; it must be created inside the device's netns.
+Napi::Value ControlSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) { ThrowErrno(env, "socket(AF_INET)", errno); return env.Undefined(); }
+  return Napi::Number::New(env, fd);
+}
+
+struct IfField { const char* name; unsigned long get; unsigned long set; };
+const IfField kIfFields[] = {
+  {"mtu", SIOCGIFMTU, SIOCSIFMTU}, {"flags", SIOCGIFFLAGS, SIOCSIFFLAGS},
+  {"index", SIOCGIFINDEX, 0}, {"txqlen", SIOCGIFTXQLEN, SIOCSIFTXQLEN},
+};
+
+const IfField* FindField(const std::string& name) {
+  for (const auto& f : kIfFields) if (name == f.name) return &f;
+  return nullptr;
+}
+
+int* IfrInt(struct ifreq* ifr, const std::string& field) {
+  if (field == "mtu") return &ifr->ifr_mtu;
+  if (field == "index") return &ifr->ifr_ifindex;
+  if (field == "txqlen") return &ifr->ifr_qlen;
+  return nullptr;
+}
+
+// ifGet(sock, ifname, field) / ifSet(sock, ifname, field, value)
+Napi::Value IfGet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ifname = info[1].As<Napi::String>();
+  std::string field = info[2].As<Napi::String>();
+  const IfField* f = FindField(field);
+  if (!f) { Napi::TypeError::New(env, "unknown field " + field).ThrowAsJavaScriptException(); return env.Undefined(); }
+  struct ifreq ifr;
+  CopyName(&ifr, ifname);
+  std::string what = field == "mtu" ? "SIOCGIFMTU" : field == "flags" ? "SIOCGIFFLAGS" : field == "index" ? "SIOCGIFINDEX" : "SIOCGIFTXQLEN";
+  if (ioctl(FdArg(info, 0), f->get, &ifr) < 0) { ThrowErrno(env, "ioctl(" + what + ")", errno); return env.Undefined(); }
+  if (field == "flags") return Napi::Number::New(env, static_cast<unsigned short>(ifr.ifr_flags));
+  return Napi::Number::New(env, *IfrInt(&ifr, field));
+}
+
+Napi::Value IfSet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ifname = info[1].As<Napi::String>();
+  std::string field = info[2].As<Napi::String>();
+  int value = info[3].As<Napi::Number>().Int32Value();
+  const IfField* f = FindField(field);
+  if (!f || !f->set) { Napi::TypeError::New(env, "cannot set " + field).ThrowAsJavaScriptException(); return env.Undefined(); }
+  struct ifreq ifr;
+  CopyName(&ifr, ifname);
+  if (field == "flags") ifr.ifr_flags = static_cast<short>(value);
+  else *IfrInt(&ifr, field) = value;
+  std::string what = field == "mtu" ? "SIOCSIFMTU" : field == "flags" ? "SIOCSIFFLAGS" : "SIOCSIFTXQLEN";
+  if (ioctl(FdArg(info, 0), f->set, &ifr) < 0) ThrowErrno(env, "ioctl(" + what + ")", errno);
+  return env.Undefined();
+}
+
+}  // namespace
+
+void InitTun(Napi::Env env, Napi::Object exports) {
+  exports.Set("tunOpen", Napi::Function::New(env, TunOpen));
+  exports.Set("tunIoctlValue", Napi::Function::New(env, IoctlValue));
+  exports.Set("tunIoctlInt", Napi::Function::New(env, IoctlInt));
+  exports.Set("tunGetIff", Napi::Function::New(env, GetIff));
+  exports.Set("tunSetQueue", Napi::Function::New(env, SetQueue));
+  exports.Set("tunGetHwaddr", Napi::Function::New(env, GetHwaddr));
+  exports.Set("tunSetHwaddr", Napi::Function::New(env, SetHwaddr));
+  exports.Set("tunSetTxFilter", Napi::Function::New(env, SetTxFilter));
+  exports.Set("tunAttachFilter", Napi::Function::New(env, AttachFilter));
+  exports.Set("tunDetachFilter", Napi::Function::New(env, DetachFilter));
+  exports.Set("tunGetFilter", Napi::Function::New(env, GetFilter));
+  exports.Set("tunControlSocket", Napi::Function::New(env, ControlSocket));
+  exports.Set("tunIfGet", Napi::Function::New(env, IfGet));
+  exports.Set("tunIfSet", Napi::Function::New(env, IfSet));
+}
+
 }  // namespace tuntap

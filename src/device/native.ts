@@ -1,0 +1,37 @@
+// The slice of the addon the device layer uses (native/tun.cc, native/queue.cc).
+import { addon } from '../native.js';
+
+export interface NativeQueue {
+  setReadBuffers(buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, headerLength: number, readSize: number): void;
+  read(max: number): number;
+  waitReadable(max: number, cb: (err: Error | null, count: number) => void): void;
+  waitWritable(cb: () => void): void;
+  cancel(which: 'read' | 'write'): void;
+  write(packets: readonly Uint8Array[], start: number, heads?: Uint8Array, headLength?: number): number;
+  release(): void;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface DeviceNative {
+  tunOpen(name: string, flags: number, ifindex: number): { fd: number; name: string };
+  tunIoctlValue(fd: number, request: string, value: number): void;
+  tunIoctlInt(fd: number, request: string, value?: number): number;
+  tunGetIff(fd: number): { name: string; flags: number };
+  tunSetQueue(fd: number, attach: boolean): void;
+  tunGetHwaddr(fd: number): Buffer;
+  tunSetHwaddr(fd: number, mac: Uint8Array): void;
+  tunSetTxFilter(fd: number, flags: number, addresses: Uint8Array): void;
+  tunAttachFilter(fd: number, program: Buffer): void;
+  tunDetachFilter(fd: number): void;
+  tunGetFilter(fd: number, ours?: Buffer): { length: number; ours: boolean };
+  tunControlSocket(): number;
+  tunIfGet(sock: number, ifname: string, field: 'mtu' | 'flags' | 'index' | 'txqlen'): number;
+  tunIfSet(sock: number, ifname: string, field: 'mtu' | 'flags' | 'txqlen', value: number): void;
+  TunQueue: new (fd: number) => NativeQueue;
+  openPath(path: string): number;
+  closeFd(fd: number): void;
+}
+
+export const native = addon as DeviceNative;

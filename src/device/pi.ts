@@ -1,0 +1,34 @@
+// The 4-byte packet information header (struct tun_pi) a device without IFF_NO_PI puts before
+// each packet: 16-bit flags (TUN_PKT_STRIP when the read buffer was too small) in host order,
+// then the ethertype in network order.
+import { TUN_PKT_STRIP, ETH_P } from './constants.js';
+
+export const PI_LENGTH = 4;
+
+export interface PacketInfo {
+  flags: number;
+  /** Ethertype: 0x0800 IPv4, 0x86dd IPv6, ... */
+  protocol: number;
+  /** The kernel cut the packet because the read buffer was too small (TUN_PKT_STRIP). */
+  stripped: boolean;
+}
+
+const littleHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+export function decodePacketInfo(buf: Uint8Array, offset = 0): PacketInfo {
+  const flags = littleHost ? buf[offset]! | (buf[offset + 1]! << 8) : (buf[offset]! << 8) | buf[offset + 1]!;
+  const protocol = (buf[offset + 2]! << 8) | buf[offset + 3]!;
+  return { flags, protocol, stripped: (flags & TUN_PKT_STRIP) !== 0 };
+}
+
+export function encodePacketInfo(buf: Uint8Array, offset: number, protocol: number, flags = 0): void {
+  if (littleHost) { buf[offset] = flags & 0xff; buf[offset + 1] = flags >> 8; } else { buf[offset] = flags >> 8; buf[offset + 1] = flags & 0xff; }
+  buf[offset + 2] = (protocol >> 8) & 0xff;
+  buf[offset + 3] = protocol & 0xff;
+}
+
+/** The ethertype of an IP packet from its version nibble (what the kernel infers without PI). */
+export function protocolOfIpPacket(packet: Uint8Array): number {
+  const version = packet.length > 0 ? packet[0]! >> 4 : 0;
+  return version === 6 ? ETH_P.IPV6 : ETH_P.IP;
+}

@@ -1,0 +1,403 @@
+// One queue of a TUN/TAP device: batched reads and writes over a non-blocking fd.
+//
+// Reads are pulled: nothing is read until the consumer asks for the next batch, so a slow
+// consumer leaves packets in the kernel's queue (bounded by the device's txqueuelen), whose
+// overflow the kernel counts as tx_dropped. A batch's memory is reused: it is valid until the
+// next read on the same queue.
+import { call, toTuntapError, TuntapError } from '../errors.js';
+import { constants } from 'node:os';
+import { MAX_PACKET } from './constants.js';
+import { explainControl, explainRead, explainWrite } from './explain.js';
+import { native, type NativeQueue } from './native.js';
+import { decodePacketInfo, encodePacketInfo, PI_LENGTH, protocolOfIpPacket, type PacketInfo } from './pi.js';
+import { decodeVnetHdr, encodeVnetHdr, type VirtioNetHdr } from './vnet.js';
+
+/** Everything a queue needs to run, including in another thread (structured-cloneable). */
+export interface QueueHandle {
+  fd: number;
+  name: string;
+  mode: 'tun' | 'tap';
+  index: number;
+  packetInfo: boolean;
+  /** 0 when the device has no vnet header. */
+  vnetHdrSize: number;
+  vnetLittleEndian?: boolean;
+  batchSize?: number;
+  readSize?: number;
+}
+
+export interface PacketBatch {
+  /** Number of packets; memory is valid until the next read on this queue. */
+  readonly count: number;
+  /** All packets of the batch, back to back (with their PI/vnet headers before each). */
+  readonly buffer: Buffer;
+  /** Start of packet i's payload (after the PI and vnet headers). */
+  readonly offsets: Uint32Array;
+  /** Payload length of packet i. */
+  readonly lengths: Uint32Array;
+  packet(i: number): Buffer;
+  vnet(i: number): VirtioNetHdr | undefined;
+  info(i: number): PacketInfo | undefined;
+  [Symbol.iterator](): IterableIterator<Buffer>;
+}
+
+export interface QueueCounters {
+  packetsRead: number; bytesRead: number; batchesRead: number;
+  packetsWritten: number; bytesWritten: number; batchesWritten: number;
+  /** Packets the kernel refused in writeBatch (counted and skipped). */
+  writesRejected: number;
+  /** Times a writer waited for the fd to become writable (backpressure). */
+  writeWaits: number;
+}
+
+export interface WriteOptions {
+  /** virtio_net_hdr to send (vnet devices; default: no offload). */
+  vnet?: Partial<VirtioNetHdr>;
+  /** PI protocol (devices with packet info; default inferred from the IP version or 0 for TAP). */
+  protocol?: number;
+  signal?: AbortSignal;
+}
+
+export interface WriteBatchOptions {
+  /** One header for all packets, or one per packet (undefined entries mean "none"). */
+  vnet?: Partial<VirtioNetHdr> | readonly (Partial<VirtioNetHdr> | undefined)[];
+  protocols?: readonly number[];
+  signal?: AbortSignal;
+}
+
+/** Consecutive batches served without a trip through the event loop, so timers and I/O still run. */
+const SYNC_STREAK = 8;
+
+class Batch implements PacketBatch {
+  count = 0;
+  constructor(
+    readonly buffer: Buffer,
+    readonly offsets: Uint32Array,
+    readonly lengths: Uint32Array,
+    private readonly queue: Queue,
+  ) {}
+
+  packet(i: number): Buffer {
+    if (i < 0 || i >= this.count) throw new RangeError(`packet ${i} is outside the batch of ${this.count}`);
+    const start = this.offsets[i]!;
+    return this.buffer.subarray(start, start + this.lengths[i]!);
+  }
+
+  vnet(i: number): VirtioNetHdr | undefined {
+    const size = this.queue.vnetHdrSize;
+    if (size === 0 || i < 0 || i >= this.count) return undefined;
+    return decodeVnetHdr(this.buffer, this.offsets[i]! - size, size, this.queue.vnetLittleEndian);
+  }
+
+  info(i: number): PacketInfo | undefined {
+    if (!this.queue.packetInfo || i < 0 || i >= this.count) return undefined;
+    return decodePacketInfo(this.buffer, this.offsets[i]! - this.queue.headerLength);
+  }
+
+  *[Symbol.iterator](): IterableIterator<Buffer> {
+    for (let i = 0; i < this.count; i++) yield this.packet(i);
+  }
+}
+
+function closedError(name: string, syscall: string): TuntapError {
+  return new TuntapError(syscall, constants.errno.EBADF, `${name}: the queue is closed (${syscall}: EBADF)`);
+}
+
+function abortError(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
+}
+
+export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
+  readonly name: string;
+  readonly mode: 'tun' | 'tap';
+  readonly index: number;
+  readonly packetInfo: boolean;
+  vnetHdrSize: number;
+  vnetLittleEndian: boolean;
+  readonly batchSize: number;
+  readonly readSize: number;
+  readonly counters: QueueCounters = {
+    packetsRead: 0, bytesRead: 0, batchesRead: 0,
+    packetsWritten: 0, bytesWritten: 0, batchesWritten: 0, writesRejected: 0, writeWaits: 0,
+  };
+
+  #fd: number;
+  #native: NativeQueue | null;
+  #batch: Batch;
+  #attached = true;
+  #transferred = false;
+  #reading = false;
+  #streak = 0;
+  #readWaiter: ((count: number) => void) | null = null;
+  #writeWaiter: (() => void) | null = null;
+  #heads: Buffer = Buffer.alloc(0);
+  #one: Uint8Array[] = [];
+
+  constructor(handle: QueueHandle) {
+    this.#fd = handle.fd;
+    this.name = handle.name;
+    this.mode = handle.mode;
+    this.index = handle.index;
+    this.packetInfo = handle.packetInfo;
+    this.vnetHdrSize = handle.vnetHdrSize;
+    this.vnetLittleEndian = handle.vnetLittleEndian ?? true;
+    this.batchSize = Math.max(1, Math.min(handle.batchSize ?? 64, 1024));
+    this.readSize = Math.max(64, Math.min(handle.readSize ?? MAX_PACKET, MAX_PACKET)) + this.headerLength;
+    this.#native = new native.TunQueue(handle.fd);
+    const capacity = this.batchSize * 2048 + this.readSize + 8;
+    this.#batch = new Batch(Buffer.allocUnsafeSlow(capacity), new Uint32Array(this.batchSize), new Uint32Array(this.batchSize), this);
+    this.#bindBuffers();
+  }
+
+  /** Runs a queue handed over from another thread (see transfer()). The queue owns the fd. */
+  static fromHandle(handle: QueueHandle): Queue {
+    return new Queue(handle);
+  }
+
+  /** Alias of fromHandle, for symmetry with `queue.fd`. */
+  static fromFd(handle: QueueHandle): Queue {
+    return new Queue(handle);
+  }
+
+  /** Bytes before each packet on the wire: PI header then virtio_net_hdr. */
+  get headerLength(): number {
+    return (this.packetInfo ? PI_LENGTH : 0) + this.vnetHdrSize;
+  }
+
+  get fd(): number { return this.#fd; }
+  get closed(): boolean { return this.#native === null; }
+  get attached(): boolean { return this.#attached; }
+  get transferred(): boolean { return this.#transferred; }
+
+  #bindBuffers(): void {
+    const b = this.#batch;
+    this.#native!.setReadBuffers(b.buffer, b.offsets, b.lengths, this.headerLength, this.readSize);
+  }
+
+  /** Called by the device when the vnet header size changes. */
+  setVnetHdrSize(size: number): void {
+    this.vnetHdrSize = size;
+    if (this.#native) this.#bindBuffers();
+  }
+
+  #live(syscall: string): NativeQueue {
+    if (!this.#native) throw closedError(this.name, syscall);
+    return this.#native;
+  }
+
+  #account(count: number): PacketBatch {
+    const b = this.#batch;
+    b.count = count;
+    let bytes = 0;
+    for (let i = 0; i < count; i++) bytes += b.lengths[i]!;
+    this.counters.packetsRead += count;
+    this.counters.bytesRead += bytes;
+    this.counters.batchesRead++;
+    return b;
+  }
+
+  /**
+   * Waits for at least one packet and returns up to batchSize of them, or null once the queue
+   * is closed. The batch (and every Buffer taken from it) is valid until the next read.
+   */
+  async readBatch(opts: { signal?: AbortSignal } = {}): Promise<PacketBatch | null> {
+    const { signal } = opts;
+    if (!this.#native) return null;
+    if (this.#reading) throw new Error(`${this.name}: another read is already waiting on this queue`);
+    signal?.throwIfAborted();
+    const nq = this.#native;
+    if (this.#streak < SYNC_STREAK) {
+      const n = call(`reading from ${this.name}`, () => nq.read(this.batchSize), explainRead(this.name));
+      if (n > 0) { this.#streak++; return this.#account(n); }
+    }
+    this.#streak = 0;
+    this.#reading = true;
+    try {
+      const n = await new Promise<number>((resolve, reject) => {
+        const onAbort = () => {
+          nq.cancel('read');
+          this.#readWaiter = null;
+          reject(abortError(signal!));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.#readWaiter = (count) => { signal?.removeEventListener('abort', onAbort); resolve(count); };
+        nq.waitReadable(this.batchSize, (err, count) => {
+          signal?.removeEventListener('abort', onAbort);
+          this.#readWaiter = null;
+          if (err) reject(toTuntapError(err, `reading from ${this.name}`, explainRead(this.name)));
+          else resolve(count);
+        });
+      });
+      if (n < 0 || !this.#native) return null;
+      return this.#account(n);
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  /** Async iteration over batches until the queue closes (or the signal aborts). */
+  async *batches(opts: { signal?: AbortSignal } = {}): AsyncGenerator<PacketBatch, void, undefined> {
+    for (;;) {
+      const batch = await this.readBatch(opts);
+      if (!batch) return;
+      yield batch;
+    }
+  }
+
+  /** Async iteration over single packets (payload only; valid until the next iteration step). */
+  async *packets(opts: { signal?: AbortSignal } = {}): AsyncGenerator<Buffer, void, undefined> {
+    for await (const batch of this.batches(opts)) {
+      for (let i = 0; i < batch.count; i++) yield batch.packet(i);
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return this.packets();
+  }
+
+  #encodeHeads(packets: readonly Uint8Array[], vnet: WriteBatchOptions['vnet'], protocols: readonly number[] | undefined): Buffer | undefined {
+    const len = this.headerLength;
+    if (len === 0) return undefined;
+    const need = len * packets.length;
+    if (this.#heads.length < need) this.#heads = Buffer.allocUnsafeSlow(Math.max(need, this.#heads.length * 2));
+    const heads = this.#heads;
+    const perPacket = Array.isArray(vnet) ? (vnet as readonly (Partial<VirtioNetHdr> | undefined)[]) : undefined;
+    const shared = perPacket ? undefined : (vnet as Partial<VirtioNetHdr> | undefined);
+    for (let i = 0; i < packets.length; i++) {
+      let o = i * len;
+      if (this.packetInfo) {
+        const protocol = protocols?.[i] ?? (this.mode === 'tun' ? protocolOfIpPacket(packets[i]!) : 0);
+        encodePacketInfo(heads, o, protocol);
+        o += PI_LENGTH;
+      }
+      if (this.vnetHdrSize > 0) encodeVnetHdr((perPacket ? perPacket[i] : shared) ?? {}, heads, o, this.vnetHdrSize, this.vnetLittleEndian);
+    }
+    return heads;
+  }
+
+  #waitWritable(nq: NativeQueue, signal: AbortSignal | undefined): Promise<void> {
+    this.counters.writeWaits++;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => { nq.cancel('write'); this.#writeWaiter = null; reject(abortError(signal!)); };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#writeWaiter = () => { signal?.removeEventListener('abort', onAbort); resolve(); };
+      nq.waitWritable(() => { this.#writeWaiter = null; signal?.removeEventListener('abort', onAbort); resolve(); });
+    });
+  }
+
+  // Writes packets[start..], waiting for writability on EAGAIN. strict: a rejected packet throws;
+  // otherwise it is counted and skipped.
+  async #writeAll(packets: readonly Uint8Array[], heads: Buffer | undefined, signal: AbortSignal | undefined, strict: boolean): Promise<number> {
+    let i = 0;
+    let accepted = 0;
+    while (i < packets.length) {
+      signal?.throwIfAborted();
+      const nq = this.#live('write');
+      let n: number;
+      try {
+        n = nq.write(packets, i, heads, this.headerLength);
+      } catch (e) {
+        const written = (e as { written?: number }).written ?? 0;
+        for (let j = i; j < i + written; j++) this.counters.bytesWritten += packets[j]!.length;
+        accepted += written;
+        i += written;
+        const bad = packets[i]!;
+        const err = toTuntapError(e, `writing to ${this.name}`, explainWrite(this.name, this.mode, this.packetInfo, this.vnetHdrSize > 0, bad));
+        const code = (err as TuntapError).code;
+        if (strict || !(code === 'EINVAL' || code === 'EFAULT' || code === 'EMSGSIZE')) {
+          this.counters.packetsWritten += accepted;
+          throw err;
+        }
+        this.counters.writesRejected++;
+        i++;
+        continue;
+      }
+      for (let j = i; j < i + n; j++) this.counters.bytesWritten += packets[j]!.length;
+      i += n;
+      accepted += n;
+      if (i < packets.length) await this.#waitWritable(nq, signal);
+    }
+    this.counters.packetsWritten += accepted;
+    this.counters.batchesWritten++;
+    return accepted;
+  }
+
+  /** Writes one packet (payload; headers are added from opts). Rejections throw a TuntapError. */
+  async write(packet: Uint8Array, opts: WriteOptions = {}): Promise<void> {
+    const one = this.#one;
+    one[0] = packet;
+    one.length = 1;
+    const heads = this.#encodeHeads(one, opts.vnet, opts.protocol === undefined ? undefined : [opts.protocol]);
+    try {
+      await this.#writeAll(one, heads, opts.signal, true);
+    } finally {
+      one.length = 0;
+    }
+  }
+
+  /**
+   * Writes a batch in one native call, waiting for writability when the kernel pushes back.
+   * Packets the kernel rejects (malformed) are counted in counters.writesRejected and skipped;
+   * resolves with the number accepted.
+   */
+  async writeBatch(packets: readonly Uint8Array[], opts: WriteBatchOptions = {}): Promise<number> {
+    if (packets.length === 0) return 0;
+    const heads = this.#encodeHeads(packets, opts.vnet, opts.protocols);
+    return this.#writeAll(packets, heads, opts.signal, false);
+  }
+
+  /** TUNSETQUEUE: re-attach this queue to the device (multi-queue devices). */
+  attach(): void {
+    const fd = this.#fd;
+    this.#live('ioctl(TUNSETQUEUE)');
+    call(`attaching queue ${this.index} of ${this.name}`, () => native.tunSetQueue(fd, true), explainControl(this.name, 'TUNSETQUEUE'));
+    this.#attached = true;
+  }
+
+  /** TUNSETQUEUE: detach this queue; the kernel stops steering packets to it. */
+  detach(): void {
+    const fd = this.#fd;
+    this.#live('ioctl(TUNSETQUEUE)');
+    call(`detaching queue ${this.index} of ${this.name}`, () => native.tunSetQueue(fd, false), explainControl(this.name, 'TUNSETQUEUE'));
+    this.#attached = false;
+  }
+
+  /**
+   * Hands this queue to another thread: returns a handle for `Queue.fromHandle()` there. This
+   * object stops using the fd (it neither reads nor closes it); the receiver owns it.
+   */
+  transfer(): QueueHandle {
+    const nq = this.#live('transfer');
+    if (this.#reading) throw new Error(`${this.name}: cannot transfer a queue while a read is waiting`);
+    nq.release();
+    this.#native = null;
+    this.#transferred = true;
+    return {
+      fd: this.#fd, name: this.name, mode: this.mode, index: this.index, packetInfo: this.packetInfo,
+      vnetHdrSize: this.vnetHdrSize, vnetLittleEndian: this.vnetLittleEndian, batchSize: this.batchSize,
+      readSize: this.readSize - this.headerLength,
+    };
+  }
+
+  /** Lets the process exit while this queue waits for packets (like socket.unref()). */
+  unref(): this { this.#native?.unref(); return this; }
+  ref(): this { this.#native?.ref(); return this; }
+
+  /** Closes the fd and the poll handle; a waiting read resolves null, a waiting write rejects. */
+  async close(): Promise<void> {
+    const nq = this.#native;
+    if (!nq) return;
+    this.#native = null;
+    nq.close();
+    const reader = this.#readWaiter;
+    const writer = this.#writeWaiter;
+    this.#readWaiter = null;
+    this.#writeWaiter = null;
+    reader?.(-1);
+    writer?.();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,185 @@
+// TUN devices against the real kernel: ping answered by our code, PI header, typed errors,
+// control ioctls.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
+import { TuntapError } from '../../src/errors.js';
+import { openTun, ETH_P, IFF, ARPHRD, type TunDevice } from '../../src/device/index.js';
+import { echoReply } from './packets.js';
+
+const net = new TestNet();
+after(() => net.cleanup());
+
+function configure(ns: string, dev: TunDevice): void {
+  nsExec(ns, 'ip', 'addr', 'add', '198.18.0.1/24', 'dev', dev.name);
+  nsExec(ns, 'ip', '-6', 'addr', 'add', 'fd00:d::1/64', 'dev', dev.name, 'nodad');
+  nsExec(ns, 'ip', 'link', 'set', dev.name, 'up');
+}
+
+/** Answers every echo request on the device until it closes; returns the packets' protocols. */
+async function respond(dev: TunDevice, seen: number[] = []): Promise<number[]> {
+  for await (const batch of dev.batches()) {
+    const replies: Buffer[] = [];
+    for (let i = 0; i < batch.count; i++) {
+      const info = batch.info(i);
+      const packet = batch.packet(i);
+      if (info) {
+        assert.equal(info.stripped, false);
+        seen.push(info.protocol, packet[0]! >> 4);
+      }
+      const reply = echoReply(packet);
+      if (reply) replies.push(reply);
+    }
+    if (replies.length > 0) await dev.writeBatch(replies);
+  }
+  return seen;
+}
+
+test('kernel ping over IPv4 and IPv6 gets echo replies built by our code', async () => {
+  const ns = net.namespace('dt');
+  const dev = openTun({ netns: ns });
+  assert.match(dev.name, /^tun\d+$/);
+  configure(ns, dev);
+  const responder = respond(dev);
+  try {
+    const v4 = await nsRun(ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '198.18.0.2']);
+    assert.equal(v4.code, 0, v4.stdout + v4.stderr);
+    assert.match(v4.stdout, /3 received/);
+    const v6 = await nsRun(ns, 'ping', ['-6', '-c', '3', '-i', '0.2', '-W', '2', 'fd00:d::2']);
+    assert.equal(v6.code, 0, v6.stdout + v6.stderr);
+    assert.match(v6.stdout, /3 received/);
+    assert.ok(dev.queues[0]!.counters.packetsWritten >= 6);
+  } finally {
+    await dev.close();
+  }
+  await responder;
+  // A non-persistent device disappears with its last fd.
+  assert.doesNotMatch(nsExec(ns, 'ip', 'link'), new RegExp(`${dev.name}:`));
+});
+
+test('with packet info the protocol field is 0x0800 for IPv4 and 0x86dd for IPv6', async () => {
+  const ns = net.namespace('dt');
+  const dev = openTun({ netns: ns, name: 'pi0', packetInfo: true });
+  assert.equal(dev.name, 'pi0');
+  configure(ns, dev);
+  const seen: number[] = [];
+  const responder = respond(dev, seen);
+  try {
+    const v4 = await nsRun(ns, 'ping', ['-c', '1', '-W', '2', '198.18.0.2']);
+    assert.equal(v4.code, 0, v4.stdout + v4.stderr);
+    const v6 = await nsRun(ns, 'ping', ['-6', '-c', '1', '-W', '2', 'fd00:d::2']);
+    assert.equal(v6.code, 0, v6.stdout + v6.stderr);
+  } finally {
+    await dev.close();
+  }
+  await responder;
+  const pairs: [number, number][] = [];
+  for (let i = 0; i < seen.length; i += 2) pairs.push([seen[i]!, seen[i + 1]!]);
+  assert.ok(pairs.some(([p, v]) => p === ETH_P.IP && v === 4), 'an IPv4 packet with protocol 0x0800');
+  assert.ok(pairs.some(([p, v]) => p === ETH_P.IPV6 && v === 6), 'an IPv6 packet with protocol 0x86dd');
+  for (const [p, v] of pairs) assert.equal(p, v === 4 ? ETH_P.IP : ETH_P.IPV6);
+});
+
+test('a TUN write that is neither IPv4 nor IPv6 gets the kernel EINVAL as a TuntapError', async () => {
+  const ns = net.namespace('dt');
+  await using dev = openTun({ netns: ns });
+  dev.setUp(true); // a down device refuses every write with EIO
+  const junk = Buffer.alloc(40, 0);
+  junk[0] = 0x50;
+  await assert.rejects(dev.write(junk), (e: unknown) => {
+    assert.ok(e instanceof TuntapError);
+    assert.equal(e.code, 'EINVAL');
+    assert.equal(e.syscall, 'write');
+    assert.match(e.message, /not IPv4 or IPv6/);
+    return true;
+  });
+  // writeBatch counts and skips the malformed packet instead of failing the batch.
+  const ok = echoReply(Buffer.from('450000240000000040010000c6120002c61200010800000000010001000000000000000000', 'hex'));
+  assert.ok(ok);
+  const accepted = await dev.writeBatch([junk, ok!]);
+  assert.equal(accepted, 1);
+  assert.equal(dev.queues[0]!.counters.writesRejected, 1);
+  assert.ok(dev.stats().rxDropped >= 2, 'the kernel counted the rejected packets');
+});
+
+test('opening errors are typed: TUN_EXCL gives EBUSY, a second single-queue attach gives EBUSY', async () => {
+  const ns = net.namespace('dt');
+  await using dev = openTun({ netns: ns, name: 'ex0' });
+  assert.throws(() => openTun({ netns: ns, name: 'ex0', exclusive: true }), (e: unknown) => {
+    assert.ok(e instanceof TuntapError);
+    assert.equal(e.code, 'EBUSY');
+    assert.equal(e.syscall, 'ioctl(TUNSETIFF)');
+    assert.match(e.message, /already exists/);
+    return true;
+  });
+  assert.throws(() => openTun({ netns: ns, name: 'ex0' }), { code: 'EBUSY' });
+  assert.throws(() => openTun({ netns: ns, name: 'ex0', multiQueue: true }), { code: 'EINVAL' });
+  assert.ok(dev.queues[0]!.fd >= 0);
+});
+
+test('control ioctls: features, ifindex, sndbuf, vnet header size and endianness, link type', async () => {
+  const ns = net.namespace('dt');
+  await using dev = openTun({ netns: ns, ifindex: 4242, vnetHdr: true });
+  assert.equal(dev.ifindex, 4242);
+  const features = dev.features();
+  for (const f of [IFF.TUN, IFF.TAP, IFF.NO_PI, IFF.VNET_HDR, IFF.MULTI_QUEUE]) assert.ok(features & f, `feature ${f}`);
+  dev.setSndbuf(1 << 20);
+  assert.equal(dev.sndbuf, 1 << 20);
+  assert.equal(dev.vnetHdrSize, 10);
+  dev.setVnetHdrSize(12);
+  assert.equal(dev.vnetHdrSize, 12);
+  assert.equal(dev.queues[0]!.vnetHdrSize, 12);
+  assert.throws(() => dev.setVnetHdrSize(4), (e: unknown) => e instanceof TuntapError && e.code === 'EINVAL' && /at least 10/.test(e.message));
+  dev.setVnetLittleEndian(true);
+  assert.equal(dev.vnetLittleEndian, true);
+  dev.setVnetLittleEndian(false);
+  assert.equal(dev.vnetLittleEndian, false);
+  dev.setMtu(1400);
+  assert.equal(dev.mtu, 1400);
+  // TUNSETLINK only while down.
+  dev.setUp(true);
+  assert.equal(dev.isUp, true);
+  assert.throws(() => dev.setLinkType(ARPHRD.VOID), (e: unknown) => e instanceof TuntapError && e.code === 'EBUSY' && /while it is down/.test(e.message));
+  dev.setUp(false);
+  dev.setLinkType(ARPHRD.VOID);
+  assert.match(nsExec(ns, 'ip', 'link', 'show', dev.name), /link\/void/);
+  assert.equal(dev.persistent, false);
+  const mq = dev.iff();
+  assert.equal(mq.name, dev.name);
+  // A TUN device has no TX filter.
+  assert.throws(() => dev.setTxFilter({ addresses: ['02:00:00:00:00:01'] }), { code: 'EINVAL' });
+});
+
+test('PI header on a read too small for the packet: TUN_PKT_STRIP surfaces as stripped', async () => {
+  const ns = net.namespace('dt');
+  await using dev = openTun({ netns: ns, packetInfo: true, readSize: 64 });
+  configure(ns, dev);
+  const ping = nsRun(ns, 'ping', ['-c', '1', '-W', '1', '-s', '200', '198.18.0.2']);
+  let stripped = false;
+  for (let i = 0; i < 20 && !stripped; i++) {
+    const batch = await dev.readBatch({ signal: AbortSignal.timeout(3000) });
+    for (let j = 0; j < batch!.count; j++) {
+      const info = batch!.info(j)!;
+      if (info.protocol === ETH_P.IP && batch!.packet(j)[9] === 1) {
+        assert.equal(info.stripped, true);
+        assert.equal(batch!.lengths[j], 64);
+        stripped = true;
+      }
+    }
+  }
+  assert.ok(stripped);
+  await ping;
+});
+
+test('a read waiting for packets honours AbortSignal and close()', async () => {
+  const ns = net.namespace('dt');
+  const dev = openTun({ netns: ns });
+  const controller = new AbortController();
+  const pending = dev.readBatch({ signal: controller.signal });
+  controller.abort();
+  await assert.rejects(pending, { name: 'AbortError' });
+  const waiting = dev.readBatch();
+  await dev.close();
+  assert.equal(await waiting, null);
+  await assert.rejects(dev.write(Buffer.from([0x45])), { code: 'EBADF' });
+});
