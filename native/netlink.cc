@@ -1,6 +1,255 @@
-// Placeholder: filled in by the layer that owns it.
+// AF_NETLINK sockets: open, bind, send, and batched receive. Messages are encoded and decoded in
+// TypeScript (src/netlink/); this file only moves bytes. A socket belongs to the network
+// namespace of the thread that created it, so the TypeScript side opens it inside inNetns().
+//
+// Two receive paths:
+//  - recv(fd, buffer, timeoutMs): synchronous request mode. rtnetlink answers while the request
+//    is being sent (dumps continue on each recv), so waiting here is short and bounded.
+//  - watch(fd, buffer, callback): uv_poll readiness for event subscriptions; each wake-up drains
+//    every queued datagram into the buffer and crosses into JS once.
+// Both pack datagrams back to back, each padded to 4 bytes, so JS walks nlmsghdr lengths.
 #include "common.h"
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+#include <cstring>
+
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
 
 namespace tuntap {
-void InitNetlink(Napi::Env env, Napi::Object exports) {}
+
+// The kernel never builds a dump datagram larger than 32 KiB; 64 KiB of room is always enough.
+static constexpr size_t kMinRoom = 65536;
+
+// Drains queued datagrams into buf without blocking. Returns bytes written, or -errno when the
+// very first recv fails (a later failure just ends the batch; it will be seen next time).
+static ssize_t DrainInto(int fd, uint8_t* buf, size_t cap) {
+  size_t used = 0;
+  while (cap - used >= kMinRoom) {
+    ssize_t n = recv(fd, buf + used, cap - used, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (used > 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (used > 0) break;
+      return -errno;
+    }
+    if (static_cast<size_t>(n) > cap - used) return -EMSGSIZE;  // truncated datagram
+    used += (static_cast<size_t>(n) + 3) & ~size_t(3);
+    if (used > cap) used = cap;
+  }
+  return static_cast<ssize_t>(used);
+}
+
+// open(protocol, groups[]) -> { fd, portId }
+static Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int protocol = info[0].As<Napi::Number>().Int32Value();
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
+  if (fd < 0) { ThrowErrno(env, "socket(AF_NETLINK)", errno); return env.Undefined(); }
+  int one = 1;
+  // Extended acks carry the kernel's own explanation; capped acks keep error replies small.
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  // Event bursts (and big dumps) must not overrun the receive queue.
+  int rcvbuf = 4 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_nl addr{};
+  addr.nl_family = AF_NETLINK;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, "bind(AF_NETLINK)", err);
+    return env.Undefined();
+  }
+  if (info.Length() > 1 && info[1].IsArray()) {
+    Napi::Array groups = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < groups.Length(); i++) {
+      int group = groups.Get(i).As<Napi::Number>().Int32Value();
+      if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) {
+        int err = errno;
+        close(fd);
+        ThrowErrno(env, "setsockopt(NETLINK_ADD_MEMBERSHIP)", err);
+        return env.Undefined();
+      }
+    }
+  }
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("fd", Napi::Number::New(env, fd));
+  result.Set("portId", Napi::Number::New(env, addr.nl_pid));
+  return result;
+}
+
+// send(fd, bytes) -> bytes sent. Several messages may share one datagram (a batch).
+static Napi::Value Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  for (;;) {
+    ssize_t n = sendto(fd, data.Data(), data.ByteLength(), 0,
+                       reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
+    if (n >= 0) return Napi::Number::New(env, static_cast<double>(n));
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      pollfd p{fd, POLLOUT, 0};
+      poll(&p, 1, 1000);
+      continue;
+    }
+    ThrowErrno(env, "sendto(AF_NETLINK)", errno);
+    return env.Undefined();
+  }
+}
+
+// recv(fd, buffer, timeoutMs) -> bytes (0 on timeout). Waits for the first datagram, then
+// drains whatever else is already queued.
+static Napi::Value Recv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Uint8Array buf = info[1].As<Napi::Uint8Array>();
+  int timeout = info[2].As<Napi::Number>().Int32Value();
+  if (buf.ByteLength() < kMinRoom) { ThrowErrno(env, "recv(AF_NETLINK)", EINVAL); return env.Undefined(); }
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    int r = poll(&p, 1, timeout);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) { ThrowErrno(env, "poll(AF_NETLINK)", errno); return env.Undefined(); }
+    if (r == 0) return Napi::Number::New(env, 0);
+    ssize_t n = DrainInto(fd, buf.Data(), buf.ByteLength());
+    if (n == -EAGAIN || n == -EWOULDBLOCK) continue;
+    if (n < 0) { ThrowErrno(env, "recv(AF_NETLINK)", static_cast<int>(-n)); return env.Undefined(); }
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+}
+
+// A subscription socket watched by uv_poll. JS owns the socket fd and the buffer; the watcher
+// holds references to both callback and buffer until stop().
+class Watcher : public Napi::ObjectWrap<Watcher> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NetlinkWatcher", {InstanceMethod("stop", &Watcher::Stop)});
+  }
+
+  explicit Watcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Watcher>(info) {
+    Napi::Env env = info.Env();
+    fd_ = info[0].As<Napi::Number>().Int32Value();
+    Napi::Uint8Array buf = info[1].As<Napi::Uint8Array>();
+    if (buf.ByteLength() < kMinRoom) { ThrowErrno(env, "uv_poll_start", EINVAL); return; }
+    buffer_ = Napi::Persistent(buf);
+    callback_ = Napi::Persistent(info[2].As<Napi::Function>());
+    env_ = env;
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    int r = uv_poll_init(loop, poll_, fd_);
+    if (r == 0) r = uv_poll_start(poll_, UV_READABLE, OnReadable);
+    if (r != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      ThrowErrno(env, "uv_poll_start", -r);
+      return;
+    }
+    Ref();  // alive while polling, even if JS drops the object
+  }
+
+  ~Watcher() override { Close(); }
+
+ private:
+  static void OnReadable(uv_poll_t* handle, int status, int events) {
+    auto* self = static_cast<Watcher*>(handle->data);
+    if (!self || !self->poll_) return;
+    Napi::Env env = self->env_;
+    Napi::HandleScope scope(env);
+    Napi::Uint8Array buf = self->buffer_.Value();
+    if (status < 0) {
+      self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, 0), ErrnoValue(env, "uv_poll", -status)});
+      return;
+    }
+    ssize_t n = DrainInto(self->fd_, buf.Data(), buf.ByteLength());
+    if (n == -EAGAIN || n == -EWOULDBLOCK) return;
+    if (n < 0) {
+      // ENOBUFS: the kernel dropped events because we fell behind; JS decides what to do.
+      self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, 0), ErrnoValue(env, "recv(AF_NETLINK)", static_cast<int>(-n))});
+      return;
+    }
+    self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, static_cast<double>(n))});
+  }
+
+  void Close() {
+    if (!poll_) return;
+    uv_poll_stop(poll_);
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (poll_) {
+      Close();
+      buffer_.Reset();
+      callback_.Reset();
+      Unref();
+    }
+    return info.Env().Undefined();
+  }
+
+  int fd_ = -1;
+  uv_poll_t* poll_ = nullptr;
+  Napi::Env env_{nullptr};
+  Napi::Reference<Napi::Uint8Array> buffer_;
+  Napi::FunctionReference callback_;
+};
+
+// Persistent TUN/TAP creation. The kernel refuses RTM_NEWLINK for kind "tun" ("tun/tap creation
+// via rtnetlink is not supported"), so, like `ip tuntap add`, we attach with TUNSETIFF, set
+// owner/group, mark the device persistent and let go of the fd — all in one crossing.
+// tunPersist(name, ifrFlags, owner (-1: none), group (-1: none), persist) -> kernel's name
+static Napi::Value TunPersist(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>();
+  int flags = info[1].As<Napi::Number>().Int32Value();
+  int64_t owner = info[2].As<Napi::Number>().Int64Value();
+  int64_t group = info[3].As<Napi::Number>().Int64Value();
+  bool persist = info[4].As<Napi::Boolean>().Value();
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0) { ThrowErrno(env, "open(/dev/net/tun)", errno); return env.Undefined(); }
+  ifreq ifr{};
+  strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_flags = static_cast<short>(flags);
+  const char* step = "ioctl(TUNSETIFF)";
+  bool ok = ioctl(fd, TUNSETIFF, &ifr) == 0;
+  if (ok && owner >= 0) { step = "ioctl(TUNSETOWNER)"; ok = ioctl(fd, TUNSETOWNER, static_cast<unsigned long>(owner)) == 0; }
+  if (ok && group >= 0) { step = "ioctl(TUNSETGROUP)"; ok = ioctl(fd, TUNSETGROUP, static_cast<unsigned long>(group)) == 0; }
+  if (ok) { step = "ioctl(TUNSETPERSIST)"; ok = ioctl(fd, TUNSETPERSIST, persist ? 1UL : 0UL) == 0; }
+  int err = errno;
+  close(fd);
+  if (!ok) { ThrowErrno(env, step, err); return env.Undefined(); }
+  return Napi::String::New(env, ifr.ifr_name);
+}
+
+void InitNetlink(Napi::Env env, Napi::Object exports) {
+  Napi::Object nl = Napi::Object::New(env);
+  nl.Set("open", Napi::Function::New(env, Open));
+  nl.Set("send", Napi::Function::New(env, Send));
+  nl.Set("recv", Napi::Function::New(env, Recv));
+  nl.Set("Watcher", Watcher::Define(env));
+  nl.Set("tunPersist", Napi::Function::New(env, TunPersist));
+  exports.Set("netlink", nl);
+}
+
 }  // namespace tuntap

@@ -1,0 +1,116 @@
+// Link, address and route change notifications as an async iterator. The subscription socket is
+// watched with uv_poll; each wake-up drains every queued notification in one crossing.
+import { TuntapError, toTuntapError } from '../errors.js';
+import type { NetnsRef } from '../netns.js';
+import {
+  RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTNLGRP_IPV4_IFADDR,
+  RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
+} from './constants.js';
+import { splitMessages } from './codec.js';
+import { parseAddress, type Address } from './addresses.js';
+import { parseLink, type Link } from './links.js';
+import { parseRoute, type Route } from './routes.js';
+import { Netlink, nativeNetlink } from './socket.js';
+
+export type NetlinkEvent =
+  | { type: 'newlink' | 'dellink'; link: Link }
+  | { type: 'newaddr' | 'deladdr'; address: Address }
+  | { type: 'newroute' | 'delroute'; route: Route }
+  /** The kernel dropped notifications because the reader fell behind: re-read the state. */
+  | { type: 'overrun' };
+
+export type EventGroup = 'link' | 'ipv4-address' | 'ipv6-address' | 'ipv4-route' | 'ipv6-route';
+
+const groupNumbers: Record<EventGroup, number> = {
+  link: RTNLGRP_LINK, 'ipv4-address': RTNLGRP_IPV4_IFADDR, 'ipv6-address': RTNLGRP_IPV6_IFADDR,
+  'ipv4-route': RTNLGRP_IPV4_ROUTE, 'ipv6-route': RTNLGRP_IPV6_ROUTE,
+};
+
+export interface WatchOptions {
+  netns?: NetnsRef;
+  /** Default: link, ipv4-address, ipv6-address. */
+  groups?: EventGroup[];
+  signal?: AbortSignal;
+}
+
+/**
+ * Subscribes at once (events from the moment of the call are kept) and yields them in order
+ * until `signal` aborts or the loop breaks; both release the socket.
+ */
+export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<NetlinkEvent> & { close(): void } {
+  const groups = (opts.groups ?? ['link', 'ipv4-address', 'ipv6-address']).map((g) => groupNumbers[g]);
+  const nl = Netlink.open({ netns: opts.netns, groups });
+  const queue: NetlinkEvent[] = [];
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  let done = false;
+  const buffer = Buffer.allocUnsafe(1 << 20);
+
+  const onData = (bytes: number, err?: Error) => {
+    if (err) {
+      const e = toTuntapError(err, 'watching netlink events');
+      if (e instanceof TuntapError && e.code === 'ENOBUFS') queue.push({ type: 'overrun' });
+      else failure = e;
+    } else {
+      const { messages, malformed } = splitMessages(buffer, bytes);
+      nl.malformed += malformed;
+      for (const m of messages) {
+        try {
+          const ev = decode(m.type, m);
+          if (ev) queue.push(ev);
+        } catch {
+          nl.malformed++;  // a notification too short for its header: drop it
+        }
+      }
+    }
+    wake?.();
+  };
+  const watcher = new nativeNetlink.Watcher(nl.fd, buffer, onData);
+
+  const close = () => {
+    if (done) return;
+    done = true;
+    watcher.stop();
+    nl.close();
+    opts.signal?.removeEventListener('abort', close);
+    wake?.();
+  };
+  if (opts.signal?.aborted) close();
+  opts.signal?.addEventListener('abort', close, { once: true });
+
+  const iterator = {
+    close,
+    async next(): Promise<IteratorResult<NetlinkEvent>> {
+      for (;;) {
+        if (queue.length > 0) return { value: queue.shift()!, done: false };
+        if (failure) { const f = failure; failure = undefined; close(); throw f; }
+        if (done) return { value: undefined, done: true };
+        await new Promise<void>((resolve) => { wake = resolve; });
+        wake = undefined;
+      }
+    },
+    async return(): Promise<IteratorResult<NetlinkEvent>> {
+      close();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() { return iterator; },
+  };
+  return iterator;
+}
+
+function decode(type: number, m: Parameters<typeof parseLink>[0]): NetlinkEvent | undefined {
+  switch (type) {
+    case RTM_NEWLINK: case RTM_DELLINK:
+      return { type: type === RTM_NEWLINK ? 'newlink' : 'dellink', link: parseLink(m) };
+    case RTM_NEWADDR: case RTM_DELADDR: {
+      const address = parseAddress(m);
+      return address && { type: type === RTM_NEWADDR ? 'newaddr' : 'deladdr', address };
+    }
+    case RTM_NEWROUTE: case RTM_DELROUTE: {
+      const route = parseRoute(m);
+      return route && { type: type === RTM_NEWROUTE ? 'newroute' : 'delroute', route };
+    }
+    default:
+      return undefined;
+  }
+}
