@@ -1,0 +1,146 @@
+// `tuntap socks`: tun2socks. Carries every TCP connection (and with --udp every UDP flow) that
+// enters a TUN through a SOCKS5/SOCKS4a proxy. `tuntap http` (http.ts) is the same with an HTTP
+// CONNECT upstream. Shows a live view of connections and rates, or JSON lines with --json.
+import { parseArgs, intOption, UsageError, type ParsedArgs } from './args.js';
+import { parseUpstream, describeUpstream, type Upstream } from '../proxy/upstream.js';
+import { parseRule } from '../proxy/rules.js';
+import { startService, type Service } from '../proxy/service.js';
+import type { ProxyStats } from '../proxy/engine.js';
+
+const help = (command: string, example: string): string => `usage: tuntap ${command} --proxy ${example} [options]
+
+  --proxy URL          upstream: socks5://[user:pass@]host:port, socks4a://host:port,
+                       http://[user:pass@]host:port, direct, reject
+  --route              install policy routing so this host's traffic enters the TUN (removed on exit)
+  --udp                relay UDP too (SOCKS5 UDP ASSOCIATE, or directly with --proxy direct)
+  --dns MODE           auto (UDP when it works, else over TCP) | tcp | fake-ip | off   [auto]
+  --dns-server ADDR    send DNS-over-TCP queries to ADDR instead of the address asked
+  --fake-ip CIDR       fake-IP pool (repeatable) [198.19.128.0/17, fd00:fa4e::/96]
+  --rule RULE          "proxy|direct|reject [cidr=…] [domain=…] [port=…]" (repeatable, first match wins)
+  --name NAME          TUN name or pattern [tunproxy%d]
+  --mtu N              TUN MTU [9000]
+  --address4 ADDR      TUN IPv4 address; the next one is the NAT's fake peer [198.19.0.1]
+  --address6 ADDR      TUN IPv6 address [fd00:7475::1]; --no-ipv6 to skip IPv6
+  --bind4/--bind6 ADDR source address for upstream sockets (with --route: detected)
+  --max-sessions N     concurrent TCP sessions [20000]
+  --idle-timeout SEC   close idle connections [300]
+  --interval SEC       status interval [1]
+  --json               one JSON stats line per interval on stdout
+  --quiet              no status output (errors still go to stderr)`;
+
+function fmtRate(bytesPerSec: number): string {
+  const bits = bytesPerSec * 8;
+  if (bits >= 1e9) return `${(bits / 1e9).toFixed(2)} Gbit/s`;
+  if (bits >= 1e6) return `${(bits / 1e6).toFixed(1)} Mbit/s`;
+  if (bits >= 1e3) return `${(bits / 1e3).toFixed(1)} kbit/s`;
+  return `${bits.toFixed(0)} bit/s`;
+}
+
+function fmtBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+export async function runProxyCommand(argv: string[], command: 'socks' | 'http'): Promise<number> {
+  const example = command === 'socks' ? 'socks5://user:pass@host:1080' : 'http://user:pass@host:3128';
+  const args: ParsedArgs = parseArgs(argv, {
+    values: ['proxy', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
+      'max-sessions', 'idle-timeout', 'interval'],
+    flags: ['route', 'udp', 'no-ipv6', 'quiet'],
+    repeat: ['fake-ip', 'rule'],
+  });
+  const o = args.options;
+  if (o.help) { console.log(help(command, example)); return 0; }
+  if (typeof o.proxy !== 'string') throw new UsageError(`--proxy is required (e.g. --proxy ${example})`);
+  let upstream: Upstream;
+  try {
+    upstream = parseUpstream(o.proxy);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (command === 'http' && upstream.kind !== 'http' && upstream.kind !== 'direct' && upstream.kind !== 'reject') {
+    throw new UsageError('tuntap http needs an http:// proxy (use tuntap socks for SOCKS)');
+  }
+  if (command === 'socks' && upstream.kind === 'http') throw new UsageError('tuntap socks needs a socks5:// or socks4a:// proxy (use tuntap http)');
+  const dns = (o.dns ?? 'auto') as string;
+  if (!['auto', 'tcp', 'fake-ip', 'off'].includes(dns)) throw new UsageError(`--dns must be auto, tcp, fake-ip or off, not "${dns}"`);
+  let rules;
+  try {
+    rules = ((o.rule ?? []) as string[]).map(parseRule);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const json = o.json === true;
+  const quiet = o.quiet === true;
+  const log = (line: string): void => { console.error(`${new Date().toISOString()} ${line}`); };
+
+  const service: Service = await startService({
+    upstream, rules, log,
+    udp: o.udp === true,
+    dns: dns as 'auto' | 'tcp' | 'fake-ip' | 'off',
+    ...(typeof o['dns-server'] === 'string' ? { dnsServer: o['dns-server'] } : {}),
+    ...(o['fake-ip'] ? { fakeIpRanges: o['fake-ip'] as string[] } : {}),
+    ...(typeof o.name === 'string' ? { name: o.name } : {}),
+    mtu: intOption(o, 'mtu', 9000),
+    ...(typeof o.address4 === 'string' ? { address4: o.address4 } : {}),
+    address6: o['no-ipv6'] ? false : (typeof o.address6 === 'string' ? o.address6 : undefined),
+    ...(typeof o.bind4 === 'string' ? { bindAddress4: o.bind4 } : {}),
+    ...(typeof o.bind6 === 'string' ? { bindAddress6: o.bind6 } : {}),
+    maxSessions: intOption(o, 'max-sessions', 20000),
+    idleTimeoutMs: intOption(o, 'idle-timeout', 300)! * 1000,
+    route: o.route === true,
+  });
+  const { proxy, device } = service;
+  const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };
+  if (json) console.log(JSON.stringify(ready));
+  else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
+
+  let previous: ProxyStats = proxy.stats();
+  let previousAt = Date.now();
+  const intervalMs = Math.max(100, (intOption(o, 'interval', 1)! * 1000));
+  const tty = process.stdout.isTTY === true;
+  const tick = (): void => {
+    const now = Date.now();
+    const s = proxy.stats();
+    const dt = Math.max(1, now - previousAt) / 1000;
+    const rateUp = (s.bytesUp - previous.bytesUp) / dt;
+    const rateDown = (s.bytesDown - previous.bytesDown) / dt;
+    previous = s;
+    previousAt = now;
+    if (json) {
+      console.log(JSON.stringify({ event: 'stats', time: new Date(now).toISOString(), rateUp, rateDown, rss: process.memoryUsage().rss, ...s }));
+    } else if (!quiet) {
+      const head = `${device.name} ${describeUpstream(upstream)}  sessions ${s.sessions}  nat ${s.natEntries}  ` +
+        `up ${fmtRate(rateUp)} (${fmtBytes(s.bytesUp)})  down ${fmtRate(rateDown)} (${fmtBytes(s.bytesDown)})  ` +
+        `failed ${s.connectionsFailed}  udp ${s.udpSessions}  dns ${s.dnsQueries}`;
+      if (tty) {
+        const rows = proxy.connections().sort((a, b) => (b.bytesUp + b.bytesDown) - (a.bytesUp + a.bytesDown)).slice(0, Math.max(5, (process.stdout.rows ?? 24) - 4));
+        const lines = rows.map((c) => `  ${c.source.padEnd(26)} → ${c.destination.padEnd(30)} ${c.state.padEnd(10)} ↑${fmtBytes(c.bytesUp).padStart(10)} ↓${fmtBytes(c.bytesDown).padStart(10)}`);
+        process.stdout.write(`\x1b[H\x1b[2J${head}\n${lines.join('\n')}\n`);
+      } else {
+        console.log(head);
+      }
+    }
+  };
+  const timer = setInterval(tick, intervalMs);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (code: number): void => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(timer);
+      service.stop().then(() => resolve(code), (e: unknown) => { log(`stopping: ${(e as Error).message}`); resolve(1); });
+    };
+    process.once('SIGINT', () => stop(0));
+    process.once('SIGTERM', () => stop(0));
+    process.once('uncaughtException', (e) => { log(`fatal: ${e.stack ?? e.message}`); stop(1); });
+    proxy.once('error', (e: Error) => { log(`fatal: ${e.message}`); stop(1); });
+  });
+}
+
+export function run(argv: string[]): Promise<number> {
+  return runProxyCommand(argv, 'socks');
+}

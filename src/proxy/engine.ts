@@ -1,0 +1,374 @@
+// The transparent proxy: packets from the TUN go through the TCP NAT (nat.ts) into local
+// listening sockets, whose connections are relayed through the upstream; UDP goes through the
+// UDP relay (udp.ts); DNS queries are answered from the fake-IP pool or carried over TCP.
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { TcpNat, type NatEntry } from './nat.js';
+import { FakeIpPool, parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from './dns.js';
+import { UdpRelay, parseUdp, buildUdp, addressText, type UdpDatagram } from './udp.js';
+import { decide, type Rule, type RuleAction } from './rules.js';
+import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
+
+/** The slice of a TUN device the proxy uses (src/device TunDevice satisfies it). */
+export interface PacketDevice {
+  batches(opts?: { signal?: AbortSignal }): AsyncIterable<{ readonly count: number; packet(i: number): Buffer }>;
+  writeBatch(packets: readonly Uint8Array[]): Promise<unknown>;
+}
+
+export interface TunProxyOptions {
+  device: PacketDevice;
+  upstream: Upstream;
+  rules?: Rule[];
+  /** The TUN's own addresses (listeners bind here) and the fake peers used by the NAT. */
+  local4: string;
+  fake4: string;
+  local6?: string;
+  fake6?: string;
+  /** Relay UDP through the upstream (SOCKS5 UDP ASSOCIATE) or directly. */
+  udp?: boolean;
+  /**
+   * DNS queries (UDP port 53): 'auto' relays them with the other UDP when that works and
+   * otherwise carries them over TCP through the proxy; 'tcp' always over TCP; 'fake-ip' answers
+   * A/AAAA from the fake pools (other types over TCP); 'off' treats them as plain UDP.
+   */
+  dns?: 'auto' | 'tcp' | 'fake-ip' | 'off';
+  /** Where DNS-over-TCP queries go (default: the address the application asked). */
+  dnsServer?: string;
+  fakeIpRanges?: string[];
+  maxSessions?: number;
+  idleTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Local addresses for upstream sockets (keeps them out of the TUN with a source rule). */
+  bindAddress4?: string;
+  bindAddress6?: string;
+  log?: (line: string) => void;
+}
+
+export interface ConnectionInfo {
+  id: number;
+  source: string;
+  destination: string;
+  via: string;
+  state: 'connecting' | 'open';
+  startedAt: number;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export interface ProxyStats {
+  sessions: number;
+  natEntries: number;
+  connectionsTotal: number;
+  connectionsFailed: number;
+  bytesUp: number;
+  bytesDown: number;
+  udpSessions: number;
+  udpSent: number;
+  udpReceived: number;
+  dnsQueries: number;
+  dnsOverTcp: number;
+  dnsFake: number;
+  packetsIn: number;
+  packetsOut: number;
+  dropped: number;
+  nat: TcpNat['counters'];
+}
+
+interface Session {
+  id: number;
+  entry: NatEntry;
+  client: net.Socket;
+  upstream?: net.Socket;
+  destination: string;
+  via: string;
+  state: 'connecting' | 'open';
+  startedAt: number;
+}
+
+export class TunProxy extends EventEmitter {
+  private readonly nat: TcpNat;
+  private readonly servers: net.Server[];
+  private readonly sessions = new Map<number, Session>();
+  private readonly udp?: UdpRelay;
+  private readonly fakeIps?: FakeIpPool;
+  private readonly abort = new AbortController();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private writeChain: Promise<void> = Promise.resolve();
+  private asyncOut: Buffer[] = [];
+  private asyncScheduled = false;
+  private nextId = 1;
+  private closed = false;
+  private pump: Promise<void> = Promise.resolve();
+  private dnsInFlight = 0;
+  private bytesUpDone = 0;
+  private bytesDownDone = 0;
+  private readonly counters = {
+    connectionsTotal: 0, connectionsFailed: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0,
+    packetsIn: 0, packetsOut: 0, dropped: 0,
+  };
+
+  private constructor(private readonly opts: TunProxyOptions, servers: net.Server[], ports: { v4: number; v6?: number }) {
+    super();
+    this.servers = servers;
+    const rules = opts.rules ?? [];
+    if (opts.dns === 'fake-ip') this.fakeIps = new FakeIpPool(opts.fakeIpRanges ?? ['198.19.128.0/17', 'fd00:fa4e::/96']);
+    this.nat = new TcpNat({
+      local4: opts.local4, fake4: opts.fake4, local6: opts.local6, fake6: opts.fake6,
+      listenPort4: ports.v4, listenPort6: ports.v6, maxSessions: opts.maxSessions,
+      admit: rules.length === 0 && opts.upstream.kind !== 'reject' ? undefined
+        : (_family, host, port) => this.actionFor(host, port) !== 'reject',
+    });
+    if (opts.udp) {
+      this.udp = new UdpRelay({
+        upstream: opts.upstream, write: (p) => this.writeLater(p), log: opts.log,
+        localAddress4: opts.bindAddress4, localAddress6: opts.bindAddress6,
+        nameOf: this.fakeIps ? (a) => this.fakeIps!.nameOf(a) : undefined,
+        idleMs: Math.min(opts.idleTimeoutMs ?? 300_000, 60_000),
+      });
+    }
+    for (const s of servers) s.on('connection', (sock: net.Socket) => this.accept(sock));
+    this.sweepTimer = setInterval(() => this.nat.sweep(), 1000);
+    this.sweepTimer.unref();
+  }
+
+  /** Listens on the TUN's addresses and starts moving packets. The TUN must be up and addressed. */
+  static async start(opts: TunProxyOptions): Promise<TunProxy> {
+    const listen = (host: string): Promise<net.Server> => new Promise((resolve, reject) => {
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+      server.once('error', reject);
+      server.listen({ host, port: 0, backlog: 4096 }, () => { server.off('error', reject); resolve(server); });
+    });
+    const servers = [await listen(opts.local4)];
+    if (opts.local6) servers.push(await listen(opts.local6));
+    const port = (s: net.Server): number => (s.address() as net.AddressInfo).port;
+    const proxy = new TunProxy(opts, servers, { v4: port(servers[0]!), v6: servers[1] ? port(servers[1]) : undefined });
+    proxy.pump = proxy.run();
+    return proxy;
+  }
+
+  private actionFor(host: string, port: number): RuleAction {
+    if (this.opts.upstream.kind === 'reject') return 'reject';
+    return decide(this.opts.rules ?? [], host, this.fakeIps?.nameOf(host), port);
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for await (const batch of this.opts.device.batches({ signal: this.abort.signal })) {
+        const now = Date.now();
+        const out: Buffer[] = [];
+        for (let i = 0; i < batch.count; i++) {
+          const p = batch.packet(i);
+          const verdict = this.nat.translate(p, now);
+          if (verdict === 'forward') out.push(p);
+          else if (verdict === 'other') this.other(p);
+          else if (verdict !== 'drop') out.push(verdict);
+        }
+        this.counters.packetsIn += batch.count;
+        // The batch's memory is reused by the next read: write before asking for more.
+        if (out.length > 0) await this.write(out);
+      }
+    } catch (e) {
+      if (!this.closed) {
+        this.opts.log?.(`tun: ${(e as Error).message}`);
+        this.emit('error', e);
+      }
+    }
+  }
+
+  private write(packets: Buffer[]): Promise<void> {
+    this.counters.packetsOut += packets.length;
+    this.writeChain = this.writeChain.then(
+      async () => { await this.opts.device.writeBatch(packets); },
+    ).catch((e: unknown) => {
+      if (!this.closed) this.opts.log?.(`tun write: ${(e as Error).message}`);
+    });
+    return this.writeChain;
+  }
+
+  /** Packets made outside the read loop (UDP answers, DNS) go out in one batch per turn. */
+  private writeLater(p: Buffer): void {
+    this.asyncOut.push(p);
+    if (this.asyncScheduled) return;
+    this.asyncScheduled = true;
+    setImmediate(() => {
+      this.asyncScheduled = false;
+      const batch = this.asyncOut;
+      this.asyncOut = [];
+      if (!this.closed) void this.write(batch);
+    });
+  }
+
+  /** Non-TCP packets: UDP to the relay or DNS, the rest dropped. */
+  private other(p: Buffer): void {
+    const d = parseUdp(p);
+    if (!d) { this.counters.dropped++; return; }
+    const dns = this.opts.dns ?? 'auto';
+    if (d.dstPort === 53 && dns !== 'off') {
+      this.counters.dnsQueries++;
+      if (dns === 'fake-ip' && this.answerFake(d)) return;
+      if (dns === 'auto' && this.udp?.available) { this.udp.handle(d); return; }
+      void this.dnsOverTcp(d);
+      return;
+    }
+    if (this.udp && this.actionFor(addressText(d.dstAddr), d.dstPort) === 'proxy') this.udp.handle(d);
+    else this.counters.dropped++;
+  }
+
+  private answerFake(d: UdpDatagram): boolean {
+    const q = parseQuery(d.payload);
+    if (!q || (q.type !== TYPE_A && q.type !== TYPE_AAAA) || q.klass !== 1) return false;
+    const addrs = this.fakeIps!.addressesFor(q.name, q.type === TYPE_A ? 4 : 6);
+    this.counters.dnsFake++;
+    this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, buildAnswer(d.payload, q, addrs)));
+    return true;
+  }
+
+  private async dnsOverTcp(d: UdpDatagram): Promise<void> {
+    if (this.dnsInFlight >= 256) { this.counters.dropped++; return; }
+    this.dnsInFlight++;
+    this.counters.dnsOverTcp++;
+    const server = this.opts.dnsServer ?? addressText(d.dstAddr);
+    let sock: net.Socket | undefined;
+    try {
+      const up = this.upstreamFor(this.actionFor(server, 53));
+      sock = await connectThrough(up, { host: server, port: 53 }, this.connectOptions(server));
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(d.payload.length);
+      sock.end(Buffer.concat([len, d.payload]));
+      const answer = await new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        let total = 0;
+        const timer = setTimeout(() => reject(new Error('no answer in 5 s')), 5000);
+        sock!.on('data', (c: Buffer) => {
+          chunks.push(c); total += c.length;
+          if (total >= 2) {
+            const all = Buffer.concat(chunks);
+            const need = all.readUInt16BE(0) + 2;
+            if (all.length >= need) { clearTimeout(timer); resolve(all.subarray(2, need)); }
+          }
+        });
+        sock!.once('error', (e) => { clearTimeout(timer); reject(e); });
+        sock!.once('end', () => { clearTimeout(timer); reject(new Error('closed before answering')); });
+      });
+      this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, answer));
+    } catch (e) {
+      this.opts.log?.(`dns over tcp to ${server}: ${(e as Error).message}`);
+    } finally {
+      sock?.destroy();
+      this.dnsInFlight--;
+    }
+  }
+
+  private upstreamFor(action: RuleAction): Upstream {
+    if (action === 'direct') return { kind: 'direct', host: '', port: 0 };
+    if (action === 'reject') return { kind: 'reject', host: '', port: 0 };
+    return this.opts.upstream;
+  }
+
+  private connectOptions(destHost: string): { localAddress?: string; timeoutMs?: number } {
+    const up = this.opts.upstream;
+    const target = up.kind === 'direct' ? destHost : up.host;
+    const localAddress = net.isIPv6(target) ? this.opts.bindAddress6 : this.opts.bindAddress4;
+    return { ...(localAddress ? { localAddress } : {}), timeoutMs: this.opts.connectTimeoutMs ?? 10_000 };
+  }
+
+  private accept(client: net.Socket): void {
+    const entry = this.nat.lookup(client.remotePort ?? -1);
+    const fake = client.remoteFamily === 'IPv6' ? this.opts.fake6 : this.opts.fake4;
+    if (!entry || client.remoteAddress !== fake || this.closed) {
+      // Not one of ours (something connected to the listener directly).
+      client.destroy();
+      return;
+    }
+    this.nat.markOpen(entry.port);
+    const name = this.fakeIps?.nameOf(entry.dstHost);
+    const destHost = name ?? entry.dstHost;
+    const action = this.actionFor(entry.dstHost, entry.dstPort);
+    const up = this.upstreamFor(action);
+    const session: Session = {
+      id: this.nextId++, entry, client, destination: formatHostPort(destHost, entry.dstPort),
+      via: describeUpstream(up), state: 'connecting', startedAt: Date.now(),
+    };
+    this.sessions.set(entry.port, session);
+    this.counters.connectionsTotal++;
+    client.on('error', () => { /* handled by close */ });
+    client.once('close', () => this.finish(session));
+    const idle = this.opts.idleTimeoutMs ?? 300_000;
+    client.setTimeout(idle, () => {
+      this.opts.log?.(`${session.destination}: idle for ${Math.round(idle / 1000)} s, closing`);
+      client.destroy();
+      session.upstream?.destroy();
+    });
+    connectThrough(up, { host: destHost, port: entry.dstPort }, this.connectOptions(destHost)).then((upstream) => {
+      if (client.destroyed) { upstream.destroy(); return; }
+      session.upstream = upstream;
+      session.state = 'open';
+      this.relay(session, client, upstream);
+    }, (e: unknown) => {
+      this.counters.connectionsFailed++;
+      const reason = e instanceof UpstreamError ? e.message : `${(e as Error).message}`;
+      this.opts.log?.(`${entry.srcHost} → ${session.destination} via ${session.via}: ${reason}`);
+      this.emit('connect-error', session.destination, e);
+      // The application sees a reset, as it would from a refusing host.
+      if (!client.destroyed) client.resetAndDestroy();
+    });
+  }
+
+  private relay(session: Session, client: net.Socket, upstream: net.Socket): void {
+    upstream.on('error', (e: NodeJS.ErrnoException) => {
+      // A reset upstream becomes a reset towards the application.
+      if (e.code === 'ECONNRESET' && !client.destroyed) client.resetAndDestroy();
+      else client.destroy();
+    });
+    client.on('error', () => { if (!upstream.destroyed) upstream.resetAndDestroy(); });
+    upstream.once('close', () => {
+      this.bytesDownDone += upstream.bytesRead;
+      this.bytesUpDone += upstream.bytesWritten;
+      session.upstream = undefined;
+      // Both directions ended normally: the client closes on its own once its FIN is out.
+      if (!client.destroyed && !client.writableEnded) client.destroy();
+    });
+    client.once('close', () => { if (!upstream.destroyed && !upstream.readableEnded) upstream.destroy(); });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+  }
+
+  private finish(session: Session): void {
+    if (this.sessions.get(session.entry.port) !== session) return;
+    this.sessions.delete(session.entry.port);
+    this.nat.close(session.entry.port);
+    if (session.upstream && !session.upstream.destroyed) session.upstream.destroy();
+  }
+
+  connections(): ConnectionInfo[] {
+    return [...this.sessions.values()].map((s) => ({
+      id: s.id, source: formatHostPort(s.entry.srcHost, s.entry.srcPort), destination: s.destination,
+      via: s.via, state: s.state, startedAt: s.startedAt,
+      bytesUp: s.upstream?.bytesWritten ?? 0, bytesDown: s.upstream?.bytesRead ?? 0,
+    }));
+  }
+
+  stats(): ProxyStats {
+    let up = this.bytesUpDone, down = this.bytesDownDone;
+    for (const s of this.sessions.values()) {
+      if (s.upstream) { up += s.upstream.bytesWritten; down += s.upstream.bytesRead; }
+    }
+    return {
+      sessions: this.sessions.size, natEntries: this.nat.size, bytesUp: up, bytesDown: down,
+      udpSessions: this.udp?.size ?? 0, udpSent: this.udp?.counters.sent ?? 0, udpReceived: this.udp?.counters.received ?? 0,
+      ...this.counters, nat: { ...this.nat.counters },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort();
+    clearInterval(this.sweepTimer);
+    this.udp?.close();
+    for (const s of this.sessions.values()) { s.client.destroy(); s.upstream?.destroy(); }
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await this.writeChain;
+  }
+}

@@ -1,0 +1,363 @@
+// Kernel-terminated TCP: a NAT inside the TUN instead of a TCP stack.
+//
+// An application's segment S:sp → D:dp read from the TUN is rewritten to F:port → L:listen (F a
+// fake peer address routed into the TUN, L the TUN's own address, port taken from a free list)
+// and written back, so the host kernel hands the connection to our listening socket on
+// L:listen. The kernel's answers L:listen → F:port come out of the TUN and are rewritten back to
+// D:dp → S:sp. The entry at index `port` remembers (S, sp, D, dp). Each entry precomputes its
+// checksum deltas (RFC 1624), so a rewrite is four stores and two checksum adjustments.
+import { pseudoHeaderSum, sum16, finish } from '../packet/checksum.js';
+import { ipv6Bytes, ipv6Text } from './upstream.js';
+
+const TCP = 6;
+const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
+
+export interface NatAddresses {
+  /** The TUN's own IPv4 address (listening sockets bind here) and the fake peer. */
+  local4: string;
+  fake4: string;
+  local6?: string;
+  fake6?: string;
+}
+
+export interface NatOptions extends NatAddresses {
+  listenPort4: number;
+  listenPort6?: number;
+  /** Ports handed out to translated connections (inclusive). */
+  portMin?: number;
+  portMax?: number;
+  /** Cap on concurrent entries; SYNs beyond it are answered with a reset. */
+  maxSessions?: number;
+  /** How long a closed entry keeps translating stray segments (final ACKs, retransmitted FINs). */
+  lingerMs?: number;
+  /** How long a translated SYN may wait for our listener to accept it. */
+  acceptTimeoutMs?: number;
+  /** Decides at SYN time whether a destination may be connected at all (false → reset). */
+  admit?: (family: 4 | 6, dstHost: string, dstPort: number) => boolean;
+}
+
+export interface NatEntry {
+  readonly port: number;
+  readonly family: 4 | 6;
+  /** Original source and destination, as text (for the relay and logs). */
+  readonly srcHost: string;
+  readonly srcPort: number;
+  readonly dstHost: string;
+  readonly dstPort: number;
+  readonly key: string;
+  readonly srcAddr: Buffer;
+  readonly dstAddr: Buffer;
+  /** One's-complement deltas: forward (app → listener) and reverse; IPv4 header deltas. */
+  readonly fwdDelta: number;
+  readonly revDelta: number;
+  readonly fwdIpDelta: number;
+  readonly revIpDelta: number;
+  state: 'pending' | 'open' | 'closing';
+  createdAt: number;
+  lastSeen: number;
+  closedAt: number;
+}
+
+export interface NatCounters {
+  translated: number;
+  replies: number;
+  created: number;
+  released: number;
+  resets: number;
+  refusedFull: number;
+  rejected: number;
+  dropped: number;
+}
+
+function ipv4Bytes(text: string): Buffer {
+  const parts = text.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) throw new TypeError(`not an IPv4 address: ${text}`);
+  return Buffer.from(parts);
+}
+
+export function addressBytes(text: string): Buffer {
+  return text.includes(':') ? ipv6Bytes(text) : ipv4Bytes(text);
+}
+
+/** Sum of the complements of the 16-bit words of `b` (the "subtract old value" half of RFC 1624). */
+function complementSum(b: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < b.length; i += 2) s += ~((b[i]! << 8) | b[i + 1]!) & 0xffff;
+  return s;
+}
+
+function wordSum(b: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < b.length; i += 2) s += (b[i]! << 8) | b[i + 1]!;
+  return s;
+}
+
+/** Applies a precomputed delta to the checksum field at `off` (RFC 1624 eq. 3). */
+function adjust(b: Uint8Array, off: number, delta: number): void {
+  let s = (~((b[off]! << 8) | b[off + 1]!) & 0xffff) + delta;
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
+  s = ~s & 0xffff;
+  b[off] = s >> 8;
+  b[off + 1] = s & 0xff;
+}
+
+export class TcpNat {
+  readonly counters: NatCounters = { translated: 0, replies: 0, created: 0, released: 0, resets: 0, refusedFull: 0, rejected: 0, dropped: 0 };
+  private readonly entries: (NatEntry | undefined)[] = new Array(65536);
+  private readonly byKey = new Map<string, NatEntry>();
+  private readonly free: Uint16Array;
+  private freeHead = 0;
+  private freeCount: number;
+  private readonly local4: Buffer;
+  private readonly fake4: Buffer;
+  private readonly local6: Buffer | undefined;
+  private readonly fake6: Buffer | undefined;
+  private readonly maxSessions: number;
+  private readonly lingerMs: number;
+  private readonly acceptTimeoutMs: number;
+  private active = 0;
+
+  constructor(private readonly opts: NatOptions) {
+    this.local4 = ipv4Bytes(opts.local4);
+    this.fake4 = ipv4Bytes(opts.fake4);
+    this.local6 = opts.local6 ? addressBytes(opts.local6) : undefined;
+    this.fake6 = opts.fake6 ? addressBytes(opts.fake6) : undefined;
+    const min = opts.portMin ?? 10000;
+    const max = opts.portMax ?? 65535;
+    this.free = new Uint16Array(max - min + 1);
+    // A FIFO free list: a released port waits for every other port before reuse, which keeps it
+    // clear of the kernel's TIME_WAIT for the old connection on the listener side.
+    for (let p = min; p <= max; p++) this.free[p - min] = p;
+    this.freeCount = this.free.length;
+    this.maxSessions = Math.min(opts.maxSessions ?? 20000, this.free.length);
+    this.lingerMs = opts.lingerMs ?? 5000;
+    this.acceptTimeoutMs = opts.acceptTimeoutMs ?? 20000;
+  }
+
+  /** Number of live entries (including closing ones still lingering). */
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** Entries not yet closing. */
+  get activeSessions(): number {
+    return this.active;
+  }
+
+  /** The entry behind an accepted socket's remote port. */
+  lookup(port: number): NatEntry | undefined {
+    return this.entries[port];
+  }
+
+  *[Symbol.iterator](): IterableIterator<NatEntry> {
+    yield* this.byKey.values();
+  }
+
+  /** The relay is done with this connection: keep translating stragglers for a while, then free. */
+  close(port: number, now = Date.now()): void {
+    const e = this.entries[port];
+    if (!e || e.state === 'closing') return;
+    e.state = 'closing';
+    e.closedAt = now;
+    this.active--;
+  }
+
+  markOpen(port: number): void {
+    const e = this.entries[port];
+    if (e && e.state === 'pending') e.state = 'open';
+  }
+
+  /** Frees lingering and never-accepted entries; returns the ports of entries it gave up on. */
+  sweep(now = Date.now()): number[] {
+    const abandoned: number[] = [];
+    for (const e of this.byKey.values()) {
+      if (e.state === 'closing' && now - e.closedAt >= this.lingerMs) this.release(e);
+      else if (e.state === 'pending' && now - e.createdAt >= this.acceptTimeoutMs) {
+        abandoned.push(e.port);
+        this.close(e.port, now);
+      }
+    }
+    return abandoned;
+  }
+
+  private release(e: NatEntry): void {
+    if (this.entries[e.port] !== e) return;
+    if (e.state !== 'closing') this.active--;
+    this.entries[e.port] = undefined;
+    this.byKey.delete(e.key);
+    this.free[(this.freeHead + this.freeCount) % this.free.length] = e.port;
+    this.freeCount++;
+    this.counters.released++;
+  }
+
+  private allocate(family: 4 | 6, b: Buffer, addrOff: number, addrLen: number, l4: number, key: string, now: number): NatEntry | undefined {
+    if (this.active >= this.maxSessions || this.freeCount === 0) return undefined;
+    const port = this.free[this.freeHead]!;
+    this.freeHead = (this.freeHead + 1) % this.free.length;
+    this.freeCount--;
+    const srcAddr = Buffer.from(b.subarray(addrOff, addrOff + addrLen));
+    const dstAddr = Buffer.from(b.subarray(addrOff + addrLen, addrOff + 2 * addrLen));
+    const srcPort = b.readUInt16BE(l4);
+    const dstPort = b.readUInt16BE(l4 + 2);
+    const local = family === 4 ? this.local4 : this.local6!;
+    const fake = family === 4 ? this.fake4 : this.fake6!;
+    const listen = family === 4 ? this.opts.listenPort4 : this.opts.listenPort6!;
+    const oldAddrs = Buffer.concat([srcAddr, dstAddr]);
+    const newAddrs = Buffer.concat([fake, local]);
+    const ports = (a: number, c: number): Buffer => { const p = Buffer.alloc(4); p.writeUInt16BE(a, 0); p.writeUInt16BE(c, 2); return p; };
+    const oldPorts = ports(srcPort, dstPort);
+    const newPorts = ports(port, listen);
+    const fwdIpDelta = complementSum(oldAddrs) + wordSum(newAddrs);
+    const revIpDelta = complementSum(newAddrs) + wordSum(oldAddrs);
+    const entry: NatEntry = {
+      port, family, srcAddr, dstAddr, srcPort, dstPort, key,
+      srcHost: family === 4 ? [...srcAddr].join('.') : ipv6Text(srcAddr),
+      dstHost: family === 4 ? [...dstAddr].join('.') : ipv6Text(dstAddr),
+      fwdIpDelta, revIpDelta,
+      fwdDelta: fwdIpDelta + complementSum(oldPorts) + wordSum(newPorts),
+      revDelta: revIpDelta + complementSum(newPorts) + wordSum(oldPorts),
+      state: 'pending', createdAt: now, lastSeen: now, closedAt: 0,
+    };
+    this.entries[port] = entry;
+    this.byKey.set(key, entry);
+    this.active++;
+    this.counters.created++;
+    return entry;
+  }
+
+  /**
+   * Translates one IP packet read from the TUN, in place. Returns 'forward' when the packet
+   * should be written back into the TUN, a Buffer when a reply (a reset) should be written
+   * instead, or 'drop'. Non-TCP packets return 'other' untouched.
+   */
+  translate(b: Buffer, now: number): 'forward' | 'drop' | 'other' | Buffer {
+    const version = b.length > 0 ? b[0]! >> 4 : 0;
+    let family: 4 | 6, l4: number, addrOff: number, addrLen: number, end: number;
+    if (version === 4) {
+      if (b.length < 20 || b[9] !== TCP) return 'other';
+      l4 = (b[0]! & 15) * 4;
+      end = b.readUInt16BE(2);
+      // Fragments cannot be translated port by port; the kernel never sends us any (DF, TSO off).
+      if ((b.readUInt16BE(6) & 0x3fff) !== 0) { this.counters.dropped++; return 'drop'; }
+      family = 4; addrOff = 12; addrLen = 4;
+    } else if (version === 6) {
+      if (b.length < 40 || b[6] !== TCP || !this.local6) return 'other';
+      l4 = 40; end = 40 + b.readUInt16BE(4);
+      family = 6; addrOff = 8; addrLen = 16;
+    } else {
+      this.counters.dropped++;
+      return 'drop';
+    }
+    if (end > b.length || l4 + 20 > end) { this.counters.dropped++; return 'drop'; }
+    const flags = b[l4 + 13]!;
+    const fake = family === 4 ? this.fake4 : this.fake6!;
+    const local = family === 4 ? this.local4 : this.local6!;
+    const dstOff = addrOff + addrLen;
+
+    // The kernel's side of a translated connection: L:listen → F:port.
+    if (b.compare(fake, 0, addrLen, dstOff, dstOff + addrLen) === 0) {
+      const e = this.entries[b.readUInt16BE(l4 + 2)];
+      if (!e || e.family !== family || b.compare(local, 0, addrLen, addrOff, dstOff) !== 0) {
+        this.counters.dropped++;
+        return 'drop';
+      }
+      b.set(e.dstAddr, addrOff);
+      b.set(e.srcAddr, dstOff);
+      b.writeUInt16BE(e.dstPort, l4);
+      b.writeUInt16BE(e.srcPort, l4 + 2);
+      if (family === 4) adjust(b, 10, e.revIpDelta);
+      adjust(b, l4 + 16, e.revDelta);
+      e.lastSeen = now;
+      if (flags & RST && e.state !== 'closing') this.close(e.port, now);
+      this.counters.replies++;
+      return 'forward';
+    }
+
+    // An application's segment.
+    const key = b.toString("latin1", addrOff, dstOff + addrLen) + b.toString("latin1", l4, l4 + 4);
+    let e = this.byKey.get(key);
+    if (flags & SYN && !(flags & ACK)) {
+      if (e && e.state === 'closing') { this.release(e); e = undefined; }
+      if (!e) {
+        const dstPort = b.readUInt16BE(l4 + 2);
+        if (this.opts.admit) {
+          const dst = b.subarray(dstOff, dstOff + addrLen);
+          const host = family === 4 ? `${dst[0]}.${dst[1]}.${dst[2]}.${dst[3]}` : ipv6Text(dst);
+          if (!this.opts.admit(family, host, dstPort)) {
+            this.counters.rejected++;
+            return this.reset(b, family, l4, end);
+          }
+        }
+        e = this.allocate(family, b, addrOff, addrLen, l4, key, now);
+        if (!e) {
+          this.counters.refusedFull++;
+          return this.reset(b, family, l4, end);
+        }
+      }
+    } else if (!e) {
+      if (flags & RST) { this.counters.dropped++; return 'drop'; }
+      return this.reset(b, family, l4, end);
+    }
+    b.set(fake, addrOff);
+    b.set(local, dstOff);
+    b.writeUInt16BE(e.port, l4);
+    b.writeUInt16BE(family === 4 ? this.opts.listenPort4 : this.opts.listenPort6!, l4 + 2);
+    if (family === 4) adjust(b, 10, e.fwdIpDelta);
+    adjust(b, l4 + 16, e.fwdDelta);
+    e.lastSeen = now;
+    if (flags & RST && e.state !== 'closing') this.close(e.port, now);
+    void FIN;
+    this.counters.translated++;
+    return 'forward';
+  }
+
+  /** Builds the reset a closed port would send in answer to segment `b` (RFC 793 "Reset Generation"). */
+  private reset(b: Buffer, family: 4 | 6, l4: number, end: number): Buffer {
+    this.counters.resets++;
+    return buildReset(b, family, l4, end);
+  }
+}
+
+/** A RST answering the TCP segment in `b` (IP header at 0, TCP at l4, packet ends at end). */
+export function buildReset(b: Buffer, family: 4 | 6, l4: number, end: number): Buffer {
+  const flags = b[l4 + 13]!;
+  const seq = b.readUInt32BE(l4 + 4);
+  const ackIn = b.readUInt32BE(l4 + 8);
+  const dataOff = (b[l4 + 12]! >> 4) * 4;
+  let segLen = end - l4 - dataOff;
+  if (flags & SYN) segLen++;
+  if (flags & FIN) segLen++;
+  const ipLen = family === 4 ? 20 : 40;
+  const out = Buffer.alloc(ipLen + 20);
+  if (family === 4) {
+    out[0] = 0x45;
+    out.writeUInt16BE(ipLen + 20, 2);
+    out.writeUInt16BE(0x4000, 6);
+    out[8] = 64;
+    out[9] = TCP;
+    b.copy(out, 12, 16, 20);
+    b.copy(out, 16, 12, 16);
+    out.writeUInt16BE(finish(sum16(out, 0, 20)), 10);
+  } else {
+    out[0] = 0x60;
+    out.writeUInt16BE(20, 4);
+    out[6] = TCP;
+    out[7] = 64;
+    b.copy(out, 8, 24, 40);
+    b.copy(out, 24, 8, 24);
+  }
+  const t = ipLen;
+  b.copy(out, t, l4 + 2, l4 + 4);
+  b.copy(out, t + 2, l4, l4 + 2);
+  if (flags & ACK) {
+    out.writeUInt32BE(ackIn, t + 4);
+    out[t + 13] = RST;
+  } else {
+    out.writeUInt32BE(0, t + 4);
+    out.writeUInt32BE((seq + segLen) >>> 0, t + 8);
+    out[t + 13] = RST | ACK;
+  }
+  out[t + 12] = 5 << 4;
+  out.writeUInt16BE(finish(sum16(out, t, t + 20, pseudoHeaderSum(out, 0, TCP, 20))), t + 16);
+  return out;
+}

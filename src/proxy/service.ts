@@ -1,0 +1,98 @@
+// The whole tun2socks/tun2http service in one call: open and address a TUN, optionally install
+// policy routing, and run the proxy. `stop()` undoes everything, and an exit hook removes the
+// routing even when the process dies of an uncaught error or a signal.
+import net from 'node:net';
+import { openTun, type TunDevice } from '../device/index.js';
+import { TunProxy, type TunProxyOptions } from './engine.js';
+import { configureInterface, PolicyRouting, sourceAddressFor } from './routing.js';
+import type { Upstream } from './upstream.js';
+
+export interface ServiceOptions extends Omit<TunProxyOptions, 'device' | 'local4' | 'fake4' | 'local6' | 'fake6'> {
+  upstream: Upstream;
+  /** Device name or pattern (default 'tunproxy%d'). */
+  name?: string;
+  mtu?: number;
+  /** The TUN's IPv4 address (the fake peer is the next address); a /30 is configured. */
+  address4?: string;
+  /** The TUN's IPv6 address, or false for IPv4 only; a /126 is configured. */
+  address6?: string | false;
+  /** Install policy routing that sends the host's traffic into the TUN. */
+  route?: boolean;
+  routeTable?: number;
+  routePriority?: number;
+}
+
+export interface Service {
+  readonly proxy: TunProxy;
+  readonly device: TunDevice;
+  readonly routing?: PolicyRouting;
+  stop(): Promise<void>;
+}
+
+function nextAddress(addr: string): string {
+  if (net.isIPv4(addr)) {
+    const p = addr.split('.').map(Number);
+    const n = ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+    const m = n + 1;
+    return [m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255].join('.');
+  }
+  const groups = addr.split('::');
+  const tail = groups[groups.length - 1]!.split(':');
+  const last = parseInt(tail[tail.length - 1] || '0', 16) + 1;
+  tail[tail.length - 1] = last.toString(16);
+  groups[groups.length - 1] = tail.join(':');
+  return groups.join('::');
+}
+
+export async function startService(opts: ServiceOptions): Promise<Service> {
+  const local4 = opts.address4 ?? '198.19.0.1';
+  const local6 = opts.address6 === false ? undefined : (opts.address6 ?? 'fd00:7475::1');
+  const device = openTun({ name: opts.name ?? 'tunproxy%d', batchSize: 128 });
+  let routing: PolicyRouting | undefined;
+  const onExit = (): void => { routing?.remove(); };
+  try {
+    configureInterface({
+      name: device.name, mtu: opts.mtu ?? 9000,
+      addresses: [`${local4}/30`, ...(local6 ? [`${local6}/126`] : [])],
+    });
+    let bind4 = opts.bindAddress4;
+    let bind6 = opts.bindAddress6;
+    if (opts.route) {
+      // Upstream sockets bind to the source address they use today; a rule keeps that source on
+      // the main table once the default route leads into the TUN.
+      const up = opts.upstream;
+      if (up.kind !== 'direct' && up.kind !== 'reject' && net.isIP(up.host)) {
+        if (net.isIPv6(up.host)) bind6 ??= sourceAddressFor(up.host);
+        else bind4 ??= sourceAddressFor(up.host);
+      }
+      routing = new PolicyRouting({
+        device: device.name, table: opts.routeTable, priority: opts.routePriority,
+        families: local6 ? [4, 6] : [4], bypassSources: { 4: bind4, 6: bind6 },
+      });
+      process.on('exit', onExit);
+      routing.install();
+    }
+    const proxy = await TunProxy.start({
+      ...opts, device, local4, fake4: nextAddress(local4),
+      ...(local6 ? { local6, fake6: nextAddress(local6) } : {}),
+      ...(bind4 ? { bindAddress4: bind4 } : {}), ...(bind6 ? { bindAddress6: bind6 } : {}),
+    });
+    let stopped = false;
+    return {
+      proxy, device, routing,
+      async stop(): Promise<void> {
+        if (stopped) return;
+        stopped = true;
+        await proxy.close();
+        routing?.remove();
+        process.off('exit', onExit);
+        await device.close();
+      },
+    };
+  } catch (e) {
+    routing?.remove();
+    process.off('exit', onExit);
+    await device.close();
+    throw e;
+  }
+}

@@ -1,0 +1,332 @@
+// Upstream proxies: how one relayed connection reaches its destination. Each kind speaks its
+// handshake over a plain net.Socket and hands back that socket once it carries the destination's
+// byte stream: SOCKS5 (RFC 1928, username/password RFC 1929), SOCKS4a, HTTP CONNECT (Basic
+// auth), direct, or reject.
+import net from 'node:net';
+
+export type UpstreamKind = 'socks5' | 'socks4a' | 'http' | 'direct' | 'reject';
+
+export interface Upstream {
+  kind: UpstreamKind;
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+}
+
+/** Where a relayed connection goes: a host name (fake-IP DNS mode) or an address. */
+export interface Destination {
+  host: string;
+  port: number;
+}
+
+/** A failure to reach a destination through an upstream; `refused` says the destination said no. */
+export class UpstreamError extends Error {
+  constructor(message: string, readonly reason: 'refused' | 'proxy-down' | 'auth' | 'protocol' | 'timeout' | 'rejected' | 'unreachable') {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+const defaultPorts: Record<string, number> = { socks5: 1080, socks5h: 1080, socks4a: 1080, socks4: 1080, http: 8080 };
+
+/** Parses `socks5://user:pass@host:port`, `socks4a://host:port`, `http://user:pass@host:port`, `direct://`, `reject://`. */
+export function parseUpstream(text: string): Upstream {
+  if (text === 'direct' || text === 'direct://') return { kind: 'direct', host: '', port: 0 };
+  if (text === 'reject' || text === 'reject://') return { kind: 'reject', host: '', port: 0 };
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new TypeError(`"${text}" is not a proxy URL (like socks5://user:pass@host:1080 or http://host:3128)`);
+  }
+  const scheme = url.protocol.replace(/:$/, '');
+  const kind: UpstreamKind | undefined = scheme === 'socks5' || scheme === 'socks5h' ? 'socks5'
+    : scheme === 'socks4a' || scheme === 'socks4' ? 'socks4a'
+    : scheme === 'http' ? 'http' : undefined;
+  if (!kind) throw new TypeError(`proxy scheme "${scheme}" is not supported (use socks5, socks4a or http)`);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!host) throw new TypeError(`proxy URL "${text}" has no host`);
+  const port = url.port ? Number(url.port) : defaultPorts[scheme]!;
+  const up: Upstream = { kind, host, port };
+  if (url.username) up.username = decodeURIComponent(url.username);
+  if (url.password) up.password = decodeURIComponent(url.password);
+  return up;
+}
+
+export function describeUpstream(up: Upstream): string {
+  if (up.kind === 'direct' || up.kind === 'reject') return up.kind;
+  const host = net.isIPv6(up.host) ? `[${up.host}]` : up.host;
+  return `${up.kind}://${up.username ? `${up.username}@` : ''}${host}:${up.port}`;
+}
+
+export interface ConnectOptions {
+  /** Local address to bind upstream sockets to (keeps them out of the TUN, see routing.ts). */
+  localAddress?: string;
+  /** Handshake deadline in ms. */
+  timeoutMs?: number;
+}
+
+/** Reads exactly `n` bytes from a paused socket during a handshake; leftovers stay buffered. */
+function readExactly(sock: net.Socket, n: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      const chunk = sock.read(n) as Buffer | null;
+      if (chunk) { cleanup(); resolve(chunk); }
+    };
+    const onEnd = (): void => { cleanup(); reject(new UpstreamError('the proxy closed the connection during the handshake', 'protocol')); };
+    const onError = (e: Error): void => { cleanup(); reject(e); };
+    const cleanup = (): void => {
+      sock.off('readable', attempt); sock.off('end', onEnd); sock.off('close', onEnd); sock.off('error', onError);
+    };
+    sock.on('readable', attempt); sock.once('end', onEnd); sock.once('close', onEnd); sock.once('error', onError);
+    attempt();
+  });
+}
+
+/** Reads an HTTP response head (up to the blank line), leaving the body bytes buffered. */
+async function readHttpHead(sock: net.Socket): Promise<string> {
+  let head = Buffer.alloc(0);
+  for (;;) {
+    const byte = await readExactly(sock, 1);
+    head = Buffer.concat([head, byte]);
+    if (head.length >= 4 && head.subarray(-4).toString('latin1') === '\r\n\r\n') return head.toString('latin1');
+    if (head.length > 16384) throw new UpstreamError('the HTTP proxy sent an oversized response head', 'protocol');
+  }
+}
+
+function tcpConnect(host: string, port: number, opts: ConnectOptions): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port, allowHalfOpen: true, noDelay: true, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+    const onError = (e: NodeJS.ErrnoException): void => {
+      sock.destroy();
+      reject(e);
+    };
+    sock.once('error', onError);
+    sock.once('connect', () => { sock.off('error', onError); resolve(sock); });
+  });
+}
+
+/** SOCKS5 address field: ATYP + address + port. */
+export function socks5Address(host: string, port: number): Buffer {
+  let addr: Buffer;
+  if (net.isIPv4(host)) addr = Buffer.from([1, ...host.split('.').map(Number)]);
+  else if (net.isIPv6(host)) addr = Buffer.concat([Buffer.from([4]), ipv6Bytes(host)]);
+  else {
+    const name = Buffer.from(host, 'utf8');
+    if (name.length > 255) throw new UpstreamError(`host name too long for SOCKS5: ${host}`, 'protocol');
+    addr = Buffer.concat([Buffer.from([3, name.length]), name]);
+  }
+  const p = Buffer.alloc(2);
+  p.writeUInt16BE(port);
+  return Buffer.concat([addr, p]);
+}
+
+export function ipv6Bytes(text: string): Buffer {
+  const out = Buffer.alloc(16);
+  let s = text;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4) {
+    const parts = v4[1]!.split('.').map(Number);
+    s = s.slice(0, -v4[1]!.length) + `${((parts[0]! << 8) | parts[1]!).toString(16)}:${((parts[2]! << 8) | parts[3]!).toString(16)}`;
+  }
+  const [headText, tailText] = s.split('::') as [string, string | undefined];
+  const head = headText ? headText.split(':') : [];
+  const tail = tailText ? tailText.split(':') : [];
+  const groups = tailText === undefined ? head : [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail];
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+export function ipv6Text(b: Uint8Array, off = 0): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!);
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+const socks5Replies: Record<number, [string, UpstreamError['reason']]> = {
+  1: ['general SOCKS server failure', 'unreachable'],
+  2: ['connection not allowed by the proxy\'s rules', 'rejected'],
+  3: ['network unreachable', 'unreachable'],
+  4: ['host unreachable', 'unreachable'],
+  5: ['connection refused by the destination', 'refused'],
+  6: ['TTL expired', 'unreachable'],
+  7: ['command not supported by the proxy', 'protocol'],
+  8: ['address type not supported by the proxy', 'protocol'],
+};
+
+async function socks5Greet(sock: net.Socket, up: Upstream): Promise<void> {
+  const methods = up.username !== undefined ? [0, 2] : [0];
+  sock.write(Buffer.from([5, methods.length, ...methods]));
+  const [ver, method] = await readExactly(sock, 2);
+  if (ver !== 5) throw new UpstreamError(`${up.host}:${up.port} does not speak SOCKS5`, 'protocol');
+  if (method === 0xff) throw new UpstreamError('the SOCKS5 proxy accepts none of our authentication methods (needs a username and password?)', 'auth');
+  if (method === 2) {
+    const user = Buffer.from(up.username ?? '', 'utf8');
+    const pass = Buffer.from(up.password ?? '', 'utf8');
+    sock.write(Buffer.concat([Buffer.from([1, user.length]), user, Buffer.from([pass.length]), pass]));
+    const [, status] = await readExactly(sock, 2);
+    if (status !== 0) throw new UpstreamError('the SOCKS5 proxy rejected the username or password', 'auth');
+  } else if (method !== 0) {
+    throw new UpstreamError(`the SOCKS5 proxy chose unsupported method ${method}`, 'protocol');
+  }
+}
+
+/** Sends a SOCKS5 request and returns the bound address of the reply. */
+async function socks5Request(sock: net.Socket, command: number, host: string, port: number): Promise<Destination> {
+  sock.write(Buffer.concat([Buffer.from([5, command, 0]), socks5Address(host, port)]));
+  const [ver, rep, , atyp] = await readExactly(sock, 4);
+  if (ver !== 5) throw new UpstreamError('malformed SOCKS5 reply', 'protocol');
+  if (rep !== 0) {
+    const [text, reason] = socks5Replies[rep!] ?? [`SOCKS5 error ${rep}`, 'unreachable'];
+    throw new UpstreamError(`the SOCKS5 proxy could not reach ${formatHostPort(host, port)}: ${text}`, reason);
+  }
+  let boundHost: string;
+  if (atyp === 1) boundHost = [...await readExactly(sock, 4)].join('.');
+  else if (atyp === 4) boundHost = ipv6Text(await readExactly(sock, 16));
+  else if (atyp === 3) {
+    const [len] = await readExactly(sock, 1);
+    boundHost = (await readExactly(sock, len!)).toString('utf8');
+  } else throw new UpstreamError('malformed SOCKS5 reply address', 'protocol');
+  const boundPort = (await readExactly(sock, 2)).readUInt16BE(0);
+  return { host: boundHost, port: boundPort };
+}
+
+export function formatHostPort(host: string, port: number): string {
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+async function socks4aConnect(sock: net.Socket, dest: Destination, up: Upstream): Promise<void> {
+  if (net.isIPv6(dest.host)) throw new UpstreamError(`SOCKS4a cannot carry the IPv6 destination ${dest.host}`, 'protocol');
+  const head = Buffer.alloc(8);
+  head[0] = 4; head[1] = 1;
+  head.writeUInt16BE(dest.port, 2);
+  const user = Buffer.from(`${up.username ?? ''}\0`, 'utf8');
+  let tail = Buffer.alloc(0);
+  if (net.isIPv4(dest.host)) dest.host.split('.').forEach((o, i) => { head[4 + i] = Number(o); });
+  else { head.set([0, 0, 0, 1], 4); tail = Buffer.from(`${dest.host}\0`, 'utf8'); }
+  sock.write(Buffer.concat([head, user, tail]));
+  const reply = await readExactly(sock, 8);
+  if (reply[1] !== 0x5a) {
+    throw new UpstreamError(`the SOCKS4a proxy could not reach ${formatHostPort(dest.host, dest.port)} (reply ${reply[1]})`, 'unreachable');
+  }
+}
+
+async function httpConnect(sock: net.Socket, dest: Destination, up: Upstream): Promise<void> {
+  const target = formatHostPort(dest.host, dest.port);
+  let req = `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n`;
+  if (up.username !== undefined) {
+    req += `Proxy-Authorization: Basic ${Buffer.from(`${up.username}:${up.password ?? ''}`).toString('base64')}\r\n`;
+  }
+  sock.write(`${req}\r\n`);
+  const head = await readHttpHead(sock);
+  const m = /^HTTP\/1\.[01] (\d{3})([^\r\n]*)/.exec(head);
+  if (!m) throw new UpstreamError('the HTTP proxy sent a malformed response', 'protocol');
+  const status = Number(m[1]);
+  if (status === 200) return;
+  const why = `${status}${m[2]}`.trim();
+  if (status === 407) throw new UpstreamError(`the HTTP proxy wants credentials (${why})`, 'auth');
+  if (status === 403) throw new UpstreamError(`the HTTP proxy forbids ${target} (${why})`, 'rejected');
+  throw new UpstreamError(`the HTTP proxy could not reach ${target} (${why})`, status === 502 || status === 503 ? 'refused' : 'unreachable');
+}
+
+/**
+ * Opens a byte stream to `dest` through `up`. The returned socket is connected, past the
+ * handshake, paused-free, and allowHalfOpen (so FINs propagate in each direction separately).
+ */
+export async function connectThrough(up: Upstream, dest: Destination, opts: ConnectOptions = {}): Promise<net.Socket> {
+  if (up.kind === 'reject') throw new UpstreamError(`${formatHostPort(dest.host, dest.port)} is rejected by the rules`, 'rejected');
+  const target = up.kind === 'direct' ? dest : { host: up.host, port: up.port };
+  let sock: net.Socket;
+  try {
+    sock = await tcpConnect(target.host, target.port, opts);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    if (up.kind === 'direct') {
+      throw new UpstreamError(`cannot connect to ${formatHostPort(dest.host, dest.port)}: ${code}`, code === 'ECONNREFUSED' ? 'refused' : 'unreachable');
+    }
+    throw new UpstreamError(`the ${up.kind} proxy at ${formatHostPort(up.host, up.port)} is unreachable (${code})`, 'proxy-down');
+  }
+  if (up.kind === 'direct') return sock;
+  const timer = setTimeout(() => sock.destroy(new UpstreamError(`the proxy at ${formatHostPort(up.host, up.port)} did not answer the handshake in time`, 'timeout')), opts.timeoutMs ?? 10_000);
+  try {
+    if (up.kind === 'socks5') {
+      await socks5Greet(sock, up);
+      await socks5Request(sock, 1, dest.host, dest.port);
+    } else if (up.kind === 'socks4a') {
+      await socks4aConnect(sock, dest, up);
+    } else {
+      await httpConnect(sock, dest, up);
+    }
+  } catch (e) {
+    sock.destroy();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  return sock;
+}
+
+/** A SOCKS5 UDP ASSOCIATE: the control connection plus the relay's UDP address. */
+export interface UdpAssociation {
+  control: net.Socket;
+  relay: Destination;
+}
+
+/** Asks a SOCKS5 proxy for a UDP relay (RFC 1928 §7). The association lives as long as `control`. */
+export async function socks5UdpAssociate(up: Upstream, opts: ConnectOptions = {}): Promise<UdpAssociation> {
+  if (up.kind !== 'socks5') throw new UpstreamError(`${up.kind} upstreams cannot relay UDP`, 'protocol');
+  let control: net.Socket;
+  try {
+    control = await tcpConnect(up.host, up.port, opts);
+  } catch (e) {
+    throw new UpstreamError(`the socks5 proxy at ${formatHostPort(up.host, up.port)} is unreachable (${(e as NodeJS.ErrnoException).code ?? e})`, 'proxy-down');
+  }
+  const timer = setTimeout(() => control.destroy(new UpstreamError('the SOCKS5 proxy did not answer UDP ASSOCIATE in time', 'timeout')), opts.timeoutMs ?? 10_000);
+  try {
+    await socks5Greet(control, up);
+    const anyHost = net.isIPv6(up.host) ? '::' : '0.0.0.0';
+    const relay = await socks5Request(control, 3, anyHost, 0);
+    // A relay bound to the wildcard address is reached at the proxy's own address.
+    if (relay.host === '0.0.0.0' || relay.host === '::') relay.host = up.host;
+    return { control, relay };
+  } catch (e) {
+    control.destroy();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Wraps one datagram in the SOCKS5 UDP request header. */
+export function socks5UdpWrap(dest: Destination, payload: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from([0, 0, 0]), socks5Address(dest.host, dest.port), payload]);
+}
+
+/** Unwraps a SOCKS5 UDP datagram; undefined when malformed or fragmented. */
+export function socks5UdpUnwrap(msg: Buffer): { from: Destination; payload: Buffer } | undefined {
+  if (msg.length < 4 || msg[2] !== 0) return undefined;
+  const atyp = msg[3];
+  let off = 4;
+  let host: string;
+  if (atyp === 1) { if (msg.length < off + 6) return undefined; host = [...msg.subarray(off, off + 4)].join('.'); off += 4; }
+  else if (atyp === 4) { if (msg.length < off + 18) return undefined; host = ipv6Text(msg, off); off += 16; }
+  else if (atyp === 3) {
+    const len = msg[off]!;
+    if (msg.length < off + 1 + len + 2) return undefined;
+    host = msg.toString('utf8', off + 1, off + 1 + len); off += 1 + len;
+  } else return undefined;
+  const port = msg.readUInt16BE(off);
+  return { from: { host, port }, payload: msg.subarray(off + 2) };
+}

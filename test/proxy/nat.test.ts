@@ -1,0 +1,145 @@
+// The TCP NAT on bytes: translations keep every checksum valid, map back exactly, and the table
+// allocates, caps, resets and frees as documented.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TcpNat, addressBytes } from '../../src/proxy/nat.js';
+import { verifyTransportChecksum, internetChecksum, sum16, finish, pseudoHeaderSum } from '../../src/packet/checksum.js';
+
+const SYN = 0x02, ACK = 0x10, RST = 0x04, PSH = 0x08;
+
+function tcpPacket(src: string, sport: number, dst: string, dport: number, flags: number, payload = Buffer.alloc(0), seq = 1000, ack = 0): Buffer {
+  const s = addressBytes(src), d = addressBytes(dst);
+  const v4 = s.length === 4;
+  const ipLen = v4 ? 20 : 40;
+  const b = Buffer.alloc(ipLen + 20 + payload.length);
+  if (v4) {
+    b[0] = 0x45; b.writeUInt16BE(b.length, 2); b.writeUInt16BE(0x4000, 6); b[8] = 64; b[9] = 6;
+    s.copy(b, 12); d.copy(b, 16);
+    b.writeUInt16BE(internetChecksum(b, 0, 20), 10);
+  } else {
+    b[0] = 0x60; b.writeUInt16BE(20 + payload.length, 4); b[6] = 6; b[7] = 64; s.copy(b, 8); d.copy(b, 24);
+  }
+  b.writeUInt16BE(sport, ipLen); b.writeUInt16BE(dport, ipLen + 2);
+  b.writeUInt32BE(seq, ipLen + 4); b.writeUInt32BE(ack, ipLen + 8);
+  b[ipLen + 12] = 5 << 4; b[ipLen + 13] = flags; b.writeUInt16BE(65535, ipLen + 14);
+  payload.copy(b, ipLen + 20);
+  b.writeUInt16BE(finish(sum16(b, ipLen, b.length, pseudoHeaderSum(b, 0, 6, b.length - ipLen))), ipLen + 16);
+  return b;
+}
+
+function valid(b: Buffer): boolean {
+  const v4 = b[0]! >> 4 === 4;
+  const l4 = v4 ? 20 : 40;
+  if (v4 && internetChecksum(b, 0, 20) !== 0) return false;
+  return verifyTransportChecksum(b, 0, l4, b.length, 6);
+}
+
+const addrs = { local4: '198.19.0.1', fake4: '198.19.0.2', local6: 'fd00:7475::1', fake6: 'fd00:7475::2', listenPort4: 4000, listenPort6: 4006 };
+
+for (const [family, app, server, local, fake, listen] of [
+  [4, '198.19.0.1', '198.18.2.2', addrs.local4, addrs.fake4, addrs.listenPort4],
+  [6, 'fd00:7475::1', 'fd00:2::2', addrs.local6, addrs.fake6, addrs.listenPort6],
+] as const) {
+  test(`IPv${family}: a connection is translated both ways with valid checksums`, () => {
+    const nat = new TcpNat({ ...addrs, portMin: 20000, portMax: 20009 });
+    const syn = tcpPacket(app, 40000, server, 80, SYN);
+    assert.equal(nat.translate(syn, 1), 'forward');
+    assert.ok(valid(syn), 'translated SYN verifies');
+    const ipLen = family === 4 ? 20 : 40;
+    const a = family === 4 ? 12 : 8, len = family === 4 ? 4 : 16;
+    assert.deepEqual(syn.subarray(a, a + len), addressBytes(fake));
+    assert.deepEqual(syn.subarray(a + len, a + 2 * len), addressBytes(local));
+    const port = syn.readUInt16BE(ipLen);
+    assert.equal(port, 20000);
+    assert.equal(syn.readUInt16BE(ipLen + 2), listen);
+    const e = nat.lookup(port)!;
+    assert.equal(e.dstHost, server);
+    assert.equal(e.dstPort, 80);
+    assert.equal(e.srcPort, 40000);
+
+    // The kernel's SYN-ACK from the listener, with data-bearing segments after it.
+    const synAck = tcpPacket(local, listen, fake, port, SYN | ACK, Buffer.alloc(0), 777, 1001);
+    assert.equal(nat.translate(synAck, 2), 'forward');
+    assert.ok(valid(synAck));
+    assert.deepEqual(synAck.subarray(a, a + len), addressBytes(server));
+    assert.deepEqual(synAck.subarray(a + len, a + 2 * len), addressBytes(app));
+    assert.equal(synAck.readUInt16BE(ipLen), 80);
+    assert.equal(synAck.readUInt16BE(ipLen + 2), 40000);
+
+    const data = tcpPacket(app, 40000, server, 80, ACK | PSH, Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    assert.equal(nat.translate(data, 3), 'forward');
+    assert.ok(valid(data));
+    assert.equal(data.readUInt16BE(ipLen), port);
+    assert.equal(nat.size, 1);
+  });
+
+  test(`IPv${family}: a stray segment gets a reset; the reset itself verifies`, () => {
+    const nat = new TcpNat({ ...addrs });
+    const stray = tcpPacket(app, 40001, server, 80, ACK, Buffer.from('x'), 5, 99);
+    const r = nat.translate(stray, 1);
+    assert.ok(Buffer.isBuffer(r));
+    assert.ok(valid(r));
+    const ipLen = family === 4 ? 20 : 40;
+    assert.equal(r[ipLen + 13], RST);
+    assert.equal(r.readUInt32BE(ipLen + 4), 99, 'RST seq is the ACK it answers');
+    assert.equal(r.readUInt16BE(ipLen), 80);
+    assert.equal(r.readUInt16BE(ipLen + 2), 40001);
+    assert.equal(nat.size, 0);
+  });
+}
+
+test('the table caps sessions, answers beyond the cap with RST+ACK, and frees after linger', () => {
+  const nat = new TcpNat({ ...addrs, maxSessions: 2, lingerMs: 100 });
+  const a = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN);
+  const b = tcpPacket('198.19.0.1', 2, '198.18.2.2', 80, SYN);
+  const c = tcpPacket('198.19.0.1', 3, '198.18.2.2', 80, SYN, Buffer.alloc(0), 41);
+  assert.equal(nat.translate(a, 0), 'forward');
+  assert.equal(nat.translate(b, 0), 'forward');
+  const r = nat.translate(c, 0) as Buffer;
+  assert.ok(Buffer.isBuffer(r));
+  assert.equal(r[33], RST | ACK);
+  assert.equal(r.readUInt32BE(28), 42, 'acknowledges the SYN');
+  assert.equal(nat.counters.refusedFull, 1);
+  const portA = a.readUInt16BE(20);
+  nat.close(portA, 1000);
+  assert.equal(nat.activeSessions, 1);
+  nat.sweep(1050);
+  assert.equal(nat.size, 2, 'still lingering');
+  nat.sweep(1100);
+  assert.equal(nat.size, 1);
+  assert.equal(nat.lookup(portA), undefined);
+});
+
+test('a retransmitted SYN reuses its entry; a new SYN on a closing entry gets a fresh port', () => {
+  const nat = new TcpNat({ ...addrs });
+  const syn = (): Buffer => tcpPacket('198.19.0.1', 5555, '198.18.2.2', 443, SYN);
+  const first = syn();
+  nat.translate(first, 0);
+  const again = syn();
+  nat.translate(again, 1);
+  assert.equal(again.readUInt16BE(20), first.readUInt16BE(20));
+  nat.close(first.readUInt16BE(20), 2);
+  const fresh = syn();
+  nat.translate(fresh, 3);
+  assert.notEqual(fresh.readUInt16BE(20), first.readUInt16BE(20));
+  assert.equal(nat.size, 1);
+});
+
+test('the admit hook rejects destinations at SYN time', () => {
+  const nat = new TcpNat({ ...addrs, admit: (_f, host, port) => !(host === '198.18.9.9' && port === 25) });
+  const r = nat.translate(tcpPacket('198.19.0.1', 1, '198.18.9.9', 25, SYN), 0);
+  assert.ok(Buffer.isBuffer(r));
+  assert.equal(nat.counters.rejected, 1);
+  assert.equal(nat.translate(tcpPacket('198.19.0.1', 1, '198.18.9.9', 80, SYN), 0), 'forward');
+});
+
+test('malformed and foreign packets are counted and dropped, never thrown on', () => {
+  const nat = new TcpNat({ ...addrs });
+  assert.equal(nat.translate(Buffer.alloc(0), 0), 'drop');
+  assert.equal(nat.translate(Buffer.from([0x45, 0, 0, 20]), 0), 'other');
+  const truncated = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN).subarray(0, 30);
+  assert.equal(nat.translate(truncated, 0), 'drop');
+  // A reply for a port nobody holds.
+  assert.equal(nat.translate(tcpPacket('198.19.0.1', 4000, '198.19.0.2', 30000, ACK), 0), 'drop');
+  assert.equal(nat.translate(Buffer.from([0x20, 1, 2, 3]), 0), 'drop');
+});

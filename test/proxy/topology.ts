@@ -1,0 +1,214 @@
+// Three namespaces for the transparent-proxy tests and bench:
+//   app (runs `tuntap socks|http --route`, curl, iperf3) ── proxy (microsocks, danted, tinyproxy)
+//   ── server (HTTP + TCP echo in Node, iperf3, dnsmasq).
+// The proxy namespace does not forward, so the app reaches the server only through a proxy.
+import { mkdtempSync, chmodSync, mkdirSync, writeFileSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { TestNet, nsExec, nsSpawn } from '../helpers/netns.js';
+
+const root = new URL('../..', import.meta.url).pathname;
+
+export const SERVER4 = '198.18.2.2';
+export const SERVER6 = 'fd00:2::2';
+export const PROXY4 = '198.18.1.2';
+export const APP4 = '198.18.1.1';
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `ns` has a TCP (or UDP) listener on `port`. */
+export async function waitListening(ns: string, port: number, udp = false, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const out = nsExec(ns, 'ss', udp ? '-lunH' : '-ltnH', `sport = :${port}`);
+    if (out.trim()) return;
+    await sleep(50);
+  }
+  throw new Error(`nothing listens on port ${port} in ${ns}`);
+}
+
+// A tiny server: HTTP on 8080 (GET /bytes/N returns N bytes) and a TCP echo on 7000, dual-stack.
+const serverScript = `
+const http = require('node:http'), net = require('node:net');
+http.createServer((req, res) => {
+  const m = /^\\/bytes\\/(\\d+)/.exec(req.url);
+  if (m) { res.writeHead(200, {'content-type': 'application/octet-stream'}); res.end(Buffer.alloc(Number(m[1]), 120)); return; }
+  res.end('hello from ' + req.socket.localAddress + ' to ' + req.socket.remoteAddress + ' host ' + req.headers.host + '\\n');
+}).listen(8080, '::');
+net.createServer({ allowHalfOpen: true }, (s) => { s.pipe(s); s.on('error', () => {}); }).listen({ port: 7000, host: '::', backlog: 4096 });
+`;
+
+export interface ProxyProcess {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: () => string;
+  /** The newest stats line. */
+  stats(): Record<string, number>;
+  /** Resolves once a stats line satisfies `pred`. */
+  waitStats(pred: (s: Record<string, number>) => boolean, timeoutMs?: number): Promise<Record<string, number>>;
+  /** SIGTERM and wait for the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export class ProxyTopology {
+  readonly net = new TestNet();
+  readonly app: string;
+  readonly proxy: string;
+  readonly server: string;
+  readonly dir: string;
+  private readonly etcDirs: string[] = [];
+
+  constructor(opts: { mtu?: number } = {}) {
+    this.app = this.net.namespace('tpa');
+    this.proxy = this.net.namespace('tpp');
+    this.server = this.net.namespace('tps');
+    const ap = this.net.veth(this.app, this.proxy, opts);
+    const ps = this.net.veth(this.proxy, this.server, opts);
+    nsExec(this.app, 'ip', 'addr', 'add', `${APP4}/24`, 'dev', ap.a);
+    nsExec(this.app, 'ip', '-6', 'addr', 'add', 'fd00:1::1/64', 'dev', ap.a, 'nodad');
+    nsExec(this.proxy, 'ip', 'addr', 'add', `${PROXY4}/24`, 'dev', ap.b);
+    nsExec(this.proxy, 'ip', '-6', 'addr', 'add', 'fd00:1::2/64', 'dev', ap.b, 'nodad');
+    nsExec(this.app, 'ip', 'route', 'add', 'default', 'via', PROXY4);
+    nsExec(this.app, 'ip', '-6', 'route', 'add', 'default', 'via', 'fd00:1::2');
+    nsExec(this.proxy, 'ip', 'addr', 'add', '198.18.2.1/24', 'dev', ps.a);
+    nsExec(this.proxy, 'ip', '-6', 'addr', 'add', 'fd00:2::1/64', 'dev', ps.a, 'nodad');
+    nsExec(this.server, 'ip', 'addr', 'add', `${SERVER4}/24`, 'dev', ps.b);
+    nsExec(this.server, 'ip', '-6', 'addr', 'add', `${SERVER6}/64`, 'dev', ps.b, 'nodad');
+    this.dir = mkdtempSync(join(tmpdir(), 'tuntap-proxy-'));
+    chmodSync(this.dir, 0o777);
+    // `ip netns exec` mounts /etc/netns/NS/resolv.conf: the proxies resolve names at dnsmasq.
+    for (const ns of [this.proxy, this.app]) {
+      const d = `/etc/netns/${ns}`;
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, 'resolv.conf'), `nameserver ${SERVER4}\n`);
+      this.etcDirs.push(d);
+    }
+  }
+
+  async startServers(): Promise<void> {
+    nsSpawn(this.server, process.execPath, ['-e', serverScript]);
+    nsSpawn(this.server, 'iperf3', ['-s', '-p', '5201']);
+    nsSpawn(this.server, 'dnsmasq', ['--no-daemon', '--no-resolv', '--no-hosts', `--listen-address=${SERVER4}`,
+      '--bind-interfaces', '--address=/web.test/198.18.2.2', '--address=/web.test/fd00:2::2', '--log-queries',
+      '--log-facility=-', '--pid-file=', '--user=root']);
+    await waitListening(this.server, 8080);
+    await waitListening(this.server, 7000);
+    await waitListening(this.server, 5201);
+    await waitListening(this.server, 53, true);
+  }
+
+  /** microsocks on 198.18.1.2:1080 (optionally with user/pass); returns its log accessor. */
+  async startMicrosocks(port = 1080, auth?: { user: string; pass: string }): Promise<{ child: ChildProcess; log: () => string }> {
+    const args = ['-i', '0.0.0.0', '-p', String(port), ...(auth ? ['-u', auth.user, '-P', auth.pass] : [])];
+    const child = nsSpawn(this.proxy, 'microsocks', args);
+    let log = '';
+    child.stdout!.on('data', (d) => { log += d; });
+    child.stderr!.on('data', (d) => { log += d; });
+    await waitListening(this.proxy, port);
+    return { child, log: () => log };
+  }
+
+  /** dante-server on 198.18.1.2:1081 with CONNECT and UDP ASSOCIATE, logging each connect. */
+  async startDante(port = 1081): Promise<{ child: ChildProcess; log: () => string }> {
+    const logFile = join(this.dir, `danted-${port}.log`);
+    const external = nsExec(this.proxy, 'ip', '-o', 'addr', 'show', 'to', '198.18.2.0/24').split(/\s+/)[1]!;
+    const conf = join(this.dir, `danted-${port}.conf`);
+    writeFileSync(conf, `logoutput: ${logFile}
+internal: 0.0.0.0 port = ${port}
+external: ${external}
+socksmethod: none
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+timeout.negotiate: 30
+timeout.io: 0
+client pass { from: 0/0 to: 0/0 log: error }
+socks pass { from: 0/0 to: 0/0 command: connect udpassociate bindreply udpreply log: connect error }
+`);
+    writeFileSync(logFile, '');
+    chmodSync(logFile, 0o666);
+    const child = nsSpawn(this.proxy, 'danted', ['-f', conf, '-N', '2']);
+    await waitListening(this.proxy, port);
+    return { child, log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '') };
+  }
+
+  /** tinyproxy on 198.18.1.2:3128 with Basic auth user/pass. */
+  async startTinyproxy(port = 3128, auth = { user: 'web', pass: 'secret' }): Promise<{ child: ChildProcess; log: () => string }> {
+    const logFile = join(this.dir, `tinyproxy-${port}.log`);
+    const conf = join(this.dir, `tinyproxy-${port}.conf`);
+    writeFileSync(conf, `User nobody
+Group nogroup
+Port ${port}
+Listen ${PROXY4}
+Timeout 600
+LogFile "${logFile}"
+LogLevel Connect
+MaxClients 200
+Allow 198.18.0.0/15
+BasicAuth ${auth.user} ${auth.pass}
+DisableViaHeader Yes
+`);
+    writeFileSync(logFile, '');
+    chmodSync(logFile, 0o666);
+    const child = nsSpawn(this.proxy, 'tinyproxy', ['-d', '-c', conf]);
+    await waitListening(this.proxy, port);
+    return { child, log: () => readFileSync(logFile, 'utf8') };
+  }
+
+  /** Runs `tuntap <command> ...args --json` in the app namespace and waits for it to be ready. */
+  async startTuntap(command: 'socks' | 'http', args: string[]): Promise<ProxyProcess> {
+    const child = nsSpawn(this.app, process.execPath,
+      ['--import', 'tsx', join(root, 'src/cli/main.ts'), command, ...args, '--json', '--interval', '1'],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout: string[] = [];
+    let stderr = '';
+    let latest: Record<string, number> = {};
+    const waiters = new Set<() => void>();
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        stdout.push(line);
+        try {
+          const j = JSON.parse(line) as Record<string, number> & { event?: string };
+          if (j.event === 'stats') latest = j;
+        } catch { /* not JSON */ }
+        for (const w of waiters) w();
+      }
+    });
+    child.stderr!.on('data', (d) => { stderr += d; });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { for (const w of waiters) w(); resolve(code); }));
+    const until = (pred: () => boolean, timeoutMs: number, what: string): Promise<void> => new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (pred()) { done(); resolve(); } else if (child.exitCode !== null) { done(); reject(new Error(`tuntap exited (${child.exitCode}) before ${what}: ${stderr}`)); }
+      };
+      const timer = setTimeout(() => { done(); reject(new Error(`timed out waiting for ${what}; stderr: ${stderr}; last stats ${JSON.stringify(latest)}`)); }, timeoutMs);
+      const done = (): void => { clearTimeout(timer); waiters.delete(check); };
+      waiters.add(check);
+      check();
+    });
+    await until(() => stdout.some((l) => l.includes('"event":"ready"')), 20_000, 'ready');
+    return {
+      child, stdout, stderr: () => stderr,
+      stats: () => latest,
+      waitStats: async (pred, timeoutMs = 15_000) => {
+        await until(() => latest.event !== undefined && pred(latest), timeoutMs, 'stats condition');
+        return latest;
+      },
+      stop: async () => {
+        if (child.exitCode === null) child.kill('SIGTERM');
+        return exited;
+      },
+    };
+  }
+
+  cleanup(): void {
+    this.net.cleanup();
+    for (const d of this.etcDirs) rmSync(d, { recursive: true, force: true });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
