@@ -7,6 +7,8 @@ type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Pro
 
 const commands: Record<string, Command> = {
   demo: { summary: 'run the built-in demo in private namespaces', load: () => import('./demo.js') },
+  socks: { summary: 'tun2socks: carry a TUN\'s TCP/UDP through a SOCKS5/SOCKS4a proxy', load: () => import('./socks.js') },
+  http: { summary: 'tun2http: carry a TUN\'s TCP through an HTTP CONNECT proxy', load: () => import('./http.js') },
 };
 
 function usage(): string {
