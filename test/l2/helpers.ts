@@ -1,0 +1,40 @@
+// Shared by the l2 tests: TAPs whose netdev lives in a host namespace, MACs, iperf3 runs.
+import { nsExec, nsRun, nsSpawn, uniqueName } from '../helpers/netns.js';
+import { TapPort } from '../../src/l2/tap-port.js';
+
+/** Opens a TAP in the switch namespace and moves its netdev into `host` with the given addresses. */
+export function tapIntoHost(sw: string, host: string, v4: string, v6: string, opts: { offload?: boolean; mtu?: number } = {}): TapPort {
+  const port = TapPort.open({ name: uniqueName('tp'), netns: sw, offload: opts.offload ?? true });
+  nsExec(sw, 'ip', 'link', 'set', port.name, 'netns', host);
+  if (opts.mtu) nsExec(host, 'ip', 'link', 'set', port.name, 'mtu', String(opts.mtu));
+  nsExec(host, 'ip', 'link', 'set', port.name, 'up');
+  nsExec(host, 'ip', 'addr', 'add', `${v4}/24`, 'dev', port.name);
+  nsExec(host, 'ip', '-6', 'addr', 'add', `${v6}/64`, 'dev', port.name, 'nodad');
+  return port;
+}
+
+export function macOf(ns: string, dev: string): string {
+  return nsExec(ns, 'cat', `/sys/class/net/${dev}/address`).trim();
+}
+
+export async function iperf(server: string, client: string, address: string, seconds = 2): Promise<number> {
+  const srv = nsSpawn(server, 'iperf3', ['-s', '-1', '-B', address]);
+  try {
+    for (let i = 0; i < 50; i++) {
+      const r = await nsRun(client, 'iperf3', ['-c', address, '-t', String(seconds), '-J'], (seconds + 20) * 1000);
+      let report: { error?: string; end?: { sum_received?: { bits_per_second: number } } } = {};
+      try { report = JSON.parse(r.stdout); } catch { /* not JSON: judged below */ }
+      const bps = report.end?.sum_received?.bits_per_second;
+      if (r.code === 0 && !report.error && bps !== undefined) return bps;
+      // -J reports a refused connection (server not listening yet) in "error", sometimes with status 0.
+      if (!/refused/.test(`${report.error ?? ''} ${r.stdout} ${r.stderr}`)) {
+        throw new Error(`iperf3 failed (${r.code}): ${report.error ?? r.stdout.slice(-400)} ${r.stderr}`);
+      }
+      await new Promise((res) => setTimeout(res, 100)); // the server is still starting
+    }
+    throw new Error('iperf3 server never came up');
+  } finally {
+    srv.kill();
+  }
+}
+
