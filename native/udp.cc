@@ -14,6 +14,7 @@
 #include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -162,7 +163,8 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   uint32_t* segSizes_ = nullptr;
   uint32_t* flags_ = nullptr;
   uint8_t* endpoints_ = nullptr;
-  uint32_t* drops_ = nullptr;  // [0] = kernel drop counter (SO_RXQ_OVFL) last seen
+  // [0] kernel drop counter (SO_RXQ_OVFL) last seen, [1] ICMP errors seen, [2] the last one's errno
+  uint32_t* drops_ = nullptr;
   std::vector<mmsghdr> rmsgs_;
   std::vector<iovec> riov_;
   std::vector<sockaddr_storage> raddr_;
@@ -281,6 +283,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     flags_ = TypedData<uint32_t>(area.Get("truncated"), &n);
     endpoints_ = TypedData<uint8_t>(area.Get("endpoints"), &n);
     drops_ = TypedData<uint32_t>(area.Get("drops"), &n);
+    if (n < 3) { ThrowErrno(env, "recvmmsg", EINVAL); return env.Undefined(); }
     areaRef_ = Napi::Persistent(area);
     rmsgs_.assign(batch_, mmsghdr{});
     riov_.assign(batch_, iovec{});
@@ -305,11 +308,13 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       m.msg_flags = 0;
     }
     int n;
-    do {
+    for (int attempts = 0;; attempts++) {
       n = recvmmsg(fd_, rmsgs_.data(), batch_, MSG_DONTWAIT, nullptr);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
+      if (n >= 0 || errno == EINTR) { if (n >= 0) break; continue; }
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      // An ICMP error for an earlier send is reported (once) by the next receive; it says
+      // nothing about the datagrams waiting, so note it and read on.
+      if (IsPeerError(errno) && attempts < 4) { NotePeerError(errno); continue; }
       return -errno;
     }
     for (int i = 0; i < n; i++) {
@@ -344,7 +349,8 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   //   Uint8Array (offsets/lengths null: whole buffers). endpoints: records; destIds: per-packet
   //   index into endpoints (null: every packet to record 0; endpoints null: connected socket).
   //   gsoSize > 0: consecutive packets to one destination are joined into one UDP_SEGMENT send
-  //   where every packet but the last is exactly gsoSize bytes.
+  //   where every packet but the last is exactly gsoSize bytes; gsoSize < 0: the same, with
+  //   each group's size taken from its first packet.
   // Returns [packetsDone, errno, failedPacket, messagesDone]: packetsDone counts packets handed to the kernel or
   // dropped for a per-datagram error; errno 0 when all were done, EAGAIN when the socket is full.
   Napi::Value Send(const Napi::CallbackInfo& info) {
@@ -352,7 +358,10 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     if (!CheckOpen(env)) return env.Undefined();
     uint32_t start = info[3].As<Napi::Number>().Uint32Value();
     uint32_t count = info[4].As<Napi::Number>().Uint32Value();
-    uint32_t gso = info[7].As<Napi::Number>().Uint32Value();
+    // gsoSize < 0: "auto", each group's segment size is the length of its first datagram.
+    int64_t gsoArg = info[7].As<Napi::Number>().Int64Value();
+    bool gsoAuto = gsoArg < 0;
+    uint32_t gso = gsoAuto ? 0 : static_cast<uint32_t>(gsoArg);
 
     bool packed = info[0].IsTypedArray();
     uint8_t* base = nullptr;
@@ -409,6 +418,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       uint32_t segs = 1;
       size_t bytes = siov_[k].iov_len;
       k++;
+      if (gsoAuto) gso = static_cast<uint32_t>(std::min<size_t>(siov_[first].iov_len, 65535));
       if (gso > 0 && siov_[first].iov_len == gso) {
         while (k < count && segs < kMaxGsoSegments && (ids ? ids[start + k] : 0) == dest &&
                siov_[k].iov_len <= gso && bytes + siov_[k].iov_len <= kMaxGsoBytes) {
@@ -442,7 +452,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
         c->cmsg_level = SOL_UDP;
         c->cmsg_type = UDP_SEGMENT;
         c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t seg = static_cast<uint16_t>(gso);
+        uint16_t seg = static_cast<uint16_t>(siov_[first].iov_len);
         std::memcpy(CMSG_DATA(c), &seg, sizeof(seg));
       }
       sfirst_[msgs] = first;
@@ -473,6 +483,17 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     return result;
   }
 
+  static bool IsPeerError(int err) {
+    return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
+           err == ENETDOWN || err == EMSGSIZE || err == EPROTO;
+  }
+
+  void NotePeerError(int err) {
+    if (drops_ == nullptr) return;
+    drops_[1]++;
+    drops_[2] = static_cast<uint32_t>(err);
+  }
+
   void UpdatePoll() {
     if (poll_ == nullptr) return;
     if (events_ == 0) {
@@ -491,7 +512,19 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   void HandlePoll(int status, int events) {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    if (status < 0) events = events_;  // report the error through the waiting callbacks
+    if (status < 0) {
+      // libuv reports EPOLLERR as UV_EBADF and stops the handle. On a UDP socket that is a
+      // pending ICMP error (peer unreachable, port closed): read it with SO_ERROR, which clears
+      // it, count it and keep waiting. Only a socket that cannot even report that has failed.
+      int err = 0;
+      socklen_t len = sizeof(err);
+      if (fd_ >= 0 && getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) == 0) {
+        if (err != 0) NotePeerError(err);
+        UpdatePoll();
+        if (err != 0) return;
+      }
+      events = events_;  // report the failure through the waiting callbacks
+    }
     if ((events & UV_WRITABLE) && (events_ & UV_WRITABLE)) {
       events_ &= ~UV_WRITABLE;
       UpdatePoll();

@@ -88,8 +88,12 @@ export type Destination =
   | { table: EndpointTable; ids: Uint32Array };
 
 export interface SendOptions {
-  /** Join consecutive datagrams of exactly this size (to one destination) into UDP GSO sends. */
-  gsoSize?: number;
+  /**
+   * Join consecutive datagrams to one destination into UDP GSO sends (one system-call message,
+   * split by the kernel): every datagram of a group but the last must have the segment size.
+   * A number fixes that size; 'auto' takes each group's size from its first datagram.
+   */
+  gsoSize?: number | 'auto';
   /** Throw on a per-datagram error (unreachable, refused, too big) instead of counting it. */
   strict?: boolean;
 }
@@ -119,6 +123,9 @@ export interface UdpStats {
   lastSendError?: TuntapError;
   /** The kernel's count of datagrams dropped because the receive queue was full (SO_RXQ_OVFL). */
   kernelDrops: number;
+  /** ICMP errors the kernel reported for earlier sends (port unreachable, ...), and the last one's code. */
+  peerErrors: number;
+  lastPeerError?: string;
 }
 
 const explainSocket: Explain = (code) => ({
@@ -192,7 +199,7 @@ const MAX_SYNC_RECEIVES = 8;
 
 export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable {
   readonly family: 4 | 6;
-  readonly stats: UdpStats = { received: 0, sent: 0, recvCalls: 0, sendCalls: 0, sendMessages: 0, truncated: 0, sendErrors: 0, kernelDrops: 0 };
+  readonly stats: UdpStats = { received: 0, sent: 0, recvCalls: 0, sendCalls: 0, sendMessages: 0, truncated: 0, sendErrors: 0, kernelDrops: 0, peerErrors: 0 };
   private sock: NativeSocket | null;
   private readonly area: RecvArea;
   private readonly batch: DatagramBatch;
@@ -227,7 +234,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
       data: Buffer.allocUnsafeSlow(batchSize * slotSize), slotSize, batch: batchSize,
       lengths: new Uint32Array(batchSize), segmentSizes: new Uint32Array(batchSize),
       truncated: new Uint32Array(batchSize), endpoints: new Uint8Array(batchSize * ENDPOINT_SIZE),
-      drops: new Uint32Array(1),
+      drops: new Uint32Array(3),
     };
     sock.setRecvArea(this.area);
     // A GRO message of slotSize bytes holds at most slotSize/1 datagrams in theory; the kernel
@@ -350,7 +357,16 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     this.stats.received += count;
     this.stats.recvCalls++;
     this.stats.kernelDrops = a.drops[0]!;
+    this.notePeerErrors();
     return b;
+  }
+
+  private notePeerErrors(): void {
+    const seen = this.area.drops[1]!;
+    if (seen !== this.stats.peerErrors) {
+      this.stats.peerErrors = seen;
+      this.stats.lastPeerError = errnoName(this.area.drops[2]!);
+    }
   }
 
   /** Receives the next batch: null once closed. The previous batch's memory is reused. */
@@ -443,8 +459,8 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
   private async sendLoop(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
     count: number, to: Destination, opts: SendOptions): Promise<void> {
     const { rec, ids } = this.destination(to, count);
-    const gso = opts.gsoSize ?? 0;
-    if (gso < 0 || gso > 65535) throw new RangeError(`invalid gsoSize ${gso}`);
+    const gso = opts.gsoSize === 'auto' ? -1 : opts.gsoSize ?? 0;
+    if (opts.gsoSize !== 'auto' && (!Number.isInteger(gso) || gso < 0 || gso > 65535)) throw new RangeError(`invalid gsoSize ${opts.gsoSize}`);
     let start = 0;
     while (start < count) {
       const sock = this.live('sending datagrams');

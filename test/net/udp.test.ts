@@ -227,6 +227,27 @@ test('connected sockets, socket options and typed errors', async () => {
   }
 });
 
+test('an ICMP error for an earlier send is counted and the waiting receive carries on', async () => {
+  const first = UdpSocket.open({ netns: nsB, bind: { address: B4 } });
+  const port = first.localEndpoint.port;
+  const sa = UdpSocket.open({ netns: nsA, connect: { address: B4, port } });
+  try {
+    const waiting = collect(sa, 1);
+    await first.close();
+    await sa.send(Buffer.from('into the void')); // port closed now: ICMP port unreachable comes back
+    await new Promise((r) => setTimeout(r, 100));
+    const second = UdpSocket.open({ netns: nsB, bind: { address: B4, port } });
+    await second.send(Buffer.from('reply'), sa.localEndpoint);
+    const got = await waiting;
+    assert.equal(got.data[0]?.toString(), 'reply');
+    assert.equal(sa.stats.peerErrors, 1);
+    assert.equal(sa.stats.lastPeerError, 'ECONNREFUSED');
+    await second.close();
+  } finally {
+    await sa.close();
+  }
+});
+
 test('closing releases every fd and ends a waiting receive', async () => {
   const fds = () => readdirSync('/proc/self/fd').length;
   const before = fds();

@@ -1,0 +1,60 @@
+// Forwarder benchmark (issue 2, "Performance"): iperf3 TCP between two namespaces joined only
+// through TUN <-> UDP <-> TUN forwarders (MTU 1420, no crypto). Measured in one run:
+//   (a) the C baseline, bench/c/forwarder.c: one read() and one send() per packet;
+//   (b) the TypeScript forwarder on tuntap's device layer and UdpSocket, batched (plain);
+//   (c) the same with vnet header + TSO: super-packets read from the TUN, split to MTU-size
+//       segments sent as UDP GSO, received with UDP GRO, re-coalesced and written as
+//       super-packets with a virtio_net_hdr.
+// Prints Gbit/s for each and the ratios (b)/(a) and (c)/(a). Targets: (b) >= 1.0x, (c) >= 4x.
+//
+//   npm run bench forwarder -- --duration 20 --only c,plain,offload
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { BenchOptions } from './run.js';
+import { buildC } from './lib/cbuild.js';
+import { iperfAcross, pingAcross, withForwardedPath, type ForwarderCommand } from './lib/topology.js';
+
+const forwardScript = fileURLToPath(new URL('./lib/forward.ts', import.meta.url));
+const deviceLayer = fileURLToPath(new URL('../src/device/index.ts', import.meta.url));
+
+function tsForwarder(mode: 'plain' | 'offload'): ForwarderCommand {
+  return (tun, local, peer) => [process.execPath,
+    ['--import', 'tsx', forwardScript, '--mode', mode, '--tun', tun, '--local', local, '--peer', peer]];
+}
+
+interface Variant { key: string; label: string; command: () => ForwarderCommand; needsDevice: boolean }
+
+const variants: Variant[] = [
+  { key: 'c', label: '(a) C forwarder, one read + one send per packet', command: () => {
+    const bin = buildC('forwarder');
+    return (tun, local, peer) => [bin, [tun, ...local.split(':'), ...peer.split(':')]];
+  }, needsDevice: false },
+  { key: 'plain', label: '(b) tuntap forwarder, batched', command: () => tsForwarder('plain'), needsDevice: true },
+  { key: 'offload', label: '(c) tuntap forwarder, vnet hdr + TSO/GSO/GRO', command: () => tsForwarder('offload'), needsDevice: true },
+];
+
+export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Promise<Record<string, number>> {
+  const onlyArg = opts.argv.find((a) => a.startsWith('--only='));
+  const only = onlyArg ? onlyArg.slice('--only='.length).split(',') : variants.map((v) => v.key);
+  const results: Record<string, number> = {};
+  for (const v of variants) {
+    if (!only.includes(v.key)) continue;
+    if (v.needsDevice && !existsSync(deviceLayer)) {
+      console.log(`${v.label}: skipped (src/device is not there yet)`);
+      continue;
+    }
+    const gbps = await withForwardedPath(v.command(), async (path) => {
+      if (!(await pingAcross(path))) throw new Error(`${v.label}: ping does not cross the path\n${path.logs()}`);
+      const r = await iperfAcross(path, opts.durationSec);
+      return { gbps: r.bitsPerSecond / 1e9, retransmits: r.retransmits };
+    });
+    results[v.key] = gbps.gbps;
+    console.log(`${v.label}: ${gbps.gbps.toFixed(3)} Gbit/s (${gbps.retransmits} retransmits, ${opts.durationSec} s)`);
+  }
+  const base = results.c;
+  if (base !== undefined && base > 0) {
+    if (results.plain !== undefined) console.log(`ratio (b)/(a): ${(results.plain / base).toFixed(2)}x  (target >= 1.0x)`);
+    if (results.offload !== undefined) console.log(`ratio (c)/(a): ${(results.offload / base).toFixed(2)}x  (target >= 4x)`);
+  }
+  return results;
+}

@@ -1,0 +1,74 @@
+// `npm run bench [NAME...] [--duration SECONDS]`: runs every module in bench/ that exports
+// `run()` (or only the named ones), one after another, each printing its own figures and ratios
+// against a baseline it measures in the same run. A module that is missing or fails to load is
+// reported and skipped; the exit code says whether every selected benchmark completed.
+import { readdirSync } from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export interface BenchOptions {
+  /** Seconds per timed measurement (default 5). */
+  durationSec: number;
+  /** Arguments not consumed by run.ts. */
+  argv: string[];
+}
+
+type BenchModule = { run?: (opts: BenchOptions) => unknown };
+
+const benchDir = fileURLToPath(new URL('.', import.meta.url));
+
+function available(): string[] {
+  return readdirSync(benchDir)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && f !== 'run.ts')
+    .map((f) => basename(f, '.ts'))
+    .sort();
+}
+
+function parse(argv: string[]): { names: string[]; opts: BenchOptions } {
+  const names: string[] = [];
+  const rest: string[] = [];
+  let durationSec = Number(process.env.BENCH_DURATION ?? 5);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--duration' || a === '-t') durationSec = Number(argv[++i]);
+    else if (a.startsWith('--duration=')) durationSec = Number(a.slice('--duration='.length));
+    else if (a.startsWith('-')) rest.push(a);
+    else names.push(a.replace(/\.ts$/, ''));
+  }
+  if (!(durationSec > 0)) throw new Error('--duration must be a positive number of seconds');
+  return { names, opts: { durationSec, argv: rest } };
+}
+
+async function main(): Promise<void> {
+  const { names, opts } = parse(process.argv.slice(2));
+  const all = available();
+  const selected = names.length > 0 ? names : all;
+  let failed = 0;
+  for (const name of selected) {
+    if (!all.includes(name)) {
+      console.log(`\n== ${name}: no bench/${name}.ts here (available: ${all.join(', ')}); skipped`);
+      continue;
+    }
+    let mod: BenchModule;
+    try {
+      mod = (await import(pathToFileURL(`${benchDir}${name}.ts`).href)) as BenchModule;
+    } catch (e) {
+      console.log(`\n== ${name}: could not be loaded (${(e as Error).message.split('\n')[0]}); skipped`);
+      failed++;
+      continue;
+    }
+    if (typeof mod.run !== 'function') continue;
+    console.log(`\n== ${name}`);
+    const started = Date.now();
+    try {
+      await mod.run(opts);
+      console.log(`== ${name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    } catch (e) {
+      failed++;
+      console.log(`== ${name} failed: ${(e as Error).stack ?? e}`);
+    }
+  }
+  if (failed > 0) process.exitCode = 1;
+}
+
+await main();
