@@ -1,0 +1,21 @@
+// tuntap/packet: zero-copy protocol views and builders, checksums, GSO/GRO, capture files and
+// the pcap filter subset (JS predicate and classic BPF).
+export { PacketParseError } from './errors.js';
+export * from './bytes.js';
+export * from './checksum.js';
+export * from './ethernet.js';
+export * from './arp.js';
+export * from './ipv4.js';
+export * from './ipv6.js';
+export * from './icmp.js';
+export * from './icmpv6.js';
+export * from './tcp.js';
+export * from './udp.js';
+export type { IpContext } from './pseudo.js';
+export * from './tunheaders.js';
+export * from './gso.js';
+export * from './gro.js';
+export * from './pcap.js';
+export * from './bpf.js';
+export * from './filter.js';
+export * from './decode.js';

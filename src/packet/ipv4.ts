@@ -1,0 +1,163 @@
+// IPv4 (RFC 791): header view with options and fragment fields, checksum-maintaining setters.
+import { PacketParseError, need } from './errors.js';
+import { u16, u32, put16, put32, formatIPv4, parseIPv4, copyBytes } from './bytes.js';
+import { internetChecksum, updateChecksum16, updateChecksum32 } from './checksum.js';
+
+export const IpProtocol = {
+  HopByHop: 0, ICMP: 1, IGMP: 2, TCP: 6, UDP: 17, IPv6Route: 43, IPv6Frag: 44, GRE: 47,
+  ESP: 50, AH: 51, ICMPv6: 58, NoNext: 59, IPv6Opts: 60,
+} as const;
+
+/** Zero-copy view of an IPv4 packet in buf[off..end); payload ends at off+totalLength. */
+export class Ipv4View {
+  buf: Uint8Array = new Uint8Array(0);
+  off = 0;
+  end = 0;
+
+  constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
+    if (buf) this.wrap(buf, off, end);
+  }
+
+  /** Checks version, header length and total length against the buffer; throws PacketParseError. */
+  wrap(buf: Uint8Array, off = 0, end = buf.length): this {
+    need('ipv4', off, end, 20);
+    const vihl = buf[off]!;
+    if (vihl >> 4 !== 4) throw new PacketParseError('ipv4', `version is ${vihl >> 4}, not 4`, off);
+    const hl = (vihl & 15) * 4;
+    if (hl < 20) throw new PacketParseError('ipv4', `header length ${hl} is below 20`, off);
+    need('ipv4', off, end, hl, 'options');
+    const total = u16(buf, off + 2);
+    if (total < hl) throw new PacketParseError('ipv4', `total length ${total} is shorter than the header`, off);
+    if (total > end - off) throw new PacketParseError('ipv4', `total length ${total} exceeds the ${end - off} bytes present`, off);
+    this.buf = buf; this.off = off; this.end = end;
+    return this;
+  }
+
+  get version(): number { return 4; }
+  get headerLength(): number { return (this.buf[this.off]! & 15) * 4; }
+  get dscp(): number { return this.buf[this.off + 1]! >> 2; }
+  get ecn(): number { return this.buf[this.off + 1]! & 3; }
+  get totalLength(): number { return u16(this.buf, this.off + 2); }
+  set totalLength(v: number) { this.setWord(2, v); }
+  get identification(): number { return u16(this.buf, this.off + 4); }
+  set identification(v: number) { this.setWord(4, v); }
+  get dontFragment(): boolean { return (this.buf[this.off + 6]! & 0x40) !== 0; }
+  get moreFragments(): boolean { return (this.buf[this.off + 6]! & 0x20) !== 0; }
+  /** Fragment offset in bytes. */
+  get fragmentOffset(): number { return (u16(this.buf, this.off + 6) & 0x1fff) * 8; }
+  get isFragment(): boolean { return (u16(this.buf, this.off + 6) & 0x3fff) !== 0; }
+  get ttl(): number { return this.buf[this.off + 8]!; }
+  set ttl(v: number) { this.setWord(8, (v << 8) | this.buf[this.off + 9]!); }
+  get protocol(): number { return this.buf[this.off + 9]!; }
+  get checksum(): number { return u16(this.buf, this.off + 10); }
+  set checksum(v: number) { put16(this.buf, this.off + 10, v); }
+  /** Source address as a 32-bit unsigned number. */
+  get src(): number { return u32(this.buf, this.off + 12); }
+  get dst(): number { return u32(this.buf, this.off + 16); }
+  get srcAddress(): string { return formatIPv4(this.buf, this.off + 12); }
+  get dstAddress(): string { return formatIPv4(this.buf, this.off + 16); }
+  get payloadOffset(): number { return this.off + this.headerLength; }
+  get payloadEnd(): number { return this.off + this.totalLength; }
+  get payload(): Uint8Array { return this.buf.subarray(this.payloadOffset, this.payloadEnd); }
+
+  /** Rewrites the source address, keeping the header checksum valid (RFC 1624). Returns the old one. */
+  setSrc(addr: number): number { return this.setAddr(12, addr); }
+  setDst(addr: number): number { return this.setAddr(16, addr); }
+
+  private setAddr(at: number, addr: number): number {
+    const old = u32(this.buf, this.off + at);
+    put32(this.buf, this.off + at, addr);
+    this.checksum = updateChecksum32(this.checksum, old, addr >>> 0);
+    return old;
+  }
+
+  private setWord(at: number, v: number): void {
+    const old = u16(this.buf, this.off + at);
+    put16(this.buf, this.off + at, v);
+    this.checksum = updateChecksum16(this.checksum, old, v & 0xffff);
+  }
+
+  /** True when the header checksum verifies. */
+  verifyChecksum(): boolean { return internetChecksum(this.buf, this.off, this.off + this.headerLength) === 0; }
+  /** Recomputes the header checksum from scratch. */
+  fillChecksum(): void {
+    this.checksum = 0;
+    this.checksum = internetChecksum(this.buf, this.off, this.off + this.headerLength);
+  }
+
+  /** Walks the options; throws PacketParseError on a malformed one. */
+  options(): Ipv4Option[] {
+    const out: Ipv4Option[] = [];
+    const end = this.off + this.headerLength;
+    for (let o = this.off + 20; o < end;) {
+      const type = this.buf[o]!;
+      if (type === 0) break;
+      if (type === 1) { out.push({ type, data: new Uint8Array(0) }); o++; continue; }
+      if (o + 2 > end) throw new PacketParseError('ipv4', 'option length missing', o);
+      const len = this.buf[o + 1]!;
+      if (len < 2 || o + len > end) throw new PacketParseError('ipv4', `option ${type} has bad length ${len}`, o);
+      out.push({ type, data: this.buf.subarray(o + 2, o + len) });
+      o += len;
+    }
+    return out;
+  }
+}
+
+export interface Ipv4Option { type: number; data: Uint8Array }
+
+export interface Ipv4Repr {
+  dscp?: number; ecn?: number;
+  identification?: number;
+  dontFragment?: boolean; moreFragments?: boolean;
+  /** Fragment offset in bytes (multiple of 8). */
+  fragmentOffset?: number;
+  ttl?: number;
+  protocol: number;
+  src: string; dst: string;
+  /** Raw option bytes, padded by the builder to a multiple of 4 with end-of-list zeros. */
+  options?: Uint8Array;
+  payload: Uint8Array;
+  /** Header checksum; computed when omitted. */
+  checksum?: number;
+}
+
+export function ipv4HeaderLength(r: Ipv4Repr): number {
+  return 20 + (((r.options?.length ?? 0) + 3) & ~3);
+}
+
+export function emitIpv4(r: Ipv4Repr, buf: Uint8Array, off = 0): number {
+  const hl = ipv4HeaderLength(r);
+  const total = hl + r.payload.length;
+  if (total > 0xffff) throw new RangeError(`IPv4 packet of ${total} bytes exceeds 65535`);
+  buf.fill(0, off, off + hl);
+  buf[off] = 0x40 | (hl >> 2);
+  buf[off + 1] = ((r.dscp ?? 0) << 2) | (r.ecn ?? 0);
+  put16(buf, off + 2, total);
+  put16(buf, off + 4, r.identification ?? 0);
+  put16(buf, off + 6, (r.dontFragment ? 0x4000 : 0) | (r.moreFragments ? 0x2000 : 0) | ((r.fragmentOffset ?? 0) >> 3));
+  buf[off + 8] = r.ttl ?? 64;
+  buf[off + 9] = r.protocol;
+  buf.set(parseIPv4(r.src), off + 12);
+  buf.set(parseIPv4(r.dst), off + 16);
+  if (r.options) buf.set(r.options, off + 20);
+  put16(buf, off + 10, r.checksum ?? internetChecksum(buf, off, off + hl));
+  buf.set(r.payload, off + hl);
+  return total;
+}
+
+export function buildIpv4(r: Ipv4Repr): Buffer {
+  const out = Buffer.alloc(ipv4HeaderLength(r) + r.payload.length);
+  emitIpv4(r, out);
+  return out;
+}
+
+export function parseIpv4(v: Ipv4View): Ipv4Repr {
+  const hl = v.headerLength;
+  return {
+    dscp: v.dscp, ecn: v.ecn, identification: v.identification,
+    dontFragment: v.dontFragment, moreFragments: v.moreFragments, fragmentOffset: v.fragmentOffset,
+    ttl: v.ttl, protocol: v.protocol, src: v.srcAddress, dst: v.dstAddress,
+    ...(hl > 20 ? { options: copyBytes(v.buf, v.off + 20, v.off + hl) } : {}),
+    payload: v.payload, checksum: v.checksum,
+  };
+}
