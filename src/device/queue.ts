@@ -132,6 +132,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   #writeWaiter: (() => void) | null = null;
   #heads: Buffer = Buffer.alloc(0);
   #one: Uint8Array[] = [];
+  #writeLock: Promise<void> | null = null;
 
   constructor(handle: QueueHandle) {
     this.#fd = handle.fd;
@@ -322,28 +323,43 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     return accepted;
   }
 
-  /** Writes one packet (payload; headers are added from opts). Rejections throw a TuntapError. */
-  async write(packet: Uint8Array, opts: WriteOptions = {}): Promise<void> {
-    const one = this.#one;
-    one[0] = packet;
-    one.length = 1;
-    const heads = this.#encodeHeads(one, opts.vnet, opts.protocol === undefined ? undefined : [opts.protocol]);
+  // Writers take turns: order is kept and the reused header buffer is never shared by two
+  // writes at once (a write may wait for writability in the middle).
+  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#writeLock) await this.#writeLock;
+    let release!: () => void;
+    this.#writeLock = new Promise<void>((r) => { release = r; });
     try {
-      await this.#writeAll(one, heads, opts.signal, true);
+      return await fn();
     } finally {
-      one.length = 0;
+      this.#writeLock = null;
+      release();
     }
+  }
+
+  /** Writes one packet (payload; headers are added from opts). Rejections throw a TuntapError. */
+  write(packet: Uint8Array, opts: WriteOptions = {}): Promise<void> {
+    return this.#exclusive(async () => {
+      const one = this.#one;
+      one[0] = packet;
+      one.length = 1;
+      try {
+        const heads = this.#encodeHeads(one, opts.vnet, opts.protocol === undefined ? undefined : [opts.protocol]);
+        await this.#writeAll(one, heads, opts.signal, true);
+      } finally {
+        one.length = 0;
+      }
+    });
   }
 
   /**
    * Writes a batch in one native call, waiting for writability when the kernel pushes back.
    * Packets the kernel rejects (malformed) are counted in counters.writesRejected and skipped;
-   * resolves with the number accepted.
+   * resolves with the number accepted. The caller may reuse its buffers once it resolves.
    */
-  async writeBatch(packets: readonly Uint8Array[], opts: WriteBatchOptions = {}): Promise<number> {
-    if (packets.length === 0) return 0;
-    const heads = this.#encodeHeads(packets, opts.vnet, opts.protocols);
-    return this.#writeAll(packets, heads, opts.signal, false);
+  writeBatch(packets: readonly Uint8Array[], opts: WriteBatchOptions = {}): Promise<number> {
+    if (packets.length === 0) return Promise.resolve(0);
+    return this.#exclusive(() => this.#writeAll(packets, this.#encodeHeads(packets, opts.vnet, opts.protocols), opts.signal, false));
   }
 
   /** TUNSETQUEUE: re-attach this queue to the device (multi-queue devices). */

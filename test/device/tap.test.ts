@@ -2,6 +2,7 @@
 // TX filter, classic BPF filter.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { crc32 } from 'node:zlib';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { TuntapError } from '../../src/errors.js';
 import { openTap, openTun, BPF, bpf, parseMac, type TunDevice } from '../../src/device/index.js';
@@ -28,6 +29,23 @@ function setup(): { ns: string; dev: TunDevice } {
 function staticNeighbours(ns: string, dev: TunDevice): void {
   nsExec(ns, 'ip', 'neigh', 'replace', PEER_IP, 'lladdr', PEER_MAC, 'dev', dev.name, 'nud', 'permanent');
   nsExec(ns, 'ip', 'neigh', 'replace', OTHER_IP, 'lladdr', OTHER_MAC, 'dev', dev.name, 'nud', 'permanent');
+}
+
+// The kernel's multicast filter bit: the top 6 bits of the bit-reversed little-endian CRC32.
+function hashBit(mac: Uint8Array): number {
+  const crcLe = (~crc32(mac)) >>> 0; // crc32_le(~0, mac) without the final inversion
+  let reversed = 0;
+  for (let i = 0; i < 32; i++) reversed = (reversed << 1) | ((crcLe >>> i) & 1);
+  return (reversed >>> 0) >>> 26;
+}
+
+function groupWithHashBitOtherThan(bit: number): { ip: string; mac: string; bit: number } {
+  for (let last = 100; last < 250; last++) {
+    const mac = Uint8Array.from([0x01, 0x00, 0x5e, 0x00, 0x00, last]);
+    const b = hashBit(mac);
+    if (b !== bit) return { ip: `224.0.0.${last}`, mac: Array.from(mac, (x) => x.toString(16).padStart(2, '0')).join(':'), bit: b };
+  }
+  throw new Error('no group found');
 }
 
 const isUdp = (f: Buffer) => f.readUInt16BE(12) === 0x0800 && f[23] === 17;
@@ -91,8 +109,23 @@ test('the TX filter drops frames for other MACs and passes ours', async () => {
     assert.equal(got.filter((f) => dstMac(f) === OTHER_MAC).length, 0, 'frames to other MACs are dropped');
     assert.ok(dev.stats().txDropped - before >= 5, 'the kernel counted the dropped frames');
 
-    // Multicast by hash and ALLMULTI.
+    // Beyond 8 exact addresses the kernel keeps multicast ones in a 64-bit hash: a group in
+    // the list passes, a group whose hash bit is not set is dropped, ALLMULTI passes all.
+    nsExec(ns, 'ip', 'route', 'add', '224.0.0.0/4', 'dev', dev.name);
+    const listed = groupWithHashBitOtherThan(-1);
+    const other = groupWithHashBitOtherThan(listed.bit);
+    const fillers = Array.from({ length: 8 }, (_, i) => `02:00:00:00:01:${(i + 16).toString(16)}`);
+    dev.setTxFilter({ addresses: [...fillers, listed.mac] });
+    frames = collect(dev, 1500, isUdp);
+    await sendUdp(ns, listed.ip, 9000, { rounds: 3 });
+    await sendUdp(ns, other.ip, 9000, { rounds: 3 });
+    got = await frames;
+    assert.equal(got.filter((f) => dstMac(f) === listed.mac).length, 3, 'the hashed multicast group passes');
+    assert.equal(got.filter((f) => dstMac(f) === other.mac).length, 0, 'another multicast group is dropped');
     dev.setTxFilter({ addresses: [PEER_MAC], allMulticast: true });
+    frames = collect(dev, 1000, isUdp);
+    await sendUdp(ns, other.ip, 9000, { rounds: 2 });
+    assert.equal((await frames).filter((f) => dstMac(f) === other.mac).length, 2, 'ALLMULTI passes every group');
     dev.clearTxFilter();
   } finally {
     await dev.close();

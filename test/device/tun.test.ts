@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { TuntapError } from '../../src/errors.js';
 import { openTun, ETH_P, IFF, ARPHRD, type TunDevice } from '../../src/device/index.js';
-import { echoReply } from './packets.js';
+import { echoReply, udpSourcePort } from './packets.js';
+import { sendUdp } from './util.js';
 
 const net = new TestNet();
 after(() => net.cleanup());
@@ -134,6 +135,10 @@ test('control ioctls: features, ifindex, sndbuf, vnet header size and endianness
   assert.equal(dev.vnetLittleEndian, true);
   dev.setVnetLittleEndian(false);
   assert.equal(dev.vnetLittleEndian, false);
+  // The kernel refuses unknown offload bits with EINVAL, so this checks USO4/6 exist here.
+  dev.setOffload({ csum: true, tso4: true, tso6: true, tsoEcn: true, uso4: true, uso6: true });
+  assert.throws(() => dev.setOffload(0x80), (e: unknown) => e instanceof TuntapError && /offload/.test(e.message));
+  dev.setOffload({});
   dev.setMtu(1400);
   assert.equal(dev.mtu, 1400);
   // TUNSETLINK only while down.
@@ -182,4 +187,25 @@ test('a read waiting for packets honours AbortSignal and close()', async () => {
   await dev.close();
   assert.equal(await waiting, null);
   await assert.rejects(dev.write(Buffer.from([0x45])), { code: 'EBADF' });
+});
+
+test('a consumer that does not read leaves packets in the bounded kernel queue; overflow is counted as tx_dropped', async () => {
+  const ns = net.namespace('dt');
+  await using dev = openTun({ netns: ns });
+  configure(ns, dev);
+  dev.setTxQueueLength(100);
+  assert.equal(dev.txQueueLength, 100);
+  const before = dev.stats().txDropped;
+  await sendUdp(ns, '198.18.0.2', 9000, { flows: 10, rounds: 40, sport: 42000 });
+  const dropped = dev.stats().txDropped - before;
+  let queued = 0;
+  for (;;) {
+    const batch = await dev.readBatch({ signal: AbortSignal.timeout(300) }).catch(() => null);
+    if (!batch) break;
+    for (const p of batch) if (udpSourcePort(p) >= 42000) queued++;
+  }
+  assert.ok(queued <= 100, `at most txqueuelen packets waited for us (${queued})`);
+  assert.ok(queued >= 50, `the kernel kept packets for us (${queued})`);
+  assert.ok(dropped >= 400 - queued - 10, `the rest was counted as dropped (${dropped})`);
+  assert.ok(dev.queues[0]!.counters.batchesRead < queued, 'packets came in batches');
 });
