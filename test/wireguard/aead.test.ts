@@ -1,0 +1,127 @@
+// The batched native AEAD must agree byte for byte with node:crypto's chacha20-poly1305.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { sealBatch, openBatch, paddedLength, type AeadBatch } from '../../src/wireguard/aead.js';
+
+function nonceOf(counter: bigint): Buffer {
+  const n = Buffer.alloc(12);
+  n.writeBigUInt64LE(counter, 4);
+  return n;
+}
+
+function referenceSeal(key: Buffer, counter: bigint, plain: Buffer): Buffer {
+  const c = createCipheriv('chacha20-poly1305', key, nonceOf(counter), { authTagLength: 16 });
+  return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+}
+
+function referenceOpen(key: Buffer, counter: bigint, sealed: Buffer): Buffer {
+  const d = createDecipheriv('chacha20-poly1305', key, nonceOf(counter), { authTagLength: 16 });
+  d.setAuthTag(sealed.subarray(sealed.length - 16));
+  return Buffer.concat([d.update(sealed.subarray(0, sealed.length - 16)), d.final()]);
+}
+
+function makeBatch(packets: Buffer[], keys: Buffer, keyIndex: number[] | null, counters: bigint[], slack: number): AeadBatch {
+  const src = Buffer.concat(packets);
+  const srcOffsets = new Uint32Array(packets.length);
+  const srcLengths = new Uint32Array(packets.length);
+  const dstOffsets = new Uint32Array(packets.length);
+  let off = 0;
+  let doff = 0;
+  packets.forEach((p, i) => {
+    srcOffsets[i] = off; srcLengths[i] = p.length; off += p.length;
+    dstOffsets[i] = doff; doff += p.length + slack;
+  });
+  return {
+    keys, keyIndex: keyIndex ? Uint32Array.from(keyIndex) : null, src, srcOffsets, srcLengths,
+    counters: BigUint64Array.from(counters), dst: Buffer.alloc(doff), dstOffsets,
+    dstLengths: new Uint32Array(packets.length), count: packets.length,
+  };
+}
+
+test('sealBatch matches createCipheriv for many sizes, keys and counters', () => {
+  const keys = randomBytes(32 * 3);
+  const sizes = [0, 1, 15, 16, 17, 63, 64, 100, 1280, 1420, 1500, 9000, 65000];
+  const packets = sizes.map((n) => randomBytes(n));
+  const keyIndex = sizes.map((_, i) => i % 3);
+  const counters = sizes.map((_, i) => (i === 5 ? 0xffff_ffff_ffff_fffen : BigInt(i * 7919)));
+  const b = makeBatch(packets, keys, keyIndex, counters, 16);
+  assert.equal(sealBatch(b), packets.length);
+  packets.forEach((p, i) => {
+    const key = keys.subarray(keyIndex[i]! * 32, keyIndex[i]! * 32 + 32);
+    const got = Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!));
+    assert.equal(b.dstLengths[i], p.length + 16);
+    assert.ok(got.equals(referenceSeal(key, counters[i]!, p)), `packet ${i} (${p.length} bytes)`);
+  });
+});
+
+test('sealBatch pads like WireGuard: to 16 bytes, never past the MTU', () => {
+  assert.equal(paddedLength(0, 1420), 0);
+  assert.equal(paddedLength(1, 1420), 16);
+  assert.equal(paddedLength(1419, 1420), 1420);
+  assert.equal(paddedLength(1420, 1420), 1420);
+  assert.equal(paddedLength(1500, 1420), 1500);
+  const key = randomBytes(32);
+  const packets = [randomBytes(1), randomBytes(33), randomBytes(1415)];
+  const b = makeBatch(packets, key, null, [1n, 2n, 3n], 64);
+  sealBatch(b, 1420);
+  packets.forEach((p, i) => {
+    const padded = Buffer.concat([p, Buffer.alloc(paddedLength(p.length, 1420) - p.length)]);
+    const got = Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!));
+    assert.ok(got.equals(referenceSeal(key, BigInt(i + 1), padded)), `padded packet ${i}`);
+  });
+});
+
+test('openBatch authenticates reference ciphertexts and flags forgeries per packet', () => {
+  const keys = randomBytes(64);
+  const plains = [randomBytes(0), randomBytes(40), randomBytes(1420), randomBytes(500), randomBytes(77)];
+  const counters = [0n, 1n, 2n, 3n, 4n];
+  const keyIndex = [0, 1, 0, 1, 0];
+  const sealed = plains.map((p, i) => referenceSeal(keys.subarray(keyIndex[i]! * 32, keyIndex[i]! * 32 + 32), counters[i]!, p));
+  sealed[1]![5] ^= 0x01;                   // bit flip in ciphertext
+  sealed[3]![sealed[3]!.length - 1] ^= 0x80; // bit flip in tag
+  const withShort = [...sealed, Buffer.alloc(7)]; // shorter than a tag
+  const b = makeBatch(withShort, keys, [...keyIndex, 0], [...counters, 5n], 0);
+  const ok = new Uint8Array(withShort.length);
+  assert.equal(openBatch(b, ok), 3);
+  assert.deepEqual([...ok], [1, 0, 1, 0, 1, 0]);
+  for (const i of [0, 2, 4]) {
+    assert.equal(b.dstLengths[i], plains[i]!.length);
+    assert.ok(Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!)).equals(plains[i]!));
+  }
+  // wrong counter (nonce) fails too
+  const wrong = makeBatch([sealed[0]!], keys, null, [9n], 0);
+  assert.equal(openBatch(wrong, new Uint8Array(1)), 0);
+});
+
+test('seal then open round-trips in place', () => {
+  const key = randomBytes(32);
+  const plain = randomBytes(1000);
+  const buf = Buffer.alloc(1100);
+  plain.copy(buf, 0);
+  const b: AeadBatch = {
+    keys: key, keyIndex: null, src: buf, srcOffsets: Uint32Array.of(0), srcLengths: Uint32Array.of(1000),
+    counters: BigUint64Array.of(42n), dst: buf, dstOffsets: Uint32Array.of(0), dstLengths: new Uint32Array(1), count: 1,
+  };
+  sealBatch(b);
+  assert.ok(buf.subarray(0, 1016).equals(referenceSeal(key, 42n, plain)));
+  const o: AeadBatch = { ...b, srcLengths: Uint32Array.of(1016), dstLengths: new Uint32Array(1) };
+  const ok = new Uint8Array(1);
+  assert.equal(openBatch(o, ok), 1);
+  assert.ok(buf.subarray(0, 1000).equals(plain));
+  assert.ok(referenceOpen(key, 42n, referenceSeal(key, 42n, plain)).equals(plain));
+});
+
+test('out-of-bounds offsets and bad arguments throw instead of touching memory', () => {
+  const key = randomBytes(32);
+  const base = (): AeadBatch => ({
+    keys: key, keyIndex: null, src: Buffer.alloc(100), srcOffsets: Uint32Array.of(90), srcLengths: Uint32Array.of(20),
+    counters: BigUint64Array.of(0n), dst: Buffer.alloc(200), dstOffsets: Uint32Array.of(0), dstLengths: new Uint32Array(1), count: 1,
+  });
+  assert.throws(() => sealBatch(base()), RangeError);
+  assert.throws(() => sealBatch({ ...base(), srcOffsets: Uint32Array.of(0), dstOffsets: Uint32Array.of(190) }), RangeError);
+  assert.throws(() => sealBatch({ ...base(), srcOffsets: Uint32Array.of(0), count: 2 }), RangeError);
+  assert.throws(() => sealBatch({ ...base(), srcOffsets: Uint32Array.of(0), keyIndex: Uint32Array.of(1) }), RangeError);
+  assert.throws(() => sealBatch({ ...base(), keys: Buffer.alloc(31) }), TypeError);
+  assert.throws(() => openBatch({ ...base(), srcOffsets: Uint32Array.of(0) }, new Uint8Array(0)), TypeError);
+});
