@@ -126,6 +126,7 @@ export class TunProxy extends EventEmitter {
         idleMs: Math.min(opts.idleTimeoutMs ?? 300_000, 60_000),
       });
     }
+    this.udp?.probe();
     for (const s of servers) s.on('connection', (sock: net.Socket) => this.accept(sock));
     this.sweepTimer = setInterval(() => this.nat.sweep(), 1000);
     this.sweepTimer.unref();
@@ -206,7 +207,7 @@ export class TunProxy extends EventEmitter {
     if (d.dstPort === 53 && dns !== 'off') {
       this.counters.dnsQueries++;
       if (dns === 'fake-ip' && this.answerFake(d)) return;
-      if (dns === 'auto' && this.udp?.available) { this.udp.handle(d); return; }
+      if (dns === 'auto' && this.udp?.proven) { this.udp.handle(d); return; }
       void this.dnsOverTcp(d);
       return;
     }
@@ -234,7 +235,8 @@ export class TunProxy extends EventEmitter {
       sock = await connectThrough(up, { host: server, port: 53 }, this.connectOptions(server));
       const len = Buffer.alloc(2);
       len.writeUInt16BE(d.payload.length);
-      sock.end(Buffer.concat([len, d.payload]));
+      // No half-close: some proxies (microsocks) drop the whole connection on the first FIN.
+      sock.write(Buffer.concat([len, d.payload]));
       const answer = await new Promise<Buffer>((resolve, reject) => {
         const chunks: Buffer[] = [];
         let total = 0;

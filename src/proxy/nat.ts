@@ -258,8 +258,10 @@ export class TcpNat {
     if (b.compare(fake, 0, addrLen, dstOff, dstOff + addrLen) === 0) {
       const e = this.entries[b.readUInt16BE(l4 + 2)];
       if (!e || e.family !== family || b.compare(local, 0, addrLen, addrOff, dstOff) !== 0) {
-        this.counters.dropped++;
-        return 'drop';
+        // A listener-side socket outliving its entry (say, retransmitting a FIN whose ACK was
+        // lost): reset it, as the vanished peer would, so it does not linger in the kernel.
+        if (flags & RST) { this.counters.dropped++; return 'drop'; }
+        return this.reset(b, family, l4, end);
       }
       b.set(e.dstAddr, addrOff);
       b.set(e.srcAddr, dstOff);

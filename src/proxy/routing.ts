@@ -28,7 +28,8 @@ export interface InterfaceConfig {
 
 /** Addresses the TUN (IPv6 without duplicate address detection, so listeners can bind at once), sets MTU, brings it up. */
 export function configureInterface(cfg: InterfaceConfig): void {
-  ip(['link', 'set', 'dev', cfg.name, 'mtu', String(cfg.mtu)]);
+  // A long transmit queue: a burst of connections must not overflow it before we read.
+  ip(['link', 'set', 'dev', cfg.name, 'mtu', String(cfg.mtu), 'txqueuelen', '10000']);
   for (const a of cfg.addresses) {
     if (a.includes(':')) ip(['-6', 'addr', 'add', a, 'dev', cfg.name, 'nodad']);
     else ip(['addr', 'add', a, 'dev', cfg.name]);

@@ -114,6 +114,7 @@ export class UdpRelay {
   private readonly sweepTimer: NodeJS.Timeout;
   /** After an association failure, when to try UDP through the upstream again. */
   private unavailableUntil = 0;
+  private worked = false;
 
   constructor(private readonly opts: UdpRelayOptions) {
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
@@ -127,6 +128,21 @@ export class UdpRelay {
   /** False while the upstream recently failed to associate (callers fall back, e.g. DNS over TCP). */
   get available(): boolean {
     return this.opts.upstream.kind === 'direct' || (this.opts.upstream.kind === 'socks5' && Date.now() >= this.unavailableUntil);
+  }
+
+  /** True once an association succeeded (and none failed since): UDP through the upstream works. */
+  get proven(): boolean {
+    return this.opts.upstream.kind === 'direct' || (this.worked && this.available);
+  }
+
+  /** Tries one association in the background so `proven` is known before the first query. */
+  probe(): void {
+    if (this.opts.upstream.kind !== 'socks5') return;
+    socks5UdpAssociate(this.opts.upstream, { localAddress: net.isIPv6(this.opts.upstream.host) ? this.opts.localAddress6 : this.opts.localAddress4 })
+      .then((a) => { this.worked = true; a.control.destroy(); }, (e: Error) => {
+        this.unavailableUntil = Date.now() + 10_000;
+        this.opts.log?.(`udp: ${e.message}; DNS goes over TCP`);
+      });
   }
 
   handle(d: UdpDatagram): void {
@@ -159,6 +175,7 @@ export class UdpRelay {
         // The control connection carries nothing more; reading keeps its close observable.
         s.association.control.resume();
         family = net.isIPv6(s.association.relay.host) ? 6 : 4;
+        this.worked = true;
       } else if (up.kind !== 'direct') {
         throw new Error(`${up.kind} upstreams cannot relay UDP`);
       }

@@ -236,7 +236,7 @@ async function httpConnect(sock: net.Socket, dest: Destination, up: Upstream): P
   const status = Number(m[1]);
   if (status === 200) return;
   const why = `${status}${m[2]}`.trim();
-  if (status === 407) throw new UpstreamError(`the HTTP proxy wants credentials (${why})`, 'auth');
+  if (status === 407 || status === 401) throw new UpstreamError(`the HTTP proxy wants credentials (${why})`, 'auth');
   if (status === 403) throw new UpstreamError(`the HTTP proxy forbids ${target} (${why})`, 'rejected');
   throw new UpstreamError(`the HTTP proxy could not reach ${target} (${why})`, status === 502 || status === 503 ? 'refused' : 'unreachable');
 }

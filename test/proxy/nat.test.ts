@@ -139,7 +139,9 @@ test('malformed and foreign packets are counted and dropped, never thrown on', (
   assert.equal(nat.translate(Buffer.from([0x45, 0, 0, 20]), 0), 'other');
   const truncated = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN).subarray(0, 30);
   assert.equal(nat.translate(truncated, 0), 'drop');
-  // A reply for a port nobody holds.
-  assert.equal(nat.translate(tcpPacket('198.19.0.1', 4000, '198.19.0.2', 30000, ACK), 0), 'drop');
+  // A listener segment for a port nobody holds is answered with a reset; a stray reset is dropped.
+  const stale = nat.translate(tcpPacket('198.19.0.1', 4000, '198.19.0.2', 30000, ACK | 0x01, Buffer.alloc(0), 9, 10), 0);
+  assert.ok(Buffer.isBuffer(stale) && valid(stale) && stale[33] === RST && stale.readUInt16BE(22) === 4000);
+  assert.equal(nat.translate(tcpPacket('198.19.0.1', 4000, '198.19.0.2', 30000, RST), 0), 'drop');
   assert.equal(nat.translate(Buffer.from([0x20, 1, 2, 3]), 0), 'drop');
 });

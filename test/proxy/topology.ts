@@ -58,6 +58,8 @@ export class ProxyTopology {
   readonly server: string;
   readonly dir: string;
   private readonly etcDirs: string[] = [];
+  /** Servers that fork (dante): stopped with SIGTERM so their children go too. */
+  private readonly graceful: ChildProcess[] = [];
 
   constructor(opts: { mtu?: number } = {}) {
     this.app = this.net.namespace('tpa');
@@ -123,12 +125,20 @@ user.privileged: root
 user.unprivileged: nobody
 timeout.negotiate: 30
 timeout.io: 0
-client pass { from: 0/0 to: 0/0 log: error }
-socks pass { from: 0/0 to: 0/0 command: connect udpassociate bindreply udpreply log: connect error }
+client pass {
+  from: 0/0 to: 0/0
+  log: error
+}
+socks pass {
+  from: 0/0 to: 0/0
+  command: connect udpassociate bindreply udpreply
+  log: connect error
+}
 `);
     writeFileSync(logFile, '');
     chmodSync(logFile, 0o666);
-    const child = nsSpawn(this.proxy, 'danted', ['-f', conf, '-N', '2']);
+    const child = nsSpawn(this.proxy, 'danted', ['-f', conf, '-N', '1']);
+    this.graceful.push(child);
     await waitListening(this.proxy, port);
     return { child, log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '') };
   }
@@ -206,7 +216,13 @@ DisableViaHeader Yes
     };
   }
 
-  cleanup(): void {
+  async cleanup(): Promise<void> {
+    await Promise.all(this.graceful.map((c) => new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
+      const timer = setTimeout(resolve, 3000);
+      c.once('exit', () => { clearTimeout(timer); resolve(); });
+      c.kill('SIGTERM');
+    })));
     this.net.cleanup();
     for (const d of this.etcDirs) rmSync(d, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
