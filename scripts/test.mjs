@@ -18,6 +18,8 @@ if (process.getuid?.() !== 0) {
 const tools = {
   ping: 'iputils-ping', iperf3: 'iperf3', tshark: 'tshark', wg: 'wireguard-tools',
   'wireguard-go': 'wireguard-go', socat: 'socat', curl: 'curl',
+  microsocks: 'microsocks', danted: 'dante-server', tinyproxy: 'tinyproxy', dnsmasq: 'dnsmasq-base',
+  proxychains4: 'proxychains4',
 };
 const missing = Object.entries(tools)
   .filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0)
