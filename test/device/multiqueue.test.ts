@@ -87,11 +87,20 @@ test('4 queues, 64 UDP flows: several queues receive, each flow stays on one que
 
 interface WorkerResult { ports: number[]; counters: QueueCounters }
 
+const workers = new Set<Worker>();
+async function terminateAll(): Promise<void> {
+  await Promise.all([...workers].map((w) => w.terminate()));
+  workers.clear();
+}
+after(terminateAll);
+
 function runQueueInWorker(q: Queue, ms: number): { ready: Promise<void>; done: Promise<WorkerResult> } {
   const handle = q.transfer();
   const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), {
     workerData: { entry: new URL('./queue-worker.ts', import.meta.url).href, handle, ms },
   });
+  workers.add(worker);
+  worker.once('exit', () => workers.delete(worker));
   let onReady!: () => void;
   const ready = new Promise<void>((r) => { onReady = r; });
   const done = new Promise<WorkerResult>((resolve, reject) => {
@@ -131,4 +140,16 @@ test('queues handed to worker threads read their flows; the device disappears af
     await Promise.allSettled(workers.map((w) => w.done));
   }
   assert.doesNotMatch(nsExec(ns, 'ip', 'link'), new RegExp(`${dev.name}:`));
+});
+
+test('terminating a worker that waits on a queue releases its fd and poll handle', async () => {
+  const { ns, dev } = setup(2);
+  const { ready, done } = runQueueInWorker(dev.queues[1]!, 60_000);
+  const settled = done.catch(() => undefined); // terminate() makes it reject
+  await ready;
+  await dev.close();
+  assert.match(nsExec(ns, 'ip', 'link'), new RegExp(`${dev.name}:`), 'the worker still holds a queue');
+  await terminateAll();
+  assert.doesNotMatch(nsExec(ns, 'ip', 'link'), new RegExp(`${dev.name}:`), 'the device went away with the worker');
+  await settled;
 });
