@@ -7,7 +7,7 @@
 //       super-packets with a virtio_net_hdr.
 // Prints Gbit/s for each and the ratios (b)/(a) and (c)/(a). Targets: (b) >= 1.0x, (c) >= 4x.
 //
-//   npm run bench forwarder -- --duration 20 --only c,plain,offload
+//   npm run bench forwarder -- --duration 20 --only=c,plain,offload --rounds=3
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { BenchOptions } from './run.js';
@@ -33,23 +33,44 @@ const variants: Variant[] = [
   { key: 'offload', label: '(c) tuntap forwarder, vnet hdr + TSO/GSO/GRO', command: () => tsForwarder('offload'), needsDevice: true },
 ];
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/**
+ * Options (after `npm run bench forwarder --`): --duration SECONDS per iperf3 run (default 5),
+ * --only=c,plain,offload, --rounds=N: the variants run interleaved N times (a, b, c, a, b, c, ...)
+ * and the medians are compared, so load from elsewhere on the machine hits all of them alike.
+ */
 export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Promise<Record<string, number>> {
-  const onlyArg = opts.argv.find((a) => a.startsWith('--only='));
-  const only = onlyArg ? onlyArg.slice('--only='.length).split(',') : variants.map((v) => v.key);
-  const results: Record<string, number> = {};
-  for (const v of variants) {
-    if (!only.includes(v.key)) continue;
-    if (v.needsDevice && !existsSync(deviceLayer)) {
-      console.log(`${v.label}: skipped (src/device is not there yet)`);
-      continue;
+  const option = (name: string) => opts.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const only = option('only')?.split(',') ?? variants.map((v) => v.key);
+  const rounds = Math.max(1, Number(option('rounds') ?? 1));
+  const selected = variants.filter((v) => only.includes(v.key));
+  const samples: Record<string, number[]> = {};
+  for (let round = 1; round <= rounds; round++) {
+    for (const v of selected) {
+      if (v.needsDevice && !existsSync(deviceLayer)) {
+        if (round === 1) console.log(`${v.label}: skipped (src/device is not there yet)`);
+        continue;
+      }
+      const r = await withForwardedPath(v.command(), async (path) => {
+        if (!(await pingAcross(path))) throw new Error(`${v.label}: ping does not cross the path\n${path.logs()}`);
+        return iperfAcross(path, opts.durationSec);
+      });
+      const gbps = r.bitsPerSecond / 1e9;
+      (samples[v.key] ??= []).push(gbps);
+      const tag = rounds > 1 ? ` [round ${round}/${rounds}]` : '';
+      console.log(`${v.label}: ${gbps.toFixed(3)} Gbit/s (${r.retransmits} retransmits, ${opts.durationSec} s)${tag}`);
     }
-    const gbps = await withForwardedPath(v.command(), async (path) => {
-      if (!(await pingAcross(path))) throw new Error(`${v.label}: ping does not cross the path\n${path.logs()}`);
-      const r = await iperfAcross(path, opts.durationSec);
-      return { gbps: r.bitsPerSecond / 1e9, retransmits: r.retransmits };
-    });
-    results[v.key] = gbps.gbps;
-    console.log(`${v.label}: ${gbps.gbps.toFixed(3)} Gbit/s (${gbps.retransmits} retransmits, ${opts.durationSec} s)`);
+  }
+  const results: Record<string, number> = {};
+  for (const [key, xs] of Object.entries(samples)) results[key] = median(xs);
+  if (rounds > 1) {
+    for (const v of selected) {
+      if (results[v.key] !== undefined) console.log(`median ${v.label}: ${results[v.key]!.toFixed(3)} Gbit/s`);
+    }
   }
   const base = results.c;
   if (base !== undefined && base > 0) {
