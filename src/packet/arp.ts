@@ -37,10 +37,16 @@ export class ArpView {
   get isEthernetIPv4(): boolean {
     return this.hardwareType === 1 && this.protocolType === 0x0800 && this.hardwareLength === 6 && this.protocolLength === 4;
   }
-  get senderMac(): string { return formatMac(this.buf, this.senderHardwareOffset); }
-  get senderIp(): string { return formatIPv4(this.buf, this.senderProtocolOffset); }
-  get targetMac(): string { return formatMac(this.buf, this.targetHardwareOffset); }
-  get targetIp(): string { return formatIPv4(this.buf, this.targetProtocolOffset); }
+  get senderMac(): string { this.check(); return formatMac(this.buf, this.senderHardwareOffset); }
+  get senderIp(): string { this.check(); return formatIPv4(this.buf, this.senderProtocolOffset); }
+  get targetMac(): string { this.check(); return formatMac(this.buf, this.targetHardwareOffset); }
+  get targetIp(): string { this.check(); return formatIPv4(this.buf, this.targetProtocolOffset); }
+  /** The text accessors need 6-byte hardware and 4-byte protocol addresses. */
+  private check(): void {
+    if (this.hardwareLength !== 6 || this.protocolLength !== 4) {
+      throw new PacketParseError('arp', `address lengths ${this.hardwareLength}/${this.protocolLength} are not Ethernet/IPv4`, this.off);
+    }
+  }
   get length(): number { return 8 + 2 * this.hardwareLength + 2 * this.protocolLength; }
 }
 

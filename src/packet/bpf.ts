@@ -2,9 +2,10 @@
 // encoding, a reference interpreter (used to check compiled programs against the JS predicate
 // and against tcpdump's own compiler), and text parsing of `tcpdump -ddd` output.
 
-export interface BpfInstruction { code: number; jt: number; jf: number; k: number }
+import type { BpfInstruction } from '../device/bpf.js';
+export { encodeBpf, decodeBpf, type BpfInstruction } from '../device/bpf.js';
 
-export const BPF = {
+export const BpfOp = {
   LD: 0x00, LDX: 0x01, ST: 0x02, STX: 0x03, ALU: 0x04, JMP: 0x05, RET: 0x06, MISC: 0x07,
   W: 0x00, H: 0x08, B: 0x10,
   IMM: 0x00, ABS: 0x20, IND: 0x40, MEM: 0x60, LEN: 0x80, MSH: 0xa0,
@@ -13,24 +14,6 @@ export const BPF = {
   K: 0x00, X: 0x08, A: 0x10,
   TAX: 0x00, TXA: 0x80,
 } as const;
-
-/** Packs a program as the kernel's struct sock_filter array (8 bytes each, host = little endian). */
-export function encodeBpf(prog: readonly BpfInstruction[]): Buffer {
-  const out = Buffer.alloc(prog.length * 8);
-  prog.forEach((ins, i) => {
-    out.writeUInt16LE(ins.code, i * 8);
-    out[i * 8 + 2] = ins.jt; out[i * 8 + 3] = ins.jf;
-    out.writeUInt32LE(ins.k >>> 0, i * 8 + 4);
-  });
-  return out;
-}
-
-export function decodeBpf(bytes: Uint8Array): BpfInstruction[] {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: BpfInstruction[] = [];
-  for (let o = 0; o + 8 <= b.length; o += 8) out.push({ code: b.readUInt16LE(o), jt: b[o + 2]!, jf: b[o + 3]!, k: b.readUInt32LE(o + 4) });
-  return out;
-}
 
 /** Parses `tcpdump -ddd` output (count line, then "code jt jf k" per line). */
 export function parseTcpdumpDdd(text: string): BpfInstruction[] {
@@ -60,55 +43,55 @@ export function runBpf(prog: readonly BpfInstruction[], pkt: Uint8Array): number
     const { code, jt, jf, k } = prog[pc]!;
     const cls = code & 0x07;
     switch (cls) {
-      case BPF.LD: case BPF.LDX: {
+      case BpfOp.LD: case BpfOp.LDX: {
         const mode = code & 0xe0;
-        const size = (code & 0x18) === BPF.B ? 1 : (code & 0x18) === BPF.H ? 2 : 4;
+        const size = (code & 0x18) === BpfOp.B ? 1 : (code & 0x18) === BpfOp.H ? 2 : 4;
         let v: number | undefined;
-        if (mode === BPF.IMM) v = k;
-        else if (mode === BPF.LEN) v = len;
-        else if (mode === BPF.MEM) v = M[k & 15]!;
-        else if (mode === BPF.ABS) v = k >= 0xfffff000 ? 0 : ld(k, size); // ancillary: no skb metadata here
-        else if (mode === BPF.IND) v = ld(X + k, size);
-        else if (mode === BPF.MSH) { const b = ld(k, 1); v = b === undefined ? undefined : (b & 0xf) * 4; }
+        if (mode === BpfOp.IMM) v = k;
+        else if (mode === BpfOp.LEN) v = len;
+        else if (mode === BpfOp.MEM) v = M[k & 15]!;
+        else if (mode === BpfOp.ABS) v = k >= 0xfffff000 ? 0 : ld(k, size); // ancillary: no skb metadata here
+        else if (mode === BpfOp.IND) v = ld(X + k, size);
+        else if (mode === BpfOp.MSH) { const b = ld(k, 1); v = b === undefined ? undefined : (b & 0xf) * 4; }
         if (v === undefined) return 0;
-        if (cls === BPF.LD) A = v >>> 0; else X = v >>> 0;
+        if (cls === BpfOp.LD) A = v >>> 0; else X = v >>> 0;
         break;
       }
-      case BPF.ST: M[k & 15] = A; break;
-      case BPF.STX: M[k & 15] = X; break;
-      case BPF.ALU: {
-        const src = (code & BPF.X) ? X : k >>> 0;
+      case BpfOp.ST: M[k & 15] = A; break;
+      case BpfOp.STX: M[k & 15] = X; break;
+      case BpfOp.ALU: {
+        const src = (code & BpfOp.X) ? X : k >>> 0;
         switch (code & 0xf0) {
-          case BPF.ADD: A = (A + src) >>> 0; break;
-          case BPF.SUB: A = (A - src) >>> 0; break;
-          case BPF.MUL: A = Math.imul(A, src) >>> 0; break;
-          case BPF.DIV: if (src === 0) return 0; A = Math.floor(A / src) >>> 0; break;
-          case BPF.MOD: if (src === 0) return 0; A = (A % src) >>> 0; break;
-          case BPF.OR: A = (A | src) >>> 0; break;
-          case BPF.AND: A = (A & src) >>> 0; break;
-          case BPF.XOR: A = (A ^ src) >>> 0; break;
-          case BPF.LSH: A = src >= 32 ? 0 : (A << src) >>> 0; break;
-          case BPF.RSH: A = src >= 32 ? 0 : A >>> src; break;
-          case BPF.NEG: A = (-A) >>> 0; break;
+          case BpfOp.ADD: A = (A + src) >>> 0; break;
+          case BpfOp.SUB: A = (A - src) >>> 0; break;
+          case BpfOp.MUL: A = Math.imul(A, src) >>> 0; break;
+          case BpfOp.DIV: if (src === 0) return 0; A = Math.floor(A / src) >>> 0; break;
+          case BpfOp.MOD: if (src === 0) return 0; A = (A % src) >>> 0; break;
+          case BpfOp.OR: A = (A | src) >>> 0; break;
+          case BpfOp.AND: A = (A & src) >>> 0; break;
+          case BpfOp.XOR: A = (A ^ src) >>> 0; break;
+          case BpfOp.LSH: A = src >= 32 ? 0 : (A << src) >>> 0; break;
+          case BpfOp.RSH: A = src >= 32 ? 0 : A >>> src; break;
+          case BpfOp.NEG: A = (-A) >>> 0; break;
           default: return 0;
         }
         break;
       }
-      case BPF.JMP: {
+      case BpfOp.JMP: {
         const op = code & 0xf0;
-        if (op === BPF.JA) { pc += k; break; }
-        const src = (code & BPF.X) ? X : k >>> 0;
+        if (op === BpfOp.JA) { pc += k; break; }
+        const src = (code & BpfOp.X) ? X : k >>> 0;
         let cond: boolean;
-        if (op === BPF.JEQ) cond = A === src;
-        else if (op === BPF.JGT) cond = A > src;
-        else if (op === BPF.JGE) cond = A >= src;
-        else if (op === BPF.JSET) cond = (A & src) !== 0;
+        if (op === BpfOp.JEQ) cond = A === src;
+        else if (op === BpfOp.JGT) cond = A > src;
+        else if (op === BpfOp.JGE) cond = A >= src;
+        else if (op === BpfOp.JSET) cond = (A & src) !== 0;
         else return 0;
         pc += cond ? jt : jf;
         break;
       }
-      case BPF.RET: return ((code & 0x18) === BPF.A ? A : k) >>> 0;
-      case BPF.MISC: if ((code & 0xf8) === BPF.TXA) A = X; else X = A; break;
+      case BpfOp.RET: return ((code & 0x18) === BpfOp.A ? A : k) >>> 0;
+      case BpfOp.MISC: if ((code & 0xf8) === BpfOp.TXA) A = X; else X = A; break;
     }
   }
   return 0;
@@ -118,19 +101,19 @@ export function runBpf(prog: readonly BpfInstruction[], pkt: Uint8Array): number
 export function formatBpf(prog: readonly BpfInstruction[]): string {
   return prog.map((ins, i) => {
     const cls = ins.code & 7;
-    const sz = (ins.code & 0x18) === BPF.B ? 'b' : (ins.code & 0x18) === BPF.H ? 'h' : '';
+    const sz = (ins.code & 0x18) === BpfOp.B ? 'b' : (ins.code & 0x18) === BpfOp.H ? 'h' : '';
     const mode = ins.code & 0xe0;
     let text: string;
-    if (cls === BPF.LD || cls === BPF.LDX) {
-      const op = (cls === BPF.LD ? 'ld' : 'ldx') + sz;
-      text = mode === BPF.IMM ? `${op} #0x${ins.k.toString(16)}` : mode === BPF.ABS ? `${op} [${ins.k}]`
-        : mode === BPF.IND ? `${op} [x + ${ins.k}]` : mode === BPF.MSH ? `ldxb 4*([${ins.k}]&0xf)` : mode === BPF.LEN ? `${op} #len` : `${op} M[${ins.k}]`;
-    } else if (cls === BPF.JMP) {
+    if (cls === BpfOp.LD || cls === BpfOp.LDX) {
+      const op = (cls === BpfOp.LD ? 'ld' : 'ldx') + sz;
+      text = mode === BpfOp.IMM ? `${op} #0x${ins.k.toString(16)}` : mode === BpfOp.ABS ? `${op} [${ins.k}]`
+        : mode === BpfOp.IND ? `${op} [x + ${ins.k}]` : mode === BpfOp.MSH ? `ldxb 4*([${ins.k}]&0xf)` : mode === BpfOp.LEN ? `${op} #len` : `${op} M[${ins.k}]`;
+    } else if (cls === BpfOp.JMP) {
       const names: Record<number, string> = { 0x00: 'ja', 0x10: 'jeq', 0x20: 'jgt', 0x30: 'jge', 0x40: 'jset' };
       text = (ins.code & 0xf0) === 0 ? `ja ${i + 1 + ins.k}`
         : `${names[ins.code & 0xf0]} #0x${ins.k.toString(16)} jt ${i + 1 + ins.jt} jf ${i + 1 + ins.jf}`;
-    } else if (cls === BPF.RET) text = `ret #${ins.k}`;
-    else if (cls === BPF.ALU) text = `alu 0x${ins.code.toString(16)} #0x${ins.k.toString(16)}`;
+    } else if (cls === BpfOp.RET) text = `ret #${ins.k}`;
+    else if (cls === BpfOp.ALU) text = `alu 0x${ins.code.toString(16)} #0x${ins.k.toString(16)}`;
     else text = `0x${ins.code.toString(16)} ${ins.jt} ${ins.jf} ${ins.k}`;
     return `(${String(i).padStart(3, '0')}) ${text}`;
   }).join('\n');

@@ -1,4 +1,4 @@
-// A subset of the pcap filter language, compiled to a JS predicate and to classic BPF.
+// A subset of the pcap filter language, compiled to a JS predicate and to classic BpfOp.
 //
 //   expr      := term ( ('or' | '||') term )*      term := factor ( ('and' | '&&') factor )*
 //   factor    := ('not' | '!') factor | '(' expr ')' | primitive
@@ -7,7 +7,7 @@
 //
 // A bare id after and/or inherits the previous primitive's qualifiers ("host a or b"), as in pcap.
 // Both back ends come from one lowered form (byte comparisons at fixed offsets, plus the IPv4
-// header length for ports), so the JS predicate and the kernel program decide alike; the BPF
+// header length for ports), so the JS predicate and the kernel program decide alike; the BpfOp
 // output is also checked against tcpdump's own compiler in the tests.
 //
 // Differences from pcap: a frame with one inline 802.1Q tag is looked into by every primitive
@@ -17,7 +17,7 @@
 // `port` covers TCP, UDP and SCTP as in pcap; `host`/`net` on IPv4 also match ARP sender/target
 // (pcap also tries RARP); on raw IP (TUN) `arp`, `ether` and `vlan` never match.
 import { parseIPv4, parseIPv6, parseMac } from './bytes.js';
-import { BPF, type BpfInstruction } from './bpf.js';
+import { BpfOp, type BpfInstruction } from './bpf.js';
 
 export class FilterSyntaxError extends Error {
   constructor(message: string) { super(message); this.name = 'FilterSyntaxError'; }
@@ -298,7 +298,7 @@ export function compileFilter(expression: string, mode: LinkMode, snapLength = 2
   };
 }
 
-// ---- classic BPF ----------------------------------------------------------------------------
+// ---- classic BpfOp ----------------------------------------------------------------------------
 
 interface Pending { code: number; k: number; jt?: number; jf?: number; ja?: number }
 
@@ -311,7 +311,7 @@ export function toBpf(cond: Cond, snapLength = 262144): BpfInstruction[] {
 
   const gen = (c: Cond, t: number, f: number): void => {
     switch (c.t) {
-      case 'const': code.push({ code: BPF.JMP | BPF.JA, k: 0, ja: c.v ? t : f }); return;
+      case 'const': code.push({ code: BpfOp.JMP | BpfOp.JA, k: 0, ja: c.v ? t : f }); return;
       case 'not': gen(c.a, f, t); return;
       case 'and': case 'or': {
         c.a.forEach((x, i) => {
@@ -320,23 +320,23 @@ export function toBpf(cond: Cond, snapLength = 262144): BpfInstruction[] {
           if (c.t === 'and') gen(x, next, f); else gen(x, t, next);
           code.push({ label: next });
         });
-        if (c.a.length === 0) code.push({ code: BPF.JMP | BPF.JA, k: 0, ja: c.t === 'and' ? t : f });
+        if (c.a.length === 0) code.push({ code: BpfOp.JMP | BpfOp.JA, k: 0, ja: c.t === 'and' ? t : f });
         return;
       }
       case 'cmp': {
-        const sz = c.size === 1 ? BPF.B : c.size === 2 ? BPF.H : BPF.W;
+        const sz = c.size === 1 ? BpfOp.B : c.size === 2 ? BpfOp.H : BpfOp.W;
         if (c.hl !== undefined) {
-          code.push({ code: BPF.LDX | BPF.B | BPF.MSH, k: c.hl });
-          code.push({ code: BPF.LD | sz | BPF.IND, k: c.off });
-        } else code.push({ code: BPF.LD | sz | BPF.ABS, k: c.off });
-        if (c.mask !== undefined) code.push({ code: BPF.ALU | BPF.AND | BPF.K, k: c.mask });
-        const op = c.op === 'eq' ? BPF.JEQ : c.op === 'gt' ? BPF.JGT : c.op === 'ge' ? BPF.JGE : BPF.JSET;
-        code.push({ code: BPF.JMP | op | BPF.K, k: c.k, jt: t, jf: f });
+          code.push({ code: BpfOp.LDX | BpfOp.B | BpfOp.MSH, k: c.hl });
+          code.push({ code: BpfOp.LD | sz | BpfOp.IND, k: c.off });
+        } else code.push({ code: BpfOp.LD | sz | BpfOp.ABS, k: c.off });
+        if (c.mask !== undefined) code.push({ code: BpfOp.ALU | BpfOp.AND | BpfOp.K, k: c.mask });
+        const op = c.op === 'eq' ? BpfOp.JEQ : c.op === 'gt' ? BpfOp.JGT : c.op === 'ge' ? BpfOp.JGE : BpfOp.JSET;
+        code.push({ code: BpfOp.JMP | op | BpfOp.K, k: c.k, jt: t, jf: f });
       }
     }
   };
   gen(cond, TRUE, FALSE);
-  code.push({ label: TRUE }, { code: BPF.RET | BPF.K, k: snapLength }, { label: FALSE }, { code: BPF.RET | BPF.K, k: 0 });
+  code.push({ label: TRUE }, { code: BpfOp.RET | BpfOp.K, k: snapLength }, { label: FALSE }, { code: BpfOp.RET | BpfOp.K, k: 0 });
 
   // Drop unconditional jumps to the very next instruction, then resolve labels.
   const where = new Map<number, number>();
@@ -357,7 +357,7 @@ export function toBpf(cond: Cond, snapLength = 262144): BpfInstruction[] {
     if (x.ja !== undefined) return { code: x.code, jt: 0, jf: 0, k: rel(x.ja) };
     if (x.jt !== undefined) {
       const jt = rel(x.jt); const jf = rel(x.jf!);
-      if (jt > 255 || jf > 255) throw new FilterSyntaxError('filter too large for classic BPF (a jump spans more than 255 instructions)');
+      if (jt > 255 || jf > 255) throw new FilterSyntaxError('filter too large for classic BpfOp (a jump spans more than 255 instructions)');
       return { code: x.code, jt, jf, k: x.k >>> 0 };
     }
     return { code: x.code, jt: 0, jf: 0, k: x.k >>> 0 };

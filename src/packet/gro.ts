@@ -10,7 +10,7 @@
 // last one, total at most 65535 bytes of IP, and a valid checksum on every input packet.
 import { u16, u32, put16, bytesEqual } from './bytes.js';
 import { fold, internetChecksum, pseudoHeaderSum, sum16 } from './checksum.js';
-import { encodeVirtioNetHdr, GsoType, VirtioNetHdrFlags, VIRTIO_NET_HDR_LEN } from './tunheaders.js';
+import { encodeVnetHdr, GsoType, VirtioNetHdrFlags, VIRTIO_NET_HDR_LEN } from './tunheaders.js';
 
 const ACK = 0x10, PSH = 0x08;
 
@@ -204,7 +204,7 @@ export class GroCoalescer {
     }
     const csumOffset = it.proto === 6 ? 16 : 6;
     put16(out, t + csumOffset, fold(pseudoHeaderSum(out, ip, it.proto, total - it.l4)));
-    encodeVirtioNetHdr({
+    encodeVnetHdr({
       flags: VirtioNetHdrFlags.NEEDS_CSUM,
       gsoType: it.proto === 6 ? (it.version === 4 ? GsoType.TCPV4 : GsoType.TCPV6) : GsoType.UDP_L4,
       hdrLen: it.hdrLen, gsoSize: it.gsoSize, csumStart: it.l4, csumOffset,

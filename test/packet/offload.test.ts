@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   gsoSplit, GroCoalescer, GsoType, buildIpv4, buildIpv6, buildTcp, buildUdp, TcpFlags, Ipv4View, Ipv6View, TcpView, UdpView,
-  verifyTransportChecksum, decodeVirtioNetHdr, completePartialChecksum, partialPseudoChecksum, VIRTIO_NET_HDR_LEN,
+  verifyTransportChecksum, decodeVnetHdr, completePartialChecksum, partialPseudoChecksum, VIRTIO_NET_HDR_LEN,
 } from '../../src/packet/index.js';
 
 const same = (a: Uint8Array, b: Uint8Array, msg?: string) => {
@@ -82,7 +82,7 @@ for (const version of [4, 6] as const) {
         // 60000 bytes in 1400-byte segments exceed one 64 KiB packet only if > 65535 with headers: one item.
         assert.equal(r.count, 1);
         const merged = out.subarray(r.offsets[0]! + VIRTIO_NET_HDR_LEN, r.offsets[0]! + r.lengths[0]!);
-        const vh = decodeVirtioNetHdr(out, r.offsets[0]!);
+        const vh = decodeVnetHdr(out, r.offsets[0]!);
         assert.deepEqual(vh, { flags: 1, gsoType: version === 4 ? GsoType.TCPV4 : GsoType.TCPV6, hdrLen, gsoSize: mss, csumStart: l3, csumOffset: 16 });
         completePartialChecksum(merged, vh.csumStart, vh.csumOffset);
         if (version === 4) { merged[4] = orig[4]!; merged[5] = orig[5]!; merged[10] = orig[10]!; merged[11] = orig[11]!; }
@@ -92,7 +92,7 @@ for (const version of [4, 6] as const) {
         const out = new Uint8Array(GroCoalescer.outputBound(segs));
         const r = gro.coalesce(segs, out);
         assert.equal(r.count, 1);
-        assert.equal(decodeVirtioNetHdr(out, r.offsets[0]!).gsoType, GsoType.UDP_L4);
+        assert.equal(decodeVnetHdr(out, r.offsets[0]!).gsoType, GsoType.UDP_L4);
       }
     });
   }

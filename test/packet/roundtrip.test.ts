@@ -6,7 +6,7 @@ import {
   buildIpv6, Ipv6View, parseIpv6, fragmentExtension, optionsExtension, buildTcp, TcpView, parseTcp, buildUdp, UdpView, parseUdp,
   buildIcmp, IcmpView, parseIcmp, buildIcmpv6, Icmpv6View, parseIcmpv6, ndToIcmpv6, parseNd, linkLayerOption, prefixOption, mtuOption,
   echoBody, encodeTcpOptions, TcpFlags, verifyTransportChecksum, internetChecksum, parseMac, PacketParseError,
-  encodeVirtioNetHdr, decodeVirtioNetHdr, encodePacketInfo, decodePacketInfo, formatIPv6, parseIPv6,
+  encodeVnetHdr, decodeVnetHdr, encodePacketInfo, decodePacketInfo, formatIPv6, parseIPv6,
 } from '../../src/packet/index.js';
 
 const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
@@ -127,10 +127,10 @@ test('ICMPv6 echo and neighbour discovery', () => {
 test('TUN packet information and virtio_net_hdr', () => {
   const b = new Uint8Array(12);
   const h = { flags: 1, gsoType: 4, hdrLen: 74, gsoSize: 1428, csumStart: 40, csumOffset: 16, numBuffers: 1 };
-  encodeVirtioNetHdr(h, b, 0, 12);
-  assert.deepEqual(decodeVirtioNetHdr(b, 0, 12), h);
-  encodePacketInfo({ flags: 0, protocol: 0x86dd }, b);
-  assert.deepEqual(decodePacketInfo(b), { flags: 0, protocol: 0x86dd });
+  encodeVnetHdr(h, b, 0, 12);
+  assert.deepEqual(decodeVnetHdr(b, 0, 12), h);
+  encodePacketInfo(b, 0, 0x86dd);
+  assert.deepEqual(decodePacketInfo(b), { flags: 0, protocol: 0x86dd, stripped: false });
 });
 
 test('IPv4 header checksum equals the reference computation', () => {
