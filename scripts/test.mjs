@@ -20,6 +20,7 @@ const tools = {
   'wireguard-go': 'wireguard-go', socat: 'socat', curl: 'curl',
   microsocks: 'microsocks', danted: 'dante-server', tinyproxy: 'tinyproxy', dnsmasq: 'dnsmasq-base',
   proxychains4: 'proxychains4',
+  ethtool: 'ethtool', 'qemu-system-x86_64': 'qemu-system-x86',
 };
 const missing = Object.entries(tools)
   .filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0)

@@ -7,8 +7,8 @@ import type { NetnsRef } from '../netns.js';
 import { Fdb } from './fdb.js';
 import { isGroupAddress, macKey, parseMacKey } from './ethernet.js';
 import type { Frame, Port } from './port.js';
-import { UdpTransport } from './udp-transport.js';
-import { VXLAN_UDP_PORT, checkVni, decapsulate, encodeVxlanHeader } from './vxlan-codec.js';
+import { EndpointTable, UdpSocket } from '../net/index.js';
+import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, decapsulate, encodeVxlanHeader } from './vxlan-codec.js';
 
 export interface VxlanPortOptions {
   vni: number;
@@ -36,8 +36,6 @@ export interface VxlanStats {
   malformed: number;
   /** Datagrams for another VNI. */
   otherVni: number;
-  /** Datagrams from a VTEP that is neither on the flood list nor learnable (learning off). */
-  unknownSource: number;
   /** Frames with no VTEP to go to (unknown destination and an empty flood list). */
   noRemote: number;
   /** Datagrams the socket refused (unreachable VTEP, buffer full) or the reader dropped. */
@@ -62,64 +60,76 @@ export class VxlanPort implements Port {
   readonly acceptsOffload = false;
   readonly vni: number;
   readonly udpPort: number;
-  private readonly header: Uint8Array;
-  private readonly transport: UdpTransport;
-  private readonly flood: string[];
-  private readonly remotesByMac: Fdb<string>;
+  readonly socket: UdpSocket;
+  /** Every VTEP we send to, interned once; MAC entries and the flood list hold their ids. */
+  private readonly vteps = new EndpointTable();
+  /** Datagram source (address and source port) → VTEP id (same address, our UDP port). */
+  private readonly sourceIds = new Map<number | string, number>();
+  private readonly flood: number[];
+  private readonly remotesByMac: Fdb<number>;
   private readonly learning: boolean;
-  private readonly counters = { rxPackets: 0, txPackets: 0, malformed: 0, otherVni: 0, unknownSource: 0, noRemote: 0, txErrors: 0 };
+  private pack = new Uint8Array(64 * 1024);
+  private packBusy = false;
+  private readonly counters = { rxPackets: 0, txPackets: 0, malformed: 0, otherVni: 0, noRemote: 0, txErrors: 0 };
 
-  private constructor(opts: VxlanPortOptions, transport: UdpTransport) {
+  private constructor(opts: VxlanPortOptions, socket: UdpSocket) {
     this.vni = checkVni(opts.vni);
     this.udpPort = opts.port ?? VXLAN_UDP_PORT;
     this.name = opts.name ?? `vxlan${this.vni}`;
-    this.header = encodeVxlanHeader(this.vni);
-    this.transport = transport;
-    this.flood = [...new Set((opts.remotes ?? []).map((r) => checkAddress(r, 'VXLAN remote')))];
+    this.socket = socket;
+    this.flood = [...new Set((opts.remotes ?? []).map((r) => this.vteps.add(checkAddress(r, 'VXLAN remote'), this.udpPort)))];
     this.learning = opts.learning ?? true;
     this.remotesByMac = new Fdb((opts.ageSeconds ?? 300) * 1000);
     for (const s of opts.staticMacs ?? []) {
-      this.remotesByMac.addStatic(0, parseMacKey(s.mac), checkAddress(s.remote, `VXLAN remote of ${s.mac}`));
+      const id = this.vteps.add(checkAddress(s.remote, `VXLAN remote of ${s.mac}`), this.udpPort);
+      this.remotesByMac.addStatic(0, parseMacKey(s.mac), id);
     }
   }
 
   /** Binds the UDP socket (inside `netns` when given) and returns the port. */
   static async open(opts: VxlanPortOptions): Promise<VxlanPort> {
     checkAddress(opts.local, 'VXLAN local address');
-    const transport = new UdpTransport({ address: opts.local, port: opts.port ?? VXLAN_UDP_PORT, netns: opts.netns });
-    try {
-      await transport.ready();
-    } catch (e) {
-      await transport.close();
-      throw new Error(`VXLAN: cannot bind UDP ${opts.local}:${opts.port ?? VXLAN_UDP_PORT}: ${(e as Error).message}`, { cause: e });
-    }
-    return new VxlanPort(opts, transport);
+    const socket = UdpSocket.open({
+      bind: { address: opts.local, port: opts.port ?? VXLAN_UDP_PORT }, netns: opts.netns,
+      recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, maxDatagramSize: 16384, batchSize: 64,
+    });
+    return new VxlanPort(opts, socket);
   }
 
   stats(): VxlanStats {
-    return { ...this.counters, rxOverruns: this.transport.overruns };
+    return { ...this.counters, txErrors: this.counters.txErrors + this.socket.stats.sendErrors, rxOverruns: this.socket.stats.kernelDrops };
   }
 
   /** Inner MAC → VTEP entries, learned and static. */
   remoteTable(): VxlanRemoteRow[] {
     return this.remotesByMac.rows(performance.now())
-      .map((r) => ({ mac: r.mac, remote: r.target, age: r.age, static: r.static }));
+      .map((r) => ({ mac: r.mac, remote: this.vteps.get(r.target).address, age: r.age, static: r.static }));
+  }
+
+  /** The VTEP id a datagram came from: its source address at our UDP port (VTEPs vary the source port). */
+  private vtepOf(key: number | string, address: () => string): number {
+    let id = this.sourceIds.get(key);
+    if (id === undefined) {
+      if (this.sourceIds.size >= 4096) this.sourceIds.clear();
+      id = this.vteps.add(address(), this.udpPort);
+      this.sourceIds.set(key, id);
+    }
+    return id;
   }
 
   async *receive(signal: AbortSignal): AsyncGenerator<Frame[]> {
     const c = this.counters;
-    for await (const datagrams of this.transport.batches(signal)) {
+    const frames: Frame[] = [];
+    for await (const batch of this.socket.batches({ signal })) {
       const now = performance.now();
-      const frames: Frame[] = [];
-      for (const d of datagrams) {
-        const decoded = decapsulate(d.data);
+      frames.length = 0;
+      for (let i = 0; i < batch.count; i++) {
+        const decoded = decapsulate(batch.datagram(i));
         if (typeof decoded === 'string') { c.malformed++; continue; }
         if (decoded.vni !== this.vni) { c.otherVni++; continue; }
-        if (this.learning) {
-          if (!isGroupAddress(decoded.frame, 6)) this.remotesByMac.learn(0, macKey(decoded.frame, 6), d.address, now);
-        } else if (!this.flood.includes(d.address)) {
-          c.unknownSource++;
-          continue;
+        // Like the kernel's `nolearning`: frames from any VTEP are taken, just not remembered.
+        if (this.learning && !isGroupAddress(decoded.frame, 6)) {
+          this.remotesByMac.learn(0, macKey(decoded.frame, 6), this.vtepOf(batch.endpointKey(i), () => batch.endpoint(i).address), now);
         }
         c.rxPackets++;
         frames.push({ data: decoded.frame });
@@ -130,28 +140,40 @@ export class VxlanPort implements Port {
 
   async send(frames: readonly Frame[]): Promise<void> {
     const now = performance.now();
-    const out: { pieces: Uint8Array[]; address: string; port: number }[] = [];
+    let bytes = 0;
+    for (const f of frames) bytes += VXLAN_HEADER_SIZE + f.data.length;
+    // Encapsulate the batch into one buffer; a flooded frame is written once and named once per VTEP.
+    const pack = this.packBusy || this.pack.length < bytes ? new Uint8Array(Math.max(bytes, this.pack.length)) : this.pack;
+    const usePack = pack === this.pack;
+    if (usePack) this.packBusy = true;
+    const offsets: number[] = [];
+    const lengths: number[] = [];
+    const ids: number[] = [];
+    let at = 0;
     for (const f of frames) {
-      const pieces = [this.header, f.data];
       const remote = isGroupAddress(f.data, 0) ? undefined : this.remotesByMac.lookup(0, macKey(f.data, 0), now);
-      if (remote !== undefined) {
-        out.push({ pieces, address: remote, port: this.udpPort });
-      } else if (this.flood.length === 0) {
-        this.counters.noRemote++;
-      } else {
-        for (const address of this.flood) out.push({ pieces, address, port: this.udpPort });
-      }
+      if (remote === undefined && this.flood.length === 0) { this.counters.noRemote++; continue; }
+      encodeVxlanHeader(this.vni, pack, at);
+      pack.set(f.data, at + VXLAN_HEADER_SIZE);
+      const len = VXLAN_HEADER_SIZE + f.data.length;
+      for (const id of remote === undefined ? this.flood : [remote]) { offsets.push(at); lengths.push(len); ids.push(id); }
+      at += len;
     }
     try {
-      await this.transport.send(out);
-      this.counters.txPackets += out.length;
+      if (ids.length === 0) return;
+      await this.socket.sendPacked({ buffer: pack, offsets: Uint32Array.from(offsets), lengths: Uint32Array.from(lengths), count: ids.length },
+        { table: this.vteps, ids: Uint32Array.from(ids) });
+      this.counters.txPackets += ids.length;
     } catch {
-      // One unreachable VTEP must not take the tunnel down; the datagram is lost, as on a wire.
-      this.counters.txErrors++;
+      // A closed socket or a hard error: the datagrams are lost, as on a wire; per-VTEP errors
+      // (unreachable, refused) are counted by the socket and never get here.
+      this.counters.txErrors += ids.length;
+    } finally {
+      if (usePack) this.packBusy = false;
     }
   }
 
   close(): Promise<void> {
-    return this.transport.close();
+    return this.socket.close();
   }
 }
