@@ -43,6 +43,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
       InstanceMethod<&TunQueue::WaitWritable>("waitWritable"),
       InstanceMethod<&TunQueue::Cancel>("cancel"),
       InstanceMethod<&TunQueue::Write>("write"),
+      InstanceMethod<&TunQueue::WriteRanges>("writeRanges"),
       InstanceMethod<&TunQueue::Release>("release"),
       InstanceMethod<&TunQueue::Close>("close"),
       InstanceMethod<&TunQueue::Ref>("ref"),
@@ -57,11 +58,13 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     napi_get_uv_event_loop(env_, &loop_);
     registry_ = RegistryOf(env_);
     if (registry_) registry_->queues.insert(this);
+    napi_async_init(env_, Napi::Object::New(env_), Napi::String::New(env_, "tuntap.queue"), &asyncContext_);
   }
 
   ~TunQueue() override {
     Shutdown(true);
     if (registry_) registry_->queues.erase(this);
+    if (asyncContext_) napi_async_destroy(env_, asyncContext_);
   }
 
   // Stops polling and, when closeFd, closes the fd. Safe to call more than once.
@@ -201,14 +204,11 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
 
   void Invoke(Napi::FunctionReference& cb, const std::initializer_list<napi_value>& args) {
     if (cb.IsEmpty()) return;
-    napi_async_context ctx = nullptr;
-    napi_async_init(env_, Napi::Object::New(env_), Napi::String::New(env_, "tuntap.queue"), &ctx);
     napi_value result;
     napi_value argv[2];
     size_t argc = 0;
     for (napi_value a : args) argv[argc++] = a;
-    napi_status s = napi_make_callback(env_, ctx, env_.Global(), cb.Value(), argc, argv, &result);
-    napi_async_destroy(env_, ctx);
+    napi_status s = napi_make_callback(env_, asyncContext_, env_.Global(), cb.Value(), argc, argv, &result);
     if (s == napi_pending_exception) {
       napi_value e;
       napi_get_and_clear_last_exception(env_, &e);
@@ -254,6 +254,54 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     return Napi::Number::New(env, i - start);
   }
 
+  // writeRanges(buffer, offsets, lengths, start, count, heads?, headLength): like write(), for
+  // packets lying in one buffer (no per-packet JS objects).
+  Napi::Value WriteRanges(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) { ThrowErrno(env, "write", EBADF); return env.Undefined(); }
+    auto buffer = info[0].As<Napi::Uint8Array>();
+    auto offsets = info[1].As<Napi::Uint32Array>();
+    auto lengths = info[2].As<Napi::Uint32Array>();
+    uint32_t start = info[3].As<Napi::Number>().Uint32Value();
+    uint32_t count = info[4].As<Napi::Number>().Uint32Value();
+    uint8_t* heads = nullptr;
+    uint32_t headLength = 0;
+    if (info.Length() > 6 && info[5].IsTypedArray()) {
+      heads = info[5].As<Napi::Uint8Array>().Data();
+      headLength = info[6].As<Napi::Number>().Uint32Value();
+    }
+    size_t limit = buffer.ByteLength();
+    if (count > offsets.ElementLength()) count = static_cast<uint32_t>(offsets.ElementLength());
+    if (count > lengths.ElementLength()) count = static_cast<uint32_t>(lengths.ElementLength());
+    uint32_t i = start;
+    while (i < count) {
+      size_t off = offsets[i], len = lengths[i];
+      if (off > limit || len > limit - off) {
+        Napi::Object e = ErrnoValue(env, "write", EFAULT).As<Napi::Object>();
+        e.Set("written", i - start);
+        Napi::Error(env, e).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      struct iovec iov[2];
+      int n = 0;
+      if (headLength) { iov[n].iov_base = heads + static_cast<size_t>(i) * headLength; iov[n].iov_len = headLength; n++; }
+      iov[n].iov_base = buffer.Data() + off;
+      iov[n].iov_len = len;
+      n++;
+      ssize_t w = writev(fd_, iov, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        Napi::Object e = ErrnoValue(env, "write", errno).As<Napi::Object>();
+        e.Set("written", i - start);
+        Napi::Error(env, e).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      i++;
+    }
+    return Napi::Number::New(env, i - start);
+  }
+
   // release(): stops polling and forgets the fd without closing it (handed to a worker).
   Napi::Value Release(const Napi::CallbackInfo& info) {
     Shutdown(false);
@@ -284,6 +332,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   bool refed_ = true;
   EnvQueues* registry_ = nullptr;
   Napi::FunctionReference readCb_, writeCb_;
+  napi_async_context asyncContext_ = nullptr;
   uint32_t readMax_ = 0;
   Napi::ObjectReference buffer_, offsets_, lengths_;
   uint8_t* base_ = nullptr;

@@ -296,6 +296,9 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
   readBatch(opts?: { signal?: AbortSignal }): Promise<PacketBatch | null> { return this.queues[0]!.readBatch(opts); }
   write(packet: Uint8Array, opts?: WriteOptions): Promise<void> { return this.queues[0]!.write(packet, opts); }
   writeBatch(packets: readonly Uint8Array[], opts?: WriteBatchOptions): Promise<number> { return this.queues[0]!.writeBatch(packets, opts); }
+  writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, opts?: WriteBatchOptions & { raw?: boolean }): Promise<number> {
+    return this.queues[0]!.writeRanges(buffer, offsets, lengths, count, opts);
+  }
 
   #closeNow(): void {
     if (this.#closed) return;

@@ -35,7 +35,11 @@ export interface PacketBatch {
   readonly offsets: Uint32Array;
   /** Payload length of packet i. */
   readonly lengths: Uint32Array;
+  /** Bytes before each payload (PI header + vnet header). */
+  readonly headerLength: number;
   packet(i: number): Buffer;
+  /** Packet i with its PI/vnet headers, as the kernel delivered it (for raw forwarding). */
+  raw(i: number): Buffer;
   vnet(i: number): VirtioNetHdr | undefined;
   info(i: number): PacketInfo | undefined;
   [Symbol.iterator](): IterableIterator<Buffer>;
@@ -81,6 +85,16 @@ class Batch implements PacketBatch {
     if (i < 0 || i >= this.count) throw new RangeError(`packet ${i} is outside the batch of ${this.count}`);
     const start = this.offsets[i]!;
     return this.buffer.subarray(start, start + this.lengths[i]!);
+  }
+
+  get headerLength(): number {
+    return this.queue.headerLength;
+  }
+
+  raw(i: number): Buffer {
+    if (i < 0 || i >= this.count) throw new RangeError(`packet ${i} is outside the batch of ${this.count}`);
+    const start = this.offsets[i]!;
+    return this.buffer.subarray(start - this.queue.headerLength, start + this.lengths[i]!);
   }
 
   vnet(i: number): VirtioNetHdr | undefined {
@@ -286,41 +300,51 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     });
   }
 
-  // Writes packets[start..], waiting for writability on EAGAIN. strict: a rejected packet throws;
-  // otherwise it is counted and skipped.
-  async #writeAll(packets: readonly Uint8Array[], heads: Buffer | undefined, signal: AbortSignal | undefined, strict: boolean): Promise<number> {
+  // Writes packets [0, total) with writeFrom(nq, i) → how many went out before EAGAIN, waiting
+  // for writability in between. strict: a rejected packet throws; otherwise it is counted and
+  // skipped. payloadAt(i) is only used to explain a rejection.
+  async #writeLoop(total: number, writeFrom: (nq: NativeQueue, i: number) => number, lengthOf: (i: number) => number,
+    payloadAt: (i: number) => Uint8Array, signal: AbortSignal | undefined, strict: boolean): Promise<number> {
     let i = 0;
     let accepted = 0;
-    while (i < packets.length) {
-      signal?.throwIfAborted();
-      const nq = this.#live('write');
-      let n: number;
-      try {
-        n = nq.write(packets, i, heads, this.headerLength);
-      } catch (e) {
-        const written = (e as { written?: number }).written ?? 0;
-        for (let j = i; j < i + written; j++) this.counters.bytesWritten += packets[j]!.length;
-        accepted += written;
-        i += written;
-        const bad = packets[i]!;
-        const err = toTuntapError(e, `writing to ${this.name}`, explainWrite(this.name, this.mode, this.packetInfo, this.vnetHdrSize > 0, bad));
-        const code = (err as TuntapError).code;
-        if (strict || !(code === 'EINVAL' || code === 'EFAULT' || code === 'EMSGSIZE')) {
-          this.counters.packetsWritten += accepted;
-          throw err;
+    let bytes = 0;
+    try {
+      while (i < total) {
+        signal?.throwIfAborted();
+        const nq = this.#live('write');
+        let n: number;
+        try {
+          n = writeFrom(nq, i);
+        } catch (e) {
+          const written = (e as { written?: number }).written ?? 0;
+          for (let j = i; j < i + written; j++) bytes += lengthOf(j);
+          accepted += written;
+          i += written;
+          const err = toTuntapError(e, `writing to ${this.name}`,
+            explainWrite(this.name, this.mode, this.packetInfo, this.vnetHdrSize > 0, payloadAt(i)));
+          const code = (err as TuntapError).code;
+          if (strict || !(code === 'EINVAL' || code === 'EFAULT' || code === 'EMSGSIZE')) throw err;
+          this.counters.writesRejected++;
+          i++;
+          continue;
         }
-        this.counters.writesRejected++;
-        i++;
-        continue;
+        for (let j = i; j < i + n; j++) bytes += lengthOf(j);
+        i += n;
+        accepted += n;
+        if (i < total) await this.#waitWritable(nq, signal);
       }
-      for (let j = i; j < i + n; j++) this.counters.bytesWritten += packets[j]!.length;
-      i += n;
-      accepted += n;
-      if (i < packets.length) await this.#waitWritable(nq, signal);
+      this.counters.batchesWritten++;
+      return accepted;
+    } finally {
+      this.counters.packetsWritten += accepted;
+      this.counters.bytesWritten += bytes;
     }
-    this.counters.packetsWritten += accepted;
-    this.counters.batchesWritten++;
-    return accepted;
+  }
+
+  #writeAll(packets: readonly Uint8Array[], heads: Buffer | undefined, signal: AbortSignal | undefined, strict: boolean): Promise<number> {
+    const headLength = heads ? this.headerLength : 0;
+    return this.#writeLoop(packets.length, (nq, i) => nq.write(packets, i, heads, headLength),
+      (i) => packets[i]!.length, (i) => packets[i]!, signal, strict);
   }
 
   // Writers take turns: order is kept and the reused header buffer is never shared by two
@@ -360,6 +384,35 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   writeBatch(packets: readonly Uint8Array[], opts: WriteBatchOptions = {}): Promise<number> {
     if (packets.length === 0) return Promise.resolve(0);
     return this.#exclusive(() => this.#writeAll(packets, this.#encodeHeads(packets, opts.vnet, opts.protocols), opts.signal, false));
+  }
+
+  /**
+   * Writes `count` packets lying in one buffer at offsets[i], lengths[i] (e.g. straight from a
+   * received batch, without per-packet objects). With `raw`, each range already holds the PI
+   * and vnet headers; otherwise default headers (or opts.vnet / opts.protocols) are added.
+   * Rejected packets are counted and skipped, as in writeBatch.
+   */
+  writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number,
+    opts: WriteBatchOptions & { raw?: boolean } = {}): Promise<number> {
+    if (count === 0) return Promise.resolve(0);
+    if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
+    return this.#exclusive(() => {
+      let heads: Buffer | undefined;
+      if (!opts.raw && this.headerLength > 0) {
+        const views: Uint8Array[] = [];
+        if (this.packetInfo && this.mode === 'tun' && !opts.protocols) {
+          for (let i = 0; i < count; i++) views.push(buffer.subarray(offsets[i]!, offsets[i]! + 1));
+        } else {
+          views.length = count;
+          views.fill(buffer);
+        }
+        heads = this.#encodeHeads(views, opts.vnet, opts.protocols);
+      }
+      const headLength = heads ? this.headerLength : 0;
+      const skip = opts.raw ? this.headerLength : 0;
+      return this.#writeLoop(count, (nq, i) => nq.writeRanges(buffer, offsets, lengths, i, count, heads, headLength),
+        (i) => lengths[i]!, (i) => buffer.subarray(offsets[i]! + skip, offsets[i]! + lengths[i]!), opts.signal, false);
+    });
   }
 
   /** TUNSETQUEUE: re-attach this queue to the device (multi-queue devices). */

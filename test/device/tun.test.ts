@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { TuntapError } from '../../src/errors.js';
-import { openTun, ETH_P, IFF, ARPHRD, type TunDevice } from '../../src/device/index.js';
+import { openTun, ETH_P, IFF, ARPHRD, encodePacketInfo, PI_LENGTH, type TunDevice } from '../../src/device/index.js';
 import { echoReply, udpSourcePort } from './packets.js';
 import { sendUdp } from './util.js';
 
@@ -17,9 +17,33 @@ function configure(ns: string, dev: TunDevice): void {
   nsExec(ns, 'ip', 'link', 'set', dev.name, 'up');
 }
 
-/** Answers every echo request on the device until it closes; returns the packets' protocols. */
-async function respond(dev: TunDevice, seen: number[] = []): Promise<number[]> {
+/**
+ * Answers every echo request on the device until it closes; returns the packets' protocols.
+ * With `ranges`, replies go out with writeRanges from one buffer, headers written by us (raw).
+ */
+async function respond(dev: TunDevice, seen: number[] = [], ranges = false): Promise<number[]> {
+  const out = Buffer.alloc(65536);
+  const offsets = new Uint32Array(64);
+  const lengths = new Uint32Array(64);
   for await (const batch of dev.batches()) {
+    if (ranges) {
+      let n = 0;
+      let pos = 0;
+      for (let i = 0; i < batch.count; i++) {
+        const info = batch.info(i)!;
+        seen.push(info.protocol, batch.packet(i)[0]! >> 4);
+        const reply = echoReply(batch.packet(i));
+        if (!reply) continue;
+        encodePacketInfo(out, pos, info.protocol);
+        reply.copy(out, pos + PI_LENGTH);
+        offsets[n] = pos;
+        lengths[n] = PI_LENGTH + reply.length;
+        pos += lengths[n]!;
+        n++;
+      }
+      if (n > 0) assert.equal(await dev.queues[0]!.writeRanges(out, offsets, lengths, n, { raw: true }), n);
+      continue;
+    }
     const replies: Buffer[] = [];
     for (let i = 0; i < batch.count; i++) {
       const info = batch.info(i);
@@ -64,7 +88,7 @@ test('with packet info the protocol field is 0x0800 for IPv4 and 0x86dd for IPv6
   assert.equal(dev.name, 'pi0');
   configure(ns, dev);
   const seen: number[] = [];
-  const responder = respond(dev, seen);
+  const responder = respond(dev, seen, true);
   try {
     const v4 = await nsRun(ns, 'ping', ['-c', '1', '-W', '2', '198.18.0.2']);
     assert.equal(v4.code, 0, v4.stdout + v4.stderr);
