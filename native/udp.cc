@@ -142,13 +142,24 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       return;
     }
     poll_->data = this;
+    // A worker that ends with the socket open must not leave a uv handle on its dead loop.
+    env_ = env;
+    if (napi_add_env_cleanup_hook(env, EnvCleanup, this) == napi_ok) hooked_ = true;
   }
 
   ~UdpSocket() override { Release(); }
 
+  static void EnvCleanup(void* arg) {
+    auto* self = static_cast<UdpSocket*>(arg);
+    self->hooked_ = false;
+    self->Release();
+  }
+
  private:
   int fd_ = -1;
   int family_ = AF_INET;
+  napi_env env_ = nullptr;
+  bool hooked_ = false;
   uv_poll_t* poll_ = nullptr;
   int events_ = 0;
   Napi::FunctionReference onReadable_;
@@ -178,6 +189,10 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   std::vector<uint32_t> sfirst_;  // first packet index of each message
 
   void Release() {
+    if (hooked_) {
+      napi_remove_env_cleanup_hook(env_, EnvCleanup, this);
+      hooked_ = false;
+    }
     if (poll_ != nullptr) {
       poll_->data = nullptr;
       uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });

@@ -74,7 +74,7 @@ export interface UdpSocketOptions {
   bindToDevice?: string;
   /** UDP_GRO: the kernel may coalesce equal-size datagrams from one peer; split again here. */
   gro?: boolean;
-  /** Datagrams per receive batch (default 64). */
+  /** System-call messages per receive batch (default 64; 16 with gro, each holding up to 64 datagrams). */
   batchSize?: number;
   /** Largest datagram to receive; longer ones are counted as truncated and dropped. Default 4096, 65535 with gro. */
   maxDatagramSize?: number;
@@ -228,7 +228,8 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
       this.sock = null;
       throw e;
     }
-    const batchSize = Math.max(1, Math.min(opts.batchSize ?? 64, 1024));
+    // A GRO message can hold 64 datagrams in a 64 KiB slot, so fewer slots keep memory modest.
+    const batchSize = Math.max(1, Math.min(opts.batchSize ?? (opts.gro ? 16 : 64), 1024));
     const slotSize = Math.max(64, Math.min(opts.maxDatagramSize ?? (opts.gro ? 65535 : 4096), 65535));
     this.area = {
       data: Buffer.allocUnsafeSlow(batchSize * slotSize), slotSize, batch: batchSize,

@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { TestNet, nsExec, nsRun, nsSpawn } from '../helpers/netns.js';
 import { UdpSocket, EndpointTable } from '../../src/net/index.js';
 import { TuntapError } from '../../src/errors.js';
@@ -190,6 +191,28 @@ test('sendmmsg to many destinations in one call, by endpoint id', async () => {
   }
 });
 
+test("gsoSize 'auto' groups runs of equal size per destination; other sizes go out alone", async () => {
+  const sa = UdpSocket.open({ netns: nsA, bind: { address: A4 } });
+  const receivers = [0, 1].map(() => UdpSocket.open({ netns: nsB, bind: { address: B4 } }));
+  try {
+    const table = new EndpointTable();
+    for (const r of receivers) table.add(B4, r.localEndpoint.port);
+    // To r0: 5 x 700 + 1 x 300 (one GSO message), 1 x 900 (alone); to r1: 4 x 400 (one message).
+    const sizes = [700, 700, 700, 700, 700, 300, 900, 400, 400, 400, 400];
+    const dest = [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1];
+    const datagrams = sizes.map((n, i) => payload(i, n));
+    const results = receivers.map((r, k) => collect(r, dest.filter((d) => d === k).length));
+    await sa.sendBatch(datagrams, { table, ids: Uint32Array.from(dest) }, { gsoSize: 'auto' });
+    assert.equal(sa.stats.sent, sizes.length);
+    assert.equal(sa.stats.sendMessages, 3);
+    const got = await Promise.all(results);
+    got.forEach((g, k) => assert.deepEqual(g.data, datagrams.filter((_, i) => dest[i] === k)));
+  } finally {
+    await sa.close();
+    for (const r of receivers) await r.close();
+  }
+});
+
 test('connected sockets, socket options and typed errors', async () => {
   const sb = UdpSocket.open({ netns: nsB, bind: { address: B4 }, mark: 0x51, bindToDevice: vethB });
   const sa = UdpSocket.open({ netns: nsA, connect: { address: B4, port: sb.localEndpoint.port }, recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
@@ -262,4 +285,27 @@ test('closing releases every fd and ends a waiting receive', async () => {
   assert.equal(fds(), before);
   const r = await nsRun(nsA, 'true', []);
   assert.equal(r.code, 0);
+});
+
+test('a worker that ends with a socket open and a receive waiting releases it', async () => {
+  const fds = () => readdirSync('/proc/self/fd').length;
+  // Warm-up: the first worker loads modules and opens files that stay cached.
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(workerData.tsxApi).then(({ register }) => { register(); return import(workerData.net); }).then(({ UdpSocket }) => {
+      const s = UdpSocket.open({ bind: { address: '127.0.0.1' } });
+      void s.receive();
+      parentPort.postMessage(s.fd);
+    });`;
+  const workerData = { tsxApi: import.meta.resolve('tsx/esm/api'), net: new URL('../../src/net/index.ts', import.meta.url).href };
+  const runOne = async () => {
+    const w = new Worker(code, { eval: true, workerData });
+    const fd = await new Promise<number>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    assert.ok(fd > 2);
+    await w.terminate();
+  };
+  await runOne();
+  const before = fds();
+  for (let i = 0; i < 3; i++) await runOne();
+  assert.equal(fds(), before);
 });
