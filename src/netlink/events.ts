@@ -70,6 +70,7 @@ export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<Netl
   const close = () => {
     if (done) return;
     done = true;
+    queue.length = 0;  // after close or abort, iteration ends; pending events are dropped
     watcher.stop();
     nl.close();
     opts.signal?.removeEventListener('abort', close);
