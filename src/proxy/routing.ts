@@ -6,18 +6,14 @@
 // `from <upstream source> lookup main` lets the proxy's upstream sockets — bound to that source
 // address — use the real default route, and rule `lookup <table>` sends the rest to a table whose
 // default route is the TUN. No fwmark is needed: Node sockets cannot set SO_MARK, but they can
-// bind a source address.
-import { execFileSync } from 'node:child_process';
+// bind a source address. All of it over rtnetlink (src/netlink), without spawning `ip`.
+import dgram from 'node:dgram';
 import net from 'node:net';
+import {
+  configureInterface as configureLink, addRoute, deleteRoute, addRule, deleteRule, type RouteSpec, type RuleSpec,
+} from '../netlink/index.js';
 
-function ip(args: string[]): string {
-  try {
-    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    const stderr = String((e as { stderr?: string }).stderr ?? '').trim();
-    throw new Error(`ip ${args.join(' ')}: ${stderr || (e as Error).message}`);
-  }
-}
+const MAIN_TABLE = 254;
 
 export interface InterfaceConfig {
   name: string;
@@ -28,23 +24,27 @@ export interface InterfaceConfig {
 
 /** Addresses the TUN (IPv6 without duplicate address detection, so listeners can bind at once), sets MTU, brings it up. */
 export function configureInterface(cfg: InterfaceConfig): void {
-  // A long transmit queue: a burst of connections must not overflow it before we read.
-  ip(['link', 'set', 'dev', cfg.name, 'mtu', String(cfg.mtu), 'txqueuelen', '10000']);
-  for (const a of cfg.addresses) {
-    if (a.includes(':')) ip(['-6', 'addr', 'add', a, 'dev', cfg.name, 'nodad']);
-    else ip(['addr', 'add', a, 'dev', cfg.name]);
-  }
-  ip(['link', 'set', 'dev', cfg.name, 'up']);
+  configureLink(cfg.name, {
+    mtu: cfg.mtu,
+    // A long transmit queue: a burst of connections must not overflow it before we read.
+    txqueuelen: 10000,
+    addresses: cfg.addresses.map((address) => ({ address, nodad: address.includes(':') })),
+    up: true,
+  });
 }
 
 /** The source address the kernel would use to reach `host` right now (before any TUN routing). */
-export function sourceAddressFor(host: string): string | undefined {
-  try {
-    const out = JSON.parse(ip(['-j', net.isIPv6(host) ? '-6' : '-4', 'route', 'get', host])) as { prefsrc?: string }[];
-    return out[0]?.prefsrc;
-  } catch {
-    return undefined;
-  }
+export function sourceAddressFor(host: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    // A connected UDP socket makes the kernel choose a route and source without sending anything.
+    const sock = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+    sock.on('error', () => { sock.close(); resolve(undefined); });
+    sock.connect(9, host, () => {
+      const { address } = sock.address();
+      sock.close();
+      resolve(address);
+    });
+  });
 }
 
 export interface PolicyRoutingOptions {
@@ -59,7 +59,7 @@ export interface PolicyRoutingOptions {
 
 /** Policy routing that captures the host's traffic into the TUN; `remove()` undoes exactly it. */
 export class PolicyRouting {
-  private readonly undo: string[][] = [];
+  private readonly undo: (() => void)[] = [];
 
   constructor(private readonly opts: PolicyRoutingOptions) {}
 
@@ -68,24 +68,22 @@ export class PolicyRouting {
   }
 
   install(): void {
-    const table = String(this.table);
-    let prio = this.opts.priority ?? 7470;
+    let priority = this.opts.priority ?? 7470;
     try {
       for (const family of this.opts.families ?? [4]) {
-        const f = `-${family}`;
-        const route = [f, 'route', 'add', 'default', 'dev', this.opts.device, 'table', table];
-        ip(route);
-        this.undo.push([f, 'route', 'del', 'default', 'dev', this.opts.device, 'table', table]);
-        const rules: string[][] = [];
-        const source = this.opts.bypassSources?.[family];
-        if (source) rules.push(['from', source, 'lookup', 'main', 'priority', String(prio)]);
-        rules.push(['lookup', 'main', 'suppress_prefixlength', '0', 'priority', String(prio + 1)]);
-        rules.push(['lookup', table, 'priority', String(prio + 2)]);
-        for (const r of rules) {
-          ip([f, 'rule', 'add', ...r]);
-          this.undo.push([f, 'rule', 'del', ...r]);
+        const route: RouteSpec = { dst: 'default', family, dev: this.opts.device, table: this.table };
+        addRoute(route);
+        this.undo.push(() => deleteRoute(route));
+        const rules: RuleSpec[] = [];
+        const from = this.opts.bypassSources?.[family];
+        if (from) rules.push({ family, from, table: MAIN_TABLE, priority });
+        rules.push({ family, table: MAIN_TABLE, suppressPrefixLength: 0, priority: priority + 1 });
+        rules.push({ family, table: this.table, priority: priority + 2 });
+        for (const rule of rules) {
+          addRule(rule);
+          this.undo.push(() => deleteRule(rule));
         }
-        prio += 3;
+        priority += 3;
       }
     } catch (e) {
       this.remove();
@@ -96,10 +94,11 @@ export class PolicyRouting {
   /** Deletes what install() added, newest first. Safe to call more than once. */
   remove(): string[] {
     const failures: string[] = [];
-    for (const cmd of this.undo.splice(0).reverse()) {
-      try { ip(cmd); } catch (e) {
+    for (const step of this.undo.splice(0).reverse()) {
+      try { step(); } catch (e) {
         // A route goes away with its device; that is not a failure.
-        if (!/No such process|Cannot find device|No such file/.test((e as Error).message)) failures.push((e as Error).message);
+        const code = (e as { code?: string }).code;
+        if (code !== 'ESRCH' && code !== 'ENODEV' && code !== 'ENOENT') failures.push((e as Error).message);
       }
     }
     return failures;

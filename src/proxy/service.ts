@@ -62,8 +62,8 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       // the main table once the default route leads into the TUN.
       const up = opts.upstream;
       if (up.kind !== 'direct' && up.kind !== 'reject' && net.isIP(up.host)) {
-        if (net.isIPv6(up.host)) bind6 ??= sourceAddressFor(up.host);
-        else bind4 ??= sourceAddressFor(up.host);
+        if (net.isIPv6(up.host)) bind6 ??= await sourceAddressFor(up.host);
+        else bind4 ??= await sourceAddressFor(up.host);
       }
       routing = new PolicyRouting({
         device: device.name, table: opts.routeTable, priority: opts.routePriority,
