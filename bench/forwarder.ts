@@ -9,6 +9,7 @@
 //
 //   npm run bench forwarder -- --duration 20 --only=c,plain,offload --rounds=3
 import { existsSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { BenchOptions } from './run.js';
 import { buildC } from './lib/cbuild.js';
@@ -49,6 +50,9 @@ export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Pr
   const rounds = Math.max(1, Number(option('rounds') ?? 1));
   const selected = variants.filter((v) => only.includes(v.key));
   const samples: Record<string, number[]> = {};
+  // Every process of the path shares these cores: load from elsewhere moves the figures.
+  console.log(`iperf3 TCP through TUN <-> UDP <-> TUN, MTU 1420, ${opts.durationSec} s per run; ` +
+    `${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)}`);
   for (let round = 1; round <= rounds; round++) {
     for (const v of selected) {
       if (v.needsDevice && !existsSync(deviceLayer)) {
