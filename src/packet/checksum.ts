@@ -8,16 +8,40 @@ import { u16, put16 } from './bytes.js';
 
 /** One's-complement running sum of b[start..end) as big-endian 16-bit words (odd tail padded). */
 export function sum16(b: Uint8Array, start: number, end: number, initial = 0): number {
+  if (end > b.length || start < 0) throw new RangeError(`checksum range ${start}..${end} lies outside ${b.length} bytes`);
+  if (end - start < 64) return sumBytes(b, start, end, initial, 0);
+  // Bulk: 32-bit loads through an Int32Array over the 4-aligned middle. Its words are read
+  // little-endian, i.e. each 16-bit half byte-swapped: swapping the folded sum back is exact in
+  // one's complement (RFC 1071 §2(B)). If the aligned middle starts at an odd distance from
+  // `start`, the pairing is shifted by one byte, which cancels the swap.
+  const head = (4 - ((b.byteOffset + start) & 3)) & 3;
+  const mid = start + head;
+  const words = (end - mid) >> 2;
+  let s = sumBytes(b, start, mid, initial, 0);
+  const w = new Int32Array(b.buffer, b.byteOffset + mid, words);
+  let acc = 0;
+  for (let from = 0; from < words; from += 8192) {
+    const to = Math.min(words, from + 8192);
+    let lo = 0; let hi = 0;
+    let i = from;
+    for (; i + 4 <= to; i += 4) {
+      const a = w[i]!; const c = w[i + 1]!; const d = w[i + 2]!; const e = w[i + 3]!;
+      lo = (lo + (a & 0xffff) + (c & 0xffff) + (d & 0xffff) + (e & 0xffff)) | 0;
+      hi = (hi + (a >>> 16) + (c >>> 16) + (d >>> 16) + (e >>> 16)) | 0;
+    }
+    for (; i < to; i++) { const a = w[i]!; lo += a & 0xffff; hi += a >>> 16; }
+    acc += lo + hi;
+  }
+  const folded = fold(acc);
+  s += (head & 1) ? folded : ((folded & 0xff) << 8) | (folded >>> 8);
+  return sumBytes(b, mid + words * 4, end, s, head & 1);
+}
+
+/** Byte-at-a-time sum; `parity` 1 means b[start] is the low byte of its 16-bit word. */
+function sumBytes(b: Uint8Array, start: number, end: number, initial: number, parity: number): number {
   let s = initial;
   let i = start;
-  // 16 bytes per step: four 32-bit words; a double holds the total exactly (< 2^53).
-  const stop16 = end - ((end - start) & 15);
-  for (; i < stop16; i += 16) {
-    s += (((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0)
-      + (((b[i + 4]! << 24) | (b[i + 5]! << 16) | (b[i + 6]! << 8) | b[i + 7]!) >>> 0)
-      + (((b[i + 8]! << 24) | (b[i + 9]! << 16) | (b[i + 10]! << 8) | b[i + 11]!) >>> 0)
-      + (((b[i + 12]! << 24) | (b[i + 13]! << 16) | (b[i + 14]! << 8) | b[i + 15]!) >>> 0);
-  }
+  if (parity && i < end) s += b[i++]!;
   for (; i + 1 < end; i += 2) s += (b[i]! << 8) | b[i + 1]!;
   if (i < end) s += b[i]! << 8;
   return s;

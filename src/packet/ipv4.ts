@@ -161,3 +161,43 @@ export function parseIpv4(v: Ipv4View): Ipv4Repr {
     payload: v.payload, checksum: v.checksum,
   };
 }
+
+/**
+ * NAT-style in-place rewrite of an IPv4 packet's addresses and (for TCP/UDP first fragments)
+ * ports, updating the header checksum and the transport checksum incrementally (RFC 1624) from
+ * one shared delta. Addresses are 32-bit numbers. Returns false when the ports could not be
+ * rewritten (not TCP/UDP, a non-first fragment, or a truncated transport header); the addresses
+ * and checksums are valid either way.
+ */
+export function rewriteIpv4Flow(v: Ipv4View, src: number, dst: number, srcPort: number, dstPort: number): boolean {
+  const b = v.buf; const o = v.off;
+  const os = u32(b, o + 12); const od = u32(b, o + 16);
+  // Address delta: ~old + new for each 16-bit half.
+  const addrDelta = (~os >>> 16 & 0xffff) + (~os & 0xffff) + (~od >>> 16 & 0xffff) + (~od & 0xffff)
+    + (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
+  put32(b, o + 12, src); put32(b, o + 16, dst);
+  put16(b, o + 10, applyDelta(u16(b, o + 10), addrDelta));
+  const proto = b[o + 9]!;
+  const l4 = o + (b[o]! & 15) * 4;
+  const end = o + u16(b, o + 2);
+  if ((proto !== 6 && proto !== 17) || (u16(b, o + 6) & 0x1fff) !== 0) {
+    return false;
+  }
+  const csumAt = proto === 6 ? l4 + 16 : l4 + 6;
+  if (csumAt + 2 > end) return false;
+  const osp = u16(b, l4); const odp = u16(b, l4 + 2);
+  put16(b, l4, srcPort); put16(b, l4 + 2, dstPort);
+  const c = u16(b, csumAt);
+  if (proto === 17 && c === 0) return true; // no UDP checksum to maintain
+  const delta = addrDelta + (~osp & 0xffff) + (~odp & 0xffff) + srcPort + dstPort;
+  const n = applyDelta(c, delta);
+  put16(b, csumAt, proto === 17 && n === 0 ? 0xffff : n);
+  return true;
+}
+
+function applyDelta(checksum: number, delta: number): number {
+  let s = (~checksum & 0xffff) + delta;
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}

@@ -80,3 +80,23 @@ test('completing a NEEDS_CSUM partial checksum gives the full checksum', () => {
     assert.equal((pkt[l3 + 16]! << 8) | pkt[l3 + 17]!, good);
   }
 });
+
+test('rewriteIpv4Flow keeps checksums valid for TCP, UDP, UDP without checksum and ICMP', async () => {
+  const { rewriteIpv4Flow, buildIcmp } = await import('../../src/packet/index.js');
+  const ip = { src: '198.18.0.1', dst: '198.18.1.1' };
+  const cases = [
+    buildIpv4({ ...ip, protocol: 6, payload: buildTcp({ srcPort: 1, dstPort: 2, seq: 3, ack: 4, flags: TcpFlags.ACK, window: 5, payload: new Uint8Array(77).fill(1) }, ip) }),
+    buildIpv4({ ...ip, protocol: 17, payload: buildUdp({ srcPort: 1, dstPort: 2, payload: new Uint8Array(33).fill(2) }, ip) }),
+    buildIpv4({ ...ip, protocol: 17, payload: buildUdp({ srcPort: 1, dstPort: 2, payload: new Uint8Array(33).fill(2), checksum: 0 }) }),
+    buildIpv4({ ...ip, protocol: 1, payload: buildIcmp({ type: 8, code: 0, payload: new Uint8Array(8) }) }),
+  ];
+  for (const [i, pkt] of cases.entries()) {
+    const v = new Ipv4View(pkt);
+    const ports = rewriteIpv4Flow(v, 0xc612ff01, 0xc6120a0a, 50000 + i, 65535);
+    assert.equal(ports, i < 3);
+    assert.ok(v.verifyChecksum());
+    assert.equal(v.dstAddress, '198.18.10.10');
+    if (i === 2) assert.equal(pkt[26]! | pkt[27]!, 0);
+    else if (i < 3) assert.ok(verifyTransportChecksum(pkt, 0, 20, pkt.length, pkt[9]!));
+  }
+});
