@@ -83,7 +83,10 @@ done
 ip link set lo up
 ip link set eth0 up
 ip addr add "$IP" dev eth0
-[ -n "$IP6" ] && ip -6 addr add "$IP6" dev eth0 nodad
+if [ -n "$IP6" ]; then
+  echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
+  ip -6 addr add "$IP6" dev eth0
+fi
 echo "TUNTAP-VM: eth0 $(cat /sys/class/net/eth0/address) up, pinging $PEER"
 if ping -c 3 -W 3 -w 60 "$PEER"; then echo "TUNTAP-VM-PING-OK"; else echo "TUNTAP-VM-PING-FAILED"; fi
 if [ -n "$PEER6" ]; then

@@ -1,0 +1,71 @@
+// Persistent TAPs for virtual machines, like `tunctl -u USER` / `ip tuntap add ... user USER`:
+// root creates the device once, hands it to an unprivileged user and lets go of it; QEMU,
+// running as that user, later opens it by name (`-netdev tap,ifname=NAME,script=no,...`),
+// one fd per queue, and negotiates the vnet header and offloads itself.
+import { execFileSync } from 'node:child_process';
+import { openTap, IFF } from '../device/index.js';
+import type { NetnsRef } from '../netns.js';
+
+export interface VmTapOptions {
+  /** Interface name QEMU will be given (ifname=...). */
+  name: string;
+  /** User (uid or name) allowed to attach without CAP_NET_ADMIN. */
+  user?: number | string;
+  /** Group (gid or name) allowed to attach. */
+  group?: number | string;
+  /** Queues QEMU will open (queues=N, mq=on); more than 1 creates an IFF_MULTI_QUEUE device. */
+  queues?: number;
+  /** Create with IFF_VNET_HDR (default true): QEMU's virtio-net then passes offloads through. */
+  vnetHdr?: boolean;
+  netns?: NetnsRef;
+}
+
+function resolveId(kind: 'user' | 'group', value: number | string): number {
+  if (typeof value === 'number') return value;
+  if (/^\d+$/.test(value)) return Number(value);
+  try {
+    return Number(execFileSync('id', [kind === 'user' ? '-u' : '-g', value], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+  } catch {
+    if (kind === 'group') {
+      try {
+        const line = execFileSync('getent', ['group', value], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        return Number(line.split(':')[2]);
+      } catch { /* fall through */ }
+    }
+    throw new Error(`no such ${kind}: ${value}`);
+  }
+}
+
+/** Creates the persistent TAP (or takes over an existing one) and returns its name. */
+export function createVmTap(opts: VmTapOptions): string {
+  const queues = opts.queues ?? 1;
+  if (!Number.isInteger(queues) || queues < 1 || queues > 256) throw new RangeError(`queues must be 1..256, got ${queues}`);
+  const dev = openTap({
+    name: opts.name, netns: opts.netns, multiQueue: queues > 1, vnetHdr: opts.vnetHdr ?? true,
+    owner: opts.user === undefined ? undefined : resolveId('user', opts.user),
+    group: opts.group === undefined ? undefined : resolveId('group', opts.group),
+    persist: true,
+  });
+  const name = dev.name;
+  void dev.close();
+  return name;
+}
+
+/** Removes a persistent TAP made by createVmTap (it must not be in use). */
+export function deleteVmTap(name: string, opts: { netns?: NetnsRef; multiQueue?: boolean } = {}): void {
+  const attach = (multiQueue: boolean) => openTap({ name, netns: opts.netns, multiQueue });
+  let dev;
+  try {
+    dev = attach(opts.multiQueue ?? false);
+  } catch (e) {
+    // The multi-queue flag must match the device's; try the other one before giving up.
+    if (opts.multiQueue !== undefined) throw e;
+    dev = attach(true);
+  }
+  if ((dev.iff().flags & IFF.TAP) === 0) {
+    void dev.close();
+    throw new Error(`${name} is not a TAP device`);
+  }
+  dev.setPersist(false);
+  void dev.close();
+}
