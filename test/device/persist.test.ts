@@ -3,20 +3,51 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
-import { TuntapError } from '../../src/errors.js';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TuntapError, toTuntapError } from '../../src/errors.js';
+import { explainOpen } from '../../src/device/explain.js';
 import { openTun, IFF } from '../../src/device/index.js';
 
 const net = new TestNet();
 after(() => net.cleanup());
 
-const child = new URL('./attach-child.ts', import.meta.url).pathname;
+// The unprivileged child may not be able to read the checkout (e.g. under /root), so it runs
+// from a world-readable temp dir with a copy of the addon, calls the same native open, and
+// reports errno; the parent turns that into the TuntapError our API would throw.
+const childDir = mkdtempSync(join(tmpdir(), 'tuntap-attach-'));
+chmodSync(childDir, 0o755);
+copyFileSync(addonPath(), join(childDir, 'tuntap.node'));
+writeFileSync(join(childDir, 'attach.cjs'), `
+const addon = require(${JSON.stringify(join(childDir, 'tuntap.node'))});
+try {
+  const r = addon.tunOpen(process.argv[2], ${IFF.TUN | IFF.NO_PI}, 0);
+  addon.closeFd(r.fd);
+  console.log(JSON.stringify({ ok: true, name: r.name, uid: process.getuid() }));
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, errno: e.errno, syscall: e.syscall, message: e.message }));
+}`);
+after(() => rmSync(childDir, { recursive: true, force: true }));
+
+function addonPath(): string {
+  for (const kind of ['Release', 'Debug']) {
+    const p = new URL(`../../build/${kind}/tuntap.node`, import.meta.url).pathname;
+    if (existsSync(p)) return p;
+  }
+  throw new Error('the addon is not built');
+}
 
 /** Tries to attach to `name` inside `ns` as uid:gid (no capabilities, no supplementary groups). */
-async function attachAs(ns: string, uid: number, gid: number, name: string): Promise<{ ok: boolean; code?: string; message?: string; uid?: number }> {
+async function attachAs(ns: string, uid: number, gid: number, name: string): Promise<{ ok: boolean; code?: string; message?: string; uid?: number; name?: string }> {
   const r = await nsRun(ns, 'setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups',
-    process.execPath, '--import', 'tsx', child, name]);
+    process.execPath, join(childDir, 'attach.cjs'), name]);
   assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ok: boolean; errno?: number; syscall?: string; message?: string; uid?: number; name?: string };
+  if (out.ok) return { ok: true, name: out.name, uid: out.uid };
+  const err = toTuntapError(out, `opening ${name}`, explainOpen(name, { exclusive: false, multiQueue: false, mode: 'tun' })) as TuntapError;
+  assert.ok(err instanceof TuntapError, out.message);
+  return { ok: false, code: err.code, message: err.message };
 }
 
 function linkExists(ns: string, name: string): boolean {
@@ -51,6 +82,10 @@ test('the owner uid may attach without privileges; another uid gets EPERM', asyn
     assert.equal(other.ok, false);
     assert.equal(other.code, 'EPERM');
     assert.match(other.message!, /owner uid or group/);
+    // Creating a device is CAP_NET_ADMIN only.
+    const creator = await attachAs(ns, 4321, 4321, 'new0');
+    assert.equal(creator.code, 'EPERM');
+    assert.match(creator.message!, /creating new0 needs CAP_NET_ADMIN/);
   } finally {
     const d = openTun({ netns: ns, name: 'own0' });
     d.setPersist(false);
