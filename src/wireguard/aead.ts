@@ -4,10 +4,10 @@ import { addon } from '../native.js';
 
 interface AeadNative {
   aeadSealBatch(keys: Uint8Array, keyIndex: Uint32Array | null, src: Uint8Array, srcOffsets: Uint32Array,
-    srcLengths: Uint32Array, counters: BigUint64Array, dst: Uint8Array, dstOffsets: Uint32Array,
+    srcLengths: Uint32Array, counters: BigUint64Array | Uint32Array, dst: Uint8Array, dstOffsets: Uint32Array,
     dstLengths: Uint32Array, count: number, padLimit: number): number;
   aeadOpenBatch(keys: Uint8Array, keyIndex: Uint32Array | null, src: Uint8Array, srcOffsets: Uint32Array,
-    srcLengths: Uint32Array, counters: BigUint64Array, dst: Uint8Array, dstOffsets: Uint32Array,
+    srcLengths: Uint32Array, counters: BigUint64Array | Uint32Array, dst: Uint8Array, dstOffsets: Uint32Array,
     dstLengths: Uint32Array, count: number, ok: Uint8Array): number;
 }
 const native = addon as AeadNative;
@@ -27,7 +27,8 @@ export interface AeadBatch {
   src: Uint8Array;
   srcOffsets: Uint32Array;
   srcLengths: Uint32Array;
-  counters: BigUint64Array;
+  /** 64-bit little-endian counters: a BigUint64Array, or a Uint32Array of (low, high) pairs. */
+  counters: BigUint64Array | Uint32Array;
   dst: Uint8Array;
   dstOffsets: Uint32Array;
   dstLengths: Uint32Array;

@@ -1,0 +1,93 @@
+// Cryptokey routing table: IPv4 and IPv6 prefixes → peer, longest-prefix match, one binary trie
+// per family. Inserting a prefix another peer holds moves it (as WireGuard does).
+import { parseCidr, bytesToIp, networkOf } from '../netlink/ip.js';
+
+class Node<T> {
+  zero: Node<T> | undefined;
+  one: Node<T> | undefined;
+  value: T | undefined;
+}
+
+const bitAt = (bytes: Uint8Array, offset: number, bit: number) => (bytes[offset + (bit >> 3)]! >> (7 - (bit & 7))) & 1;
+
+export class AllowedIps<T> {
+  private v4 = new Node<T>();
+  private v6 = new Node<T>();
+
+  /** Adds `cidr` ("198.18.0.0/15", "fd00::/8", or a bare address) for `value`. */
+  insert(cidr: string, value: T): void {
+    const c = parseCidr(cidr);
+    const bytes = networkOf(c.bytes, c.prefixLength);
+    let node = c.family === 4 ? this.v4 : this.v6;
+    for (let bit = 0; bit < c.prefixLength; bit++) {
+      if (bitAt(bytes, 0, bit)) node = node.one ??= new Node<T>();
+      else node = node.zero ??= new Node<T>();
+    }
+    node.value = value;
+  }
+
+  /** Removes one prefix, whoever holds it; returns whether it was present. */
+  remove(cidr: string): boolean {
+    const c = parseCidr(cidr);
+    const bytes = networkOf(c.bytes, c.prefixLength);
+    let node: Node<T> | undefined = c.family === 4 ? this.v4 : this.v6;
+    for (let bit = 0; bit < c.prefixLength && node; bit++) node = bitAt(bytes, 0, bit) ? node.one : node.zero;
+    if (!node || node.value === undefined) return false;
+    node.value = undefined;
+    return true;
+  }
+
+  /** Removes every prefix held by `value`. */
+  removeValue(value: T): void {
+    const walk = (n: Node<T> | undefined) => {
+      if (!n) return;
+      if (n.value === value) n.value = undefined;
+      walk(n.zero);
+      walk(n.one);
+    };
+    walk(this.v4);
+    walk(this.v6);
+  }
+
+  /** Longest-prefix match of the address at bytes[offset..] (4 bytes for v4, 16 for v6). */
+  lookup(family: 4 | 6, bytes: Uint8Array, offset = 0): T | undefined {
+    let node: Node<T> | undefined = family === 4 ? this.v4 : this.v6;
+    const bits = family === 4 ? 32 : 128;
+    let best = node.value;
+    for (let bit = 0; bit < bits; bit++) {
+      node = bitAt(bytes, offset, bit) ? node.one : node.zero;
+      if (!node) break;
+      if (node.value !== undefined) best = node.value;
+    }
+    return best;
+  }
+
+  /** Looks up an address given as text. */
+  lookupAddress(address: string): T | undefined {
+    const c = parseCidr(address);
+    return this.lookup(c.family, c.bytes);
+  }
+
+  /** The prefixes held by `value` ("a.b.c.d/n"), v4 first; all prefixes when value is undefined. */
+  entries(value?: T): Array<{ cidr: string; value: T }> {
+    const out: Array<{ cidr: string; value: T }> = [];
+    const walk = (n: Node<T> | undefined, family: 4 | 6, path: number[]) => {
+      if (!n) return;
+      if (n.value !== undefined && (value === undefined || n.value === value)) {
+        const bytes = Buffer.alloc(family === 4 ? 4 : 16);
+        path.forEach((b, i) => { if (b) bytes[i >> 3]! |= 0x80 >> (i & 7); });
+        out.push({ cidr: `${bytesToIp(bytes)}/${path.length}`, value: n.value });
+      }
+      walk(n.zero, family, [...path, 0]);
+      walk(n.one, family, [...path, 1]);
+    };
+    walk(this.v4, 4, []);
+    walk(this.v6, 6, []);
+    return out;
+  }
+
+  clear(): void {
+    this.v4 = new Node<T>();
+    this.v6 = new Node<T>();
+  }
+}

@@ -1,0 +1,762 @@
+// The WireGuard state machine of one interface, without I/O: peers, handshakes, sessions,
+// timers, cryptokey routing and the batched data path. The interface (interface.ts) feeds it
+// TUN batches and UDP batches and carries out its sends; tests drive it with in-memory I/O.
+import { randomBytes, randomInt } from 'node:crypto';
+import { StaticKey, equalBytes, keyToBase64 } from './crypto.js';
+import {
+  createInitiation, consumeInitiation, createResponse, consumeResponse, tai64n, type InitiatorState,
+  type SessionKeys,
+} from './noise.js';
+import { CookieChecker, CookieGenerator } from './cookie.js';
+import { ReplayWindow } from './replay.js';
+import { AllowedIps } from './allowed-ips.js';
+import { sealBatch, openBatch, paddedLength } from './aead.js';
+import {
+  DEFAULT_TIMERS, type Timers, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_COOKIE_REPLY, MESSAGE_DATA,
+  INITIATION_SIZE, RESPONSE_SIZE, COOKIE_REPLY_SIZE, DATA_HEADER_SIZE, TAG_SIZE, MAX_QUEUED_PACKETS,
+} from './constants.js';
+import { decodeEndpoint, encodeEndpoint, endpointKey, ENDPOINT_SIZE, type Endpoint, type ResolvedEndpoint } from '../net/endpoint.js';
+
+/** Datagrams laid out in one buffer (what a UDP socket sends in one batched call). */
+export interface Packed {
+  buffer: Uint8Array;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  count: number;
+}
+
+/** Received datagrams with their sources as 24-byte endpoint records (src/net's DatagramBatch fits). */
+export interface ReceivedDatagrams {
+  readonly count: number;
+  readonly buffer: Uint8Array;
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+  readonly endpoints: Uint8Array;
+  endpointOffset(i: number): number;
+}
+
+export interface EngineIo {
+  /** Sends datagrams to one endpoint (fire and forget; UDP may drop). */
+  send(to: ResolvedEndpoint, datagrams: Packed): void;
+  /** Writes decrypted, authenticated IP packets to the TUN device. */
+  deliver(packets: Uint8Array[]): void;
+}
+
+/** Why packets were dropped; every silent drop is counted here. */
+export interface DropCounters {
+  malformed: number;        // wrong size/type/reserved bytes, or not an IP packet inside
+  badMac1: number;          // handshake message with a wrong MAC1
+  cookieRequired: number;   // under load without a valid MAC2: answered with a cookie reply
+  handshakeFailed: number;  // did not decrypt, unknown peer, stale timestamp, unknown index
+  rateLimited: number;      // initiation too soon after the previous one from that peer
+  unknownIndex: number;     // data for no session we know
+  replay: number;           // counter already seen or older than the window
+  authFailed: number;       // data that did not authenticate (bit flips, wrong key)
+  expired: number;          // data on a session past REJECT_AFTER_TIME/MESSAGES
+  notAllowed: number;       // inner source address not in the sending peer's AllowedIPs
+  noRoute: number;          // outgoing packet matching no peer's AllowedIPs
+  noEndpoint: number;       // outgoing packet for a peer without endpoint
+  queueFull: number;        // outgoing packet dropped: handshake pending and queue full
+}
+
+export interface EngineStats {
+  dropped: DropCounters;
+  handshakeInitiationsSent: number;
+  handshakeInitiationsReceived: number;
+  handshakeResponsesSent: number;
+  handshakeResponsesReceived: number;
+  cookieRepliesSent: number;
+  cookieRepliesReceived: number;
+  keepalivesSent: number;
+  keepalivesReceived: number;
+  dataPacketsSent: number;
+  dataPacketsReceived: number;
+}
+
+export interface PeerConfig {
+  publicKey: Uint8Array;
+  presharedKey?: Uint8Array;
+  endpoint?: Endpoint;
+  allowedIps?: string[];
+  /** Seconds; 0/undefined: off. */
+  persistentKeepalive?: number;
+}
+
+interface Keypair {
+  peer: Peer;
+  sendKey: Buffer;
+  receiveKey: Buffer;
+  localIndex: number;
+  remoteIndex: number;
+  initiator: boolean;
+  created: number;
+  sendCounter: number;
+  replay: ReplayWindow;
+}
+
+type IndexEntry = { peer: Peer; keypair?: Keypair; handshake?: InitiatorState };
+
+const ZERO_PSK = Buffer.alloc(32);
+
+export class Peer {
+  readonly publicKey: Buffer;
+  readonly publicKeyText: string;
+  presharedKey: Buffer = ZERO_PSK;
+  endpoint: ResolvedEndpoint | undefined;
+  endpointKey: number | string | undefined;
+  persistentKeepalive = 0;
+  readonly cookies: CookieGenerator;
+
+  current: Keypair | undefined;
+  previous: Keypair | undefined;
+  next: Keypair | undefined;
+  handshake: InitiatorState | undefined;
+  handshakeStarted = 0;
+  lastInitiationSent = -Infinity;
+  lastTimestamp: Buffer | undefined;
+  lastInitiationConsumed = -Infinity;
+  lastMinuteHandshakeSent = false;
+  queue: Buffer[] = [];
+
+  /** Wall-clock ms of the last completed handshake (0: never). */
+  lastHandshake = 0;
+  rxBytes = 0;
+  txBytes = 0;
+
+  // timer deadlines (monotonic ms; undefined = not armed)
+  retransmitAt: number | undefined;
+  sendKeepaliveAt: number | undefined;
+  newHandshakeAt: number | undefined;
+  zeroKeysAt: number | undefined;
+  lastAuthenticatedTraversal = -Infinity;
+
+  constructor(publicKey: Uint8Array, timers: Timers, now: () => number) {
+    this.publicKey = Buffer.from(publicKey);
+    this.publicKeyText = keyToBase64(publicKey);
+    this.cookies = new CookieGenerator(publicKey, timers.cookieRefreshTime, now);
+  }
+
+  setEndpoint(e: Endpoint | undefined): void {
+    if (!e) { this.endpoint = undefined; this.endpointKey = undefined; return; }
+    const rec = encodeEndpoint(e.address, e.port);
+    this.endpoint = decodeEndpoint(rec);
+    this.endpointKey = endpointKey(rec);
+  }
+}
+
+export interface EngineOptions {
+  privateKey?: Uint8Array;
+  timers?: Partial<Timers>;
+  /** Inner MTU: outgoing plaintext is padded to 16 bytes but not past it. */
+  mtu?: number;
+  /** Monotonic clock in ms (tests may replace it). */
+  now?: () => number;
+}
+
+export class WireGuardEngine {
+  readonly timers: Timers;
+  readonly peers = new Map<string, Peer>();
+  readonly allowedIps = new AllowedIps<Peer>();
+  readonly stats: EngineStats = {
+    dropped: {
+      malformed: 0, badMac1: 0, cookieRequired: 0, handshakeFailed: 0, rateLimited: 0, unknownIndex: 0, replay: 0,
+      authFailed: 0, expired: 0, notAllowed: 0, noRoute: 0, noEndpoint: 0, queueFull: 0,
+    },
+    handshakeInitiationsSent: 0, handshakeInitiationsReceived: 0, handshakeResponsesSent: 0,
+    handshakeResponsesReceived: 0, cookieRepliesSent: 0, cookieRepliesReceived: 0, keepalivesSent: 0,
+    keepalivesReceived: 0, dataPacketsSent: 0, dataPacketsReceived: 0,
+  };
+  mtu: number;
+  io: EngineIo;
+  /** When true every handshake message needs a valid MAC2 (tests force it; otherwise load decides). */
+  forceUnderLoad = false;
+
+  private key: StaticKey | undefined;
+  private checker: CookieChecker | undefined;
+  private readonly indices = new Map<number, IndexEntry>();
+  private readonly now: () => number;
+  private handshakeWindowStart = 0;
+  private handshakesInWindow = 0;
+  private lastTimestampSent: Buffer = Buffer.alloc(12);
+
+  constructor(io: EngineIo, opts: EngineOptions = {}) {
+    this.io = io;
+    this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
+    this.mtu = opts.mtu ?? 1420;
+    this.now = opts.now ?? (() => performance.now());
+    if (opts.privateKey) this.setPrivateKey(opts.privateKey);
+  }
+
+  get privateKey(): Buffer | undefined { return this.key?.private; }
+  get publicKey(): Buffer | undefined { return this.key?.public; }
+
+  setPrivateKey(priv: Uint8Array | undefined): void {
+    if (!priv || priv.every((b) => b === 0)) {
+      this.key = undefined;
+      this.checker = undefined;
+    } else {
+      this.key = new StaticKey(priv);
+      this.checker = new CookieChecker(this.key.public, this.timers.cookieRefreshTime, this.now);
+    }
+    // New identity: every session and handshake is void; a peer with our own key is dropped.
+    for (const peer of this.peers.values()) {
+      this.zeroPeer(peer);
+      if (this.key && equalBytes(peer.publicKey, this.key.public)) this.removePeer(peer.publicKey);
+    }
+  }
+
+  // ---- configuration ----
+
+  getPeer(publicKey: Uint8Array): Peer | undefined {
+    return this.peers.get(keyToBase64(publicKey));
+  }
+
+  /** Adds or updates a peer; allowedIps are added to what it has (replaceAllowedIps first to reset). */
+  setPeer(cfg: PeerConfig): Peer {
+    const text = keyToBase64(cfg.publicKey);
+    let peer = this.peers.get(text);
+    if (!peer) {
+      peer = new Peer(cfg.publicKey, this.timers, this.now);
+      this.peers.set(text, peer);
+    }
+    if (cfg.presharedKey) peer.presharedKey = Buffer.from(cfg.presharedKey);
+    if (cfg.endpoint) peer.setEndpoint(cfg.endpoint);
+    for (const cidr of cfg.allowedIps ?? []) this.allowedIps.insert(cidr, peer);
+    if (cfg.persistentKeepalive !== undefined) {
+      const was = peer.persistentKeepalive;
+      peer.persistentKeepalive = cfg.persistentKeepalive;
+      // Like wireguard-go: turning persistent keepalive on sends one right away (this also starts a handshake).
+      if (cfg.persistentKeepalive > 0 && was === 0 && peer.endpoint && this.key) this.sendKeepalive(peer);
+    }
+    return peer;
+  }
+
+  replaceAllowedIps(peer: Peer): void {
+    this.allowedIps.removeValue(peer);
+  }
+
+  removePeer(publicKey: Uint8Array): void {
+    const text = keyToBase64(publicKey);
+    const peer = this.peers.get(text);
+    if (!peer) return;
+    this.zeroPeer(peer);
+    this.allowedIps.removeValue(peer);
+    this.peers.delete(text);
+  }
+
+  // ---- outgoing: packets from TUN ----
+
+  /**
+   * Routes, encrypts and sends a batch of IP packets (buffer[offsets[i] .. +lengths[i]]). Packets
+   * for peers without a session are queued and a handshake starts.
+   */
+  sendPackets(buffer: Uint8Array, offsets: Uint32Array | readonly number[], lengths: Uint32Array | readonly number[], count: number): void {
+    const groups = new Map<Peer, number[]>();
+    for (let i = 0; i < count; i++) {
+      const off = offsets[i]!;
+      const len = lengths[i]!;
+      const peer = len > 0 ? this.routeOf(buffer, off, len) : undefined;
+      if (!peer) { this.stats.dropped.noRoute++; continue; }
+      let g = groups.get(peer);
+      if (!g) groups.set(peer, g = []);
+      g.push(i);
+    }
+    if (groups.size === 0) return;
+    const sendable: Array<[Peer, Keypair, number[]]> = [];
+    for (const [peer, idx] of groups) {
+      const kp = this.usableSendKeypair(peer);
+      if (!kp || peer.queue.length > 0) {
+        for (const i of idx) this.enqueue(peer, Buffer.from(buffer.subarray(offsets[i]!, offsets[i]! + lengths[i]!)));
+        if (kp) this.flushQueue(peer); else this.initiateHandshake(peer, false);
+        continue;
+      }
+      sendable.push([peer, kp, idx]);
+    }
+    if (sendable.length > 0) this.sealAndSend(buffer, offsets, lengths, sendable);
+  }
+
+  private routeOf(buf: Uint8Array, off: number, len: number): Peer | undefined {
+    const version = buf[off]! >> 4;
+    if (version === 4 && len >= 20) return this.allowedIps.lookup(4, buf, off + 16);
+    if (version === 6 && len >= 40) return this.allowedIps.lookup(6, buf, off + 24);
+    return undefined;
+  }
+
+  private enqueue(peer: Peer, packet: Buffer): void {
+    if (peer.queue.length >= MAX_QUEUED_PACKETS) {
+      peer.queue.shift();
+      this.stats.dropped.queueFull++;
+    }
+    peer.queue.push(packet);
+  }
+
+  private usableSendKeypair(peer: Peer): Keypair | undefined {
+    const kp = peer.current;
+    if (!kp) return undefined;
+    if (this.now() - kp.created >= this.timers.rejectAfterTime || kp.sendCounter >= this.timers.rejectAfterMessages) return undefined;
+    return kp;
+  }
+
+  /** Seals the chosen packets of several peers in one native call and sends one batch per peer. */
+  private sealAndSend(buffer: Uint8Array, offsets: Uint32Array | readonly number[], lengths: Uint32Array | readonly number[],
+    groups: Array<[Peer, Keypair, number[]]>): void {
+    let total = 0;
+    let n = 0;
+    for (const [, , idx] of groups) {
+      for (const i of idx) total += DATA_HEADER_SIZE + paddedLength(lengths[i]!, this.mtu) + TAG_SIZE;
+      n += idx.length;
+    }
+    const out = Buffer.allocUnsafe(total);
+    const keys = Buffer.allocUnsafe(32 * groups.length);
+    const keyIndex = new Uint32Array(n);
+    const srcOffsets = new Uint32Array(n);
+    const srcLengths = new Uint32Array(n);
+    const counters = new Uint32Array(2 * n);
+    const dstOffsets = new Uint32Array(n);
+    const dstLengths = new Uint32Array(n);
+    const outOffsets = new Uint32Array(n);
+    let at = 0;
+    let j = 0;
+    const now = this.now();
+    groups.forEach(([peer, kp, idx], g) => {
+      kp.sendKey.copy(keys, g * 32);
+      for (const i of idx) {
+        const counter = kp.sendCounter++;
+        out.writeUInt32LE(MESSAGE_DATA, at);
+        out.writeUInt32LE(kp.remoteIndex, at + 4);
+        out.writeUInt32LE(counter >>> 0, at + 8);
+        out.writeUInt32LE(Math.floor(counter / 0x1_0000_0000), at + 12);
+        keyIndex[j] = g;
+        srcOffsets[j] = offsets[i]!;
+        srcLengths[j] = lengths[i]!;
+        counters[2 * j] = counter >>> 0;
+        counters[2 * j + 1] = Math.floor(counter / 0x1_0000_0000);
+        outOffsets[j] = at;
+        dstOffsets[j] = at + DATA_HEADER_SIZE;
+        at += DATA_HEADER_SIZE + paddedLength(lengths[i]!, this.mtu) + TAG_SIZE;
+        j++;
+      }
+      this.onAuthenticatedSent(peer, now, true);
+    });
+    sealBatch({ keys, keyIndex, src: buffer, srcOffsets, srcLengths, counters, dst: out, dstOffsets, dstLengths, count: n }, this.mtu);
+    const outLengths = new Uint32Array(n);
+    for (let k = 0; k < n; k++) outLengths[k] = DATA_HEADER_SIZE + dstLengths[k]!;
+    j = 0;
+    for (const [peer, kp, idx] of groups) {
+      const count = idx.length;
+      let bytes = 0;
+      for (let k = j; k < j + count; k++) {
+        bytes += outLengths[k]!;
+        if (srcLengths[k] === 0) this.stats.keepalivesSent++; else this.stats.dataPacketsSent++;
+      }
+      peer.txBytes += bytes;
+      if (peer.endpoint) {
+        this.io.send(peer.endpoint, { buffer: out, offsets: outOffsets.subarray(j, j + count), lengths: outLengths.subarray(j, j + count), count });
+      } else {
+        this.stats.dropped.noEndpoint += count;
+      }
+      j += count;
+      // Initiator-side rekey: the session is old or has carried many messages.
+      if (kp.initiator && (now - kp.created >= this.timers.rekeyAfterTime || kp.sendCounter >= this.timers.rekeyAfterMessages)) {
+        this.initiateHandshake(peer, false);
+      }
+    }
+  }
+
+  private flushQueue(peer: Peer): void {
+    const kp = this.usableSendKeypair(peer);
+    if (!kp || peer.queue.length === 0) return;
+    const packets = peer.queue;
+    peer.queue = [];
+    const offsets: number[] = [];
+    const lengths: number[] = [];
+    let total = 0;
+    for (const p of packets) { offsets.push(total); lengths.push(p.length); total += p.length; }
+    const buf = Buffer.concat(packets, total);
+    this.sealAndSend(buf, offsets, lengths, [[peer, kp, packets.map((_, i) => i)]]);
+  }
+
+  /** Sends an empty data message (queued behind a handshake if there is no session). */
+  sendKeepalive(peer: Peer): void {
+    const kp = this.usableSendKeypair(peer);
+    if (kp && peer.queue.length === 0) {
+      this.sealAndSend(Buffer.alloc(0), [0], [0], [[peer, kp, [0]]]);
+    } else {
+      if (peer.queue.length === 0) this.enqueue(peer, Buffer.alloc(0));
+      if (kp) this.flushQueue(peer); else this.initiateHandshake(peer, false);
+    }
+  }
+
+  // ---- handshakes ----
+
+  private newIndex(entry: IndexEntry): number {
+    for (;;) {
+      const index = randomInt(0, 0x1_0000_0000);
+      if (!this.indices.has(index)) {
+        this.indices.set(index, entry);
+        return index;
+      }
+    }
+  }
+
+  /** A TAI64N strictly greater than the last one we sent. */
+  private timestamp(): Buffer {
+    const t = tai64n();
+    if (Buffer.compare(t, this.lastTimestampSent) <= 0) {
+      const bumped = Buffer.from(this.lastTimestampSent);
+      bumped.writeUInt32BE((bumped.readUInt32BE(8) + 1) >>> 0, 8);
+      this.lastTimestampSent = bumped;
+      return bumped;
+    }
+    this.lastTimestampSent = t;
+    return t;
+  }
+
+  /** Starts (or, when `retry`, retransmits) a handshake initiation to `peer`. */
+  initiateHandshake(peer: Peer, retry: boolean): void {
+    if (!this.key) return;
+    const now = this.now();
+    if (!retry && peer.handshake && now - peer.lastInitiationSent < this.timers.rekeyTimeout) return;
+    if (!peer.endpoint) { this.stats.dropped.noEndpoint++; return; }
+    if (peer.handshake) this.indices.delete(peer.handshake.localIndex);
+    if (!peer.handshake || !retry) {
+      if (!peer.handshake) peer.handshakeStarted = now;
+    }
+    const entry: IndexEntry = { peer };
+    const localIndex = this.newIndex(entry);
+    const made = createInitiation(this.key, peer.publicKey, peer.presharedKey, localIndex, this.timestamp());
+    if (!made) { this.indices.delete(localIndex); return; }
+    entry.handshake = made.state;
+    peer.handshake = made.state;
+    peer.lastInitiationSent = now;
+    peer.retransmitAt = now + this.timers.rekeyTimeout + randomInt(0, 334) * Math.min(1, this.timers.rekeyTimeout / 5000);
+    peer.cookies.stamp(made.message);
+    this.stats.handshakeInitiationsSent++;
+    this.sendOne(peer.endpoint, made.message);
+    this.onAuthenticatedSent(peer, now, false);
+  }
+
+  private sendOne(to: ResolvedEndpoint, msg: Buffer): void {
+    this.io.send(to, { buffer: msg, offsets: Uint32Array.of(0), lengths: Uint32Array.of(msg.length), count: 1 });
+  }
+
+  private installKeypair(peer: Peer, keys: SessionKeys, now: number): Keypair {
+    const kp: Keypair = {
+      peer, sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex, remoteIndex: keys.remoteIndex,
+      initiator: keys.initiator, created: now, sendCounter: 0, replay: new ReplayWindow(),
+    };
+    this.indices.set(kp.localIndex, { peer, keypair: kp });
+    if (keys.initiator) {
+      // The initiator may use the new session at once; the old one stays for packets in flight.
+      if (peer.next) { this.dropKeypair(peer.next); peer.next = undefined; }
+      if (peer.previous) this.dropKeypair(peer.previous);
+      peer.previous = peer.current;
+      peer.current = kp;
+    } else {
+      // The responder waits for the initiator's first data message before sending on it.
+      if (peer.next) this.dropKeypair(peer.next);
+      peer.next = kp;
+    }
+    peer.lastHandshake = Date.now();
+    peer.zeroKeysAt = now + 3 * this.timers.rejectAfterTime;
+    peer.lastMinuteHandshakeSent = false;
+    return kp;
+  }
+
+  private dropKeypair(kp: Keypair): void {
+    const e = this.indices.get(kp.localIndex);
+    if (e?.keypair === kp) this.indices.delete(kp.localIndex);
+    kp.sendKey.fill(0);
+    kp.receiveKey.fill(0);
+  }
+
+  private zeroPeer(peer: Peer): void {
+    for (const kp of [peer.current, peer.previous, peer.next]) if (kp) this.dropKeypair(kp);
+    peer.current = peer.previous = peer.next = undefined;
+    if (peer.handshake) this.indices.delete(peer.handshake.localIndex);
+    peer.handshake = undefined;
+    peer.handshakeStarted = 0;
+    peer.queue = [];
+    peer.retransmitAt = peer.sendKeepaliveAt = peer.newHandshakeAt = peer.zeroKeysAt = undefined;
+  }
+
+  private underLoad(now: number): boolean {
+    if (now - this.handshakeWindowStart >= 1000) {
+      this.handshakeWindowStart = now;
+      this.handshakesInWindow = 0;
+    }
+    this.handshakesInWindow++;
+    return this.forceUnderLoad || this.handshakesInWindow > this.timers.underLoadPerSecond;
+  }
+
+  /** MAC checks shared by initiations and responses; false when the message must go no further. */
+  private admitHandshake(msg: Uint8Array, rec: Uint8Array, recOff: number, now: number): boolean {
+    const checker = this.checker!;
+    if (!checker.checkMac1(msg)) { this.stats.dropped.badMac1++; return false; }
+    if (this.underLoad(now)) {
+      const source = rec.subarray(recOff, recOff + 18);
+      if (!checker.checkMac2(msg, source)) {
+        this.stats.dropped.cookieRequired++;
+        this.stats.cookieRepliesSent++;
+        const reply = checker.makeReply(msg, source);
+        this.sendOne(decodeEndpoint(rec, recOff), reply);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private handleInitiation(msg: Uint8Array, rec: Uint8Array, recOff: number, now: number): void {
+    if (!this.admitHandshake(msg, rec, recOff, now)) return;
+    const init = consumeInitiation(this.key!, msg);
+    const peer = init && this.peers.get(keyToBase64(init.remoteStatic));
+    if (!init || !peer) { this.stats.dropped.handshakeFailed++; return; }
+    if (peer.lastTimestamp && Buffer.compare(init.timestamp, peer.lastTimestamp) <= 0) {
+      this.stats.dropped.handshakeFailed++;
+      return;
+    }
+    if (now - peer.lastInitiationConsumed < this.timers.initiationMinInterval) {
+      this.stats.dropped.rateLimited++;
+      return;
+    }
+    peer.lastTimestamp = init.timestamp;
+    peer.lastInitiationConsumed = now;
+    this.stats.handshakeInitiationsReceived++;
+    const entry: IndexEntry = { peer };
+    const localIndex = this.newIndex(entry);
+    const made = createResponse(init, peer.presharedKey, localIndex);
+    if (!made) { this.indices.delete(localIndex); this.stats.dropped.handshakeFailed++; return; }
+    this.installKeypair(peer, made.keys, now);
+    this.updateEndpoint(peer, rec, recOff);
+    peer.cookies.stamp(made.message);
+    this.stats.handshakeResponsesSent++;
+    this.sendOne(peer.endpoint!, made.message);
+    this.onAuthenticatedReceived(peer, now);
+    this.onAuthenticatedSent(peer, now, false);
+  }
+
+  private handleResponse(msg: Uint8Array, rec: Uint8Array, recOff: number, now: number): void {
+    if (!this.admitHandshake(msg, rec, recOff, now)) return;
+    const receiver = new DataView(msg.buffer, msg.byteOffset).getUint32(8, true);
+    const entry = this.indices.get(receiver);
+    const state = entry?.handshake;
+    if (!entry || !state || entry.peer.handshake !== state) { this.stats.dropped.handshakeFailed++; return; }
+    const keys = consumeResponse(this.key!, state, msg);
+    if (!keys) { this.stats.dropped.handshakeFailed++; return; }
+    const peer = entry.peer;
+    this.stats.handshakeResponsesReceived++;
+    this.indices.delete(receiver);
+    peer.handshake = undefined;
+    peer.handshakeStarted = 0;
+    peer.retransmitAt = undefined;
+    this.installKeypair(peer, keys, now);
+    this.updateEndpoint(peer, rec, recOff);
+    this.onAuthenticatedReceived(peer, now);
+    // Confirm the session to the responder: queued packets, or else a keepalive.
+    if (peer.queue.length > 0) this.flushQueue(peer); else this.sendKeepalive(peer);
+  }
+
+  private handleCookieReply(msg: Uint8Array): void {
+    const receiver = new DataView(msg.buffer, msg.byteOffset).getUint32(4, true);
+    const entry = this.indices.get(receiver);
+    if (!entry || !entry.peer.cookies.consumeReply(msg)) { this.stats.dropped.handshakeFailed++; return; }
+    this.stats.cookieRepliesReceived++;
+  }
+
+  private updateEndpoint(peer: Peer, rec: Uint8Array, recOff: number): void {
+    const key = endpointKey(rec, recOff);
+    if (key !== peer.endpointKey) {
+      peer.endpoint = decodeEndpoint(rec, recOff);
+      peer.endpointKey = key;
+    }
+  }
+
+  // ---- incoming: datagrams from UDP ----
+
+  /** Processes a batch of received datagrams: handshakes at once, data messages opened in one native call. */
+  receive(d: ReceivedDatagrams): void {
+    const now = this.now();
+    const buf = d.buffer;
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let dataCount = 0;
+    const dataIdx: number[] = [];
+    const dataKp: Keypair[] = [];
+    const dataCounter: number[] = [];
+    for (let i = 0; i < d.count; i++) {
+      const off = d.offsets[i]!;
+      const len = d.lengths[i]!;
+      if (len < 4) { this.stats.dropped.malformed++; continue; }
+      const type = view.getUint32(off, true); // type byte + three zero reserved bytes
+      const msg = buf.subarray(off, off + len);
+      if (type === MESSAGE_DATA && len >= DATA_HEADER_SIZE + TAG_SIZE) {
+        const entry = this.indices.get(view.getUint32(off + 4, true));
+        const kp = entry?.keypair;
+        if (!kp) { this.stats.dropped.unknownIndex++; continue; }
+        const counter = view.getUint32(off + 8, true) + view.getUint32(off + 12, true) * 0x1_0000_0000;
+        if (now - kp.created >= this.timers.rejectAfterTime || counter >= this.timers.rejectAfterMessages) {
+          this.stats.dropped.expired++;
+          continue;
+        }
+        if (!kp.replay.check(counter)) { this.stats.dropped.replay++; continue; }
+        dataIdx.push(i); dataKp.push(kp); dataCounter.push(counter); dataCount++;
+        continue;
+      }
+      if (!this.key) { this.stats.dropped.malformed++; continue; }
+      const recOff = d.endpointOffset(i);
+      if (type === MESSAGE_INITIATION && len === INITIATION_SIZE) this.handleInitiation(msg, d.endpoints, recOff, now);
+      else if (type === MESSAGE_RESPONSE && len === RESPONSE_SIZE) this.handleResponse(msg, d.endpoints, recOff, now);
+      else if (type === MESSAGE_COOKIE_REPLY && len === COOKIE_REPLY_SIZE) this.handleCookieReply(msg);
+      else this.stats.dropped.malformed++;
+    }
+    if (dataCount > 0) this.openAndDeliver(d, dataIdx, dataKp, dataCounter, now);
+  }
+
+  private openAndDeliver(d: ReceivedDatagrams, idx: number[], kps: Keypair[], ctrs: number[], now: number): void {
+    const n = idx.length;
+    const keySlots = new Map<Keypair, number>();
+    for (const kp of kps) if (!keySlots.has(kp)) keySlots.set(kp, keySlots.size);
+    const keys = Buffer.allocUnsafe(32 * keySlots.size);
+    for (const [kp, slot] of keySlots) kp.receiveKey.copy(keys, slot * 32);
+    const keyIndex = new Uint32Array(n);
+    const srcOffsets = new Uint32Array(n);
+    const srcLengths = new Uint32Array(n);
+    const counters = new Uint32Array(2 * n);
+    const dstOffsets = new Uint32Array(n);
+    let total = 0;
+    for (let k = 0; k < n; k++) {
+      const i = idx[k]!;
+      keyIndex[k] = keySlots.get(kps[k]!)!;
+      srcOffsets[k] = d.offsets[i]! + DATA_HEADER_SIZE;
+      srcLengths[k] = d.lengths[i]! - DATA_HEADER_SIZE;
+      counters[2 * k] = ctrs[k]! >>> 0;
+      counters[2 * k + 1] = Math.floor(ctrs[k]! / 0x1_0000_0000);
+      dstOffsets[k] = total;
+      total += srcLengths[k]! - TAG_SIZE;
+    }
+    // The output outlives this call (the TUN write is asynchronous), so it gets its own buffer.
+    const out = Buffer.allocUnsafe(Math.max(total, 1));
+    const dstLengths = new Uint32Array(n);
+    const ok = new Uint8Array(n);
+    openBatch({ keys, keyIndex, src: d.buffer, srcOffsets, srcLengths, counters, dst: out, dstOffsets, dstLengths, count: n }, ok);
+    const deliver: Uint8Array[] = [];
+    const touched = new Set<Peer>();
+    for (let k = 0; k < n; k++) {
+      const kp = kps[k]!;
+      if (!ok[k]) { this.stats.dropped.authFailed++; continue; }
+      if (!kp.replay.accept(ctrs[k]!)) { this.stats.dropped.replay++; continue; }
+      const peer = kp.peer;
+      if (kp === peer.next) this.confirmNext(peer);
+      this.updateEndpoint(peer, d.endpoints, d.endpointOffset(idx[k]!));
+      peer.rxBytes += d.lengths[idx[k]!]!;
+      touched.add(peer);
+      const len = dstLengths[k]!;
+      if (len === 0) { this.stats.keepalivesReceived++; continue; }
+      const p = out.subarray(dstOffsets[k]!, dstOffsets[k]! + len);
+      const ipLen = this.innerLength(p, peer);
+      if (ipLen === 0) continue;
+      this.stats.dataPacketsReceived++;
+      if (peer.sendKeepaliveAt === undefined) peer.sendKeepaliveAt = now + this.timers.keepaliveTimeout;
+      deliver.push(p.subarray(0, ipLen));
+    }
+    for (const peer of touched) {
+      this.onAuthenticatedReceived(peer, now);
+      const kp = peer.current;
+      // Last-minute rekey by the initiator when the session nears REJECT_AFTER_TIME.
+      if (kp?.initiator && !peer.lastMinuteHandshakeSent &&
+        now - kp.created >= this.timers.rejectAfterTime - this.timers.keepaliveTimeout - this.timers.rekeyTimeout) {
+        peer.lastMinuteHandshakeSent = true;
+        this.initiateHandshake(peer, false);
+      }
+    }
+    if (deliver.length > 0) this.io.deliver(deliver);
+  }
+
+  /** Length of the IP packet inside a decrypted payload (padding stripped), 0 if it must be dropped. */
+  private innerLength(p: Buffer, peer: Peer): number {
+    const version = p[0]! >> 4;
+    let ipLen: number;
+    let source: Peer | undefined;
+    if (version === 4 && p.length >= 20) {
+      ipLen = p.readUInt16BE(2);
+      source = this.allowedIps.lookup(4, p, 12);
+    } else if (version === 6 && p.length >= 40) {
+      ipLen = 40 + p.readUInt16BE(4);
+      source = this.allowedIps.lookup(6, p, 8);
+    } else {
+      this.stats.dropped.malformed++;
+      return 0;
+    }
+    if (ipLen > p.length || ipLen < (version === 4 ? 20 : 40)) { this.stats.dropped.malformed++; return 0; }
+    if (source !== peer) { this.stats.dropped.notAllowed++; return 0; }
+    return ipLen;
+  }
+
+  private confirmNext(peer: Peer): void {
+    const next = peer.next!;
+    if (peer.previous) this.dropKeypair(peer.previous);
+    peer.previous = peer.current;
+    peer.current = next;
+    peer.next = undefined;
+    this.flushQueue(peer);
+  }
+
+  // ---- timers ----
+
+  private onAuthenticatedSent(peer: Peer, now: number, data: boolean): void {
+    peer.sendKeepaliveAt = undefined;
+    peer.lastAuthenticatedTraversal = now;
+    if (data && peer.newHandshakeAt === undefined) {
+      peer.newHandshakeAt = now + this.timers.keepaliveTimeout + this.timers.rekeyTimeout;
+    }
+  }
+
+  private onAuthenticatedReceived(peer: Peer, now: number): void {
+    peer.newHandshakeAt = undefined;
+    peer.lastAuthenticatedTraversal = now;
+  }
+
+  /** Runs due timers; the interface calls this a few times a second. */
+  tick(): void {
+    const now = this.now();
+    for (const peer of this.peers.values()) {
+      if (peer.handshake && peer.retransmitAt !== undefined && now >= peer.retransmitAt) {
+        if (now - peer.handshakeStarted >= this.timers.rekeyAttemptTime) {
+          // Give up: drop the attempt and what waited for it.
+          this.indices.delete(peer.handshake.localIndex);
+          peer.handshake = undefined;
+          peer.handshakeStarted = 0;
+          peer.retransmitAt = undefined;
+          peer.queue = [];
+        } else {
+          this.initiateHandshake(peer, true);
+        }
+      }
+      if (peer.sendKeepaliveAt !== undefined && now >= peer.sendKeepaliveAt) {
+        peer.sendKeepaliveAt = undefined;
+        if (this.usableSendKeypair(peer)) this.sendKeepalive(peer);
+      }
+      if (peer.newHandshakeAt !== undefined && now >= peer.newHandshakeAt) {
+        // We sent data and heard nothing back: the session may be dead, start a new one.
+        peer.newHandshakeAt = undefined;
+        this.initiateHandshake(peer, false);
+      }
+      if (peer.persistentKeepalive > 0 && now - peer.lastAuthenticatedTraversal >= peer.persistentKeepalive * 1000) {
+        peer.lastAuthenticatedTraversal = now;
+        this.sendKeepalive(peer);
+      }
+      if (peer.zeroKeysAt !== undefined && now >= peer.zeroKeysAt) this.zeroPeer(peer);
+    }
+  }
+
+  /** Whether the peer has a session it may send on now. */
+  hasSession(peer: Peer): boolean {
+    return this.usableSendKeypair(peer) !== undefined;
+  }
+
+  /** Drops every session and handshake (e.g. on shutdown). */
+  close(): void {
+    for (const peer of this.peers.values()) this.zeroPeer(peer);
+  }
+}
+
+export { ENDPOINT_SIZE, randomBytes };

@@ -1,0 +1,184 @@
+// The protocol engine between instances of itself over an in-memory network with a fake clock.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { MemoryNet, ipv4, ipv6, sendPackets, type Node } from './harness.js';
+import { ipToBytes } from '../../src/netlink/ip.js';
+
+function pair(opts: { psk?: Buffer; timers?: Record<string, number>; keepalive?: number } = {}) {
+  const net = new MemoryNet();
+  const a = net.add('198.18.0.1', 51820, { timers: opts.timers });
+  const b = net.add('198.18.0.2', 51821, { timers: opts.timers });
+  a.engine.setPeer({ publicKey: b.engine.publicKey!, presharedKey: opts.psk, endpoint: b.endpoint, allowedIps: ['10.0.0.2/32', 'fd00::2/128'], persistentKeepalive: opts.keepalive });
+  b.engine.setPeer({ publicKey: a.engine.publicKey!, presharedKey: opts.psk, allowedIps: ['10.0.0.1/32', 'fd00::1/128'] });
+  return { net, a, b };
+}
+
+const peerOf = (n: Node, other: Node) => n.engine.getPeer(other.engine.publicKey!)!;
+
+test('handshake, then data both ways (v4 and v6 inside), with a preshared key', () => {
+  const { net, a, b } = pair({ psk: randomBytes(32) });
+  const p1 = ipv4('10.0.0.1', '10.0.0.2', randomBytes(100));
+  sendPackets(a, [p1]); // queued; starts the handshake
+  net.pump();
+  assert.equal(a.engine.stats.handshakeInitiationsSent, 1);
+  assert.equal(b.engine.stats.handshakeResponsesSent, 1);
+  assert.deepEqual(b.delivered, [p1]);
+  // b learned a's endpoint from the handshake and can answer
+  const p2 = ipv6(ipToBytes('fd00::2'), ipToBytes('fd00::1'), randomBytes(33));
+  sendPackets(b, [p2, ipv4('10.0.0.2', '10.0.0.1')]);
+  net.pump();
+  assert.equal(a.delivered.length, 2);
+  assert.deepEqual(a.delivered[0], p2);
+  assert.ok(peerOf(a, b).lastHandshake > 0 && peerOf(b, a).lastHandshake > 0);
+  assert.ok(peerOf(a, b).txBytes > 0 && peerOf(b, a).rxBytes > 0);
+  // many packets in one batch, all delivered in order
+  const many = Array.from({ length: 50 }, (_, i) => ipv4('10.0.0.1', '10.0.0.2', Buffer.alloc(i * 20, i)));
+  sendPackets(a, many);
+  net.pump();
+  assert.deepEqual(b.delivered.slice(1), many);
+});
+
+test('a preshared key mismatch fails the handshake', () => {
+  const net = new MemoryNet();
+  const a = net.add('198.18.0.1', 1);
+  const b = net.add('198.18.0.2', 2);
+  a.engine.setPeer({ publicKey: b.engine.publicKey!, presharedKey: randomBytes(32), endpoint: b.endpoint, allowedIps: ['10.0.0.2/32'] });
+  b.engine.setPeer({ publicKey: a.engine.publicKey!, presharedKey: randomBytes(32), allowedIps: ['10.0.0.1/32'] });
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.equal(b.delivered.length, 0);
+  assert.equal(a.engine.stats.dropped.handshakeFailed, 1);
+});
+
+test('replayed, bit-flipped, bad-MAC1, spoofed-source and garbage packets are dropped and counted', () => {
+  const { net, a, b } = pair();
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.equal(b.delivered.length, 1);
+  const dataMsg = net.wire.filter((w) => w.data[0] === 4 && w.to === '198.18.0.2:51821').at(-1)!;
+  // replay
+  net.inject('198.18.0.2:51821', a.endpoint, dataMsg.data);
+  assert.equal(b.engine.stats.dropped.replay, 1);
+  // bit flip in a fresh message
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  const fresh = net.pending.pop()!;
+  const flipped = Buffer.from(fresh.data);
+  flipped[30] ^= 0x04;
+  net.inject('198.18.0.2:51821', a.endpoint, flipped);
+  assert.equal(b.engine.stats.dropped.authFailed, 1);
+  // the genuine one still goes through afterwards (the failed forgery did not burn its counter)
+  net.inject('198.18.0.2:51821', a.endpoint, fresh.data);
+  assert.equal(b.delivered.length, 2);
+  // bad MAC1 on an initiation
+  const init = Buffer.from(net.wire.find((w) => w.data[0] === 1)!.data);
+  init[120] ^= 1;
+  net.inject('198.18.0.2:51821', a.endpoint, init);
+  assert.equal(b.engine.stats.dropped.badMac1, 1);
+  // inner source outside the peer's AllowedIPs
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  // (send a packet from b's allowed range instead: craft via a's engine with a spoofed source)
+  net.pending = [];
+  a.engine.allowedIps.insert('10.0.0.2/32', peerOf(a, b));
+  sendPackets(a, [ipv4('10.9.9.9', '10.0.0.2')]);
+  net.pump();
+  assert.equal(b.engine.stats.dropped.notAllowed, 1);
+  // garbage and truncated messages
+  for (const junk of [Buffer.alloc(3), Buffer.from([4, 0, 0, 0, 1, 2, 3, 4]), randomBytes(148), Buffer.from([9, 0, 0, 0, 0, 0])]) {
+    net.inject('198.18.0.2:51821', a.endpoint, junk);
+  }
+  assert.ok(b.engine.stats.dropped.malformed + b.engine.stats.dropped.badMac1 + b.engine.stats.dropped.unknownIndex >= 4);
+  assert.equal(b.delivered.length, 2);
+});
+
+test('under load, initiations get cookie replies and the retry with MAC2 succeeds', () => {
+  const { net, a, b } = pair();
+  b.engine.forceUnderLoad = true;
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.equal(b.engine.stats.cookieRepliesSent, 1);
+  assert.equal(a.engine.stats.cookieRepliesReceived, 1);
+  assert.equal(b.delivered.length, 0);
+  net.advance(6000); // the retransmission after REKEY_TIMEOUT carries MAC2
+  assert.equal(b.delivered.length, 1);
+  assert.equal(b.engine.stats.cookieRepliesSent, 1);
+});
+
+test('a flood of initiations from one source trips the load threshold', () => {
+  const { net, a, b } = pair({ timers: { underLoadPerSecond: 5 } });
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  const init = net.pending[0]!.data;
+  net.pending = [];
+  for (let i = 0; i < 20; i++) net.inject('198.18.0.2:51821', { address: '198.18.0.9', port: 999 }, init);
+  assert.ok(b.engine.stats.cookieRepliesSent >= 10, `cookie replies ${b.engine.stats.cookieRepliesSent}`);
+  assert.equal(b.engine.stats.handshakeInitiationsReceived, 1); // later copies: stale timestamp or cookie
+});
+
+test('three peers with overlapping AllowedIPs: longest prefix picks the peer', () => {
+  const net = new MemoryNet();
+  const hub = net.add('198.18.0.1', 1);
+  const s1 = net.add('198.18.0.11', 1);
+  const s2 = net.add('198.18.0.12', 1);
+  const s3 = net.add('198.18.0.13', 1);
+  hub.engine.setPeer({ publicKey: s1.engine.publicKey!, endpoint: s1.endpoint, allowedIps: ['10.0.0.0/8'] });
+  hub.engine.setPeer({ publicKey: s2.engine.publicKey!, endpoint: s2.endpoint, allowedIps: ['10.1.0.0/16'] });
+  hub.engine.setPeer({ publicKey: s3.engine.publicKey!, endpoint: s3.endpoint, allowedIps: ['10.1.2.0/24'] });
+  for (const s of [s1, s2, s3]) s.engine.setPeer({ publicKey: hub.engine.publicKey!, endpoint: hub.endpoint, allowedIps: ['0.0.0.0/0'] });
+  sendPackets(hub, [ipv4('10.9.9.9', '10.5.5.5'), ipv4('10.9.9.9', '10.1.5.5'), ipv4('10.9.9.9', '10.1.2.3'), ipv4('10.9.9.9', '192.0.2.1')]);
+  net.pump();
+  assert.deepEqual([s1, s2, s3].map((s) => s.delivered.map((p) => p.subarray(16, 20).join('.'))),
+    [['10.5.5.5'], ['10.1.5.5'], ['10.1.2.3']]);
+  assert.equal(hub.engine.stats.dropped.noRoute, 1);
+});
+
+test('timers: rekey after time keeps traffic flowing; a silent peer expires; keys are zeroed', () => {
+  const timers = { rekeyAfterTime: 3000, rejectAfterTime: 5000, rekeyTimeout: 500, keepaliveTimeout: 1000, rekeyAttemptTime: 3000 };
+  const { net, a, b } = pair({ timers });
+  let sent = 0;
+  for (let t = 0; t < 12_000; t += 200) {
+    sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2', Buffer.from(String(sent++)))]);
+    net.advance(200);
+  }
+  assert.ok(a.engine.stats.handshakeInitiationsSent >= 3, `handshakes ${a.engine.stats.handshakeInitiationsSent}`);
+  assert.ok(b.delivered.length >= sent - 2, `delivered ${b.delivered.length} of ${sent}`);
+  // b goes silent: a's session expires (REJECT_AFTER_TIME) and after 3x it is zeroed
+  net.filter = (d) => d.to !== '198.18.0.1:51820';
+  net.advance(6000);
+  assert.equal(a.engine.hasSession(peerOf(a, b)), false);
+  net.advance(16_000);
+  const pa = peerOf(a, b);
+  assert.equal(pa.current, undefined);
+  assert.equal(pa.handshake, undefined);
+  assert.equal(pa.queue.length, 0);
+});
+
+test('keepalives: passive after receiving data, persistent on an interval', () => {
+  const { net, a, b } = pair({ timers: { keepaliveTimeout: 1000 }, keepalive: 2 });
+  net.pump(); // persistent keepalive at configuration starts the handshake
+  assert.ok(peerOf(a, b).current);
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  const before = b.engine.stats.keepalivesSent;
+  net.advance(1500);
+  assert.equal(b.engine.stats.keepalivesSent, before + 1); // b answered silence with a keepalive
+  const persistentBefore = a.engine.stats.keepalivesSent;
+  net.advance(4500);
+  assert.ok(a.engine.stats.keepalivesSent >= persistentBefore + 2);
+});
+
+test('roaming: a peer that moves is answered at its new endpoint', () => {
+  const { net, a, b } = pair();
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.equal(peerOf(b, a).endpoint?.address, '198.18.0.1');
+  // a's packets now arrive from a new address
+  a.endpoint.address = '198.18.7.7';
+  net.nodes.set('198.18.7.7:51820', a);
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.equal(peerOf(b, a).endpoint?.address, '198.18.7.7');
+  sendPackets(b, [ipv4('10.0.0.2', '10.0.0.1')]);
+  assert.equal(net.pending.at(-1)!.to, '198.18.7.7:51820');
+  net.pump();
+  assert.equal(a.delivered.length, 1);
+});
