@@ -71,4 +71,5 @@ async function main(): Promise<void> {
   if (failed > 0) process.exitCode = 1;
 }
 
-await main();
+// Only when started as the entry point: bench modules import this file's types.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
