@@ -7,7 +7,7 @@ import { TcpNat, type NatEntry } from './nat.js';
 import { FakeIpPool, parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from './dns.js';
 import { UdpRelay, parseUdp, buildUdp, addressText, type UdpDatagram } from './udp.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
-import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
+import { connectThrough, describeUpstream, formatHostPort, UpstreamError, RELAY_HIGH_WATER, type Upstream } from './upstream.js';
 
 /** The slice of a TUN device the proxy uses (src/device TunDevice satisfies it). */
 export interface PacketDevice {
@@ -135,7 +135,7 @@ export class TunProxy extends EventEmitter {
   /** Listens on the TUN's addresses and starts moving packets. The TUN must be up and addressed. */
   static async start(opts: TunProxyOptions): Promise<TunProxy> {
     const listen = (host: string): Promise<net.Server> => new Promise((resolve, reject) => {
-      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: RELAY_HIGH_WATER });
       server.once('error', reject);
       server.listen({ host, port: 0, backlog: 4096 }, () => { server.off('error', reject); resolve(server); });
     });

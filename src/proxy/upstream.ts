@@ -4,6 +4,9 @@
 // auth), direct, or reject.
 import net from 'node:net';
 
+/** Stream buffering per relayed socket: a few 64 KiB reads in flight before backpressure. */
+export const RELAY_HIGH_WATER = 256 * 1024;
+
 export type UpstreamKind = 'socks5' | 'socks4a' | 'http' | 'direct' | 'reject';
 
 export interface Upstream {
@@ -97,7 +100,11 @@ async function readHttpHead(sock: net.Socket): Promise<string> {
 
 function tcpConnect(host: string, port: number, opts: ConnectOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host, port, allowHalfOpen: true, noDelay: true, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+    // highWaterMark reaches the underlying Duplex (Node's typings omit it for connect()).
+    const sock = net.connect({
+      host, port, allowHalfOpen: true, noDelay: true, highWaterMark: RELAY_HIGH_WATER,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    } as net.NetConnectOpts);
     const onError = (e: NodeJS.ErrnoException): void => {
       sock.destroy();
       reject(e);

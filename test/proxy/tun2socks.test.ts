@@ -203,3 +203,33 @@ test(`${MANY} concurrent TCP connections open, transfer and close with no leaked
     if (pid) assert.ok(fds() <= fdsBefore + 2, `fds ${fdsBefore} → ${fds()}`);
   });
 });
+
+// Opens two connections and holds them idle, tries a third, and reports when the two close.
+const capScript = `
+const net = require('node:net');
+const host = process.argv[1];
+const open = () => new Promise((resolve) => {
+  const s = net.connect({ host, port: 7000 });
+  s.once('connect', () => resolve(s));
+  s.once('error', (e) => resolve(e));
+});
+(async () => {
+  const held = [await open(), await open()];
+  const third = await open();
+  const t0 = Date.now();
+  const closed = await Promise.all(held.map((s) => new Promise((r) => { s.on('error', () => {}); s.once('close', () => r(Date.now() - t0)); s.resume(); })));
+  console.log(JSON.stringify({ third: third instanceof Error ? third.code : 'connected', closed }));
+})();
+`;
+
+test('the session cap refuses extra connections and idle connections are closed after the timeout', async () => {
+  await withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1081`, '--route', '--max-sessions', '2', '--idle-timeout', '1'], async (p) => {
+    const r = await nsRun(t.app, process.execPath, ['-e', capScript, SERVER4], 30_000);
+    assert.equal(r.code, 0, r.stderr);
+    const res = JSON.parse(r.stdout) as { third: string; closed: number[] };
+    assert.equal(res.third, 'ECONNREFUSED');
+    for (const ms of res.closed) assert.ok(ms < 5000, `closed after ${ms} ms`);
+    assert.match(p.stderr(), /idle for 1 s, closing/);
+    await p.waitStats((x) => x.sessions === 0 && (x.nat as unknown as { refusedFull: number }).refusedFull >= 1);
+  });
+});

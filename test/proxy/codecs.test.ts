@@ -1,0 +1,117 @@
+// Byte-level pieces of the proxy: proxy URLs, SOCKS5 address and UDP framing, IPv6 text, DNS
+// questions and answers, the fake-IP pool, rules, and the UDP packets written into the TUN.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  parseUpstream, describeUpstream, socks5Address, socks5UdpWrap, socks5UdpUnwrap, ipv6Bytes, ipv6Text,
+} from '../../src/proxy/upstream.js';
+import { parseQuery, buildAnswer, FakeIpPool, TYPE_A, TYPE_AAAA } from '../../src/proxy/dns.js';
+import { parseRule, decide } from '../../src/proxy/rules.js';
+import { buildUdp, parseUdp } from '../../src/proxy/udp.js';
+import { addressBytes } from '../../src/proxy/nat.js';
+import { verifyTransportChecksum, internetChecksum } from '../../src/packet/checksum.js';
+
+test('proxy URLs parse into upstreams, with defaults, credentials and clear errors', () => {
+  assert.deepEqual(parseUpstream('socks5://alice:p%40ss@198.18.1.2:1081'),
+    { kind: 'socks5', host: '198.18.1.2', port: 1081, username: 'alice', password: 'p@ss' });
+  assert.deepEqual(parseUpstream('socks5h://[fd00::1]'), { kind: 'socks5', host: 'fd00::1', port: 1080 });
+  assert.equal(parseUpstream('socks4a://h:9').kind, 'socks4a');
+  assert.deepEqual(parseUpstream('http://u:p@proxy.test:3128'), { kind: 'http', host: 'proxy.test', port: 3128, username: 'u', password: 'p' });
+  assert.equal(parseUpstream('direct').kind, 'direct');
+  assert.equal(parseUpstream('reject://').kind, 'reject');
+  assert.throws(() => parseUpstream('ftp://x'), /not supported/);
+  assert.throws(() => parseUpstream('nonsense'), /not a proxy URL/);
+  assert.equal(describeUpstream(parseUpstream('socks5://alice:secret@[fd00::1]:1080')), 'socks5://alice@[fd00::1]:1080', 'no password in logs');
+});
+
+test('IPv6 text and bytes round-trip, compressing the longest zero run', () => {
+  for (const [text, canonical] of [['fd00:2::2', 'fd00:2::2'], ['::', '::'], ['::1', '::1'], ['fd00:0:0:1:0:0:0:5', 'fd00:0:0:1::5'],
+    ['1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8'], ['::ffff:198.18.0.1', '::ffff:c612:1']]) {
+    assert.equal(ipv6Text(ipv6Bytes(text!)), canonical, text);
+  }
+});
+
+test('SOCKS5 addresses and UDP datagrams encode and decode', () => {
+  assert.deepEqual(socks5Address('198.18.2.2', 80), Buffer.from([1, 198, 18, 2, 2, 0, 80]));
+  assert.deepEqual(socks5Address('web.test', 443), Buffer.from([3, 8, ...Buffer.from('web.test'), 1, 187]));
+  assert.equal(socks5Address('fd00::2', 53).length, 19);
+  for (const host of ['198.18.2.2', 'fd00:2::2', 'web.test']) {
+    const msg = socks5UdpWrap({ host, port: 5353 }, Buffer.from('payload'));
+    const u = socks5UdpUnwrap(msg)!;
+    assert.deepEqual(u.from, { host, port: 5353 });
+    assert.equal(u.payload.toString(), 'payload');
+  }
+  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 1, 1, 1, 2, 3, 4, 0, 53])), undefined, 'fragments are not reassembled');
+  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 4, 1, 2])), undefined, 'truncated');
+  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 9, 1, 2, 3, 4, 0, 0])), undefined, 'unknown type');
+});
+
+function query(name: string, type: number, id = 0x1234): Buffer {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const head = Buffer.from([id >> 8, id & 255, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([head, ...labels, Buffer.from([0, type >> 8, type & 255, 0, 1])]);
+}
+
+test('DNS: questions parse; answers carry the addresses under a compression pointer', () => {
+  const q = query('Web.Test', TYPE_A);
+  const p = parseQuery(q)!;
+  assert.deepEqual({ id: p.id, name: p.name, type: p.type, klass: p.klass }, { id: 0x1234, name: 'web.test', type: TYPE_A, klass: 1 });
+  const a = buildAnswer(q, p, [Buffer.from([198, 19, 128, 1])]);
+  assert.equal(a.readUInt16BE(0), 0x1234);
+  assert.equal(a[2]! & 0x80, 0x80, 'QR set');
+  assert.equal(a[2]! & 0x01, 0x01, 'RD kept');
+  assert.equal(a.readUInt16BE(6), 1, 'one answer');
+  const rr = a.subarray(p.end);
+  assert.equal(rr.readUInt16BE(0), 0xc00c);
+  assert.equal(rr.readUInt16BE(2), TYPE_A);
+  assert.deepEqual([...rr.subarray(12, 16)], [198, 19, 128, 1]);
+  assert.equal(parseQuery(q.subarray(0, 15)), undefined, 'truncated');
+  assert.equal(parseQuery(Buffer.from(a)), undefined, 'a response is not a query');
+  const bad = Buffer.from(q); bad[12] = 200;
+  assert.equal(parseQuery(bad), undefined, 'label too long');
+});
+
+test('the fake-IP pool is stable per name, maps back, and recycles the oldest when full', () => {
+  const pool = new FakeIpPool(['198.19.128.0/30', 'fd00:fa4e::/126']);
+  const a = pool.addressesFor('one.test', 4)[0]!;
+  assert.deepEqual([...a], [198, 19, 128, 1]);
+  assert.deepEqual(pool.addressesFor('one.test', 4)[0], a, 'same name, same address');
+  assert.equal(pool.nameOf('198.19.128.1'), 'one.test');
+  assert.deepEqual([...pool.addressesFor('two.test', 4)[0]!], [198, 19, 128, 2]);
+  assert.equal(ipv6Text(pool.addressesFor('one.test', 6)[0]!), 'fd00:fa4e::1');
+  assert.equal(pool.nameOf('fd00:fa4e::1'), 'one.test');
+  // Two usable addresses in a /30: the third name takes over the oldest.
+  assert.deepEqual([...pool.addressesFor('three.test', 4)[0]!], [198, 19, 128, 1]);
+  assert.equal(pool.nameOf('198.19.128.1'), 'three.test');
+  assert.deepEqual([...pool.addressesFor('one.test', 4)[0]!], [198, 19, 128, 2], 'one.test gets a fresh address');
+  assert.equal(pool.nameOf('198.19.128.2'), 'one.test');
+  assert.deepEqual(new FakeIpPool(['198.19.128.0/17']).addressesFor('x', 6), [], 'no IPv6 pool, no AAAA');
+});
+
+test('rules: first match wins; cidr, domain and port combine', () => {
+  const rules = ['reject port=25', 'direct cidr=198.18.0.0/15', 'reject domain=ads.test', 'direct cidr=fd00::/8 port=80'].map(parseRule);
+  assert.equal(decide(rules, '203.0.113.1', undefined, 25), 'reject');
+  assert.equal(decide(rules, '198.18.2.2', undefined, 80), 'direct');
+  assert.equal(decide(rules, '203.0.113.5', 'x.ads.test', 443), 'reject');
+  assert.equal(decide(rules, '203.0.113.5', 'ads.test.example', 443), 'proxy');
+  assert.equal(decide(rules, 'fd00::5', undefined, 80), 'direct');
+  assert.equal(decide(rules, 'fd00::5', undefined, 81), 'proxy');
+  assert.equal(decide([], '1.2.3.4', undefined, 1), 'proxy');
+  assert.throws(() => parseRule('allow port=1'), /proxy, direct or reject/);
+  assert.throws(() => parseRule('direct color=red'), /unknown matcher/);
+});
+
+test('UDP packets for the TUN are built with valid checksums and parse back', () => {
+  for (const [src, dst] of [['198.18.2.2', '198.19.0.1'], ['fd00:2::2', 'fd00:7475::1']]) {
+    const pkt = buildUdp(addressBytes(src!), 53, addressBytes(dst!), 40000, Buffer.from('answer'));
+    const v4 = src!.includes('.');
+    if (v4) assert.equal(internetChecksum(pkt, 0, 20), 0);
+    assert.ok(verifyTransportChecksum(pkt, 0, v4 ? 20 : 40, pkt.length, 17));
+    const d = parseUdp(pkt)!;
+    assert.equal(d.srcPort, 53);
+    assert.equal(d.dstPort, 40000);
+    assert.equal(d.payload.toString(), 'answer');
+    assert.deepEqual(d.dstAddr, addressBytes(dst!));
+    assert.equal(parseUdp(pkt.subarray(0, pkt.length - 3)), undefined, 'truncated');
+  }
+});
