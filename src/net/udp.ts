@@ -116,6 +116,8 @@ export interface UdpStats {
   sendCalls: number;
   /** Messages the kernel took: fewer than `sent` when UDP GSO joined datagrams. */
   sendMessages: number;
+  /** Times a send waited for POLLOUT because the socket's send buffer was full (backpressure). */
+  writeWaits: number;
   /** Datagrams longer than maxDatagramSize, dropped. */
   truncated: number;
   /** Datagrams dropped on a per-datagram send error; the last such error. */
@@ -199,7 +201,7 @@ const MAX_SYNC_RECEIVES = 8;
 
 export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable {
   readonly family: 4 | 6;
-  readonly stats: UdpStats = { received: 0, sent: 0, recvCalls: 0, sendCalls: 0, sendMessages: 0, truncated: 0, sendErrors: 0, kernelDrops: 0, peerErrors: 0 };
+  readonly stats: UdpStats = { received: 0, sent: 0, recvCalls: 0, sendCalls: 0, sendMessages: 0, writeWaits: 0, truncated: 0, sendErrors: 0, kernelDrops: 0, peerErrors: 0 };
   private sock: NativeSocket | null;
   private readonly area: RecvArea;
   private readonly batch: DatagramBatch;
@@ -479,6 +481,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
       if (err === 0) { this.stats.sent += done; continue; }
       if (err === EAGAIN) {
         this.stats.sent += done;
+        this.stats.writeWaits++;
         await this.waitWritable(sock);
         continue;
       }

@@ -213,6 +213,28 @@ test("gsoSize 'auto' groups runs of equal size per destination; other sizes go o
   }
 });
 
+test('sendBatch waits for POLLOUT when the send buffer is full and loses nothing', async () => {
+  // A second, rate-limited link: tbf holds packets queued, charged to the sender's small buffer.
+  const { a, b } = net.veth(nsA, nsB);
+  nsExec(nsA, 'ip', 'addr', 'add', '198.18.0.5/30', 'dev', a);
+  nsExec(nsB, 'ip', 'addr', 'add', '198.18.0.6/30', 'dev', b);
+  nsExec(nsA, 'tc', 'qdisc', 'add', 'dev', a, 'root', 'tbf', 'rate', '100mbit', 'burst', '16kb', 'limit', '8mb');
+  const sa = UdpSocket.open({ netns: nsA, bind: { address: '198.18.0.5' }, sendBufferSize: 16 << 10 });
+  const sb = UdpSocket.open({ netns: nsB, bind: { address: '198.18.0.6' }, recvBufferSize: 8 << 20 });
+  try {
+    const total = 1000;
+    const datagrams = Array.from({ length: total }, (_, i) => payload(i, 1000));
+    const received = collect(sb, total, 10_000);
+    await sa.sendBatch(datagrams, { address: '198.18.0.6', port: sb.localEndpoint.port });
+    assert.equal(sa.stats.sent, total);
+    assert.ok(sa.stats.writeWaits > 0, 'the sender never had to wait: no backpressure seen');
+    assert.deepEqual((await received).data, datagrams);
+  } finally {
+    await sa.close();
+    await sb.close();
+  }
+});
+
 test('connected sockets, socket options and typed errors', async () => {
   const sb = UdpSocket.open({ netns: nsB, bind: { address: B4 }, mark: 0x51, bindToDevice: vethB });
   const sa = UdpSocket.open({ netns: nsA, connect: { address: B4, port: sb.localEndpoint.port }, recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
