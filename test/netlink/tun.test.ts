@@ -2,28 +2,9 @@
 // non-root owner; and devices made by `ip tuntap` read back with the same details.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { TestNet, uniqueName } from '../helpers/netns.js';
 import { createTun, deleteTun, getLink, listLinks, NetlinkError } from '../../src/netlink/index.js';
-import { ip, ipJson } from './ip.js';
-
-// Attaches to a tun/tap device as an unprivileged user: TUNSETIFF with the device's flags.
-const attachScript = `
-import fcntl, struct, sys
-name, flags = sys.argv[1], int(sys.argv[2])
-fd = open('/dev/net/tun', 'r+b', buffering=0)
-try:
-    fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', name.encode(), flags))
-    print('attached')
-except OSError as e:
-    print('error', e.errno)
-`;
-
-function attachAs(ns: string, uid: number, gid: number, name: string, flags: number): string {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups',
-    '/usr/bin/python3', '-c', attachScript, name, String(flags)], { encoding: 'utf8' });
-  return `${r.stdout}${r.stderr}`.trim();
-}
+import { attachAs, ip, ipJson } from './ip.js';
 
 describe('netlink tun/tap', () => {
   const net = new TestNet();

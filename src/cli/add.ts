@@ -1,0 +1,2 @@
+// `tuntap add`: see link.ts.
+export { runAdd as run } from './link.js';

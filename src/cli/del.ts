@@ -1,0 +1,2 @@
+// `tuntap del`: see link.ts.
+export { runDel as run } from './link.js';

@@ -1,0 +1,2 @@
+// `tuntap list`: see link.ts.
+export { runList as run } from './link.js';

@@ -1,0 +1,2 @@
+// `tuntap show`: see link.ts.
+export { runShow as run } from './link.js';
