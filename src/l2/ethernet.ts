@@ -1,5 +1,6 @@
 // The few Ethernet and 802.1Q operations a switch needs, on raw frames: read addresses and the
 // VLAN tag, and insert or remove a tag (which copies, since the frame grows or shrinks).
+import { gsoSplit } from '../packet/gso.js';
 import type { Frame, FrameOffload } from './port.js';
 
 export const ETH_HEADER = 14;
@@ -95,4 +96,32 @@ export function completeChecksum(frame: Frame): Frame | undefined {
   if (csum === 0) csum = 0xffff;
   b[at] = csum >> 8; b[at + 1] = csum & 0xff;
   return { data: b };
+}
+
+/**
+ * Cuts a GSO super-packet into wire-size frames with finished checksums (for ports that take no
+ * offloads, such as a VXLAN tunnel), the way the kernel would have before a plain NIC. Returns
+ * undefined when the frame and its header disagree (malformed: the caller counts and drops it).
+ */
+export function segmentFrame(frame: Frame): Frame[] | undefined {
+  const o = frame.offload;
+  if (o === undefined || o.gsoSize === 0) return undefined;
+  const data = frame.data;
+  const ipOffset = frameVlan(data) >= 0 ? ETH_HEADER + VLAN_TAG : ETH_HEADER;
+  // Each segment: the headers (up to a 60-byte TCP header after csumStart) plus one MSS.
+  const segMax = o.csumStart + 60 + o.gsoSize;
+  const count = Math.ceil(Math.max(data.length - o.csumStart - 8, 1) / o.gsoSize) + 1;
+  const area = new Uint8Array(segMax * count);
+  const outs: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) outs.push(area.subarray(i * segMax, (i + 1) * segMax));
+  const sizes = new Uint32Array(count);
+  let n: number;
+  try {
+    n = gsoSplit(data, o, outs, sizes, 0, ipOffset);
+  } catch {
+    return undefined;
+  }
+  const frames: Frame[] = [];
+  for (let i = 0; i < n; i++) frames.push({ data: outs[i]!.subarray(0, sizes[i]!) });
+  return frames;
 }

@@ -22,7 +22,8 @@ export interface Port {
   readonly name: string;
   /**
    * True when the port accepts super-packets (GSO) and partial checksums as they are, as a TAP
-   * with vnet header and offloads does. Frames carrying GSO are never sent to other ports.
+   * with vnet header and offloads does. Other ports get super-packets cut to wire size and
+   * partial checksums finished by the switch.
    */
   readonly acceptsOffload: boolean;
   /**

@@ -4,7 +4,7 @@
 // flood to every other member of the VLAN; a frame never goes back out of the port it came in.
 import { Fdb, type FdbRow } from './fdb.js';
 import {
-  ETH_HEADER, completeChecksum, frameVlan, isGroupAddress, macKey, parseMacKey, popVlan, pushVlan,
+  ETH_HEADER, completeChecksum, frameVlan, isGroupAddress, macKey, parseMacKey, popVlan, pushVlan, segmentFrame,
 } from './ethernet.js';
 import { isSuperPacket, type Frame, type Port } from './port.js';
 
@@ -26,7 +26,7 @@ export interface PortStats {
   floods: number;
   /** Frames received here and dropped: malformed, group source MAC, outside the port's VLANs. */
   drops: number;
-  /** Frames that could not go out of this port (super-packet to a port without offloads, send error). */
+  /** Frames that could not go out of this port (malformed offload header, send error). */
   txDrops: number;
   /** Frames received here whose destination sits behind this same port (no hairpin). */
   filtered: number;
@@ -220,13 +220,19 @@ export class LearningSwitch {
     let f = frame;
     if (wantTag && tag !== vlan) f = pushVlan(tag === 0 ? popVlan(frame) : frame, vlan);
     else if (!wantTag && tag >= 0) f = popVlan(frame);
+    const queue = (pending[out.index] ??= []);
     if (f.offload !== undefined && !out.port.acceptsOffload) {
-      if (isSuperPacket(f)) { out.stats.txDrops++; return; }
+      if (isSuperPacket(f)) {
+        const segments = segmentFrame(f);
+        if (segments === undefined) { out.stats.txDrops++; return; }
+        for (const s of segments) queue.push(s);
+        return;
+      }
       const done = completeChecksum(f);
       if (done === undefined) { out.stats.txDrops++; return; }
       f = done;
     }
-    (pending[out.index] ??= []).push(f);
+    queue.push(f);
   }
 
   private async send(out: PortState, frames: Frame[]): Promise<void> {

@@ -46,9 +46,10 @@ describe('learning switch between two TAP-attached namespaces', () => {
     assert.match(r.stdout, /3 received/);
   });
 
-  it('carries iperf3 TCP both ways', async () => {
+  it('carries iperf3 TCP both ways', async (t) => {
     const ab = await iperf(hostB, hostA, B4);
     const ba = await iperf(hostA, hostB, A4);
+    t.diagnostic(`A→B ${(ab / 1e6).toFixed(0)} Mbit/s, B→A ${(ba / 1e6).toFixed(0)} Mbit/s`);
     assert.ok(ab > 50e6, `A→B ${ab / 1e6} Mbit/s`);
     assert.ok(ba > 50e6, `B→A ${ba / 1e6} Mbit/s`);
     const st = bridge.stats();

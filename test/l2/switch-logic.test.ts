@@ -148,16 +148,42 @@ describe('learning switch VLANs', () => {
 });
 
 describe('learning switch offloads', () => {
-  it('keeps super-packets on offload ports, completes checksums for others', async () => {
+  it('keeps super-packets for offload ports, segments them for others', async () => {
     const sw = new LearningSwitch();
     const a = new MemoryPort('a', true); const b = new MemoryPort('b', true); const plain = new MemoryPort('plain');
     for (const p of [a, b, plain]) sw.addPort(p, { start: false });
-    const gso: Frame = { ...frame(BCAST, mac(1), 3000), offload: { flags: 1, gsoType: 1, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 } };
+    // An IPv4/TCP super-packet with 3000 bytes of payload and MSS 1448, as a TSO TAP hands it over.
+    const payload = 3000;
+    const sp = frame(BCAST, mac(1), 20 + 20 + payload);
+    const d0 = sp.data;
+    d0.set([0x45, 0, (40 + payload) >> 8, (40 + payload) & 0xff, 0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2], 14);
+    d0.set([0x30, 0x39, 0x00, 0x50, 0, 0, 0, 100, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0], 34);
+    const gso: Frame = { data: d0, offload: { flags: 1, gsoType: 1, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 } };
     await sw.forward(a, [gso]);
     assert.equal(b.frames().length, 1);
-    assert.equal(b.frames()[0]!.offload?.gsoType, 1);
-    assert.equal(plain.frames().length, 0);
+    assert.equal(b.frames()[0]!.offload?.gsoType, 1, 'offload ports get the super-packet as is');
+    const segs = plain.frames();
+    assert.deepEqual(segs.map((f) => f.data.length), [54 + 1448, 54 + 1448, 54 + 104]);
+    let seq = 100;
+    for (const f of segs) {
+      assert.equal(f.offload, undefined);
+      const t = f.data;
+      assert.equal((t[38]! << 24 | t[39]! << 16 | t[40]! << 8 | t[41]!) >>> 0, seq, 'sequence numbers advance by MSS');
+      seq += t.length - 54;
+      // IPv4 header and TCP (with pseudo-header) checksums verify.
+      let ip = 0;
+      for (let i = 14; i < 34; i += 2) ip += (t[i]! << 8) | t[i + 1]!;
+      while (ip > 0xffff) ip = (ip & 0xffff) + (ip >>> 16);
+      assert.equal(ip, 0xffff);
+      let sum = 0xc612 + 0x0001 + 0xc612 + 0x0002 + 6 + (t.length - 34);
+      for (let i = 34; i < t.length; i += 2) sum += (t[i]! << 8) | (t[i + 1] ?? 0);
+      while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+      assert.equal(sum, 0xffff);
+    }
+    // A super-packet whose header disagrees with its bytes is dropped and counted.
+    await sw.forward(a, [{ ...frame(BCAST, mac(1), 3000), offload: { flags: 1, gsoType: 1, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 } }]);
     assert.equal(sw.stats().plain!.txDrops, 1);
+    plain.clear(); b.clear();
     // A UDP datagram with a partial checksum: the plain port gets it completed.
     const udp = frame(BCAST, mac(1), 28 + 4);
     const d = udp.data;
@@ -175,7 +201,7 @@ describe('learning switch offloads', () => {
     for (let i = 34; i < 46; i += 2) sum += (got.data[i]! << 8) | got.data[i + 1]!;
     while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
     assert.equal(sum, 0xffff);
-    assert.equal(b.frames()[1]!.data[40], d[40], 'offload ports get the original bytes');
+    assert.equal(b.frames()[0]!.data[40], d[40], 'offload ports get the original bytes');
     assert.equal(completeChecksum({ data: new Uint8Array(20), offload: { flags: 1, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 40, csumOffset: 6 } }), undefined);
     await sw.close();
   });
