@@ -116,6 +116,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       InstanceMethod("send", &UdpSocket::Send),
       InstanceMethod("armRead", &UdpSocket::ArmRead),
       InstanceMethod("armWrite", &UdpSocket::ArmWrite),
+      InstanceMethod("cancelRead", &UdpSocket::CancelRead),
       InstanceMethod("close", &UdpSocket::Close),
       InstanceAccessor("fd", &UdpSocket::Fd, nullptr),
     });
@@ -575,6 +576,14 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     events_ |= UV_WRITABLE;
     UpdatePoll();
     return env.Undefined();
+  }
+
+  // cancelRead(): stops waiting for readability; the armed callback is dropped uncalled.
+  Napi::Value CancelRead(const Napi::CallbackInfo& info) {
+    events_ &= ~UV_READABLE;
+    UpdatePoll();
+    onReadable_.Reset();
+    return info.Env().Undefined();
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

@@ -30,6 +30,7 @@ interface NativeSocket {
     start: number, count: number, endpoints: Uint8Array | null, ids: Uint32Array | null, gsoSize: number): [number, number, number, number];
   armRead(cb: (n: number) => void): void;
   armWrite(cb: (status: number) => void): void;
+  cancelRead(): void;
   close(): void;
 }
 const native = addon as { UdpSocketNative: new (family: number) => NativeSocket };
@@ -372,9 +373,14 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     }
   }
 
-  /** Receives the next batch: null once closed. The previous batch's memory is reused. */
-  receive(): Promise<DatagramBatch | null> {
+  /**
+   * Receives the next batch: null once closed. The previous batch's memory is reused. An abort
+   * stops the wait (rejecting with the signal's reason) and leaves the socket open.
+   */
+  receive(opts: { signal?: AbortSignal } = {}): Promise<DatagramBatch | null> {
+    const { signal } = opts;
     if (this.sock === null) return Promise.resolve(null);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.pendingRead !== null) return Promise.reject(new Error('UdpSocket: only one receive may wait at a time'));
     const sock = this.sock;
     if (this.syncReceives < MAX_SYNC_RECEIVES) {
@@ -391,7 +397,17 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     }
     this.syncReceives = 0;
     return new Promise((resolve, reject) => {
-      this.pendingRead = { resolve, reject };
+      const onAbort = () => {
+        if (this.pendingRead === null) return;
+        this.pendingRead = null;
+        if (this.sock !== null) sock.cancelRead();
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pendingRead = {
+        resolve: (b) => { signal?.removeEventListener('abort', onAbort); resolve(b); },
+        reject: (e) => { signal?.removeEventListener('abort', onAbort); reject(e); },
+      };
       sock.armRead((n) => {
         const waiter = this.pendingRead;
         this.pendingRead = null;
@@ -405,19 +421,19 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     });
   }
 
-  /** Batches until the socket closes or `signal` aborts. */
+  /** Batches until the socket closes or `signal` aborts (which ends the iteration, socket open). */
   async *batches(opts: { signal?: AbortSignal } = {}): AsyncGenerator<DatagramBatch> {
     const { signal } = opts;
-    const onAbort = () => { void this.close(); };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      while (!signal?.aborted) {
-        const batch = await this.receive();
-        if (batch === null) return;
-        if (batch.count > 0) yield batch;
+    while (!signal?.aborted) {
+      let batch: DatagramBatch | null;
+      try {
+        batch = await this.receive({ signal });
+      } catch (e) {
+        if (signal?.aborted && e === signal.reason) return;
+        throw e;
       }
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
+      if (batch === null) return;
+      if (batch.count > 0) yield batch;
     }
   }
 

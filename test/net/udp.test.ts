@@ -293,6 +293,31 @@ test('an ICMP error for an earlier send is counted and the waiting receive carri
   }
 });
 
+test('oversize datagrams are counted and dropped; an abort ends iteration and keeps the socket', async () => {
+  const sa = UdpSocket.open({ netns: nsA, bind: { address: A4 } });
+  const sb = UdpSocket.open({ netns: nsB, bind: { address: B4 }, maxDatagramSize: 512 });
+  try {
+    const to = { address: B4, port: sb.localEndpoint.port };
+    await sa.sendBatch([Buffer.alloc(1000, 1), Buffer.from('fits'), Buffer.alloc(513, 2)], to);
+    const controller = new AbortController();
+    const seen: string[] = [];
+    setTimeout(() => controller.abort(), 300);
+    for await (const batch of sb.batches({ signal: controller.signal })) {
+      for (const d of batch) seen.push(d.toString());
+    }
+    assert.deepEqual(seen, ['fits']);
+    assert.equal(sb.stats.truncated, 2);
+    // The abort ended only the wait: the socket still receives.
+    assert.ok(!sb.closed);
+    const again = collect(sb, 1);
+    await sa.send(Buffer.from('after'), to);
+    assert.equal((await again).data[0]?.toString(), 'after');
+  } finally {
+    await sa.close();
+    await sb.close();
+  }
+});
+
 test('closing releases every fd and ends a waiting receive', async () => {
   const fds = () => readdirSync('/proc/self/fd').length;
   const before = fds();
