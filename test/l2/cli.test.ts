@@ -61,6 +61,25 @@ describe('tuntap bridge (CLI)', () => {
     }
   });
 
+  it('vm-tap add/del makes and removes a persistent TAP for an unprivileged user', async () => {
+    const ns = net.namespace('l2cvm');
+    const name = uniqueName('cv');
+    const cli = (...args: string[]) => new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', main, 'bridge', 'vm-tap', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d) => { out += d; });
+      p.stderr.on('data', (d) => { out += d; });
+      p.once('exit', (code) => resolve({ code, out }));
+    });
+    const add = await cli('add', name, '--user', 'nobody', '--queues', '2', '--netns', ns);
+    assert.equal(add.code, 0, add.out);
+    const details = nsExec(ns, 'ip', '-d', 'link', 'show', name);
+    assert.match(details, /tun type tap .*vnet_hdr on .*multi_queue .*persist on .*user (65534|nobody)/s);
+    const del = await cli('del', name, '--netns', ns);
+    assert.equal(del.code, 0, del.out);
+    assert.equal(nsExec(ns, 'ip', '-o', 'link', 'show').includes(name), false);
+  });
+
   it('rejects a bridge with fewer than two ports and malformed options', async () => {
     for (const args of [['bridge', 'tap0'], ['bridge', 'tap0', '--vxlan', 'vni=1'], ['bridge', 'a', 'b', '--vlan', 'a=x:1']]) {
       const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
