@@ -2,6 +2,7 @@
 // 198.18.0.0/15 and fd00::/8 only. Everything made here is removed in `cleanup()`, which tests
 // call from `after()`; an exit hook removes leftovers if a test process dies early.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { createVeth } from '../../src/netlink/index.js';
 
 const made = new Set<string>();
 const children = new Set<ChildProcess>();
@@ -75,11 +76,8 @@ export class TestNet {
   veth(nsA: string, nsB: string, opts: { mtu?: number } = {}): { a: string; b: string } {
     const a = uniqueName('va');
     const b = uniqueName('vb');
-    nsExec(nsA, 'ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b, 'netns', nsB);
-    for (const [ns, dev] of [[nsA, a], [nsB, b]] as const) {
-      if (opts.mtu) nsExec(ns, 'ip', 'link', 'set', dev, 'mtu', String(opts.mtu));
-      nsExec(ns, 'ip', 'link', 'set', dev, 'up');
-    }
+    // Over rtnetlink (tuntap/netlink): one request makes the pair with the peer in nsB.
+    createVeth(a, b, { peerNetns: nsB, mtu: opts.mtu || undefined, up: true }, { netns: nsA });
     return { a, b };
   }
 
