@@ -210,6 +210,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
   private syncReceives = 0;
   private pendingRead: { resolve: (b: DatagramBatch | null) => void; reject: (e: unknown) => void } | null = null;
   private writeChain: Promise<void> = Promise.resolve();
+  private writesQueued = 0;
   private writeWaiters = new Set<(e?: unknown) => void>();
   private lastDest: { address: string; port: number; rec: Uint8Array } | null = null;
 
@@ -513,15 +514,23 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
   }
 
   private enqueue(job: () => Promise<void>): Promise<void> {
-    // Sends keep their order: a batch waiting for POLLOUT holds back the ones after it.
-    const next = this.writeChain.then(job, job);
+    // Sends keep their order: a batch waiting for POLLOUT holds back the ones after it. With
+    // nothing queued the send starts now, so the kernel has the datagrams before this returns
+    // unless the socket is full.
+    const run = () => {
+      this.writesQueued++;
+      return job().finally(() => { this.writesQueued--; });
+    };
+    const next = this.writesQueued === 0 ? run() : this.writeChain.then(run, run);
     this.writeChain = next.catch(() => undefined);
     return next;
   }
 
   /**
    * Sends datagrams in as few system calls as possible (sendmmsg; with gsoSize, UDP GSO). Resolves
-   * once the kernel took them all, waiting for POLLOUT when the socket buffer is full.
+   * once the kernel took them all, waiting for POLLOUT when the socket buffer is full; keep the
+   * datagrams' bytes unchanged until then. Per-datagram failures (unreachable, refused, too
+   * big) are counted in stats.sendErrors unless opts.strict; a closed socket rejects (EBADF).
    */
   sendBatch(datagrams: readonly Uint8Array[], to?: Destination, opts: SendOptions = {}): Promise<void> {
     return this.enqueue(() => this.sendLoop(datagrams, null, null, datagrams.length, to, opts));
