@@ -6,7 +6,7 @@
 //
 // Needs apt-get (to download the .debs) and dpkg-deb; the result is cached in outDir.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
@@ -149,6 +149,9 @@ export function buildGuest(outDir = '/var/tmp/tuntap-vm'): GuestImage {
   entries.push({ name: 'lib/modules/order', mode: 0o100644, data: Buffer.from(order.map((m) => m.name).join('\n') + '\n') });
   const initrd = join(outDir, 'initramfs.gz');
   writeFileSync(initrd, gzipSync(cpio(entries)));
+  // QEMU may run as an unprivileged user: whatever root's umask was, it must read these.
+  for (const dir of [outDir, kroot, join(kroot, 'boot')]) chmodSync(dir, 0o755);
+  for (const file of [kernel, initrd]) chmodSync(file, 0o644);
   return { kernel, initrd };
 }
 
