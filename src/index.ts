@@ -2,3 +2,9 @@
 export { TuntapError } from './errors.js';
 export { inNetns, openNetns, closeNetns, Netns } from './netns.js';
 export type { NetnsRef } from './netns.js';
+export {
+  configureInterface, createTun, deleteTun, createVeth, listLinks, getLink, setLink, deleteLink, addAddress,
+  deleteAddress, listAddresses, addRoute, replaceRoute, deleteRoute, listRoutes, addRule, deleteRule, listRules,
+  watchEvents, Netlink, NetlinkError,
+} from './netlink/index.js';
+export type { InterfaceConfig, Link, Address, AddressSpec, Route, RouteSpec, Rule, RuleSpec, NetlinkEvent } from './netlink/index.js';
