@@ -180,7 +180,7 @@ export interface AckInfo {
 export function parseAck(m: Message): AckInfo {
   const p = m.payload;
   if (p.length < 4) return { errno: 0 };
-  const errno = -p.readInt32LE(0);
+  const errno = Math.abs(p.readInt32LE(0));  // the kernel sends -errno (0 for an ACK)
   const info: AckInfo = { errno };
   const done = m.type === NLMSG_DONE;
   if (m.flags & NLM_F_ACK_TLVS && (done || p.length >= 4 + NLMSG_HDRLEN)) {
