@@ -8,3 +8,5 @@ export {
   watchEvents, Netlink, NetlinkError,
 } from './netlink/index.js';
 export type { InterfaceConfig, Link, Address, AddressSpec, Route, RouteSpec, Rule, RuleSpec, NetlinkEvent } from './netlink/index.js';
+export { UdpSocket, openUdp, EndpointTable } from './net/index.js';
+export type { UdpSocketOptions, DatagramBatch, Endpoint } from './net/index.js';
