@@ -47,18 +47,24 @@ export function waitFor(child: ReturnType<typeof nsSpawn>, text: string, ms = 10
   });
 }
 
-/** Runs a TCP round trip of `bytes` and a UDP echo against each address; resolves with the client's output. */
+/**
+ * Runs a TCP round trip of `bytes` random bytes and a UDP echo against each address; prints
+ * "HOST RECEIVED intact|corrupt UDPLEN" per address and resolves with that output.
+ */
 export async function clientTraffic(ns: string, targets: string[], tcpPort: number, udpPort: number, bytes = 5000): Promise<string> {
   const script = `
-const net = require('node:net'); const dgram = require('node:dgram');
+const net = require('node:net'); const dgram = require('node:dgram'); const crypto = require('node:crypto');
 async function tcp(host) {
   return new Promise((resolve, reject) => {
     const s = net.connect(${tcpPort}, host);
+    const data = crypto.randomBytes(${bytes});
+    const hash = crypto.createHash('sha256');
     let got = 0;
-    s.on('connect', () => { s.end(Buffer.alloc(${bytes}, 0x61)); });
-    s.on('data', (d) => { got += d.length; });
-    s.on('end', () => resolve(got)); s.on('error', reject);
-    setTimeout(() => reject(new Error('tcp timeout ' + host)), 8000);
+    s.on('connect', () => { s.end(data); });
+    s.on('data', (d) => { got += d.length; hash.update(d); });
+    s.on('end', () => resolve(got + ' ' + (hash.digest('hex') === crypto.createHash('sha256').update(data).digest('hex') ? 'intact' : 'corrupt')));
+    s.on('error', reject);
+    setTimeout(() => reject(new Error('tcp timeout ' + host)), ${Math.max(8000, bytes / 100)});
   });
 }
 async function udp(host) {
@@ -71,7 +77,7 @@ async function udp(host) {
 }
 (async () => { for (const h of ${JSON.stringify(targets)}) console.log(h, await tcp(h), await udp(h)); })()
   .catch((e) => { console.error(String(e)); process.exit(1); });`;
-  const r = await nsRun(ns, process.execPath, ['-e', script], 20_000);
+  const r = await nsRun(ns, process.execPath, ['-e', script], 60_000);
   if (r.code !== 0) throw new Error(`client failed: ${r.stderr}`);
   return r.stdout;
 }
