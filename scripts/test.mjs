@@ -16,7 +16,7 @@ if (process.getuid?.() !== 0) {
 
 // Debian packages the tests use as independent peers, by the command that proves each present.
 const tools = {
-  ping: 'iputils-ping', iperf3: 'iperf3', tshark: 'tshark', wg: 'wireguard-tools',
+  ping: 'iputils-ping', iperf3: 'iperf3', tshark: 'tshark', tcpdump: 'tcpdump', wg: 'wireguard-tools',
   'wireguard-go': 'wireguard-go', socat: 'socat', curl: 'curl',
   microsocks: 'microsocks', danted: 'dante-server', tinyproxy: 'tinyproxy', dnsmasq: 'dnsmasq-base',
   proxychains4: 'proxychains4',
