@@ -28,7 +28,7 @@ describe('tuntap bridge (CLI)', () => {
       const next = async () => {
         const r = await lines.next();
         assert.ok(!r.done, `the bridge stopped early: ${stderr}`);
-        return JSON.parse(r.value) as { ports: Record<string, { rxFrames: number; floods: number }>; macs: { mac: string; port: string }[]; final: boolean };
+        return JSON.parse(r.value) as { time: string; ports: Record<string, { rxFrames: number; floods: number }>; macs: { mac: string; port: string }[]; final: boolean };
       };
       const first = await next();
       assert.deepEqual(Object.keys(first.ports).sort(), [tapA, tapB].sort());
@@ -39,8 +39,10 @@ describe('tuntap bridge (CLI)', () => {
       }
       const ping = await nsRun(a, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '198.18.60.2']);
       assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+      // Lines queue up while ping runs: take the first one written after it finished.
+      const pingDone = Date.now();
       let report = await next();
-      report = await next(); // a line taken after the ping finished
+      while (Date.parse(report.time) <= pingDone) report = await next();
       assert.ok(report.ports[tapA]!.rxFrames >= 4 && report.ports[tapA]!.floods >= 1, JSON.stringify(report.ports));
       const macs = new Map(report.macs.map((m) => [m.mac, m.port]));
       assert.equal(macs.get(macOf(a, tapA)), tapA);
