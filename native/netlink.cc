@@ -10,11 +10,8 @@
 // Both pack datagrams back to back, each padded to 4 bytes, so JS walks nlmsghdr lengths.
 #include "common.h"
 #include <fcntl.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -215,40 +212,12 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   Napi::FunctionReference callback_;
 };
 
-// Persistent TUN/TAP creation. The kernel refuses RTM_NEWLINK for kind "tun" ("tun/tap creation
-// via rtnetlink is not supported"), so, like `ip tuntap add`, we attach with TUNSETIFF, set
-// owner/group, mark the device persistent and let go of the fd — all in one crossing.
-// tunPersist(name, ifrFlags, owner (-1: none), group (-1: none), persist) -> kernel's name
-static Napi::Value TunPersist(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string name = info[0].As<Napi::String>();
-  int flags = info[1].As<Napi::Number>().Int32Value();
-  int64_t owner = info[2].As<Napi::Number>().Int64Value();
-  int64_t group = info[3].As<Napi::Number>().Int64Value();
-  bool persist = info[4].As<Napi::Boolean>().Value();
-  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-  if (fd < 0) { ThrowErrno(env, "open(/dev/net/tun)", errno); return env.Undefined(); }
-  ifreq ifr{};
-  strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
-  ifr.ifr_flags = static_cast<short>(flags);
-  const char* step = "ioctl(TUNSETIFF)";
-  bool ok = ioctl(fd, TUNSETIFF, &ifr) == 0;
-  if (ok && owner >= 0) { step = "ioctl(TUNSETOWNER)"; ok = ioctl(fd, TUNSETOWNER, static_cast<unsigned long>(owner)) == 0; }
-  if (ok && group >= 0) { step = "ioctl(TUNSETGROUP)"; ok = ioctl(fd, TUNSETGROUP, static_cast<unsigned long>(group)) == 0; }
-  if (ok) { step = "ioctl(TUNSETPERSIST)"; ok = ioctl(fd, TUNSETPERSIST, persist ? 1UL : 0UL) == 0; }
-  int err = errno;
-  close(fd);
-  if (!ok) { ThrowErrno(env, step, err); return env.Undefined(); }
-  return Napi::String::New(env, ifr.ifr_name);
-}
-
 void InitNetlink(Napi::Env env, Napi::Object exports) {
   Napi::Object nl = Napi::Object::New(env);
   nl.Set("open", Napi::Function::New(env, Open));
   nl.Set("send", Napi::Function::New(env, Send));
   nl.Set("recv", Napi::Function::New(env, Recv));
   nl.Set("Watcher", Watcher::Define(env));
-  nl.Set("tunPersist", Napi::Function::New(env, TunPersist));
   exports.Set("netlink", nl);
 }
 

@@ -315,8 +315,26 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
     this.#closeNow();
   }
 
+  /** close(), synchronously: every fd and poll handle is released before it returns. */
+  closeSync(): void {
+    this.#closeNow();
+  }
+
+  [Symbol.dispose](): void { this.#closeNow(); }
+
   async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
 }
 
 export function openTun(opts?: DeviceOptions): TunDevice { return TunDevice.open('tun', opts); }
+
+export type PersistentOptions = Pick<DeviceOptions, 'name' | 'packetInfo' | 'vnetHdr' | 'multiQueue' | 'owner' | 'group' | 'netns'>;
+
+/**
+ * Creates a persistent device and lets go of it, as `ip tuntap add` does (the kernel refuses to
+ * create tun/tap over rtnetlink). Fails with EBUSY if the name exists. Returns the kernel's name.
+ */
+export function createPersistent(mode: 'tun' | 'tap', opts: PersistentOptions = {}): string {
+  using dev = TunDevice.open(mode, { ...opts, persist: true, exclusive: true, batchSize: 1, readSize: 64 });
+  return dev.name;
+}
 export function openTap(opts?: DeviceOptions): TunDevice { return TunDevice.open('tap', opts); }

@@ -1,6 +1,6 @@
 // tuntap/device: TUN/TAP devices with batched, backpressured async I/O.
-export { TunDevice, openTun, openTap, parseMac, formatMac } from './device.js';
-export type { DeviceOptions, OffloadOptions, TxFilterOptions } from './device.js';
+export { TunDevice, openTun, openTap, createPersistent, parseMac, formatMac } from './device.js';
+export type { DeviceOptions, PersistentOptions, OffloadOptions, TxFilterOptions } from './device.js';
 export { Queue } from './queue.js';
 export type { PacketBatch, QueueHandle, QueueCounters, WriteOptions, WriteBatchOptions } from './queue.js';
 export { IFF, TUN_F, TUN_PKT_STRIP, TUN_FLT_ALLMULTI, VIRTIO_NET_HDR_F, GsoType, ARPHRD, ETH_P, MAX_PACKET } from './constants.js';

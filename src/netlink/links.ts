@@ -1,10 +1,11 @@
 // Links: list, show, change (up/down, MTU, name, MAC, txqueuelen), delete, move between
 // namespaces, and create veth pairs and persistent TUN/TAP devices.
 import { constants } from 'node:os';
-import { TuntapError, call } from '../errors.js';
-import { openNetns, closeNetns, inNetns, type NetnsRef } from '../netns.js';
+import { TuntapError } from '../errors.js';
+import { createPersistent } from '../device/device.js';
+import { openNetns, closeNetns, type NetnsRef } from '../netns.js';
 import {
-  AF_UNSPEC, IFF_MULTI_QUEUE, IFF_NO_PI, IFF_RUNNING, IFF_TAP, IFF_TUN, IFF_UP, IFF_VNET_HDR,
+  AF_UNSPEC, IFF_RUNNING, IFF_TAP, IFF_TUN, IFF_UP,
   IFLA_ADDRESS, IFLA_BROADCAST, IFLA_CARRIER, IFLA_GROUP, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
   IFLA_LINK, IFLA_LINKINFO, IFLA_LINK_NETNSID, IFLA_MASTER, IFLA_MAX_MTU, IFLA_MIN_MTU, IFLA_MTU,
   IFLA_NET_NS_FD, IFLA_NET_NS_PID, IFLA_NUM_RX_QUEUES, IFLA_NUM_TX_QUEUES, IFLA_OPERSTATE, IFLA_QDISC,
@@ -336,23 +337,13 @@ export function createTun(name: string, opts: TunCreateOptions = {}, target?: Ta
       ], `creating ${name}`, exists(name));
     } catch (e) {
       if (!(e instanceof NetlinkError) || e.errno !== constants.errno.EOPNOTSUPP) throw e;
-      const flags = (mode === 'tap' ? IFF_TAP : IFF_TUN) | (opts.pi ? 0 : IFF_NO_PI)
-        | (opts.vnetHdr ? IFF_VNET_HDR : 0) | (opts.multiQueue ? IFF_MULTI_QUEUE : 0);
-      // Create the device in the namespace the socket lives in: enter it for the ioctls.
-      call(`creating ${name}`, () => enterFor(nl.netns, () => nativeNetlink.tunPersist(name, flags, opts.owner ?? -1, opts.group ?? -1, true)),
-        (code) => ({
-          EPERM: 'it needs CAP_NET_ADMIN (run as root)',
-          EBUSY: `a device named "${name}" already exists and is not a ${mode} device`,
-          EINVAL: `a device named "${name}" exists with other settings`,
-          ENOENT: '/dev/net/tun is missing (is the tun module loaded?)',
-        })[code]);
+      createPersistent(mode, {
+        name, packetInfo: !!opts.pi, vnetHdr: !!opts.vnetHdr, multiQueue: !!opts.multiQueue,
+        owner: opts.owner, group: opts.group, netns: nl.netns,
+      });
     }
     return getLink(name, { netlink: nl });
   });
-}
-
-function enterFor<T>(netns: NetnsRef | undefined, fn: () => T): T {
-  return netns === undefined ? fn() : inNetns(netns, fn);
 }
 
 /** Deletes a persistent TUN/TAP device (refuses other kinds). */

@@ -15,7 +15,6 @@ export interface NetlinkNative {
   send(fd: number, bytes: Uint8Array): number;
   recv(fd: number, buffer: Uint8Array, timeoutMs: number): number;
   Watcher: new (fd: number, buffer: Uint8Array, onData: (bytes: number, err?: Error) => void) => { stop(): void };
-  tunPersist(name: string, flags: number, owner: number, group: number, persist: boolean): string;
 }
 interface CloseNative { closeFd(fd: number): void }
 
