@@ -2,7 +2,7 @@
 // 198.18.0.0/15 and fd00::/8 only. Everything made here is removed in `cleanup()`, which tests
 // call from `after()`; an exit hook removes leftovers if a test process dies early.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createVeth } from '../../src/netlink/index.js';
+import { createVeth, configureInterface, type InterfaceConfig } from '../../src/netlink/index.js';
 
 const made = new Set<string>();
 const children = new Set<ChildProcess>();
@@ -68,7 +68,7 @@ export class TestNet {
     sh('ip', ['netns', 'add', ns]);
     made.add(ns);
     this.namespaces.push(ns);
-    nsExec(ns, 'ip', 'link', 'set', 'lo', 'up');
+    configureInterface('lo', { up: true }, { netns: ns });
     return ns;
   }
 
@@ -79,6 +79,11 @@ export class TestNet {
     // Over rtnetlink (tuntap/netlink): one request makes the pair with the peer in nsB.
     createVeth(a, b, { peerNetns: nsB, mtu: opts.mtu || undefined, up: true }, { netns: nsA });
     return { a, b };
+  }
+
+  /** Configures an interface over tuntap's rtnetlink (addresses, MTU, up, routes). */
+  configure(ns: string, dev: string, config: InterfaceConfig): void {
+    configureInterface(dev, config, { netns: ns });
   }
 
   cleanup(): void {
