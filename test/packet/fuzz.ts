@@ -58,35 +58,56 @@ export const parsers: Record<string, Parser> = {
   gro: (b) => { gro.coalesce([b, b, b.subarray(0, b.length >> 1)], groOut); },
 };
 
-function seeds(): Uint8Array[] {
-  const out: Uint8Array[] = [];
+/** Valid inputs per parser, to mutate (every parser also gets some of the others' seeds). */
+function seeds(): Record<string, Uint8Array[]> {
+  const by: Record<string, Uint8Array[]> = {};
+  const add = (name: string, b: Uint8Array) => { (by[name] ??= []).push(b); };
   for (const s of corpus()) {
-    out.push(s.frame);
-    if (s.frame.length > 14) out.push(s.frame.subarray(14));
-    if (s.raw) {
-      out.push(s.raw);
-      const l4 = s.raw[0]! >> 4 === 4 ? (s.raw[0]! & 15) * 4 : 40;
-      if (s.raw.length > l4) out.push(s.raw.subarray(l4));
+    add('ethernet', s.frame); add('frameEthernet', s.frame);
+    if (s.frame.length > 14 && s.frame[12] === 0x08 && s.frame[13] === 0x06) add('arp', s.frame.subarray(14));
+    const raw = s.raw;
+    if (!raw || raw.length < 20) continue;
+    add('frameRaw', raw);
+    const version = raw[0]! >> 4;
+    add(version === 4 ? 'ipv4' : 'ipv6', raw);
+    if (s.truncated) continue;
+    add('gro', raw);
+    const l3 = version === 4 ? (raw[0]! & 15) * 4 : 40;
+    const proto = version === 4 ? raw[9]! : raw[6]!;
+    const l4 = raw.subarray(l3);
+    const name = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : proto === 1 ? 'icmp' : proto === 58 ? 'icmpv6' : '';
+    if (name) add(name, l4);
+    if (proto === 6 || proto === 17) {
+      // A super-packet description for gsoSplit: virtio_net_hdr + the packet.
+      const hdrLen = l3 + (proto === 6 ? (l4[12]! >> 4) * 4 : 8);
+      const v = new Uint8Array(10 + raw.length);
+      v.set(raw, 10);
+      const put = (o: number, x: number) => { v[o] = x & 0xff; v[o + 1] = x >> 8; };
+      v[0] = 1; v[1] = proto === 17 ? 5 : version === 4 ? 1 : 4;
+      put(2, hdrLen); put(4, 4); put(6, l3); put(8, proto === 6 ? 16 : 6);
+      add('gso', v);
     }
   }
-  // A pcap file and virtio-prefixed packets as seeds for those parsers.
   const pcap = new Uint8Array(24 + 16 + 20);
   const dv = new DataView(pcap.buffer);
   dv.setUint32(0, 0xa1b2c3d4, true); dv.setUint32(20, 1, true); dv.setUint32(32, 20, true); dv.setUint32(36, 20, true);
-  out.push(pcap);
-  return out;
+  add('pcap', pcap);
+  return by;
 }
 
 /** Runs `iterations` random + mutated inputs through each parser; returns counts per parser. */
 export function fuzz(iterations: number, seed = 1, only?: string[]): Record<string, { ok: number; rejected: number }> {
   const next = rng(seed);
-  const base = seeds();
+  const bySeeds = seeds();
+  const everything = Object.values(bySeeds).flat();
   const result: Record<string, { ok: number; rejected: number }> = {};
   const scratch = new Uint8Array(4096);
   for (const [name, parse] of Object.entries(parsers)) {
     if (only && !only.includes(name)) continue;
     let ok = 0; let rejected = 0;
+    const own = bySeeds[name] ?? everything;
     for (let i = 0; i < iterations; i++) {
+      const base = (next() % 10) === 0 ? everything : own;
       let len: number;
       if (i % 4 === 0) {
         // Random bytes with a plausible first byte.
