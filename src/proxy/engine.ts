@@ -36,6 +36,8 @@ export interface TunProxyOptions {
   dnsServer?: string;
   fakeIpRanges?: string[];
   maxSessions?: number;
+  /** Listening sockets per family (each has its own accept queue); default 8. */
+  listeners?: number;
   idleTimeoutMs?: number;
   connectTimeoutMs?: number;
   /** Local addresses for upstream sockets (keeps them out of the TUN with a source rule). */
@@ -107,7 +109,7 @@ export class TunProxy extends EventEmitter {
     packetsIn: 0, packetsOut: 0, dropped: 0,
   };
 
-  private constructor(private readonly opts: TunProxyOptions, servers: net.Server[], ports: { v4: number; v6?: number }) {
+  private constructor(private readonly opts: TunProxyOptions, servers: net.Server[], ports: { v4: number[]; v6?: number[] }) {
     super();
     this.servers = servers;
     const rules = opts.rules ?? [];
@@ -139,10 +141,21 @@ export class TunProxy extends EventEmitter {
       server.once('error', reject);
       server.listen({ host, port: 0, backlog: 4096 }, () => { server.off('error', reject); resolve(server); });
     });
-    const servers = [await listen(opts.local4)];
-    if (opts.local6) servers.push(await listen(opts.local6));
+    const count = Math.max(1, opts.listeners ?? 8);
+    const servers4: net.Server[] = [];
+    const servers6: net.Server[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        servers4.push(await listen(opts.local4));
+        if (opts.local6) servers6.push(await listen(opts.local6));
+      }
+    } catch (e) {
+      for (const s of [...servers4, ...servers6]) s.close();
+      throw e;
+    }
     const port = (s: net.Server): number => (s.address() as net.AddressInfo).port;
-    const proxy = new TunProxy(opts, servers, { v4: port(servers[0]!), v6: servers[1] ? port(servers[1]) : undefined });
+    const proxy = new TunProxy(opts, [...servers4, ...servers6],
+      { v4: servers4.map(port), v6: opts.local6 ? servers6.map(port) : undefined });
     proxy.pump = proxy.run();
     return proxy;
   }

@@ -21,8 +21,12 @@ export interface NatAddresses {
 }
 
 export interface NatOptions extends NatAddresses {
-  listenPort4: number;
-  listenPort6?: number;
+  /**
+   * Listening ports on the local addresses. Several spread connections over several accept
+   * queues: one queue (at most net.core.somaxconn) overflows under a burst of SYNs.
+   */
+  listenPort4: number | number[];
+  listenPort6?: number | number[];
   /** Ports handed out to translated connections (inclusive). */
   portMin?: number;
   portMax?: number;
@@ -44,6 +48,8 @@ export interface NatEntry {
   readonly srcPort: number;
   readonly dstHost: string;
   readonly dstPort: number;
+  /** The listener this connection is delivered to. */
+  readonly listenPort: number;
   readonly key: string;
   readonly srcAddr: Buffer;
   readonly dstAddr: Buffer;
@@ -201,7 +207,9 @@ export class TcpNat {
     const dstPort = b.readUInt16BE(l4 + 2);
     const local = family === 4 ? this.local4 : this.local6!;
     const fake = family === 4 ? this.fake4 : this.fake6!;
-    const listen = family === 4 ? this.opts.listenPort4 : this.opts.listenPort6!;
+    const ports4 = this.opts.listenPort4, ports6 = this.opts.listenPort6!;
+    const choices = family === 4 ? ports4 : ports6;
+    const listen = typeof choices === 'number' ? choices : choices[port % choices.length]!;
     const oldAddrs = Buffer.concat([srcAddr, dstAddr]);
     const newAddrs = Buffer.concat([fake, local]);
     const ports = (a: number, c: number): Buffer => { const p = Buffer.alloc(4); p.writeUInt16BE(a, 0); p.writeUInt16BE(c, 2); return p; };
@@ -210,7 +218,7 @@ export class TcpNat {
     const fwdIpDelta = complementSum(oldAddrs) + wordSum(newAddrs);
     const revIpDelta = complementSum(newAddrs) + wordSum(oldAddrs);
     const entry: NatEntry = {
-      port, family, srcAddr, dstAddr, srcPort, dstPort, key,
+      port, family, srcAddr, dstAddr, srcPort, dstPort, key, listenPort: listen,
       srcHost: family === 4 ? [...srcAddr].join('.') : ipv6Text(srcAddr),
       dstHost: family === 4 ? [...dstAddr].join('.') : ipv6Text(dstAddr),
       fwdIpDelta, revIpDelta,
@@ -303,7 +311,7 @@ export class TcpNat {
     b.set(fake, addrOff);
     b.set(local, dstOff);
     b.writeUInt16BE(e.port, l4);
-    b.writeUInt16BE(family === 4 ? this.opts.listenPort4 : this.opts.listenPort6!, l4 + 2);
+    b.writeUInt16BE(e.listenPort, l4 + 2);
     if (family === 4) adjust(b, 10, e.fwdIpDelta);
     adjust(b, l4 + 16, e.fwdDelta);
     e.lastSeen = now;

@@ -145,3 +145,21 @@ test('malformed and foreign packets are counted and dropped, never thrown on', (
   assert.equal(nat.translate(tcpPacket('198.19.0.1', 4000, '198.19.0.2', 30000, RST), 0), 'drop');
   assert.equal(nat.translate(Buffer.from([0x20, 1, 2, 3]), 0), 'drop');
 });
+
+test('connections spread over several listeners, each entry keeping its own', () => {
+  const nat = new TcpNat({ ...addrs, listenPort4: [4000, 4001, 4002], portMin: 30000, portMax: 30099 });
+  const seen = new Set<number>();
+  for (let sp = 1; sp <= 6; sp++) {
+    const syn = tcpPacket('198.19.0.1', sp, '198.18.2.2', 80, SYN);
+    nat.translate(syn, 0);
+    assert.ok(valid(syn));
+    const listen = syn.readUInt16BE(22);
+    assert.equal(nat.lookup(syn.readUInt16BE(20))!.listenPort, listen);
+    seen.add(listen);
+    const data = tcpPacket('198.19.0.1', sp, '198.18.2.2', 80, ACK, Buffer.from('x'));
+    nat.translate(data, 1);
+    assert.equal(data.readUInt16BE(22), listen, 'later segments go to the same listener');
+    assert.ok(valid(data));
+  }
+  assert.deepEqual([...seen].sort(), [4000, 4001, 4002]);
+});

@@ -167,6 +167,7 @@ const manyScript = `
 const net = require('node:net');
 const n = Number(process.argv[1]), host = process.argv[2];
 let ok = 0, failed = 0, open = 0, peak = 0;
+const errors = {};
 const payload = Buffer.alloc(4096, 97);
 const all = [];
 for (let i = 0; i < n; i++) all.push(new Promise((resolve) => {
@@ -174,12 +175,12 @@ for (let i = 0; i < n; i++) all.push(new Promise((resolve) => {
   let got = 0;
   s.on('connect', () => { open++; peak = Math.max(peak, open); });
   s.on('data', (d) => { got += d.length; });
-  s.on('end', () => { open--; if (got === payload.length) ok++; else failed++; s.end(); resolve(); });
-  s.on('error', () => { failed++; resolve(); });
+  s.on('end', () => { open--; if (got === payload.length) ok++; else { failed++; errors['short' + got] = (errors['short' + got] ?? 0) + 1; } s.end(); resolve(); });
+  s.on('error', (e) => { failed++; errors[e.code] = (errors[e.code] ?? 0) + 1; resolve(); });
   // Hold every connection open until all are established, then transfer and close.
   s.once('connect', () => setTimeout(() => s.end(payload), 1500));
 }));
-Promise.all(all).then(() => console.log(JSON.stringify({ ok, failed, peak })));
+Promise.all(all).then(() => console.log(JSON.stringify({ ok, failed, peak, errors })));
 `;
 
 test(`${MANY} concurrent TCP connections open, transfer and close with no leaked sockets or NAT entries`, async () => {
@@ -190,17 +191,21 @@ test(`${MANY} concurrent TCP connections open, transfer and close with no leaked
     const fdsBefore = fds();
     const r = await nsRun(t.app, process.execPath, ['-e', manyScript, String(MANY), SERVER4], 120_000);
     assert.equal(r.code, 0, r.stderr);
-    const res = JSON.parse(r.stdout) as { ok: number; failed: number; peak: number };
+    const res = JSON.parse(r.stdout) as { ok: number; failed: number; peak: number; errors: Record<string, number> };
     console.log(`# ${MANY} connections: ${JSON.stringify(res)}`);
-    assert.equal(res.ok, MANY, r.stdout);
+    assert.equal(res.ok, MANY, `${r.stdout} ${p.stderr().split('\n').slice(-5).join('\n')} ${JSON.stringify(p.stats())}`);
     assert.ok(res.peak >= MANY * 0.9, `they were concurrent (peak ${res.peak})`);
     const s = await p.waitStats((x) => x.sessions === 0 && x.natEntries === 0, 30_000);
     assert.ok(s.connectionsTotal >= MANY);
-    await sleep(200);
-    // No connection of ours is left in any state but TIME-WAIT (which the kernel expires).
-    const left = nsExec(t.app, 'ss', '-tanH', 'state', 'connected', 'exclude', 'time-wait');
-    assert.equal(left.trim(), '', left);
-    if (pid) assert.ok(fds() <= fdsBefore + 2, `fds ${fdsBefore} → ${fds()}`);
+    // No connection is left in any state but TIME-WAIT (which the kernel expires): not the app's,
+    // not tuntap's (accepted or upstream), not an orphan between the listener and the NAT. An
+    // orphan may need one FIN retransmission (answered by the NAT with a reset), so poll briefly.
+    const leftovers = (): string => nsExec(t.app, 'ss', '-tanpH', 'state', 'connected', 'exclude', 'time-wait')
+      .split('\n').filter((l) => l.includes(':7000 ') || l.includes('198.19.0.2:') || l.includes(`pid=${pid},`)).join('\n');
+    let left = leftovers();
+    for (let i = 0; i < 50 && (left !== '' || fds() > fdsBefore + 2); i++) { await sleep(200); left = leftovers(); }
+    assert.equal(left, '', left);
+    assert.ok(fds() <= fdsBefore + 2, `tuntap's open fds went from ${fdsBefore} to ${fds()}`);
   });
 });
 
