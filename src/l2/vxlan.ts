@@ -89,9 +89,11 @@ export class VxlanPort implements Port {
   /** Binds the UDP socket (inside `netns` when given) and returns the port. */
   static async open(opts: VxlanPortOptions): Promise<VxlanPort> {
     checkAddress(opts.local, 'VXLAN local address');
+    // UDP GSO on send (a cut super-packet leaves as one message) and GRO on receive (the
+    // kernel hands over runs of datagrams at once); the kernel's vxlan sees plain datagrams.
     const socket = UdpSocket.open({
       bind: { address: opts.local, port: opts.port ?? VXLAN_UDP_PORT }, netns: opts.netns,
-      recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, maxDatagramSize: 16384, batchSize: 64,
+      recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, gro: true, batchSize: 64,
     });
     return new VxlanPort(opts, socket);
   }
@@ -162,7 +164,7 @@ export class VxlanPort implements Port {
     try {
       if (ids.length === 0) return;
       await this.socket.sendPacked({ buffer: pack, offsets: Uint32Array.from(offsets), lengths: Uint32Array.from(lengths), count: ids.length },
-        { table: this.vteps, ids: Uint32Array.from(ids) });
+        { table: this.vteps, ids: Uint32Array.from(ids) }, { gsoSize: 'auto' });
       this.counters.txPackets += ids.length;
     } catch {
       // A closed socket or a hard error: the datagrams are lost, as on a wire; per-VTEP errors
