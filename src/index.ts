@@ -10,3 +10,5 @@ export {
 export type { InterfaceConfig, Link, Address, AddressSpec, Route, RouteSpec, Rule, RuleSpec, NetlinkEvent } from './netlink/index.js';
 export { UdpSocket, openUdp, EndpointTable } from './net/index.js';
 export type { UdpSocketOptions, DatagramBatch, Endpoint } from './net/index.js';
+export { LearningSwitch, TapPort, VxlanPort, createVmTap, deleteVmTap } from './l2/index.js';
+export type { Port, Frame, PortStats, VlanMembership, VxlanPortOptions, VmTapOptions } from './l2/index.js';
