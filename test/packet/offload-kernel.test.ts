@@ -5,7 +5,7 @@
 // back intact, which needs every split and every coalesced packet to be accepted.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestNet } from '../helpers/netns.js';
+import { TestNet, nsSpawn, nsRun } from '../helpers/netns.js';
 import { openTun, type PacketBatch, type TunDevice } from '../../src/device/index.js';
 import { gsoSplit, GroCoalescer, GsoType } from '../../src/packet/index.js';
 import { pump, addAddresses, startEchoServers, waitFor, clientTraffic } from './wire.js';
@@ -71,4 +71,54 @@ test('GSO split and GRO coalesce carry a TCP echo through the kernel intact', as
   assert.ok(stats.v6Super > 0, JSON.stringify(stats));
   assert.ok(stats.merged > 100 && stats.coalescedOut < stats.coalescedIn, JSON.stringify(stats));
   console.log(`offload: ${JSON.stringify(stats)}`);
+});
+
+test('GRO coalesces UDP datagrams into UDP_L4 super-packets the kernel splits back for the socket', async () => {
+  const a = net.namespace('ua'); const b = net.namespace('ub');
+  const tunA = openTun({ netns: a, vnetHdr: true });
+  const tunB = openTun({ netns: b });
+  addAddresses(a, tunA.name, '198.18.81.1/24', 'fd00:81::1/64');
+  addAddresses(b, tunB.name, '198.18.81.2/24', 'fd00:81::2/64');
+  const gro = new GroCoalescer({ udp: true });
+  let groOut = new Uint8Array(1 << 20);
+  const stats = { in: 0, out: 0, merged: 0 };
+  const stop = new AbortController();
+  const coalesce = async (batch: PacketBatch, to: TunDevice) => {
+    const pkts = Array.from({ length: batch.count }, (_, i) => batch.packet(i));
+    const bound = GroCoalescer.outputBound(pkts);
+    if (groOut.length < bound) groOut = new Uint8Array(bound);
+    const r = gro.coalesce(pkts, groOut);
+    stats.in += batch.count; stats.out += r.count; stats.merged += r.merged;
+    await to.writeRanges(groOut, r.offsets, r.lengths, r.count, { raw: true });
+  };
+  const toB = (batch: PacketBatch, to: TunDevice) => to.writeBatch(Array.from({ length: batch.count }, (_, i) => batch.packet(i)));
+  const pumps = [pump(tunB, tunA, stop.signal, coalesce), pump(tunA, tunB, stop.signal, toB)];
+  const COUNT = 120;
+  try {
+    for (const [dst, family] of [['198.18.81.1', 'udp4'], ['fd00:81::1', 'udp6']] as const) {
+      const receiver = nsSpawn(a, process.execPath, ['-e', `
+        const u = require('node:dgram').createSocket('${family}');
+        const seen = new Set(); let bad = 0;
+        u.on('message', (m) => { const n = m.readUInt32BE(0); if (m.length !== 1000 || m[999] !== (n & 0xff)) bad++; seen.add(n);
+          if (seen.size === ${COUNT}) { console.log('all ' + seen.size + ' bad ' + bad); process.exit(0); } });
+        u.bind(7200, '${dst}', () => console.log('ready'));
+        setTimeout(() => { console.log('only ' + seen.size + ' bad ' + bad); process.exit(1); }, 15000);`]);
+      await waitFor(receiver, 'ready');
+      const done = waitFor(receiver, 'all', 20_000);
+      const sent = await nsRun(b, process.execPath, ['-e', `
+        const u = require('node:dgram').createSocket('${family}');
+        let n = 0;
+        const burst = () => { for (let i = 0; i < 20 && n < ${COUNT}; i++, n++) { const m = Buffer.alloc(1000, n & 0xff); m.writeUInt32BE(n, 0); u.send(m, 7200, '${dst}'); }
+          if (n < ${COUNT}) setTimeout(burst, 20); else setTimeout(() => process.exit(0), 200); };
+        burst();`]);
+      assert.equal(sent.code, 0, sent.stderr);
+      await done;
+    }
+  } finally {
+    stop.abort();
+    await Promise.all(pumps);
+    await tunA.close(); await tunB.close();
+  }
+  console.log(`udp gro: ${JSON.stringify(stats)}`);
+  assert.ok(stats.merged > 20 && stats.out < stats.in, JSON.stringify(stats));
 });
