@@ -1,0 +1,12 @@
+// tuntap/wireguard: a WireGuard-compatible VPN on our TUN devices and batched UDP sockets.
+export { WireGuardInterface, type InterfaceOptions, type InterfaceCounters } from './interface.js';
+export { WireGuardEngine, Peer, type EngineIo, type EngineOptions, type EngineStats, type DropCounters, type PeerConfig, type Packed, type ReceivedDatagrams } from './engine.js';
+export { parseConfig, readConfig, ConfigError, interfaceNameOf, parseEndpoint, type WgConfig, type PeerSection, type InterfaceSection } from './config.js';
+export { quickUp, type QuickInterface, type QuickOptions } from './quick.js';
+export { UapiServer, uapiGet, uapiSet, UAPI_DIR, type UapiDevice } from './uapi.js';
+export { getStatus, formatStatus, listInterfaces, uapiRequest, type InterfaceStatus, type PeerStatus } from './status.js';
+export { AllowedIps } from './allowed-ips.js';
+export { ReplayWindow, REPLAY_WINDOW } from './replay.js';
+export { sealBatch, openBatch, paddedLength, type AeadBatch } from './aead.js';
+export { generatePrivateKey, publicKey, keyToBase64, keyFromBase64 } from './crypto.js';
+export { DEFAULT_TIMERS, type Timers } from './constants.js';
