@@ -15,6 +15,7 @@ const commands: Record<string, Command> = {
   dump: { summary: 'print (and pcap) the packets arriving on a TUN/TAP, with a filter', load: () => import('./dump.js') },
   socks: { summary: 'tun2socks: carry a TUN\'s TCP/UDP through a SOCKS5/SOCKS4a proxy', load: () => import('./socks.js') },
   http: { summary: 'tun2http: carry a TUN\'s TCP through an HTTP CONNECT proxy', load: () => import('./http.js') },
+  wg: { summary: 'WireGuard: genkey/pubkey/genpsk, up FILE (wg-quick format), down NAME, show', load: () => import('./wg.js') },
 };
 
 function usage(): string {
