@@ -12,3 +12,8 @@ export { UdpSocket, openUdp, EndpointTable } from './net/index.js';
 export type { UdpSocketOptions, DatagramBatch, Endpoint } from './net/index.js';
 export { LearningSwitch, TapPort, VxlanPort, createVmTap, deleteVmTap } from './l2/index.js';
 export type { Port, Frame, PortStats, VlanMembership, VxlanPortOptions, VmTapOptions } from './l2/index.js';
+export {
+  PacketParseError, EthernetView, ArpView, Ipv4View, Ipv6View, TcpView, UdpView, IcmpView, Icmpv6View, summarize, describe,
+  internetChecksum, updateChecksum16, rewriteIpv4Flow, gsoSplit, GroCoalescer, compileFilter, openCaptureFile, readPcapFile,
+} from './packet/index.js';
+export type { CompiledFilter, FrameSummary, CaptureWriter } from './packet/index.js';
