@@ -83,6 +83,7 @@ describe('VXLAN port interoperating with the kernel vxlan device', () => {
     t.diagnostic(`A→k1 ${(out / 1e6).toFixed(0)} Mbit/s, k1→A ${(back / 1e6).toFixed(0)} Mbit/s`);
     assert.ok(out > 20e6, `A→k1 ${out / 1e6} Mbit/s`);
     assert.ok(back > 20e6, `k1→A ${back / 1e6} Mbit/s`);
+    assert.ok(tap.coalesced > 0, 'segments from the tunnel were joined into super-packets for the TAP');
   });
 
   it('with learning off, uses only the flood list and static MACs', async () => {
