@@ -82,6 +82,26 @@ describe('tuntap bridge (CLI)', () => {
     assert.equal(nsExec(ns, 'ip', '-o', 'link', 'show').includes(name), false);
   });
 
+  it('adds VXLAN ports and VLAN membership from the command line', async () => {
+    const ns = net.namespace('l2cvx');
+    nsExec(ns, 'ip', 'addr', 'add', '198.18.80.1/32', 'dev', 'lo');
+    const tap = uniqueName('cx');
+    const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', main, 'bridge', tap, '--netns', ns, '--json', '--duration', '1',
+        '--vxlan', 'vni=5,local=198.18.80.1,remote=198.18.80.2,static=02:00:00:00:00:09@198.18.80.3',
+        '--vlan', `${tap}=access:10`, '--vlan', 'vxlan5=trunk:10,20/native:30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = ''; let err = '';
+      p.stdout.on('data', (d) => { out += d; });
+      p.stderr.on('data', (d) => { err += d; });
+      p.once('exit', (code) => resolve({ code, out, err }));
+    });
+    assert.equal(r.code, 0, r.err);
+    const last = JSON.parse(r.out.trim().split('\n').at(-1)!) as { final: boolean; ports: Record<string, unknown>; vxlan: Record<string, { remotes: { mac: string; remote: string; static: boolean }[] }> };
+    assert.equal(last.final, true);
+    assert.deepEqual(Object.keys(last.ports).sort(), [tap, 'vxlan5'].sort());
+    assert.deepEqual(last.vxlan.vxlan5!.remotes, [{ mac: '02:00:00:00:00:09', remote: '198.18.80.3', age: 0, static: true }]);
+  });
+
   it('rejects a bridge with fewer than two ports and malformed options', async () => {
     for (const args of [['bridge', 'tap0'], ['bridge', 'tap0', '--vxlan', 'vni=1'], ['bridge', 'a', 'b', '--vlan', 'a=x:1']]) {
       const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
