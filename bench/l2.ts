@@ -1,14 +1,18 @@
 // Layer-2 benchmark (issue 7, "Performance"): iperf3 TCP between two namespaces joined by
 //   (a) the kernel's own bridge: each host's veth enslaved to br0 in a bridge namespace;
 //   (b) our learning switch over two TAPs with vnet header + TSO (64 KiB super-packets);
-//   (c) the same switch with plain TAPs (one MTU-size frame per read/write), for reference.
-// Prints Gbit/s for each and the ratios (b)/(a), (c)/(a). Target: (b) >= 0.5x.
+//   (c) the same switch with plain TAPs (one MTU-size frame per read/write), for reference;
+// and an overlay, hosts in two sites joined by VXLAN (VNI 77) over a veth underlay:
+//   (d) kernel: each site a bridge of the host's veth and a kernel vxlan device;
+//   (e) ours: each site our switch with the host's TAP and a VxlanPort.
+// Prints Gbit/s for each and the ratios (b)/(a), (c)/(a), (e)/(d). Target: (b) >= 0.5x.
 //
 //   npm run bench l2 -- --duration 10
 import type { BenchOptions } from './run.js';
 import { TestNet, nsExec, nsRun, nsSpawn, uniqueName } from '../test/helpers/netns.js';
 import { LearningSwitch } from '../src/l2/switch.js';
 import { TapPort } from '../src/l2/tap-port.js';
+import { VxlanPort } from '../src/l2/vxlan.js';
 
 const A = '198.18.30.1';
 const B = '198.18.30.2';
@@ -69,6 +73,61 @@ async function ourSwitch(seconds: number, offload: boolean): Promise<{ bps: numb
   }
 }
 
+const UNDERLAY = ['198.18.31.1', '198.18.31.2'] as const;
+
+async function kernelOverlay(seconds: number): Promise<{ bps: number; retransmits: number }> {
+  const net = new TestNet();
+  try {
+    const s1 = net.namespace('l2ko1'); const s2 = net.namespace('l2ko2');
+    const a = net.namespace('l2koa'); const b = net.namespace('l2kob');
+    const ul = net.veth(s1, s2);
+    const sites = [[s1, a, A, ul.a, 0], [s2, b, B, ul.b, 1]] as const;
+    for (const [site, host, addr, dev, i] of sites) {
+      nsExec(site, 'ip', 'addr', 'add', `${UNDERLAY[i]}/24`, 'dev', dev);
+      nsExec(site, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
+      nsExec(site, 'ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '77', 'local', UNDERLAY[i], 'remote', UNDERLAY[1 - i],
+        'dstport', '4789', 'dev', dev);
+      nsExec(site, 'ip', 'link', 'set', 'vx0', 'master', 'br0');
+      const v = net.veth(site, host, { mtu: 1450 });
+      nsExec(site, 'ip', 'link', 'set', v.a, 'master', 'br0');
+      for (const d of ['vx0', 'br0']) nsExec(site, 'ip', 'link', 'set', d, 'up');
+      nsExec(host, 'ip', 'addr', 'add', `${addr}/24`, 'dev', v.b);
+    }
+    await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
+    return await iperf(b, a, seconds);
+  } finally {
+    net.cleanup();
+  }
+}
+
+async function ourOverlay(seconds: number): Promise<{ bps: number; retransmits: number }> {
+  const net = new TestNet();
+  const switches: LearningSwitch[] = [];
+  try {
+    const s1 = net.namespace('l2oo1'); const s2 = net.namespace('l2oo2');
+    const a = net.namespace('l2ooa'); const b = net.namespace('l2oob');
+    const ul = net.veth(s1, s2);
+    const sites = [[s1, a, A, ul.a, 0], [s2, b, B, ul.b, 1]] as const;
+    for (const [site, host, addr, dev, i] of sites) {
+      nsExec(site, 'ip', 'addr', 'add', `${UNDERLAY[i]}/24`, 'dev', dev);
+      const sw = new LearningSwitch();
+      switches.push(sw);
+      const port = TapPort.open({ name: uniqueName('tp'), netns: site });
+      sw.addPort(port);
+      sw.addPort(await VxlanPort.open({ vni: 77, local: UNDERLAY[i], remotes: [UNDERLAY[1 - i]], netns: site }));
+      nsExec(site, 'ip', 'link', 'set', port.name, 'netns', host);
+      nsExec(host, 'ip', 'link', 'set', port.name, 'mtu', '1450');
+      nsExec(host, 'ip', 'link', 'set', port.name, 'up');
+      nsExec(host, 'ip', 'addr', 'add', `${addr}/24`, 'dev', port.name);
+    }
+    await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
+    return await iperf(b, a, seconds);
+  } finally {
+    for (const sw of switches) await sw.close();
+    net.cleanup();
+  }
+}
+
 export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Promise<Record<string, number>> {
   const t = opts.durationSec;
   const show = (label: string, r: { bps: number; retransmits: number }) =>
@@ -79,7 +138,15 @@ export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Pr
   show('(b) tuntap switch, TAP vnet hdr + TSO', offload);
   const plain = await ourSwitch(t, false);
   show('(c) tuntap switch, plain TAP frames', plain);
+  const kOverlay = await kernelOverlay(t);
+  show('(d) VXLAN overlay, kernel bridge + vxlan', kOverlay);
+  const oOverlay = await ourOverlay(t);
+  show('(e) VXLAN overlay, tuntap switch + VxlanPort', oOverlay);
   const ratio = offload.bps / kernel.bps;
-  console.log(`ratio (b)/(a) = ${ratio.toFixed(2)}x (target >= 0.5x)   (c)/(a) = ${(plain.bps / kernel.bps).toFixed(2)}x`);
-  return { kernelGbps: kernel.bps / 1e9, offloadGbps: offload.bps / 1e9, plainGbps: plain.bps / 1e9, ratio };
+  console.log(`ratio (b)/(a) = ${ratio.toFixed(2)}x (target >= 0.5x)   (c)/(a) = ${(plain.bps / kernel.bps).toFixed(2)}x` +
+    `   (e)/(d) = ${(oOverlay.bps / kOverlay.bps).toFixed(2)}x`);
+  return {
+    kernelGbps: kernel.bps / 1e9, offloadGbps: offload.bps / 1e9, plainGbps: plain.bps / 1e9, ratio,
+    kernelOverlayGbps: kOverlay.bps / 1e9, overlayGbps: oOverlay.bps / 1e9,
+  };
 }
