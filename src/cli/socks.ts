@@ -136,7 +136,9 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     };
     process.once('SIGINT', () => stop(0));
     process.once('SIGTERM', () => stop(0));
+    // A crash still removes the routing (stop() first; service's exit hook as the last resort).
     process.once('uncaughtException', (e) => { log(`fatal: ${e.stack ?? e.message}`); stop(1); });
+    process.once('unhandledRejection', (e) => { log(`fatal: ${(e as Error)?.stack ?? String(e)}`); stop(1); });
     proxy.once('error', (e: Error) => { log(`fatal: ${e.message}`); stop(1); });
   });
 }

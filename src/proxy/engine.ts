@@ -117,6 +117,10 @@ export class TunProxy extends EventEmitter {
     this.nat = new TcpNat({
       local4: opts.local4, fake4: opts.fake4, local6: opts.local6, fake6: opts.fake6,
       listenPort4: ports.v4, listenPort6: ports.v6, maxSessions: opts.maxSessions,
+      onRelease: (port) => {
+        const s = this.sessions.get(port);
+        if (s) { s.client.destroy(); s.upstream?.destroy(); this.finish(s); }
+      },
       admit: rules.length === 0 && opts.upstream.kind !== 'reject' ? undefined
         : (_family, host, port) => this.actionFor(host, port) !== 'reject',
     });
@@ -290,7 +294,7 @@ export class TunProxy extends EventEmitter {
   private accept(client: net.Socket): void {
     const entry = this.nat.lookup(client.remotePort ?? -1);
     const fake = client.remoteFamily === 'IPv6' ? this.opts.fake6 : this.opts.fake4;
-    if (!entry || client.remoteAddress !== fake || this.closed) {
+    if (!entry || entry.state === 'closing' || client.remoteAddress !== fake || this.closed) {
       // Not one of ours (something connected to the listener directly).
       client.destroy();
       return;

@@ -36,6 +36,8 @@ export interface NatOptions extends NatAddresses {
   lingerMs?: number;
   /** How long a translated SYN may wait for our listener to accept it. */
   acceptTimeoutMs?: number;
+  /** Called when an entry is freed, so no relay outlives its translation. */
+  onRelease?: (port: number) => void;
   /** Decides at SYN time whether a destination may be connected at all (false → reset). */
   admit?: (family: 4 | 6, dstHost: string, dstPort: number) => boolean;
 }
@@ -137,7 +139,7 @@ export class TcpNat {
     this.freeCount = this.free.length;
     this.maxSessions = Math.min(opts.maxSessions ?? 20000, this.free.length);
     this.lingerMs = opts.lingerMs ?? 5000;
-    this.acceptTimeoutMs = opts.acceptTimeoutMs ?? 20000;
+    this.acceptTimeoutMs = opts.acceptTimeoutMs ?? 60000;
   }
 
   /** Number of live entries (including closing ones still lingering). */
@@ -194,6 +196,7 @@ export class TcpNat {
     this.free[(this.freeHead + this.freeCount) % this.free.length] = e.port;
     this.freeCount++;
     this.counters.released++;
+    this.opts.onRelease?.(e.port);
   }
 
   private allocate(family: 4 | 6, b: Buffer, addrOff: number, addrLen: number, l4: number, key: string, now: number): NatEntry | undefined {

@@ -89,7 +89,8 @@ for (const [family, app, server, local, fake, listen] of [
 }
 
 test('the table caps sessions, answers beyond the cap with RST+ACK, and frees after linger', () => {
-  const nat = new TcpNat({ ...addrs, maxSessions: 2, lingerMs: 100 });
+  const released: number[] = [];
+  const nat = new TcpNat({ ...addrs, maxSessions: 2, lingerMs: 100, onRelease: (port) => released.push(port) });
   const a = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN);
   const b = tcpPacket('198.19.0.1', 2, '198.18.2.2', 80, SYN);
   const c = tcpPacket('198.19.0.1', 3, '198.18.2.2', 80, SYN, Buffer.alloc(0), 41);
@@ -108,6 +109,7 @@ test('the table caps sessions, answers beyond the cap with RST+ACK, and frees af
   nat.sweep(1100);
   assert.equal(nat.size, 1);
   assert.equal(nat.lookup(portA), undefined);
+  assert.deepEqual(released, [portA], 'the relay hears of it');
 });
 
 test('a retransmitted SYN reuses its entry; a new SYN on a closing entry gets a fresh port', () => {
