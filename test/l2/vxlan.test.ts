@@ -111,3 +111,37 @@ describe('VXLAN port interoperating with the kernel vxlan device', () => {
     assert.equal(rx(k2), before2, 'k2 is not on the flood list');
   });
 });
+
+describe('VXLAN port over an IPv6 underlay', () => {
+  const net = new TestNet();
+  let bridge: LearningSwitch;
+  let hostA: string; let k: string;
+
+  before(async () => {
+    const sw = net.namespace('l2v6s'); hostA = net.namespace('l2v6a'); k = net.namespace('l2v6k');
+    const v = net.veth(sw, k);
+    nsExec(sw, 'ip', '-6', 'addr', 'add', 'fd00:42::1/64', 'dev', v.a, 'nodad');
+    nsExec(k, 'ip', '-6', 'addr', 'add', 'fd00:42::2/64', 'dev', v.b, 'nodad');
+    nsExec(k, 'ethtool', '-K', v.b, 'tx', 'off');
+    nsExec(k, 'ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '99', 'local', 'fd00:42::2', 'remote', 'fd00:42::1', 'dstport', '4789', 'dev', v.b);
+    nsExec(k, 'ip', 'link', 'set', 'vx0', 'up');
+    nsExec(k, 'ip', 'addr', 'add', '198.18.43.2/24', 'dev', 'vx0');
+    // 1500 - 70 bytes of IPv6 VXLAN overhead.
+    const tap = tapIntoHost(sw, hostA, '198.18.43.1', 'fd00:43::1', { mtu: 1430 });
+    const vx = await VxlanPort.open({ vni: 99, local: 'fd00:42::1', remotes: ['fd00:42::2'], netns: sw });
+    bridge = new LearningSwitch();
+    bridge.addPort(tap);
+    bridge.addPort(vx);
+  });
+  after(async () => {
+    await bridge?.close();
+    net.cleanup();
+  });
+
+  it('pings and carries TCP through the kernel vxlan over IPv6', async () => {
+    const r = await nsRun(hostA, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '198.18.43.2']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const bps = await iperf(k, hostA, '198.18.43.2', 1);
+    assert.ok(bps > 20e6, `${bps / 1e6} Mbit/s`);
+  });
+});
