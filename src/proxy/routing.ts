@@ -57,9 +57,23 @@ export interface PolicyRoutingOptions {
   bypassSources?: { 4?: string; 6?: string };
 }
 
+/**
+ * Deletes copies of exactly this rule (same priority, table, selectors) left by an earlier run
+ * that was killed before it could remove them; the kernel keeps duplicate rules.
+ */
+function removeStale(rule: RuleSpec): number {
+  let n = 0;
+  for (; n < 16; n++) {
+    try { deleteRule(rule); } catch { break; }
+  }
+  return n;
+}
+
 /** Policy routing that captures the host's traffic into the TUN; `remove()` undoes exactly it. */
 export class PolicyRouting {
   private readonly undo: (() => void)[] = [];
+  /** Identical rules left by an earlier run that could not clean up (SIGKILL), removed by install(). */
+  staleRemoved = 0;
 
   constructor(private readonly opts: PolicyRoutingOptions) {}
 
@@ -80,6 +94,7 @@ export class PolicyRouting {
         rules.push({ family, table: MAIN_TABLE, suppressPrefixLength: 0, priority: priority + 1 });
         rules.push({ family, table: this.table, priority: priority + 2 });
         for (const rule of rules) {
+          this.staleRemoved += removeStale(rule);
           addRule(rule);
           this.undo.push(() => deleteRule(rule));
         }

@@ -71,6 +71,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       });
       process.on('exit', onExit);
       routing.install();
+      if (routing.staleRemoved > 0) opts.log?.(`removed ${routing.staleRemoved} policy rules left by an earlier run`);
     }
     const proxy = await TunProxy.start({
       ...opts, device, local4, fake4: nextAddress(local4),

@@ -238,3 +238,17 @@ test('the session cap refuses extra connections and idle connections are closed 
     await p.waitStats((x) => x.sessions === 0 && (x.nat as unknown as { refusedFull: number }).refusedFull >= 1);
   });
 });
+
+test('policy rules left by a killed run are cleared by the next run, which again leaves nothing behind', async () => {
+  const before = routingState(t.app);
+  const killed = await t.startTuntap('socks', ['--proxy', `socks5://${PROXY4}:1081`, '--route']);
+  killed.child.kill('SIGKILL');
+  await new Promise((r) => killed.child.once('exit', r));
+  assert.notEqual(routingState(t.app), before, 'SIGKILL leaves the rules (the TUN and its routes go with the process)');
+  await withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1081`, '--route'], async (p) => {
+    const r = await curl(`http://${SERVER4}:8080/`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(p.stderr(), /removed \d+ policy rules left by an earlier run/);
+  });
+  assert.equal(routingState(t.app), before);
+});
