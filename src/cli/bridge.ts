@@ -17,7 +17,8 @@ tunnels: MAC learning with ageing, flooding of unknown/broadcast/multicast, opti
 options:
   --vxlan SPEC        add a VXLAN port (repeatable). SPEC is comma-separated key=value:
                         vni=N (required), local=ADDR (required), remote=ADDR (repeatable: flood
-                        list), static=MAC@ADDR (repeatable), port=4789, learning=off, name=NAME
+                        list), static=MAC@ADDR (repeatable), port=4789, learning=off, name=NAME,
+                        mtu=UNDERLAY_MTU (default 1500)
   --vlan PORT=SPEC    802.1Q membership (repeatable): access:PVID or trunk:VID[,VID...][/native:VID]
   --age S             seconds a learned MAC lives without traffic (default 300)
   --netns NS          open devices and sockets in this network namespace
@@ -40,6 +41,7 @@ function parseVxlan(spec: string, netns: string | undefined): VxlanPortOptions {
       case 'local': opts.local = value; break;
       case 'remote': opts.remotes.push(value); break;
       case 'port': opts.port = Number(value); break;
+      case 'mtu': opts.underlayMtu = Number(value); break;
       case 'name': opts.name = value; break;
       case 'learning': opts.learning = !/^(off|no|0|false)$/.test(value); break;
       case 'static': {
@@ -54,6 +56,7 @@ function parseVxlan(spec: string, netns: string | undefined): VxlanPortOptions {
   if (opts.vni === undefined || !Number.isInteger(opts.vni)) throw new UsageError('--vxlan needs vni=N');
   if (!opts.local) throw new UsageError('--vxlan needs local=ADDRESS');
   if (opts.port !== undefined && !Number.isInteger(opts.port)) throw new UsageError('--vxlan: port must be a number');
+  if (opts.underlayMtu !== undefined && !(opts.underlayMtu >= 576)) throw new UsageError('--vxlan: mtu must be a number >= 576');
   return { ...opts, netns } as VxlanPortOptions;
 }
 

@@ -24,6 +24,11 @@ export interface VxlanPortOptions {
   learning?: boolean;
   /** Seconds a learned MAC → VTEP entry lives (default 300). */
   ageSeconds?: number;
+  /**
+   * MTU of the underlay path (default 1500). Batches whose datagrams fit leave as UDP GSO sends;
+   * larger datagrams go one by one, so the kernel can fragment them as it would for a plain send.
+   */
+  underlayMtu?: number;
   /** Port name in the switch (default `vxlan<VNI>`). */
   name?: string;
   netns?: NetnsRef;
@@ -68,6 +73,9 @@ export class VxlanPort implements Port {
   private readonly flood: number[];
   private readonly remotesByMac: Fdb<number>;
   private readonly learning: boolean;
+  /** Largest datagram a UDP GSO send may carry per segment without exceeding the underlay MTU. */
+  private readonly gsoLimit: number;
+  private lastSweep = 0;
   private pack = new Uint8Array(64 * 1024);
   private packBusy = false;
   private readonly counters = { rxPackets: 0, txPackets: 0, malformed: 0, otherVni: 0, noRemote: 0, txErrors: 0 };
@@ -77,6 +85,7 @@ export class VxlanPort implements Port {
     this.udpPort = opts.port ?? VXLAN_UDP_PORT;
     this.name = opts.name ?? `vxlan${this.vni}`;
     this.socket = socket;
+    this.gsoLimit = (opts.underlayMtu ?? 1500) - (socket.family === 6 ? 48 : 28);
     this.flood = [...new Set((opts.remotes ?? []).map((r) => this.vteps.add(checkAddress(r, 'VXLAN remote'), this.udpPort)))];
     this.learning = opts.learning ?? true;
     this.remotesByMac = new Fdb((opts.ageSeconds ?? 300) * 1000);
@@ -95,7 +104,12 @@ export class VxlanPort implements Port {
       bind: { address: opts.local, port: opts.port ?? VXLAN_UDP_PORT }, netns: opts.netns,
       recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, gro: true, batchSize: 64,
     });
-    return new VxlanPort(opts, socket);
+    try {
+      return new VxlanPort(opts, socket);
+    } catch (e) {
+      await socket.close();
+      throw e;
+    }
   }
 
   stats(): VxlanStats {
@@ -124,6 +138,7 @@ export class VxlanPort implements Port {
     const frames: Frame[] = [];
     for await (const batch of this.socket.batches({ signal })) {
       const now = performance.now();
+      if (now - this.lastSweep > this.remotesByMac.ageMs / 4) { this.remotesByMac.sweep(now); this.lastSweep = now; }
       frames.length = 0;
       for (let i = 0; i < batch.count; i++) {
         const decoded = decapsulate(batch.datagram(i));
@@ -152,19 +167,21 @@ export class VxlanPort implements Port {
     const lengths: number[] = [];
     const ids: number[] = [];
     let at = 0;
+    let largest = 0;
     for (const f of frames) {
       const remote = isGroupAddress(f.data, 0) ? undefined : this.remotesByMac.lookup(0, macKey(f.data, 0), now);
       if (remote === undefined && this.flood.length === 0) { this.counters.noRemote++; continue; }
       encodeVxlanHeader(this.vni, pack, at);
       pack.set(f.data, at + VXLAN_HEADER_SIZE);
       const len = VXLAN_HEADER_SIZE + f.data.length;
+      if (len > largest) largest = len;
       for (const id of remote === undefined ? this.flood : [remote]) { offsets.push(at); lengths.push(len); ids.push(id); }
       at += len;
     }
     try {
       if (ids.length === 0) return;
       await this.socket.sendPacked({ buffer: pack, offsets: Uint32Array.from(offsets), lengths: Uint32Array.from(lengths), count: ids.length },
-        { table: this.vteps, ids: Uint32Array.from(ids) }, { gsoSize: 'auto' });
+        { table: this.vteps, ids: Uint32Array.from(ids) }, largest <= this.gsoLimit ? { gsoSize: 'auto' } : {});
       this.counters.txPackets += ids.length;
     } catch {
       // A closed socket or a hard error: the datagrams are lost, as on a wire; per-VTEP errors

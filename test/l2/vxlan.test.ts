@@ -110,6 +110,26 @@ describe('VXLAN port interoperating with the kernel vxlan device', () => {
     assert.ok(rx(k1) > before1, 'k1 got the ARP request');
     assert.equal(rx(k2), before2, 'k2 is not on the flood list');
   });
+
+  it('fragments datagrams larger than the underlay MTU instead of losing them', async () => {
+    // hostA at a full 1500-byte MTU: its largest frames make 1550-byte datagrams on a 1500-byte
+    // underlay, which must leave as IP fragments (never as UDP GSO, which would refuse them).
+    nsExec(hostA, 'ip', 'link', 'set', tap.name, 'mtu', '1500');
+    const before = vxlan.stats().txErrors;
+    const r = await nsRun(hostA, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '-M', 'do', '-s', '1472', HOST_K1]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(vxlan.stats().txErrors, before);
+    nsExec(hostA, 'ip', 'link', 'set', tap.name, 'mtu', '1450');
+    // A batch of equal full-size frames (the shape UDP GSO would join) all arrive.
+    const rx = () => Number(nsExec(k1, 'cat', '/sys/class/net/vx0/statistics/rx_packets'));
+    const start = rx();
+    const frame = new Uint8Array(1514);
+    frame.fill(0xff, 0, 6);
+    frame.set([0x02, 0, 0, 0, 0, 0x42, 0x88, 0xb5], 6); // local experimental EtherType
+    await vxlan.send(Array.from({ length: 8 }, () => ({ data: frame })));
+    for (let i = 0; i < 20 && rx() < start + 8; i++) await new Promise((res) => setTimeout(res, 50));
+    assert.equal(rx() - start, 8);
+  });
 });
 
 describe('VXLAN port over an IPv6 underlay', () => {
