@@ -249,7 +249,7 @@ export class TunProxy extends EventEmitter {
     let sock: net.Socket | undefined;
     try {
       const up = this.upstreamFor(this.actionFor(server, 53));
-      sock = await connectThrough(up, { host: server, port: 53 }, this.connectOptions(server));
+      sock = await connectThrough(up, { host: server, port: 53 }, this.connectOptions(up, server));
       const len = Buffer.alloc(2);
       len.writeUInt16BE(d.payload.length);
       // No half-close: some proxies (microsocks) drop the whole connection on the first FIN.
@@ -284,8 +284,7 @@ export class TunProxy extends EventEmitter {
     return this.opts.upstream;
   }
 
-  private connectOptions(destHost: string): { localAddress?: string; timeoutMs?: number } {
-    const up = this.opts.upstream;
+  private connectOptions(up: Upstream, destHost: string): { localAddress?: string; timeoutMs?: number } {
     const target = up.kind === 'direct' ? destHost : up.host;
     const localAddress = net.isIPv6(target) ? this.opts.bindAddress6 : this.opts.bindAddress4;
     return { ...(localAddress ? { localAddress } : {}), timeoutMs: this.opts.connectTimeoutMs ?? 10_000 };
@@ -318,7 +317,7 @@ export class TunProxy extends EventEmitter {
       client.destroy();
       session.upstream?.destroy();
     });
-    connectThrough(up, { host: destHost, port: entry.dstPort }, this.connectOptions(destHost)).then((upstream) => {
+    connectThrough(up, { host: destHost, port: entry.dstPort }, this.connectOptions(up, destHost)).then((upstream) => {
       if (client.destroyed) { upstream.destroy(); return; }
       session.upstream = upstream;
       session.state = 'open';

@@ -65,6 +65,11 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
         if (net.isIPv6(up.host)) bind6 ??= await sourceAddressFor(up.host);
         else bind4 ??= await sourceAddressFor(up.host);
       }
+      // Direct connections (the direct upstream, or direct rules) leave by the default route.
+      if (up.kind === 'direct' || (opts.rules ?? []).some((r) => r.action === 'direct')) {
+        bind4 ??= await sourceAddressFor('192.0.2.1');
+        if (local6) bind6 ??= await sourceAddressFor('2001:db8::1');
+      }
       routing = new PolicyRouting({
         device: device.name, table: opts.routeTable, priority: opts.routePriority,
         families: local6 ? [4, 6] : [4], bypassSources: { 4: bind4, 6: bind6 },

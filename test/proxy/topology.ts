@@ -101,8 +101,8 @@ export class ProxyTopology {
   }
 
   /** microsocks on 198.18.1.2:1080 (optionally with user/pass); returns its log accessor. */
-  async startMicrosocks(port = 1080, auth?: { user: string; pass: string }): Promise<{ child: ChildProcess; log: () => string }> {
-    const args = ['-i', '0.0.0.0', '-p', String(port), ...(auth ? ['-u', auth.user, '-P', auth.pass] : [])];
+  async startMicrosocks(port = 1080, auth?: { user: string; pass: string }, listen = '0.0.0.0'): Promise<{ child: ChildProcess; log: () => string }> {
+    const args = ['-i', listen, '-p', String(port), ...(auth ? ['-u', auth.user, '-P', auth.pass] : [])];
     const child = nsSpawn(this.proxy, 'microsocks', args);
     let log = '';
     child.stdout!.on('data', (d) => { log += d; });

@@ -252,3 +252,26 @@ test('policy rules left by a killed run are cleared by the next run, which again
   });
   assert.equal(routingState(t.app), before);
 });
+
+test('a SOCKS5 proxy reached over IPv6, and a direct rule that bypasses the proxy', async () => {
+  const ms = await t.startMicrosocks(1083, undefined, 'fd00:1::2');
+  // For the direct rule only: let the proxy namespace route between app and server.
+  nsExec(t.proxy, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+  nsExec(t.server, 'ip', 'route', 'add', '198.18.1.0/24', 'via', '198.18.2.1');
+  try {
+    await withTuntap('socks', ['--proxy', 'socks5://[fd00:1::2]:1083', '--route', '--rule', `direct cidr=${SERVER4}/32 port=8080`], async () => {
+      const proxied = await curl(`http://[${SERVER6}]:8080/`);
+      assert.equal(proxied.code, 0, proxied.stderr);
+      assert.match(ms.log(), /connected to fd00:2::2:8080/);
+      const direct = await curl(`http://${SERVER4}:8080/`);
+      assert.equal(direct.code, 0, direct.stderr);
+      // The server saw the app's own address: the connection left by the real default route.
+      assert.match(direct.stdout, /to ::ffff:198\.18\.1\.1 /);
+      assert.doesNotMatch(ms.log(), /198\.18\.2\.2:8080/);
+    });
+  } finally {
+    nsExec(t.server, 'ip', 'route', 'del', '198.18.1.0/24');
+    nsExec(t.proxy, 'sysctl', '-qw', 'net.ipv4.ip_forward=0');
+    ms.child.kill();
+  }
+});
