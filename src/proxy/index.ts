@@ -1,0 +1,14 @@
+// tuntap/proxy: tun2socks and tun2http. TCP is terminated by the host kernel through a NAT inside
+// the TUN (no TCP stack here), relayed through SOCKS5, SOCKS4a, HTTP CONNECT or directly; UDP
+// through SOCKS5 UDP ASSOCIATE; DNS over TCP or from a fake-IP pool; optional policy routing.
+export { startService, type Service, type ServiceOptions } from './service.js';
+export { TunProxy, type TunProxyOptions, type PacketDevice, type ProxyStats, type ConnectionInfo } from './engine.js';
+export { TcpNat, buildReset, type NatOptions, type NatEntry, type NatCounters } from './nat.js';
+export {
+  parseUpstream, describeUpstream, connectThrough, socks5UdpAssociate, socks5UdpWrap, socks5UdpUnwrap, UpstreamError,
+  type Upstream, type UpstreamKind, type Destination, type ConnectOptions, type UdpAssociation,
+} from './upstream.js';
+export { UdpRelay, parseUdp, buildUdp, type UdpDatagram, type UdpRelayOptions } from './udp.js';
+export { FakeIpPool, parseQuery, buildAnswer, type DnsQuestion } from './dns.js';
+export { parseRule, decide, type Rule, type RuleAction } from './rules.js';
+export { PolicyRouting, configureInterface, sourceAddressFor, type PolicyRoutingOptions } from './routing.js';
