@@ -33,13 +33,17 @@ function aeadCost(size: number): { batchNs: number; perPacketNs: number } {
   return { batchNs, perPacketNs };
 }
 
-async function measure(kind: 'tuntap' | 'wireguard-go', idx: number, seconds: number): Promise<{ bps: number; rttMs: number }> {
+async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go', idx: number, seconds: number): Promise<{ bps: number; rttMs: number }> {
   const topo = new WgTopology(idx);
   try {
     const a = topo.side(1);
     const b = topo.side(2);
     topo.link(a, b);
     if (kind === 'tuntap') {
+      // one process per side, as on two hosts (wireguard-go runs one process per side too)
+      await topo.tuntapProcess(a, [{ side: b, endpoint: 4 }]);
+      await topo.tuntapProcess(b, [{ side: a, endpoint: 4 }]);
+    } else if (kind === 'tuntap (1 process)') {
       await topo.tuntap(a, [{ side: b, endpoint: 4 }]);
       await topo.tuntap(b, [{ side: a, endpoint: 4 }]);
     } else {
@@ -65,9 +69,11 @@ export async function run(opts: BenchOptions): Promise<void> {
   }
   console.log(`\n== wireguard: iperf3 TCP 1 stream through the tunnel, ${opts.durationSec} s each, two namespaces over a veth`);
   const ours = await measure('tuntap', 41, opts.durationSec);
+  const single = await measure('tuntap (1 process)', 43, opts.durationSec);
   const base = await measure('wireguard-go', 42, opts.durationSec);
   const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;
-  console.log(`  tuntap ⇄ tuntap:             ${mbit(ours.bps)}, ping RTT ${ours.rttMs.toFixed(3)} ms`);
+  console.log(`  tuntap ⇄ tuntap:             ${mbit(ours.bps)}, ping RTT ${ours.rttMs.toFixed(3)} ms (one process per side)`);
+  console.log(`  tuntap ⇄ tuntap, 1 process:  ${mbit(single.bps)}, ping RTT ${single.rttMs.toFixed(3)} ms (both sides on one event loop)`);
   console.log(`  wireguard-go ⇄ wireguard-go: ${mbit(base.bps)}, ping RTT ${base.rttMs.toFixed(3)} ms`);
   console.log(`  ratio tuntap / wireguard-go: throughput ${(ours.bps / base.bps).toFixed(2)}x, RTT ${(ours.rttMs / base.rttMs).toFixed(2)}x`);
 }

@@ -320,7 +320,9 @@ export class WireGuardEngine {
     const now = this.now();
     groups.forEach(([peer, kp, idx], g) => {
       kp.sendKey.copy(keys, g * 32);
+      let carriesData = false;
       for (const i of idx) {
+        if (lengths[i]! > 0) carriesData = true;
         const counter = kp.sendCounter++;
         out.writeUInt32LE(MESSAGE_DATA, at);
         out.writeUInt32LE(kp.remoteIndex, at + 4);
@@ -336,7 +338,8 @@ export class WireGuardEngine {
         at += DATA_HEADER_SIZE + paddedLength(lengths[i]!, this.mtu) + TAG_SIZE;
         j++;
       }
-      this.onAuthenticatedSent(peer, now, true);
+      // Keepalives do not arm the "no answer, new handshake" timer; data does.
+      this.onAuthenticatedSent(peer, now, carriesData);
     });
     sealBatch({ keys, keyIndex, src: buffer, srcOffsets, srcLengths, counters, dst: out, dstOffsets, dstLengths, count: n }, this.mtu);
     const outLengths = new Uint32Array(n);
@@ -356,8 +359,8 @@ export class WireGuardEngine {
         this.stats.dropped.noEndpoint += count;
       }
       j += count;
-      // Initiator-side rekey: the session is old or has carried many messages.
-      if (kp.initiator && (now - kp.created >= this.timers.rekeyAfterTime || kp.sendCounter >= this.timers.rekeyAfterMessages)) {
+      // Rekey when the session has carried many messages, or (initiator only) when it is old.
+      if (kp.sendCounter >= this.timers.rekeyAfterMessages || (kp.initiator && now - kp.created >= this.timers.rekeyAfterTime)) {
         this.initiateHandshake(peer, false);
       }
     }

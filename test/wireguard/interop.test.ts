@@ -213,7 +213,7 @@ for (const stationary of ['wireguard-go', 'tuntap'] as const) {
     await sleep(1500);
     const moved = `198.18.${topo.idx}.11`;
     // keep the new (secondary) address when the old primary goes
-    await nsRunOk(a.ns, 'sysctl', ['-qw', `net.ipv4.conf.${topo.veth.a}.promote_secondaries=1`]);
+    await nsRunOk(a.ns, 'sh', ['-c', `echo 1 > /proc/sys/net/ipv4/conf/${topo.veth.a}/promote_secondaries`]);
     await nsRunOk(a.ns, 'ip', ['addr', 'add', `${moved}/24`, 'dev', topo.veth.a]);
     await nsRunOk(a.ns, 'ip', ['addr', 'del', `${a.outer4}/24`, 'dev', topo.veth.a]);
     const out = JSON.parse(await client) as { intervals: Array<{ sum: { bits_per_second: number } }> };

@@ -9,7 +9,8 @@ import { WireGuardInterface } from '../../src/wireguard/interface.js';
 import { generatePrivateKey, publicKey, keyToBase64 } from '../../src/wireguard/crypto.js';
 import { configureInterface } from '../../src/netlink/index.js';
 import type { Timers } from '../../src/wireguard/constants.js';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -79,6 +80,28 @@ export class WgTopology {
     });
     configureInterface(s.name, { mtu: 1420, addresses: [`${s.inner4}/24`, `${s.inner6}/64`], up: true }, { netns: s.ns });
     return s.wg;
+  }
+
+  /** Our interface on `s` in its own process (`tuntap wg up FILE`), as on a separate host. */
+  async tuntapProcess(s: Side, peers: Array<{ side: Side; endpoint?: 4 | 6; allowed?: string[] }>): Promise<void> {
+    const conf = join(this.dir, `${s.name}.conf`);
+    const lines = ['[Interface]', `PrivateKey = ${keyToBase64(s.privateKey)}`, `ListenPort = ${s.port}`,
+      `Address = ${s.inner4}/24, ${s.inner6}/64`, 'Table = off'];
+    for (const p of peers) {
+      lines.push('', '[Peer]', `PublicKey = ${keyToBase64(p.side.publicKey)}`,
+        `AllowedIPs = ${(p.allowed ?? [`${p.side.inner4}/32`, `${p.side.inner6}/128`]).join(', ')}`);
+      if (p.endpoint) lines.push(`Endpoint = ${p.endpoint === 4 ? p.side.outer4 : `[${p.side.outer6}]`}:${p.side.port}`);
+    }
+    writeFileSync(conf, `${lines.join('\n')}\n`, { mode: 0o600 });
+    const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', main, 'wg', 'up', conf, '--netns', s.ns], { stdio: ['ignore', 'ignore', 'pipe'] });
+    s.proc = child;
+    let err = '';
+    child.stderr!.on('data', (d) => { err += d; });
+    await waitFor(`tuntap wg up ${s.name}`, () => {
+      if (child.exitCode !== null) throw new Error(`tuntap wg up exited: ${err}`);
+      return err.includes(' is up');
+    }, 20_000);
   }
 
   /** Debian's wireguard-go on `s`, configured with wg setconf and ip. */
