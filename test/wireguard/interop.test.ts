@@ -75,6 +75,30 @@ test('wireguard-go initiates to tuntap over IPv6 outer addresses: ping and iperf
   assert.ok(up > 20e6 && down > 20e6, `iperf3 ${up} / ${down} bit/s`);
 });
 
+test('the other pairings: tuntap initiates over IPv6, wireguard-go initiates over IPv4', async () => {
+  const topo = topology(19);
+  const a = topo.side(1);
+  const b = topo.side(2);
+  topo.link(a, b);
+  await topo.tuntap(a, [{ side: b, endpoint: 6 }]);
+  await topo.wireguardGo(b, [{ side: a }]);
+  const p = await ping(a.ns, b.inner6, 2);
+  assert.ok(p.ok, p.out);
+  assert.equal(a.wg!.engine.stats.handshakeInitiationsSent, 1);
+  const seen = (await nsRunOk(b.ns, 'wg', ['show', b.name, 'endpoints'])).trim().split('\t')[1];
+  assert.equal(seen, `[${a.outer6}]:${a.port}`);
+
+  const c = topo.side(3);
+  const d = topo.side(4);
+  topo.link(c, d);
+  await topo.tuntap(c, [{ side: d }]);
+  await topo.wireguardGo(d, [{ side: c, endpoint: 4 }]);
+  const q = await ping(d.ns, c.inner4, 2);
+  assert.ok(q.ok, q.out);
+  assert.equal(c.wg!.engine.stats.handshakeInitiationsReceived, 1);
+  assert.equal(c.wg!.engine.getPeer(d.publicKey)!.endpoint?.address, d.outer4);
+});
+
 test('replayed, bit-flipped, bad-MAC1 and garbage datagrams never reach the TUN and are counted; floods get cookies', async () => {
   const topo = topology(13);
   const a = topo.side(1);
@@ -119,7 +143,8 @@ test('replayed, bit-flipped, bad-MAC1 and garbage datagrams never reach the TUN 
     const stranger = new StaticKey(generatePrivateKey());
     const cookies = new CookieGenerator(b.publicKey, 120_000, () => performance.now());
     const flood: Buffer[] = [];
-    for (let i = 0; i < 60; i++) {
+    // 100 so that even a load window ending mid-flood leaves well over 30 answered with cookies
+    for (let i = 0; i < 100; i++) {
       const m = createInitiation(stranger, b.publicKey, Buffer.alloc(32), i, Buffer.alloc(12, i))!.message;
       cookies.stamp(m);
       flood.push(m);
