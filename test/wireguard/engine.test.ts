@@ -182,3 +182,31 @@ test('roaming: a peer that moves is answered at its new endpoint', () => {
   net.pump();
   assert.equal(a.delivered.length, 1);
 });
+
+test('random datagrams and malformed TUN packets never throw and are all counted as drops', () => {
+  const { net, a, b } = pair();
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  const real = net.wire.filter((w) => w.data[0] === 4).at(-1)!.data;
+  let seed = 7;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+  const before = b.delivered.length;
+  const drops = () => Object.values(b.engine.stats.dropped).reduce((x, y) => x + y, 0);
+  const d0 = drops();
+  const N = 2000;
+  for (let i = 0; i < N; i++) {
+    const kind = rnd(4);
+    let d: Buffer;
+    if (kind === 0) d = randomBytes(rnd(200));
+    else if (kind === 1) { d = randomBytes([148, 92, 64, 32, 48][rnd(5)]!); d[0] = 1 + rnd(4); d[1] = d[2] = d[3] = 0; }
+    else if (kind === 2) { d = Buffer.from(real); d[rnd(d.length)] ^= 1 << rnd(8); }
+    else { d = Buffer.from(real.subarray(0, rnd(real.length))); }
+    net.inject('198.18.0.2:51821', a.endpoint, d);
+  }
+  assert.equal(b.delivered.length, before);
+  assert.equal(drops() - d0, N);
+  // TUN side: runts and non-IP packets have no route
+  const before2 = a.engine.stats.dropped.noRoute;
+  sendPackets(a, [Buffer.alloc(0), Buffer.from([0x45]), Buffer.alloc(30, 0x50), Buffer.alloc(39, 0x60)]);
+  assert.equal(a.engine.stats.dropped.noRoute - before2, 4);
+});
