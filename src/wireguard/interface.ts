@@ -138,20 +138,25 @@ export class WireGuardInterface implements UapiDevice {
     for (const s of [this.udp4, this.udp6]) s?.setMark(mark);
   }
 
+  /** Binds the port on IPv4 and IPv6; the old sockets close only once the new ones are open. */
   private bind(port: number): void {
-    const old = [this.udp4, this.udp6];
-    this.udp4 = this.udp6 = undefined;
-    for (const s of old) void s?.close();
     const common = { netns: this.netns, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, mark: this.mark || undefined, gro: this.offload };
+    const old = [this.udp4, this.udp6];
+    // Rebinding to the port we hold would collide with ourselves: release it first then.
+    if (port !== 0 && port === this.port) { for (const s of old) void s?.close(); old.length = 0; }
     const v4 = openUdp({ ...common, bind: { address: '0.0.0.0', port } });
-    this.port = v4.localEndpoint.port;
-    this.udp4 = v4;
+    let v6: UdpSocket | undefined;
     try {
-      this.udp6 = openUdp({ ...common, bind: { address: '::', port: this.port }, ipv6Only: true });
-    } catch {
-      this.udp6 = undefined; // no IPv6 in this namespace: IPv4 only
+      v6 = openUdp({ ...common, bind: { address: '::', port: v4.localEndpoint.port }, ipv6Only: true });
+    } catch (e) {
+      // No IPv6 in this namespace: IPv4 only. A taken port is an error, though.
+      if ((e as { code?: string }).code === 'EADDRINUSE') { void v4.close(); throw e; }
     }
-    for (const s of [this.udp4, this.udp6]) if (s) void this.udpLoop(s);
+    for (const s of old) void s?.close();
+    this.udp4 = v4;
+    this.udp6 = v6;
+    this.port = v4.localEndpoint.port;
+    for (const s of [v4, v6]) if (s) void this.udpLoop(s);
   }
 
   private send(to: ResolvedEndpoint, d: Packed): void {

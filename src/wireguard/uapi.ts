@@ -217,7 +217,8 @@ export class UapiServer {
       }
       throw new UapiError(EINVAL, `unknown operation ${op}`);
     } catch (e) {
-      const errno = e instanceof UapiError ? e.errno : ENOENT;
+      // Our own errors carry their errno; system errors (a taken port) carry theirs.
+      const errno = e instanceof UapiError ? e.errno : (e as { errno?: number }).errno ?? ENOENT;
       return `errno=${errno}\n\n`;
     }
   }

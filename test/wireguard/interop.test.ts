@@ -55,6 +55,13 @@ test('tuntap initiates to wireguard-go over IPv4: ping v4/v6 and iperf3 both way
   assert.equal(a.wg!.engine.allowedIps.lookupAddress('198.19.99.5'), peer);
   const pretty = await nsRunOk(a.ns, 'wg', ['show', a.name]);
   assert.match(pretty, /persistent keepalive: every 7 seconds/);
+  // a new listen port rebinds; the peer follows our packets from the new port
+  await nsRunOk(a.ns, 'wg', ['set', a.name, 'listen-port', '40123']);
+  assert.equal(a.wg!.listenPort, 40123);
+  const again = await ping(a.ns, b.inner4, 2);
+  assert.ok(again.ok, again.out);
+  const theirView = (await nsRunOk(b.ns, 'wg', ['show', b.name, 'endpoints'])).trim().split('\t')[1];
+  assert.equal(theirView, `${a.outer4}:40123`);
 });
 
 test('wireguard-go initiates to tuntap over IPv6 outer addresses: ping and iperf3 both ways', async () => {
