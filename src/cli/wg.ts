@@ -3,9 +3,10 @@
 //   tuntap wg up FILE [--name NAME] [--netns NS]     runs the interface in the foreground
 //   tuntap wg down NAME                              stops the process serving NAME
 //   tuntap wg show [NAME|all|interfaces]
+//   tuntap wg demo [--seconds N]                    two hosts, a tunnel, ping and a throughput run
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
-import { parseArgs, UsageError } from './args.js';
+import { parseArgs, intOption, UsageError } from './args.js';
 import {
   generatePrivateKey, publicKey, keyToBase64, keyFromBase64, readConfig, interfaceNameOf, quickUp,
   getStatus, formatStatus, listInterfaces, UAPI_DIR, ConfigError,
@@ -19,7 +20,9 @@ const usage = `usage: tuntap wg <genkey|pubkey|genpsk|up|down|show> ...
                               bring up the interface FILE describes (wg-quick format) and serve it
                               in the foreground until Ctrl-C or \`tuntap wg down NAME\`
   down NAME                   bring the interface down
-  show [NAME|all|interfaces]  status like \`wg show\``;
+  show [NAME|all|interfaces]  status like \`wg show\`
+  demo [--seconds N]          two private namespaces with a tuntap VPN between them: ping, a TCP
+                              throughput run with a live rate, then everything is removed`;
 
 const pidFile = (name: string) => `${UAPI_DIR}/${name}.tuntap.pid`;
 
@@ -30,7 +33,7 @@ async function readStdin(): Promise<string> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['name', 'netns'] });
+  const args = parseArgs(argv, { values: ['name', 'netns', 'seconds'] });
   const [cmd, ...rest] = args.positional;
   if (args.options.help || !cmd) { console.log(usage); return cmd ? 0 : 2; }
   switch (cmd) {
@@ -49,6 +52,10 @@ export async function run(argv: string[]): Promise<number> {
     case 'up': return up(rest[0], args.options);
     case 'down': return down(rest[0]);
     case 'show': return show(rest[0]);
+    case 'demo': {
+      const { runVpnDemo } = await import('../wireguard/demo.js');
+      return runVpnDemo({ seconds: intOption(args.options, 'seconds', 5) });
+    }
     default: throw new UsageError(`unknown wg command "${cmd}"\n\n${usage}`);
   }
 }
