@@ -18,7 +18,8 @@ const help = (command: string, example: string): string => `usage: tuntap ${comm
   --fake-ip CIDR       fake-IP pool (repeatable) [198.19.128.0/17, fd00:fa4e::/96]
   --rule RULE          "proxy|direct|reject [cidr=…] [domain=…] [port=…]" (repeatable, first match wins)
   --name NAME          TUN name or pattern [tunproxy%d]
-  --mtu N              TUN MTU [9000]
+  --mtu N              TUN MTU [65000]: the TUN carries no real link, and larger means fewer packets through the NAT
+  --no-offload         no virtio_net_hdr checksum offload on the TUN
   --address4 ADDR      TUN IPv4 address; the next one is the NAT's fake peer [198.19.0.1]
   --address6 ADDR      TUN IPv6 address [fd00:7475::1]; --no-ipv6 to skip IPv6
   --bind4/--bind6 ADDR source address for upstream sockets (with --route: detected)
@@ -48,7 +49,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   const args: ParsedArgs = parseArgs(argv, {
     values: ['proxy', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
       'max-sessions', 'idle-timeout', 'interval'],
-    flags: ['route', 'udp', 'no-ipv6', 'quiet'],
+    flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet'],
     repeat: ['fake-ip', 'rule'],
   });
   const o = args.options;
@@ -83,7 +84,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     ...(typeof o['dns-server'] === 'string' ? { dnsServer: o['dns-server'] } : {}),
     ...(o['fake-ip'] ? { fakeIpRanges: o['fake-ip'] as string[] } : {}),
     ...(typeof o.name === 'string' ? { name: o.name } : {}),
-    mtu: intOption(o, 'mtu', 9000),
+    mtu: intOption(o, 'mtu', 65000),
     ...(typeof o.address4 === 'string' ? { address4: o.address4 } : {}),
     address6: o['no-ipv6'] ? false : (typeof o.address6 === 'string' ? o.address6 : undefined),
     ...(typeof o.bind4 === 'string' ? { bindAddress4: o.bind4 } : {}),
@@ -91,6 +92,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     maxSessions: intOption(o, 'max-sessions', 20000),
     idleTimeoutMs: intOption(o, 'idle-timeout', 300)! * 1000,
     route: o.route === true,
+    checksumOffload: o['no-offload'] !== true,
   });
   const { proxy, device } = service;
   const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };

@@ -11,12 +11,22 @@ import { connectThrough, describeUpstream, formatHostPort, UpstreamError, RELAY_
 
 /** The slice of a TUN device the proxy uses (src/device TunDevice satisfies it). */
 export interface PacketDevice {
-  batches(opts?: { signal?: AbortSignal }): AsyncIterable<{ readonly count: number; packet(i: number): Buffer }>;
-  writeBatch(packets: readonly Uint8Array[]): Promise<unknown>;
+  batches(opts?: { signal?: AbortSignal }): AsyncIterable<{ readonly count: number; packet(i: number): Buffer; vnet?(i: number): VnetHeader | undefined }>;
+  writeBatch(packets: readonly Uint8Array[], opts?: { vnet?: readonly (VnetHeader | undefined)[] }): Promise<unknown>;
 }
+
+/** The virtio_net_hdr fields the proxy reads (checksum offload only; no GSO is enabled). */
+export interface VnetHeader { flags: number; gsoType: number; csumStart: number; csumOffset: number }
+
+const NEEDS_CSUM = 1;
 
 export interface TunProxyOptions {
   device: PacketDevice;
+  /**
+   * The device was opened with a virtio_net_hdr and checksum offload (TUN_F_CSUM): the kernel
+   * skips computing checksums of the segments it hands us and verifying the ones we return.
+   */
+  checksumOffload?: boolean;
   upstream: Upstream;
   rules?: Rule[];
   /** The TUN's own addresses (listeners bind here) and the fake peers used by the NAT. */
@@ -170,20 +180,25 @@ export class TunProxy extends EventEmitter {
   }
 
   private async run(): Promise<void> {
+    const offload = this.opts.checksumOffload === true;
     try {
       for await (const batch of this.opts.device.batches({ signal: this.abort.signal })) {
         const now = Date.now();
         const out: Buffer[] = [];
+        const heads: (VnetHeader | undefined)[] = [];
         for (let i = 0; i < batch.count; i++) {
           const p = batch.packet(i);
-          const verdict = this.nat.translate(p, now);
-          if (verdict === 'forward') out.push(p);
+          const h = offload ? batch.vnet?.(i) : undefined;
+          if (h && h.gsoType !== 0) { this.counters.dropped++; continue; }
+          const partial = h !== undefined && (h.flags & NEEDS_CSUM) !== 0;
+          const verdict = this.nat.translate(p, now, partial);
+          if (verdict === 'forward') { out.push(p); heads.push(partial ? h : undefined); }
           else if (verdict === 'other') this.other(p);
-          else if (verdict !== 'drop') out.push(verdict);
+          else if (verdict !== 'drop') { out.push(verdict); heads.push(undefined); }
         }
         this.counters.packetsIn += batch.count;
         // The batch's memory is reused by the next read: write before asking for more.
-        if (out.length > 0) await this.write(out);
+        if (out.length > 0) await this.write(out, offload ? heads : undefined);
       }
     } catch (e) {
       if (!this.closed) {
@@ -193,10 +208,10 @@ export class TunProxy extends EventEmitter {
     }
   }
 
-  private write(packets: Buffer[]): Promise<void> {
+  private write(packets: Buffer[], heads?: (VnetHeader | undefined)[]): Promise<void> {
     this.counters.packetsOut += packets.length;
     this.writeChain = this.writeChain.then(
-      async () => { await this.opts.device.writeBatch(packets); },
+      async () => { await this.opts.device.writeBatch(packets, heads ? { vnet: heads } : undefined); },
     ).catch((e: unknown) => {
       if (!this.closed) this.opts.log?.(`tun write: ${(e as Error).message}`);
     });

@@ -55,7 +55,7 @@ export interface NatEntry {
   readonly key: string;
   readonly srcAddr: Buffer;
   readonly dstAddr: Buffer;
-  /** One's-complement deltas: forward (app → listener) and reverse; IPv4 header deltas. */
+  /** One's-complement deltas: forward (app → listener) and reverse; address-only deltas (IPv4 header, pseudo-header). */
   readonly fwdDelta: number;
   readonly revDelta: number;
   readonly fwdIpDelta: number;
@@ -105,6 +105,17 @@ function adjust(b: Uint8Array, off: number, delta: number): void {
   let s = (~((b[off]! << 8) | b[off + 1]!) & 0xffff) + delta;
   while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
   s = ~s & 0xffff;
+  b[off] = s >> 8;
+  b[off + 1] = s & 0xff;
+}
+
+/**
+ * The same for a CHECKSUM_PARTIAL segment (virtio_net_hdr NEEDS_CSUM): the field holds the
+ * uncomplemented pseudo-header sum and only address changes count, not ports.
+ */
+function adjustPartial(b: Uint8Array, off: number, delta: number): void {
+  let s = ((b[off]! << 8) | b[off + 1]!) + delta;
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
   b[off] = s >> 8;
   b[off + 1] = s & 0xff;
 }
@@ -237,11 +248,12 @@ export class TcpNat {
   }
 
   /**
-   * Translates one IP packet read from the TUN, in place. Returns 'forward' when the packet
+   * Translates one IP packet read from the TUN, in place (`partialChecksum`: its TCP checksum is
+   * CHECKSUM_PARTIAL, see adjustPartial). Returns 'forward' when the packet
    * should be written back into the TUN, a Buffer when a reply (a reset) should be written
    * instead, or 'drop'. Non-TCP packets return 'other' untouched.
    */
-  translate(b: Buffer, now: number): 'forward' | 'drop' | 'other' | Buffer {
+  translate(b: Buffer, now: number, partialChecksum = false): 'forward' | 'drop' | 'other' | Buffer {
     const version = b.length > 0 ? b[0]! >> 4 : 0;
     let family: 4 | 6, l4: number, addrOff: number, addrLen: number, end: number;
     if (version === 4) {
@@ -279,7 +291,7 @@ export class TcpNat {
       b.writeUInt16BE(e.dstPort, l4);
       b.writeUInt16BE(e.srcPort, l4 + 2);
       if (family === 4) adjust(b, 10, e.revIpDelta);
-      adjust(b, l4 + 16, e.revDelta);
+      if (partialChecksum) adjustPartial(b, l4 + 16, e.revIpDelta); else adjust(b, l4 + 16, e.revDelta);
       e.lastSeen = now;
       if (flags & RST && e.state !== 'closing') this.close(e.port, now);
       this.counters.replies++;
@@ -316,7 +328,7 @@ export class TcpNat {
     b.writeUInt16BE(e.port, l4);
     b.writeUInt16BE(e.listenPort, l4 + 2);
     if (family === 4) adjust(b, 10, e.fwdIpDelta);
-    adjust(b, l4 + 16, e.fwdDelta);
+    if (partialChecksum) adjustPartial(b, l4 + 16, e.fwdIpDelta); else adjust(b, l4 + 16, e.fwdDelta);
     e.lastSeen = now;
     if (flags & RST && e.state !== 'closing') this.close(e.port, now);
     void FIN;

@@ -47,12 +47,13 @@ function nextAddress(addr: string): string {
 export async function startService(opts: ServiceOptions): Promise<Service> {
   const local4 = opts.address4 ?? '198.19.0.1';
   const local6 = opts.address6 === false ? undefined : (opts.address6 ?? 'fd00:7475::1');
-  const device = openTun({ name: opts.name ?? 'tunproxy%d', batchSize: 128 });
+  const offload = opts.checksumOffload ?? true;
+  const device = openTun({ name: opts.name ?? 'tunproxy%d', batchSize: 128, ...(offload ? { vnetHdr: true, offload: { csum: true } } : {}) });
   let routing: PolicyRouting | undefined;
   const onExit = (): void => { routing?.remove(); };
   try {
     configureInterface({
-      name: device.name, mtu: opts.mtu ?? 9000,
+      name: device.name, mtu: opts.mtu ?? 65000,
       addresses: [`${local4}/30`, ...(local6 ? [`${local6}/126`] : [])],
     });
     let bind4 = opts.bindAddress4;
@@ -79,7 +80,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       if (routing.staleRemoved > 0) opts.log?.(`removed ${routing.staleRemoved} policy rules left by an earlier run`);
     }
     const proxy = await TunProxy.start({
-      ...opts, device, local4, fake4: nextAddress(local4),
+      ...opts, device, checksumOffload: offload, local4, fake4: nextAddress(local4),
       ...(local6 ? { local6, fake6: nextAddress(local6) } : {}),
       ...(bind4 ? { bindAddress4: bind4 } : {}), ...(bind6 ? { bindAddress6: bind6 } : {}),
     });

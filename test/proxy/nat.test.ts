@@ -165,3 +165,26 @@ test('connections spread over several listeners, each entry keeping its own', ()
   }
   assert.deepEqual([...seen].sort(), [4000, 4001, 4002]);
 });
+
+test('CHECKSUM_PARTIAL segments keep a correct pseudo-header sum (addresses change, ports do not count)', () => {
+  for (const [app, server] of [['198.19.0.1', '198.18.2.2'], ['fd00:7475::1', 'fd00:2::2']] as const) {
+    const nat = new TcpNat({ ...addrs });
+    const v4 = !app.includes(':');
+    const l4 = v4 ? 20 : 40;
+    const pseudo = (b: Buffer): number => {
+      let x = pseudoHeaderSum(b, 0, 6, b.length - l4);
+      while (x > 0xffff) x = (x & 0xffff) + Math.floor(x / 0x10000);
+      return x;
+    };
+    const seg = tcpPacket(app, 40000, server, 443, SYN);
+    seg.writeUInt16BE(pseudo(seg), l4 + 16);
+    assert.equal(nat.translate(seg, 0, true), 'forward');
+    assert.equal(seg.readUInt16BE(l4 + 16), pseudo(seg), 'forward');
+    if (v4) assert.equal(internetChecksum(seg, 0, 20), 0, 'the IPv4 header checksum is always full');
+    const port = seg.readUInt16BE(l4);
+    const reply = tcpPacket(v4 ? addrs.local4 : addrs.local6, seg.readUInt16BE(l4 + 2), v4 ? addrs.fake4 : addrs.fake6, port, SYN | ACK, Buffer.from('data'));
+    reply.writeUInt16BE(pseudo(reply), l4 + 16);
+    assert.equal(nat.translate(reply, 1, true), 'forward');
+    assert.equal(reply.readUInt16BE(l4 + 16), pseudo(reply), 'reverse');
+  }
+});

@@ -112,11 +112,15 @@ test('HTTP CONNECT with Basic auth (tinyproxy): curl works, the log names the de
   tp.child.kill();
 });
 
-test('SOCKS4a through dante', async () => {
-  await withTuntap('socks', ['--proxy', `socks4a://${PROXY4}:1081`, '--route', '--no-ipv6'], async () => {
+test('SOCKS4a through dante, with full checksums (no offload) and a small MTU', async () => {
+  await withTuntap('socks', ['--proxy', `socks4a://${PROXY4}:1081`, '--route', '--no-ipv6', '--no-offload', '--mtu', '1400'], async () => {
     const r = await curl(`http://${SERVER4}:8080/`);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /hello/);
+    // Many MTU-sized segments, each rewritten with incremental checksums the kernel verifies.
+    const big = await curl(`http://${SERVER4}:8080/bytes/3000000`, '-o', '/dev/null', '-w', '%{size_download}');
+    assert.equal(big.code, 0, big.stderr);
+    assert.equal(big.stdout, '3000000');
   });
 });
 
