@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { nsExec, nsRun } from '../helpers/netns.js';
+import { nsExec, nsRun, nsSpawn } from '../helpers/netns.js';
 import { ProxyTopology, SERVER4, SERVER6, PROXY4, sleep, type ProxyProcess } from './topology.js';
 
 let t: ProxyTopology;
@@ -278,4 +278,22 @@ test('a SOCKS5 proxy reached over IPv6, and a direct rule that bypasses the prox
     nsExec(t.proxy, 'sysctl', '-qw', 'net.ipv4.ip_forward=0');
     ms.child.kill();
   }
+});
+
+test('without --json the status line shows sessions and rates; SIGINT stops it and removes its routing', async () => {
+  const before = routingState(t.app);
+  const root = new URL('../..', import.meta.url).pathname;
+  const child = nsSpawn(t.app, process.execPath, ['--import', 'tsx', `${root}src/cli/main.ts`, 'socks',
+    '--proxy', `socks5://${PROXY4}:1081`, '--route', '--interval', '1'], { cwd: root });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const deadline = Date.now() + 20_000;
+  while (!/sessions \d+ +nat \d+ +up [\d.]+ \S+ \(/.test(out) && Date.now() < deadline) await sleep(100);
+  assert.match(out, /tunproxy\d+ socks5:\/\/198\.18\.1\.2:1081 +sessions 0 +nat 0 +up /);
+  const r = await curl(`http://${SERVER4}:8080/`);
+  assert.equal(r.code, 0, r.stderr);
+  child.kill('SIGINT');
+  assert.equal(await exited, 0);
+  assert.equal(routingState(t.app), before);
 });
