@@ -1,9 +1,13 @@
 // WireGuard: iperf3 TCP (1 stream) and ping RTT through tuntap ⇄ tuntap versus Debian's
 // wireguard-go ⇄ wireguard-go, same topology (two namespaces over a veth), same run. Also the
-// per-packet cost of the batched native AEAD against one createCipheriv per packet.
+// per-packet cost of the batched native AEAD against one createCipheriv per packet. OpenVPN
+// (AES-256-GCM, TLS mode, userspace data channel) joins the comparison when it is installed.
 import { createCipheriv, randomBytes } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import type { BenchOptions } from './run.js';
-import { WgTopology, ping, iperf } from '../test/wireguard/topology.js';
+import { WgTopology, ping, iperf, waitFor } from '../test/wireguard/topology.js';
+import { nsSpawn } from '../test/helpers/netns.js';
 import { sealBatch } from '../src/wireguard/aead.js';
 
 function aeadCost(size: number): { batchNs: number; perPacketNs: number } {
@@ -33,7 +37,29 @@ function aeadCost(size: number): { batchNs: number; perPacketNs: number } {
   return { batchNs, perPacketNs };
 }
 
-async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go', idx: number, seconds: number): Promise<{ bps: number; rttMs: number }> {
+/** OpenVPN point-to-point in TLS mode with AES-256-GCM, certificates made with openssl for the run. */
+async function openvpn(topo: WgTopology, a: { ns: string; outer4: string; inner4: string }, b: { ns: string; outer4: string; inner4: string }): Promise<void> {
+  const dir = topo.dir;
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=bench-ca', '-days', '2');
+  for (const who of ['server', 'client']) {
+    ssl('req', ...ec, '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who}`);
+    ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.crt`, '-days', '2');
+  }
+  const common = ['--dev', 'tun', '--proto', 'udp', '--port', '1194', '--ca', join(dir, 'ca.crt'), '--data-ciphers', 'AES-256-GCM',
+    '--disable-dco', '--verb', '3', '--tun-mtu', '1420'];
+  const server = nsSpawn(b.ns, 'openvpn', [...common, '--tls-server', '--dh', 'none', '--local', b.outer4, '--ifconfig', b.inner4, a.inner4,
+    '--cert', join(dir, 'server.crt'), '--key', join(dir, 'server.key')]);
+  const client = nsSpawn(a.ns, 'openvpn', [...common, '--tls-client', '--remote', b.outer4, '--ifconfig', a.inner4, b.inner4,
+    '--cert', join(dir, 'client.crt'), '--key', join(dir, 'client.key')]);
+  let log = '';
+  for (const p of [server, client]) p.stdout!.on('data', (d) => { log += d; });
+  await waitFor('OpenVPN tunnel', () => (log.match(/Initialization Sequence Completed/g)?.length ?? 0) >= 2, 20_000)
+    .catch((e: Error) => { throw new Error(`${e.message}: ${log.slice(-2000)}`); });
+}
+
+async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go' | 'openvpn', idx: number, seconds: number): Promise<{ bps: number; rttMs: number }> {
   const topo = new WgTopology(idx);
   try {
     const a = topo.side(1);
@@ -43,6 +69,8 @@ async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go', i
       // one process per side, as on two hosts (wireguard-go runs one process per side too)
       await topo.tuntapProcess(a, [{ side: b, endpoint: 4 }]);
       await topo.tuntapProcess(b, [{ side: a, endpoint: 4 }]);
+    } else if (kind === 'openvpn') {
+      await openvpn(topo, a, b);
     } else if (kind === 'tuntap (1 process)') {
       await topo.tuntap(a, [{ side: b, endpoint: 4 }]);
       await topo.tuntap(b, [{ side: a, endpoint: 4 }]);
@@ -71,9 +99,14 @@ export async function run(opts: BenchOptions): Promise<void> {
   const ours = await measure('tuntap', 41, opts.durationSec);
   const single = await measure('tuntap (1 process)', 43, opts.durationSec);
   const base = await measure('wireguard-go', 42, opts.durationSec);
+  const hasOpenvpn = spawnSync('sh', ['-c', 'command -v openvpn']).status === 0;
+  const ovpn = hasOpenvpn ? await measure('openvpn', 44, opts.durationSec) : undefined;
   const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;
   console.log(`  tuntap ⇄ tuntap:             ${mbit(ours.bps)}, ping RTT ${ours.rttMs.toFixed(3)} ms (one process per side)`);
   console.log(`  tuntap ⇄ tuntap, 1 process:  ${mbit(single.bps)}, ping RTT ${single.rttMs.toFixed(3)} ms (both sides on one event loop)`);
   console.log(`  wireguard-go ⇄ wireguard-go: ${mbit(base.bps)}, ping RTT ${base.rttMs.toFixed(3)} ms`);
+  if (ovpn) console.log(`  OpenVPN AES-256-GCM:         ${mbit(ovpn.bps)}, ping RTT ${ovpn.rttMs.toFixed(3)} ms`);
+  else console.log('  OpenVPN: not installed (apt-get install openvpn) — comparison skipped');
   console.log(`  ratio tuntap / wireguard-go: throughput ${(ours.bps / base.bps).toFixed(2)}x, RTT ${(ours.rttMs / base.rttMs).toFixed(2)}x`);
+  if (ovpn) console.log(`  ratio tuntap / OpenVPN:      throughput ${(ours.bps / ovpn.bps).toFixed(2)}x, RTT ${(ours.rttMs / ovpn.rttMs).toFixed(2)}x`);
 }
