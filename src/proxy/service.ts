@@ -2,6 +2,7 @@
 // policy routing, and run the proxy. `stop()` undoes everything, and an exit hook removes the
 // routing even when the process dies of an uncaught error or a signal.
 import net from 'node:net';
+import { lookup } from 'node:dns/promises';
 import { openTun, type TunDevice } from '../device/index.js';
 import { TunProxy, type TunProxyOptions } from './engine.js';
 import { configureInterface, PolicyRouting, sourceAddressFor } from './routing.js';
@@ -58,6 +59,12 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     });
     let bind4 = opts.bindAddress4;
     let bind6 = opts.bindAddress6;
+    if (opts.route && opts.upstream.kind !== 'direct' && opts.upstream.kind !== 'reject' && !net.isIP(opts.upstream.host)) {
+      // Resolve the proxy's name now: once the default route enters the TUN, our own lookup of it
+      // would be carried through the proxy it names.
+      const { address } = await lookup(opts.upstream.host);
+      opts = { ...opts, upstream: { ...opts.upstream, host: address } };
+    }
     if (opts.route) {
       // Upstream sockets bind to the source address they use today; a rule keeps that source on
       // the main table once the default route leads into the TUN.

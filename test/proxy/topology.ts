@@ -84,6 +84,7 @@ export class ProxyTopology {
       const d = `/etc/netns/${ns}`;
       mkdirSync(d, { recursive: true });
       writeFileSync(join(d, 'resolv.conf'), `nameserver ${SERVER4}\n`);
+      writeFileSync(join(d, 'hosts'), `127.0.0.1 localhost\n${PROXY4} socks.test\n`);
       this.etcDirs.push(d);
     }
   }

@@ -112,8 +112,8 @@ test('HTTP CONNECT with Basic auth (tinyproxy): curl works, the log names the de
   tp.child.kill();
 });
 
-test('SOCKS4a through dante, with full checksums (no offload) and a small MTU', async () => {
-  await withTuntap('socks', ['--proxy', `socks4a://${PROXY4}:1081`, '--route', '--no-ipv6', '--no-offload', '--mtu', '1400'], async () => {
+test('SOCKS4a through dante named in /etc/hosts, with full checksums (no offload) and a small MTU', async () => {
+  await withTuntap('socks', ['--proxy', 'socks4a://socks.test:1081', '--route', '--no-ipv6', '--no-offload', '--mtu', '1400'], async () => {
     const r = await curl(`http://${SERVER4}:8080/`);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /hello/);
