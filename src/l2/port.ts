@@ -31,8 +31,12 @@ export interface Port {
    * iterator is advanced, so the switch forwards it before asking for the next one.
    */
   receive(signal: AbortSignal): AsyncIterable<readonly Frame[]>;
-  /** Sends a batch of frames; resolves when the port has taken them (backpressure). */
-  send(frames: readonly Frame[]): Promise<void>;
+  /**
+   * Sends a batch of frames; resolves when the port has taken them (backpressure), optionally
+   * with how many it accepted (the rest were dropped, e.g. while the link is down). A rejection
+   * means the port is broken and takes it off the switch.
+   */
+  send(frames: readonly Frame[]): Promise<number | void>;
   close(): Promise<void>;
 }
 

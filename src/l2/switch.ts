@@ -26,7 +26,7 @@ export interface PortStats {
   floods: number;
   /** Frames received here and dropped: malformed, group source MAC, outside the port's VLANs. */
   drops: number;
-  /** Frames that could not go out of this port (malformed offload header, send error). */
+  /** Frames that could not go out of this port (malformed offload header, link down, send error). */
   txDrops: number;
   /** Frames received here whose destination sits behind this same port (no hairpin). */
   filtered: number;
@@ -237,9 +237,11 @@ export class LearningSwitch {
 
   private async send(out: PortState, frames: Frame[]): Promise<void> {
     try {
-      await out.port.send(frames);
-      out.stats.txFrames += frames.length;
-      for (const f of frames) out.stats.txBytes += f.data.length;
+      const accepted = await out.port.send(frames);
+      const n = typeof accepted === 'number' ? Math.min(accepted, frames.length) : frames.length;
+      out.stats.txFrames += n;
+      out.stats.txDrops += frames.length - n;
+      for (let i = 0; i < n; i++) out.stats.txBytes += frames[i]!.data.length;
     } catch (e) {
       out.stats.txDrops += frames.length;
       if (this.closed || out.removed) return;

@@ -38,6 +38,8 @@ export class TapPort implements Port {
   private groOut = new Uint8Array(0);
   /** Wire-size TCP segments joined into super-packets before they were written. */
   coalesced = 0;
+  /** Frames dropped because the interface was down when they were written. */
+  linkDownDrops = 0;
 
   /** Wraps an open TAP device; the port reads and writes its first queue. */
   constructor(device: TunDevice, opts: { owned?: boolean } = {}) {
@@ -82,11 +84,22 @@ export class TapPort implements Port {
     return batch.vnet(i);
   }
 
-  async send(frames: readonly Frame[]): Promise<void> {
+  /** Resolves with how many of `frames` the device took (none while its link is down). */
+  async send(frames: readonly Frame[]): Promise<number> {
+    const given = frames.length;
     if (this.vnetSize > 0 && frames.length > 1) frames = this.coalesce(frames) ?? frames;
     const data = frames.map((f) => f.data);
-    if (this.vnetSize === 0) await this.device.writeBatch(data);
-    else await this.device.writeBatch(data, { vnet: frames.map((f) => f.offload) });
+    try {
+      const written = this.vnetSize === 0 ? await this.device.writeBatch(data)
+        : await this.device.writeBatch(data, { vnet: frames.map((f) => f.offload) });
+      // Coalesced super-packets stand for several frames: report in the caller's frames.
+      return written === frames.length ? given : Math.min(written, given);
+    } catch (e) {
+      // A TAP whose interface is down (or moving to another namespace) refuses writes with EIO:
+      // like a switch port without carrier, drop what was for it and keep the port.
+      if ((e as { code?: string }).code === 'EIO') { this.linkDownDrops += given; return 0; }
+      throw e;
+    }
   }
 
   /**

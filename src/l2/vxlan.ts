@@ -155,7 +155,7 @@ export class VxlanPort implements Port {
     }
   }
 
-  async send(frames: readonly Frame[]): Promise<void> {
+  async send(frames: readonly Frame[]): Promise<number> {
     const now = performance.now();
     let bytes = 0;
     for (const f of frames) bytes += VXLAN_HEADER_SIZE + f.data.length;
@@ -168,9 +168,11 @@ export class VxlanPort implements Port {
     const ids: number[] = [];
     let at = 0;
     let largest = 0;
+    let routed = 0;
     for (const f of frames) {
       const remote = isGroupAddress(f.data, 0) ? undefined : this.remotesByMac.lookup(0, macKey(f.data, 0), now);
       if (remote === undefined && this.flood.length === 0) { this.counters.noRemote++; continue; }
+      routed++;
       encodeVxlanHeader(this.vni, pack, at);
       pack.set(f.data, at + VXLAN_HEADER_SIZE);
       const len = VXLAN_HEADER_SIZE + f.data.length;
@@ -179,14 +181,16 @@ export class VxlanPort implements Port {
       at += len;
     }
     try {
-      if (ids.length === 0) return;
+      if (ids.length === 0) return 0;
       await this.socket.sendPacked({ buffer: pack, offsets: Uint32Array.from(offsets), lengths: Uint32Array.from(lengths), count: ids.length },
         { table: this.vteps, ids: Uint32Array.from(ids) }, largest <= this.gsoLimit ? { gsoSize: 'auto' } : {});
       this.counters.txPackets += ids.length;
+      return routed;
     } catch {
       // A closed socket or a hard error: the datagrams are lost, as on a wire; per-VTEP errors
       // (unreachable, refused) are counted by the socket and never get here.
       this.counters.txErrors += ids.length;
+      return 0;
     } finally {
       if (usePack) this.packBusy = false;
     }

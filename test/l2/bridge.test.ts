@@ -76,4 +76,14 @@ describe('learning switch between two TAP-attached namespaces', () => {
     assert.equal(r.code, 0);
     assert.equal(bridge.macTable().find((x) => x.mac === macA)?.port, tapA.name);
   });
+
+  it('keeps a port whose interface is down, dropping (and counting) what was for it', async () => {
+    nsExec(hostB, 'ip', 'link', 'set', tapB.name, 'down');
+    const before = bridge.stats()[tapB.name]!.txDrops;
+    await nsRun(hostA, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '198.18.20.99']); // ARP floods reach B
+    assert.ok(bridge.stats()[tapB.name]!.txDrops > before, JSON.stringify(bridge.stats()));
+    nsExec(hostB, 'ip', 'link', 'set', tapB.name, 'up');
+    const r = await nsRun(hostA, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', B4]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
 });
