@@ -23,9 +23,15 @@ export class Fdb<T> {
   /** One table per VLAN (0 when the switch is VLAN-unaware): MAC keys are already 48 bits. */
   private readonly vlans = new Map<number, Map<number, FdbEntry<T>>>();
   ageMs: number;
+  /** Most learned entries kept; beyond it new MACs are not learned (their frames flood). */
+  readonly maxEntries: number;
+  private count = 0;
+  /** New MACs not learned because the table was full. */
+  refused = 0;
 
-  constructor(ageMs: number) {
+  constructor(ageMs: number, maxEntries = 65536) {
     this.ageMs = ageMs;
+    this.maxEntries = maxEntries;
   }
 
   private table(vlan: number): Map<number, FdbEntry<T>> {
@@ -39,7 +45,13 @@ export class Fdb<T> {
     const t = this.table(vlan);
     const e = t.get(mac);
     if (e === undefined) {
+      // A flood of invented source MACs must not grow the table without bound.
+      if (this.count >= this.maxEntries && (this.sweep(now) === 0 || this.count >= this.maxEntries)) {
+        this.refused++;
+        return false;
+      }
       t.set(mac, { target, seen: now, static: false });
+      this.count++;
       return true;
     }
     if (e.static) return false;
@@ -50,7 +62,10 @@ export class Fdb<T> {
   }
 
   addStatic(vlan: number, mac: number, target: T): void {
-    this.table(vlan).set(mac, { target, seen: 0, static: true });
+    const t = this.table(vlan);
+    const e = t.get(mac);
+    if (e !== undefined && !e.static) this.count--;
+    t.set(mac, { target, seen: 0, static: true });
   }
 
   /** The live entry for `mac`, dropping it on the way if it has aged out. */
@@ -61,6 +76,7 @@ export class Fdb<T> {
     if (e === undefined) return undefined;
     if (!e.static && now - e.seen > this.ageMs) {
       t.delete(mac);
+      this.count--;
       return undefined;
     }
     return e.target;
@@ -71,7 +87,7 @@ export class Fdb<T> {
     let removed = 0;
     for (const t of this.vlans.values()) {
       for (const [mac, e] of t) {
-        if (!e.static && now - e.seen > this.ageMs) { t.delete(mac); removed++; }
+        if (!e.static && now - e.seen > this.ageMs) { t.delete(mac); removed++; this.count--; }
       }
     }
     return removed;
@@ -80,7 +96,11 @@ export class Fdb<T> {
   /** Forgets every entry pointing at `target` (its port went away). */
   flush(target: T): void {
     for (const t of this.vlans.values()) {
-      for (const [mac, e] of t) if (e.target === target) t.delete(mac);
+      for (const [mac, e] of t) {
+        if (e.target !== target) continue;
+        t.delete(mac);
+        if (!e.static) this.count--;
+      }
     }
   }
 

@@ -35,6 +35,8 @@ export interface PortStats {
 export interface SwitchOptions {
   /** Seconds a learned MAC stays without traffic (default 300, like Linux bridges). */
   ageSeconds?: number;
+  /** Most MACs learned at once (default 65536); when full, frames to new MACs are flooded. */
+  maxMacs?: number;
   /** Called when a port's receive loop or send fails; the port is then removed. */
   onPortError?: (port: Port, error: unknown) => void;
 }
@@ -77,7 +79,7 @@ export class LearningSwitch {
   constructor(opts: SwitchOptions = {}) {
     const age = opts.ageSeconds ?? 300;
     if (!(age > 0)) throw new RangeError(`ageSeconds must be positive, got ${age}`);
-    this.fdb = new Fdb(age * 1000);
+    this.fdb = new Fdb(age * 1000, opts.maxMacs ?? 65536);
     this.onPortError = opts.onPortError;
     // Lookups already ignore stale entries; the sweep only keeps the table from growing.
     this.sweeper = setInterval(() => this.fdb.sweep(performance.now()),
@@ -136,6 +138,9 @@ export class LearningSwitch {
     for (const p of this.live()) out[p.port.name] = { ...p.stats };
     return out;
   }
+
+  /** MACs not learned because the table was full (see `maxMacs`). */
+  get macsRefused(): number { return this.fdb.refused; }
 
   macTable(): MacTableRow[] {
     return this.fdb.rows(performance.now()).map(({ target, ...row }) => ({ ...row, port: target.port.name }));

@@ -94,6 +94,20 @@ describe('learning switch forwarding', () => {
     await sw.close();
   });
 
+  it('stops learning at maxMacs and floods to MACs it could not learn', async () => {
+    const sw = new LearningSwitch({ maxMacs: 2 });
+    const [a, b, c] = [new MemoryPort('a'), new MemoryPort('b'), new MemoryPort('c')];
+    for (const p of [a, b, c]) sw.addPort(p, { start: false });
+    await sw.forward(a, [frame(BCAST, mac(1)), frame(BCAST, mac(2)), frame(BCAST, mac(3))]);
+    assert.equal(sw.macTable().length, 2);
+    assert.equal(sw.macsRefused, 1);
+    b.clear(); c.clear();
+    await sw.forward(b, [frame(mac(3), mac(4))]);
+    assert.equal(c.frames().length, 1, 'the unlearned MAC is flooded');
+    assert.equal(a.frames().length, 1);
+    await sw.close();
+  });
+
   it('ages learned MACs out', async () => {
     const { sw, ports: [a, b, c] } = setup(3, 0.15);
     await sw.forward(a!, [frame(BCAST, mac(1))]);
