@@ -44,9 +44,22 @@ bool GetU32(const Napi::Value& v, const uint32_t** out, size_t* count) {
   return true;
 }
 
+// The cipher is fetched from the provider once (an implicit fetch on every init costs more than
+// sealing a small packet), and each thread keeps one context for all its calls.
+const EVP_CIPHER* Cipher() {
+  static const EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
+  return cipher ? cipher : EVP_chacha20_poly1305();
+}
+
 struct Ctx {
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  ~Ctx() { if (ctx) EVP_CIPHER_CTX_free(ctx); }
+  EVP_CIPHER_CTX* ctx;
+  Ctx() {
+    thread_local struct Holder {
+      EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+      ~Holder() { if (ctx) EVP_CIPHER_CTX_free(ctx); }
+    } holder;
+    ctx = holder.ctx;
+  }
 };
 
 // Common argument layout of sealBatch/openBatch:
@@ -135,7 +148,7 @@ Napi::Value SealBatch(const Napi::CallbackInfo& info) {
     }
   }
   Ctx c;
-  if (!c.ctx || EVP_EncryptInit_ex(c.ctx, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr) != 1) {
+  if (!c.ctx || EVP_EncryptInit_ex(c.ctx, Cipher(), nullptr, nullptr, nullptr) != 1) {
     Napi::Error::New(env, "aead: OpenSSL ChaCha20-Poly1305 unavailable").ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -189,7 +202,7 @@ Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
     }
   }
   Ctx c;
-  if (!c.ctx || EVP_DecryptInit_ex(c.ctx, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr) != 1) {
+  if (!c.ctx || EVP_DecryptInit_ex(c.ctx, Cipher(), nullptr, nullptr, nullptr) != 1) {
     Napi::Error::New(env, "aead: OpenSSL ChaCha20-Poly1305 unavailable").ThrowAsJavaScriptException();
     return env.Undefined();
   }
