@@ -112,7 +112,8 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     previous = s;
     previousAt = now;
     if (json) {
-      console.log(JSON.stringify({ event: 'stats', time: new Date(now).toISOString(), rateUp, rateDown, rss: process.memoryUsage().rss, ...s }));
+      const mem = process.memoryUsage();
+      console.log(JSON.stringify({ event: 'stats', time: new Date(now).toISOString(), rateUp, rateDown, rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, ...s }));
     } else if (!quiet) {
       const head = `${device.name} ${describeUpstream(upstream)}  sessions ${s.sessions}  nat ${s.natEntries}  ` +
         `up ${fmtRate(rateUp)} (${fmtBytes(s.bytesUp)})  down ${fmtRate(rateDown)} (${fmtBytes(s.bytesDown)})  ` +

@@ -169,8 +169,9 @@ DisableViaHeader Yes
 
   /** Runs `tuntap <command> ...args --json` in the app namespace and waits for it to be ready. */
   async startTuntap(command: 'socks' | 'http', args: string[]): Promise<ProxyProcess> {
-    const child = nsSpawn(this.app, process.execPath,
-      ['--import', 'tsx', join(root, 'src/cli/main.ts'), command, ...args, '--json', '--interval', '1'],
+    // TUNTAP_PROXY_CLI runs a compiled CLI (e.g. dist/src/cli/main.js) instead of the sources via tsx.
+    const entry = process.env.TUNTAP_PROXY_CLI ? [process.env.TUNTAP_PROXY_CLI] : ['--import', 'tsx', join(root, 'src/cli/main.ts')];
+    const child = nsSpawn(this.app, process.execPath, [...entry, command, ...args, '--json', '--interval', '1'],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     const stdout: string[] = [];
     let stderr = '';
