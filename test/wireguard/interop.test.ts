@@ -228,6 +228,20 @@ test('shortened timers: rekeying keeps a ping stream going; a silent peer expire
   await waitFor('handshake attempts given up', () => peer.handshake === undefined && peer.queue.length === 0, 6000);
 });
 
+test('shortened timers against wireguard-go: our rekeys every 1.5 s keep a ping stream lossless', async () => {
+  const topo = topology(21);
+  const a = topo.side(1);
+  const b = topo.side(2);
+  topo.link(a, b);
+  const wa = await topo.tuntap(a, [{ side: b, endpoint: 4 }], { rekeyAfterTime: 1500, rejectAfterTime: 3000, rekeyTimeout: 400, keepaliveTimeout: 800 });
+  await topo.wireguardGo(b, [{ side: a }]);
+  const r = await ping(a.ns, b.inner4, 30);
+  const loss = Number(/(\d+)% packet loss/.exec(r.out)?.[1]);
+  assert.ok(loss <= 10, r.out);
+  assert.ok(wa.engine.stats.handshakeInitiationsSent >= 3, `handshakes: ${wa.engine.stats.handshakeInitiationsSent}`);
+  assert.equal(wa.engine.stats.dropped.authFailed + wa.engine.stats.dropped.unknownIndex, 0);
+});
+
 for (const stationary of ['wireguard-go', 'tuntap'] as const) {
   test(`roaming: tuntap moves to a new outer address mid-iperf3; ${stationary} follows and the transfer continues`, async () => {
     const topo = topology(stationary === 'tuntap' ? 17 : 16);
