@@ -10,6 +10,8 @@ import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { LearningSwitch } from '../../src/l2/switch.js';
 import type { TapPort } from '../../src/l2/tap-port.js';
 import { VxlanPort } from '../../src/l2/vxlan.js';
+import { encapsulate } from '../../src/l2/vxlan-codec.js';
+import { UdpSocket } from '../../src/net/index.js';
 import { iperf, macOf, tapIntoHost } from './helpers.js';
 
 const VNI = 4242;
@@ -84,6 +86,32 @@ describe('VXLAN port interoperating with the kernel vxlan device', () => {
     assert.ok(out > 20e6, `A→k1 ${out / 1e6} Mbit/s`);
     assert.ok(back > 20e6, `k1→A ${back / 1e6} Mbit/s`);
     assert.ok(tap.coalesced > 0, 'segments from the tunnel were joined into super-packets for the TAP');
+  });
+
+  it('counts and drops malformed datagrams and other VNIs, and keeps working', async () => {
+    const junk = UdpSocket.open({ netns: k1, bind: { address: K1, port: 0 } });
+    try {
+      const before = vxlan.stats();
+      const random = Array.from({ length: 20 }, (_, i) => Uint8Array.from({ length: 30 + i * 7 }, () => Math.floor(Math.random() * 256)).map((b, j) => (j === 0 ? b & 0xf7 : b)));
+      const datagrams = [
+        ...random,                                   // I flag cleared: not VXLAN
+        new Uint8Array(0), new Uint8Array(8), new Uint8Array(21), // too short for a header and a frame
+        encapsulate(VNI + 1, new Uint8Array(60)),    // someone else's VNI
+      ];
+      await junk.sendBatch(datagrams, { address: OURS, port: 4789 });
+      for (let i = 0; i < 40; i++) {
+        const st = vxlan.stats();
+        if (st.malformed - before.malformed >= 23 && st.otherVni > before.otherVni) break;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      const after = vxlan.stats();
+      assert.equal(after.malformed - before.malformed, 23);
+      assert.equal(after.otherVni - before.otherVni, 1);
+    } finally {
+      await junk.close();
+    }
+    const r = await nsRun(hostA, 'ping', ['-c', '1', '-W', '2', HOST_K1]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
   });
 
   it('with learning off, uses only the flood list and static MACs', async () => {
