@@ -22,6 +22,8 @@ export interface InterfaceStatus {
   listenPort: number;
   fwmark: number;
   peers: PeerStatus[];
+  /** tuntap interfaces only: packets dropped, by reason (nonzero reasons). */
+  dropped?: Record<string, number>;
 }
 
 export function listInterfaces(dir = UAPI_DIR): string[] {
@@ -79,6 +81,17 @@ export async function getStatus(name: string, dir = UAPI_DIR): Promise<Interface
       default: break;
     }
   }
+  // Our own interfaces also report their drop counters; wireguard-go does not know the request.
+  try {
+    const stats = await uapiRequest(name, 'stats=1\n\n', dir);
+    if (stats.at(-1) === 'errno=0') {
+      st.dropped = {};
+      for (const l of stats) {
+        const m = /^dropped_(\w+)=(\d+)$/.exec(l);
+        if (m && m[2] !== '0') st.dropped[m[1]!] = Number(m[2]);
+      }
+    }
+  } catch { /* not ours */ }
   return st;
 }
 
@@ -106,6 +119,10 @@ export function formatStatus(st: InterfaceStatus, nowSeconds = Math.floor(Date.n
   if (st.publicKey) out.push(`  public key: ${st.publicKey}`, '  private key: (hidden)');
   if (st.listenPort) out.push(`  listening port: ${st.listenPort}`);
   if (st.fwmark) out.push(`  fwmark: 0x${st.fwmark.toString(16)}`);
+  if (st.dropped) {
+    const d = Object.entries(st.dropped).map(([k, v]) => `${v} ${k}`);
+    out.push(`  dropped: ${d.length ? d.join(', ') : 'none'}`);
+  }
   const peers = [...st.peers].sort((a, b) => b.latestHandshake - a.latestHandshake);
   for (const p of peers) {
     out.push('', `peer: ${p.publicKey}`);

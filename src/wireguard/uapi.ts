@@ -210,6 +210,14 @@ export class UapiServer {
         if (body.length > 0) throw new UapiError(EINVAL, 'get takes no arguments');
         return `${uapiGet(this.dev)}errno=0\n\n`;
       }
+      if (op === 'stats=1') {
+        // tuntap's own extension (not part of the wg protocol; `tuntap wg show` asks for it):
+        // the engine's counters, dropped packets by reason first.
+        const st = this.dev.engine.stats;
+        const lines = Object.entries(st.dropped).map(([k, v]) => `dropped_${k}=${v}`);
+        for (const [k, v] of Object.entries(st)) if (typeof v === 'number') lines.push(`${k}=${v}`);
+        return `${lines.join('\n')}\nerrno=0\n\n`;
+      }
       if (op === 'set=1') {
         uapiSet(this.dev, body);
         this.onSet?.();

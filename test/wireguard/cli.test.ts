@@ -82,8 +82,11 @@ PersistentKeepalive = 25
     assert.match(show, /latest handshake: /);
     assert.match(show, /allowed ips: 0\.0\.0\.0\/0, ::\/0/);
     assert.match(show, /persistent keepalive: every 25 seconds/);
+    assert.match(show, /\n  dropped: /);
     // wireguard-go's own status through its own socket, formatted by us too
-    assert.match(await tuntap(['show', b.name]), /latest handshake: /);
+    const theirs = await tuntap(['show', b.name]);
+    assert.match(theirs, /latest handshake: /);
+    assert.doesNotMatch(theirs, /dropped:/);
     await tuntap(['down', a.name]);
     assert.equal(await exited, 0);
     assert.equal(readFileSync(marker, 'utf8'), `up ${a.name}\ndown ${a.name}\n`);
