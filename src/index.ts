@@ -17,3 +17,5 @@ export {
   internetChecksum, updateChecksum16, rewriteIpv4Flow, gsoSplit, GroCoalescer, compileFilter, openCaptureFile, readPcapFile,
 } from './packet/index.js';
 export type { CompiledFilter, FrameSummary, CaptureWriter } from './packet/index.js';
+export { WireGuardInterface, quickUp, readConfig, parseConfig, ConfigError, generatePrivateKey, publicKey as wireguardPublicKey } from './wireguard/index.js';
+export type { InterfaceOptions as WireGuardOptions, WgConfig, PeerConfig as WireGuardPeerConfig } from './wireguard/index.js';
