@@ -2,7 +2,7 @@
 // against the same iperf3 speaking SOCKS5 to dante itself (proxychains4), both directions, in
 // the same run; then resident memory of tuntap holding N idle proxied connections.
 // Run alone: node --import tsx bench/proxy.ts  (env: BENCH_PROXY_SECONDS, BENCH_PROXY_IDLE, BENCH_PROXY_MTU)
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { nsRun } from '../test/helpers/netns.js';
 import { ProxyTopology, PROXY4, SERVER4, sleep } from '../test/proxy/topology.js';
@@ -33,7 +33,20 @@ for (let i = 0; i < n; i++) {
 process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
 `;
 
+/** Uses the compiled CLI when dist/ is at least as new as the sources (tsx adds ~35 MiB of RSS). */
+function chooseCli(): string {
+  const root = new URL('..', import.meta.url).pathname;
+  const compiled = join(root, 'dist/src/cli/main.js');
+  const newest = ['src/proxy/engine.ts', 'src/proxy/nat.ts', 'src/cli/socks.ts'].map((f) => statSync(join(root, f)).mtimeMs);
+  if (!process.env.TUNTAP_PROXY_CLI && existsSync(compiled) && existsSync(join(root, 'dist/src/proxy/engine.js'))
+    && statSync(join(root, 'dist/src/proxy/engine.js')).mtimeMs >= Math.max(...newest)) {
+    process.env.TUNTAP_PROXY_CLI = compiled;
+  }
+  return process.env.TUNTAP_PROXY_CLI ? `compiled CLI ${process.env.TUNTAP_PROXY_CLI}` : 'sources via tsx';
+}
+
 export async function run(): Promise<void> {
+  const cli = chooseCli();
   const t = new ProxyTopology({ mtu });
   try {
     await t.startServers();
@@ -64,7 +77,7 @@ export async function run(): Promise<void> {
       await p.stop();
     }
     const g = (b: number): string => `${(b / 1e9).toFixed(2)} Gbit/s`;
-    console.log(`proxy (tun2socks → dante, link MTU ${mtu}, TUN MTU ${tunMtu}, ${seconds} s each):`);
+    console.log(`proxy (tun2socks → dante, link MTU ${mtu}, TUN MTU ${tunMtu}, ${seconds} s each, ${cli}):`);
     console.log(`  upload    direct SOCKS5 (proxychains4) ${g(direct.up)}   tuntap socks ${g(tun.up)}   ratio ${(tun.up / direct.up).toFixed(2)}x`);
     console.log(`  download  direct SOCKS5 (proxychains4) ${g(direct.down)}   tuntap socks ${g(tun.down)}   ratio ${(tun.down / direct.down).toFixed(2)}x`);
     console.log(`  RSS: ${(rssBase / 2 ** 20).toFixed(0)} MiB after the transfers, ${(rssIdle / 2 ** 20).toFixed(0)} MiB with ${idle} idle proxied connections`);
