@@ -1,7 +1,7 @@
 // The WireGuard state machine of one interface, without I/O: peers, handshakes, sessions,
 // timers, cryptokey routing and the batched data path. The interface (interface.ts) feeds it
 // TUN batches and UDP batches and carries out its sends; tests drive it with in-memory I/O.
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { StaticKey, equalBytes, keyToBase64 } from './crypto.js';
 import {
   createInitiation, consumeInitiation, createResponse, consumeResponse, tai64n, type InitiatorState,
@@ -15,7 +15,7 @@ import {
   DEFAULT_TIMERS, type Timers, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_COOKIE_REPLY, MESSAGE_DATA,
   INITIATION_SIZE, RESPONSE_SIZE, COOKIE_REPLY_SIZE, DATA_HEADER_SIZE, TAG_SIZE, MAX_QUEUED_PACKETS,
 } from './constants.js';
-import { decodeEndpoint, encodeEndpoint, endpointKey, ENDPOINT_SIZE, type Endpoint, type ResolvedEndpoint } from '../net/endpoint.js';
+import { decodeEndpoint, encodeEndpoint, endpointKey, type Endpoint, type ResolvedEndpoint } from '../net/endpoint.js';
 
 /** Datagrams laid out in one buffer (what a UDP socket sends in one batched call). */
 export interface Packed {
@@ -762,4 +762,3 @@ export class WireGuardEngine {
   }
 }
 
-export { ENDPOINT_SIZE, randomBytes };

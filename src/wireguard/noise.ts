@@ -1,8 +1,7 @@
 // Noise_IKpsk2 as WireGuard uses it (wireguard.com/protocol "First Message" / "Second Message").
 // These functions build and consume handshake messages; they hold no timers and do no I/O.
-import { randomBytes } from 'node:crypto';
 import {
-  hash, kdf, aeadSeal, aeadOpen, StaticKey, generatePrivateKey, publicKey, dh, mac,
+  hash, kdf, aeadSeal, aeadOpen, StaticKey, generatePrivateKey, publicKey, dh,
 } from './crypto.js';
 import { MESSAGE_INITIATION, MESSAGE_RESPONSE, INITIATION_SIZE, RESPONSE_SIZE } from './constants.js';
 
@@ -11,7 +10,6 @@ const IDENTIFIER = Buffer.from('WireGuard v1 zx2c4 Jason@zx2c4.com');
 export const LABEL_MAC1 = Buffer.from('mac1----');
 export const LABEL_COOKIE = Buffer.from('cookie--');
 const EMPTY = Buffer.alloc(0);
-const ZERO_KEY = Buffer.alloc(32);
 
 const INITIAL_CHAIN = hash(CONSTRUCTION);
 const INITIAL_HASH = hash(INITIAL_CHAIN, IDENTIFIER);
@@ -47,14 +45,6 @@ export interface SessionKeys {
   localIndex: number;
   remoteIndex: number;
   initiator: boolean;
-}
-
-/** Writes MAC1 (and MAC2 when a cookie is known) over a finished handshake message. */
-export function writeMacs(msg: Buffer, mac1Key: Uint8Array, cookie: Uint8Array | undefined): void {
-  const macOffset = msg.length - 32;
-  mac(mac1Key, msg.subarray(0, macOffset)).copy(msg, macOffset);
-  if (cookie) mac(cookie, msg.subarray(0, macOffset + 16)).copy(msg, macOffset + 16);
-  else msg.fill(0, macOffset + 16);
 }
 
 /**
@@ -194,6 +184,3 @@ export function cookieKey(pub: Uint8Array): Buffer {
   return hash(LABEL_COOKIE, pub);
 }
 
-export { ZERO_KEY };
-/** A fresh random 24-byte nonce for a cookie reply. */
-export const cookieNonce = () => randomBytes(24);
