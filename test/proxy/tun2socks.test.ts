@@ -94,14 +94,17 @@ test('SOCKS5 through dante: iperf3 TCP both directions, UDP and DNS over UDP ASS
 
 test('HTTP CONNECT with Basic auth (tinyproxy): curl works, the log names the destination, bad credentials are explained', async () => {
   const tp = await t.startTinyproxy(3128, { user: 'web', pass: 'secret' });
-  await withTuntap('http', ['--proxy', `http://web:secret@${PROXY4}:3128`, '--route'], async () => {
+  await withTuntap('http', ['--proxy', `http://web:secret@${PROXY4}:3128`, '--route'], async (p) => {
     const r = await curl(`http://${SERVER4}:8080/bytes/100000`, '-o', '/dev/null', '-w', '%{size_download}');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '100000');
     const v6 = await curl(`http://[${SERVER6}]:8080/`);
     assert.equal(v6.code, 0, v6.stderr);
+    // tun2http has no UDP: DNS goes over TCP through CONNECT.
+    assert.deepEqual(await resolve('web.test', 4, p), ['198.18.2.2']);
   });
   assert.match(tp.log(), /CONNECT.*198\.18\.2\.2:8080/);
+  assert.match(tp.log(), /CONNECT.*198\.18\.2\.2:53/);
   await withTuntap('http', ['--proxy', `http://web:wrong@${PROXY4}:3128`, '--route'], async (p) => {
     const r = await curl(`http://${SERVER4}:8080/`);
     assert.notEqual(r.code, 0);
