@@ -62,9 +62,9 @@ export class ProxyTopology {
   private readonly graceful: ChildProcess[] = [];
 
   constructor(opts: { mtu?: number } = {}) {
-    this.app = this.net.namespace('tpa');
-    this.proxy = this.net.namespace('tpp');
-    this.server = this.net.namespace('tps');
+    this.app = this.net.namespace('pxa');
+    this.proxy = this.net.namespace('pxp');
+    this.server = this.net.namespace('pxs');
     const ap = this.net.veth(this.app, this.proxy, opts);
     const ps = this.net.veth(this.proxy, this.server, opts);
     nsExec(this.app, 'ip', 'addr', 'add', `${APP4}/24`, 'dev', ap.a);
