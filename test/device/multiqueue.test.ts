@@ -17,8 +17,7 @@ const SPORT = 41000;
 function setup(queues: number): { ns: string; dev: TunDevice } {
   const ns = net.namespace('dm');
   const dev = openTun({ netns: ns, queues });
-  nsExec(ns, 'ip', 'addr', 'add', '198.18.2.1/24', 'dev', dev.name);
-  nsExec(ns, 'ip', 'link', 'set', dev.name, 'up');
+  net.configure(ns, dev.name, { addresses: ['198.18.2.1/24'], up: true });
   return { ns, dev };
 }
 

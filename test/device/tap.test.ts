@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { crc32 } from 'node:zlib';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { TuntapError } from '../../src/errors.js';
+import { addRoute } from '../../src/netlink/index.js';
 import { openTap, openTun, BPF, bpf, parseMac, type TunDevice } from '../../src/device/index.js';
 import { ip4, tapReply } from './packets.js';
 import { collect, sendUdp } from './util.js';
@@ -21,8 +22,7 @@ function setup(): { ns: string; dev: TunDevice } {
   const ns = net.namespace('dp');
   const dev = openTap({ netns: ns });
   assert.match(dev.name, /^tap\d+$/);
-  nsExec(ns, 'ip', 'addr', 'add', '198.18.1.1/24', 'dev', dev.name);
-  nsExec(ns, 'ip', 'link', 'set', dev.name, 'up');
+  net.configure(ns, dev.name, { addresses: ['198.18.1.1/24'], up: true });
   return { ns, dev };
 }
 
@@ -120,7 +120,7 @@ test('the TX filter drops frames for other MACs and passes ours', async () => {
 
     // Beyond 8 exact addresses the kernel keeps multicast ones in a 64-bit hash: a group in
     // the list passes, a group whose hash bit is not set is dropped, ALLMULTI passes all.
-    nsExec(ns, 'ip', 'route', 'add', '224.0.0.0/4', 'dev', dev.name);
+    addRoute({ dst: '224.0.0.0/4', dev: dev.name }, { netns: ns });
     const listed = groupWithHashBitOtherThan(-1);
     const other = groupWithHashBitOtherThan(listed.bit);
     const fillers = Array.from({ length: 8 }, (_, i) => `02:00:00:00:01:${(i + 16).toString(16)}`);

@@ -12,9 +12,7 @@ const net = new TestNet();
 after(() => net.cleanup());
 
 function configure(ns: string, dev: TunDevice): void {
-  nsExec(ns, 'ip', 'addr', 'add', '198.18.0.1/24', 'dev', dev.name);
-  nsExec(ns, 'ip', '-6', 'addr', 'add', 'fd00:d::1/64', 'dev', dev.name, 'nodad');
-  nsExec(ns, 'ip', 'link', 'set', dev.name, 'up');
+  net.configure(ns, dev.name, { addresses: ['198.18.0.1/24', { address: 'fd00:d::1/64', nodad: true }], up: true });
 }
 
 /**

@@ -2,7 +2,7 @@
 // the device, and a GSO super-packet written to it delivered whole to a listening socket.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestNet, nsExec, nsSpawn } from '../helpers/netns.js';
+import { TestNet, nsSpawn } from '../helpers/netns.js';
 import { openTun, GsoType, VIRTIO_NET_HDR_F, decodeVnetHdr, encodeVnetHdr, type TunDevice, type VirtioNetHdr } from '../../src/device/index.js';
 import { parseTcp4, tcp4, TCP, type ParsedTcp } from './packets.js';
 
@@ -16,8 +16,7 @@ const MSS_OPTION = Uint8Array.from([2, 4, 0x05, 0xb4]); // MSS 1460
 function setup(): { ns: string; dev: TunDevice } {
   const ns = net.namespace('dv');
   const dev = openTun({ netns: ns, vnetHdr: true, offload: { csum: true, tso4: true, tso6: true, tsoEcn: true } });
-  nsExec(ns, 'ip', 'addr', 'add', `${LOCAL}/24`, 'dev', dev.name);
-  nsExec(ns, 'ip', 'link', 'set', dev.name, 'up');
+  net.configure(ns, dev.name, { addresses: [`${LOCAL}/24`], up: true });
   return { ns, dev };
 }
 
