@@ -24,10 +24,8 @@ before(() => {
   nsB = net.namespace('udpb');
   const { a, b } = net.veth(nsA, nsB);
   vethB = b;
-  nsExec(nsA, 'ip', 'addr', 'add', `${A4}/30`, 'dev', a);
-  nsExec(nsB, 'ip', 'addr', 'add', `${B4}/30`, 'dev', b);
-  nsExec(nsA, 'ip', 'addr', 'add', `${A6}/64`, 'dev', a, 'nodad');
-  nsExec(nsB, 'ip', 'addr', 'add', `${B6}/64`, 'dev', b, 'nodad');
+  net.configure(nsA, a, { addresses: [`${A4}/30`, { address: `${A6}/64`, nodad: true }] });
+  net.configure(nsB, b, { addresses: [`${B4}/30`, { address: `${B6}/64`, nodad: true }] });
 });
 after(() => net.cleanup());
 
@@ -216,8 +214,8 @@ test("gsoSize 'auto' groups runs of equal size per destination; other sizes go o
 test('sendBatch waits for POLLOUT when the send buffer is full and loses nothing', async () => {
   // A second, rate-limited link: tbf holds packets queued, charged to the sender's small buffer.
   const { a, b } = net.veth(nsA, nsB);
-  nsExec(nsA, 'ip', 'addr', 'add', '198.18.0.5/30', 'dev', a);
-  nsExec(nsB, 'ip', 'addr', 'add', '198.18.0.6/30', 'dev', b);
+  net.configure(nsA, a, { addresses: ['198.18.0.5/30'] });
+  net.configure(nsB, b, { addresses: ['198.18.0.6/30'] });
   nsExec(nsA, 'tc', 'qdisc', 'add', 'dev', a, 'root', 'tbf', 'rate', '100mbit', 'burst', '16kb', 'limit', '8mb');
   const sa = UdpSocket.open({ netns: nsA, bind: { address: '198.18.0.5' }, sendBufferSize: 16 << 10 });
   const sb = UdpSocket.open({ netns: nsB, bind: { address: '198.18.0.6' }, recvBufferSize: 8 << 20 });
