@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { nsRun } from '../test/helpers/netns.js';
 import { ProxyTopology, PROXY4, SERVER4, sleep } from '../test/proxy/topology.js';
 
-const seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 5);
+let seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 5);
 // 9,000 by default: tuntap holds two fds per connection and this VM's hard RLIMIT_NOFILE is 20,000.
 const idle = Number(process.env.BENCH_PROXY_IDLE ?? 9000);
 const mtu = Number(process.env.BENCH_PROXY_MTU ?? 9000);
@@ -45,7 +45,9 @@ function chooseCli(): string {
   return process.env.TUNTAP_PROXY_CLI ? `compiled CLI ${process.env.TUNTAP_PROXY_CLI}` : 'sources via tsx';
 }
 
-export async function run(): Promise<void> {
+/** `opts.durationSec` (from bench/run.ts) sets the seconds per iperf3 run. */
+export async function run(opts: { durationSec?: number } = {}): Promise<void> {
+  if (opts.durationSec) seconds = opts.durationSec;
   const cli = chooseCli();
   const t = new ProxyTopology({ mtu });
   try {
