@@ -7,6 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { openTap, type TunDevice } from '../../src/device/index.js';
+import { setLink } from '../../src/netlink/index.js';
 import { compileFilter, summarize, buildEthernet, buildIpv4, buildUdp, buildTcp, TcpFlags } from '../../src/packet/index.js';
 
 const net = new TestNet();
@@ -92,10 +93,12 @@ test('BPF attached to a TAP passes exactly what the JS predicate passes', async 
   const dev = openTap({ netns: ns });
   const injector = openTap({ netns: ns });
   try {
+    // The kernel bridge is the independent traffic source: made and configured with ip (tuntap
+    // has no bridge API); our TAPs are brought up over tuntap's rtnetlink.
     nsExec(ns, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
     for (const port of [dev.name, injector.name]) {
       nsExec(ns, 'ip', 'link', 'set', port, 'master', 'br0');
-      nsExec(ns, 'ip', 'link', 'set', port, 'up');
+      setLink(port, { up: true }, { netns: ns });
     }
     nsExec(ns, 'ip', 'addr', 'add', '198.18.70.1/24', 'dev', 'br0');
     nsExec(ns, 'ip', '-6', 'addr', 'add', 'fd00:70::1/64', 'dev', 'br0', 'nodad');

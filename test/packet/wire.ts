@@ -1,7 +1,8 @@
 // Test plumbing for the packet layer's kernel tests: two namespaces joined by a user-space
 // wire between two devices (packets read from one are written to the other), and small node
 // programs that make real kernel traffic.
-import { nsExec, nsSpawn, nsRun } from '../helpers/netns.js';
+import { nsSpawn, nsRun } from '../helpers/netns.js';
+import { configureInterface } from '../../src/netlink/index.js';
 import type { TunDevice, PacketBatch } from '../../src/device/index.js';
 
 /** Copies everything from `from` to `to` until `signal` aborts; `transform` may replace a batch's packets. */
@@ -18,10 +19,9 @@ export async function pump(from: TunDevice, to: TunDevice, signal: AbortSignal,
   }
 }
 
+/** Gives `dev` both addresses and brings it up, over tuntap's rtnetlink. */
 export function addAddresses(ns: string, dev: string, v4: string, v6: string): void {
-  nsExec(ns, 'ip', 'addr', 'add', v4, 'dev', dev);
-  nsExec(ns, 'ip', '-6', 'addr', 'add', v6, 'dev', dev, 'nodad');
-  nsExec(ns, 'ip', 'link', 'set', dev, 'up');
+  configureInterface(dev, { addresses: [v4, { address: v6, nodad: true }], up: true }, { netns: ns });
 }
 
 /** TCP and UDP echo servers on both families (port tcpPort / udpPort); killed at cleanup. */
