@@ -7,7 +7,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { openTap, type TunDevice } from '../../src/device/index.js';
-import { setLink } from '../../src/netlink/index.js';
 import { compileFilter, summarize, buildEthernet, buildIpv4, buildUdp, buildTcp, TcpFlags } from '../../src/packet/index.js';
 
 const net = new TestNet();
@@ -93,16 +92,13 @@ test('BPF attached to a TAP passes exactly what the JS predicate passes', async 
   const dev = openTap({ netns: ns });
   const injector = openTap({ netns: ns });
   try {
-    // The kernel bridge is the independent traffic source: made and configured with ip (tuntap
-    // has no bridge API); our TAPs are brought up over tuntap's rtnetlink.
+    // tuntap has no bridge API: ip makes the bridge and enslaves the TAPs; the rest is rtnetlink.
     nsExec(ns, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
     for (const port of [dev.name, injector.name]) {
       nsExec(ns, 'ip', 'link', 'set', port, 'master', 'br0');
-      setLink(port, { up: true }, { netns: ns });
+      net.configure(ns, port, { up: true });
     }
-    nsExec(ns, 'ip', 'addr', 'add', '198.18.70.1/24', 'dev', 'br0');
-    nsExec(ns, 'ip', '-6', 'addr', 'add', 'fd00:70::1/64', 'dev', 'br0', 'nodad');
-    nsExec(ns, 'ip', 'link', 'set', 'br0', 'up');
+    net.configure(ns, 'br0', { addresses: ['198.18.70.1/24', { address: 'fd00:70::1/64', nodad: true }], up: true });
     for (const [addr, mac] of [['198.18.70.2', '02:00:00:00:00:02'], ['198.18.70.3', '02:00:00:00:00:03'], ['fd00:70::2', '02:00:00:00:00:02']] as const) {
       nsExec(ns, 'ip', 'neigh', 'replace', addr, 'lladdr', mac, 'dev', 'br0', 'nud', 'permanent');
     }
