@@ -41,6 +41,8 @@ function parse(argv: string[]): { names: string[]; opts: BenchOptions } {
 
 async function main(): Promise<void> {
   const { names, opts } = parse(process.argv.slice(2));
+  const { ensureTools, benchTools } = await import('../scripts/tools.mjs');
+  ensureTools(benchTools);
   const all = available();
   const selected = names.length > 0 ? names : all;
   let failed = 0;

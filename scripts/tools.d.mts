@@ -1,0 +1,3 @@
+export declare const testTools: Record<string, string>;
+export declare const benchTools: Record<string, string>;
+export declare function ensureTools(tools: Record<string, string>): void;

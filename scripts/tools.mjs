@@ -1,0 +1,30 @@
+// The Debian packages the tests and benchmarks drive as independent peers, installed when the
+// command that proves each present is missing. Used by scripts/test.mjs and bench/run.ts.
+import { execFileSync, spawnSync } from 'node:child_process';
+
+// Daemons (danted, dnsmasq) live in sbin, which a non-login PATH may lack.
+process.env.PATH = `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`;
+
+/** command → Debian package, for the test suite. */
+export const testTools = {
+  ping: 'iputils-ping', iperf3: 'iperf3', tshark: 'tshark', tcpdump: 'tcpdump', wg: 'wireguard-tools',
+  'wireguard-go': 'wireguard-go', socat: 'socat', curl: 'curl',
+  microsocks: 'microsocks', danted: 'dante-server', tinyproxy: 'tinyproxy', dnsmasq: 'dnsmasq-base',
+  proxychains4: 'proxychains4',
+  ethtool: 'ethtool', 'qemu-system-x86_64': 'qemu-system-x86',
+};
+
+/** Extra baselines only the benchmarks compare against. */
+export const benchTools = { ...testTools, openvpn: 'openvpn', cc: 'gcc' };
+
+/** Installs the packages whose commands are missing (needs root and Debian's apt). */
+export function ensureTools(tools) {
+  const missing = [...new Set(Object.entries(tools)
+    .filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0)
+    .map(([, pkg]) => pkg))];
+  if (missing.length === 0) return;
+  console.log(`installing tools: ${missing.join(' ')}`);
+  const opts = { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } };
+  execFileSync('apt-get', ['update', '-qq'], opts);
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], opts);
+}
