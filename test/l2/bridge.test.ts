@@ -7,6 +7,7 @@ import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { iperf, macOf, tapIntoHost } from './helpers.js';
 import { LearningSwitch } from '../../src/l2/switch.js';
 import type { TapPort } from '../../src/l2/tap-port.js';
+import { setLink } from '../../src/netlink/index.js';
 
 const A4 = '198.18.20.1'; const B4 = '198.18.20.2';
 const A6 = 'fd00:20::1'; const B6 = 'fd00:20::2';
@@ -78,11 +79,11 @@ describe('learning switch between two TAP-attached namespaces', () => {
   });
 
   it('keeps a port whose interface is down, dropping (and counting) what was for it', async () => {
-    nsExec(hostB, 'ip', 'link', 'set', tapB.name, 'down');
+    setLink(tapB.name, { up: false }, { netns: hostB });
     const before = bridge.stats()[tapB.name]!.txDrops;
     await nsRun(hostA, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '198.18.20.99']); // ARP floods reach B
     assert.ok(bridge.stats()[tapB.name]!.txDrops > before, JSON.stringify(bridge.stats()));
-    nsExec(hostB, 'ip', 'link', 'set', tapB.name, 'up');
+    setLink(tapB.name, { up: true }, { netns: hostB });
     const r = await nsRun(hostA, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', B4]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
   });

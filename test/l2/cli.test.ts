@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
 import { TestNet, nsExec, nsRun, uniqueName } from '../helpers/netns.js';
 import { macOf } from './helpers.js';
+import { moveLink } from '../../src/netlink/index.js';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
@@ -33,9 +34,8 @@ describe('tuntap bridge (CLI)', () => {
       const first = await next();
       assert.deepEqual(Object.keys(first.ports).sort(), [tapA, tapB].sort());
       for (const [host, tap, addr] of [[a, tapA, '198.18.60.1'], [b, tapB, '198.18.60.2']] as const) {
-        nsExec(sw, 'ip', 'link', 'set', tap, 'netns', host);
-        nsExec(host, 'ip', 'link', 'set', tap, 'up');
-        nsExec(host, 'ip', 'addr', 'add', `${addr}/24`, 'dev', tap);
+        moveLink(tap, host, { netns: sw });
+        net.configure(host, tap, { up: true, addresses: [`${addr}/24`] });
       }
       const ping = await nsRun(a, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '198.18.60.2']);
       assert.equal(ping.code, 0, ping.stdout + ping.stderr);
@@ -84,7 +84,7 @@ describe('tuntap bridge (CLI)', () => {
 
   it('adds VXLAN ports and VLAN membership from the command line', async () => {
     const ns = net.namespace('l2cvx');
-    nsExec(ns, 'ip', 'addr', 'add', '198.18.80.1/32', 'dev', 'lo');
+    net.configure(ns, 'lo', { addresses: ['198.18.80.1/32'] });
     const tap = uniqueName('cx');
     const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
       const p = spawn(process.execPath, ['--import', 'tsx', main, 'bridge', tap, '--netns', ns, '--json', '--duration', '1',

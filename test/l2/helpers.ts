@@ -1,15 +1,15 @@
 // Shared by the l2 tests: TAPs whose netdev lives in a host namespace, MACs, iperf3 runs.
 import { nsExec, nsRun, nsSpawn, uniqueName } from '../helpers/netns.js';
 import { TapPort } from '../../src/l2/tap-port.js';
+import { configureInterface, moveLink } from '../../src/netlink/index.js';
 
 /** Opens a TAP in the switch namespace and moves its netdev into `host` with the given addresses. */
 export function tapIntoHost(sw: string, host: string, v4: string, v6: string, opts: { offload?: boolean; mtu?: number } = {}): TapPort {
   const port = TapPort.open({ name: uniqueName('tp'), netns: sw, offload: opts.offload ?? true });
-  nsExec(sw, 'ip', 'link', 'set', port.name, 'netns', host);
-  if (opts.mtu) nsExec(host, 'ip', 'link', 'set', port.name, 'mtu', String(opts.mtu));
-  nsExec(host, 'ip', 'link', 'set', port.name, 'up');
-  nsExec(host, 'ip', 'addr', 'add', `${v4}/24`, 'dev', port.name);
-  nsExec(host, 'ip', '-6', 'addr', 'add', `${v6}/64`, 'dev', port.name, 'nodad');
+  moveLink(port.name, host, { netns: sw });
+  configureInterface(port.name, {
+    mtu: opts.mtu || undefined, addresses: [`${v4}/24`, { address: `${v6}/64`, nodad: true }], up: true,
+  }, { netns: host });
   return port;
 }
 

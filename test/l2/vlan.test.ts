@@ -6,7 +6,7 @@
 // from the TAPs get tagged, cut to wire size (behind the tag) for the tunnel and untagged again.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
+import { TestNet, nsRun } from '../helpers/netns.js';
 import { LearningSwitch } from '../../src/l2/switch.js';
 import { VxlanPort } from '../../src/l2/vxlan.js';
 import { iperf, macOf, tapIntoHost } from './helpers.js';
@@ -22,8 +22,8 @@ describe('802.1Q access ports and a VXLAN trunk between two switches', () => {
     const s1 = net.namespace('l2q1'); const s2 = net.namespace('l2q2');
     hostA = net.namespace('l2qa'); hostB = net.namespace('l2qb'); hostC = net.namespace('l2qc'); hostD = net.namespace('l2qd');
     const ul = net.veth(s1, s2, { mtu: 1600 });
-    nsExec(s1, 'ip', 'addr', 'add', '198.18.72.1/24', 'dev', ul.a);
-    nsExec(s2, 'ip', 'addr', 'add', '198.18.72.2/24', 'dev', ul.b);
+    net.configure(s1, ul.a, { addresses: ['198.18.72.1/24'] });
+    net.configure(s2, ul.b, { addresses: ['198.18.72.2/24'] });
     const plan = [
       { ns: s1, local: '198.18.72.1', remote: '198.18.72.2', hosts: [[hostA, '198.18.70.1', 10], [hostC, '198.18.70.3', 20]] },
       { ns: s2, local: '198.18.72.2', remote: '198.18.72.1', hosts: [[hostB, '198.18.70.2', 10], [hostD, '198.18.70.4', 20]] },

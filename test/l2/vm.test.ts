@@ -52,7 +52,7 @@ describe('QEMU guest on a tuntap TAP, through our switch', () => {
     sw = net.namespace('l2vm');
     hostB = net.namespace('l2vb');
     vmtap = createVmTap({ name: uniqueName('vm'), user: NOBODY, queues: 2, netns: sw });
-    nsExec(sw, 'ip', 'link', 'set', vmtap, 'up');
+    net.configure(sw, vmtap, { up: true });
     tapS = TapPort.open({ name: uniqueName('ts'), netns: sw });
     patch(sw, vmtap, tapS.name);
     const tapB = tapIntoHost(sw, hostB, '198.18.50.2', 'fd00:50::2');

@@ -12,6 +12,7 @@ import type { TapPort } from '../../src/l2/tap-port.js';
 import { VxlanPort } from '../../src/l2/vxlan.js';
 import { encapsulate } from '../../src/l2/vxlan-codec.js';
 import { UdpSocket } from '../../src/net/index.js';
+import { setLink } from '../../src/netlink/index.js';
 import { iperf, macOf, tapIntoHost } from './helpers.js';
 
 const VNI = 4242;
@@ -26,13 +27,14 @@ describe('VXLAN port interoperating with the kernel vxlan device', () => {
 
   before(async () => {
     sw = net.namespace('l2vsw'); hostA = net.namespace('l2va'); k1 = net.namespace('l2k1'); k2 = net.namespace('l2k2');
+    // tuntap has no bridge or vxlan API: ip makes the underlay bridge (and enslaves the veths)
+    // and the kernel VTEPs, the independent peers; everything else goes over rtnetlink.
     nsExec(sw, 'ip', 'link', 'add', 'ul0', 'type', 'bridge');
-    nsExec(sw, 'ip', 'addr', 'add', `${OURS}/24`, 'dev', 'ul0');
-    nsExec(sw, 'ip', 'link', 'set', 'ul0', 'up');
+    net.configure(sw, 'ul0', { addresses: [`${OURS}/24`], up: true });
     for (const [k, local, host, other] of [[k1, K1, HOST_K1, K2], [k2, K2, HOST_K2, K1]] as const) {
       const v = net.veth(sw, k);
       nsExec(sw, 'ip', 'link', 'set', v.a, 'master', 'ul0');
-      nsExec(k, 'ip', 'addr', 'add', `${local}/24`, 'dev', v.b);
+      net.configure(k, v.b, { addresses: [`${local}/24`] });
       // A veth hands tunnelled packets over with the inner TCP checksum still partial (nothing
       // left the machine); a real NIC would fill it in. Make the kernel do it before the wire.
       nsExec(k, 'ethtool', '-K', v.b, 'tx', 'off');
@@ -144,12 +146,12 @@ describe('VXLAN port interoperating with the kernel vxlan device', () => {
   it('fragments datagrams larger than the underlay MTU instead of losing them', async () => {
     // hostA at a full 1500-byte MTU: its largest frames make 1550-byte datagrams on a 1500-byte
     // underlay, which must leave as IP fragments (never as UDP GSO, which would refuse them).
-    nsExec(hostA, 'ip', 'link', 'set', tap.name, 'mtu', '1500');
+    setLink(tap.name, { mtu: 1500 }, { netns: hostA });
     const before = vxlan.stats().txErrors;
     const r = await nsRun(hostA, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '-M', 'do', '-s', '1472', HOST_K1]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(vxlan.stats().txErrors, before);
-    nsExec(hostA, 'ip', 'link', 'set', tap.name, 'mtu', '1450');
+    setLink(tap.name, { mtu: 1450 }, { netns: hostA });
     // A batch of equal full-size frames (the shape UDP GSO would join) all arrive.
     const rx = () => Number(nsExec(k1, 'cat', '/sys/class/net/vx0/statistics/rx_packets'));
     const start = rx();
@@ -170,8 +172,8 @@ describe('VXLAN port over an IPv6 underlay', () => {
   before(async () => {
     const sw = net.namespace('l2v6s'); hostA = net.namespace('l2v6a'); k = net.namespace('l2v6k');
     const v = net.veth(sw, k);
-    nsExec(sw, 'ip', '-6', 'addr', 'add', 'fd00:42::1/64', 'dev', v.a, 'nodad');
-    nsExec(k, 'ip', '-6', 'addr', 'add', 'fd00:42::2/64', 'dev', v.b, 'nodad');
+    net.configure(sw, v.a, { addresses: [{ address: 'fd00:42::1/64', nodad: true }] });
+    net.configure(k, v.b, { addresses: [{ address: 'fd00:42::2/64', nodad: true }] });
     nsExec(k, 'ethtool', '-K', v.b, 'tx', 'off');
     nsExec(k, 'ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '99', 'local', 'fd00:42::2', 'remote', 'fd00:42::1', 'dstport', '4789', 'dev', v.b);
     nsExec(k, 'ip', 'link', 'set', 'vx0', 'up');
