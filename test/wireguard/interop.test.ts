@@ -10,6 +10,7 @@ import { CookieGenerator } from '../../src/wireguard/cookie.js';
 import { StaticKey, generatePrivateKey, keyToBase64 } from '../../src/wireguard/crypto.js';
 import type { Packed } from '../../src/wireguard/engine.js';
 import { nsSpawn } from '../helpers/netns.js';
+import { addAddress, addRoute, deleteAddress } from '../../src/netlink/index.js';
 
 const topologies: WgTopology[] = [];
 after(async () => { for (const t of topologies) await t.cleanup(); });
@@ -184,19 +185,19 @@ test('three tuntap peers with overlapping AllowedIPs: each destination reaches t
   // one veth per spoke; outer addresses on per-spoke subnets
   for (const [k, s] of spokes.entries()) {
     const v = topo.net.veth(hub.ns, s.ns);
-    await nsRunOk(hub.ns, 'ip', ['addr', 'add', `198.18.${20 + k}.1/24`, 'dev', v.a]);
-    await nsRunOk(s.ns, 'ip', ['addr', 'add', `198.18.${20 + k}.2/24`, 'dev', v.b]);
+    topo.net.configure(hub.ns, v.a, { addresses: [`198.18.${20 + k}.1/24`] });
+    topo.net.configure(s.ns, v.b, { addresses: [`198.18.${20 + k}.2/24`] });
     s.outer4 = `198.18.${20 + k}.2`;
   }
   // spoke 2 owns 198.19.0.0/16, spoke 3 198.19.50.0/24, spoke 4 198.19.50.128/25 (all overlapping)
   const owned = ['198.19.0.0/16', '198.19.50.0/24', '198.19.50.128/25'];
   const targets = ['198.19.7.7', '198.19.50.7', '198.19.50.200'];
   await topo.tuntap(hub, spokes.map((s, k) => ({ side: s, endpoint: 4 as const, allowed: [owned[k]!] })));
-  for (const prefix of owned) await nsRunOk(hub.ns, 'ip', ['route', 'add', prefix, 'dev', hub.name]);
+  for (const prefix of owned) addRoute({ dst: prefix, dev: hub.name }, { netns: hub.ns });
   for (const [k, s] of spokes.entries()) {
     hub.outer4 = `198.18.${20 + k}.1`;
     await topo.tuntap(s, [{ side: hub, endpoint: 4, allowed: ['198.19.14.1/32', 'fd01:14::1/128'] }]);
-    await nsRunOk(s.ns, 'ip', ['addr', 'add', `${targets[k]}/32`, 'dev', s.name]);
+    addAddress(s.name, `${targets[k]}/32`, { netns: s.ns });
   }
   for (const [k, s] of spokes.entries()) {
     const r = await ping(hub.ns, targets[k]!, 2);
@@ -260,8 +261,8 @@ for (const stationary of ['wireguard-go', 'tuntap'] as const) {
     const moved = `198.18.${topo.idx}.11`;
     // keep the new (secondary) address when the old primary goes
     await nsRunOk(a.ns, 'sh', ['-c', `echo 1 > /proc/sys/net/ipv4/conf/${topo.veth.a}/promote_secondaries`]);
-    await nsRunOk(a.ns, 'ip', ['addr', 'add', `${moved}/24`, 'dev', topo.veth.a]);
-    await nsRunOk(a.ns, 'ip', ['addr', 'del', `${a.outer4}/24`, 'dev', topo.veth.a]);
+    addAddress(topo.veth.a, `${moved}/24`, { netns: a.ns });
+    deleteAddress(topo.veth.a, `${a.outer4}/24`, { netns: a.ns });
     const out = JSON.parse(await client) as { intervals: Array<{ sum: { bits_per_second: number } }> };
     server.kill('SIGKILL');
     const endpoint = stationary === 'tuntap'

@@ -4,7 +4,7 @@
 import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestNet, nsExec, nsSpawn, nsRun, uniqueName } from '../helpers/netns.js';
+import { TestNet, nsSpawn, nsRun, uniqueName } from '../helpers/netns.js';
 import { WireGuardInterface } from '../../src/wireguard/interface.js';
 import { generatePrivateKey, publicKey, keyToBase64 } from '../../src/wireguard/crypto.js';
 import { configureInterface } from '../../src/netlink/index.js';
@@ -60,10 +60,8 @@ export class WgTopology {
 
   link(a: Side, b: Side): void {
     this.veth = this.net.veth(a.ns, b.ns);
-    nsExec(a.ns, 'ip', 'addr', 'add', `${a.outer4}/24`, 'dev', this.veth.a);
-    nsExec(b.ns, 'ip', 'addr', 'add', `${b.outer4}/24`, 'dev', this.veth.b);
-    nsExec(a.ns, 'ip', 'addr', 'add', `${a.outer6}/64`, 'dev', this.veth.a, 'nodad');
-    nsExec(b.ns, 'ip', 'addr', 'add', `${b.outer6}/64`, 'dev', this.veth.b, 'nodad');
+    this.net.configure(a.ns, this.veth.a, { addresses: [`${a.outer4}/24`, { address: `${a.outer6}/64`, nodad: true }] });
+    this.net.configure(b.ns, this.veth.b, { addresses: [`${b.outer4}/24`, { address: `${b.outer6}/64`, nodad: true }] });
   }
 
   /** Our interface on `s`, peered with `peers` (endpoint over v4 or v6 outer addresses, or none). */
