@@ -2,6 +2,7 @@
 // conveniences that delegate to queues[0].
 import { readFileSync } from 'node:fs';
 import { call, TuntapError } from '../errors.js';
+import { formatMac, parseMac as parseMacText } from '../addr.js';
 import { inNetns, type NetnsRef } from '../netns.js';
 import { encodeBpf, decodeBpf, type BpfInstruction } from './bpf.js';
 import { IFF, TUN_F, TUN_FLT_ALLMULTI } from './constants.js';
@@ -55,19 +56,14 @@ export interface TxFilterOptions {
   allMulticast?: boolean;
 }
 
+/** A MAC as 6 bytes: text is parsed (see src/addr.ts), bytes are checked for length. */
 export function parseMac(mac: string | Uint8Array): Uint8Array {
-  if (typeof mac !== 'string') {
-    if (mac.length !== 6) throw new RangeError('a MAC address has 6 bytes');
-    return mac;
-  }
-  const parts = mac.split(/[:-]/);
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{1,2}$/.test(p))) throw new RangeError(`not a MAC address: ${mac}`);
-  return Uint8Array.from(parts.map((p) => parseInt(p, 16)));
+  if (typeof mac === 'string') return parseMacText(mac);
+  if (mac.length !== 6) throw new RangeError('a MAC address has 6 bytes');
+  return mac;
 }
 
-export function formatMac(mac: Uint8Array): string {
-  return Array.from(mac.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
-}
+export { formatMac };
 
 function offloadBits(o: OffloadOptions): number {
   return (o.csum ? TUN_F.CSUM : 0) | (o.tso4 ? TUN_F.TSO4 : 0) | (o.tso6 ? TUN_F.TSO6 : 0)

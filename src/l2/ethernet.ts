@@ -1,5 +1,6 @@
 // The few Ethernet and 802.1Q operations a switch needs, on raw frames: read addresses and the
 // VLAN tag, and insert or remove a tag (which copies, since the frame grows or shrinks).
+import { formatMac, parseMac } from '../addr.js';
 import { gsoSplit } from '../packet/gso.js';
 import type { Frame, FrameOffload } from './port.js';
 
@@ -14,23 +15,17 @@ export function macKey(b: Uint8Array, o: number): number {
     + ((b[o + 3]! << 16) | (b[o + 4]! << 8) | b[o + 5]!);
 }
 
-const hex = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
 export function macKeyToString(key: number): string {
-  const parts: string[] = [];
+  const b = new Uint8Array(6);
   for (let i = 5; i >= 0; i--) {
-    parts.unshift(hex[key % 256]!);
+    b[i] = key % 256;
     key = Math.floor(key / 256);
   }
-  return parts.join(':');
+  return formatMac(b);
 }
 
 export function parseMacKey(text: string): number {
-  const parts = text.split(/[:-]/);
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{1,2}$/.test(p))) {
-    throw new TypeError(`invalid MAC address "${text}"`);
-  }
-  return parts.reduce((acc, p) => acc * 256 + parseInt(p, 16), 0);
+  return macKey(parseMac(text), 0);
 }
 
 /** Group bit of the first octet: broadcast and multicast destinations. */

@@ -2,7 +2,7 @@
 // so the hot path never builds per-datagram strings:
 //   [0..15] address (IPv4 in bytes 0..3), [16..17] port big endian, [18] family 4|6,
 //   [19] unused, [20..23] IPv6 scope id little endian.
-import { isIPv4, isIPv6 } from 'node:net';
+import { formatIPv4, formatIPv6, ipFamily, writeIPv4, writeIPv6 } from '../addr.js';
 
 export const ENDPOINT_SIZE = 24;
 
@@ -15,47 +15,10 @@ export interface ResolvedEndpoint extends Endpoint {
   family: 4 | 6;
 }
 
-function parseIPv4(text: string, out: Uint8Array, at: number): void {
-  const parts = text.split('.');
-  for (let i = 0; i < 4; i++) out[at + i] = Number(parts[i]);
-}
-
-function parseIPv6(text: string, out: Uint8Array, at: number): void {
-  const groups: number[] = [];
-  const parse = (part: string): number[] => {
-    if (part === '') return [];
-    const words: number[] = [];
-    for (const piece of part.split(':')) {
-      if (piece.includes('.')) {
-        const v4 = new Uint8Array(4);
-        parseIPv4(piece, v4, 0);
-        words.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        words.push(parseInt(piece, 16));
-      }
-    }
-    return words;
-  };
-  const gap = text.indexOf('::');
-  if (gap < 0) {
-    groups.push(...parse(text));
-  } else {
-    const head = parse(text.slice(0, gap));
-    const tail = parse(text.slice(gap + 2));
-    groups.push(...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail);
-  }
-  for (let i = 0; i < 8; i++) {
-    out[at + 2 * i] = groups[i]! >> 8;
-    out[at + 2 * i + 1] = groups[i]! & 0xff;
-  }
-}
-
 /** Family of an address string (4 or 6), or undefined when it is not an IP address. */
 export function addressFamily(address: string): 4 | 6 | undefined {
-  const bare = address.split('%')[0]!;
-  if (isIPv4(bare)) return 4;
-  if (isIPv6(bare)) return 6;
-  return undefined;
+  const zone = address.indexOf('%');
+  return ipFamily(zone < 0 ? address : address.slice(0, zone));
 }
 
 /** Writes the record for `address`:`port` into `out` at `offset` (a new record when omitted). */
@@ -63,11 +26,9 @@ export function encodeEndpoint(address: string, port: number, out = new Uint8Arr
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid UDP port ${port}`);
   const [bare, scope] = address.split('%') as [string, string | undefined];
   out.fill(0, offset, offset + ENDPOINT_SIZE);
-  if (isIPv4(bare)) {
-    parseIPv4(bare, out, offset);
+  if (writeIPv4(bare, out, offset)) {
     out[offset + 18] = 4;
-  } else if (isIPv6(bare)) {
-    parseIPv6(bare, out, offset);
+  } else if (writeIPv6(bare, out, offset)) {
     out[offset + 18] = 6;
     if (scope !== undefined) {
       const id = Number(scope);
@@ -75,6 +36,7 @@ export function encodeEndpoint(address: string, port: number, out = new Uint8Arr
       new DataView(out.buffer, out.byteOffset).setUint32(offset + 20, id, true);
     }
   } else {
+    out.fill(0, offset, offset + ENDPOINT_SIZE);
     throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
   }
   out[offset + 16] = port >> 8;
@@ -82,30 +44,12 @@ export function encodeEndpoint(address: string, port: number, out = new Uint8Arr
   return out;
 }
 
-function formatIPv6(rec: Uint8Array, at: number): string {
-  const words: number[] = [];
-  for (let i = 0; i < 8; i++) words.push((rec[at + 2 * i]! << 8) | rec[at + 2 * i + 1]!);
-  // Longest run of zero words (length ≥ 2) becomes "::" (RFC 5952).
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (words[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
-}
-
 /** Decodes the record at `offset`. */
 export function decodeEndpoint(rec: Uint8Array, offset = 0): ResolvedEndpoint {
   const family = rec[offset + 18] === 6 ? 6 : 4;
   const port = (rec[offset + 16]! << 8) | rec[offset + 17]!;
   if (family === 4) {
-    return { address: `${rec[offset]}.${rec[offset + 1]}.${rec[offset + 2]}.${rec[offset + 3]}`, port, family };
+    return { address: formatIPv4(rec, offset), port, family };
   }
   let address = formatIPv6(rec, offset);
   const scope = new DataView(rec.buffer, rec.byteOffset).getUint32(offset + 20, true);

@@ -1,6 +1,6 @@
 // Cryptokey routing table: IPv4 and IPv6 prefixes → peer, longest-prefix match, one binary trie
 // per family. Inserting a prefix another peer holds moves it (as WireGuard does).
-import { parseCidr, bytesToIp, networkOf } from '../netlink/ip.js';
+import { parseCidr, formatIP, networkOf } from '../addr.js';
 
 class Node<T> {
   zero: Node<T> | undefined;
@@ -76,7 +76,7 @@ export class AllowedIps<T> {
       if (n.value !== undefined && (value === undefined || n.value === value)) {
         const bytes = Buffer.alloc(family === 4 ? 4 : 16);
         path.forEach((b, i) => { if (b) bytes[i >> 3]! |= 0x80 >> (i & 7); });
-        out.push({ cidr: `${bytesToIp(bytes)}/${path.length}`, value: n.value });
+        out.push({ cidr: `${formatIP(bytes)}/${path.length}`, value: n.value });
       }
       walk(n.zero, family, [...path, 0]);
       walk(n.one, family, [...path, 1]);

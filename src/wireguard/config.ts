@@ -3,7 +3,7 @@
 // the wg-quick-only keys (Address, DNS, MTU, Table, Pre/Post Up/Down, SaveConfig).
 import { readFileSync, statSync } from 'node:fs';
 import { keyFromBase64 } from './crypto.js';
-import { parseCidr } from '../netlink/ip.js';
+import { parseCidr } from '../addr.js';
 
 export class ConfigError extends Error {
   constructor(readonly file: string, readonly line: number, readonly key: string, reason: string) {

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { configureInterface, replaceRoute, addRule, deleteRule, type RuleSpec } from '../netlink/index.js';
-import { parseCidr } from '../netlink/ip.js';
+import { parseCidr } from '../addr.js';
 import { WireGuardInterface } from './interface.js';
 import type { WgConfig } from './config.js';
 import type { PeerConfig } from './engine.js';

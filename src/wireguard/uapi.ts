@@ -5,7 +5,7 @@ import { createServer, Socket, type Server } from 'node:net';
 import { mkdirSync, unlinkSync, existsSync, chmodSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { WireGuardEngine, Peer } from './engine.js';
-import { parseCidr } from '../netlink/ip.js';
+import { parseCidr } from '../addr.js';
 import { parseEndpoint } from './config.js';
 
 export const UAPI_DIR = '/var/run/wireguard';
