@@ -8,11 +8,14 @@
 // Prints Gbit/s for each and the ratios (b)/(a), (c)/(a), (e)/(d). Target: (b) >= 0.5x.
 //
 //   npm run bench l2 -- --duration 10
+// The kernel baselines' bridges and vxlan devices are made, enslaved and brought up with ip
+// (tuntap has no bridge or vxlan API); TAPs and veths are configured over tuntap's rtnetlink.
 import type { BenchOptions } from './run.js';
 import { TestNet, nsExec, nsRun, nsSpawn, uniqueName } from '../test/helpers/netns.js';
 import { LearningSwitch } from '../src/l2/switch.js';
 import { TapPort } from '../src/l2/tap-port.js';
 import { VxlanPort } from '../src/l2/vxlan.js';
+import { moveLink } from '../src/netlink/index.js';
 
 const A = '198.18.30.1';
 const B = '198.18.30.2';
@@ -44,7 +47,7 @@ async function kernelBridge(seconds: number): Promise<{ bps: number; retransmits
     for (const [host, addr] of [[a, A], [b, B]] as const) {
       const v = net.veth(br, host);
       nsExec(br, 'ip', 'link', 'set', v.a, 'master', 'br0');
-      nsExec(host, 'ip', 'addr', 'add', `${addr}/24`, 'dev', v.b);
+      net.configure(host, v.b, { addresses: [`${addr}/24`] });
     }
     await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
     return await iperf(b, a, seconds);
@@ -61,9 +64,8 @@ async function ourSwitch(seconds: number, offload: boolean): Promise<{ bps: numb
     for (const [host, addr] of [[a, A], [b, B]] as const) {
       const port = TapPort.open({ name: uniqueName('tp'), netns: swNs, offload });
       sw.addPort(port);
-      nsExec(swNs, 'ip', 'link', 'set', port.name, 'netns', host);
-      nsExec(host, 'ip', 'link', 'set', port.name, 'up');
-      nsExec(host, 'ip', 'addr', 'add', `${addr}/24`, 'dev', port.name);
+      moveLink(port.name, host, { netns: swNs });
+      net.configure(host, port.name, { up: true, addresses: [`${addr}/24`] });
     }
     await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
     return await iperf(b, a, seconds);
@@ -83,7 +85,7 @@ async function kernelOverlay(seconds: number): Promise<{ bps: number; retransmit
     const ul = net.veth(s1, s2);
     const sites = [[s1, a, A, ul.a, 0], [s2, b, B, ul.b, 1]] as const;
     for (const [site, host, addr, dev, i] of sites) {
-      nsExec(site, 'ip', 'addr', 'add', `${UNDERLAY[i]}/24`, 'dev', dev);
+      net.configure(site, dev, { addresses: [`${UNDERLAY[i]}/24`] });
       nsExec(site, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
       nsExec(site, 'ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '77', 'local', UNDERLAY[i], 'remote', UNDERLAY[1 - i],
         'dstport', '4789', 'dev', dev);
@@ -91,7 +93,7 @@ async function kernelOverlay(seconds: number): Promise<{ bps: number; retransmit
       const v = net.veth(site, host, { mtu: 1450 });
       nsExec(site, 'ip', 'link', 'set', v.a, 'master', 'br0');
       for (const d of ['vx0', 'br0']) nsExec(site, 'ip', 'link', 'set', d, 'up');
-      nsExec(host, 'ip', 'addr', 'add', `${addr}/24`, 'dev', v.b);
+      net.configure(host, v.b, { addresses: [`${addr}/24`] });
     }
     await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
     return await iperf(b, a, seconds);
@@ -109,16 +111,14 @@ async function ourOverlay(seconds: number): Promise<{ bps: number; retransmits: 
     const ul = net.veth(s1, s2);
     const sites = [[s1, a, A, ul.a, 0], [s2, b, B, ul.b, 1]] as const;
     for (const [site, host, addr, dev, i] of sites) {
-      nsExec(site, 'ip', 'addr', 'add', `${UNDERLAY[i]}/24`, 'dev', dev);
+      net.configure(site, dev, { addresses: [`${UNDERLAY[i]}/24`] });
       const sw = new LearningSwitch();
       switches.push(sw);
       const port = TapPort.open({ name: uniqueName('tp'), netns: site });
       sw.addPort(port);
       sw.addPort(await VxlanPort.open({ vni: 77, local: UNDERLAY[i], remotes: [UNDERLAY[1 - i]], netns: site }));
-      nsExec(site, 'ip', 'link', 'set', port.name, 'netns', host);
-      nsExec(host, 'ip', 'link', 'set', port.name, 'mtu', '1450');
-      nsExec(host, 'ip', 'link', 'set', port.name, 'up');
-      nsExec(host, 'ip', 'addr', 'add', `${addr}/24`, 'dev', port.name);
+      moveLink(port.name, host, { netns: site });
+      net.configure(host, port.name, { mtu: 1450, up: true, addresses: [`${addr}/24`] });
     }
     await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
     return await iperf(b, a, seconds);

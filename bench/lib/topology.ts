@@ -5,7 +5,7 @@
 //   nsA: veth 198.18.0.1/30, TUN 198.18.1.1 peer 198.18.1.2, iperf3 -c
 //   nsB: veth 198.18.0.2/30, TUN 198.18.1.2 peer 198.18.1.1, iperf3 -s
 import type { ChildProcess } from 'node:child_process';
-import { TestNet, nsExec, nsRun, nsSpawn } from '../../test/helpers/netns.js';
+import { TestNet, nsRun, nsSpawn } from '../../test/helpers/netns.js';
 
 export const WIRE_A = '198.18.0.1';
 export const WIRE_B = '198.18.0.2';
@@ -59,8 +59,8 @@ export async function withForwardedPath<T>(forwarder: ForwarderCommand, body: (p
     const nsA = net.namespace('fwa');
     const nsB = net.namespace('fwb');
     const { a, b } = net.veth(nsA, nsB);
-    nsExec(nsA, 'ip', 'addr', 'add', `${WIRE_A}/30`, 'dev', a);
-    nsExec(nsB, 'ip', 'addr', 'add', `${WIRE_B}/30`, 'dev', b);
+    net.configure(nsA, a, { addresses: [`${WIRE_A}/30`] });
+    net.configure(nsB, b, { addresses: [`${WIRE_B}/30`] });
     const forwarders: ChildProcess[] = [];
     let logs = '';
     const start = async (ns: string, tun: string, local: string, peer: string, mine: string, theirs: string) => {
@@ -69,8 +69,7 @@ export async function withForwardedPath<T>(forwarder: ForwarderCommand, body: (p
       child.stderr!.on('data', (d) => { logs += d; });
       forwarders.push(child);
       const [, name] = await waitForLine(child, /ready (\S+)/, `forwarder in ${ns}`);
-      nsExec(ns, 'ip', 'addr', 'add', mine, 'peer', theirs, 'dev', name!);
-      nsExec(ns, 'ip', 'link', 'set', name!, 'mtu', String(TUN_MTU), 'up');
+      net.configure(ns, name!, { addresses: [{ address: mine, peer: theirs }], mtu: TUN_MTU, up: true });
     };
     await start(nsA, 'tfwa', WIRE_A, WIRE_B, TUN_A, TUN_B);
     await start(nsB, 'tfwb', WIRE_B, WIRE_A, TUN_B, TUN_A);
