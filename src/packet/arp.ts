@@ -1,20 +1,14 @@
 // ARP (RFC 826). The view accepts any hardware/protocol address lengths; the representation is
 // the common Ethernet + IPv4 case.
+import { PacketView } from './view.js';
 import { need, PacketParseError } from './errors.js';
 import { u16, put16, formatMac, formatIPv4, parseMac, parseIPv4 } from './bytes.js';
 
 export const ArpOperation = { Request: 1, Reply: 2 } as const;
 
-export class ArpView {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  end = 0;
+export class ArpView extends PacketView {
 
-  constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
-    if (buf) this.wrap(buf, off, end);
-  }
-
-  wrap(buf: Uint8Array, off = 0, end = buf.length): this {
+  override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('arp', off, end, 8);
     const hlen = buf[off + 4]!;
     const plen = buf[off + 5]!;

@@ -1,5 +1,6 @@
 // Ethernet II frames with up to two 802.1Q / 802.1ad VLAN tags.
 import { PacketParseError, need } from './errors.js';
+import { PacketView } from './view.js';
 import { u16, put16, formatMac, parseMac } from './bytes.js';
 
 export const EtherType = {
@@ -10,19 +11,18 @@ const isVlanTpid = (t: number) => t === 0x8100 || t === 0x88a8 || t === 0x9100;
 const MAX_TAGS = 2;
 
 /** Zero-copy view of an Ethernet frame in buf[off..end). */
-export class EthernetView {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  end = 0;
+export class EthernetView extends PacketView {
   /** Number of VLAN tags after the source address. */
   vlanCount = 0;
 
   constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
+    // Wrap here, not in super(): the fields above are only initialised once super() returns.
+    super();
     if (buf) this.wrap(buf, off, end);
   }
 
   /** Points the view at a frame, checking it; throws PacketParseError. Reusable, no allocation. */
-  wrap(buf: Uint8Array, off = 0, end = buf.length): this {
+  override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('ethernet', off, end, 14);
     let tags = 0;
     while (isVlanTpid(u16(buf, off + 12 + tags * 4))) {

@@ -1,4 +1,5 @@
 // ICMPv4 (RFC 792): type, code, checksum and the 4-byte rest-of-header (id/sequence for echo).
+import { PacketView } from './view.js';
 import { need } from './errors.js';
 import { u16, u32, put16, put32 } from './bytes.js';
 import { internetChecksum } from './checksum.js';
@@ -7,16 +8,9 @@ export const IcmpType = {
   EchoReply: 0, DestinationUnreachable: 3, Redirect: 5, EchoRequest: 8, TimeExceeded: 11, ParameterProblem: 12,
 } as const;
 
-export class IcmpView {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  end = 0;
+export class IcmpView extends PacketView {
 
-  constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
-    if (buf) this.wrap(buf, off, end);
-  }
-
-  wrap(buf: Uint8Array, off = 0, end = buf.length): this {
+  override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('icmp', off, end, 8);
     this.buf = buf; this.off = off; this.end = end;
     return this;

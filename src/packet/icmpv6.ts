@@ -1,6 +1,7 @@
 // ICMPv6 (RFC 4443) and Neighbor Discovery (RFC 4861): router/neighbour solicitation and
 // advertisement with their options (link-layer address, prefix information, MTU, ...).
 import { PacketParseError, need } from './errors.js';
+import { PacketView } from './view.js';
 import { u16, u32, put16, put32, formatIPv6, parseIPv6, formatMac, copyBytes } from './bytes.js';
 import { finish, sum16 } from './checksum.js';
 import { pseudoSumFor, type IpContext } from './pseudo.js';
@@ -24,17 +25,10 @@ function ndFixedLength(type: number): number {
   }
 }
 
-export class Icmpv6View {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  end = 0;
-
-  constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
-    if (buf) this.wrap(buf, off, end);
-  }
+export class Icmpv6View extends PacketView {
 
   /** Checks the header and, for ND messages, the fixed part and every option's length. */
-  wrap(buf: Uint8Array, off = 0, end = buf.length): this {
+  override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('icmpv6', off, end, 4);
     const fixed = ndFixedLength(buf[off]!);
     if (fixed > 0) {

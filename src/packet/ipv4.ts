@@ -1,5 +1,6 @@
 // IPv4 (RFC 791): header view with options and fragment fields, checksum-maintaining setters.
 import { PacketParseError, need } from './errors.js';
+import { PacketView } from './view.js';
 import { u16, u32, put16, put32, formatIPv4, parseIPv4, copyBytes } from './bytes.js';
 import { internetChecksum, updateChecksum16, updateChecksum32 } from './checksum.js';
 
@@ -9,17 +10,10 @@ export const IpProtocol = {
 } as const;
 
 /** Zero-copy view of an IPv4 packet in buf[off..end); payload ends at off+totalLength. */
-export class Ipv4View {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  end = 0;
-
-  constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
-    if (buf) this.wrap(buf, off, end);
-  }
+export class Ipv4View extends PacketView {
 
   /** Checks version, header length and total length against the buffer; throws PacketParseError. */
-  wrap(buf: Uint8Array, off = 0, end = buf.length): this {
+  override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('ipv4', off, end, 20);
     const vihl = buf[off]!;
     if (vihl >> 4 !== 4) throw new PacketParseError('ipv4', `version is ${vihl >> 4}, not 4`, off);

@@ -1,6 +1,7 @@
 // IPv6 (RFC 8200): fixed header plus the extension-header chain (hop-by-hop, routing, fragment,
 // destination options, AH), walked once in wrap() so the upper-layer protocol and offset are known.
 import { PacketParseError, need } from './errors.js';
+import { PacketView } from './view.js';
 import { u16, u32, put16, put32, formatIPv6, parseIPv6, copyBytes } from './bytes.js';
 
 const HOP = 0, ROUTING = 43, FRAGMENT = 44, DEST = 60, AH = 51;
@@ -11,10 +12,7 @@ export function isIpv6Extension(nh: number): boolean {
 }
 
 /** Zero-copy view of an IPv6 packet; the payload ends at off + 40 + payloadLength. */
-export class Ipv6View {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  end = 0;
+export class Ipv6View extends PacketView {
   /** Protocol after the extension headers (59 = no next header). */
   upperProtocol = 0;
   /** Offset of the upper-layer header (after extensions). */
@@ -25,10 +23,12 @@ export class Ipv6View {
   extensionCount = 0;
 
   constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
+    // Wrap here, not in super(): the fields above are only initialised once super() returns.
+    super();
     if (buf) this.wrap(buf, off, end);
   }
 
-  wrap(buf: Uint8Array, off = 0, end = buf.length): this {
+  override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('ipv6', off, end, 40);
     if (buf[off]! >> 4 !== 6) throw new PacketParseError('ipv6', `version is ${buf[off]! >> 4}, not 6`, off);
     const plen = u16(buf, off + 4);

@@ -1,5 +1,6 @@
 // TCP (RFC 9293) header view with option decoding (MSS, window scale, SACK, timestamps).
 import { PacketParseError, need } from './errors.js';
+import { PacketView } from './view.js';
 import { u16, u32, put16, put32, copyBytes } from './bytes.js';
 import { finish, sum16, updateChecksum16, updateChecksum32 } from './checksum.js';
 import { pseudoSumFor, type IpContext } from './pseudo.js';
@@ -10,17 +11,10 @@ export const TcpFlags = {
 
 export const TcpOptionKind = { EOL: 0, NOP: 1, MSS: 2, WindowScale: 3, SackPermitted: 4, Sack: 5, Timestamps: 8 } as const;
 
-export class TcpView {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  end = 0;
-
-  constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
-    if (buf) this.wrap(buf, off, end);
-  }
+export class TcpView extends PacketView {
 
   /** `end` is the end of the segment (the IP payload end). */
-  wrap(buf: Uint8Array, off = 0, end = buf.length): this {
+  override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('tcp', off, end, 20);
     const hl = (buf[off + 12]! >> 4) * 4;
     if (hl < 20) throw new PacketParseError('tcp', `data offset ${hl} is below 20`, off);

@@ -1,20 +1,14 @@
 // UDP (RFC 768).
 import { PacketParseError, need } from './errors.js';
+import { PacketView } from './view.js';
 import { u16, put16 } from './bytes.js';
 import { finish, sum16, updateChecksum16 } from './checksum.js';
 import { pseudoSumFor, type IpContext } from './pseudo.js';
 
-export class UdpView {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  end = 0;
-
-  constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
-    if (buf) this.wrap(buf, off, end);
-  }
+export class UdpView extends PacketView {
 
   /** `end` is the end of the IP payload; the UDP length must fit inside it. */
-  wrap(buf: Uint8Array, off = 0, end = buf.length): this {
+  override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('udp', off, end, 8);
     const len = u16(buf, off + 4);
     if (len < 8) throw new PacketParseError('udp', `length ${len} is below 8`, off);

@@ -1,0 +1,18 @@
+// The part every protocol view shares: the borrowed bytes buf[off..end) and a constructor that
+// wraps at once. Each view's own wrap() checks its header and assigns the three fields itself,
+// so the hot path (wrap and the getters) stays monomorphic per view class.
+const EMPTY = new Uint8Array(0);
+
+export abstract class PacketView {
+  buf: Uint8Array = EMPTY;
+  off = 0;
+  end = 0;
+
+  /** Wraps buf[off..end) when given; otherwise call wrap() before reading. */
+  constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
+    if (buf) this.wrap(buf, off, end);
+  }
+
+  /** Points the view at a packet in buf[off..end), checking it; throws PacketParseError. Reusable, no allocation. */
+  abstract wrap(buf: Uint8Array, off?: number, end?: number): this;
+}
