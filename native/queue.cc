@@ -223,35 +223,16 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     if (fd_ < 0) { ThrowErrno(env, "write", EBADF); return env.Undefined(); }
     auto packets = info[0].As<Napi::Array>();
     uint32_t start = info[1].As<Napi::Number>().Uint32Value();
-    uint8_t* heads = nullptr;
-    uint32_t headLength = 0;
-    if (info.Length() > 3 && info[2].IsTypedArray()) {
-      heads = info[2].As<Napi::Uint8Array>().Data();
-      headLength = info[3].As<Napi::Number>().Uint32Value();
-    }
-    uint32_t total = packets.Length();
-    uint32_t i = start;
-    while (i < total) {
+    uint8_t* heads;
+    uint32_t headLength;
+    HeadsArg(info, 2, &heads, &headLength);
+    return WriteEach(env, start, packets.Length(), heads, headLength, [&](uint32_t i, uint8_t** data, size_t* len) {
       Napi::Value v = packets[i];
       auto body = v.As<Napi::Uint8Array>();
-      struct iovec iov[2];
-      int n = 0;
-      if (headLength) { iov[n].iov_base = heads + static_cast<size_t>(i) * headLength; iov[n].iov_len = headLength; n++; }
-      iov[n].iov_base = body.Data();
-      iov[n].iov_len = body.ByteLength();
-      n++;
-      ssize_t w = writev(fd_, iov, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) break;
-        Napi::Object e = ErrnoValue(env, "write", errno).As<Napi::Object>();
-        e.Set("written", i - start);
-        Napi::Error(env, e).ThrowAsJavaScriptException();
-        return env.Undefined();
-      }
-      i++;
-    }
-    return Napi::Number::New(env, i - start);
+      *data = body.Data();
+      *len = body.ByteLength();
+      return true;
+    });
   }
 
   // writeRanges(buffer, offsets, lengths, start, count, heads?, headLength): like write(), for
@@ -264,35 +245,60 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     auto lengths = info[2].As<Napi::Uint32Array>();
     uint32_t start = info[3].As<Napi::Number>().Uint32Value();
     uint32_t count = info[4].As<Napi::Number>().Uint32Value();
-    uint8_t* heads = nullptr;
-    uint32_t headLength = 0;
-    if (info.Length() > 6 && info[5].IsTypedArray()) {
-      heads = info[5].As<Napi::Uint8Array>().Data();
-      headLength = info[6].As<Napi::Number>().Uint32Value();
-    }
+    uint8_t* heads;
+    uint32_t headLength;
+    HeadsArg(info, 5, &heads, &headLength);
     size_t limit = buffer.ByteLength();
     if (count > offsets.ElementLength()) count = static_cast<uint32_t>(offsets.ElementLength());
     if (count > lengths.ElementLength()) count = static_cast<uint32_t>(lengths.ElementLength());
+    return WriteEach(env, start, count, heads, headLength, [&](uint32_t i, uint8_t** data, size_t* len) {
+      size_t off = offsets[i];
+      *len = lengths[i];
+      if (off > limit || *len > limit - off) return false;
+      *data = buffer.Data() + off;
+      return true;
+    });
+  }
+
+  // The optional (heads: Uint8Array, headLength) pair at info[at], info[at + 1]: none is length 0.
+  static void HeadsArg(const Napi::CallbackInfo& info, size_t at, uint8_t** heads, uint32_t* headLength) {
+    *heads = nullptr;
+    *headLength = 0;
+    if (info.Length() > at + 1 && info[at].IsTypedArray()) {
+      *heads = info[at].As<Napi::Uint8Array>().Data();
+      *headLength = info[at + 1].As<Napi::Number>().Uint32Value();
+    }
+  }
+
+  // The write loop of write() and writeRanges(): packets start..end-1, each with writev() behind
+  // its head (heads + i * headLength) when headLength > 0. `packetAt(i, &data, &len)` locates
+  // packet i and returns false when it lies outside its buffer (EFAULT). Returns how many were
+  // written before EAGAIN; any other error throws with `written` (the count before it).
+  template <typename PacketAt>
+  Napi::Value WriteEach(Napi::Env env, uint32_t start, uint32_t end, uint8_t* heads, uint32_t headLength,
+                        PacketAt packetAt) {
     uint32_t i = start;
-    while (i < count) {
-      size_t off = offsets[i], len = lengths[i];
-      if (off > limit || len > limit - off) {
-        Napi::Object e = ErrnoValue(env, "write", EFAULT).As<Napi::Object>();
-        e.Set("written", i - start);
-        Napi::Error(env, e).ThrowAsJavaScriptException();
-        return env.Undefined();
+    while (i < end) {
+      uint8_t* data;
+      size_t len;
+      int err = 0;
+      if (!packetAt(i, &data, &len)) {
+        err = EFAULT;
+      } else {
+        struct iovec iov[2];
+        int n = 0;
+        if (headLength) { iov[n].iov_base = heads + static_cast<size_t>(i) * headLength; iov[n].iov_len = headLength; n++; }
+        iov[n].iov_base = data;
+        iov[n].iov_len = len;
+        n++;
+        if (writev(fd_, iov, n) < 0) {
+          if (errno == EINTR) continue;
+          if (errno == EAGAIN) break;
+          err = errno;
+        }
       }
-      struct iovec iov[2];
-      int n = 0;
-      if (headLength) { iov[n].iov_base = heads + static_cast<size_t>(i) * headLength; iov[n].iov_len = headLength; n++; }
-      iov[n].iov_base = buffer.Data() + off;
-      iov[n].iov_len = len;
-      n++;
-      ssize_t w = writev(fd_, iov, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) break;
-        Napi::Object e = ErrnoValue(env, "write", errno).As<Napi::Object>();
+      if (err != 0) {
+        Napi::Object e = ErrnoValue(env, "write", err).As<Napi::Object>();
         e.Set("written", i - start);
         Napi::Error(env, e).ThrowAsJavaScriptException();
         return env.Undefined();

@@ -214,27 +214,22 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
 
   // bind(endpointRecord: Uint8Array)
-  Napi::Value Bind(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!CheckOpen(env)) return env.Undefined();
-    sockaddr_storage ss;
-    socklen_t len;
-    size_t n;
-    uint8_t* rec = TypedData<uint8_t>(info[0], &n);
-    if (n < kEndpointSize || !ReadEndpoint(rec, family_, &ss, &len)) { ThrowErrno(env, "bind", EAFNOSUPPORT); return env.Undefined(); }
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) < 0) ThrowErrno(env, "bind", errno);
-    return env.Undefined();
-  }
+  Napi::Value Bind(const Napi::CallbackInfo& info) { return ToEndpoint(info, "bind", ::bind); }
 
-  Napi::Value Connect(const Napi::CallbackInfo& info) {
+  // connect(endpointRecord: Uint8Array)
+  Napi::Value Connect(const Napi::CallbackInfo& info) { return ToEndpoint(info, "connect", ::connect); }
+
+  // bind() or connect() to the endpoint record in info[0]; a record of another family is EAFNOSUPPORT.
+  Napi::Value ToEndpoint(const Napi::CallbackInfo& info, const char* syscall,
+                         int (*op)(int, const sockaddr*, socklen_t)) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
     sockaddr_storage ss;
     socklen_t len;
     size_t n;
     uint8_t* rec = TypedData<uint8_t>(info[0], &n);
-    if (n < kEndpointSize || !ReadEndpoint(rec, family_, &ss, &len)) { ThrowErrno(env, "connect", EAFNOSUPPORT); return env.Undefined(); }
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&ss), len) < 0) ThrowErrno(env, "connect", errno);
+    if (n < kEndpointSize || !ReadEndpoint(rec, family_, &ss, &len)) { ThrowErrno(env, syscall, EAFNOSUPPORT); return env.Undefined(); }
+    if (op(fd_, reinterpret_cast<sockaddr*>(&ss), len) < 0) ThrowErrno(env, syscall, errno);
     return env.Undefined();
   }
 
