@@ -554,21 +554,17 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   }
 
   // armRead(cb): cb(count) once a wake-up drained datagrams into the area (count < 0: -errno).
-  Napi::Value ArmRead(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!CheckOpen(env)) return env.Undefined();
-    onReadable_ = Napi::Persistent(info[0].As<Napi::Function>());
-    events_ |= UV_READABLE;
-    UpdatePoll();
-    return env.Undefined();
-  }
+  Napi::Value ArmRead(const Napi::CallbackInfo& info) { return Arm(info, onReadable_, UV_READABLE); }
 
   // armWrite(cb): cb(0) once the socket can take more datagrams (POLLOUT).
-  Napi::Value ArmWrite(const Napi::CallbackInfo& info) {
+  Napi::Value ArmWrite(const Napi::CallbackInfo& info) { return Arm(info, onWritable_, UV_WRITABLE); }
+
+  // Keeps the callback info[0] in `slot` and polls for `event` until it fires.
+  Napi::Value Arm(const Napi::CallbackInfo& info, Napi::FunctionReference& slot, int event) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
-    onWritable_ = Napi::Persistent(info[0].As<Napi::Function>());
-    events_ |= UV_WRITABLE;
+    slot = Napi::Persistent(info[0].As<Napi::Function>());
+    events_ |= event;
     UpdatePoll();
     return env.Undefined();
   }

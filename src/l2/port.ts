@@ -1,15 +1,9 @@
 // What the switch needs from a port: batches of Ethernet frames in, batches of frames out.
 // TAP devices and tunnels (VXLAN) implement it; tests can implement it with arrays.
+import type { VirtioNetHdr } from '../device/index.js';
 
 /** virtio_net_hdr fields carried beside a frame when it is a GSO super-packet or needs a checksum. */
-export interface FrameOffload {
-  flags: number;
-  gsoType: number;
-  hdrLen: number;
-  gsoSize: number;
-  csumStart: number;
-  csumOffset: number;
-}
+export type FrameOffload = Omit<VirtioNetHdr, 'numBuffers'>;
 
 /** One Ethernet frame (from the destination MAC on, no FCS) with optional offload metadata. */
 export interface Frame {

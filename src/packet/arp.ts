@@ -7,7 +7,6 @@ import { u16, put16, formatMac, formatIPv4, parseMac, parseIPv4 } from './bytes.
 export const ArpOperation = { Request: 1, Reply: 2 } as const;
 
 export class ArpView extends PacketView {
-
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('arp', off, end, 8);
     const hlen = buf[off + 4]!;

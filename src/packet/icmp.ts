@@ -1,29 +1,22 @@
 // ICMPv4 (RFC 792): type, code, checksum and the 4-byte rest-of-header (id/sequence for echo).
-import { PacketView } from './view.js';
+import { IcmpHeaderView } from './view.js';
 import { need } from './errors.js';
-import { u16, u32, put16, put32 } from './bytes.js';
+import { u32, put16, put32 } from './bytes.js';
 import { internetChecksum } from './checksum.js';
 
 export const IcmpType = {
   EchoReply: 0, DestinationUnreachable: 3, Redirect: 5, EchoRequest: 8, TimeExceeded: 11, ParameterProblem: 12,
 } as const;
 
-export class IcmpView extends PacketView {
-
+export class IcmpView extends IcmpHeaderView {
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('icmp', off, end, 8);
     this.buf = buf; this.off = off; this.end = end;
     return this;
   }
 
-  get type(): number { return this.buf[this.off]!; }
-  get code(): number { return this.buf[this.off + 1]!; }
-  get checksum(): number { return u16(this.buf, this.off + 2); }
-  set checksum(v: number) { put16(this.buf, this.off + 2, v); }
   /** Bytes 4..8 as one number (id << 16 | sequence for echo). */
   get rest(): number { return u32(this.buf, this.off + 4); }
-  get identifier(): number { return u16(this.buf, this.off + 4); }
-  get sequence(): number { return u16(this.buf, this.off + 6); }
   get payload(): Uint8Array { return this.buf.subarray(this.off + 8, this.end); }
   verifyChecksum(): boolean { return internetChecksum(this.buf, this.off, this.end) === 0; }
 }

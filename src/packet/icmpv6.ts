@@ -1,7 +1,7 @@
 // ICMPv6 (RFC 4443) and Neighbor Discovery (RFC 4861): router/neighbour solicitation and
 // advertisement with their options (link-layer address, prefix information, MTU, ...).
 import { PacketParseError, need } from './errors.js';
-import { PacketView } from './view.js';
+import { IcmpHeaderView } from './view.js';
 import { u16, u32, put16, put32, formatIPv6, parseIPv6, formatMac, copyBytes } from './bytes.js';
 import { finish, sum16 } from './checksum.js';
 import { pseudoSumFor, type IpContext } from './pseudo.js';
@@ -25,8 +25,7 @@ function ndFixedLength(type: number): number {
   }
 }
 
-export class Icmpv6View extends PacketView {
-
+export class Icmpv6View extends IcmpHeaderView {
   /** Checks the header and, for ND messages, the fixed part and every option's length. */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('icmpv6', off, end, 4);
@@ -47,12 +46,6 @@ export class Icmpv6View extends PacketView {
     return this;
   }
 
-  get type(): number { return this.buf[this.off]!; }
-  get code(): number { return this.buf[this.off + 1]!; }
-  get checksum(): number { return u16(this.buf, this.off + 2); }
-  set checksum(v: number) { put16(this.buf, this.off + 2, v); }
-  get identifier(): number { return u16(this.buf, this.off + 4); }
-  get sequence(): number { return u16(this.buf, this.off + 6); }
   get body(): Uint8Array { return this.buf.subarray(this.off + 4, this.end); }
   get isNeighborDiscovery(): boolean { return ndFixedLength(this.type) > 0; }
   /** NS/NA/redirect target address. */

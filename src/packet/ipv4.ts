@@ -11,7 +11,6 @@ export const IpProtocol = {
 
 /** Zero-copy view of an IPv4 packet in buf[off..end); payload ends at off+totalLength. */
 export class Ipv4View extends PacketView {
-
   /** Checks version, header length and total length against the buffer; throws PacketParseError. */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('ipv4', off, end, 20);

@@ -12,7 +12,6 @@ export const TcpFlags = {
 export const TcpOptionKind = { EOL: 0, NOP: 1, MSS: 2, WindowScale: 3, SackPermitted: 4, Sack: 5, Timestamps: 8 } as const;
 
 export class TcpView extends PacketView {
-
   /** `end` is the end of the segment (the IP payload end). */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('tcp', off, end, 20);

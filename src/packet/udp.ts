@@ -6,7 +6,6 @@ import { finish, sum16, updateChecksum16 } from './checksum.js';
 import { pseudoSumFor, type IpContext } from './pseudo.js';
 
 export class UdpView extends PacketView {
-
   /** `end` is the end of the IP payload; the UDP length must fit inside it. */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('udp', off, end, 8);

@@ -1,6 +1,8 @@
 // The part every protocol view shares: the borrowed bytes buf[off..end) and a constructor that
 // wraps at once. Each view's own wrap() checks its header and assigns the three fields itself,
 // so the hot path (wrap and the getters) stays monomorphic per view class.
+import { u16, put16 } from './bytes.js';
+
 const EMPTY = new Uint8Array(0);
 
 export abstract class PacketView {
@@ -15,4 +17,14 @@ export abstract class PacketView {
 
   /** Points the view at a packet in buf[off..end), checking it; throws PacketParseError. Reusable, no allocation. */
   abstract wrap(buf: Uint8Array, off?: number, end?: number): this;
+}
+
+/** The header ICMPv4 (RFC 792) and ICMPv6 (RFC 4443) share; identifier/sequence are echo's. */
+export abstract class IcmpHeaderView extends PacketView {
+  get type(): number { return this.buf[this.off]!; }
+  get code(): number { return this.buf[this.off + 1]!; }
+  get checksum(): number { return u16(this.buf, this.off + 2); }
+  set checksum(v: number) { put16(this.buf, this.off + 2, v); }
+  get identifier(): number { return u16(this.buf, this.off + 4); }
+  get sequence(): number { return u16(this.buf, this.off + 6); }
 }
