@@ -104,6 +104,34 @@ export function updateChecksum32(checksum: number, oldValue: number, newValue: n
 }
 
 /**
+ * The RFC 1624 delta for replacing `oldB` by `newB` (same even length): the sum of the old words'
+ * complements and the new words. Precompute it once per flow, then apply it to every packet.
+ */
+export function checksumDelta(oldB: Uint8Array, newB: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < oldB.length; i += 2) s += (~u16(oldB, i) & 0xffff) + u16(newB, i);
+  return s;
+}
+
+/** RFC 1624 eq. 3: the checksum after data covered by it changed by `delta` (from checksumDelta). */
+export function applyChecksumDelta(checksum: number, delta: number): number {
+  let s = (~checksum & 0xffff) + delta;
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}
+
+/**
+ * The same for a CHECKSUM_PARTIAL field (virtio_net_hdr NEEDS_CSUM), which holds the
+ * uncomplemented pseudo-header sum: only address changes apply, added without complementing.
+ */
+export function applyPartialChecksumDelta(partialSum: number, delta: number): number {
+  let s = partialSum + delta;
+  s = (s & 0xffff) + (s >>> 16);
+  return (s & 0xffff) + (s >>> 16);
+}
+
+/**
  * RFC 1624 for a run of bytes (even length) replaced in place: old bytes at oldB[oldOff..+n),
  * new bytes at newB[newOff..+n) (e.g. an IPv6 address).
  */

@@ -2,7 +2,7 @@
 import { PacketParseError, need } from './errors.js';
 import { PacketView } from './view.js';
 import { u16, u32, put16, put32, formatIPv4, parseIPv4, copyBytes } from './bytes.js';
-import { internetChecksum, updateChecksum16, updateChecksum32 } from './checksum.js';
+import { applyChecksumDelta, internetChecksum, updateChecksum16, updateChecksum32 } from './checksum.js';
 
 export const IpProtocol = {
   HopByHop: 0, ICMP: 1, IGMP: 2, TCP: 6, UDP: 17, IPv6Route: 43, IPv6Frag: 44, GRE: 47,
@@ -169,7 +169,7 @@ export function rewriteIpv4Flow(v: Ipv4View, src: number, dst: number, srcPort: 
   const addrDelta = (~os >>> 16 & 0xffff) + (~os & 0xffff) + (~od >>> 16 & 0xffff) + (~od & 0xffff)
     + (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
   put32(b, o + 12, src); put32(b, o + 16, dst);
-  put16(b, o + 10, applyDelta(u16(b, o + 10), addrDelta));
+  put16(b, o + 10, applyChecksumDelta(u16(b, o + 10), addrDelta));
   const proto = b[o + 9]!;
   const l4 = o + (b[o]! & 15) * 4;
   const end = o + u16(b, o + 2);
@@ -183,14 +183,8 @@ export function rewriteIpv4Flow(v: Ipv4View, src: number, dst: number, srcPort: 
   const c = u16(b, csumAt);
   if (proto === 17 && c === 0) return true; // no UDP checksum to maintain
   const delta = addrDelta + (~osp & 0xffff) + (~odp & 0xffff) + srcPort + dstPort;
-  const n = applyDelta(c, delta);
+  const n = applyChecksumDelta(c, delta);
   put16(b, csumAt, proto === 17 && n === 0 ? 0xffff : n);
   return true;
 }
 
-function applyDelta(checksum: number, delta: number): number {
-  let s = (~checksum & 0xffff) + delta;
-  s = (s & 0xffff) + (s >>> 16);
-  s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}

@@ -1,8 +1,7 @@
 // DNS for the transparent proxy: just enough of the message format (RFC 1035) to read a query's
 // question and to answer it from a fake-IP pool, so that connections to a fake address reach
 // the proxy as the host name the application asked for.
-import { addressBytes } from './nat.js';
-import { ipv6Text } from './upstream.js';
+import { formatIP, parseCidr as parseAddressCidr, parseIP } from '../addr.js';
 
 export const TYPE_A = 1;
 export const TYPE_AAAA = 28;
@@ -66,9 +65,8 @@ export function buildAnswer(query: Uint8Array, q: DnsQuestion, addresses: Buffer
 }
 
 function parseCidr(cidr: string): { base: Buffer; bits: number } {
-  const [addr, bits] = cidr.split('/') as [string, string | undefined];
-  const base = addressBytes(addr);
-  return { base, bits: bits === undefined ? base.length * 8 : Number(bits) };
+  const { bytes, prefixLength } = parseAddressCidr(cidr);
+  return { base: bytes, bits: prefixLength };
 }
 
 /**
@@ -96,7 +94,7 @@ export class FakeIpPool {
     const pool = this.pools.find((p) => p.base.length === (family === 4 ? 4 : 16));
     if (!pool) return [];
     const known = this.byName.get(name)?.find((a) => (family === 4) === !a.includes(':'));
-    if (known) return [addressBytes(known)];
+    if (known) return [Buffer.from(parseIP(known))];
     const index = pool.next;
     pool.next = (pool.next + 1) % pool.size;
     const addr = Buffer.from(pool.base);
@@ -107,7 +105,7 @@ export class FakeIpPool {
       addr[i] = v & 0xff;
       carry = Math.floor(carry / 256) + (v >> 8);
     }
-    const text = addr.length === 4 ? [...addr].join('.') : ipv6Text(addr);
+    const text = formatIP(addr);
     const previousName = this.byAddress.get(text);
     if (previousName !== undefined) {
       const list = this.byName.get(previousName)?.filter((a) => a !== text) ?? [];

@@ -6,8 +6,11 @@
 // L:listen. The kernel's answers L:listen → F:port come out of the TUN and are rewritten back to
 // D:dp → S:sp. The entry at index `port` remembers (S, sp, D, dp). Each entry precomputes its
 // checksum deltas (RFC 1624), so a rewrite is four stores and two checksum adjustments.
-import { pseudoHeaderSum, sum16, finish } from '../packet/checksum.js';
-import { ipv6Bytes, ipv6Text } from './upstream.js';
+import {
+  applyChecksumDelta, applyPartialChecksumDelta, checksumDelta, finish, pseudoHeaderSum, sum16,
+} from '../packet/checksum.js';
+import { u16, put16 } from '../packet/bytes.js';
+import { formatIP, parseIP, parseIPv4 } from '../addr.js';
 
 const TCP = 6;
 const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
@@ -77,47 +80,14 @@ export interface NatCounters {
   dropped: number;
 }
 
-function ipv4Bytes(text: string): Buffer {
-  const parts = text.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) throw new TypeError(`not an IPv4 address: ${text}`);
-  return Buffer.from(parts);
-}
-
-export function addressBytes(text: string): Buffer {
-  return text.includes(':') ? ipv6Bytes(text) : ipv4Bytes(text);
-}
-
-/** Sum of the complements of the 16-bit words of `b` (the "subtract old value" half of RFC 1624). */
-function complementSum(b: Uint8Array): number {
-  let s = 0;
-  for (let i = 0; i < b.length; i += 2) s += ~((b[i]! << 8) | b[i + 1]!) & 0xffff;
-  return s;
-}
-
-function wordSum(b: Uint8Array): number {
-  let s = 0;
-  for (let i = 0; i < b.length; i += 2) s += (b[i]! << 8) | b[i + 1]!;
-  return s;
-}
-
-/** Applies a precomputed delta to the checksum field at `off` (RFC 1624 eq. 3). */
+/** Applies a precomputed RFC 1624 delta to the checksum field at b[off]. */
 function adjust(b: Uint8Array, off: number, delta: number): void {
-  let s = (~((b[off]! << 8) | b[off + 1]!) & 0xffff) + delta;
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
-  s = ~s & 0xffff;
-  b[off] = s >> 8;
-  b[off + 1] = s & 0xff;
+  put16(b, off, applyChecksumDelta(u16(b, off), delta));
 }
 
-/**
- * The same for a CHECKSUM_PARTIAL segment (virtio_net_hdr NEEDS_CSUM): the field holds the
- * uncomplemented pseudo-header sum and only address changes count, not ports.
- */
+/** The same for a NEEDS_CSUM field holding the partial pseudo-header sum. */
 function adjustPartial(b: Uint8Array, off: number, delta: number): void {
-  let s = ((b[off]! << 8) | b[off + 1]!) + delta;
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
-  b[off] = s >> 8;
-  b[off + 1] = s & 0xff;
+  put16(b, off, applyPartialChecksumDelta(u16(b, off), delta));
 }
 
 export class TcpNat {
@@ -127,20 +97,20 @@ export class TcpNat {
   private readonly free: Uint16Array;
   private freeHead = 0;
   private freeCount: number;
-  private readonly local4: Buffer;
-  private readonly fake4: Buffer;
-  private readonly local6: Buffer | undefined;
-  private readonly fake6: Buffer | undefined;
+  private readonly local4: Uint8Array;
+  private readonly fake4: Uint8Array;
+  private readonly local6: Uint8Array | undefined;
+  private readonly fake6: Uint8Array | undefined;
   private readonly maxSessions: number;
   private readonly lingerMs: number;
   private readonly acceptTimeoutMs: number;
   private active = 0;
 
   constructor(private readonly opts: NatOptions) {
-    this.local4 = ipv4Bytes(opts.local4);
-    this.fake4 = ipv4Bytes(opts.fake4);
-    this.local6 = opts.local6 ? addressBytes(opts.local6) : undefined;
-    this.fake6 = opts.fake6 ? addressBytes(opts.fake6) : undefined;
+    this.local4 = parseIPv4(opts.local4);
+    this.fake4 = parseIPv4(opts.fake4);
+    this.local6 = opts.local6 ? parseIP(opts.local6) : undefined;
+    this.fake6 = opts.fake6 ? parseIP(opts.fake6) : undefined;
     const min = opts.portMin ?? 10000;
     const max = opts.portMax ?? 65535;
     this.free = new Uint16Array(max - min + 1);
@@ -229,15 +199,15 @@ export class TcpNat {
     const ports = (a: number, c: number): Buffer => { const p = Buffer.alloc(4); p.writeUInt16BE(a, 0); p.writeUInt16BE(c, 2); return p; };
     const oldPorts = ports(srcPort, dstPort);
     const newPorts = ports(port, listen);
-    const fwdIpDelta = complementSum(oldAddrs) + wordSum(newAddrs);
-    const revIpDelta = complementSum(newAddrs) + wordSum(oldAddrs);
+    const fwdIpDelta = checksumDelta(oldAddrs, newAddrs);
+    const revIpDelta = checksumDelta(newAddrs, oldAddrs);
     const entry: NatEntry = {
       port, family, srcAddr, dstAddr, srcPort, dstPort, key, listenPort: listen,
-      srcHost: family === 4 ? [...srcAddr].join('.') : ipv6Text(srcAddr),
-      dstHost: family === 4 ? [...dstAddr].join('.') : ipv6Text(dstAddr),
+      srcHost: formatIP(srcAddr),
+      dstHost: formatIP(dstAddr),
       fwdIpDelta, revIpDelta,
-      fwdDelta: fwdIpDelta + complementSum(oldPorts) + wordSum(newPorts),
-      revDelta: revIpDelta + complementSum(newPorts) + wordSum(oldPorts),
+      fwdDelta: fwdIpDelta + checksumDelta(oldPorts, newPorts),
+      revDelta: revIpDelta + checksumDelta(newPorts, oldPorts),
       state: 'pending', createdAt: now, lastSeen: now, closedAt: 0,
     };
     this.entries[port] = entry;
@@ -307,7 +277,7 @@ export class TcpNat {
         const dstPort = b.readUInt16BE(l4 + 2);
         if (this.opts.admit) {
           const dst = b.subarray(dstOff, dstOff + addrLen);
-          const host = family === 4 ? `${dst[0]}.${dst[1]}.${dst[2]}.${dst[3]}` : ipv6Text(dst);
+          const host = formatIP(dst);
           if (!this.opts.admit(family, host, dstPort)) {
             this.counters.rejected++;
             return this.reset(b, family, l4, end);

@@ -1,7 +1,7 @@
 // Simple routing rules: the first rule whose matchers all hold decides whether a destination goes
 // through the proxy, directly, or is rejected. Written as `action [cidr=…] [domain=…] [port=…]`,
 // e.g. `direct cidr=198.18.0.0/15`, `reject port=25`, `reject domain=ads.example`.
-import { addressBytes } from './nat.js';
+import { parseCidr, parseIP } from '../addr.js';
 
 export type RuleAction = 'proxy' | 'direct' | 'reject';
 
@@ -24,9 +24,8 @@ export function parseRule(text: string): Rule {
     const [k, v] = m.split('=', 2) as [string, string | undefined];
     if (!v) throw new TypeError(`rule "${text}": "${m}" is not key=value`);
     if (k === 'cidr') {
-      const [addr, bits] = v.split('/') as [string, string | undefined];
-      const base = addressBytes(addr);
-      rule.cidr = { base, bits: bits === undefined ? base.length * 8 : Number(bits) };
+      const { bytes, prefixLength } = parseCidr(v);
+      rule.cidr = { base: bytes, bits: prefixLength };
     } else if (k === 'domain') rule.domain = v.toLowerCase().replace(/^\.+|\.+$/g, '');
     else if (k === 'port') rule.port = Number(v);
     else throw new TypeError(`rule "${text}": unknown matcher "${k}" (use cidr, domain, port)`);
@@ -34,7 +33,7 @@ export function parseRule(text: string): Rule {
   return rule;
 }
 
-function inCidr(addr: Buffer, cidr: { base: Buffer; bits: number }): boolean {
+function inCidr(addr: Uint8Array, cidr: { base: Buffer; bits: number }): boolean {
   if (addr.length !== cidr.base.length) return false;
   let bits = cidr.bits;
   for (let i = 0; bits > 0; i++, bits -= 8) {
@@ -47,8 +46,8 @@ function inCidr(addr: Buffer, cidr: { base: Buffer; bits: number }): boolean {
 /** The action for a destination (address text, optional host name, port); 'proxy' by default. */
 export function decide(rules: readonly Rule[], address: string, name: string | undefined, port: number): RuleAction {
   if (rules.length === 0) return 'proxy';
-  let addr: Buffer | undefined;
-  try { addr = addressBytes(address); } catch { addr = undefined; }
+  let addr: Uint8Array | undefined;
+  try { addr = parseIP(address); } catch { addr = undefined; }
   for (const r of rules) {
     if (r.port !== undefined && r.port !== port) continue;
     if (r.cidr && (!addr || !inCidr(addr, r.cidr))) continue;

@@ -3,6 +3,7 @@
 // routing even when the process dies of an uncaught error or a signal.
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
+import { formatIP, parseIP } from '../addr.js';
 import { openTun, type TunDevice } from '../device/index.js';
 import { TunProxy, type TunProxyOptions } from './engine.js';
 import { configureInterface, PolicyRouting, sourceAddressFor } from './routing.js';
@@ -30,19 +31,11 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+/** The address after `addr` (the NAT's fake peer sits next to the TUN's own address). */
 function nextAddress(addr: string): string {
-  if (net.isIPv4(addr)) {
-    const p = addr.split('.').map(Number);
-    const n = ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
-    const m = n + 1;
-    return [m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255].join('.');
-  }
-  const groups = addr.split('::');
-  const tail = groups[groups.length - 1]!.split(':');
-  const last = parseInt(tail[tail.length - 1] || '0', 16) + 1;
-  tail[tail.length - 1] = last.toString(16);
-  groups[groups.length - 1] = tail.join(':');
-  return groups.join('::');
+  const bytes = parseIP(addr);
+  for (let i = bytes.length - 1; i >= 0 && ++bytes[i]! === 256; i--) bytes[i] = 0;
+  return formatIP(bytes);
 }
 
 export async function startService(opts: ServiceOptions): Promise<Service> {

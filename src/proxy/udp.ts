@@ -4,9 +4,9 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { pseudoHeaderSum, sum16, finish } from '../packet/checksum.js';
-import { addressBytes } from './nat.js';
+import { formatIP, parseIP } from '../addr.js';
 import {
-  socks5UdpAssociate, socks5UdpUnwrap, socks5UdpWrap, ipv6Text, type Upstream, type UdpAssociation,
+  socks5UdpAssociate, socks5UdpUnwrap, socks5UdpWrap, type Upstream, type UdpAssociation,
 } from './upstream.js';
 
 const UDP = 17;
@@ -46,7 +46,7 @@ export function parseUdp(b: Uint8Array): UdpDatagram | undefined {
 }
 
 /** Builds an IP/UDP packet from src to dst carrying payload, with both checksums. */
-export function buildUdp(src: Buffer, srcPort: number, dst: Buffer, dstPort: number, payload: Uint8Array): Buffer {
+export function buildUdp(src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number, payload: Uint8Array): Buffer {
   const v4 = src.length === 4;
   const ipLen = v4 ? 20 : 40;
   const udpLen = 8 + payload.length;
@@ -57,16 +57,16 @@ export function buildUdp(src: Buffer, srcPort: number, dst: Buffer, dstPort: num
     out.writeUInt16BE(0x4000, 6);
     out[8] = 64;
     out[9] = UDP;
-    src.copy(out, 12);
-    dst.copy(out, 16);
+    out.set(src, 12);
+    out.set(dst, 16);
     out.writeUInt16BE(finish(sum16(out, 0, 20)), 10);
   } else {
     out[0] = 0x60;
     out.writeUInt16BE(udpLen, 4);
     out[6] = UDP;
     out[7] = 64;
-    src.copy(out, 8);
-    dst.copy(out, 24);
+    out.set(src, 8);
+    out.set(dst, 24);
   }
   out.writeUInt16BE(srcPort, ipLen);
   out.writeUInt16BE(dstPort, ipLen + 2);
@@ -78,7 +78,7 @@ export function buildUdp(src: Buffer, srcPort: number, dst: Buffer, dstPort: num
 }
 
 export function addressText(a: Buffer): string {
-  return a.length === 4 ? `${a[0]}.${a[1]}.${a[2]}.${a[3]}` : ipv6Text(a);
+  return formatIP(a);
 }
 
 export interface UdpRelayOptions {
@@ -104,7 +104,7 @@ interface UdpSession {
   ready: boolean;
   queue: UdpDatagram[];
   /** Original destination address by destination port, to address answers the way they were asked. */
-  peers: Map<number, Buffer>;
+  peers: Map<number, Uint8Array>;
   lastSeen: number;
 }
 
@@ -225,7 +225,7 @@ export class UdpRelay {
     let from = s.peers.get(fromPort);
     if (!from) {
       if (!net.isIP(fromHost)) { this.counters.dropped++; return; }
-      from = addressBytes(fromHost);
+      from = parseIP(fromHost);
     }
     if (from.length !== s.srcAddr.length) { this.counters.dropped++; return; }
     s.lastSeen = Date.now();

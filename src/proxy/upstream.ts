@@ -2,6 +2,7 @@
 // handshake over a plain net.Socket and hands back that socket once it carries the destination's
 // byte stream: SOCKS5 (RFC 1928, username/password RFC 1929), SOCKS4a, HTTP CONNECT (Basic
 // auth), direct, or reject.
+import { formatIPv6, parseIPv6 } from '../addr.js';
 import net from 'node:net';
 
 /** Stream buffering per relayed socket: a few 64 KiB reads in flight before backpressure. */
@@ -118,7 +119,7 @@ function tcpConnect(host: string, port: number, opts: ConnectOptions): Promise<n
 export function socks5Address(host: string, port: number): Buffer {
   let addr: Buffer;
   if (net.isIPv4(host)) addr = Buffer.from([1, ...host.split('.').map(Number)]);
-  else if (net.isIPv6(host)) addr = Buffer.concat([Buffer.from([4]), ipv6Bytes(host)]);
+  else if (net.isIPv6(host)) addr = Buffer.concat([Buffer.from([4]), parseIPv6(host)]);
   else {
     const name = Buffer.from(host, 'utf8');
     if (name.length > 255) throw new UpstreamError(`host name too long for SOCKS5: ${host}`, 'protocol');
@@ -127,39 +128,6 @@ export function socks5Address(host: string, port: number): Buffer {
   const p = Buffer.alloc(2);
   p.writeUInt16BE(port);
   return Buffer.concat([addr, p]);
-}
-
-export function ipv6Bytes(text: string): Buffer {
-  const out = Buffer.alloc(16);
-  let s = text;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) {
-    const parts = v4[1]!.split('.').map(Number);
-    s = s.slice(0, -v4[1]!.length) + `${((parts[0]! << 8) | parts[1]!).toString(16)}:${((parts[2]! << 8) | parts[3]!).toString(16)}`;
-  }
-  const [headText, tailText] = s.split('::') as [string, string | undefined];
-  const head = headText ? headText.split(':') : [];
-  const tail = tailText ? tailText.split(':') : [];
-  const groups = tailText === undefined ? head : [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail];
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
-}
-
-export function ipv6Text(b: Uint8Array, off = 0): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!);
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
 const socks5Replies: Record<number, [string, UpstreamError['reason']]> = {
@@ -201,7 +169,7 @@ async function socks5Request(sock: net.Socket, command: number, host: string, po
   }
   let boundHost: string;
   if (atyp === 1) boundHost = [...await readExactly(sock, 4)].join('.');
-  else if (atyp === 4) boundHost = ipv6Text(await readExactly(sock, 16));
+  else if (atyp === 4) boundHost = formatIPv6(await readExactly(sock, 16));
   else if (atyp === 3) {
     const [len] = await readExactly(sock, 1);
     boundHost = (await readExactly(sock, len!)).toString('utf8');
@@ -328,7 +296,7 @@ export function socks5UdpUnwrap(msg: Buffer): { from: Destination; payload: Buff
   let off = 4;
   let host: string;
   if (atyp === 1) { if (msg.length < off + 6) return undefined; host = [...msg.subarray(off, off + 4)].join('.'); off += 4; }
-  else if (atyp === 4) { if (msg.length < off + 18) return undefined; host = ipv6Text(msg, off); off += 16; }
+  else if (atyp === 4) { if (msg.length < off + 18) return undefined; host = formatIPv6(msg, off); off += 16; }
   else if (atyp === 3) {
     const len = msg[off]!;
     if (msg.length < off + 1 + len + 2) return undefined;

@@ -2,7 +2,9 @@
 // allocates, caps, resets and frees as documented.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TcpNat, addressBytes } from '../../src/proxy/nat.js';
+import { TcpNat } from '../../src/proxy/nat.js';
+import { parseIP } from '../../src/addr.js';
+const addressBytes = (text: string): Buffer => Buffer.from(parseIP(text));
 import { verifyTransportChecksum, internetChecksum, sum16, finish, pseudoHeaderSum } from '../../src/packet/checksum.js';
 
 const SYN = 0x02, ACK = 0x10, RST = 0x04, PSH = 0x08;
