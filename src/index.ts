@@ -2,6 +2,10 @@
 export { TuntapError } from './errors.js';
 export { inNetns, openNetns, closeNetns, Netns } from './netns.js';
 export type { NetnsRef } from './netns.js';
+export { openTun, openTap, createPersistent, TunDevice, Queue } from './device/index.js';
+export type { DeviceOptions, PacketBatch, VirtioNetHdr, PacketInfo } from './device/index.js';
+export { startService as startProxy } from './proxy/index.js';
+export type { ServiceOptions as ProxyOptions, Service as ProxyService } from './proxy/index.js';
 export {
   configureInterface, createTun, deleteTun, createVeth, listLinks, getLink, setLink, deleteLink, addAddress,
   deleteAddress, listAddresses, addRoute, replaceRoute, deleteRoute, listRoutes, addRule, deleteRule, listRules,

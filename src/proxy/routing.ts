@@ -10,12 +10,12 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import {
-  configureInterface as configureLink, addRoute, deleteRoute, addRule, deleteRule, type RouteSpec, type RuleSpec,
+  configureInterface, addRoute, deleteRoute, addRule, deleteRule, type RouteSpec, type RuleSpec,
 } from '../netlink/index.js';
 
 const MAIN_TABLE = 254;
 
-export interface InterfaceConfig {
+export interface ProxyTunConfig {
   name: string;
   mtu: number;
   /** CIDRs for the TUN (its own address and prefix, e.g. 198.19.0.1/30). */
@@ -23,8 +23,8 @@ export interface InterfaceConfig {
 }
 
 /** Addresses the TUN (IPv6 without duplicate address detection, so listeners can bind at once), sets MTU, brings it up. */
-export function configureInterface(cfg: InterfaceConfig): void {
-  configureLink(cfg.name, {
+export function configureProxyTun(cfg: ProxyTunConfig): void {
+  configureInterface(cfg.name, {
     mtu: cfg.mtu,
     // A long transmit queue: a burst of connections must not overflow it before we read.
     txqueuelen: 10000,

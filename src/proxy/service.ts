@@ -6,7 +6,7 @@ import { lookup } from 'node:dns/promises';
 import { formatIP, parseIP } from '../addr.js';
 import { openTun, type TunDevice } from '../device/index.js';
 import { TunProxy, type TunProxyOptions } from './engine.js';
-import { configureInterface, PolicyRouting, sourceAddressFor } from './routing.js';
+import { configureProxyTun, PolicyRouting, sourceAddressFor } from './routing.js';
 import type { Upstream } from './upstream.js';
 
 export interface ServiceOptions extends Omit<TunProxyOptions, 'device' | 'local4' | 'fake4' | 'local6' | 'fake6'> {
@@ -46,7 +46,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   let routing: PolicyRouting | undefined;
   const onExit = (): void => { routing?.remove(); };
   try {
-    configureInterface({
+    configureProxyTun({
       name: device.name, mtu: opts.mtu ?? 65000,
       addresses: [`${local4}/30`, ...(local6 ? [`${local6}/126`] : [])],
     });
