@@ -6,16 +6,16 @@ import { TuntapError } from '../errors.js';
 type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
 
 const commands: Record<string, Command> = {
-  bridge: { summary: 'learning switch between TAP devices and VXLAN tunnels; persistent TAPs for VMs', load: () => import('./bridge.js') },
   demo: { summary: 'run the built-in demo in private namespaces', load: () => import('./demo.js') },
   add: { summary: 'create a persistent TUN/TAP device (--mode --owner --group --multi-queue --vnet-hdr --pi --address --mtu --up)', load: () => import('./add.js') },
   del: { summary: 'delete a persistent TUN/TAP device', load: () => import('./del.js') },
   list: { summary: 'list TUN/TAP devices with their TUN details', load: () => import('./list.js') },
   show: { summary: 'show one TUN/TAP device', load: () => import('./show.js') },
   dump: { summary: 'print (and pcap) the packets arriving on a TUN/TAP, with a filter', load: () => import('./dump.js') },
+  wg: { summary: 'WireGuard: genkey/pubkey/genpsk, up FILE (wg-quick format), down NAME, show', load: () => import('./wg.js') },
   socks: { summary: 'tun2socks: carry a TUN\'s TCP/UDP through a SOCKS5/SOCKS4a proxy', load: () => import('./socks.js') },
   http: { summary: 'tun2http: carry a TUN\'s TCP through an HTTP CONNECT proxy', load: () => import('./http.js') },
-  wg: { summary: 'WireGuard: genkey/pubkey/genpsk, up FILE (wg-quick format), down NAME, show', load: () => import('./wg.js') },
+  bridge: { summary: 'learning switch between TAP devices and VXLAN tunnels; persistent TAPs for VMs', load: () => import('./bridge.js') },
 };
 
 function usage(): string {
