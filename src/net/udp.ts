@@ -200,6 +200,9 @@ function closedError(what: string): TuntapError {
 // busy socket never starves timers and other sockets.
 const MAX_SYNC_RECEIVES = 8;
 
+interface SendPlan { rec: Uint8Array | null; ids: Uint32Array | null; gso: number; strict: boolean }
+const SENT: Promise<void> = Promise.resolve();
+
 export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable {
   readonly family: 4 | 6;
   readonly stats: UdpStats = { received: 0, sent: 0, recvCalls: 0, sendCalls: 0, sendMessages: 0, writeWaits: 0, truncated: 0, sendErrors: 0, kernelDrops: 0, peerErrors: 0 };
@@ -476,41 +479,80 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     });
   }
 
-  private async sendLoop(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
-    count: number, to: Destination, opts: SendOptions): Promise<void> {
+  private sendPlan(count: number, to: Destination, opts: SendOptions): SendPlan {
     const { rec, ids } = this.destination(to, count);
     const gso = opts.gsoSize === 'auto' ? -1 : opts.gsoSize ?? 0;
     if (opts.gsoSize !== 'auto' && (!Number.isInteger(gso) || gso < 0 || gso > 65535)) throw new RangeError(`invalid gsoSize ${opts.gsoSize}`);
-    let start = 0;
-    while (start < count) {
-      const sock = this.live('sending datagrams');
-      let result: [number, number, number, number];
-      try {
-        result = sock.send(bufs, offsets, lengths, start, count - start, rec, ids, gso);
-      } catch (e) {
-        throw toTuntapError(e, 'sending datagrams', explainSocket);
-      }
-      this.stats.sendCalls++;
-      const [done, err, failed, messages] = result;
-      this.stats.sendMessages += messages;
-      const first = start;
-      start += done;
-      if (err === 0) { this.stats.sent += done; continue; }
-      if (err === EAGAIN) {
-        this.stats.sent += done;
-        this.stats.writeWaits++;
-        await this.waitWritable(sock);
-        continue;
-      }
-      // Packets before `failed` went out; the failed message's packets are dropped.
-      this.stats.sent += failed - first;
-      const target = rec === null ? 'the connected peer' : decodeEndpoint(rec, (ids ? ids[failed]! : 0) * ENDPOINT_SIZE).address;
-      const error = new TuntapError('sendmmsg', err,
-        `sending a datagram to ${target}: ${explainSocket(errnoName(err)) ?? 'failed'} (sendmmsg: ${errnoName(err)})`);
-      if (opts.strict) throw error;
-      this.stats.sendErrors += first + done - failed;
-      this.stats.lastSendError = error;
+    return { rec, ids, gso, strict: opts.strict === true };
+  }
+
+  // One send system call from `start`: returns where the next call starts, or -(start + 1)
+  // when the socket buffer is full and the caller must wait for POLLOUT first.
+  private sendStep(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
+    start: number, count: number, plan: SendPlan): number {
+    const sock = this.live('sending datagrams');
+    const { rec, ids } = plan;
+    let result: [number, number, number, number];
+    try {
+      result = sock.send(bufs, offsets, lengths, start, count - start, rec, ids, plan.gso);
+    } catch (e) {
+      throw toTuntapError(e, 'sending datagrams', explainSocket);
     }
+    this.stats.sendCalls++;
+    const [done, err, failed, messages] = result;
+    this.stats.sendMessages += messages;
+    const first = start;
+    start += done;
+    if (err === 0) { this.stats.sent += done; return start; }
+    if (err === EAGAIN) {
+      this.stats.sent += done;
+      this.stats.writeWaits++;
+      return -(start + 1);
+    }
+    // Packets before `failed` went out; the failed message's packets are dropped.
+    this.stats.sent += failed - first;
+    const target = rec === null ? 'the connected peer' : decodeEndpoint(rec, (ids ? ids[failed]! : 0) * ENDPOINT_SIZE).address;
+    const error = new TuntapError('sendmmsg', err,
+      `sending a datagram to ${target}: ${explainSocket(errnoName(err)) ?? 'failed'} (sendmmsg: ${errnoName(err)})`);
+    if (plan.strict) throw error;
+    this.stats.sendErrors += first + done - failed;
+    this.stats.lastSendError = error;
+    return start;
+  }
+
+  private async sendLoop(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
+    start: number, count: number, plan: SendPlan, waitFirst: boolean): Promise<void> {
+    if (waitFirst) await this.waitWritable(this.live('sending datagrams'));
+    while (start < count) {
+      const next = this.sendStep(bufs, offsets, lengths, start, count, plan);
+      if (next >= 0) { start = next; continue; }
+      start = -next - 1;
+      await this.waitWritable(this.live('sending datagrams'));
+    }
+  }
+
+  // With nothing queued the datagrams go to the kernel now, without any promise machinery when
+  // it takes them all (the usual case: a wake-up's latency is mostly the work done per batch);
+  // what a full socket leaves goes through the ordered asynchronous loop.
+  private startSend(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
+    count: number, to: Destination, opts: SendOptions): Promise<void> {
+    if (this.writesQueued > 0) {
+      return this.enqueue(() => this.sendLoop(bufs, offsets, lengths, 0, count, this.sendPlan(count, to, opts), false));
+    }
+    let start = 0;
+    let plan: SendPlan;
+    try {
+      plan = this.sendPlan(count, to, opts);
+      while (start < count) {
+        const next = this.sendStep(bufs, offsets, lengths, start, count, plan);
+        if (next < 0) { start = -next - 1; break; }
+        start = next;
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (start >= count) return SENT;
+    return this.enqueue(() => this.sendLoop(bufs, offsets, lengths, start, count, plan, true));
   }
 
   private enqueue(job: () => Promise<void>): Promise<void> {
@@ -533,12 +575,12 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    * big) are counted in stats.sendErrors unless opts.strict; a closed socket rejects (EBADF).
    */
   sendBatch(datagrams: readonly Uint8Array[], to?: Destination, opts: SendOptions = {}): Promise<void> {
-    return this.enqueue(() => this.sendLoop(datagrams, null, null, datagrams.length, to, opts));
+    return this.startSend(datagrams, null, null, datagrams.length, to, opts);
   }
 
   /** Like sendBatch, for datagrams laid out in one buffer (a received or device batch, zero-copy). */
   sendPacked(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): Promise<void> {
-    return this.enqueue(() => this.sendLoop(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts));
+    return this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
   }
 
   send(datagram: Uint8Array, to?: Endpoint): Promise<void> {

@@ -10,6 +10,7 @@ import type { NetnsRef } from '../netns.js';
 import { WireGuardEngine, type Packed, type PeerConfig } from './engine.js';
 import type { Timers } from './constants.js';
 import { UapiServer, UAPI_DIR, type UapiDevice } from './uapi.js';
+import { warmDataPath, rewarmDataPath } from './warmup.js';
 
 export interface InterfaceOptions {
   /** Interface name (unique per host: the UAPI socket path does not depend on the namespace). */
@@ -104,6 +105,7 @@ export class WireGuardInterface implements UapiDevice {
   /** Creates the TUN device, binds the UDP port, starts the loops and (by default) the UAPI socket. */
   static async open(opts: InterfaceOptions): Promise<WireGuardInterface> {
     const offload = opts.offload ?? true;
+    warmDataPath();
     const tun = openTun({
       name: opts.name, netns: opts.netns, exclusive: true, batchSize: 64,
       ...(offload ? { vnetHdr: true, offload: { csum: true, tso4: true, tso6: true } } : {}),
@@ -183,6 +185,19 @@ export class WireGuardInterface implements UapiDevice {
 
   /** Offload path: split super-packets into MTU-sized segments in the staging slots, sealing as slots fill. */
   private sendOffloaded(batch: PacketBatch): void {
+    // Plain packets (no GSO, checksum complete: pings, DNS, ACKs) are sealed straight from the
+    // read buffer; only batches holding a super-packet or a partial checksum go through staging.
+    // The device has no PI header, so the virtio_net_hdr (flags, gso_type first) ends each header.
+    const buf = batch.buffer;
+    let plain = true;
+    for (let i = 0; i < batch.count && plain; i++) {
+      const h = batch.offsets[i]! - batch.headerLength;
+      plain = buf[h] === 0 && buf[h + 1] === GsoType.NONE;
+    }
+    if (plain) {
+      this.engine.sendPackets(buf, batch.offsets, batch.lengths, batch.count);
+      return;
+    }
     let staged = 0;
     const flush = () => {
       if (staged > 0) this.engine.sendPackets(this.staging, this.stagedOffsets, this.stagedLengths, staged);
@@ -231,6 +246,7 @@ export class WireGuardInterface implements UapiDevice {
       for await (const batch of sock) {
         this.counters.udpReceiveBatches++;
         this.engine.receive(batch);
+        if (this.engine.stats.dataPacketsReceived > 0 && this.engine.stats.dataPacketsSent > 0) rewarmDataPath();
       }
     } catch {
       // socket closed

@@ -122,7 +122,19 @@ test('a TUN write that is neither IPv4 nor IPv6 gets the kernel EINVAL as a Tunt
   const accepted = await dev.writeBatch([junk, ok!]);
   assert.equal(accepted, 1);
   assert.equal(dev.queues[0]!.counters.writesRejected, 1);
-  assert.ok(dev.stats().rxDropped >= 2, 'the kernel counted the rejected packets');
+  // So does a raw writeRanges (whose first attempt is one synchronous call): the packets after
+  // the rejected one still go out, each counted once.
+  const q = dev.queues[0]!;
+  const written = q.counters.packetsWritten;
+  const ranges = Buffer.concat([ok!, junk, ok!]);
+  const offsets = Uint32Array.of(0, ok!.length, ok!.length + junk.length);
+  const lengths = Uint32Array.of(ok!.length, junk.length, ok!.length);
+  assert.equal(await q.writeRanges(ranges, offsets, lengths, 3, { raw: true }), 2);
+  assert.equal(q.counters.writesRejected, 2);
+  assert.equal(q.counters.packetsWritten, written + 2);
+  assert.equal(await q.writeRanges(ranges, offsets, lengths, 1, { raw: true }), 1);
+  assert.equal(q.counters.packetsWritten, written + 3);
+  assert.ok(dev.stats().rxDropped >= 3, 'the kernel counted the rejected packets');
 });
 
 test('opening errors are typed: TUN_EXCL gives EBUSY, a second single-queue attach gives EBUSY', async () => {
