@@ -12,8 +12,8 @@ import { encodeEndpoint, ENDPOINT_SIZE } from '../net/endpoint.js';
 import { GroCoalescer } from '../packet/index.js';
 
 const ROUNDS = 3000;
-const REWARM_SLICES = 10;
-const REWARM_ROUNDS = 200;
+const REWARM_ROUNDS = 2000;
+const SLICE_MS = 1;
 let warmed = false;
 let rewarmed = false;
 
@@ -48,16 +48,18 @@ export function warmDataPath(): void {
 /**
  * Once real traffic has flowed both ways (once per process): the first real packets bring
  * object shapes and branches the synthetic ones lacked, which throws the optimized code away;
- * a second round, now with both in the type feedback, compiles code that fits them. It runs in
- * slices between I/O so that no packet waits behind more than one slice (a few milliseconds).
+ * a second pass, now with both in the type feedback, compiles code that fits them. It runs in
+ * slices of about a millisecond between I/O, so no packet waits behind more than one slice.
  */
 export function rewarmDataPath(): void {
   if (rewarmed) return;
   rewarmed = true;
-  let slices = REWARM_SLICES;
+  const pair = new WarmupPair();
+  let left = REWARM_ROUNDS;
   const step = () => {
-    exercise(REWARM_ROUNDS);
-    if (--slices > 0) setImmediate(step);
+    const until = performance.now() + SLICE_MS;
+    while (left > 0 && performance.now() < until) left -= pair.run(8);
+    if (left > 0) setImmediate(step); else pair.close();
   };
   setImmediate(step);
 }
@@ -67,91 +69,116 @@ export function rewarmDataPath(): void {
  * (other than the deliberate no-route packets), so tests can check the pass really ran the path.
  */
 export function exercise(rounds: number): { sent: number; delivered: number; dropped: number } {
-  let delivered = 0;
-  let sent = 0;
-  const ends = [
-    { address: '198.18.255.1', port: 1 },
-    { address: '198.18.255.2', port: 2 },
-  ];
-  const inbox: Array<Array<{ buffer: Buffer; from: number }>> = [[], []];
-  const gro = new GroCoalescer({ verifyChecksums: false });
-  const engines = ends.map((_, me) => new WireGuardEngine({
-    send: (to, d: Packed) => {
-      const dest = to.port === 1 ? 0 : 1;
-      for (let i = 0; i < d.count; i++) {
-        inbox[dest]!.push({ buffer: Buffer.from(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!)), from: me });
-      }
-    },
-    deliver: (packets) => {
-      delivered += packets.length;
-      const out = Buffer.allocUnsafe(GroCoalescer.outputBound(packets));
-      gro.coalesce(packets, out);
-    },
-  }, { privateKey: generatePrivateKey() }));
-  engines.forEach((e, me) => {
-    const other = 1 - me;
-    e.setPeer({
-      publicKey: engines[other]!.publicKey!, endpoint: ends[other],
-      allowedIps: [`198.19.255.${other + 1}/32`, `fd00::${other + 1}/128`],
-    });
-  });
+  const pair = new WarmupPair();
+  pair.run(rounds);
+  return pair.close();
+}
+
+const SLOT = 2048;
+const ENDS = [
+  { address: '198.18.255.1', port: 1 },
+  { address: '198.18.255.2', port: 2 },
+];
+
+/** Two engines peered with each other over an in-memory wire. */
+class WarmupPair {
+  sent = 0;
+  delivered = 0;
+  private round = 0;
+  private readonly inbox: Array<Array<{ buffer: Buffer; from: number }>> = [[], []];
+  private readonly gro = new GroCoalescer({ verifyChecksums: false });
+  private readonly engines: WireGuardEngine[];
   // Received datagrams as the UDP socket hands them over: a DatagramBatch over one buffer.
-  const slot = 2048;
-  const area = Buffer.alloc(slot * 4);
-  const endpoints = new Uint8Array(4 * ENDPOINT_SIZE);
-  const batch = new DatagramBatch(area, new Uint32Array(4), new Uint32Array(4), new Uint16Array(4), endpoints);
-  const pump = () => {
+  private readonly area = Buffer.alloc(SLOT * 4);
+  private readonly endpoints = new Uint8Array(4 * ENDPOINT_SIZE);
+  private readonly batch = new DatagramBatch(this.area, new Uint32Array(4), new Uint32Array(4), new Uint16Array(4), this.endpoints);
+  // As the TUN hands packets over: one buffer, Uint32Array offsets and lengths.
+  private readonly packets = samplePackets();
+  private readonly staging = Buffer.alloc(SLOT * 2);
+  private readonly offsets = Uint32Array.of(0, SLOT);
+  private readonly lengths = new Uint32Array(2);
+
+  constructor() {
+    this.engines = ENDS.map((_, me) => new WireGuardEngine({
+      send: (to, d: Packed) => {
+        const dest = to.port === 1 ? 0 : 1;
+        for (let i = 0; i < d.count; i++) {
+          this.inbox[dest]!.push({ buffer: Buffer.from(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!)), from: me });
+        }
+      },
+      deliver: (packets) => {
+        this.delivered += packets.length;
+        const out = Buffer.allocUnsafe(GroCoalescer.outputBound(packets));
+        this.gro.coalesce(packets, out);
+      },
+    }, { privateKey: generatePrivateKey() }));
+    this.engines.forEach((e, me) => {
+      const other = 1 - me;
+      e.setPeer({
+        publicKey: this.engines[other]!.publicKey!, endpoint: ENDS[other],
+        allowedIps: [`198.19.255.${other + 1}/32`, `fd00::${other + 1}/128`],
+      });
+    });
+  }
+
+  private pump(): void {
+    const { area, batch, endpoints } = this;
     for (let guard = 0; guard < 8; guard++) {
       let moved = false;
       for (const dest of [0, 1]) {
-        const items = inbox[dest]!.splice(0, 4);
+        const items = this.inbox[dest]!.splice(0, 4);
         if (items.length === 0) continue;
         moved = true;
         items.forEach((it, i) => {
-          it.buffer.copy(area, i * slot);
-          batch.offsets[i] = i * slot;
+          it.buffer.copy(area, i * SLOT);
+          batch.offsets[i] = i * SLOT;
           batch.lengths[i] = it.buffer.length;
           batch.sources[i] = i;
-          encodeEndpoint(ends[it.from]!.address, ends[it.from]!.port, endpoints, i * ENDPOINT_SIZE);
+          encodeEndpoint(ENDS[it.from]!.address, ENDS[it.from]!.port, endpoints, i * ENDPOINT_SIZE);
         });
         batch.count = items.length;
         batch.messages = items.length;
-        engines[dest]!.receive(batch);
+        this.engines[dest]!.receive(batch);
       }
       if (!moved) return;
     }
-  };
-  // As the TUN hands packets over: one buffer, Uint32Array offsets and lengths.
-  const packets = samplePackets();
-  const staging = Buffer.alloc(slot * 2);
-  const offsets = Uint32Array.of(0, slot);
-  const lengths = new Uint32Array(2);
-  for (let r = 0; r < rounds; r++) {
-    const dir = r & 1;
-    const n = (r >> 1) % 3 === 0 ? 2 : 1;
-    for (let k = 0; k < n; k++) {
-      const p = packets[dir * 3 + ((r + k) % 3)]!;
-      p.copy(staging, k * slot);
-      lengths[k] = p.length;
-    }
-    if (r % 16 === 15) {
-      // Now and then a packet to nowhere, a keepalive and a timer tick: branches real traffic takes.
-      packets[6]!.copy(staging, 0);
-      lengths[0] = packets[6]!.length;
-      engines[dir]!.sendPackets(staging, offsets, lengths, 1);
-      const e = engines[dir]!;
-      for (const peer of e.peers.values()) e.sendKeepalive(peer);
-      e.tick();
-    } else {
-      engines[dir]!.sendPackets(staging, offsets, lengths, n);
-      sent += n;
-    }
-    pump();
   }
-  let dropped = 0;
-  for (const e of engines) {
-    for (const [why, n] of Object.entries(e.stats.dropped)) if (why !== 'noRoute') dropped += n;
-    e.close();
+
+  /** Sends `rounds` batches, alternating directions; returns rounds. */
+  run(rounds: number): number {
+    const { packets, staging, offsets, lengths } = this;
+    for (let k = 0; k < rounds; k++) {
+      const r = this.round++;
+      const dir = r & 1;
+      const e = this.engines[dir]!;
+      if (r % 16 === 15) {
+        // Now and then a packet to nowhere, a keepalive and a timer tick: branches real traffic takes.
+        packets[6]!.copy(staging, 0);
+        lengths[0] = packets[6]!.length;
+        e.sendPackets(staging, offsets, lengths, 1);
+        for (const peer of e.peers.values()) e.sendKeepalive(peer);
+        e.tick();
+      } else {
+        const n = (r >> 1) % 3 === 0 ? 2 : 1;
+        for (let j = 0; j < n; j++) {
+          const p = packets[dir * 3 + ((r + j) % 3)]!;
+          p.copy(staging, j * SLOT);
+          lengths[j] = p.length;
+        }
+        e.sendPackets(staging, offsets, lengths, n);
+        this.sent += n;
+      }
+      this.pump();
+    }
+    return rounds;
   }
-  return { sent, delivered, dropped };
+
+  close(): { sent: number; delivered: number; dropped: number } {
+    let dropped = 0;
+    for (const e of this.engines) {
+      for (const [why, n] of Object.entries(e.stats.dropped)) if (why !== 'noRoute') dropped += n;
+      e.close();
+    }
+    return { sent: this.sent, delivered: this.delivered, dropped };
+  }
 }
