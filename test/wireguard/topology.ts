@@ -37,6 +37,15 @@ export interface Side {
   proc?: ChildProcess;
 }
 
+// UAPI sockets and pid files of the interfaces made here. A run cut short (Ctrl-C on a bench, a
+// dying test process) SIGKILLs the daemons, which then cannot remove their own files.
+const uapiNames = new Set<string>();
+process.on('exit', () => {
+  for (const name of uapiNames) {
+    for (const f of [`${name}.sock`, `${name}.tuntap.pid`]) rmSync(`/var/run/wireguard/${f}`, { force: true });
+  }
+});
+
 export class WgTopology {
   readonly net = new TestNet();
   readonly dir = mkdtempSync(join(tmpdir(), 'wgtopo-'));
@@ -55,6 +64,7 @@ export class WgTopology {
       inner4: `198.19.${this.idx}.${i}`, inner6: `fd01:${this.idx}::${i}`, port: 51820 + i,
     };
     this.sides.push(s);
+    uapiNames.add(s.name);
     return s;
   }
 
@@ -128,6 +138,8 @@ export class WgTopology {
         await Promise.race([new Promise((r) => s.proc!.once('exit', r)), sleep(2000)]);
       }
       rmSync(`/var/run/wireguard/${s.name}.sock`, { force: true });
+      rmSync(`/var/run/wireguard/${s.name}.tuntap.pid`, { force: true });
+      uapiNames.delete(s.name);
     }
     this.net.cleanup();
     rmSync(this.dir, { recursive: true, force: true });
