@@ -14,6 +14,9 @@ export const testTools = {
   ethtool: 'ethtool', 'qemu-system-x86_64': 'qemu-system-x86',
 };
 
+/** What `npm run demo` drives (the rest of the demo is tuntap itself). */
+export const demoTools = { ping: 'iputils-ping' };
+
 /** Extra baselines only the benchmarks compare against. */
 export const benchTools = { ...testTools, openvpn: 'openvpn', cc: 'gcc' };
 
@@ -27,4 +30,12 @@ export function ensureTools(tools) {
   const opts = { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } };
   execFileSync('apt-get', ['update', '-qq'], opts);
   execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], opts);
+}
+
+// `node scripts/tools.mjs test|bench|demo`: install one set from the command line.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const sets = { test: testTools, bench: benchTools, demo: demoTools };
+  const set = sets[process.argv[2] ?? 'test'];
+  if (!set) { console.error(`usage: node scripts/tools.mjs ${Object.keys(sets).join('|')}`); process.exit(2); }
+  if (process.getuid?.() === 0) ensureTools(set);
 }

@@ -81,7 +81,9 @@ function ping(ns: Netns, args: string[], print: (line: string) => void): Promise
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d; });
     child.stderr.on('data', (d: Buffer) => { out += d; });
-    child.once('error', reject);
+    child.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT'
+      ? new Error('the demo runs the system ping, which is not installed (Debian: apt-get install iputils-ping)')
+      : e));
     child.once('close', (code) => {
       for (const line of out.split('\n')) if (/packets transmitted|rtt|unknown|not/.test(line)) print(`  ping: ${line.trim()}`);
       resolve(code ?? 1);
