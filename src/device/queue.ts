@@ -250,6 +250,53 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     }
   }
 
+  /**
+   * Reads batches into onBatch until the queue closes (onEnd(null)) or a read fails (onEnd(err);
+   * an exception thrown by onBatch ends the loop the same way). The callback form of
+   * batches(): no promise or generator step per batch, so an idle wake-up runs little code.
+   * Each batch is valid until onBatch returns.
+   */
+  readEach(onBatch: (batch: PacketBatch) => void, onEnd: (err: unknown) => void): void {
+    if (!this.#native) { onEnd(null); return; }
+    if (this.#reading) throw new Error(`${this.name}: another read is already waiting on this queue`);
+    this.#reading = true;
+    let ended = false;
+    const finish = (err: unknown) => {
+      if (ended) return;
+      ended = true;
+      this.#reading = false;
+      this.#readWaiter = null;
+      onEnd(err);
+    };
+    // Serves the batch the wake-up drained, then up to SYNC_STREAK more read at once, then
+    // waits for readiness again (which also lets timers and other I/O run in between).
+    const run = (n: number) => {
+      try {
+        for (let streak = 0; ; streak++) {
+          if (n > 0) onBatch(this.#account(n));
+          const nq = this.#native;
+          if (nq === null || ended) { finish(null); return; }
+          if (streak >= SYNC_STREAK) break;
+          n = nq.read(this.batchSize);
+          if (n <= 0) break;
+        }
+      } catch (e) {
+        finish(toTuntapError(e, `reading from ${this.name}`, explainRead(this.name)));
+        return;
+      }
+      this.#readWaiter = closedWake;
+      this.#native!.waitReadable(this.batchSize, wake);
+    };
+    const wake = (err: unknown, count: number) => {
+      this.#readWaiter = null;
+      if (err) finish(toTuntapError(err, `reading from ${this.name}`, explainRead(this.name)));
+      else if (count < 0 || !this.#native) finish(null);
+      else run(count);
+    };
+    const closedWake = () => finish(null);
+    run(0);
+  }
+
   /** Async iteration over batches until the queue closes (or the signal aborts). */
   async *batches(opts: { signal?: AbortSignal } = {}): AsyncGenerator<PacketBatch, void, undefined> {
     for (;;) {

@@ -425,6 +425,56 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     });
   }
 
+  /**
+   * Receives batches into onBatch until the socket closes (onEnd(null)) or a receive fails
+   * (onEnd(err); an exception thrown by onBatch ends the loop the same way). The callback form
+   * of batches(): no promise or generator step per batch, so an idle wake-up runs little code.
+   * Each batch is valid until onBatch returns; empty batches (all truncated) are skipped.
+   */
+  receiveEach(onBatch: (batch: DatagramBatch) => void, onEnd: (err: unknown) => void): void {
+    if (this.sock === null) { onEnd(null); return; }
+    if (this.pendingRead !== null) throw new Error('UdpSocket: only one receive may wait at a time');
+    let ended = false;
+    const finish = (err: unknown) => {
+      if (ended) return;
+      ended = true;
+      if (this.pendingRead === waiter) this.pendingRead = null;
+      onEnd(err);
+    };
+    // Stays set for the whole loop: close() ends it, and a second reader is refused.
+    const waiter = { resolve: () => finish(null), reject: finish };
+    this.pendingRead = waiter;
+    // Serves what the wake-up drained, then up to MAX_SYNC_RECEIVES more at once, then waits
+    // for readiness again (which also lets timers and other I/O run in between).
+    const run = (n: number) => {
+      try {
+        for (let streak = 0; ; streak++) {
+          if (n > 0) {
+            const batch = this.fill(n);
+            if (batch.count > 0) onBatch(batch);
+          }
+          const sock = this.sock;
+          if (sock === null || ended) { finish(null); return; }
+          if (streak >= MAX_SYNC_RECEIVES) break;
+          n = sock.recv();
+          if (n <= 0) break;
+        }
+        this.sock!.armRead(wake);
+      } catch (e) {
+        finish(toTuntapError(e, 'receiving datagrams', explainSocket));
+      }
+    };
+    const wake = (n: number) => {
+      if (ended) return;
+      if (n < 0) {
+        finish(new TuntapError('recvmmsg', -n, `receiving datagrams: ${explainSocket(errnoName(-n)) ?? 'failed'} (recvmmsg: ${errnoName(-n)})`));
+      } else {
+        run(n);
+      }
+    };
+    run(0);
+  }
+
   /** Batches until the socket closes or `signal` aborts (which ends the iteration, socket open). */
   async *batches(opts: { signal?: AbortSignal } = {}): AsyncGenerator<DatagramBatch> {
     const { signal } = opts;

@@ -4,7 +4,7 @@
 // is opened in one native call and written to the TUN in one batched write.
 import { openTun, GsoType, type TunDevice, type PacketBatch } from '../device/index.js';
 import { gsoSplit, GroCoalescer } from '../packet/index.js';
-import { openUdp, type UdpSocket } from '../net/udp.js';
+import { openUdp, type UdpSocket, type DatagramBatch } from '../net/udp.js';
 import type { ResolvedEndpoint } from '../net/endpoint.js';
 import type { NetnsRef } from '../netns.js';
 import { WireGuardEngine, type Packed, type PeerConfig } from './engine.js';
@@ -125,7 +125,7 @@ export class WireGuardInterface implements UapiDevice {
     const t = wg.engine.timers;
     const tickMs = Math.max(20, Math.min(250, t.rekeyTimeout / 10, t.keepaliveTimeout / 10));
     wg.ticker = setInterval(() => wg.engine.tick(), tickMs);
-    void wg.tunLoop();
+    wg.tunLoop();
     return wg;
   }
 
@@ -160,7 +160,7 @@ export class WireGuardInterface implements UapiDevice {
     this.udp4 = v4;
     this.udp6 = v6;
     this.port = v4.localEndpoint.port;
-    for (const s of [v4, v6]) if (s) void this.udpLoop(s);
+    for (const s of [v4, v6]) if (s) this.udpLoop(s);
   }
 
   private send(to: ResolvedEndpoint, d: Packed): void {
@@ -227,30 +227,31 @@ export class WireGuardInterface implements UapiDevice {
     flush();
   }
 
-  private async tunLoop(): Promise<void> {
-    try {
-      for await (const batch of this.tun.batches()) {
-        this.counters.tunReadBatches++;
-        this.counters.tunPacketsRead += batch.count;
-        if (this.offload) this.sendOffloaded(batch);
-        else this.engine.sendPackets(batch.buffer, batch.offsets, batch.lengths, batch.count);
-      }
-    } catch {
+  // Both loops are callback-driven (readEach/receiveEach): an idle ping's wake-up goes from the
+  // native poll callback straight to the engine, with no promise or generator step in between.
+  private tunLoop(): void {
+    this.tun.queues[0]!.readEach((batch) => this.onTunBatch(batch), () => {
       // the device went away (deleted) or was closed
-    }
-    if (!this.closing) await this.close();
+      if (!this.closing) void this.close();
+    });
   }
 
-  private async udpLoop(sock: UdpSocket): Promise<void> {
-    try {
-      for await (const batch of sock) {
-        this.counters.udpReceiveBatches++;
-        this.engine.receive(batch);
-        if (this.engine.stats.dataPacketsReceived > 0 && this.engine.stats.dataPacketsSent > 0) rewarmDataPath();
-      }
-    } catch {
-      // socket closed
-    }
+  private onTunBatch(batch: PacketBatch): void {
+    this.counters.tunReadBatches++;
+    this.counters.tunPacketsRead += batch.count;
+    if (this.offload) this.sendOffloaded(batch);
+    else this.engine.sendPackets(batch.buffer, batch.offsets, batch.lengths, batch.count);
+  }
+
+  private udpLoop(sock: UdpSocket): void {
+    // Ends when the socket closes (rebind or close); a failed receive ends it as well.
+    sock.receiveEach((batch) => this.onUdpBatch(batch), () => {});
+  }
+
+  private onUdpBatch(batch: DatagramBatch): void {
+    this.counters.udpReceiveBatches++;
+    this.engine.receive(batch);
+    if (this.engine.stats.dataPacketsReceived > 0 && this.engine.stats.dataPacketsSent > 0) rewarmDataPath();
   }
 
   async close(): Promise<void> {

@@ -243,3 +243,36 @@ test('a consumer that does not read leaves packets in the bounded kernel queue; 
   assert.ok(dropped >= 400 - queued - 10, `the rest was counted as dropped (${dropped})`);
   assert.ok(dev.queues[0]!.counters.batchesRead < queued, 'packets came in batches');
 });
+
+test('readEach: a callback-driven read loop answers pings, refuses a second reader and ends once on close', async () => {
+  const ns = net.namespace('de');
+  const dev = openTun({ netns: ns });
+  configure(ns, dev);
+  const q = dev.queues[0]!;
+  let batches = 0;
+  let ends = 0;
+  let endError: unknown = 'not ended';
+  const ended = new Promise<void>((resolve) => {
+    q.readEach((batch) => {
+      batches++;
+      const replies: Buffer[] = [];
+      for (let i = 0; i < batch.count; i++) {
+        const reply = echoReply(batch.packet(i));
+        if (reply) replies.push(Buffer.from(reply));
+      }
+      if (replies.length > 0) void dev.writeBatch(replies);
+    }, (err) => { ends++; endError = err; resolve(); });
+  });
+  try {
+    await assert.rejects(q.readBatch(), /another read is already waiting/);
+    const r = await nsRun(ns, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', '198.18.0.2']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /5 received/);
+    assert.ok(batches >= 5);
+  } finally {
+    await dev.close();
+  }
+  await ended;
+  assert.equal(ends, 1);
+  assert.equal(endError, null);
+});

@@ -354,3 +354,40 @@ test('a worker that ends with a socket open and a receive waiting releases it', 
   for (let i = 0; i < 3; i++) await runOne();
   assert.equal(fds(), before);
 });
+
+test('receiveEach: every datagram arrives through the callback loop; one reader only; close ends it once', async () => {
+  const ra = UdpSocket.open({ netns: nsA, bind: { address: A4 } });
+  const sb = UdpSocket.open({ netns: nsB, bind: { address: B4 } });
+  const port = ra.localEndpoint.port;
+  const got: number[] = [];
+  let ends = 0;
+  let endError: unknown = 'not ended';
+  let allIn!: () => void;
+  const arrived = new Promise<void>((r) => { allIn = r; });
+  const ended = new Promise<void>((resolve) => {
+    ra.receiveEach((batch) => {
+      for (let i = 0; i < batch.count; i++) {
+        got.push(batch.datagram(i).readUInt32BE(0));
+        assert.equal(batch.endpoint(i).address, B4);
+      }
+      if (got.length >= 300) allIn();
+    }, (err) => { ends++; endError = err; resolve(); });
+  });
+  const timer = setTimeout(() => void ra.close(), 5000);
+  try {
+    await assert.rejects(ra.receive(), /only one receive/);
+    for (let k = 0; k < 3; k++) {
+      await sb.sendBatch(Array.from({ length: 100 }, (_, i) => payload(k * 100 + i)), { address: A4, port });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await arrived;
+    assert.deepEqual(got, Array.from({ length: 300 }, (_, i) => i));
+  } finally {
+    clearTimeout(timer);
+    await ra.close();
+    await sb.close();
+  }
+  await ended;
+  assert.equal(ends, 1);
+  assert.equal(endError, null);
+});
