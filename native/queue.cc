@@ -76,6 +76,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
       uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       poll_ = nullptr;
     }
+    armed_ = 0;
     if (closeFd && fd_ >= 0) close(fd_);
     fd_ = -1;
   }
@@ -142,9 +143,13 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     return true;
   }
 
+  // Polls for what the waiting callbacks need. Unchanged events cost nothing: a reader that
+  // re-arms from its own callback keeps the fd in epoll (no epoll_ctl per wake-up).
   void UpdatePoll() {
     if (!poll_) return;
     int events = (readCb_.IsEmpty() ? 0 : UV_READABLE) | (writeCb_.IsEmpty() ? 0 : UV_WRITABLE);
+    if (events == armed_) return;
+    armed_ = events;
     if (events == 0) uv_poll_stop(poll_);
     else uv_poll_start(poll_, events, OnPoll);
   }
@@ -181,14 +186,15 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     self->Dispatch(status, events);
   }
 
+  // The poll is updated once, after the callbacks ran: one that waits again keeps it as it is.
   void Dispatch(int status, int events) {
     Napi::HandleScope scope(env_);
+    if (status < 0) armed_ = 0;  // libuv stops the handle when it reports an error
     if (!readCb_.IsEmpty() && (status < 0 || (events & (UV_READABLE | UV_DISCONNECT)))) {
       int r = status < 0 ? status : Drain(readMax_);
       if (r != 0) {  // 0: spurious wake-up, keep waiting
         Napi::FunctionReference cb = std::move(readCb_);
         readCb_.Reset();
-        UpdatePoll();
         // libuv reports poll errors as -errno on Linux, like Drain.
         Napi::Value err = r < 0 ? ErrnoValue(env_, "read", -r) : env_.Null();
         Invoke(cb, {err, Napi::Number::New(env_, r < 0 ? 0 : r)});
@@ -197,9 +203,9 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     if (!writeCb_.IsEmpty() && poll_ && (status < 0 || (events & UV_WRITABLE))) {
       Napi::FunctionReference cb = std::move(writeCb_);
       writeCb_.Reset();
-      UpdatePoll();
       Invoke(cb, {});
     }
+    UpdatePoll();
   }
 
   void Invoke(Napi::FunctionReference& cb, const std::initializer_list<napi_value>& args) {
@@ -335,6 +341,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   Napi::Env env_ = Napi::Env(nullptr);
   uv_loop_t* loop_ = nullptr;
   uv_poll_t* poll_ = nullptr;
+  int armed_ = 0;  // events uv_poll is started with
   bool refed_ = true;
   EnvQueues* registry_ = nullptr;
   Napi::FunctionReference readCb_, writeCb_;

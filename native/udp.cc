@@ -163,6 +163,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   bool hooked_ = false;
   uv_poll_t* poll_ = nullptr;
   int events_ = 0;
+  int armed_ = 0;  // events uv_poll is started with
   Napi::FunctionReference onReadable_;
   Napi::FunctionReference onWritable_;
 
@@ -505,8 +506,12 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     drops_[2] = static_cast<uint32_t>(err);
   }
 
+  // Unchanged events cost nothing: a reader that re-arms from its own callback keeps the fd
+  // in epoll (no epoll_ctl per wake-up).
   void UpdatePoll() {
     if (poll_ == nullptr) return;
+    if (events_ == armed_) return;
+    armed_ = events_;
     if (events_ == 0) {
       uv_poll_stop(poll_);
     } else {
@@ -523,6 +528,13 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   void HandlePoll(int status, int events) {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
+    if (status < 0) armed_ = 0;  // libuv stops the handle when it reports an error
+    DispatchPoll(env, status, events);
+    // Once, after the callbacks ran: one that waits again leaves the poll as it is.
+    UpdatePoll();
+  }
+
+  void DispatchPoll(Napi::Env env, int status, int events) {
     if (status < 0) {
       // libuv reports EPOLLERR as UV_EBADF and stops the handle. On a UDP socket that is a
       // pending ICMP error (peer unreachable, port closed): read it with SO_ERROR, which clears
@@ -538,7 +550,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     }
     if ((events & UV_WRITABLE) && (events_ & UV_WRITABLE)) {
       events_ &= ~UV_WRITABLE;
-      UpdatePoll();
       Napi::FunctionReference cb = std::move(onWritable_);
       if (!cb.IsEmpty()) cb.MakeCallback(Value(), {Napi::Number::New(env, status < 0 ? -status : 0)});
     }
@@ -547,7 +558,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       int n = status < 0 ? status : Drain();
       if (n == 0) return;  // spurious wake-up: keep waiting
       events_ &= ~UV_READABLE;
-      UpdatePoll();
       Napi::FunctionReference cb = std::move(onReadable_);
       if (!cb.IsEmpty()) cb.MakeCallback(Value(), {Napi::Number::New(env, n)});
     }
