@@ -3,7 +3,8 @@
 // running as that user, later opens it by name (`-netdev tap,ifname=NAME,script=no,...`),
 // one fd per queue, and negotiates the vnet header and offloads itself.
 import { execFileSync } from 'node:child_process';
-import { openTap, IFF } from '../device/index.js';
+import { createPersistent } from '../device/index.js';
+import { deleteTun, getLink } from '../netlink/index.js';
 import type { NetnsRef } from '../netns.js';
 
 export interface VmTapOptions {
@@ -36,36 +37,20 @@ function resolveId(kind: 'user' | 'group', value: number | string): number {
   }
 }
 
-/** Creates the persistent TAP (or takes over an existing one) and returns its name. */
+/** Creates the persistent TAP (EBUSY if the name exists) and returns its name. */
 export function createVmTap(opts: VmTapOptions): string {
   const queues = opts.queues ?? 1;
   if (!Number.isInteger(queues) || queues < 1 || queues > 256) throw new RangeError(`queues must be 1..256, got ${queues}`);
-  const dev = openTap({
+  return createPersistent('tap', {
     name: opts.name, netns: opts.netns, multiQueue: queues > 1, vnetHdr: opts.vnetHdr ?? true,
     owner: opts.user === undefined ? undefined : resolveId('user', opts.user),
     group: opts.group === undefined ? undefined : resolveId('group', opts.group),
-    persist: true,
   });
-  const name = dev.name;
-  void dev.close();
-  return name;
 }
 
-/** Removes a persistent TAP made by createVmTap (it must not be in use). */
-export function deleteVmTap(name: string, opts: { netns?: NetnsRef; multiQueue?: boolean } = {}): void {
-  const attach = (multiQueue: boolean) => openTap({ name, netns: opts.netns, multiQueue });
-  let dev;
-  try {
-    dev = attach(opts.multiQueue ?? false);
-  } catch (e) {
-    // The multi-queue flag must match the device's; try the other one before giving up.
-    if (opts.multiQueue !== undefined) throw e;
-    dev = attach(true);
-  }
-  if ((dev.iff().flags & IFF.TAP) === 0) {
-    void dev.close();
-    throw new Error(`${name} is not a TAP device`);
-  }
-  dev.setPersist(false);
-  void dev.close();
+/** Removes a persistent TAP made by createVmTap (refuses devices that are not TAPs). */
+export function deleteVmTap(name: string, opts: { netns?: NetnsRef } = {}): void {
+  const link = getLink(name, { netns: opts.netns });
+  if (link.tun?.type !== 'tap') throw new Error(`${name} is not a TAP device`);
+  deleteTun(name, { netns: opts.netns });
 }
