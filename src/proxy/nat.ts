@@ -256,14 +256,8 @@ export class TcpNat {
         if (flags & RST) { this.counters.dropped++; return 'drop'; }
         return this.reset(b, family, l4, end);
       }
-      b.set(e.dstAddr, addrOff);
-      b.set(e.srcAddr, dstOff);
-      b.writeUInt16BE(e.dstPort, l4);
-      b.writeUInt16BE(e.srcPort, l4 + 2);
-      if (family === 4) adjust(b, 10, e.revIpDelta);
-      if (partialChecksum) adjustPartial(b, l4 + 16, e.revIpDelta); else adjust(b, l4 + 16, e.revDelta);
-      e.lastSeen = now;
-      if (flags & RST && e.state !== 'closing') this.close(e.port, now);
+      this.rewrite(b, e, e.dstAddr, e.srcAddr, e.dstPort, e.srcPort, e.revIpDelta, e.revDelta,
+        addrOff, l4, partialChecksum, flags, now);
       this.counters.replies++;
       return 'forward';
     }
@@ -293,17 +287,23 @@ export class TcpNat {
       if (flags & RST) { this.counters.dropped++; return 'drop'; }
       return this.reset(b, family, l4, end);
     }
-    b.set(fake, addrOff);
-    b.set(local, dstOff);
-    b.writeUInt16BE(e.port, l4);
-    b.writeUInt16BE(e.listenPort, l4 + 2);
-    if (family === 4) adjust(b, 10, e.fwdIpDelta);
-    if (partialChecksum) adjustPartial(b, l4 + 16, e.fwdIpDelta); else adjust(b, l4 + 16, e.fwdDelta);
-    e.lastSeen = now;
-    if (flags & RST && e.state !== 'closing') this.close(e.port, now);
-    void FIN;
+    this.rewrite(b, e, fake, local, e.port, e.listenPort, e.fwdIpDelta, e.fwdDelta,
+      addrOff, l4, partialChecksum, flags, now);
     this.counters.translated++;
     return 'forward';
+  }
+
+  /** Writes the translated addresses and ports into `b`, adjusts its checksums and notes the segment on `e`. */
+  private rewrite(b: Buffer, e: NatEntry, src: Uint8Array, dst: Uint8Array, srcPort: number, dstPort: number,
+    ipDelta: number, fullDelta: number, addrOff: number, l4: number, partialChecksum: boolean, flags: number, now: number): void {
+    b.set(src, addrOff);
+    b.set(dst, addrOff + src.length);
+    b.writeUInt16BE(srcPort, l4);
+    b.writeUInt16BE(dstPort, l4 + 2);
+    if (e.family === 4) adjust(b, 10, ipDelta);
+    if (partialChecksum) adjustPartial(b, l4 + 16, ipDelta); else adjust(b, l4 + 16, fullDelta);
+    e.lastSeen = now;
+    if (flags & RST && e.state !== 'closing') this.close(e.port, now);
   }
 
   /** Builds the reset a closed port would send in answer to segment `b` (RFC 793 "Reset Generation"). */
