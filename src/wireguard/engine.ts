@@ -590,7 +590,6 @@ export class WireGuardEngine {
       const len = d.lengths[i]!;
       if (len < 4) { this.stats.dropped.malformed++; continue; }
       const type = view.getUint32(off, true); // type byte + three zero reserved bytes
-      const msg = buf.subarray(off, off + len);
       if (type === MESSAGE_DATA && len >= DATA_HEADER_SIZE + TAG_SIZE) {
         const entry = this.indices.get(view.getUint32(off + 4, true));
         const kp = entry?.keypair;
@@ -605,6 +604,8 @@ export class WireGuardEngine {
         continue;
       }
       if (!this.key) { this.stats.dropped.malformed++; continue; }
+      // Only handshake messages need a view of their own; data is opened straight from the batch.
+      const msg = buf.subarray(off, off + len);
       const recOff = d.endpointOffset(i);
       if (type === MESSAGE_INITIATION && len === INITIATION_SIZE) this.handleInitiation(msg, d.endpoints, recOff, now);
       else if (type === MESSAGE_RESPONSE && len === RESPONSE_SIZE) this.handleResponse(msg, d.endpoints, recOff, now);
