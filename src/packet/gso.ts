@@ -57,6 +57,7 @@ export function gsoSplit(pkt: Uint8Array, hdr: VirtioNetHdr, outBuffers: readonl
   const csumAt = isTcp ? 16 : 6;
   // Pseudo-header sum without the length: addresses + protocol, computed once.
   const pseudoBase = pseudoHeaderSum(pkt, ipOffset, proto, 0);
+  const headers = pkt.subarray(0, hdrLen);
   for (let i = 0; i < count; i++) {
     const start = hdrLen + i * mss;
     const end = Math.min(start + mss, pkt.length);
@@ -64,7 +65,7 @@ export function gsoSplit(pkt: Uint8Array, hdr: VirtioNetHdr, outBuffers: readonl
     const out = outBuffers[i]!;
     const o = outOffset;
     if (out.length - o < segLen) throw new RangeError(`output buffer ${i} holds ${out.length - o} bytes, segment needs ${segLen}`);
-    out.set(pkt.subarray(0, hdrLen), o);
+    out.set(headers, o);
     out.set(pkt.subarray(start, end), o + hdrLen);
     const ip = o + ipOffset;
     if (version === 4) {
