@@ -7,7 +7,7 @@ import type { NetnsRef } from '../netns.js';
 import { Fdb } from './fdb.js';
 import { isGroupAddress, macKey, parseMacKey } from './ethernet.js';
 import type { Frame, Port } from './port.js';
-import { EndpointTable, UdpSocket } from '../net/index.js';
+import { EndpointTable, UdpSocket, type DatagramBatch } from '../net/index.js';
 import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, decapsulate, encodeVxlanHeader } from './vxlan-codec.js';
 
 export interface VxlanPortOptions {
@@ -123,11 +123,12 @@ export class VxlanPort implements Port {
   }
 
   /** The VTEP id a datagram came from: its source address at our UDP port (VTEPs vary the source port). */
-  private vtepOf(key: number | string, address: () => string): number {
+  private vtepOf(batch: DatagramBatch, i: number): number {
+    const key = batch.endpointKey(i);
     let id = this.sourceIds.get(key);
     if (id === undefined) {
       if (this.sourceIds.size >= 4096) this.sourceIds.clear();
-      id = this.vteps.add(address(), this.udpPort);
+      id = this.vteps.add(batch.endpoint(i).address, this.udpPort);
       this.sourceIds.set(key, id);
     }
     return id;
@@ -146,7 +147,7 @@ export class VxlanPort implements Port {
         if (decoded.vni !== this.vni) { c.otherVni++; continue; }
         // Like the kernel's `nolearning`: frames from any VTEP are taken, just not remembered.
         if (this.learning && !isGroupAddress(decoded.frame, 6)) {
-          this.remotesByMac.learn(0, macKey(decoded.frame, 6), this.vtepOf(batch.endpointKey(i), () => batch.endpoint(i).address), now);
+          this.remotesByMac.learn(0, macKey(decoded.frame, 6), this.vtepOf(batch, i), now);
         }
         c.rxPackets++;
         frames.push({ data: decoded.frame });
@@ -177,7 +178,8 @@ export class VxlanPort implements Port {
       pack.set(f.data, at + VXLAN_HEADER_SIZE);
       const len = VXLAN_HEADER_SIZE + f.data.length;
       if (len > largest) largest = len;
-      for (const id of remote === undefined ? this.flood : [remote]) { offsets.push(at); lengths.push(len); ids.push(id); }
+      if (remote !== undefined) { offsets.push(at); lengths.push(len); ids.push(remote); }
+      else for (const id of this.flood) { offsets.push(at); lengths.push(len); ids.push(id); }
       at += len;
     }
     try {
