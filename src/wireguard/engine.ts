@@ -644,23 +644,31 @@ export class WireGuardEngine {
     openBatch({ keys, keyIndex, src: d.buffer, srcOffsets, srcLengths, counters, dst: out, dstOffsets, dstLengths, count: n }, ok);
     const deliver: Uint8Array[] = [];
     const touched = new Set<Peer>();
+    // Datagrams split from one GRO message share one source record: its endpoint is checked once.
+    let lastPeer: Peer | undefined;
+    let lastRecOff = -1;
     for (let k = 0; k < n; k++) {
       const kp = kps[k]!;
       if (!ok[k]) { this.stats.dropped.authFailed++; continue; }
       if (!kp.replay.accept(ctrs[k]!)) { this.stats.dropped.replay++; continue; }
       const peer = kp.peer;
       if (kp === peer.next) this.confirmNext(peer);
-      this.updateEndpoint(peer, d.endpoints, d.endpointOffset(idx[k]!));
+      const recOff = d.endpointOffset(idx[k]!);
+      if (peer !== lastPeer || recOff !== lastRecOff) {
+        this.updateEndpoint(peer, d.endpoints, recOff);
+        lastPeer = peer;
+        lastRecOff = recOff;
+      }
       peer.rxBytes += d.lengths[idx[k]!]!;
       touched.add(peer);
       const len = dstLengths[k]!;
       if (len === 0) { this.stats.keepalivesReceived++; continue; }
-      const p = out.subarray(dstOffsets[k]!, dstOffsets[k]! + len);
-      const ipLen = this.innerLength(p, peer);
+      const at = dstOffsets[k]!;
+      const ipLen = this.innerLength(out, at, len, peer);
       if (ipLen === 0) continue;
       this.stats.dataPacketsReceived++;
       if (peer.sendKeepaliveAt === undefined) peer.sendKeepaliveAt = now + this.timers.keepaliveTimeout;
-      deliver.push(p.subarray(0, ipLen));
+      deliver.push(out.subarray(at, at + ipLen));
     }
     for (const peer of touched) {
       this.onAuthenticatedReceived(peer, now);
@@ -676,21 +684,21 @@ export class WireGuardEngine {
   }
 
   /** Length of the IP packet inside a decrypted payload (padding stripped), 0 if it must be dropped. */
-  private innerLength(p: Buffer, peer: Peer): number {
-    const version = p[0]! >> 4;
+  private innerLength(buf: Uint8Array, off: number, len: number, peer: Peer): number {
+    const version = buf[off]! >> 4;
     let ipLen: number;
     let source: Peer | undefined;
-    if (version === 4 && p.length >= 20) {
-      ipLen = p.readUInt16BE(2);
-      source = this.allowedIps.lookup(4, p, 12);
-    } else if (version === 6 && p.length >= 40) {
-      ipLen = 40 + p.readUInt16BE(4);
-      source = this.allowedIps.lookup(6, p, 8);
+    if (version === 4 && len >= 20) {
+      ipLen = (buf[off + 2]! << 8) | buf[off + 3]!;
+      source = this.allowedIps.lookup(4, buf, off + 12);
+    } else if (version === 6 && len >= 40) {
+      ipLen = 40 + ((buf[off + 4]! << 8) | buf[off + 5]!);
+      source = this.allowedIps.lookup(6, buf, off + 8);
     } else {
       this.stats.dropped.malformed++;
       return 0;
     }
-    if (ipLen > p.length || ipLen < (version === 4 ? 20 : 40)) { this.stats.dropped.malformed++; return 0; }
+    if (ipLen > len || ipLen < (version === 4 ? 20 : 40)) { this.stats.dropped.malformed++; return 0; }
     if (source !== peer) { this.stats.dropped.notAllowed++; return 0; }
     return ipLen;
   }
