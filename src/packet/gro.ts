@@ -48,6 +48,10 @@ export class GroCoalescer {
   private readonly verify: boolean;
   private readonly udp: boolean;
   private readonly maxSize: number;
+  /** What classify() found in the packet it accepted last (fields, not an object per packet). */
+  private l4 = 0;
+  private proto = 0;
+  private version = 0;
 
   constructor(opts: GroOptions = {}) {
     this.verify = opts.verifyChecksums ?? true;
@@ -76,9 +80,8 @@ export class GroCoalescer {
     for (let i = 0; i < n; i++) {
       next[i] = -1;
       const p = packets[i]!;
-      const cls = this.classify(p);
-      if (cls === null) { items.push(single(i, p)); continue; }
-      const { l4, proto, version } = cls;
+      if (!this.classify(p)) { items.push(single(i, p)); continue; }
+      const l4 = this.l4, proto = this.proto, version = this.version;
       let joined = false;
       // Newest item of the same flow first: a packet may only extend the latest one.
       for (let k = items.length - 1; k >= 0; k--) {
@@ -122,31 +125,32 @@ export class GroCoalescer {
     return { count: items.length, offsets: this.offsets, lengths: this.lengths, merged };
   }
 
-  /** Returns the transport offset for a mergeable TCP/UDP packet, or null. */
-  private classify(p: Uint8Array): { l4: number; proto: number; version: number } | null {
-    if (p.length < 20) return null;
+  /** Whether `p` is a mergeable TCP/UDP packet; if so its transport offset, protocol and IP version are left in l4/proto/version. */
+  private classify(p: Uint8Array): boolean {
+    if (p.length < 20) return false;
     const version = p[0]! >> 4;
     let l4: number; let proto: number;
     if (version === 4) {
-      if (p[0] !== 0x45 || u16(p, 2) !== p.length || (u16(p, 6) & 0x3fff) !== 0) return null; // options or fragments
-      if (internetChecksum(p, 0, 20) !== 0) return null;
+      if (p[0] !== 0x45 || u16(p, 2) !== p.length || (u16(p, 6) & 0x3fff) !== 0) return false; // options or fragments
+      if (internetChecksum(p, 0, 20) !== 0) return false;
       l4 = 20; proto = p[9]!;
     } else if (version === 6) {
-      if (p.length < 40 || u16(p, 4) + 40 !== p.length) return null;
+      if (p.length < 40 || u16(p, 4) + 40 !== p.length) return false;
       l4 = 40; proto = p[6]!; // extension headers are not merged
-    } else return null;
+    } else return false;
     if (proto === 6) {
-      if (p.length < l4 + 20) return null;
+      if (p.length < l4 + 20) return false;
       const thl = (p[l4 + 12]! >> 4) * 4;
-      if (thl < 20 || p.length < l4 + thl) return null;
+      if (thl < 20 || p.length < l4 + thl) return false;
       const flags = u16(p, l4 + 12) & 0x1ff;
-      if (flags !== ACK && flags !== (ACK | PSH)) return null;
+      if (flags !== ACK && flags !== (ACK | PSH)) return false;
     } else if (proto === 17 && this.udp) {
-      if (p.length < l4 + 8 || u16(p, l4 + 4) !== p.length - l4) return null;
-      if (version === 4 && u16(p, l4 + 6) === 0) return null; // no checksum: nothing to offload
-    } else return null;
-    if (this.verify && fold(sum16(p, l4, p.length, pseudoHeaderSum(p, 0, proto, p.length - l4))) !== 0xffff) return null;
-    return { l4, proto, version };
+      if (p.length < l4 + 8 || u16(p, l4 + 4) !== p.length - l4) return false;
+      if (version === 4 && u16(p, l4 + 6) === 0) return false; // no checksum: nothing to offload
+    } else return false;
+    if (this.verify && fold(sum16(p, l4, p.length, pseudoHeaderSum(p, 0, proto, p.length - l4))) !== 0xffff) return false;
+    this.l4 = l4; this.proto = proto; this.version = version;
+    return true;
   }
 
   private canAppend(it: Item, f: Uint8Array, p: Uint8Array): boolean {
