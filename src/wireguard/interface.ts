@@ -4,7 +4,7 @@
 // is opened in one native call and written to the TUN in one batched write.
 import { openTun, GsoType, type TunDevice, type PacketBatch } from '../device/index.js';
 import { gsoSplit, GroCoalescer } from '../packet/index.js';
-import { openUdp, type UdpSocket, type DatagramBatch } from '../net/udp.js';
+import { openUdp, type UdpSocket, type DatagramBatch, type SendOptions } from '../net/udp.js';
 import type { ResolvedEndpoint } from '../net/endpoint.js';
 import type { NetnsRef } from '../netns.js';
 import { WireGuardEngine, type Packed, type PeerConfig } from './engine.js';
@@ -64,6 +64,8 @@ export class WireGuardInterface implements UapiDevice {
     sendErrors: 0, tunWriteErrors: 0,
   };
   readonly offload: boolean;
+  /** Options of every UDP send (one object, not one per send). */
+  private readonly sendOptions: SendOptions;
   /** Resolves when the interface has closed (by close() or because the TUN device went away). */
   readonly closed: Promise<void>;
   private udp4: UdpSocket | undefined;
@@ -91,6 +93,7 @@ export class WireGuardInterface implements UapiDevice {
     this.netns = opts.netns;
     this.mark = opts.fwmark ?? 0;
     this.offload = opts.offload ?? true;
+    this.sendOptions = this.offload ? { gsoSize: 'auto' } : {};
     const mtu = opts.mtu ?? 1420;
     this.slotSize = Math.max(mtu, 1280) + 64;
     this.staging = Buffer.allocUnsafeSlow(this.offload ? this.slotSize * STAGING_SLOTS : 0);
@@ -166,7 +169,7 @@ export class WireGuardInterface implements UapiDevice {
   private send(to: ResolvedEndpoint, d: Packed): void {
     const sock = to.family === 6 ? this.udp6 : this.udp4;
     if (!sock) { this.counters.sendErrors += d.count; return; }
-    sock.sendPacked(d, to, this.offload ? { gsoSize: 'auto' } : {}).catch(() => { this.counters.sendErrors += d.count; });
+    sock.sendPacked(d, to, this.sendOptions).catch(() => { this.counters.sendErrors += d.count; });
   }
 
   private deliver(packets: Uint8Array[]): void {
