@@ -324,15 +324,17 @@ export class WireGuardEngine {
       for (const i of idx) {
         if (lengths[i]! > 0) carriesData = true;
         const counter = kp.sendCounter++;
+        const counterLow = counter >>> 0;
+        const counterHigh = Math.floor(counter / 0x1_0000_0000);
         out.writeUInt32LE(MESSAGE_DATA, at);
         out.writeUInt32LE(kp.remoteIndex, at + 4);
-        out.writeUInt32LE(counter >>> 0, at + 8);
-        out.writeUInt32LE(Math.floor(counter / 0x1_0000_0000), at + 12);
+        out.writeUInt32LE(counterLow, at + 8);
+        out.writeUInt32LE(counterHigh, at + 12);
         keyIndex[j] = g;
         srcOffsets[j] = offsets[i]!;
         srcLengths[j] = lengths[i]!;
-        counters[2 * j] = counter >>> 0;
-        counters[2 * j + 1] = Math.floor(counter / 0x1_0000_0000);
+        counters[2 * j] = counterLow;
+        counters[2 * j + 1] = counterHigh;
         outOffsets[j] = at;
         dstOffsets[j] = at + DATA_HEADER_SIZE;
         at += DATA_HEADER_SIZE + paddedLength(lengths[i]!, this.mtu) + TAG_SIZE;
