@@ -66,9 +66,10 @@ async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go' | 
     const b = topo.side(2);
     topo.link(a, b);
     if (kind === 'tuntap') {
-      // one process per side, as on two hosts (wireguard-go runs one process per side too)
-      await topo.tuntapProcess(a, [{ side: b, endpoint: 4 }]);
-      await topo.tuntapProcess(b, [{ side: a, endpoint: 4 }]);
+      // one process per side, as on two hosts (wireguard-go runs one process per side too), each
+      // the built CLI as users run it (`npm run bench` builds it first)
+      await topo.tuntapProcess(a, [{ side: b, endpoint: 4 }], { compiled: true });
+      await topo.tuntapProcess(b, [{ side: a, endpoint: 4 }], { compiled: true });
     } else if (kind === 'openvpn') {
       await openvpn(topo, a, b);
     } else if (kind === 'tuntap (1 process)') {

@@ -276,7 +276,8 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
           if (n > 0) onBatch(this.#account(n));
           const nq = this.#native;
           if (nq === null || ended) { finish(null); return; }
-          if (streak >= SYNC_STREAK) break;
+          // A short batch means the read hit EAGAIN: wait for readiness instead of asking again.
+          if (streak >= SYNC_STREAK || n < this.batchSize) break;
           n = nq.read(this.batchSize);
           if (n <= 0) break;
         }
@@ -438,7 +439,9 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    * Writes `count` packets lying in one buffer at offsets[i], lengths[i] (e.g. straight from a
    * received batch, without per-packet objects). With `raw`, each range already holds the PI
    * and vnet headers; otherwise default headers (or opts.vnet / opts.protocols) are added.
-   * Rejected packets are counted and skipped, as in writeBatch.
+   * Rejected packets are counted and skipped, as in writeBatch. The caller may reuse `offsets`
+   * and `lengths` as soon as this returns (they are copied if the write has to wait); the
+   * buffer's bytes must stay as they are until the promise resolves.
    */
   writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number,
     opts: WriteBatchOptions & { raw?: boolean } = {}): Promise<number> {
@@ -455,6 +458,8 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       } catch (e) {
         n = (e as { written?: number }).written ?? 0;
       }
+      offsets = offsets.slice(0, count);
+      lengths = lengths.slice(0, count);
       if (n === count) {
         let bytes = 0;
         for (let i = 0; i < count; i++) bytes += lengths[i]!;
@@ -467,6 +472,8 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       return this.#exclusive(() => this.#writeLoop(count, (q, i) => q.writeRanges(buffer, offsets, lengths, i, count, undefined, 0),
         (i) => lengths[i]!, (i) => buffer.subarray(offsets[i]! + skip, offsets[i]! + lengths[i]!), undefined, false, n));
     }
+    offsets = offsets.slice(0, count);
+    lengths = lengths.slice(0, count);
     return this.#exclusive(() => {
       let heads: Buffer | undefined;
       if (!opts.raw && this.headerLength > 0) {

@@ -455,7 +455,8 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
           }
           const sock = this.sock;
           if (sock === null || ended) { finish(null); return; }
-          if (streak >= MAX_SYNC_RECEIVES) break;
+          // A short drain emptied the socket: wait for readiness rather than spend a system call on EAGAIN.
+          if (streak >= MAX_SYNC_RECEIVES || n < this.area.batch) break;
           n = sock.recv();
           if (n <= 0) break;
         }
@@ -587,7 +588,10 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
   private startSend(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
     count: number, to: Destination, opts: SendOptions): Promise<void> {
     if (this.writesQueued > 0) {
-      return this.enqueue(() => this.sendLoop(bufs, offsets, lengths, 0, count, this.sendPlan(count, to, opts), false));
+      // The caller may reuse its offset and length arrays once this returns: the queued send keeps copies.
+      const o = offsets?.slice(0, count) ?? null;
+      const l = lengths?.slice(0, count) ?? null;
+      return this.enqueue(() => this.sendLoop(bufs, o, l, 0, count, this.sendPlan(count, to, opts), false));
     }
     let start = 0;
     let plan: SendPlan;
@@ -602,7 +606,9 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
       return Promise.reject(e);
     }
     if (start >= count) return SENT;
-    return this.enqueue(() => this.sendLoop(bufs, offsets, lengths, start, count, plan, true));
+    const o = offsets?.slice(0, count) ?? null;
+    const l = lengths?.slice(0, count) ?? null;
+    return this.enqueue(() => this.sendLoop(bufs, o, l, start, count, plan, true));
   }
 
   private enqueue(job: () => Promise<void>): Promise<void> {
@@ -628,7 +634,10 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     return this.startSend(datagrams, null, null, datagrams.length, to, opts);
   }
 
-  /** Like sendBatch, for datagrams laid out in one buffer (a received or device batch, zero-copy). */
+  /**
+   * Like sendBatch, for datagrams laid out in one buffer (a received or device batch, zero-copy).
+   * The offsets and lengths arrays may be reused once this returns; the bytes may not, until it resolves.
+   */
   sendPacked(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): Promise<void> {
     return this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
   }

@@ -10,7 +10,7 @@ import {
 import { CookieChecker, CookieGenerator } from './cookie.js';
 import { ReplayWindow } from './replay.js';
 import { AllowedIps } from './allowed-ips.js';
-import { sealBatch, openBatch, paddedLength } from './aead.js';
+import { sealBatch, openBatch, paddedLength, type AeadBatch } from './aead.js';
 import {
   DEFAULT_TIMERS, type Timers, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_COOKIE_REPLY, MESSAGE_DATA,
   INITIATION_SIZE, RESPONSE_SIZE, COOKIE_REPLY_SIZE, DATA_HEADER_SIZE, TAG_SIZE, MAX_QUEUED_PACKETS,
@@ -36,9 +36,16 @@ export interface ReceivedDatagrams {
 }
 
 export interface EngineIo {
-  /** Sends datagrams to one endpoint (fire and forget; UDP may drop). */
+  /**
+   * Sends datagrams to one endpoint (fire and forget; UDP may drop). The offsets and lengths
+   * arrays are the engine's, reused by its next batch: copy them if the send outlives the call
+   * (the bytes of the buffer stay as they are).
+   */
   send(to: ResolvedEndpoint, datagrams: Packed): void;
-  /** Writes decrypted, authenticated IP packets to the TUN device. */
+  /**
+   * Writes decrypted, authenticated IP packets to the TUN device. Each packet has
+   * `deliverHeadroom` zeroed bytes in front of it in its buffer (room for a virtio_net_hdr).
+   */
   deliver(packets: Uint8Array[]): void;
 }
 
@@ -92,11 +99,100 @@ interface Keypair {
   created: number;
   sendCounter: number;
   replay: ReplayWindow;
+  /** Where the engine's key table holds sendKey and receiveKey (-1 once dropped). */
+  sendSlot: number;
+  receiveSlot: number;
 }
+
+/**
+ * The session keys as the native AEAD reads them: 32-byte slots in one buffer, written once when
+ * a keypair is installed and zeroed when it is dropped, so a batch passes slot numbers instead
+ * of copying its keys.
+ */
+class KeyTable {
+  bytes = Buffer.alloc(32 * 16);
+  private readonly free: number[] = [];
+  private used = 0;
+
+  add(key: Buffer): number {
+    let slot = this.free.pop();
+    if (slot === undefined) {
+      if (this.used * 32 >= this.bytes.length) {
+        const grown = Buffer.alloc(this.bytes.length * 2);
+        this.bytes.copy(grown);
+        this.bytes.fill(0);
+        this.bytes = grown;
+      }
+      slot = this.used++;
+    }
+    key.copy(this.bytes, slot * 32);
+    return slot;
+  }
+
+  remove(slot: number): void {
+    if (slot < 0) return;
+    this.bytes.fill(0, slot * 32, slot * 32 + 32);
+    this.free.push(slot);
+  }
+}
+
+/** Packets of one batch bound for one peer: order[start .. start+count) are their indices. */
+interface TxGroup { peer: Peer; kp: Keypair | undefined; start: number; count: number }
+
+/**
+ * Descriptor arrays for the native AEAD calls and the per-batch bookkeeping around them, kept
+ * from one batch to the next. Allocating them per batch cost more than the crypto of a small
+ * packet: fresh small typed arrays must be moved off the V8 heap before native code may read
+ * them, and fresh memory is cold memory.
+ */
+class BatchScratch {
+  inUse = false;
+  readonly capacity: number;
+  readonly keyIndex: Uint32Array;
+  readonly srcOffsets: Uint32Array;
+  readonly srcLengths: Uint32Array;
+  readonly counters: Uint32Array;
+  readonly dstOffsets: Uint32Array;
+  readonly dstLengths: Uint32Array;
+  /** Sealing: where each datagram starts in the output, and its length with the header. */
+  readonly outOffsets: Uint32Array;
+  readonly outLengths: Uint32Array;
+  /** Opening: authenticated or not, the datagram index and counter of each data message. */
+  readonly ok: Uint8Array;
+  readonly index: Uint32Array;
+  readonly counter: Float64Array;
+  readonly keypairs: Array<Keypair | undefined>;
+  readonly peers: Peer[] = [];
+  /** Grouping a TUN batch by peer. */
+  readonly order: Uint32Array;
+  readonly groups: TxGroup[] = [];
+  readonly batch: AeadBatch;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+    const u32 = () => new Uint32Array(capacity);
+    this.keyIndex = u32(); this.srcOffsets = u32(); this.srcLengths = u32(); this.dstOffsets = u32(); this.dstLengths = u32();
+    this.outOffsets = u32(); this.outLengths = u32(); this.index = u32(); this.order = u32();
+    this.counters = new Uint32Array(2 * capacity);
+    this.ok = new Uint8Array(capacity);
+    this.counter = new Float64Array(capacity);
+    this.keypairs = new Array<Keypair | undefined>(capacity).fill(undefined);
+    this.batch = {
+      keys: EMPTY, keyIndex: this.keyIndex, src: EMPTY, srcOffsets: this.srcOffsets, srcLengths: this.srcLengths,
+      counters: this.counters, dst: EMPTY, dstOffsets: this.dstOffsets, dstLengths: this.dstLengths, count: 0,
+    };
+  }
+}
+
+const MIN_SCRATCH = 128;
+
+/** Zeroed bytes the engine leaves in front of each delivered packet. */
+export const DELIVER_HEADROOM = 12;
 
 type IndexEntry = { peer: Peer; keypair?: Keypair; handshake?: InitiatorState };
 
 const ZERO_PSK = Buffer.alloc(32);
+const EMPTY = Buffer.alloc(0);
 
 export class Peer {
   readonly publicKey: Buffer;
@@ -122,6 +218,11 @@ export class Peer {
   lastHandshake = 0;
   rxBytes = 0;
   txBytes = 0;
+
+  /** Batch bookkeeping (see WireGuardEngine.epoch). */
+  txEpoch = 0;
+  txGroup = 0;
+  rxEpoch = 0;
 
   // timer deadlines (monotonic ms; undefined = not armed)
   retransmitAt: number | undefined;
@@ -178,6 +279,14 @@ export class WireGuardEngine {
   private handshakeWindowStart = 0;
   private handshakesInWindow = 0;
   private lastTimestampSent: Buffer = Buffer.alloc(12);
+  // One scratch per direction; a call that re-enters while one is in use gets a fresh one.
+  private txScratch = new BatchScratch(MIN_SCRATCH);
+  private sealScratch = new BatchScratch(MIN_SCRATCH);
+  private openScratch = new BatchScratch(MIN_SCRATCH);
+  /** Numbers batches, so peers and keypairs can be marked "seen in this batch" without a Set or Map. */
+  private epoch = 0;
+  private readonly keyTable = new KeyTable();
+  private rxView: DataView = new DataView(new ArrayBuffer(0));
 
   constructor(io: EngineIo, opts: EngineOptions = {}) {
     this.io = io;
@@ -244,6 +353,16 @@ export class WireGuardEngine {
     this.peers.delete(text);
   }
 
+  private acquire(which: 'txScratch' | 'sealScratch' | 'openScratch', n: number): BatchScratch {
+    const s = this[which];
+    if (s.inUse) return new BatchScratch(Math.max(n, MIN_SCRATCH));
+    if (s.capacity >= n) { s.inUse = true; return s; }
+    const grown = new BatchScratch(Math.max(n, 2 * s.capacity));
+    grown.inUse = true;
+    this[which] = grown;
+    return grown;
+  }
+
   // ---- outgoing: packets from TUN ----
 
   /**
@@ -251,28 +370,62 @@ export class WireGuardEngine {
    * for peers without a session are queued and a handshake starts.
    */
   sendPackets(buffer: Uint8Array, offsets: Uint32Array | readonly number[], lengths: Uint32Array | readonly number[], count: number): void {
-    const groups = new Map<Peer, number[]>();
-    for (let i = 0; i < count; i++) {
-      const off = offsets[i]!;
-      const len = lengths[i]!;
-      const peer = len > 0 ? this.routeOf(buffer, off, len) : undefined;
-      if (!peer) { this.stats.dropped.noRoute++; continue; }
-      let g = groups.get(peer);
-      if (!g) groups.set(peer, g = []);
-      g.push(i);
-    }
-    if (groups.size === 0) return;
-    const sendable: Array<[Peer, Keypair, number[]]> = [];
-    for (const [peer, idx] of groups) {
-      const kp = this.usableSendKeypair(peer);
-      if (!kp || peer.queue.length > 0) {
-        for (const i of idx) this.enqueue(peer, Buffer.from(buffer.subarray(offsets[i]!, offsets[i]! + lengths[i]!)));
-        if (kp) this.flushQueue(peer); else this.initiateHandshake(peer, false);
-        continue;
+    const s = this.acquire('txScratch', count);
+    try {
+      const epoch = ++this.epoch;
+      const { groups, order } = s;
+      let ngroups = 0;
+      for (let i = 0; i < count; i++) {
+        const len = lengths[i]!;
+        const peer = len > 0 ? this.routeOf(buffer, offsets[i]!, len) : undefined;
+        if (!peer) { this.stats.dropped.noRoute++; order[i] = 0xffffffff; continue; }
+        if (peer.txEpoch !== epoch) {
+          peer.txEpoch = epoch;
+          peer.txGroup = ngroups;
+          const g = groups[ngroups] ??= { peer, kp: undefined, start: 0, count: 0 };
+          g.peer = peer;
+          g.count = 0;
+          ngroups++;
+        }
+        groups[peer.txGroup]!.count++;
+        order[i] = peer.txGroup;
       }
-      sendable.push([peer, kp, idx]);
+      if (ngroups === 0) return;
+      // Lay the packets out group by group: order[] becomes packet indices, in send order.
+      let at = 0;
+      for (let g = 0; g < ngroups; g++) { const grp = groups[g]!; grp.start = at; at += grp.count; grp.count = 0; }
+      if (ngroups === 1) {
+        let k = 0;
+        for (let i = 0; i < count; i++) if (order[i] !== 0xffffffff) order[k++] = i;
+        groups[0]!.count = k;
+      } else {
+        // Place each packet after the earlier ones of its group (order[] held its group number).
+        const group = new Uint32Array(order.subarray(0, count));
+        for (let i = 0; i < count; i++) {
+          if (group[i] === 0xffffffff) continue;
+          const grp = groups[group[i]!]!;
+          order[grp.start + grp.count++] = i;
+        }
+      }
+      for (let g = 0; g < ngroups; g++) {
+        const grp = groups[g]!;
+        const peer = grp.peer;
+        const kp = this.usableSendKeypair(peer);
+        if (!kp || peer.queue.length > 0) {
+          for (let k = grp.start; k < grp.start + grp.count; k++) {
+            const i = order[k]!;
+            this.enqueue(peer, Buffer.from(buffer.subarray(offsets[i]!, offsets[i]! + lengths[i]!)));
+          }
+          if (kp) this.flushQueue(peer); else this.initiateHandshake(peer, false);
+          grp.kp = undefined;
+          continue;
+        }
+        grp.kp = kp;
+      }
+      this.sealAndSend(buffer, offsets, lengths, order, groups, ngroups);
+    } finally {
+      s.inUse = false;
     }
-    if (sendable.length > 0) this.sealAndSend(buffer, offsets, lengths, sendable);
   }
 
   private routeOf(buf: Uint8Array, off: number, len: number): Peer | undefined {
@@ -297,74 +450,98 @@ export class WireGuardEngine {
     return kp;
   }
 
-  /** Seals the chosen packets of several peers in one native call and sends one batch per peer. */
+  /**
+   * Seals the packets of several peers in one native call and sends one batch per peer. Group g
+   * holds packets order[start .. start+count) (order null: the indices themselves); groups
+   * without a keypair are skipped.
+   */
   private sealAndSend(buffer: Uint8Array, offsets: Uint32Array | readonly number[], lengths: Uint32Array | readonly number[],
-    groups: Array<[Peer, Keypair, number[]]>): void {
+    order: Uint32Array | null, groups: readonly TxGroup[], ngroups: number): void {
     let total = 0;
     let n = 0;
-    for (const [, , idx] of groups) {
-      for (const i of idx) total += DATA_HEADER_SIZE + paddedLength(lengths[i]!, this.mtu) + TAG_SIZE;
-      n += idx.length;
+    for (let g = 0; g < ngroups; g++) {
+      const grp = groups[g]!;
+      if (!grp.kp) continue;
+      for (let k = grp.start; k < grp.start + grp.count; k++) {
+        total += DATA_HEADER_SIZE + paddedLength(lengths[order ? order[k]! : k]!, this.mtu) + TAG_SIZE;
+      }
+      n += grp.count;
     }
+    if (n === 0) return;
+    // The output outlives this call (UDP may send it later), so it gets its own buffer.
     const out = Buffer.allocUnsafe(total);
-    const keys = Buffer.allocUnsafe(32 * groups.length);
-    const keyIndex = new Uint32Array(n);
-    const srcOffsets = new Uint32Array(n);
-    const srcLengths = new Uint32Array(n);
-    const counters = new Uint32Array(2 * n);
-    const dstOffsets = new Uint32Array(n);
-    const dstLengths = new Uint32Array(n);
-    const outOffsets = new Uint32Array(n);
-    let at = 0;
-    let j = 0;
-    const now = this.now();
-    groups.forEach(([peer, kp, idx], g) => {
-      kp.sendKey.copy(keys, g * 32);
-      let carriesData = false;
-      for (const i of idx) {
-        if (lengths[i]! > 0) carriesData = true;
-        const counter = kp.sendCounter++;
-        const counterLow = counter >>> 0;
-        const counterHigh = Math.floor(counter / 0x1_0000_0000);
-        out.writeUInt32LE(MESSAGE_DATA, at);
-        out.writeUInt32LE(kp.remoteIndex, at + 4);
-        out.writeUInt32LE(counterLow, at + 8);
-        out.writeUInt32LE(counterHigh, at + 12);
-        keyIndex[j] = g;
-        srcOffsets[j] = offsets[i]!;
-        srcLengths[j] = lengths[i]!;
-        counters[2 * j] = counterLow;
-        counters[2 * j + 1] = counterHigh;
-        outOffsets[j] = at;
-        dstOffsets[j] = at + DATA_HEADER_SIZE;
-        at += DATA_HEADER_SIZE + paddedLength(lengths[i]!, this.mtu) + TAG_SIZE;
-        j++;
+    const s = this.acquire('sealScratch', n);
+    try {
+      const { keyIndex, srcOffsets, srcLengths, counters, dstOffsets, dstLengths, outOffsets, outLengths } = s;
+      let at = 0;
+      let j = 0;
+      const now = this.now();
+      for (let g = 0; g < ngroups; g++) {
+        const grp = groups[g]!;
+        const kp = grp.kp;
+        if (!kp) continue;
+        const slot = kp.sendSlot;
+        let carriesData = false;
+        for (let k = grp.start; k < grp.start + grp.count; k++) {
+          const i = order ? order[k]! : k;
+          const len = lengths[i]!;
+          if (len > 0) carriesData = true;
+          const counter = kp.sendCounter++;
+          const counterLow = counter >>> 0;
+          const counterHigh = Math.floor(counter / 0x1_0000_0000);
+          out.writeUInt32LE(MESSAGE_DATA, at);
+          out.writeUInt32LE(kp.remoteIndex, at + 4);
+          out.writeUInt32LE(counterLow, at + 8);
+          out.writeUInt32LE(counterHigh, at + 12);
+          keyIndex[j] = slot;
+          srcOffsets[j] = offsets[i]!;
+          srcLengths[j] = len;
+          counters[2 * j] = counterLow;
+          counters[2 * j + 1] = counterHigh;
+          outOffsets[j] = at;
+          dstOffsets[j] = at + DATA_HEADER_SIZE;
+          at += DATA_HEADER_SIZE + paddedLength(len, this.mtu) + TAG_SIZE;
+          j++;
+        }
+        // Keepalives do not arm the "no answer, new handshake" timer; data does.
+        this.onAuthenticatedSent(grp.peer, now, carriesData);
       }
-      // Keepalives do not arm the "no answer, new handshake" timer; data does.
-      this.onAuthenticatedSent(peer, now, carriesData);
-    });
-    sealBatch({ keys, keyIndex, src: buffer, srcOffsets, srcLengths, counters, dst: out, dstOffsets, dstLengths, count: n }, this.mtu);
-    const outLengths = new Uint32Array(n);
-    for (let k = 0; k < n; k++) outLengths[k] = DATA_HEADER_SIZE + dstLengths[k]!;
-    j = 0;
-    for (const [peer, kp, idx] of groups) {
-      const count = idx.length;
-      let bytes = 0;
-      for (let k = j; k < j + count; k++) {
-        bytes += outLengths[k]!;
-        if (srcLengths[k] === 0) this.stats.keepalivesSent++; else this.stats.dataPacketsSent++;
+      const b = s.batch;
+      b.keys = this.keyTable.bytes; b.src = buffer; b.dst = out; b.count = n;
+      sealBatch(b, this.mtu);
+      b.keys = b.src = b.dst = EMPTY;
+      for (let k = 0; k < n; k++) outLengths[k] = DATA_HEADER_SIZE + dstLengths[k]!;
+      j = 0;
+      for (let g = 0; g < ngroups; g++) {
+        const grp = groups[g]!;
+        const kp = grp.kp;
+        if (!kp) continue;
+        const peer = grp.peer;
+        const count = grp.count;
+        let bytes = 0;
+        for (let k = j; k < j + count; k++) {
+          bytes += outLengths[k]!;
+          if (srcLengths[k] === 0) this.stats.keepalivesSent++; else this.stats.dataPacketsSent++;
+        }
+        peer.txBytes += bytes;
+        if (peer.endpoint) {
+          const whole = j === 0 && count === n;
+          this.io.send(peer.endpoint, {
+            buffer: out, count,
+            offsets: whole ? outOffsets : outOffsets.subarray(j, j + count),
+            lengths: whole ? outLengths : outLengths.subarray(j, j + count),
+          });
+        } else {
+          this.stats.dropped.noEndpoint += count;
+        }
+        j += count;
+        // Rekey when the session has carried many messages, or (initiator only) when it is old.
+        if (kp.sendCounter >= this.timers.rekeyAfterMessages || (kp.initiator && now - kp.created >= this.timers.rekeyAfterTime)) {
+          this.initiateHandshake(peer, false);
+        }
       }
-      peer.txBytes += bytes;
-      if (peer.endpoint) {
-        this.io.send(peer.endpoint, { buffer: out, offsets: outOffsets.subarray(j, j + count), lengths: outLengths.subarray(j, j + count), count });
-      } else {
-        this.stats.dropped.noEndpoint += count;
-      }
-      j += count;
-      // Rekey when the session has carried many messages, or (initiator only) when it is old.
-      if (kp.sendCounter >= this.timers.rekeyAfterMessages || (kp.initiator && now - kp.created >= this.timers.rekeyAfterTime)) {
-        this.initiateHandshake(peer, false);
-      }
+    } finally {
+      s.inUse = false;
     }
   }
 
@@ -378,14 +555,14 @@ export class WireGuardEngine {
     let total = 0;
     for (const p of packets) { offsets.push(total); lengths.push(p.length); total += p.length; }
     const buf = Buffer.concat(packets, total);
-    this.sealAndSend(buf, offsets, lengths, [[peer, kp, packets.map((_, i) => i)]]);
+    this.sealAndSend(buf, offsets, lengths, null, [{ peer, kp, start: 0, count: packets.length }], 1);
   }
 
   /** Sends an empty data message (queued behind a handshake if there is no session). */
   sendKeepalive(peer: Peer): void {
     const kp = this.usableSendKeypair(peer);
     if (kp && peer.queue.length === 0) {
-      this.sealAndSend(Buffer.alloc(0), [0], [0], [[peer, kp, [0]]]);
+      this.sealAndSend(EMPTY, [0], [0], null, [{ peer, kp, start: 0, count: 1 }], 1);
     } else {
       if (peer.queue.length === 0) this.enqueue(peer, Buffer.alloc(0));
       if (kp) this.flushQueue(peer); else this.initiateHandshake(peer, false);
@@ -449,6 +626,7 @@ export class WireGuardEngine {
     const kp: Keypair = {
       peer, sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex, remoteIndex: keys.remoteIndex,
       initiator: keys.initiator, created: now, sendCounter: 0, replay: new ReplayWindow(),
+      sendSlot: this.keyTable.add(keys.sendKey), receiveSlot: this.keyTable.add(keys.receiveKey),
     };
     this.indices.set(kp.localIndex, { peer, keypair: kp });
     if (keys.initiator) {
@@ -473,6 +651,9 @@ export class WireGuardEngine {
     if (e?.keypair === kp) this.indices.delete(kp.localIndex);
     kp.sendKey.fill(0);
     kp.receiveKey.fill(0);
+    this.keyTable.remove(kp.sendSlot);
+    this.keyTable.remove(kp.receiveSlot);
+    kp.sendSlot = kp.receiveSlot = -1;
   }
 
   private zeroPeer(peer: Peer): void {
@@ -582,87 +763,92 @@ export class WireGuardEngine {
   receive(d: ReceivedDatagrams): void {
     const now = this.now();
     const buf = d.buffer;
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    let dataCount = 0;
-    const dataIdx: number[] = [];
-    const dataKp: Keypair[] = [];
-    const dataCounter: number[] = [];
-    for (let i = 0; i < d.count; i++) {
-      const off = d.offsets[i]!;
-      const len = d.lengths[i]!;
-      if (len < 4) { this.stats.dropped.malformed++; continue; }
-      const type = view.getUint32(off, true); // type byte + three zero reserved bytes
-      if (type === MESSAGE_DATA && len >= DATA_HEADER_SIZE + TAG_SIZE) {
-        const entry = this.indices.get(view.getUint32(off + 4, true));
-        const kp = entry?.keypair;
-        if (!kp) { this.stats.dropped.unknownIndex++; continue; }
-        const counter = view.getUint32(off + 8, true) + view.getUint32(off + 12, true) * 0x1_0000_0000;
-        if (now - kp.created >= this.timers.rejectAfterTime || counter >= this.timers.rejectAfterMessages) {
-          this.stats.dropped.expired++;
+    // The socket hands over the same receive buffer every time: one view of it, kept.
+    let view = this.rxView;
+    if (view.buffer !== buf.buffer || view.byteOffset !== buf.byteOffset || view.byteLength !== buf.byteLength) {
+      view = this.rxView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    const s = this.acquire('openScratch', d.count);
+    try {
+      let n = 0;
+      for (let i = 0; i < d.count; i++) {
+        const off = d.offsets[i]!;
+        const len = d.lengths[i]!;
+        if (len < 4) { this.stats.dropped.malformed++; continue; }
+        const type = view.getUint32(off, true); // type byte + three zero reserved bytes
+        if (type === MESSAGE_DATA && len >= DATA_HEADER_SIZE + TAG_SIZE) {
+          const entry = this.indices.get(view.getUint32(off + 4, true));
+          const kp = entry?.keypair;
+          if (!kp) { this.stats.dropped.unknownIndex++; continue; }
+          const counter = view.getUint32(off + 8, true) + view.getUint32(off + 12, true) * 0x1_0000_0000;
+          if (now - kp.created >= this.timers.rejectAfterTime || counter >= this.timers.rejectAfterMessages) {
+            this.stats.dropped.expired++;
+            continue;
+          }
+          if (!kp.replay.check(counter)) { this.stats.dropped.replay++; continue; }
+          s.index[n] = i; s.keypairs[n] = kp; s.counter[n] = counter; n++;
           continue;
         }
-        if (!kp.replay.check(counter)) { this.stats.dropped.replay++; continue; }
-        dataIdx.push(i); dataKp.push(kp); dataCounter.push(counter); dataCount++;
-        continue;
+        if (!this.key) { this.stats.dropped.malformed++; continue; }
+        // Only handshake messages need a view of their own; data is opened straight from the batch.
+        const msg = buf.subarray(off, off + len);
+        const recOff = d.endpointOffset(i);
+        if (type === MESSAGE_INITIATION && len === INITIATION_SIZE) this.handleInitiation(msg, d.endpoints, recOff, now);
+        else if (type === MESSAGE_RESPONSE && len === RESPONSE_SIZE) this.handleResponse(msg, d.endpoints, recOff, now);
+        else if (type === MESSAGE_COOKIE_REPLY && len === COOKIE_REPLY_SIZE) this.handleCookieReply(msg);
+        else this.stats.dropped.malformed++;
       }
-      if (!this.key) { this.stats.dropped.malformed++; continue; }
-      // Only handshake messages need a view of their own; data is opened straight from the batch.
-      const msg = buf.subarray(off, off + len);
-      const recOff = d.endpointOffset(i);
-      if (type === MESSAGE_INITIATION && len === INITIATION_SIZE) this.handleInitiation(msg, d.endpoints, recOff, now);
-      else if (type === MESSAGE_RESPONSE && len === RESPONSE_SIZE) this.handleResponse(msg, d.endpoints, recOff, now);
-      else if (type === MESSAGE_COOKIE_REPLY && len === COOKIE_REPLY_SIZE) this.handleCookieReply(msg);
-      else this.stats.dropped.malformed++;
+      if (n > 0) this.openAndDeliver(d, s, n, now);
+    } finally {
+      s.keypairs.fill(undefined, 0, d.count);
+      s.peers.length = 0;
+      s.inUse = false;
     }
-    if (dataCount > 0) this.openAndDeliver(d, dataIdx, dataKp, dataCounter, now);
   }
 
-  private openAndDeliver(d: ReceivedDatagrams, idx: number[], kps: Keypair[], ctrs: number[], now: number): void {
-    const n = idx.length;
-    const keySlots = new Map<Keypair, number>();
-    for (const kp of kps) if (!keySlots.has(kp)) keySlots.set(kp, keySlots.size);
-    const keys = Buffer.allocUnsafe(32 * keySlots.size);
-    for (const [kp, slot] of keySlots) kp.receiveKey.copy(keys, slot * 32);
-    const keyIndex = new Uint32Array(n);
-    const srcOffsets = new Uint32Array(n);
-    const srcLengths = new Uint32Array(n);
-    const counters = new Uint32Array(2 * n);
-    const dstOffsets = new Uint32Array(n);
+  private openAndDeliver(d: ReceivedDatagrams, s: BatchScratch, n: number, now: number): void {
+    const { keyIndex, srcOffsets, srcLengths, counters, dstOffsets, dstLengths, ok, index, counter, keypairs } = s;
+    const epoch = ++this.epoch;
     let total = 0;
     for (let k = 0; k < n; k++) {
-      const i = idx[k]!;
-      keyIndex[k] = keySlots.get(kps[k]!)!;
+      const i = index[k]!;
+      keyIndex[k] = keypairs[k]!.receiveSlot;
       srcOffsets[k] = d.offsets[i]! + DATA_HEADER_SIZE;
       srcLengths[k] = d.lengths[i]! - DATA_HEADER_SIZE;
-      counters[2 * k] = ctrs[k]! >>> 0;
-      counters[2 * k + 1] = Math.floor(ctrs[k]! / 0x1_0000_0000);
+      const c = counter[k]!;
+      counters[2 * k] = c >>> 0;
+      counters[2 * k + 1] = Math.floor(c / 0x1_0000_0000);
+      // Each plaintext gets zeroed headroom in front (the interface's virtio_net_hdr).
+      total += DELIVER_HEADROOM;
       dstOffsets[k] = total;
       total += srcLengths[k]! - TAG_SIZE;
     }
-    // The output outlives this call (the TUN write is asynchronous), so it gets its own buffer.
+    // The output outlives this call (the TUN write may finish later), so it gets its own buffer.
     const out = Buffer.allocUnsafe(Math.max(total, 1));
-    const dstLengths = new Uint32Array(n);
-    const ok = new Uint8Array(n);
-    openBatch({ keys, keyIndex, src: d.buffer, srcOffsets, srcLengths, counters, dst: out, dstOffsets, dstLengths, count: n }, ok);
+    const b = s.batch;
+    b.keys = this.keyTable.bytes; b.src = d.buffer; b.dst = out; b.count = n;
+    openBatch(b, ok);
+    b.keys = b.src = b.dst = EMPTY;
     const deliver: Uint8Array[] = [];
-    const touched = new Set<Peer>();
+    const touched = s.peers;
     // Datagrams split from one GRO message share one source record: its endpoint is checked once.
     let lastPeer: Peer | undefined;
     let lastRecOff = -1;
     for (let k = 0; k < n; k++) {
-      const kp = kps[k]!;
+      const kp = keypairs[k]!;
       if (!ok[k]) { this.stats.dropped.authFailed++; continue; }
-      if (!kp.replay.accept(ctrs[k]!)) { this.stats.dropped.replay++; continue; }
+      if (!kp.replay.accept(counter[k]!)) { this.stats.dropped.replay++; continue; }
       const peer = kp.peer;
       if (kp === peer.next) this.confirmNext(peer);
-      const recOff = d.endpointOffset(idx[k]!);
+      const i = index[k]!;
+      const recOff = d.endpointOffset(i);
       if (peer !== lastPeer || recOff !== lastRecOff) {
         this.updateEndpoint(peer, d.endpoints, recOff);
         lastPeer = peer;
         lastRecOff = recOff;
       }
-      peer.rxBytes += d.lengths[idx[k]!]!;
-      touched.add(peer);
+      peer.rxBytes += d.lengths[i]!;
+      if (peer.rxEpoch !== epoch) { peer.rxEpoch = epoch; touched.push(peer); }
       const len = dstLengths[k]!;
       if (len === 0) { this.stats.keepalivesReceived++; continue; }
       const at = dstOffsets[k]!;
@@ -670,6 +856,7 @@ export class WireGuardEngine {
       if (ipLen === 0) continue;
       this.stats.dataPacketsReceived++;
       if (peer.sendKeepaliveAt === undefined) peer.sendKeepaliveAt = now + this.timers.keepaliveTimeout;
+      for (let z = at - DELIVER_HEADROOM; z < at; z++) out[z] = 0;
       deliver.push(out.subarray(at, at + ipLen));
     }
     for (const peer of touched) {

@@ -83,6 +83,8 @@ export class WireGuardInterface implements UapiDevice {
   private readonly stagedOffsets = new Uint32Array(STAGING_SLOTS);
   private readonly stagedLengths = new Uint32Array(STAGING_SLOTS);
   private readonly splitSizes = new Uint32Array(STAGING_SLOTS);
+  private readonly oneOffset = new Uint32Array(16);
+  private readonly oneLength = new Uint32Array(16);
   // Checksums are not re-verified before merging: every packet here was just authenticated by
   // Poly1305, which protects the bytes far better than the Internet checksum.
   private readonly gro = new GroCoalescer({ verifyChecksums: false });
@@ -177,13 +179,23 @@ export class WireGuardInterface implements UapiDevice {
       this.tun.writeBatch(packets).catch(() => { this.counters.tunWriteErrors++; });
       return;
     }
+    const queue = this.tun.queues[0]!;
+    if (packets.length === 1) {
+      // Nothing to coalesce: the engine left zeroed headroom in front of the packet, which
+      // serves as its virtio_net_hdr (no offload, checksum complete), so it is written in place.
+      const p = packets[0]!;
+      const h = queue.headerLength;
+      this.oneOffset[0] = p.byteOffset - h;
+      this.oneLength[0] = p.length + h;
+      queue.writeRanges(new Uint8Array(p.buffer), this.oneOffset, this.oneLength, 1, { raw: true })
+        .catch(() => { this.counters.tunWriteErrors++; });
+      return;
+    }
     // Coalesce TCP segments of one flow into super-packets with their virtio_net_hdr (GRO).
     const out = Buffer.allocUnsafe(GroCoalescer.outputBound(packets));
     const r = this.gro.coalesce(packets, out);
     this.counters.groMerged += r.merged;
-    const offsets = r.offsets.slice(0, r.count);
-    const lengths = r.lengths.slice(0, r.count);
-    this.tun.writeRanges(out, offsets, lengths, r.count, { raw: true }).catch(() => { this.counters.tunWriteErrors++; });
+    queue.writeRanges(out, r.offsets, r.lengths, r.count, { raw: true }).catch(() => { this.counters.tunWriteErrors++; });
   }
 
   /** Offload path: split super-packets into MTU-sized segments in the staging slots, sealing as slots fill. */

@@ -91,7 +91,7 @@ export class WgTopology {
   }
 
   /** Our interface on `s` in its own process (`tuntap wg up FILE`), as on a separate host. */
-  async tuntapProcess(s: Side, peers: Array<{ side: Side; endpoint?: 4 | 6; allowed?: string[] }>): Promise<void> {
+  async tuntapProcess(s: Side, peers: Array<{ side: Side; endpoint?: 4 | 6; allowed?: string[] }>, opts: { compiled?: boolean } = {}): Promise<void> {
     const conf = join(this.dir, `${s.name}.conf`);
     const lines = ['[Interface]', `PrivateKey = ${keyToBase64(s.privateKey)}`, `ListenPort = ${s.port}`,
       `Address = ${s.inner4}/24, ${s.inner6}/64`, 'Table = off'];
@@ -101,8 +101,11 @@ export class WgTopology {
       if (p.endpoint) lines.push(`Endpoint = ${p.endpoint === 4 ? p.side.outer4 : `[${p.side.outer6}]`}:${p.side.port}`);
     }
     writeFileSync(conf, `${lines.join('\n')}\n`, { mode: 0o600 });
-    const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', main, 'wg', 'up', conf, '--netns', s.ns], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // `compiled`: the built CLI (dist/), as users run it; otherwise the sources through tsx,
+    // whose loader adds a thread and a second heap to the process.
+    const main = fileURLToPath(new URL(opts.compiled ? '../../dist/src/cli/main.js' : '../../src/cli/main.ts', import.meta.url));
+    const child = spawn(process.execPath, [...(opts.compiled ? [] : ['--import', 'tsx']), main, 'wg', 'up', conf, '--netns', s.ns],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
     s.proc = child;
     let err = '';
     child.stderr!.on('data', (d) => { err += d; });
