@@ -450,27 +450,9 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     // With no write in progress, one native call usually takes the whole batch: then no promise
     // chain is built (a wake-up's latency is mostly the work done per batch). A short write or
     // a rejected packet continues in the ordered loop below, from where the kernel stopped.
-    if (opts.raw && !opts.signal && this.#writeLock === null && this.#native !== null) {
-      const nq = this.#native;
-      let n: number;
-      try {
-        n = nq.writeRanges(buffer, offsets, lengths, 0, count, undefined, 0);
-      } catch (e) {
-        n = (e as { written?: number }).written ?? 0;
-      }
-      offsets = offsets.slice(0, count);
-      lengths = lengths.slice(0, count);
-      if (n === count) {
-        let bytes = 0;
-        for (let i = 0; i < count; i++) bytes += lengths[i]!;
-        this.counters.packetsWritten += count;
-        this.counters.bytesWritten += bytes;
-        this.counters.batchesWritten++;
-        return Promise.resolve(count);
-      }
-      const skip = this.headerLength;
-      return this.#exclusive(() => this.#writeLoop(count, (q, i) => q.writeRanges(buffer, offsets, lengths, i, count, undefined, 0),
-        (i) => lengths[i]!, (i) => buffer.subarray(offsets[i]! + skip, offsets[i]! + lengths[i]!), undefined, false, n));
+    if (opts.raw && !opts.signal) {
+      const n = this.#writeRawNow(buffer, offsets, lengths, count);
+      return n === count ? Promise.resolve(count) : this.#writeRawRest(buffer, offsets, lengths, count, n);
     }
     offsets = offsets.slice(0, count);
     lengths = lengths.slice(0, count);
@@ -491,6 +473,51 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       return this.#writeLoop(count, (nq, i) => nq.writeRanges(buffer, offsets, lengths, i, count, heads, headLength),
         (i) => lengths[i]!, (i) => buffer.subarray(offsets[i]! + skip, offsets[i]! + lengths[i]!), opts.signal, false);
     });
+  }
+
+  /**
+   * writeRanges with `raw`, without a promise to wait on (a tunnel's data path): a write the
+   * kernel takes at once creates no promise. Packets that could not be written (rejected, or the
+   * queue closed) are counted in counters.writesRejected.
+   */
+  postRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): void {
+    if (count === 0) return;
+    if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
+    const n = this.#writeRawNow(buffer, offsets, lengths, count);
+    if (n !== count) this.#writeRawRest(buffer, offsets, lengths, count, n).catch(() => { this.counters.writesRejected += count - n; });
+  }
+
+  // With no write in progress, one native call usually takes the whole batch: then no promise
+  // chain is built (a wake-up's latency is mostly the work done per batch). Returns how many
+  // packets the kernel took (-1: not tried, a write is in progress or the queue is closed).
+  #writeRawNow(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number {
+    const nq = this.#native;
+    if (this.#writeLock !== null || nq === null) return -1;
+    let n: number;
+    try {
+      n = nq.writeRanges(buffer, offsets, lengths, 0, count, undefined, 0);
+    } catch (e) {
+      n = (e as { written?: number }).written ?? 0;
+    }
+    if (n === count) {
+      let bytes = 0;
+      for (let i = 0; i < count; i++) bytes += lengths[i]!;
+      this.counters.packetsWritten += count;
+      this.counters.bytesWritten += bytes;
+      this.counters.batchesWritten++;
+    }
+    return n;
+  }
+
+  // The rest of a raw write, from packet `from` (-1: from the start, in turn after earlier
+  // writes): a short write or a rejected packet continues in the ordered loop. The offsets are
+  // copied, so the caller may reuse its arrays at once.
+  #writeRawRest(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, from: number): Promise<number> {
+    const o = offsets.slice(0, count);
+    const l = lengths.slice(0, count);
+    const skip = this.headerLength;
+    return this.#exclusive(() => this.#writeLoop(count, (q, i) => q.writeRanges(buffer, o, l, i, count, undefined, 0),
+      (i) => l[i]!, (i) => buffer.subarray(o[i]! + skip, o[i]! + l[i]!), undefined, false, Math.max(0, from)));
   }
 
   /** TUNSETQUEUE: re-attach this queue to the device (multi-queue devices). */

@@ -642,6 +642,23 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     return this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
   }
 
+  /**
+   * sendPacked without a promise to wait on, for senders that do not wait (a tunnel's data
+   * path): a send the kernel takes at once creates no promise at all. Per-datagram failures are
+   * counted in stats.sendErrors as always; a send that fails as a whole (socket closed) is
+   * counted there too, with lastSendError.
+   */
+  post(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): void {
+    const p = this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
+    if (p !== SENT) p.catch((e: unknown) => this.countFailedSend(e, batch.count));
+  }
+
+  private countFailedSend(e: unknown, count: number): void {
+    this.stats.sendErrors += count;
+    const err = toTuntapError(e, 'sending datagrams', explainSocket);
+    if (err instanceof TuntapError) this.stats.lastSendError = err;
+  }
+
   send(datagram: Uint8Array, to?: Endpoint): Promise<void> {
     return this.sendBatch([datagram], to);
   }

@@ -48,7 +48,9 @@ export interface InterfaceCounters {
   gsoErrors: number;
   /** Packets written to the TUN merged into super-packets. */
   groMerged: number;
+  /** Datagrams not sent for want of a socket of the endpoint's family (send failures: the sockets' stats). */
   sendErrors: number;
+  /** Packet writes that failed without offload (with offload: the TUN queue's counters.writesRejected). */
   tunWriteErrors: number;
 }
 
@@ -171,7 +173,7 @@ export class WireGuardInterface implements UapiDevice {
   private send(to: ResolvedEndpoint, d: Packed): void {
     const sock = to.family === 6 ? this.udp6 : this.udp4;
     if (!sock) { this.counters.sendErrors += d.count; return; }
-    sock.sendPacked(d, to, this.sendOptions).catch(() => { this.counters.sendErrors += d.count; });
+    sock.post(d, to, this.sendOptions);
   }
 
   private deliver(packets: Uint8Array[]): void {
@@ -187,15 +189,14 @@ export class WireGuardInterface implements UapiDevice {
       const h = queue.headerLength;
       this.oneOffset[0] = p.byteOffset - h;
       this.oneLength[0] = p.length + h;
-      queue.writeRanges(new Uint8Array(p.buffer), this.oneOffset, this.oneLength, 1, { raw: true })
-        .catch(() => { this.counters.tunWriteErrors++; });
+      queue.postRanges(new Uint8Array(p.buffer), this.oneOffset, this.oneLength, 1);
       return;
     }
     // Coalesce TCP segments of one flow into super-packets with their virtio_net_hdr (GRO).
     const out = Buffer.allocUnsafe(GroCoalescer.outputBound(packets));
     const r = this.gro.coalesce(packets, out);
     this.counters.groMerged += r.merged;
-    queue.writeRanges(out, r.offsets, r.lengths, r.count, { raw: true }).catch(() => { this.counters.tunWriteErrors++; });
+    queue.postRanges(out, r.offsets, r.lengths, r.count);
   }
 
   /** Offload path: split super-packets into MTU-sized segments in the staging slots, sealing as slots fill. */

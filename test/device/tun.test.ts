@@ -134,7 +134,15 @@ test('a TUN write that is neither IPv4 nor IPv6 gets the kernel EINVAL as a Tunt
   assert.equal(q.counters.packetsWritten, written + 2);
   assert.equal(await q.writeRanges(ranges, offsets, lengths, 1, { raw: true }), 1);
   assert.equal(q.counters.packetsWritten, written + 3);
-  assert.ok(dev.stats().rxDropped >= 3, 'the kernel counted the rejected packets');
+  // postRanges: the same without a promise. The rejected packet makes the rest wait for the
+  // ordered loop, which must work from a copy: the caller's arrays are clobbered at once.
+  q.postRanges(ranges, offsets, lengths, 3);
+  offsets.fill(0);
+  lengths.fill(0);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(q.counters.packetsWritten, written + 5);
+  assert.equal(q.counters.writesRejected, 3);
+  assert.ok(dev.stats().rxDropped >= 4, 'the kernel counted the rejected packets');
 });
 
 test('opening errors are typed: TUN_EXCL gives EBUSY, a second single-queue attach gives EBUSY', async () => {

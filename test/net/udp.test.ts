@@ -262,8 +262,23 @@ test('connected sockets, socket options and typed errors', async () => {
     assert.equal(lonely.stats.lastSendError?.code, 'ECONNREFUSED');
     await lonely.close();
 
+    // post(): no promise. The caller's offset arrays may change as soon as it returns.
+    const posted = collect(sb, 2);
+    const offsets = Uint32Array.of(0, 3);
+    const lengths = Uint32Array.of(3, 4);
+    sa.post({ buffer: Buffer.from('onetwo!'), offsets, lengths, count: 2 });
+    offsets.fill(0);
+    lengths.fill(0);
+    assert.deepEqual((await posted).data.map(String), ['one', 'two!']);
+
     await sa.close();
     await assert.rejects(sa.send(Buffer.from('late')), (e: unknown) => e instanceof TuntapError && e.code === 'EBADF');
+    // A post that fails as a whole (closed socket) is counted, not thrown.
+    const errors = sa.stats.sendErrors;
+    sa.post({ buffer: Buffer.from('late'), offsets: Uint32Array.of(0), lengths: Uint32Array.of(4), count: 1 });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(sa.stats.sendErrors, errors + 1);
+    assert.equal(sa.stats.lastSendError?.code, 'EBADF');
   } finally {
     await sa.close();
     await sb.close();
