@@ -154,12 +154,15 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     else uv_poll_start(poll_, events, OnPoll);
   }
 
-  // waitReadable(max, cb): when readable, drains up to max packets and calls cb(err, count).
+  // waitReadable(max, cb, persistent?): when readable, drains up to max packets and calls
+  // cb(err, count). Once, or with `persistent` on every wake-up until cancel('read'): a reader
+  // that always waits again then costs no call and no new reference per wake-up.
   Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     readMax_ = info[0].As<Napi::Number>().Uint32Value();
     if (!EnsurePoll()) { ThrowErrno(env, "uv_poll_init", EBADF); return env.Undefined(); }
     readCb_.Reset(info[1].As<Napi::Function>(), 1);
+    readPersistent_ = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
     UpdatePoll();
     return env.Undefined();
   }
@@ -193,11 +196,16 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     if (!readCb_.IsEmpty() && (status < 0 || (events & (UV_READABLE | UV_DISCONNECT)))) {
       int r = status < 0 ? status : Drain(readMax_);
       if (r != 0) {  // 0: spurious wake-up, keep waiting
-        Napi::FunctionReference cb = std::move(readCb_);
-        readCb_.Reset();
         // libuv reports poll errors as -errno on Linux, like Drain.
         Napi::Value err = r < 0 ? ErrnoValue(env_, "read", -r) : env_.Null();
-        Invoke(cb, {err, Napi::Number::New(env_, r < 0 ? 0 : r)});
+        if (readPersistent_ && r > 0) {
+          // The callback may cancel (or replace) itself; Invoke holds its value for the call.
+          Invoke(readCb_, {err, Napi::Number::New(env_, r)});
+        } else {
+          Napi::FunctionReference cb = std::move(readCb_);
+          readCb_.Reset();
+          Invoke(cb, {err, Napi::Number::New(env_, r < 0 ? 0 : r)});
+        }
       }
     }
     if (!writeCb_.IsEmpty() && poll_ && (status < 0 || (events & UV_WRITABLE))) {
@@ -345,6 +353,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   bool refed_ = true;
   EnvQueues* registry_ = nullptr;
   Napi::FunctionReference readCb_, writeCb_;
+  bool readPersistent_ = false;
   napi_async_context asyncContext_ = nullptr;
   uint32_t readMax_ = 0;
   Napi::ObjectReference buffer_, offsets_, lengths_;

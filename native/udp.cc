@@ -166,6 +166,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   int armed_ = 0;  // events uv_poll is started with
   Napi::FunctionReference onReadable_;
   Napi::FunctionReference onWritable_;
+  bool readPersistent_ = false;
 
   // Receive area shared with JS (kept alive by areaRef_): one slot of slotSize_ bytes per message.
   Napi::ObjectReference areaRef_;
@@ -557,14 +558,24 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     if ((events & (UV_READABLE | UV_DISCONNECT)) && (events_ & UV_READABLE)) {
       int n = status < 0 ? status : Drain();
       if (n == 0) return;  // spurious wake-up: keep waiting
+      if (readPersistent_ && n > 0) {
+        // Stays armed; the callback may cancel itself (the call holds its value).
+        if (!onReadable_.IsEmpty()) onReadable_.MakeCallback(Value(), {Napi::Number::New(env, n)});
+        return;
+      }
       events_ &= ~UV_READABLE;
       Napi::FunctionReference cb = std::move(onReadable_);
       if (!cb.IsEmpty()) cb.MakeCallback(Value(), {Napi::Number::New(env, n)});
     }
   }
 
-  // armRead(cb): cb(count) once a wake-up drained datagrams into the area (count < 0: -errno).
-  Napi::Value ArmRead(const Napi::CallbackInfo& info) { return Arm(info, onReadable_, UV_READABLE); }
+  // armRead(cb, persistent?): cb(count) once a wake-up drained datagrams into the area (count
+  // < 0: -errno); with `persistent`, after every such wake-up until cancelRead() (no call and
+  // no new reference per wake-up for a reader that always waits again).
+  Napi::Value ArmRead(const Napi::CallbackInfo& info) {
+    readPersistent_ = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    return Arm(info, onReadable_, UV_READABLE);
+  }
 
   // armWrite(cb): cb(0) once the socket can take more datagrams (POLLOUT).
   Napi::Value ArmWrite(const Napi::CallbackInfo& info) { return Arm(info, onWritable_, UV_WRITABLE); }

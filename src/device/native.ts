@@ -4,7 +4,8 @@ import { addon } from '../native.js';
 export interface NativeQueue {
   setReadBuffers(buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, headerLength: number, readSize: number): void;
   read(max: number): number;
-  waitReadable(max: number, cb: (err: Error | null, count: number) => void): void;
+  /** With `persistent`, cb runs on every wake-up until cancel('read'); otherwise once. */
+  waitReadable(max: number, cb: (err: Error | null, count: number) => void, persistent?: boolean): void;
   waitWritable(cb: () => void): void;
   cancel(which: 'read' | 'write'): void;
   write(packets: readonly Uint8Array[], start: number, heads?: Uint8Array, headLength?: number): number;

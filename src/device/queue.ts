@@ -261,15 +261,18 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     if (this.#reading) throw new Error(`${this.name}: another read is already waiting on this queue`);
     this.#reading = true;
     let ended = false;
+    let armed = false;
     const finish = (err: unknown) => {
       if (ended) return;
       ended = true;
       this.#reading = false;
       this.#readWaiter = null;
+      if (armed) this.#native?.cancel('read');
       onEnd(err);
     };
     // Serves the batch the wake-up drained, then up to SYNC_STREAK more read at once, then
-    // waits for readiness again (which also lets timers and other I/O run in between).
+    // waits for readiness again (which also lets timers and other I/O run in between). The
+    // native wait is armed once and calls `wake` on every wake-up until the loop ends.
     const run = (n: number) => {
       try {
         for (let streak = 0; ; streak++) {
@@ -285,11 +288,14 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
         finish(toTuntapError(e, `reading from ${this.name}`, explainRead(this.name)));
         return;
       }
-      this.#readWaiter = closedWake;
-      this.#native!.waitReadable(this.batchSize, wake);
+      if (!armed) {
+        armed = true;
+        this.#readWaiter = closedWake;
+        this.#native!.waitReadable(this.batchSize, wake, true);
+      }
     };
     const wake = (err: unknown, count: number) => {
-      this.#readWaiter = null;
+      if (ended) return;
       if (err) finish(toTuntapError(err, `reading from ${this.name}`, explainRead(this.name)));
       else if (count < 0 || !this.#native) finish(null);
       else run(count);

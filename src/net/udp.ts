@@ -28,7 +28,8 @@ interface NativeSocket {
   recv(): number;
   send(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
     start: number, count: number, endpoints: Uint8Array | null, ids: Uint32Array | null, gsoSize: number): [number, number, number, number];
-  armRead(cb: (n: number) => void): void;
+  /** With `persistent`, cb runs after every wake-up until cancelRead(); otherwise once. */
+  armRead(cb: (n: number) => void, persistent?: boolean): void;
   armWrite(cb: (status: number) => void): void;
   cancelRead(): void;
   close(): void;
@@ -435,17 +436,20 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     if (this.sock === null) { onEnd(null); return; }
     if (this.pendingRead !== null) throw new Error('UdpSocket: only one receive may wait at a time');
     let ended = false;
+    let armed = false;
     const finish = (err: unknown) => {
       if (ended) return;
       ended = true;
       if (this.pendingRead === waiter) this.pendingRead = null;
+      if (armed) this.sock?.cancelRead();
       onEnd(err);
     };
     // Stays set for the whole loop: close() ends it, and a second reader is refused.
     const waiter = { resolve: () => finish(null), reject: finish };
     this.pendingRead = waiter;
     // Serves what the wake-up drained, then up to MAX_SYNC_RECEIVES more at once, then waits
-    // for readiness again (which also lets timers and other I/O run in between).
+    // for readiness again (which also lets timers and other I/O run in between). The native
+    // wait is armed once and calls `wake` on every wake-up until the loop ends.
     const run = (n: number) => {
       try {
         for (let streak = 0; ; streak++) {
@@ -460,7 +464,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
           n = sock.recv();
           if (n <= 0) break;
         }
-        this.sock!.armRead(wake);
+        if (!armed) { armed = true; this.sock!.armRead(wake, true); }
       } catch (e) {
         finish(toTuntapError(e, 'receiving datagrams', explainSocket));
       }

@@ -257,6 +257,13 @@ export class WireGuardInterface implements UapiDevice {
     this.counters.tunPacketsRead += batch.count;
     if (this.offload) this.sendOffloaded(batch);
     else this.engine.sendPackets(batch.buffer, batch.offsets, batch.lengths, batch.count);
+    this.maybeRewarm();
+  }
+
+  // Once data has gone both ways, whichever way came second (a responder's first reply, an
+  // initiator's first answer): the sooner after the first exchange, the fewer packets it delays.
+  private maybeRewarm(): void {
+    if (this.engine.stats.dataPacketsReceived > 0 && this.engine.stats.dataPacketsSent > 0) rewarmDataPath();
   }
 
   private udpLoop(sock: UdpSocket): void {
@@ -267,7 +274,7 @@ export class WireGuardInterface implements UapiDevice {
   private onUdpBatch(batch: DatagramBatch): void {
     this.counters.udpReceiveBatches++;
     this.engine.receive(batch);
-    if (this.engine.stats.dataPacketsReceived > 0 && this.engine.stats.dataPacketsSent > 0) rewarmDataPath();
+    this.maybeRewarm();
   }
 
   async close(): Promise<void> {
