@@ -800,7 +800,7 @@ export class WireGuardEngine {
       }
       if (n > 0) this.openAndDeliver(d, s, n, now);
     } finally {
-      s.keypairs.fill(undefined, 0, d.count);
+      for (let k = 0; k < d.count; k++) s.keypairs[k] = undefined;
       s.peers.length = 0;
       s.inUse = false;
     }
