@@ -141,6 +141,8 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   #attached = true;
   #transferred = false;
   #reading = false;
+  #poke: (() => void) | null = null;
+  #inEach = false;
   #streak = 0;
   #readWaiter: ((count: number) => void) | null = null;
   #writeWaiter: (() => void) | null = null;
@@ -267,6 +269,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       ended = true;
       this.#reading = false;
       this.#readWaiter = null;
+      this.#poke = null;
       if (armed) this.#native?.cancel('read');
       onEnd(err);
     };
@@ -276,7 +279,10 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     const run = (n: number) => {
       try {
         for (let streak = 0; ; streak++) {
-          if (n > 0) onBatch(this.#account(n));
+          if (n > 0) {
+            this.#inEach = true;
+            try { onBatch(this.#account(n)); } finally { this.#inEach = false; }
+          }
           const nq = this.#native;
           if (nq === null || ended) { finish(null); return; }
           // A short batch means the read hit EAGAIN: wait for readiness instead of asking again.
@@ -301,8 +307,26 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       else run(count);
     };
     const closedWake = () => finish(null);
+    this.#poke = () => {
+      const nq = this.#native;
+      if (ended || nq === null || this.#inEach) return;
+      let n: number;
+      try { n = nq.read(this.batchSize); } catch (e) {
+        finish(toTuntapError(e, `reading from ${this.name}`, explainRead(this.name)));
+        return;
+      }
+      if (n > 0) run(n);
+    };
     run(0);
   }
+
+  /**
+   * Reads now, on behalf of the running readEach loop, what the kernel may have queued since
+   * the last wake-up (e.g. the reply to a packet just written, which the kernel produces during
+   * the write), instead of waiting for the next readiness report. No-op without such a loop or
+   * from inside its own callback.
+   */
+  poke(): void { this.#poke?.(); }
 
   /** Async iteration over batches until the queue closes (or the signal aborts). */
   async *batches(opts: { signal?: AbortSignal } = {}): AsyncGenerator<PacketBatch, void, undefined> {

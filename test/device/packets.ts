@@ -21,6 +21,24 @@ function pseudo6(src: Uint8Array, dst: Uint8Array, proto: number, length: number
   return checksum(src) + checksum(dst) + (length >>> 16) + (length & 0xffff) + proto;
 }
 
+/** An IPv4 ICMP echo request from `src` to `dst` (dotted quads) with `payload` bytes of data. */
+export function echoRequest4(src: string, dst: string, id: number, seq: number, payload = 16): Buffer {
+  const out = Buffer.alloc(28 + payload);
+  out[0] = 0x45;
+  out.writeUInt16BE(out.length, 2);
+  out[8] = 64;
+  out[9] = 1;
+  out.set(ip4(src), 12);
+  out.set(ip4(dst), 16);
+  out.writeUInt16BE(finish(checksum(out, 0, 20)), 10);
+  out[20] = 8;
+  out.writeUInt16BE(id, 24);
+  out.writeUInt16BE(seq, 26);
+  for (let i = 0; i < payload; i++) out[28 + i] = i;
+  out.writeUInt16BE(finish(checksum(out, 20, out.length)), 22);
+  return out;
+}
+
 /** Builds the echo reply to an IPv4 ICMP or IPv6 ICMPv6 echo request, or returns undefined. */
 export function echoReply(packet: Uint8Array): Buffer | undefined {
   const version = packet[0]! >> 4;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { TuntapError } from '../../src/errors.js';
 import { openTun, ETH_P, IFF, ARPHRD, encodePacketInfo, PI_LENGTH, type TunDevice } from '../../src/device/index.js';
-import { echoReply, udpSourcePort } from './packets.js';
+import { echoReply, echoRequest4, udpSourcePort } from './packets.js';
 import { sendUdp } from './util.js';
 
 const net = new TestNet();
@@ -101,6 +101,34 @@ test('with packet info the protocol field is 0x0800 for IPv4 and 0x86dd for IPv6
   assert.ok(pairs.some(([p, v]) => p === ETH_P.IP && v === 4), 'an IPv4 packet with protocol 0x0800');
   assert.ok(pairs.some(([p, v]) => p === ETH_P.IPV6 && v === 6), 'an IPv6 packet with protocol 0x86dd');
   for (const [p, v] of pairs) assert.equal(p, v === 4 ? ETH_P.IP : ETH_P.IPV6);
+});
+
+test('poke() hands the running readEach loop the answer the kernel queued during a write', async () => {
+  const ns = net.namespace('dt');
+  await using dev = openTun({ netns: ns });
+  net.configure(ns, dev.name, { addresses: ['198.18.0.1/24'], up: true });
+  const q = dev.queues[0]!;
+  // Only our echo replies count: bringing the link up makes the kernel send IPv6 packets too.
+  const replies: Buffer[] = [];
+  q.readEach((batch) => {
+    for (let i = 0; i < batch.count; i++) {
+      const p = batch.packet(i);
+      if (p[0] === 0x45 && p[9] === 1 && p[20] === 0 && p.readUInt16BE(24) === 0x77) replies.push(Buffer.from(p));
+    }
+  }, () => {});
+  // The kernel answers an echo request to its own address inside the write system call.
+  await q.write(echoRequest4('198.18.0.2', '198.18.0.1', 0x77, 1));
+  q.poke();
+  // No await in between: the reply came through the loop's callback within poke().
+  assert.equal(replies.length, 1, 'the reply was read during poke()');
+  assert.equal(replies[0]!.readUInt16BE(26), 1);
+  // Nothing queued: poke() reads nothing, and the loop still reads on readiness afterwards.
+  q.poke();
+  assert.equal(replies.length, 1);
+  await q.write(echoRequest4('198.18.0.2', '198.18.0.1', 0x77, 2));
+  for (let i = 0; i < 50 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(replies.length, 2, 'the loop still reads on readiness after a poke');
+  assert.equal(replies[1]!.readUInt16BE(26), 2);
 });
 
 test('a TUN write that is neither IPv4 nor IPv6 gets the kernel EINVAL as a TuntapError', async () => {
