@@ -63,7 +63,9 @@ async function openvpn(topo: WgTopology, a: { ns: string; outer4: string; inner4
 // handshake): a quiet tunnel's round trip, every wake-up starting from cold caches.
 const PINGS = 30;
 
-async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go' | 'openvpn', idx: number, seconds: number): Promise<{ bps: number; rttMs: number; rttMedianMs: number }> {
+interface Measured { bps: number; rttMs: number; rttMedianMs: number; wireRttMs: number }
+
+async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go' | 'openvpn', idx: number, seconds: number): Promise<Measured> {
   const topo = new WgTopology(idx);
   try {
     const a = topo.side(1);
@@ -87,8 +89,10 @@ async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go' | 
     if (!warm.ok) throw new Error(`${kind}: tunnel does not pass ping: ${warm.out}`);
     const rtt = await ping(a.ns, b.inner4, PINGS);
     const times = [...rtt.out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
+    // The same pings over the veth itself: what the tunnel adds is the difference.
+    const wire = await ping(a.ns, b.outer4, PINGS);
     const bps = await iperf(b.ns, a.ns, b.inner4, seconds);
-    return { bps, rttMs: rtt.rttMs ?? NaN, rttMedianMs: times[Math.floor(times.length / 2)] ?? NaN };
+    return { bps, rttMs: rtt.rttMs ?? NaN, rttMedianMs: times[Math.floor(times.length / 2)] ?? NaN, wireRttMs: wire.rttMs ?? NaN };
   } finally {
     await topo.cleanup();
   }
@@ -102,14 +106,16 @@ export async function run(opts: BenchOptions): Promise<void> {
   const hasOpenvpn = spawnSync('sh', ['-c', 'command -v openvpn']).status === 0;
   const ovpn = hasOpenvpn ? await measure('openvpn', 44, opts.durationSec) : undefined;
   const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;
-  const rtt = (m: { rttMs: number; rttMedianMs: number }) => `ping RTT ${m.rttMs.toFixed(3)} ms (median ${m.rttMedianMs.toFixed(3)})`;
+  const rtt = (m: Measured) => `ping RTT ${m.rttMs.toFixed(3)} ms (median ${m.rttMedianMs.toFixed(3)}; ` +
+    `${(m.rttMs - m.wireRttMs).toFixed(3)} ms over the bare veth's ${m.wireRttMs.toFixed(3)})`;
+  const added = (m: Measured) => m.rttMs - m.wireRttMs;
   console.log(`  tuntap ⇄ tuntap:             ${mbit(ours.bps)}, ${rtt(ours)}, one process per side`);
   console.log(`  tuntap ⇄ tuntap, 1 process:  ${mbit(single.bps)}, ${rtt(single)}, both sides on one event loop`);
   console.log(`  wireguard-go ⇄ wireguard-go: ${mbit(base.bps)}, ${rtt(base)}`);
   if (ovpn) console.log(`  OpenVPN AES-256-GCM:         ${mbit(ovpn.bps)}, ${rtt(ovpn)}`);
   else console.log('  OpenVPN: not installed (apt-get install openvpn) — comparison skipped');
   console.log(`  ratio tuntap / wireguard-go: throughput ${(ours.bps / base.bps).toFixed(2)}x, RTT ${(ours.rttMs / base.rttMs).toFixed(2)}x` +
-    ` (median ${(ours.rttMedianMs / base.rttMedianMs).toFixed(2)}x)`);
+    ` (median ${(ours.rttMedianMs / base.rttMedianMs).toFixed(2)}x; added RTT ${(added(ours) / added(base)).toFixed(2)}x)`);
   if (ovpn) console.log(`  ratio tuntap / OpenVPN:      throughput ${(ours.bps / ovpn.bps).toFixed(2)}x, RTT ${(ours.rttMs / ovpn.rttMs).toFixed(2)}x`);
   // Last: its garbage must not be collected while the tunnels above are timed.
   console.log('\n== wireguard: AEAD per packet (64-packet batches, native) vs one createCipheriv per packet');
