@@ -6,7 +6,7 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { BenchOptions } from './run.js';
-import { WgTopology, ping, iperf, waitFor } from '../test/wireguard/topology.js';
+import { WgTopology, ping, iperf, waitFor, type Side } from '../test/wireguard/topology.js';
 import { nsSpawn } from '../test/helpers/netns.js';
 import { sealBatch } from '../src/wireguard/aead.js';
 
@@ -59,13 +59,26 @@ async function openvpn(topo: WgTopology, a: { ns: string; outer4: string; inner4
     .catch((e: Error) => { throw new Error(`${e.message}: ${log.slice(-2000)}`); });
 }
 
-// Pings at 0.2 s intervals, right after two warm-up pings (the first of which waits for the
-// handshake): a quiet tunnel's round trip, every wake-up starting from cold caches.
-const PINGS = 30;
+// Pings at 0.2 s intervals after two warm-up pings (the first of which waits for the
+// handshake): a quiet tunnel's round trip, every wake-up starting from cold caches. All tunnels
+// are up at once and the rounds alternate between them, so a busy moment of this shared machine
+// falls on every tunnel alike instead of on whichever was being measured.
+const ROUNDS = 3;
+const PINGS = 20;
+
+type Kind = 'tuntap' | 'tuntap (1 process)' | 'wireguard-go' | 'openvpn';
+
+interface Tunnel {
+  kind: Kind;
+  topo: WgTopology;
+  a: Side;
+  b: Side;
+  times: number[];
+}
 
 interface Measured { bps: number; rttMs: number; rttMedianMs: number; wireRttMs: number }
 
-async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go' | 'openvpn', idx: number, seconds: number): Promise<Measured> {
+async function bringUp(kind: Kind, idx: number): Promise<Tunnel> {
   const topo = new WgTopology(idx);
   try {
     const a = topo.side(1);
@@ -87,24 +100,50 @@ async function measure(kind: 'tuntap' | 'tuntap (1 process)' | 'wireguard-go' | 
     }
     const warm = await ping(a.ns, b.inner4, 2);
     if (!warm.ok) throw new Error(`${kind}: tunnel does not pass ping: ${warm.out}`);
-    const rtt = await ping(a.ns, b.inner4, PINGS);
-    const times = [...rtt.out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
-    // The same pings over the veth itself: what the tunnel adds is the difference.
-    const wire = await ping(a.ns, b.outer4, PINGS);
-    const bps = await iperf(b.ns, a.ns, b.inner4, seconds);
-    return { bps, rttMs: rtt.rttMs ?? NaN, rttMedianMs: times[Math.floor(times.length / 2)] ?? NaN, wireRttMs: wire.rttMs ?? NaN };
-  } finally {
+    return { kind, topo, a, b, times: [] };
+  } catch (e) {
     await topo.cleanup();
+    throw e;
+  }
+}
+
+function pingTimes(out: string): number[] {
+  return [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+}
+
+const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
+
+async function measureAll(kinds: Kind[], seconds: number): Promise<Map<Kind, Measured>> {
+  const tunnels: Tunnel[] = [];
+  try {
+    for (const [i, kind] of kinds.entries()) tunnels.push(await bringUp(kind, 41 + i));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of tunnels) t.times.push(...pingTimes((await ping(t.a.ns, t.b.inner4, PINGS)).out));
+    }
+    const results = new Map<Kind, Measured>();
+    for (const t of tunnels) {
+      // The same pings over the veth itself: what the tunnel adds is the difference.
+      const wire = pingTimes((await ping(t.a.ns, t.b.outer4, PINGS)).out);
+      const bps = await iperf(t.b.ns, t.a.ns, t.b.inner4, seconds);
+      results.set(t.kind, { bps, rttMs: mean(t.times), rttMedianMs: median(t.times), wireRttMs: mean(wire) });
+    }
+    return results;
+  } finally {
+    for (const t of tunnels) await t.topo.cleanup();
   }
 }
 
 export async function run(opts: BenchOptions): Promise<void> {
-  console.log(`\n== wireguard: iperf3 TCP 1 stream through the tunnel, ${opts.durationSec} s each, two namespaces over a veth`);
-  const ours = await measure('tuntap', 41, opts.durationSec);
-  const single = await measure('tuntap (1 process)', 43, opts.durationSec);
-  const base = await measure('wireguard-go', 42, opts.durationSec);
+  console.log(`\n== wireguard: iperf3 TCP 1 stream through the tunnel, ${opts.durationSec} s each, two namespaces over a veth;` +
+    ` ping RTT over ${ROUNDS} alternating rounds of ${PINGS}`);
   const hasOpenvpn = spawnSync('sh', ['-c', 'command -v openvpn']).status === 0;
-  const ovpn = hasOpenvpn ? await measure('openvpn', 44, opts.durationSec) : undefined;
+  const kinds: Kind[] = ['tuntap', 'tuntap (1 process)', 'wireguard-go', ...(hasOpenvpn ? ['openvpn' as const] : [])];
+  const m = await measureAll(kinds, opts.durationSec);
+  const ours = m.get('tuntap')!;
+  const single = m.get('tuntap (1 process)')!;
+  const base = m.get('wireguard-go')!;
+  const ovpn = m.get('openvpn');
   const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;
   const rtt = (m: Measured) => `ping RTT ${m.rttMs.toFixed(3)} ms (median ${m.rttMedianMs.toFixed(3)}; ` +
     `${(m.rttMs - m.wireRttMs).toFixed(3)} ms over the bare veth's ${m.wireRttMs.toFixed(3)})`;
