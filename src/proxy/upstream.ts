@@ -2,7 +2,7 @@
 // handshake over a plain net.Socket and hands back that socket once it carries the destination's
 // byte stream: SOCKS5 (RFC 1928, username/password RFC 1929), SOCKS4a, HTTP CONNECT (Basic
 // auth), direct, or reject.
-import { formatIPv6, parseIPv6 } from '../addr.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../addr.js';
 import net from 'node:net';
 
 /** Stream buffering per relayed socket: a few 64 KiB reads in flight before backpressure. */
@@ -60,8 +60,7 @@ export function parseUpstream(text: string): Upstream {
 
 export function describeUpstream(up: Upstream): string {
   if (up.kind === 'direct' || up.kind === 'reject') return up.kind;
-  const host = net.isIPv6(up.host) ? `[${up.host}]` : up.host;
-  return `${up.kind}://${up.username ? `${up.username}@` : ''}${host}:${up.port}`;
+  return `${up.kind}://${up.username ? `${up.username}@` : ''}${formatHostPort(up.host, up.port)}`;
 }
 
 export interface ConnectOptions {
@@ -118,7 +117,7 @@ function tcpConnect(host: string, port: number, opts: ConnectOptions): Promise<n
 /** SOCKS5 address field: ATYP + address + port. */
 export function socks5Address(host: string, port: number): Buffer {
   let addr: Buffer;
-  if (net.isIPv4(host)) addr = Buffer.from([1, ...host.split('.').map(Number)]);
+  if (net.isIPv4(host)) addr = Buffer.concat([Buffer.from([1]), parseIPv4(host)]);
   else if (net.isIPv6(host)) addr = Buffer.concat([Buffer.from([4]), parseIPv6(host)]);
   else {
     const name = Buffer.from(host, 'utf8');
@@ -168,7 +167,7 @@ async function socks5Request(sock: net.Socket, command: number, host: string, po
     throw new UpstreamError(`the SOCKS5 proxy could not reach ${formatHostPort(host, port)}: ${text}`, reason);
   }
   let boundHost: string;
-  if (atyp === 1) boundHost = [...await readExactly(sock, 4)].join('.');
+  if (atyp === 1) boundHost = formatIPv4(await readExactly(sock, 4));
   else if (atyp === 4) boundHost = formatIPv6(await readExactly(sock, 16));
   else if (atyp === 3) {
     const [len] = await readExactly(sock, 1);
@@ -189,7 +188,7 @@ async function socks4aConnect(sock: net.Socket, dest: Destination, up: Upstream)
   head.writeUInt16BE(dest.port, 2);
   const user = Buffer.from(`${up.username ?? ''}\0`, 'utf8');
   let tail = Buffer.alloc(0);
-  if (net.isIPv4(dest.host)) dest.host.split('.').forEach((o, i) => { head[4 + i] = Number(o); });
+  if (net.isIPv4(dest.host)) head.set(parseIPv4(dest.host), 4);
   else { head.set([0, 0, 0, 1], 4); tail = Buffer.from(`${dest.host}\0`, 'utf8'); }
   sock.write(Buffer.concat([head, user, tail]));
   const reply = await readExactly(sock, 8);
@@ -295,7 +294,7 @@ export function socks5UdpUnwrap(msg: Buffer): { from: Destination; payload: Buff
   const atyp = msg[3];
   let off = 4;
   let host: string;
-  if (atyp === 1) { if (msg.length < off + 6) return undefined; host = [...msg.subarray(off, off + 4)].join('.'); off += 4; }
+  if (atyp === 1) { if (msg.length < off + 6) return undefined; host = formatIPv4(msg, off); off += 4; }
   else if (atyp === 4) { if (msg.length < off + 18) return undefined; host = formatIPv6(msg, off); off += 16; }
   else if (atyp === 3) {
     const len = msg[off]!;
