@@ -11,7 +11,8 @@
 // The kernel baselines' bridges and vxlan devices are made, enslaved and brought up with ip
 // (tuntap has no bridge or vxlan API); TAPs and veths are configured over tuntap's rtnetlink.
 import type { BenchOptions } from './run.js';
-import { TestNet, nsExec, nsRun, nsSpawn, uniqueName } from '../test/helpers/netns.js';
+import { TestNet, nsExec, nsRun, uniqueName } from '../test/helpers/netns.js';
+import { iperfReport } from '../test/l2/helpers.js';
 import { LearningSwitch } from '../src/l2/switch.js';
 import { TapPort } from '../src/l2/tap-port.js';
 import { VxlanPort } from '../src/l2/vxlan.js';
@@ -19,26 +20,9 @@ import { moveLink } from '../src/netlink/index.js';
 
 const A = '198.18.30.1';
 const B = '198.18.30.2';
+type IperfResult = Awaited<ReturnType<typeof iperfReport>>;
 
-async function iperf(server: string, client: string, seconds: number): Promise<{ bps: number; retransmits: number }> {
-  const srv = nsSpawn(server, 'iperf3', ['-s', '-1', '-B', B]);
-  try {
-    for (let i = 0; i < 50; i++) {
-      const r = await nsRun(client, 'iperf3', ['-c', B, '-t', String(seconds), '-J'], (seconds + 30) * 1000);
-      let rep: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } } = {};
-      try { rep = JSON.parse(r.stdout); } catch { /* judged below */ }
-      const bps = rep.end?.sum_received?.bits_per_second;
-      if (r.code === 0 && !rep.error && bps !== undefined) return { bps, retransmits: rep.end?.sum_sent?.retransmits ?? 0 };
-      if (!/refused/.test(`${rep.error ?? ''} ${r.stderr}`)) throw new Error(`iperf3: ${rep.error ?? r.stdout.slice(-300)} ${r.stderr}`);
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    throw new Error('iperf3 server never came up');
-  } finally {
-    srv.kill();
-  }
-}
-
-async function kernelBridge(seconds: number): Promise<{ bps: number; retransmits: number }> {
+async function kernelBridge(seconds: number): Promise<IperfResult> {
   const net = new TestNet();
   try {
     const br = net.namespace('l2kbr'); const a = net.namespace('l2ka'); const b = net.namespace('l2kb');
@@ -50,13 +34,13 @@ async function kernelBridge(seconds: number): Promise<{ bps: number; retransmits
       net.configure(host, v.b, { addresses: [`${addr}/24`] });
     }
     await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
-    return await iperf(b, a, seconds);
+    return await iperfReport(b, a, B, seconds);
   } finally {
     net.cleanup();
   }
 }
 
-async function ourSwitch(seconds: number, offload: boolean): Promise<{ bps: number; retransmits: number }> {
+async function ourSwitch(seconds: number, offload: boolean): Promise<IperfResult> {
   const net = new TestNet();
   const sw = new LearningSwitch();
   try {
@@ -68,7 +52,7 @@ async function ourSwitch(seconds: number, offload: boolean): Promise<{ bps: numb
       net.configure(host, port.name, { up: true, addresses: [`${addr}/24`] });
     }
     await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
-    return await iperf(b, a, seconds);
+    return await iperfReport(b, a, B, seconds);
   } finally {
     await sw.close();
     net.cleanup();
@@ -77,7 +61,7 @@ async function ourSwitch(seconds: number, offload: boolean): Promise<{ bps: numb
 
 const UNDERLAY = ['198.18.31.1', '198.18.31.2'] as const;
 
-async function kernelOverlay(seconds: number): Promise<{ bps: number; retransmits: number }> {
+async function kernelOverlay(seconds: number): Promise<IperfResult> {
   const net = new TestNet();
   try {
     const s1 = net.namespace('l2ko1'); const s2 = net.namespace('l2ko2');
@@ -96,13 +80,13 @@ async function kernelOverlay(seconds: number): Promise<{ bps: number; retransmit
       net.configure(host, v.b, { addresses: [`${addr}/24`] });
     }
     await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
-    return await iperf(b, a, seconds);
+    return await iperfReport(b, a, B, seconds);
   } finally {
     net.cleanup();
   }
 }
 
-async function ourOverlay(seconds: number): Promise<{ bps: number; retransmits: number }> {
+async function ourOverlay(seconds: number): Promise<IperfResult> {
   const net = new TestNet();
   const switches: LearningSwitch[] = [];
   try {
@@ -121,7 +105,7 @@ async function ourOverlay(seconds: number): Promise<{ bps: number; retransmits: 
       net.configure(host, port.name, { mtu: 1450, up: true, addresses: [`${addr}/24`] });
     }
     await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
-    return await iperf(b, a, seconds);
+    return await iperfReport(b, a, B, seconds);
   } finally {
     for (const sw of switches) await sw.close();
     net.cleanup();
@@ -130,7 +114,7 @@ async function ourOverlay(seconds: number): Promise<{ bps: number; retransmits: 
 
 export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Promise<Record<string, number>> {
   const t = opts.durationSec;
-  const show = (label: string, r: { bps: number; retransmits: number }) =>
+  const show = (label: string, r: IperfResult) =>
     console.log(`${label.padEnd(48)} ${(r.bps / 1e9).toFixed(2)} Gbit/s (${r.retransmits} retransmits)`);
   const kernel = await kernelBridge(t);
   show('(a) kernel bridge (veth + br0)', kernel);

@@ -18,14 +18,19 @@ export function macOf(ns: string, dev: string): string {
 }
 
 export async function iperf(server: string, client: string, address: string, seconds = 2): Promise<number> {
+  return (await iperfReport(server, client, address, seconds)).bps;
+}
+
+/** iperf3 TCP from `client` to a one-shot server on `address` in `server`: receiver bit/s and sender retransmits. */
+export async function iperfReport(server: string, client: string, address: string, seconds: number): Promise<{ bps: number; retransmits: number }> {
   const srv = nsSpawn(server, 'iperf3', ['-s', '-1', '-B', address]);
   try {
     for (let i = 0; i < 50; i++) {
       const r = await nsRun(client, 'iperf3', ['-c', address, '-t', String(seconds), '-J'], (seconds + 20) * 1000);
-      let report: { error?: string; end?: { sum_received?: { bits_per_second: number } } } = {};
+      let report: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } } = {};
       try { report = JSON.parse(r.stdout); } catch { /* not JSON: judged below */ }
       const bps = report.end?.sum_received?.bits_per_second;
-      if (r.code === 0 && !report.error && bps !== undefined) return bps;
+      if (r.code === 0 && !report.error && bps !== undefined) return { bps, retransmits: report.end?.sum_sent?.retransmits ?? 0 };
       // -J reports a refused connection (server not listening yet) in "error", sometimes with status 0.
       if (!/refused/.test(`${report.error ?? ''} ${r.stdout} ${r.stderr}`)) {
         throw new Error(`iperf3 failed (${r.code}): ${report.error ?? r.stdout.slice(-400)} ${r.stderr}`);
