@@ -117,7 +117,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
         if (count == 0) return -errno;
         break;  // reported by the next call
       }
-      if (static_cast<size_t>(n) < headerLength_) { shortReads_++; continue; }
+      if (static_cast<size_t>(n) < headerLength_) continue;  // cannot happen with our headers; skip it
       offsetData_[count] = static_cast<uint32_t>(pos + headerLength_);
       lengthData_[count] = static_cast<uint32_t>(n - headerLength_);
       count++;
@@ -364,7 +364,6 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   size_t slots_ = 0;
   uint32_t headerLength_ = 0;
   uint32_t readSize_ = 0;
-  uint64_t shortReads_ = 0;
 };
 
 }  // namespace

@@ -477,31 +477,26 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     opts: WriteBatchOptions & { raw?: boolean } = {}): Promise<number> {
     if (count === 0) return Promise.resolve(0);
     if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
-    // With no write in progress, one native call usually takes the whole batch: then no promise
-    // chain is built (a wake-up's latency is mostly the work done per batch). A short write or
-    // a rejected packet continues in the ordered loop below, from where the kernel stopped.
-    if (opts.raw && !opts.signal) {
-      const n = this.#writeRawNow(buffer, offsets, lengths, count);
-      return n === count ? Promise.resolve(count) : this.#writeRawRest(buffer, offsets, lengths, count, n);
+    // Without headers to add, the ranges are written as they are: first in one synchronous call
+    // (see #writeRawNow), and what it leaves in the ordered loop.
+    if (opts.raw || this.headerLength === 0) {
+      const n = opts.signal ? -1 : this.#writeRawNow(buffer, offsets, lengths, count);
+      return n === count ? Promise.resolve(count) : this.#writeRawRest(buffer, offsets, lengths, count, n, opts.signal);
     }
     offsets = offsets.slice(0, count);
     lengths = lengths.slice(0, count);
     return this.#exclusive(() => {
-      let heads: Buffer | undefined;
-      if (!opts.raw && this.headerLength > 0) {
-        const views: Uint8Array[] = [];
-        if (this.packetInfo && this.mode === 'tun' && !opts.protocols) {
-          for (let i = 0; i < count; i++) views.push(buffer.subarray(offsets[i]!, offsets[i]! + 1));
-        } else {
-          views.length = count;
-          views.fill(buffer);
-        }
-        heads = this.#encodeHeads(views, opts.vnet, opts.protocols);
+      const views: Uint8Array[] = [];
+      if (this.packetInfo && this.mode === 'tun' && !opts.protocols) {
+        for (let i = 0; i < count; i++) views.push(buffer.subarray(offsets[i]!, offsets[i]! + 1));
+      } else {
+        views.length = count;
+        views.fill(buffer);
       }
-      const headLength = heads ? this.headerLength : 0;
-      const skip = opts.raw ? this.headerLength : 0;
+      const heads = this.#encodeHeads(views, opts.vnet, opts.protocols);
+      const headLength = this.headerLength;
       return this.#writeLoop(count, (nq, i) => nq.writeRanges(buffer, offsets, lengths, i, count, heads, headLength),
-        (i) => lengths[i]!, (i) => buffer.subarray(offsets[i]! + skip, offsets[i]! + lengths[i]!), opts.signal, false);
+        (i) => lengths[i]!, (i) => buffer.subarray(offsets[i]!, offsets[i]! + lengths[i]!), opts.signal, false);
     });
   }
 
@@ -514,7 +509,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     if (count === 0) return;
     if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
     const n = this.#writeRawNow(buffer, offsets, lengths, count);
-    if (n !== count) this.#writeRawRest(buffer, offsets, lengths, count, n).catch(() => { this.counters.writesRejected += count - n; });
+    if (n !== count) this.#writeRawRest(buffer, offsets, lengths, count, n).catch(() => { this.counters.writesRejected += count - Math.max(n, 0); });
   }
 
   // With no write in progress, one native call usually takes the whole batch: then no promise
@@ -542,12 +537,13 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   // The rest of a raw write, from packet `from` (-1: from the start, in turn after earlier
   // writes): a short write or a rejected packet continues in the ordered loop. The offsets are
   // copied, so the caller may reuse its arrays at once.
-  #writeRawRest(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, from: number): Promise<number> {
+  #writeRawRest(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, from: number,
+    signal?: AbortSignal): Promise<number> {
     const o = offsets.slice(0, count);
     const l = lengths.slice(0, count);
     const skip = this.headerLength;
     return this.#exclusive(() => this.#writeLoop(count, (q, i) => q.writeRanges(buffer, o, l, i, count, undefined, 0),
-      (i) => l[i]!, (i) => buffer.subarray(o[i]! + skip, o[i]! + l[i]!), undefined, false, Math.max(0, from)));
+      (i) => l[i]!, (i) => buffer.subarray(o[i]! + skip, o[i]! + l[i]!), signal, false, Math.max(0, from)));
   }
 
   /** TUNSETQUEUE: re-attach this queue to the device (multi-queue devices). */
