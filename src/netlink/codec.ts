@@ -41,7 +41,12 @@ export function nestAttr(type: number, attrs: Attr[]): Attr {
 
 function attrSize(a: Attr): number {
   if (a.value instanceof Uint8Array) return 4 + a.value.length;
-  return 4 + a.value.reduce((sum, child) => sum + align4(attrSize(child)), 0);
+  return 4 + attrsLength(a.value);
+}
+
+/** Bytes a run of attributes takes, each padded to 4. */
+function attrsLength(attrs: Attr[]): number {
+  return attrs.reduce((sum, a) => sum + align4(attrSize(a)), 0);
 }
 
 function writeAttr(buf: Buffer, off: number, a: Attr): number {
@@ -59,7 +64,7 @@ function writeAttr(buf: Buffer, off: number, a: Attr): number {
 
 /** A bare run of attributes (for payloads such as VETH_INFO_PEER that embed a header + attributes). */
 export function encodeAttrs(attrs: Attr[]): Buffer {
-  const buf = Buffer.alloc(attrs.reduce((s, a) => s + align4(attrSize(a)), 0));
+  const buf = Buffer.alloc(attrsLength(attrs));
   let p = 0;
   for (const a of attrs) p = writeAttr(buf, p, a);
   return buf;
@@ -77,7 +82,7 @@ export interface OutgoingMessage {
 
 export function encodeMessage(m: OutgoingMessage): Buffer {
   const attrs = m.attrs ?? [];
-  const len = NLMSG_HDRLEN + align4(m.header.length) + attrs.reduce((s, a) => s + align4(attrSize(a)), 0);
+  const len = NLMSG_HDRLEN + align4(m.header.length) + attrsLength(attrs);
   const buf = Buffer.alloc(len);
   buf.writeUInt32LE(len, 0);
   buf.writeUInt16LE(m.type, 4);

@@ -6,7 +6,7 @@ import {
   RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTNLGRP_IPV4_IFADDR,
   RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
 } from './constants.js';
-import { splitMessages } from './codec.js';
+import { splitMessages, type Message } from './codec.js';
 import { parseAddress, type Address } from './addresses.js';
 import { parseLink, type Link } from './links.js';
 import { parseRoute, type Route } from './routes.js';
@@ -56,7 +56,7 @@ export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<Netl
       nl.malformed += malformed;
       for (const m of messages) {
         try {
-          const ev = decode(m.type, m);
+          const ev = decode(m);
           if (ev) queue.push(ev);
         } catch {
           nl.malformed++;  // a notification too short for its header: drop it
@@ -99,7 +99,8 @@ export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<Netl
   return iterator;
 }
 
-function decode(type: number, m: Parameters<typeof parseLink>[0]): NetlinkEvent | undefined {
+function decode(m: Message): NetlinkEvent | undefined {
+  const type = m.type;
   switch (type) {
     case RTM_NEWLINK: case RTM_DELLINK:
       return { type: type === RTM_NEWLINK ? 'newlink' : 'dellink', link: parseLink(m) };

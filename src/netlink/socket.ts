@@ -1,6 +1,7 @@
 // A NETLINK_ROUTE socket bound to one network namespace for its lifetime, in synchronous
 // request mode: rtnetlink handles a request while it is being sent, so a request waits only for
 // replies that are already on their way. Each receive crossing brings back a batch of datagrams.
+import { constants } from 'node:os';
 import { addon } from '../native.js';
 import { call, TuntapError, errnoName, type Explain } from '../errors.js';
 import { inNetns, type NetnsRef } from '../netns.js';
@@ -105,7 +106,7 @@ export class Netlink implements Disposable {
   }
 
   private send(type: number, flags: number, header: Uint8Array, attrs: Attr[] | undefined, what: string): number {
-    if (this.closed) throw new TuntapError('sendto', 9, `${what}: the netlink socket is closed`);
+    if (this.closed) throw new TuntapError('sendto', constants.errno.EBADF, `${what}: the netlink socket is closed`);
     const seq = this.nextSeq();
     const bytes = encodeMessage({ type, flags, seq, header, attrs });
     call(what, () => nativeNetlink.send(this.fd, bytes));
@@ -118,7 +119,7 @@ export class Netlink implements Disposable {
     for (;;) {
       const left = deadline - Date.now();
       const n = left <= 0 ? 0 : call(what, () => nativeNetlink.recv(this.fd, this.buffer, Math.min(left, 0x7fffffff)));
-      if (n === 0) throw new TuntapError('recv', 110, `${what}: the kernel did not answer within ${this.timeoutMs} ms`);
+      if (n === 0) throw new TuntapError('recv', constants.errno.ETIMEDOUT, `${what}: the kernel did not answer within ${this.timeoutMs} ms`);
       const { messages, malformed } = splitMessages(this.buffer, n);
       this.malformed += malformed;
       for (const m of messages) {
