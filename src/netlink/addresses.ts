@@ -2,11 +2,11 @@
 import {
   AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_FLAGS, IFA_LABEL,
   IFA_LOCAL, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
-  addressFlagBits, scopeNames,
+  addressFlagBits, numberNamed, scopeNames,
 } from './constants.js';
 import { attrStr, attrU32, bytesAttr, parseAttrs, strAttr, u32Attr, type Attr, type Message } from './codec.js';
 import { badAddress, bytesToIp, ipToBytes, parseCidr, type Family } from './ip.js';
-import { linkIndex, listLinks, type LinkRef } from './links.js';
+import { linkIndex, namesFor, type LinkRef } from './links.js';
 import { withNetlink, type Target } from './socket.js';
 
 export interface Address {
@@ -44,12 +44,6 @@ export interface AddressSpec {
   /** Seconds (IPv6 lifetimes; default forever). */
   validLifetime?: number;
   preferredLifetime?: number;
-}
-
-function scopeNumber(s: AddressSpec['scope']): number {
-  if (s === undefined) return 0;
-  if (typeof s === 'number') return s;
-  return Number(Object.entries(scopeNames).find(([, n]) => n === s)?.[0] ?? 0);
 }
 
 function ifaddrmsg(family: number, prefixLength: number, flags: number, scope: number, index: number): Buffer {
@@ -125,7 +119,8 @@ function buildAddress(index: number, spec: AddressSpec | string): { header: Buff
     c.writeUInt32LE(s.validLifetime ?? 0xffffffff, 4);
     attrs.push(bytesAttr(IFA_CACHEINFO, c));
   }
-  const header = ifaddrmsg(own.family === 4 ? AF_INET : AF_INET6, prefixLength, flags, scopeNumber(s.scope), index);
+  const scope = s.scope === undefined ? 0 : numberNamed(scopeNames, s.scope, 'scope');
+  const header = ifaddrmsg(own.family === 4 ? AF_INET : AF_INET6, prefixLength, flags, scope, index);
   return { header, attrs, text: `${own.address}/${prefixLength}` };
 }
 
@@ -157,8 +152,7 @@ export function deleteAddress(dev: LinkRef, spec: AddressSpec | string, target?:
 export function listAddresses(target?: Target & { dev?: LinkRef; family?: Family }): Address[] {
   return withNetlink(target, (nl) => {
     const family = target?.family === 4 ? AF_INET : target?.family === 6 ? AF_INET6 : AF_UNSPEC;
-    const names = new Map(listLinks({ netlink: nl }).map((l) => [l.index, l.name]));
-    const index = target?.dev === undefined ? undefined : linkIndex(nl, target.dev);
+    const { index, names } = namesFor(nl, target?.dev);
     const all = nl.dump(RTM_GETADDR, ifaddrmsg(family, 0, 0, 0, 0), [], parseAddress, 'listing addresses');
     return all
       .filter((a) => (index === undefined || a.index === index) && (family === AF_UNSPEC || a.family === target?.family))

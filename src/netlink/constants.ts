@@ -1,5 +1,7 @@
 // rtnetlink numbers from the kernel's uapi headers (linux/netlink.h, rtnetlink.h, if_link.h,
 // if_addr.h, fib_rules.h, if_tun.h). Only what this layer encodes or decodes.
+import { constants } from 'node:os';
+import { TuntapError } from '../errors.js';
 
 export const NETLINK_ROUTE = 0;
 
@@ -132,6 +134,14 @@ export const addressFlagBits: Record<string, number> = {
   deprecated: 0x20, tentative: 0x40, permanent: 0x80, mngtmpaddr: 0x100, noprefixroute: 0x200,
   autojoin: 0x400, stable_privacy: 0x800,
 };
+
+/** The number for `v` in a name table such as scopeNames (numbers pass through). */
+export function numberNamed(names: Record<number, string>, v: string | number, what: string): number {
+  if (typeof v === 'number') return v;
+  const hit = Object.entries(names).find(([, n]) => n === v);
+  if (!hit) throw new TuntapError('parse', constants.errno.EINVAL, `unknown ${what} "${v}"`);
+  return Number(hit[0]);
+}
 
 // scopes
 export const scopeNames: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };

@@ -3,12 +3,12 @@
 import {
   AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTA_DST, RTA_GATEWAY, RTA_METRICS,
   RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_SRC, RTA_TABLE, RTAX_MTU, RTM_DELROUTE, RTM_GETROUTE,
-  RTM_NEWROUTE, RTNH_F_ONLINK, RT_TABLE_MAIN, RT_TABLE_UNSPEC, protocolNames, routeTypeNames,
+  RTM_NEWROUTE, RTNH_F_ONLINK, RT_TABLE_MAIN, RT_TABLE_UNSPEC, numberNamed, protocolNames, routeTypeNames,
   scopeNames, type RouteType,
 } from './constants.js';
 import { attrNested, attrU32, bytesAttr, nestAttr, parseAttrs, u32Attr, type Attr, type Message } from './codec.js';
 import { badAddress, bytesToIp, familyOf, networkOf, parseCidr, ipToBytes, type Family } from './ip.js';
-import { linkIndex, listLinks, type LinkRef } from './links.js';
+import { linkIndex, namesFor, type LinkRef } from './links.js';
 import { withNetlink, type Target } from './socket.js';
 
 export interface Route {
@@ -54,13 +54,6 @@ export interface RouteSpec {
   mtu?: number;
   /** Gateway is on-link even if no address covers it. */
   onlink?: boolean;
-}
-
-function numberOf(names: Record<number, string>, v: string | number, what: string): number {
-  if (typeof v === 'number') return v;
-  const hit = Object.entries(names).find(([, n]) => n === v);
-  if (!hit) throw badAddress(v, `unknown ${what}`);
-  return Number(hit[0]);
 }
 
 function rtmsg(family: number, dstLen: number, srcLen: number, table: number, protocol: number, scope: number, type: number, flags: number): Buffer {
@@ -143,13 +136,13 @@ function buildRoute(nl: Parameters<typeof linkIndex>[0], spec: RouteSpec, deleti
   // Scope as ip chooses it: host for local, link for direct unicast and broadcast-like types,
   // global otherwise; a delete matches any scope.
   let scope: number;
-  if (spec.scope !== undefined) scope = numberOf(scopeNames, spec.scope, 'scope');
+  if (spec.scope !== undefined) scope = numberNamed(scopeNames, spec.scope, 'scope');
   else if (deleting) scope = 255;
   else if (type === 'local' || type === 'nat') scope = 254;
   else if (type === 'broadcast' || type === 'multicast' || type === 'anycast') scope = 253;
   else if (type === 'unicast' && spec.gateway === undefined) scope = 253;
   else scope = 0;
-  const protocol = spec.protocol === undefined ? (deleting ? 0 : 3) : numberOf(protocolNames, spec.protocol, 'protocol');
+  const protocol = spec.protocol === undefined ? (deleting ? 0 : 3) : numberNamed(protocolNames, spec.protocol, 'protocol');
   const header = rtmsg(family === 4 ? AF_INET : AF_INET6, dst?.prefixLength ?? 0, srcLen, table, protocol, scope,
     deleting && spec.type === undefined ? 0 : typeNum, spec.onlink ? RTNH_F_ONLINK : 0);
   const text = `route ${isDefault ? 'default' : `${dst!.address}/${dst!.prefixLength}`}${spec.gateway ? ` via ${spec.gateway}` : ''}${spec.dev !== undefined ? ` dev ${spec.dev}` : ''}`;
@@ -195,8 +188,7 @@ export function listRoutes(target?: Target & RouteFilter): Route[] {
   return withNetlink(target, (nl) => {
     const family = target?.family === 4 ? AF_INET : target?.family === 6 ? AF_INET6 : 0;
     const table = target?.table ?? RT_TABLE_MAIN;
-    const names = new Map(listLinks({ netlink: nl }).map((l) => [l.index, l.name]));
-    const oif = target?.dev === undefined ? undefined : linkIndex(nl, target.dev);
+    const { index: oif, names } = namesFor(nl, target?.dev);
     const routes = nl.dump(RTM_GETROUTE, rtmsg(family, 0, 0, 0, 0, 0, 0, 0), [], (m) => {
       const r = parseRoute(m);
       if (!r || (table !== 'all' && r.table !== table) || (oif !== undefined && r.oif !== oif)) return undefined;

@@ -47,6 +47,7 @@ describe('netlink addresses', () => {
     addAddress(dev, { address: '198.18.11.1', peer: '198.18.11.2/32' }, t);
     addAddress(dev, { address: '198.18.12.1/24', broadcast: true, label: `${dev}:x`.slice(0, 15) }, t);
     addAddress(dev, { address: 'fd00:10::1/64', nodad: true }, t);
+    addAddress(dev, { address: '198.18.13.1/24', scope: 'link' }, t);
     addAddress(dev, { address: 'fd00:11::1/64', nodad: true, noprefixroute: true }, t);
     const theirs = ipAddrs(ns, dev);
     const find = (local: string) => theirs.find((a) => a.local === local);
@@ -55,6 +56,7 @@ describe('netlink addresses', () => {
     assert.equal(find('198.18.11.1')?.prefixlen, 32);
     assert.equal(find('198.18.12.1')?.broadcast, '198.18.12.255');
     assert.equal(find('fd00:10::1')?.nodad, true);
+    assert.equal(find('198.18.13.1')?.scope, 'link');
     assert.equal(find('fd00:11::1')?.noprefixroute, true);
     sameAsIp();
     deleteAddress(dev, '198.18.10.1/24', t);
@@ -89,6 +91,8 @@ describe('netlink addresses', () => {
     assert.throws(() => deleteAddress(dev, '198.18.99.1/24', { netns: ns }), (e: unknown) => e instanceof NetlinkError);
     assert.throws(() => addAddress(dev, '198.18.0.300/24', { netns: ns }), /not a valid address/);
     assert.throws(() => addAddress(dev, 'fd00::1/129', { netns: ns }), /prefix length/);
+    assert.throws(() => addAddress(dev, { address: '198.18.32.1/24', scope: 'galaxy' as 'link' }, { netns: ns }),
+      /unknown scope "galaxy"/);
     assert.throws(() => addAddress('nosuch0', '198.18.1.1/24', { netns: ns }), /"nosuch0" does not exist/);
   });
 });
