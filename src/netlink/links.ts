@@ -199,6 +199,16 @@ export function findLink(ref: LinkRef, target?: Target): Link | undefined {
   }
 }
 
+/**
+ * For a listing: the ifindex to keep (when `dev` is given) and device names by index — one GET
+ * for a single device, one link dump otherwise.
+ */
+export function namesFor(nl: Netlink, dev: LinkRef | undefined): { index?: number; names: Map<number, string> } {
+  if (dev === undefined) return { names: new Map(listLinks({ netlink: nl }).map((l) => [l.index, l.name])) };
+  const link = getLink(dev, { netlink: nl });
+  return { index: link.index, names: new Map([[link.index, link.name]]) };
+}
+
 /** ifindex of a device given by name (numbers pass through). */
 export function linkIndex(nl: Netlink, ref: LinkRef): number {
   if (typeof ref === 'number') return ref;
