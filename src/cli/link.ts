@@ -8,8 +8,13 @@ import {
 } from '../netlink/index.js';
 import type { NetnsRef } from '../netns.js';
 
-/** Parses /etc/passwd or /etc/group into name → id and id → name. */
-function idTable(file: string): { byName: Map<string, number>; byId: Map<number, string> } {
+type IdTable = { byName: Map<string, number>; byId: Map<number, string> };
+const idTables = new Map<string, IdTable>();
+
+/** Parses /etc/passwd or /etc/group into name → id and id → name (once per file: list views every device). */
+function idTable(file: string): IdTable {
+  const cached = idTables.get(file);
+  if (cached) return cached;
   const byName = new Map<string, number>();
   const byId = new Map<number, string>();
   try {
@@ -21,6 +26,7 @@ function idTable(file: string): { byName: Map<string, number>; byId: Map<number,
       }
     }
   } catch { /* no such file: numeric ids only */ }
+  idTables.set(file, { byName, byId });
   return { byName, byId };
 }
 
@@ -162,10 +168,7 @@ export async function runDel(argv: string[]): Promise<number> {
   const args = parseArgs(argv, { values: ['netns'] });
   if (args.options.help) { console.log(delHelp); return 0; }
   const name = deviceName(args, 'del');
-  using nl = Netlink.open({ netns: netnsOption(args.options) });
-  const link = getLink(name, { netlink: nl });
-  if (link.kind !== 'tun') throw notTun(name, link);
-  deleteTun(name, { netlink: nl });
+  deleteTun(name, { netns: netnsOption(args.options) });  // refuses a device that is not tun/tap
   if (args.options.json) console.log(JSON.stringify({ deleted: name }));
   return 0;
 }

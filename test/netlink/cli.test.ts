@@ -78,6 +78,9 @@ describe('tuntap CLI device management', () => {
     const notTun = tuntap(['show', 'lo', '--netns', ns]);
     assert.equal(notTun.code, 1);
     assert.match(notTun.stderr, /not a tun\/tap device/);
+    const delNotTun = tuntap(['del', 'lo', '--netns', ns]);
+    assert.equal(delNotTun.code, 1);
+    assert.match(delNotTun.stderr, /not a tun\/tap device/);
 
     const missing = tuntap(['del', 'nosuch0', '--netns', ns]);
     assert.equal(missing.code, 1);

@@ -86,7 +86,7 @@ describe('netlink events', () => {
     }
   });
 
-  test('breaking out of for-await releases the subscription', async () => {
+  test('breaking out of for-await releases the subscription', { timeout: 10_000 }, async () => {
     const events = watchEvents({ netns: ns });
     setTimeout(() => ip(ns, 'link', 'set', dev, 'mtu', '1400'), 10);
     for await (const e of events) {
