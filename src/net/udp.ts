@@ -197,6 +197,11 @@ function closedError(what: string): TuntapError {
   return new TuntapError('udp socket', 9, `${what}: the socket is closed (EBADF)`);
 }
 
+/** The error a read wake-up reports as -errno. */
+function recvError(errno: number): TuntapError {
+  return new TuntapError('recvmmsg', errno, `receiving datagrams: ${explainSocket(errnoName(errno)) ?? 'failed'} (recvmmsg: ${errnoName(errno)})`);
+}
+
 // Recv calls answered synchronously in a row before a wake-up goes through the event loop, so a
 // busy socket never starves timers and other sockets.
 const MAX_SYNC_RECEIVES = 8;
@@ -418,7 +423,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
         this.pendingRead = null;
         if (waiter === null) return;
         if (n < 0) {
-          waiter.reject(new TuntapError('recvmmsg', -n, `receiving datagrams: ${explainSocket(errnoName(-n)) ?? 'failed'} (recvmmsg: ${errnoName(-n)})`));
+          waiter.reject(recvError(-n));
         } else {
           waiter.resolve(this.fill(n));
         }
@@ -472,7 +477,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     const wake = (n: number) => {
       if (ended) return;
       if (n < 0) {
-        finish(new TuntapError('recvmmsg', -n, `receiving datagrams: ${explainSocket(errnoName(-n)) ?? 'failed'} (recvmmsg: ${errnoName(-n)})`));
+        finish(recvError(-n));
       } else {
         run(n);
       }
@@ -595,28 +600,27 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
   // what a full socket leaves goes through the ordered asynchronous loop.
   private startSend(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
     count: number, to: Destination, opts: SendOptions): Promise<void> {
-    if (this.writesQueued > 0) {
-      // The caller may reuse its offset and length arrays once this returns: the queued send keeps copies.
-      const o = offsets?.slice(0, count) ?? null;
-      const l = lengths?.slice(0, count) ?? null;
-      return this.enqueue(() => this.sendLoop(bufs, o, l, 0, count, this.sendPlan(count, to, opts), false));
-    }
     let start = 0;
-    let plan: SendPlan;
-    try {
-      plan = this.sendPlan(count, to, opts);
-      while (start < count) {
-        const next = this.sendStep(bufs, offsets, lengths, start, count, plan);
-        if (next < 0) { start = -next - 1; break; }
-        start = next;
+    // Set when this call already sent (a send waiting in the queue plans when its turn comes).
+    let plan: SendPlan | null = null;
+    if (this.writesQueued === 0) {
+      try {
+        plan = this.sendPlan(count, to, opts);
+        while (start < count) {
+          const next = this.sendStep(bufs, offsets, lengths, start, count, plan);
+          if (next < 0) { start = -next - 1; break; }
+          start = next;
+        }
+      } catch (e) {
+        return Promise.reject(e);
       }
-    } catch (e) {
-      return Promise.reject(e);
+      if (start >= count) return SENT;
     }
-    if (start >= count) return SENT;
+    // The caller may reuse its offset and length arrays once this returns: the queued send keeps copies.
     const o = offsets?.slice(0, count) ?? null;
     const l = lengths?.slice(0, count) ?? null;
-    return this.enqueue(() => this.sendLoop(bufs, o, l, start, count, plan, true));
+    const started = plan;
+    return this.enqueue(() => this.sendLoop(bufs, o, l, start, count, started ?? this.sendPlan(count, to, opts), started !== null));
   }
 
   private enqueue(job: () => Promise<void>): Promise<void> {

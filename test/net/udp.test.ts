@@ -221,12 +221,23 @@ test('sendBatch waits for POLLOUT when the send buffer is full and loses nothing
   const sb = UdpSocket.open({ netns: nsB, bind: { address: '198.18.0.6' }, recvBufferSize: 8 << 20 });
   try {
     const total = 1000;
+    const half = total / 2;
     const datagrams = Array.from({ length: total }, (_, i) => payload(i, 1000));
     const received = collect(sb, total, 10_000);
-    await sa.sendBatch(datagrams, { address: '198.18.0.6', port: sb.localEndpoint.port });
-    assert.equal(sa.stats.sent, total);
-    assert.ok(sa.stats.writeWaits > 0, 'the sender never had to wait: no backpressure seen');
+    const to = { address: '198.18.0.6', port: sb.localEndpoint.port };
+    const first = sa.sendBatch(datagrams.slice(0, half), to);
+    // The second half queues behind the first, packed, and the caller reuses its offset and
+    // length arrays at once: the queued send must have kept copies.
+    const offsets = Uint32Array.from({ length: half }, (_, i) => i * 1000);
+    const lengths = new Uint32Array(half).fill(1000);
+    sa.post({ buffer: Buffer.concat(datagrams.slice(half)), offsets, lengths, count: half }, to);
+    offsets.fill(0);
+    lengths.fill(1);
+    await first;
     assert.deepEqual((await received).data, datagrams);
+    assert.equal(sa.stats.sent, total);
+    assert.equal(sa.stats.sendErrors, 0);
+    assert.ok(sa.stats.writeWaits > 0, 'the sender never had to wait: no backpressure seen');
   } finally {
     await sa.close();
     await sb.close();
