@@ -1,6 +1,6 @@
 // TCP (RFC 9293) header view with option decoding (MSS, window scale, SACK, timestamps).
 import { PacketParseError, need } from './errors.js';
-import { PacketView } from './view.js';
+import { PortsView } from './view.js';
 import { u16, u32, put16, put32, copyBytes } from './bytes.js';
 import { finish, sum16, updateChecksum16, updateChecksum32 } from './checksum.js';
 import { pseudoSumFor, type IpContext } from './pseudo.js';
@@ -11,7 +11,7 @@ export const TcpFlags = {
 
 export const TcpOptionKind = { EOL: 0, NOP: 1, MSS: 2, WindowScale: 3, SackPermitted: 4, Sack: 5, Timestamps: 8 } as const;
 
-export class TcpView extends PacketView {
+export class TcpView extends PortsView {
   /** `end` is the end of the segment (the IP payload end). */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('tcp', off, end, 20);
@@ -22,10 +22,6 @@ export class TcpView extends PacketView {
     return this;
   }
 
-  get srcPort(): number { return u16(this.buf, this.off); }
-  set srcPort(v: number) { this.setWord(0, v); }
-  get dstPort(): number { return u16(this.buf, this.off + 2); }
-  set dstPort(v: number) { this.setWord(2, v); }
   get seq(): number { return u32(this.buf, this.off + 4); }
   set seq(v: number) { this.setLong(4, v); }
   get ack(): number { return u32(this.buf, this.off + 8); }
@@ -44,7 +40,7 @@ export class TcpView extends PacketView {
   get payload(): Uint8Array { return this.buf.subarray(this.payloadOffset, this.end); }
   hasFlag(f: number): boolean { return (this.flags & f) !== 0; }
 
-  private setWord(at: number, v: number): void {
+  protected override setWord(at: number, v: number): void {
     const old = u16(this.buf, this.off + at);
     put16(this.buf, this.off + at, v);
     this.checksum = updateChecksum16(this.checksum, old, v & 0xffff);

@@ -1,11 +1,11 @@
 // UDP (RFC 768).
 import { PacketParseError, need } from './errors.js';
-import { PacketView } from './view.js';
+import { PortsView } from './view.js';
 import { u16, put16 } from './bytes.js';
 import { finish, sum16, updateChecksum16 } from './checksum.js';
 import { pseudoSumFor, type IpContext } from './pseudo.js';
 
-export class UdpView extends PacketView {
+export class UdpView extends PortsView {
   /** `end` is the end of the IP payload; the UDP length must fit inside it. */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
     need('udp', off, end, 8);
@@ -16,10 +16,6 @@ export class UdpView extends PacketView {
     return this;
   }
 
-  get srcPort(): number { return u16(this.buf, this.off); }
-  set srcPort(v: number) { this.setWord(0, v); }
-  get dstPort(): number { return u16(this.buf, this.off + 2); }
-  set dstPort(v: number) { this.setWord(2, v); }
   get length(): number { return u16(this.buf, this.off + 4); }
   get checksum(): number { return u16(this.buf, this.off + 6); }
   set checksum(v: number) { put16(this.buf, this.off + 6, v); }
@@ -27,7 +23,7 @@ export class UdpView extends PacketView {
   get payload(): Uint8Array { return this.buf.subarray(this.off + 8, this.off + this.length); }
 
   /** Updates a port and the checksum; a zero (absent, IPv4 only) checksum stays zero. */
-  private setWord(at: number, v: number): void {
+  protected override setWord(at: number, v: number): void {
     const old = u16(this.buf, this.off + at);
     put16(this.buf, this.off + at, v);
     const c = this.checksum;

@@ -28,3 +28,17 @@ export abstract class IcmpHeaderView extends PacketView {
   get identifier(): number { return u16(this.buf, this.off + 4); }
   get sequence(): number { return u16(this.buf, this.off + 6); }
 }
+
+/**
+ * TCP and UDP: both headers open with the two ports. Setting one patches the checksum through
+ * setWord, where each protocol applies its own rule (UDP keeps an absent checksum absent).
+ */
+export abstract class PortsView extends PacketView {
+  get srcPort(): number { return u16(this.buf, this.off); }
+  set srcPort(v: number) { this.setWord(0, v); }
+  get dstPort(): number { return u16(this.buf, this.off + 2); }
+  set dstPort(v: number) { this.setWord(2, v); }
+
+  /** Stores the 16-bit word at header offset `at` and updates the checksum to match. */
+  protected abstract setWord(at: number, v: number): void;
+}

@@ -53,6 +53,7 @@ test('NAT rewrite of addresses and ports keeps IPv4/TCP/UDP checksums valid', ()
     t.adjustForAddress(oldSrc, 0xc6120909);
     t.adjustForAddress(oldDst, 0xc612fefe);
     t.srcPort = 40000; t.dstPort = 8080;
+    assert.deepEqual([t.srcPort, t.dstPort], [40000, 8080]);
     assert.ok(v.verifyChecksum());
     assert.equal(v.srcAddress, '198.18.9.9');
     assert.ok(verifyTransportChecksum(pkt, 0, 20, pkt.length, proto));
