@@ -5,7 +5,8 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { TcpNat, type NatEntry } from './nat.js';
 import { FakeIpPool, parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from './dns.js';
-import { UdpRelay, parseUdp, buildUdp, addressText, type UdpDatagram } from './udp.js';
+import { UdpRelay, parseUdp, buildUdp, type UdpDatagram } from './udp.js';
+import { formatIP } from '../addr.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, RELAY_HIGH_WATER, type Upstream } from './upstream.js';
 
@@ -253,7 +254,7 @@ export class TunProxy extends EventEmitter {
       void this.dnsOverTcp(d);
       return;
     }
-    if (this.udp && this.actionFor(addressText(d.dstAddr), d.dstPort) === 'proxy') this.udp.handle(d);
+    if (this.udp && this.actionFor(formatIP(d.dstAddr), d.dstPort) === 'proxy') this.udp.handle(d);
     else this.counters.dropped++;
   }
 
@@ -270,7 +271,7 @@ export class TunProxy extends EventEmitter {
     if (this.dnsInFlight >= 256) { this.counters.dropped++; return; }
     this.dnsInFlight++;
     this.counters.dnsOverTcp++;
-    const server = this.opts.dnsServer ?? addressText(d.dstAddr);
+    const server = this.opts.dnsServer ?? formatIP(d.dstAddr);
     let sock: net.Socket | undefined;
     try {
       const up = this.upstreamFor(this.actionFor(server, 53));

@@ -77,10 +77,6 @@ export function buildUdp(src: Uint8Array, srcPort: number, dst: Uint8Array, dstP
   return out;
 }
 
-export function addressText(a: Buffer): string {
-  return formatIP(a);
-}
-
 export interface UdpRelayOptions {
   upstream: Upstream;
   /** Writes a built packet into the TUN. */
@@ -146,7 +142,7 @@ export class UdpRelay {
   }
 
   handle(d: UdpDatagram): void {
-    const key = `${addressText(d.srcAddr)}|${d.srcPort}`;
+    const key = `${formatIP(d.srcAddr)}|${d.srcPort}`;
     let s = this.sessions.get(key);
     if (!s) {
       if (this.sessions.size >= (this.opts.maxSessions ?? 4096)) { this.counters.dropped++; return; }
@@ -197,7 +193,7 @@ export class UdpRelay {
   }
 
   private send(s: UdpSession, d: UdpDatagram): void {
-    const dstText = addressText(d.dstAddr);
+    const dstText = formatIP(d.dstAddr);
     const host = this.opts.nameOf?.(dstText) ?? dstText;
     try {
       if (s.association) {
