@@ -37,8 +37,7 @@ static ssize_t DrainInto(int fd, uint8_t* buf, size_t cap) {
     ssize_t n = recv(fd, buf + used, cap - used, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (used > 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      if (used > 0) break;
+      if (used > 0) break;  // EAGAIN, or an error the next receive will report
       return -errno;
     }
     if (static_cast<size_t>(n) > cap - used) return -EMSGSIZE;  // truncated datagram
