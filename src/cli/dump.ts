@@ -70,17 +70,22 @@ export async function run(argv: string[]): Promise<number> {
     try {
       // Wall clock in ns from one Date.now() reading plus the monotonic clock since then.
       const base = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
-      outer: for await (const batch of dev.batches({ signal: stop.signal })) {
+      for await (const batch of dev.batches({ signal: stop.signal })) {
         const now = base + process.hrtime.bigint();
-        for (let i = 0; i < batch.count; i++) {
+        // One stdout write per batch, not per packet.
+        let lines = '';
+        let done = false;
+        for (let i = 0; i < batch.count && !done; i++) {
           const pkt = batch.packet(i);
           if (!filter.match(pkt)) continue;
           seen++;
           capture?.write(pkt, now);
-          if (!quiet) console.log(describe(pkt, mode, now));
-          if (limit !== undefined && seen >= limit) break outer;
+          if (!quiet) lines += `${describe(pkt, mode, now)}\n`;
+          done = limit !== undefined && seen >= limit;
         }
+        if (lines) process.stdout.write(lines);
         capture?.flush();
+        if (done) break;
       }
     } catch (e) {
       if (!stop.signal.aborted) throw e;
