@@ -171,11 +171,6 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     return new Queue(handle);
   }
 
-  /** Alias of fromHandle, for symmetry with `queue.fd`. */
-  static fromFd(handle: QueueHandle): Queue {
-    return new Queue(handle);
-  }
-
   /** Bytes before each packet on the wire: PI header then virtio_net_hdr. */
   get headerLength(): number {
     return (this.packetInfo ? PI_LENGTH : 0) + this.vnetHdrSize;
