@@ -1,5 +1,5 @@
 // tuntap/netlink: interface configuration over rtnetlink, without spawning `ip`.
-export { Netlink, NetlinkError, withNetlink, withNetns, type NetlinkOptions, type Target } from './socket.js';
+export { Netlink, NetlinkError, withNetlink, type NetlinkOptions, type Target } from './socket.js';
 export {
   listLinks, getLink, findLink, setLink, deleteLink, moveLink, createVeth, createTun, deleteTun, checkName, parseLink,
   type Link, type LinkRef, type LinkStats, type LinkChanges, type TunInfo, type TunCreateOptions, type VethOptions,

@@ -1,9 +1,6 @@
-// IP and link-layer address text ⇄ bytes for building and reading netlink messages: the
-// netlink-flavoured names (Buffers, as attributes want them) over the one implementation in
-// src/addr.ts.
-import {
-  parseIP, formatIP, parseHardwareAddress, formatHardwareAddress,
-} from '../addr.js';
+// IP address text ⇄ bytes for building and reading netlink messages: the netlink-flavoured
+// names (Buffers, as attributes want them) over the one implementation in src/addr.ts.
+import { parseIP, formatIP } from '../addr.js';
 
 export { badAddress, familyOf, parseCidr, networkOf, type Family, type Cidr } from '../addr.js';
 
@@ -16,14 +13,4 @@ export function ipToBytes(text: string): Buffer {
 /** Formats 4 or 16 bytes like inet_ntop (RFC 5952 for IPv6); any other length as hex. */
 export function bytesToIp(b: Uint8Array): string {
   return formatIP(b);
-}
-
-/** A link-layer address of any length ("02:00:00:00:00:01") as bytes. */
-export function macToBytes(text: string): Buffer {
-  const b = parseHardwareAddress(text);
-  return Buffer.from(b.buffer, b.byteOffset, b.length);
-}
-
-export function bytesToMac(b: Uint8Array): string {
-  return formatHardwareAddress(b);
 }

@@ -18,7 +18,7 @@ import {
   attrNested, attrS32, attrStr, attrU32, attrU8, bytesAttr, encodeAttrs, nestAttr, parseAttrs, strAttr, u32Attr, u8Attr,
   type Attr, type Message,
 } from './codec.js';
-import { bytesToMac, macToBytes } from './ip.js';
+import { formatHardwareAddress, parseHardwareAddress } from '../addr.js';
 import { nativeNetlink, withNetlink, NetlinkError, type Netlink, type Target } from './socket.js';
 
 export interface LinkStats {
@@ -136,9 +136,9 @@ export function parseLink(m: Message): Link {
   set('maxMtu', attrU32(a, IFLA_MAX_MTU));
   set('txqueuelen', attrU32(a, IFLA_TXQLEN));
   const mac = a.get(IFLA_ADDRESS);
-  if (mac && mac.length > 0) link.address = bytesToMac(mac);
+  if (mac && mac.length > 0) link.address = formatHardwareAddress(mac);
   const brd = a.get(IFLA_BROADCAST);
-  if (brd && brd.length > 0) link.broadcast = bytesToMac(brd);
+  if (brd && brd.length > 0) link.broadcast = formatHardwareAddress(brd);
   set('qdisc', attrStr(a, IFLA_QDISC));
   set('group', attrU32(a, IFLA_GROUP));
   set('master', attrU32(a, IFLA_MASTER));
@@ -253,7 +253,7 @@ export function setLink(ref: LinkRef, changes: LinkChanges, target?: Target): vo
     }
     if (changes.mtu !== undefined) attrs.push(u32Attr(IFLA_MTU, changes.mtu));
     if (changes.txqueuelen !== undefined) attrs.push(u32Attr(IFLA_TXQLEN, changes.txqueuelen));
-    if (changes.address !== undefined) attrs.push(bytesAttr(IFLA_ADDRESS, macToBytes(changes.address)));
+    if (changes.address !== undefined) attrs.push(bytesAttr(IFLA_ADDRESS, parseHardwareAddress(changes.address)));
     const flags = changes.up ? IFF_UP : 0;
     const change = changes.up === undefined ? 0 : IFF_UP;
     const send = (extra: Attr[]) => nl.request(RTM_NEWLINK, 0, ifinfomsg(index, flags, change), [...attrs, ...extra],

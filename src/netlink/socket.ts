@@ -203,8 +203,3 @@ export function withNetlink<T>(target: Target | undefined, fn: (nl: Netlink) => 
     nl.close();
   }
 }
-
-/** Runs `fn` against namespace `netns` (by name, path, pid or { fd }) with a socket opened there. */
-export function withNetns<T>(netns: NetnsRef | undefined, fn: (nl: Netlink) => T): T {
-  return withNetlink({ netns }, fn);
-}
