@@ -4,7 +4,7 @@ import { PacketParseError, need } from './errors.js';
 import { IcmpHeaderView } from './view.js';
 import { u16, u32, put16, put32, formatIPv6, parseIPv6, formatMac, copyBytes } from './bytes.js';
 import { finish, sum16 } from './checksum.js';
-import { pseudoSumFor, type IpContext } from './pseudo.js';
+import { pseudoChecksum, type IpContext } from './pseudo.js';
 
 export const Icmpv6Type = {
   DestinationUnreachable: 1, PacketTooBig: 2, TimeExceeded: 3, ParameterProblem: 4,
@@ -126,7 +126,7 @@ export function emitIcmpv6(r: Icmpv6Repr, buf: Uint8Array, off = 0, ip?: IpConte
   buf[off] = r.type; buf[off + 1] = r.code;
   put16(buf, off + 2, 0);
   buf.set(r.body, off + 4);
-  put16(buf, off + 2, r.checksum ?? (ip ? finish(sum16(buf, off, off + len, pseudoSumFor(ip, 58, len))) : 0));
+  put16(buf, off + 2, r.checksum ?? (ip ? pseudoChecksum(ip, 58, buf, off, len) : 0));
   return len;
 }
 

@@ -2,8 +2,8 @@
 import { PacketParseError, need } from './errors.js';
 import { PortsView } from './view.js';
 import { u16, put16 } from './bytes.js';
-import { finish, sum16, updateChecksum16 } from './checksum.js';
-import { pseudoSumFor, type IpContext } from './pseudo.js';
+import { updateChecksum16 } from './checksum.js';
+import { pseudoChecksum, type IpContext } from './pseudo.js';
 
 export class UdpView extends PortsView {
   /** `end` is the end of the IP payload; the UDP length must fit inside it. */
@@ -55,7 +55,7 @@ export function emitUdp(r: UdpRepr, buf: Uint8Array, off = 0, ip?: IpContext): n
   put16(buf, off + 6, 0);
   buf.set(r.payload, off + 8);
   let c = r.checksum;
-  if (c === undefined) c = ip ? finish(sum16(buf, off, off + len, pseudoSumFor(ip, 17, len))) || 0xffff : 0;
+  if (c === undefined) c = ip ? pseudoChecksum(ip, 17, buf, off, len) || 0xffff : 0;
   put16(buf, off + 6, c);
   return len;
 }
