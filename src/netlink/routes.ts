@@ -9,7 +9,7 @@ import {
 import { attrNested, attrU32, bytesAttr, nestAttr, parseAttrs, u32Attr, type Attr, type Message } from './codec.js';
 import { badAddress, bytesToIp, familyOf, networkOf, parseCidr, ipToBytes, type Family } from './ip.js';
 import { linkIndex, namesFor, type LinkRef } from './links.js';
-import { withNetlink, type Target } from './socket.js';
+import { withNetlink, type Netlink, type Target } from './socket.js';
 
 export interface Route {
   family: Family;
@@ -103,7 +103,7 @@ export function parseRoute(m: Message): Route | undefined {
   return route;
 }
 
-function buildRoute(nl: Parameters<typeof linkIndex>[0], spec: RouteSpec, deleting: boolean): { header: Buffer; attrs: Attr[]; text: string } {
+function buildRoute(nl: Netlink, spec: RouteSpec, deleting: boolean): { header: Buffer; attrs: Attr[]; text: string } {
   const isDefault = spec.dst === 'default';
   const family: Family = spec.family
     ?? (isDefault ? (spec.gateway ? familyOf(spec.gateway) : 4) : familyOf(spec.dst.split('/')[0]!));

@@ -69,7 +69,8 @@ export class Netlink implements Disposable {
   /** Messages dropped because their framing was broken. */
   malformed = 0;
   private seq = Math.floor(Math.random() * 0x7fffffff);
-  private readonly buffer = Buffer.allocUnsafe(1 << 20);
+  /** Receive buffer, made on the first request (an event subscription brings its own). */
+  private buffer: Buffer | undefined;
   private readonly timeoutMs: number;
   private closed = false;
 
@@ -116,11 +117,12 @@ export class Netlink implements Disposable {
   /** Receives batches until `onMessage` returns true for a message of our sequence. */
   private receive(seq: number, what: string, onMessage: (m: Message) => boolean): void {
     const deadline = Date.now() + this.timeoutMs;
+    const buffer = this.buffer ??= Buffer.allocUnsafe(1 << 20);
     for (;;) {
       const left = deadline - Date.now();
-      const n = left <= 0 ? 0 : call(what, () => nativeNetlink.recv(this.fd, this.buffer, Math.min(left, 0x7fffffff)));
+      const n = left <= 0 ? 0 : call(what, () => nativeNetlink.recv(this.fd, buffer, Math.min(left, 0x7fffffff)));
       if (n === 0) throw new TuntapError('recv', constants.errno.ETIMEDOUT, `${what}: the kernel did not answer within ${this.timeoutMs} ms`);
-      const { messages, malformed } = splitMessages(this.buffer, n);
+      const { messages, malformed } = splitMessages(buffer, n);
       this.malformed += malformed;
       for (const m of messages) {
         if (m.seq !== seq || (m.portId !== this.portId && m.portId !== 0)) continue;  // stale reply
