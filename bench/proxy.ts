@@ -4,7 +4,8 @@
 // Run alone: node --import tsx bench/proxy.ts  (env: BENCH_PROXY_SECONDS, BENCH_PROXY_IDLE, BENCH_PROXY_MTU)
 import { writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { nsRun } from '../test/helpers/netns.js';
+import type { ChildProcess } from 'node:child_process';
+import { nsRun, nsSpawn } from '../test/helpers/netns.js';
 import { ProxyTopology, PROXY4, SERVER4, sleep } from '../test/proxy/topology.js';
 
 let seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 5);
@@ -60,22 +61,24 @@ export async function run(opts: { durationSec?: number } = {}): Promise<void> {
     let tun: { up: number; down: number };
     let rssIdle = 0;
     let rssBase = 0;
+    let holder: ChildProcess | undefined;
     try {
       tun = { up: await iperf(t, [], false), down: await iperf(t, [], true) };
       await sleep(1500);
       rssBase = p.stats().rss ?? 0;
-      const holder = (await import('node:child_process')).spawn('ip', ['netns', 'exec', t.app,
-        process.execPath, '-e', holdScript, String(idle), SERVER4], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const h = holder = nsSpawn(t.app, process.execPath, ['-e', holdScript, String(idle), SERVER4], { stdio: ['pipe', 'pipe', 'inherit'] });
       await new Promise<void>((resolve, reject) => {
-        holder.stdout!.on('data', (d) => { if (String(d).includes('open')) resolve(); });
-        holder.once('exit', (c) => reject(new Error(`holder exited ${c}`)));
+        h.stdout!.on('data', (d) => { if (String(d).includes('open')) resolve(); });
+        h.once('exit', (c) => reject(new Error(`holder exited ${c}`)));
       });
       const s = await p.waitStats((x) => x.sessions >= idle, 60_000);
       await sleep(1500);
       rssIdle = p.stats().rss ?? s.rss ?? 0;
-      holder.stdin!.end();
+      h.stdin!.end();
       await p.waitStats((x) => x.sessions === 0, 60_000);
     } finally {
+      // On failure the holder would keep its thousands of connections open: end it here.
+      if (holder && holder.exitCode === null) holder.kill();
       await p.stop();
     }
     const g = (b: number): string => `${(b / 1e9).toFixed(2)} Gbit/s`;
