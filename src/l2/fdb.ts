@@ -26,6 +26,7 @@ export class Fdb<T> {
   /** Most learned entries kept; beyond it new MACs are not learned (their frames flood). */
   readonly maxEntries: number;
   private count = 0;
+  private lastFullSweep = -Infinity;
   /** New MACs not learned because the table was full. */
   refused = 0;
 
@@ -45,10 +46,17 @@ export class Fdb<T> {
     const t = this.table(vlan);
     const e = t.get(mac);
     if (e === undefined) {
-      // A flood of invented source MACs must not grow the table without bound.
-      if (this.count >= this.maxEntries && (this.sweep(now) === 0 || this.count >= this.maxEntries)) {
-        this.refused++;
-        return false;
+      // A flood of invented source MACs must not grow the table without bound, nor cost a
+      // sweep of the whole full table per frame: sweep at most every quarter age (max 1 s).
+      if (this.count >= this.maxEntries) {
+        if (now - this.lastFullSweep >= Math.min(1000, this.ageMs / 4)) {
+          this.lastFullSweep = now;
+          this.sweep(now);
+        }
+        if (this.count >= this.maxEntries) {
+          this.refused++;
+          return false;
+        }
       }
       t.set(mac, { target, seen: now, static: false });
       this.count++;

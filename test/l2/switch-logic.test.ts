@@ -3,6 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LearningSwitch } from '../../src/l2/switch.js';
+import { Fdb } from '../../src/l2/fdb.js';
 import { frameVlan, pushVlan, completeChecksum } from '../../src/l2/ethernet.js';
 import type { Frame, Port } from '../../src/l2/port.js';
 
@@ -106,6 +107,20 @@ describe('learning switch forwarding', () => {
     assert.equal(c.frames().length, 1, 'the unlearned MAC is flooded');
     assert.equal(a.frames().length, 1);
     await sw.close();
+  });
+
+  it('a full MAC table is swept for aged entries at most every quarter age, not per new MAC', () => {
+    const fdb = new Fdb<string>(100, 2); // 100 ms age: a full-table sweep at most every 25 ms
+    assert.ok(fdb.learn(0, 1, 'a', 0) && fdb.learn(0, 2, 'a', 0));
+    assert.equal(fdb.learn(0, 3, 'a', 90), false, 'full, nothing aged yet');
+    // At 105 both entries are stale, but the table was swept 15 ms ago: refused without a sweep.
+    assert.equal(fdb.learn(0, 3, 'a', 105), false);
+    assert.equal(fdb.refused, 2);
+    assert.equal(fdb.size, 2);
+    // 30 ms after the last sweep the stale entries go and the new MAC is learned.
+    assert.equal(fdb.learn(0, 3, 'a', 120), true);
+    assert.equal(fdb.size, 1);
+    assert.equal(fdb.lookup(0, 3, 120), 'a');
   });
 
   it('ages learned MACs out', async () => {
