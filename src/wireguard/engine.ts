@@ -44,7 +44,7 @@ export interface EngineIo {
   send(to: ResolvedEndpoint, datagrams: Packed): void;
   /**
    * Writes decrypted, authenticated IP packets to the TUN device. Each packet has
-   * `deliverHeadroom` zeroed bytes in front of it in its buffer (room for a virtio_net_hdr).
+   * DELIVER_HEADROOM bytes of room (not zeroed) in front of it in its buffer, for a virtio_net_hdr.
    */
   deliver(packets: Uint8Array[]): void;
 }
@@ -163,7 +163,8 @@ class BatchScratch {
   readonly counter: Float64Array;
   readonly keypairs: Array<Keypair | undefined>;
   readonly peers: Peer[] = [];
-  /** Grouping a TUN batch by peer. */
+  /** Grouping a TUN batch by peer: each packet's group (NO_GROUP: no route), then the send order. */
+  readonly groupOf: Uint32Array;
   readonly order: Uint32Array;
   readonly groups: TxGroup[] = [];
   readonly batch: AeadBatch;
@@ -172,7 +173,7 @@ class BatchScratch {
     this.capacity = capacity;
     const u32 = () => new Uint32Array(capacity);
     this.keyIndex = u32(); this.srcOffsets = u32(); this.srcLengths = u32(); this.dstOffsets = u32(); this.dstLengths = u32();
-    this.outOffsets = u32(); this.outLengths = u32(); this.index = u32(); this.order = u32();
+    this.outOffsets = u32(); this.outLengths = u32(); this.index = u32(); this.groupOf = u32(); this.order = u32();
     this.counters = new Uint32Array(2 * capacity);
     this.ok = new Uint8Array(capacity);
     this.counter = new Float64Array(capacity);
@@ -185,8 +186,9 @@ class BatchScratch {
 }
 
 const MIN_SCRATCH = 128;
+const NO_GROUP = 0xffffffff;
 
-/** Zeroed bytes the engine leaves in front of each delivered packet. */
+/** Bytes of room the engine leaves in front of each delivered packet (contents unspecified). */
 export const DELIVER_HEADROOM = 12;
 
 type IndexEntry = { peer: Peer; keypair?: Keypair; handshake?: InitiatorState };
@@ -373,12 +375,12 @@ export class WireGuardEngine {
     const s = this.acquire('txScratch', count);
     try {
       const epoch = ++this.epoch;
-      const { groups, order } = s;
+      const { groups, groupOf, order } = s;
       let ngroups = 0;
       for (let i = 0; i < count; i++) {
         const len = lengths[i]!;
         const peer = len > 0 ? this.routeOf(buffer, offsets[i]!, len) : undefined;
-        if (!peer) { this.stats.dropped.noRoute++; order[i] = 0xffffffff; continue; }
+        if (!peer) { this.stats.dropped.noRoute++; groupOf[i] = NO_GROUP; continue; }
         if (peer.txEpoch !== epoch) {
           peer.txEpoch = epoch;
           peer.txGroup = ngroups;
@@ -388,24 +390,17 @@ export class WireGuardEngine {
           ngroups++;
         }
         groups[peer.txGroup]!.count++;
-        order[i] = peer.txGroup;
+        groupOf[i] = peer.txGroup;
       }
       if (ngroups === 0) return;
-      // Lay the packets out group by group: order[] becomes packet indices, in send order.
+      // Lay the packets out group by group, each group in the order its packets came.
       let at = 0;
       for (let g = 0; g < ngroups; g++) { const grp = groups[g]!; grp.start = at; at += grp.count; grp.count = 0; }
-      if (ngroups === 1) {
-        let k = 0;
-        for (let i = 0; i < count; i++) if (order[i] !== 0xffffffff) order[k++] = i;
-        groups[0]!.count = k;
-      } else {
-        // Place each packet after the earlier ones of its group (order[] held its group number).
-        const group = new Uint32Array(order.subarray(0, count));
-        for (let i = 0; i < count; i++) {
-          if (group[i] === 0xffffffff) continue;
-          const grp = groups[group[i]!]!;
-          order[grp.start + grp.count++] = i;
-        }
+      for (let i = 0; i < count; i++) {
+        const g = groupOf[i]!;
+        if (g === NO_GROUP) continue;
+        const grp = groups[g]!;
+        order[grp.start + grp.count++] = i;
       }
       for (let g = 0; g < ngroups; g++) {
         const grp = groups[g]!;
@@ -810,19 +805,27 @@ export class WireGuardEngine {
     const { keyIndex, srcOffsets, srcLengths, counters, dstOffsets, dstLengths, ok, index, counter, keypairs } = s;
     const epoch = ++this.epoch;
     let total = 0;
+    let m = 0;
     for (let k = 0; k < n; k++) {
+      const kp = keypairs[k]!;
+      // A handshake later in this batch may have dropped the keypair, and its key slot with it.
+      if (kp.receiveSlot < 0) { this.stats.dropped.unknownIndex++; continue; }
       const i = index[k]!;
-      keyIndex[k] = keypairs[k]!.receiveSlot;
-      srcOffsets[k] = d.offsets[i]! + DATA_HEADER_SIZE;
-      srcLengths[k] = d.lengths[i]! - DATA_HEADER_SIZE;
       const c = counter[k]!;
-      counters[2 * k] = c >>> 0;
-      counters[2 * k + 1] = Math.floor(c / 0x1_0000_0000);
-      // Each plaintext gets zeroed headroom in front (the interface's virtio_net_hdr).
+      index[m] = i; keypairs[m] = kp; counter[m] = c;
+      keyIndex[m] = kp.receiveSlot;
+      srcOffsets[m] = d.offsets[i]! + DATA_HEADER_SIZE;
+      srcLengths[m] = d.lengths[i]! - DATA_HEADER_SIZE;
+      counters[2 * m] = c >>> 0;
+      counters[2 * m + 1] = Math.floor(c / 0x1_0000_0000);
+      // Each plaintext gets room in front (the interface's virtio_net_hdr).
       total += DELIVER_HEADROOM;
-      dstOffsets[k] = total;
-      total += srcLengths[k]! - TAG_SIZE;
+      dstOffsets[m] = total;
+      total += srcLengths[m]! - TAG_SIZE;
+      m++;
     }
+    if (m === 0) return;
+    n = m;
     // The output outlives this call (the TUN write may finish later), so it gets its own buffer.
     const out = Buffer.allocUnsafe(Math.max(total, 1));
     const b = s.batch;
@@ -856,7 +859,6 @@ export class WireGuardEngine {
       if (ipLen === 0) continue;
       this.stats.dataPacketsReceived++;
       if (peer.sendKeepaliveAt === undefined) peer.sendKeepaliveAt = now + this.timers.keepaliveTimeout;
-      for (let z = at - DELIVER_HEADROOM; z < at; z++) out[z] = 0;
       deliver.push(out.subarray(at, at + ipLen));
     }
     for (const peer of touched) {

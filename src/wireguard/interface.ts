@@ -7,7 +7,7 @@ import { gsoSplit, GroCoalescer } from '../packet/index.js';
 import { openUdp, type UdpSocket, type DatagramBatch, type SendOptions } from '../net/udp.js';
 import type { ResolvedEndpoint } from '../net/endpoint.js';
 import type { NetnsRef } from '../netns.js';
-import { WireGuardEngine, type Packed, type PeerConfig } from './engine.js';
+import { WireGuardEngine, DELIVER_HEADROOM, type Packed, type PeerConfig } from './engine.js';
 import type { Timers } from './constants.js';
 import { UapiServer, UAPI_DIR, type UapiDevice } from './uapi.js';
 import { warmDataPath, rewarmDataPath } from './warmup.js';
@@ -186,14 +186,16 @@ export class WireGuardInterface implements UapiDevice {
       return;
     }
     const queue = this.tun.queues[0]!;
-    if (packets.length === 1) {
-      // Nothing to coalesce: the engine left zeroed headroom in front of the packet, which
-      // serves as its virtio_net_hdr (no offload, checksum complete), so it is written in place.
+    const h = queue.headerLength;
+    if (packets.length === 1 && h <= DELIVER_HEADROOM) {
+      // Nothing to coalesce: the room the engine left in front of the packet, zeroed, becomes
+      // its virtio_net_hdr (no offload, checksum complete), so it is written in place.
       const p = packets[0]!;
-      const h = queue.headerLength;
+      const whole = new Uint8Array(p.buffer);
+      whole.fill(0, p.byteOffset - h, p.byteOffset);
       this.oneOffset[0] = p.byteOffset - h;
       this.oneLength[0] = p.length + h;
-      queue.postRanges(new Uint8Array(p.buffer), this.oneOffset, this.oneLength, 1);
+      queue.postRanges(whole, this.oneOffset, this.oneLength, 1);
       queue.poke();
       return;
     }

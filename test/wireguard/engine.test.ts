@@ -131,6 +131,43 @@ test('three peers with overlapping AllowedIPs: longest prefix picks the peer', (
   assert.equal(hub.engine.stats.dropped.noRoute, 1);
 });
 
+test('one TUN batch interleaving two peers: each peer gets its own packets, in order', () => {
+  const net = new MemoryNet();
+  const hub = net.add('198.18.0.1', 1);
+  const s1 = net.add('198.18.0.11', 1);
+  const s2 = net.add('198.18.0.12', 1);
+  hub.engine.setPeer({ publicKey: s1.engine.publicKey!, endpoint: s1.endpoint, allowedIps: ['10.1.0.0/16'] });
+  hub.engine.setPeer({ publicKey: s2.engine.publicKey!, endpoint: s2.endpoint, allowedIps: ['10.2.0.0/16'] });
+  for (const s of [s1, s2]) s.engine.setPeer({ publicKey: hub.engine.publicKey!, endpoint: hub.endpoint, allowedIps: ['0.0.0.0/0'] });
+  sendPackets(hub, [ipv4('10.9.9.9', '10.1.0.1'), ipv4('10.9.9.9', '10.2.0.1')]);
+  net.pump(); // both sessions up; the next batch is sealed in one call for both peers
+  const to = (dst: string, k: number) => ipv4('10.9.9.9', dst, Buffer.alloc(k * 7 + 1, k));
+  const batch = [to('10.1.0.1', 1), to('10.2.0.1', 2), to('10.1.0.1', 3), to('10.3.0.1', 4), to('10.2.0.1', 5),
+    to('10.1.0.1', 6), to('10.1.0.1', 7), to('10.2.0.1', 8)];
+  sendPackets(hub, batch);
+  net.pump();
+  assert.deepEqual(s1.delivered.slice(1), [batch[0], batch[2], batch[5], batch[6]]);
+  assert.deepEqual(s2.delivered.slice(1), [batch[1], batch[4], batch[7]]);
+  assert.equal(hub.engine.stats.dropped.noRoute, 1);
+});
+
+test('data for a keypair that a handshake later in the same batch drops is counted, not thrown', () => {
+  const { net, a, b } = pair();
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump(2); // initiation and response done; a's first data message (confirming b's next keypair) is in flight
+  assert.equal(net.pending.length, 1);
+  net.clock += 1000;
+  a.engine.initiateHandshake(peerOf(a, b), false); // a new initiation: b replaces that next keypair
+  const unknownBefore = b.engine.stats.dropped.unknownIndex;
+  assert.doesNotThrow(() => net.pump());
+  assert.equal(b.engine.stats.dropped.unknownIndex, unknownBefore + 1);
+  assert.equal(b.delivered.length, 0);
+  // the new session carries traffic
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.equal(b.delivered.length, 1);
+});
+
 test('timers: rekey after time keeps traffic flowing; a silent peer expires; keys are zeroed', () => {
   const timers = { rekeyAfterTime: 3000, rejectAfterTime: 5000, rekeyTimeout: 500, keepaliveTimeout: 1000, rekeyAttemptTime: 3000 };
   const { net, a, b } = pair({ timers });
