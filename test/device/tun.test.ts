@@ -131,6 +131,30 @@ test('poke() hands the running readEach loop the answer the kernel queued during
   assert.equal(replies[1]!.readUInt16BE(26), 2);
 });
 
+test('writeRanges adds the PI header itself: the kernel answers the echo request a range holds', async () => {
+  const ns = net.namespace('dt');
+  await using dev = openTun({ netns: ns, packetInfo: true });
+  net.configure(ns, dev.name, { addresses: ['198.18.0.1/24'], up: true });
+  const q = dev.queues[0]!;
+  // The packet lies at an offset in a larger buffer; without its PI header the kernel would
+  // read the IP header's first bytes as one and drop the packet.
+  const request = echoRequest4('198.18.0.2', '198.18.0.1', 0x78, 7);
+  const buffer = Buffer.concat([Buffer.alloc(3, 0xff), request]);
+  assert.equal(await q.writeRanges(buffer, Uint32Array.of(3), Uint32Array.of(request.length), 1), 1);
+  const signal = AbortSignal.timeout(3000);
+  for (;;) {
+    const batch = await q.readBatch({ signal });
+    assert.ok(batch);
+    for (let i = 0; i < batch.count; i++) {
+      const p = batch.packet(i);
+      if (p[0] !== 0x45 || p[9] !== 1 || p[20] !== 0 || p.readUInt16BE(24) !== 0x78) continue;
+      assert.equal(p.readUInt16BE(26), 7);
+      assert.equal(batch.info(i)!.protocol, ETH_P.IP);
+      return;
+    }
+  }
+});
+
 test('a TUN write that is neither IPv4 nor IPv6 gets the kernel EINVAL as a TuntapError', async () => {
   const ns = net.namespace('dt');
   await using dev = openTun({ netns: ns });
