@@ -22,95 +22,89 @@ const A = '198.18.30.1';
 const B = '198.18.30.2';
 type IperfResult = Awaited<ReturnType<typeof iperfReport>>;
 
-async function kernelBridge(seconds: number): Promise<IperfResult> {
+/**
+ * Builds a topology with `setup` (which returns the client and server host namespaces and may
+ * register closers), pings once to settle ARP, measures iperf3 TCP client → B, removes it all.
+ */
+async function measure(seconds: number,
+  setup: (net: TestNet, closers: (() => Promise<void>)[]) => Promise<readonly [string, string]>): Promise<IperfResult> {
   const net = new TestNet();
+  const closers: (() => Promise<void>)[] = [];
   try {
-    const br = net.namespace('l2kbr'); const a = net.namespace('l2ka'); const b = net.namespace('l2kb');
-    nsExec(br, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
-    nsExec(br, 'ip', 'link', 'set', 'br0', 'up');
-    for (const [host, addr] of [[a, A], [b, B]] as const) {
-      const v = net.veth(br, host);
-      nsExec(br, 'ip', 'link', 'set', v.a, 'master', 'br0');
-      net.configure(host, v.b, { addresses: [`${addr}/24`] });
-    }
+    const [a, b] = await setup(net, closers);
     await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
     return await iperfReport(b, a, B, seconds);
   } finally {
+    for (const close of closers) await close();
     net.cleanup();
   }
 }
 
-async function ourSwitch(seconds: number, offload: boolean): Promise<IperfResult> {
-  const net = new TestNet();
-  const sw = new LearningSwitch();
-  try {
-    const swNs = net.namespace('l2sw'); const a = net.namespace('l2a'); const b = net.namespace('l2b');
-    for (const [host, addr] of [[a, A], [b, B]] as const) {
-      const port = TapPort.open({ name: uniqueName('tp'), netns: swNs, offload });
-      sw.addPort(port);
-      moveLink(port.name, host, { netns: swNs });
-      net.configure(host, port.name, { up: true, addresses: [`${addr}/24`] });
-    }
-    await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
-    return await iperfReport(b, a, B, seconds);
-  } finally {
-    await sw.close();
-    net.cleanup();
+const kernelBridge = (seconds: number) => measure(seconds, async (net) => {
+  const br = net.namespace('l2kbr'); const a = net.namespace('l2ka'); const b = net.namespace('l2kb');
+  nsExec(br, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
+  nsExec(br, 'ip', 'link', 'set', 'br0', 'up');
+  for (const [host, addr] of [[a, A], [b, B]] as const) {
+    const v = net.veth(br, host);
+    nsExec(br, 'ip', 'link', 'set', v.a, 'master', 'br0');
+    net.configure(host, v.b, { addresses: [`${addr}/24`] });
   }
-}
+  return [a, b] as const;
+});
+
+const ourSwitch = (seconds: number, offload: boolean) => measure(seconds, async (net, closers) => {
+  const sw = new LearningSwitch();
+  closers.push(() => sw.close());
+  const swNs = net.namespace('l2sw'); const a = net.namespace('l2a'); const b = net.namespace('l2b');
+  for (const [host, addr] of [[a, A], [b, B]] as const) {
+    const port = TapPort.open({ name: uniqueName('tp'), netns: swNs, offload });
+    sw.addPort(port);
+    moveLink(port.name, host, { netns: swNs });
+    net.configure(host, port.name, { up: true, addresses: [`${addr}/24`] });
+  }
+  return [a, b] as const;
+});
 
 const UNDERLAY = ['198.18.31.1', '198.18.31.2'] as const;
 
-async function kernelOverlay(seconds: number): Promise<IperfResult> {
-  const net = new TestNet();
-  try {
-    const s1 = net.namespace('l2ko1'); const s2 = net.namespace('l2ko2');
-    const a = net.namespace('l2koa'); const b = net.namespace('l2kob');
-    const ul = net.veth(s1, s2);
-    const sites = [[s1, a, A, ul.a, 0], [s2, b, B, ul.b, 1]] as const;
-    for (const [site, host, addr, dev, i] of sites) {
-      net.configure(site, dev, { addresses: [`${UNDERLAY[i]}/24`] });
-      nsExec(site, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
-      nsExec(site, 'ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '77', 'local', UNDERLAY[i], 'remote', UNDERLAY[1 - i],
-        'dstport', '4789', 'dev', dev);
-      nsExec(site, 'ip', 'link', 'set', 'vx0', 'master', 'br0');
-      const v = net.veth(site, host, { mtu: 1450 });
-      nsExec(site, 'ip', 'link', 'set', v.a, 'master', 'br0');
-      for (const d of ['vx0', 'br0']) nsExec(site, 'ip', 'link', 'set', d, 'up');
-      net.configure(host, v.b, { addresses: [`${addr}/24`] });
-    }
-    await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
-    return await iperfReport(b, a, B, seconds);
-  } finally {
-    net.cleanup();
-  }
+/** Two overlay sites joined by an addressed veth underlay; each entry: site, host, host address, underlay device, index. */
+function overlaySites(net: TestNet, tag: string) {
+  const s1 = net.namespace(`${tag}1`); const s2 = net.namespace(`${tag}2`);
+  const a = net.namespace(`${tag}a`); const b = net.namespace(`${tag}b`);
+  const ul = net.veth(s1, s2);
+  const sites = [[s1, a, A, ul.a, 0], [s2, b, B, ul.b, 1]] as const;
+  for (const [site, , , dev, i] of sites) net.configure(site, dev, { addresses: [`${UNDERLAY[i]}/24`] });
+  return sites;
 }
 
-async function ourOverlay(seconds: number): Promise<IperfResult> {
-  const net = new TestNet();
-  const switches: LearningSwitch[] = [];
-  try {
-    const s1 = net.namespace('l2oo1'); const s2 = net.namespace('l2oo2');
-    const a = net.namespace('l2ooa'); const b = net.namespace('l2oob');
-    const ul = net.veth(s1, s2);
-    const sites = [[s1, a, A, ul.a, 0], [s2, b, B, ul.b, 1]] as const;
-    for (const [site, host, addr, dev, i] of sites) {
-      net.configure(site, dev, { addresses: [`${UNDERLAY[i]}/24`] });
-      const sw = new LearningSwitch();
-      switches.push(sw);
-      const port = TapPort.open({ name: uniqueName('tp'), netns: site });
-      sw.addPort(port);
-      sw.addPort(await VxlanPort.open({ vni: 77, local: UNDERLAY[i], remotes: [UNDERLAY[1 - i]], netns: site }));
-      moveLink(port.name, host, { netns: site });
-      net.configure(host, port.name, { mtu: 1450, up: true, addresses: [`${addr}/24`] });
-    }
-    await nsRun(a, 'ping', ['-c', '1', '-W', '3', B]);
-    return await iperfReport(b, a, B, seconds);
-  } finally {
-    for (const sw of switches) await sw.close();
-    net.cleanup();
+const kernelOverlay = (seconds: number) => measure(seconds, async (net) => {
+  const sites = overlaySites(net, 'l2ko');
+  for (const [site, host, addr, dev, i] of sites) {
+    nsExec(site, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
+    nsExec(site, 'ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '77', 'local', UNDERLAY[i], 'remote', UNDERLAY[1 - i],
+      'dstport', '4789', 'dev', dev);
+    nsExec(site, 'ip', 'link', 'set', 'vx0', 'master', 'br0');
+    const v = net.veth(site, host, { mtu: 1450 });
+    nsExec(site, 'ip', 'link', 'set', v.a, 'master', 'br0');
+    for (const d of ['vx0', 'br0']) nsExec(site, 'ip', 'link', 'set', d, 'up');
+    net.configure(host, v.b, { addresses: [`${addr}/24`] });
   }
-}
+  return [sites[0][1], sites[1][1]] as const;
+});
+
+const ourOverlay = (seconds: number) => measure(seconds, async (net, closers) => {
+  const sites = overlaySites(net, 'l2oo');
+  for (const [site, host, addr, , i] of sites) {
+    const sw = new LearningSwitch();
+    closers.push(() => sw.close());
+    const port = TapPort.open({ name: uniqueName('tp'), netns: site });
+    sw.addPort(port);
+    sw.addPort(await VxlanPort.open({ vni: 77, local: UNDERLAY[i], remotes: [UNDERLAY[1 - i]], netns: site }));
+    moveLink(port.name, host, { netns: site });
+    net.configure(host, port.name, { mtu: 1450, up: true, addresses: [`${addr}/24`] });
+  }
+  return [sites[0][1], sites[1][1]] as const;
+});
 
 export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Promise<Record<string, number>> {
   const t = opts.durationSec;
