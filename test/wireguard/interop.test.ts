@@ -2,6 +2,7 @@
 // handshakes both ways, ping and iperf3 over IPv4 and IPv6 outer addresses, the UAPI with the
 // real `wg`, attacks that must be dropped and counted, cookies under a flood, timers, roaming.
 import { test, after } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { WgTopology, ping, iperf, nsRunOk, sleep, waitFor } from './topology.js';
 import { openUdp } from '../../src/net/udp.js';
@@ -65,13 +66,14 @@ test('tuntap initiates to wireguard-go over IPv4: ping v4/v6 and iperf3 both way
   assert.equal(theirView, `${a.outer4}:40123`);
 });
 
-test('wireguard-go initiates to tuntap over IPv6 outer addresses: ping and iperf3 both ways', async () => {
+test('wireguard-go initiates to tuntap over IPv6 outer addresses, with a preshared key: ping and iperf3 both ways', async () => {
   const topo = topology(12);
   const a = topo.side(1);
   const b = topo.side(2);
   topo.link(a, b);
-  await topo.tuntap(a, [{ side: b }]); // no endpoint: we learn it from the initiation
-  await topo.wireguardGo(b, [{ side: a, endpoint: 6 }]);
+  const psk = randomBytes(32);
+  await topo.tuntap(a, [{ side: b, psk }]); // no endpoint: we learn it from the initiation
+  await topo.wireguardGo(b, [{ side: a, endpoint: 6, psk }]);
   const p = await ping(b.ns, a.inner4);
   assert.ok(p.ok, p.out);
   assert.equal(a.wg!.engine.stats.handshakeInitiationsReceived, 1);

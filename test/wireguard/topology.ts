@@ -75,12 +75,13 @@ export class WgTopology {
   }
 
   /** Our interface on `s`, peered with `peers` (endpoint over v4 or v6 outer addresses, or none). */
-  async tuntap(s: Side, peers: Array<{ side: Side; endpoint?: 4 | 6; allowed?: string[]; keepalive?: number }>,
+  async tuntap(s: Side, peers: Array<{ side: Side; endpoint?: 4 | 6; allowed?: string[]; keepalive?: number; psk?: Buffer }>,
     timers?: Partial<Timers>): Promise<WireGuardInterface> {
     s.wg = await WireGuardInterface.open({
       name: s.name, netns: s.ns, privateKey: s.privateKey, listenPort: s.port, timers,
       peers: peers.map((p) => ({
         publicKey: p.side.publicKey,
+        presharedKey: p.psk,
         endpoint: p.endpoint ? { address: p.endpoint === 4 ? p.side.outer4 : p.side.outer6, port: p.side.port } : undefined,
         allowedIps: p.allowed ?? [`${p.side.inner4}/32`, `${p.side.inner6}/128`],
         persistentKeepalive: p.keepalive,
@@ -116,7 +117,7 @@ export class WgTopology {
   }
 
   /** Debian's wireguard-go on `s`, configured with wg setconf and ip. */
-  async wireguardGo(s: Side, peers: Array<{ side: Side; endpoint?: 4 | 6; allowed?: string[] }>): Promise<void> {
+  async wireguardGo(s: Side, peers: Array<{ side: Side; endpoint?: 4 | 6; allowed?: string[]; psk?: Buffer }>): Promise<void> {
     s.proc = nsSpawn(s.ns, 'wireguard-go', ['-f', s.name], { env: { ...process.env, WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' } });
     await waitFor(`wireguard-go ${s.name}`, () => existsSync(`/var/run/wireguard/${s.name}.sock`));
     const conf = join(this.dir, `${s.name}.conf`);
@@ -125,6 +126,7 @@ export class WgTopology {
       lines.push('', '[Peer]', `PublicKey = ${keyToBase64(p.side.publicKey)}`,
         `AllowedIPs = ${(p.allowed ?? [`${p.side.inner4}/32`, `${p.side.inner6}/128`]).join(', ')}`);
       if (p.endpoint) lines.push(`Endpoint = ${p.endpoint === 4 ? p.side.outer4 : `[${p.side.outer6}]`}:${p.side.port}`);
+      if (p.psk) lines.push(`PresharedKey = ${keyToBase64(p.psk)}`);
     }
     writeFileSync(conf, `${lines.join('\n')}\n`, { mode: 0o600 });
     await nsRunOk(s.ns, 'wg', ['setconf', s.name, conf]);
