@@ -207,10 +207,13 @@ Napi::Value ControlSocket(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-struct IfField { const char* name; unsigned long get; unsigned long set; };
+// Each field's get and set request, with the names errors report (set 0: read-only).
+struct IfField { const char* name; unsigned long get; const char* getName; unsigned long set; const char* setName; };
 const IfField kIfFields[] = {
-  {"mtu", SIOCGIFMTU, SIOCSIFMTU}, {"flags", SIOCGIFFLAGS, SIOCSIFFLAGS},
-  {"index", SIOCGIFINDEX, 0}, {"txqlen", SIOCGIFTXQLEN, SIOCSIFTXQLEN},
+  {"mtu", SIOCGIFMTU, "SIOCGIFMTU", SIOCSIFMTU, "SIOCSIFMTU"},
+  {"flags", SIOCGIFFLAGS, "SIOCGIFFLAGS", SIOCSIFFLAGS, "SIOCSIFFLAGS"},
+  {"index", SIOCGIFINDEX, "SIOCGIFINDEX", 0, nullptr},
+  {"txqlen", SIOCGIFTXQLEN, "SIOCGIFTXQLEN", SIOCSIFTXQLEN, "SIOCSIFTXQLEN"},
 };
 
 const IfField* FindField(const std::string& name) {
@@ -234,8 +237,7 @@ Napi::Value IfGet(const Napi::CallbackInfo& info) {
   if (!f) { Napi::TypeError::New(env, "unknown field " + field).ThrowAsJavaScriptException(); return env.Undefined(); }
   struct ifreq ifr;
   CopyName(&ifr, ifname);
-  std::string what = field == "mtu" ? "SIOCGIFMTU" : field == "flags" ? "SIOCGIFFLAGS" : field == "index" ? "SIOCGIFINDEX" : "SIOCGIFTXQLEN";
-  if (ioctl(FdArg(info, 0), f->get, &ifr) < 0) { ThrowErrno(env, "ioctl(" + what + ")", errno); return env.Undefined(); }
+  if (ioctl(FdArg(info, 0), f->get, &ifr) < 0) { ThrowErrno(env, std::string("ioctl(") + f->getName + ")", errno); return env.Undefined(); }
   if (field == "flags") return Napi::Number::New(env, static_cast<unsigned short>(ifr.ifr_flags));
   return Napi::Number::New(env, *IfrInt(&ifr, field));
 }
@@ -251,8 +253,7 @@ Napi::Value IfSet(const Napi::CallbackInfo& info) {
   CopyName(&ifr, ifname);
   if (field == "flags") ifr.ifr_flags = static_cast<short>(value);
   else *IfrInt(&ifr, field) = value;
-  std::string what = field == "mtu" ? "SIOCSIFMTU" : field == "flags" ? "SIOCSIFFLAGS" : "SIOCSIFTXQLEN";
-  if (ioctl(FdArg(info, 0), f->set, &ifr) < 0) ThrowErrno(env, "ioctl(" + what + ")", errno);
+  if (ioctl(FdArg(info, 0), f->set, &ifr) < 0) ThrowErrno(env, std::string("ioctl(") + f->setName + ")", errno);
   return env.Undefined();
 }
 
