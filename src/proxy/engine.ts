@@ -7,19 +7,16 @@ import { TcpNat, type NatEntry } from './nat.js';
 import { FakeIpPool, parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from './dns.js';
 import { UdpRelay, parseUdp, buildUdp, type UdpDatagram } from './udp.js';
 import { formatIP } from '../addr.js';
+import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, RELAY_HIGH_WATER, type Upstream } from './upstream.js';
 
 /** The slice of a TUN device the proxy uses (src/device TunDevice satisfies it). */
 export interface PacketDevice {
-  batches(opts?: { signal?: AbortSignal }): AsyncIterable<{ readonly count: number; packet(i: number): Buffer; vnet?(i: number): VnetHeader | undefined }>;
-  writeBatch(packets: readonly Uint8Array[], opts?: { vnet?: readonly (VnetHeader | undefined)[] }): Promise<unknown>;
+  batches(opts?: { signal?: AbortSignal }): AsyncIterable<{ readonly count: number; packet(i: number): Buffer; vnet?(i: number): VirtioNetHdr | undefined }>;
+  writeBatch(packets: readonly Uint8Array[], opts?: { vnet?: readonly (VirtioNetHdr | undefined)[] }): Promise<unknown>;
 }
 
-/** The virtio_net_hdr fields the proxy reads (checksum offload only; no GSO is enabled). */
-export interface VnetHeader { flags: number; gsoType: number; csumStart: number; csumOffset: number }
-
-const NEEDS_CSUM = 1;
 
 export interface TunProxyOptions {
   device: PacketDevice;
@@ -196,12 +193,13 @@ export class TunProxy extends EventEmitter {
       for await (const batch of this.opts.device.batches({ signal: this.abort.signal })) {
         const now = Date.now();
         const out: Buffer[] = [];
-        const heads: (VnetHeader | undefined)[] = [];
+        const heads: (VirtioNetHdr | undefined)[] = [];
         for (let i = 0; i < batch.count; i++) {
           const p = batch.packet(i);
           const h = offload ? batch.vnet?.(i) : undefined;
-          if (h && h.gsoType !== 0) { this.counters.dropped++; continue; }
-          const partial = h !== undefined && (h.flags & NEEDS_CSUM) !== 0;
+          // Only checksum offload is enabled on the TUN: a GSO super-packet is unexpected.
+          if (h && isGso(h)) { this.counters.dropped++; continue; }
+          const partial = h !== undefined && needsCsum(h);
           const verdict = this.nat.translate(p, now, partial);
           if (verdict === 'forward') { out.push(p); heads.push(partial ? h : undefined); }
           else if (verdict === 'other') this.other(p);
@@ -219,7 +217,7 @@ export class TunProxy extends EventEmitter {
     }
   }
 
-  private write(packets: Buffer[], heads?: (VnetHeader | undefined)[]): Promise<void> {
+  private write(packets: Buffer[], heads?: (VirtioNetHdr | undefined)[]): Promise<void> {
     this.counters.packetsOut += packets.length;
     this.writeChain = this.writeChain.then(
       async () => { await this.opts.device.writeBatch(packets, heads ? { vnet: heads } : undefined); },
