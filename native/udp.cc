@@ -287,16 +287,24 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     Napi::Env env = info.Env();
     Napi::Object area = info[0].As<Napi::Object>();
     size_t n;
-    data_ = TypedData<uint8_t>(area.Get("data"), &n);
+    data_ = nullptr;  // set last, once every array is known to fit the batch
+    uint8_t* data = TypedData<uint8_t>(area.Get("data"), &n);
     slotSize_ = area.Get("slotSize").As<Napi::Number>().Uint32Value();
     batch_ = area.Get("batch").As<Napi::Number>().Uint32Value();
     if (batch_ == 0 || slotSize_ == 0 || n < batch_ * slotSize_) { ThrowErrno(env, "recvmmsg", EINVAL); return env.Undefined(); }
-    lengths_ = TypedData<uint32_t>(area.Get("lengths"), &n);
-    segSizes_ = TypedData<uint32_t>(area.Get("segmentSizes"), &n);
-    flags_ = TypedData<uint32_t>(area.Get("truncated"), &n);
-    endpoints_ = TypedData<uint8_t>(area.Get("endpoints"), &n);
-    drops_ = TypedData<uint32_t>(area.Get("drops"), &n);
-    if (n < 3) { ThrowErrno(env, "recvmmsg", EINVAL); return env.Undefined(); }
+    // Drain() writes batch_ entries into each of these: a shorter array would be overrun.
+    size_t nLengths, nSegs, nFlags, nEndpoints, nDrops;
+    lengths_ = TypedData<uint32_t>(area.Get("lengths"), &nLengths);
+    segSizes_ = TypedData<uint32_t>(area.Get("segmentSizes"), &nSegs);
+    flags_ = TypedData<uint32_t>(area.Get("truncated"), &nFlags);
+    endpoints_ = TypedData<uint8_t>(area.Get("endpoints"), &nEndpoints);
+    drops_ = TypedData<uint32_t>(area.Get("drops"), &nDrops);
+    if (nLengths < batch_ || nSegs < batch_ || nFlags < batch_ || nEndpoints < batch_ * kEndpointSize || nDrops < 3) {
+      drops_ = nullptr;  // NotePeerError writes through it even without an area
+      ThrowErrno(env, "recvmmsg", EINVAL);
+      return env.Undefined();
+    }
+    data_ = data;
     areaRef_ = Napi::Persistent(area);
     rmsgs_.assign(batch_, mmsghdr{});
     riov_.assign(batch_, iovec{});
