@@ -1,6 +1,7 @@
 // TUN/TAP devices: open or attach (TUNSETIFF), every control ioctl, and single-queue I/O
 // conveniences that delegate to queues[0].
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { call, TuntapError } from '../errors.js';
 import { formatMac, parseMac as parseMacText } from '../addr.js';
 import { inNetns, type NetnsRef } from '../netns.js';
@@ -146,9 +147,9 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** An fd attached to the device, for control ioctls. */
   #controlFd(request: string): number {
-    if (this.#closed) throw new TuntapError(`ioctl(${request})`, 9, `${this.name}: the device is closed (ioctl(${request}): EBADF)`);
+    if (this.#closed) throw new TuntapError(`ioctl(${request})`, constants.errno.EBADF, `${this.name}: the device is closed (ioctl(${request}): EBADF)`);
     const q = this.queues.find((x) => !x.closed && x.attached) ?? this.queues.find((x) => !x.closed);
-    if (!q) throw new TuntapError(`ioctl(${request})`, 9, `${this.name}: no open queue is left (ioctl(${request}): EBADF)`);
+    if (!q) throw new TuntapError(`ioctl(${request})`, constants.errno.EBADF, `${this.name}: no open queue is left (ioctl(${request}): EBADF)`);
     return q.fd;
   }
 
@@ -192,10 +193,10 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** Interface counters (from /proc/net/dev inside the device's namespace). */
   stats(): InterfaceStats {
-    if (this.#closed) throw new TuntapError('read', 9, `${this.name}: the device is closed (read: EBADF)`);
+    if (this.#closed) throw new TuntapError('read', constants.errno.EBADF, `${this.name}: the device is closed (read: EBADF)`);
     const text = inNetns({ fd: this.#netns }, () => readFileSync('/proc/thread-self/net/dev', 'utf8'));
     const stats = parseNetDev(text, this.name);
-    if (!stats) throw new TuntapError('read', 19, `reading the statistics of ${this.name}: the device no longer exists (read(/proc/net/dev): ENODEV)`);
+    if (!stats) throw new TuntapError('read', constants.errno.ENODEV, `reading the statistics of ${this.name}: the device no longer exists (read(/proc/net/dev): ENODEV)`);
     return stats;
   }
 
@@ -275,7 +276,7 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
 
   /** Opens one more queue on a multi-queue device. */
   addQueue(): Queue {
-    if (this.#closed) throw new TuntapError('open', 9, `${this.name}: the device is closed (open: EBADF)`);
+    if (this.#closed) throw new TuntapError('open', constants.errno.EBADF, `${this.name}: the device is closed (open: EBADF)`);
     const mq = (this.flags & IFF.MULTI_QUEUE) !== 0;
     const opened = inNetns({ fd: this.#netns }, () => call(`adding a queue to ${this.name}`,
       () => native.tunOpen(this.name, this.flags & ~IFF.TUN_EXCL, 0), explainOpen(this.name, { exclusive: false, multiQueue: mq, mode: this.mode })));
