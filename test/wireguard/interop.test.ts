@@ -109,6 +109,23 @@ test('the other pairings: tuntap initiates over IPv6, wireguard-go initiates ove
   assert.equal(c.wg!.engine.getPeer(d.publicKey)!.endpoint?.address, d.outer4);
 });
 
+test('persistent keepalive: with no traffic at all, our keepalives start a session and reach wireguard-go every second', async () => {
+  const topo = topology(22);
+  const a = topo.side(1);
+  const b = topo.side(2);
+  topo.link(a, b);
+  await topo.wireguardGo(b, [{ side: a }]); // no endpoint: it learns ours from the handshake
+  const wa = await topo.tuntap(a, [{ side: b, endpoint: 4, keepalive: 1 }]);
+  const rx = async () => Number((await nsRunOk(b.ns, 'wg', ['show', b.name, 'transfer'])).trim().split('\t')[1]);
+  await waitFor('handshake started by the keepalive', async () => await rx() > 0, 5000);
+  const before = await rx();
+  await sleep(3500);
+  const gained = await rx() - before;
+  // a keepalive is a 32-byte data message; at least two fit in 3.5 s at one per second (with room for a slow tick)
+  assert.ok(gained >= 64, `wireguard-go received ${gained} bytes in 3.5 s`);
+  assert.equal(wa.engine.stats.dataPacketsSent, 0, 'nothing but keepalives went out');
+});
+
 test('replayed, bit-flipped, bad-MAC1 and garbage datagrams never reach the TUN and are counted; floods get cookies', async () => {
   const topo = topology(13);
   const a = topo.side(1);
