@@ -12,9 +12,6 @@ interface AeadNative {
 }
 const native = addon as AeadNative;
 
-export const KEY_LENGTH = 32;
-export const TAG_LENGTH = 16;
-
 /**
  * Describes one batch for sealBatch/openBatch. Packet i is src[srcOffsets[i] .. +srcLengths[i]],
  * uses keys[keyIndex[i]*32 .. +32] (key 0 when keyIndex is null) and nonce = 4 zero bytes ||
