@@ -189,6 +189,20 @@ test('timers: rekey after time keeps traffic flowing; a silent peer expires; key
   assert.equal(pa.queue.length, 0);
 });
 
+test('message limits: a new handshake after REKEY_AFTER_MESSAGES, none sent past REJECT_AFTER_MESSAGES, traffic continues', () => {
+  for (const timers of [{ rekeyAfterMessages: 8 }, { rejectAfterMessages: 8 }]) {
+    const { net, a, b } = pair({ timers });
+    const packets = Array.from({ length: 20 }, (_, i) => ipv4('10.0.0.1', '10.0.0.2', Buffer.from(`n${i}`)));
+    for (const p of packets) {
+      sendPackets(a, [p]);
+      net.advance(100);
+    }
+    assert.ok(a.engine.stats.handshakeInitiationsSent >= 3, `${JSON.stringify(timers)}: ${a.engine.stats.handshakeInitiationsSent} handshakes`);
+    assert.deepEqual(b.delivered, packets, JSON.stringify(timers));
+    assert.equal(b.engine.stats.dropped.expired, 0);
+  }
+});
+
 test('keepalives: passive after receiving data, persistent on an interval', () => {
   const { net, a, b } = pair({ timers: { keepaliveTimeout: 1000 }, keepalive: 2 });
   net.pump(); // persistent keepalive at configuration starts the handshake
