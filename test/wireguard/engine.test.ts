@@ -190,7 +190,7 @@ test('timers: rekey after time keeps traffic flowing; a silent peer expires; key
 });
 
 test('message limits: a new handshake after REKEY_AFTER_MESSAGES, none sent past REJECT_AFTER_MESSAGES, traffic continues', () => {
-  for (const timers of [{ rekeyAfterMessages: 8 }, { rejectAfterMessages: 8 }]) {
+  for (const timers of [{ rekeyAfterMessages: 8 }, { rejectAfterMessages: 8 }] as Array<Record<string, number>>) {
     const { net, a, b } = pair({ timers });
     const packets = Array.from({ length: 20 }, (_, i) => ipv4('10.0.0.1', '10.0.0.2', Buffer.from(`n${i}`)));
     for (const p of packets) {
