@@ -263,7 +263,11 @@ export class TcpNat {
     }
 
     // An application's segment.
-    const key = b.toString("latin1", addrOff, dstOff + addrLen) + b.toString("latin1", l4, l4 + 4);
+    // Addresses then ports: one slice unless IPv4 options sit between them (a joined string
+    // would be flattened again when hashed).
+    const addrEnd = dstOff + addrLen;
+    const key = l4 === addrEnd ? b.toString('latin1', addrOff, l4 + 4)
+      : b.toString('latin1', addrOff, addrEnd) + b.toString('latin1', l4, l4 + 4);
     let e = this.byKey.get(key);
     if (flags & SYN && !(flags & ACK)) {
       if (e && e.state === 'closing') { this.release(e); e = undefined; }
