@@ -179,6 +179,8 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   uint8_t* endpoints_ = nullptr;
   // [0] kernel drop counter (SO_RXQ_OVFL) last seen, [1] ICMP errors seen, [2] the last one's errno
   uint32_t* drops_ = nullptr;
+  // send()'s result, written here rather than returned as a new JS array per call.
+  uint32_t* sendResult_ = nullptr;
   std::vector<mmsghdr> rmsgs_;
   std::vector<iovec> riov_;
   std::vector<sockaddr_storage> raddr_;
@@ -293,14 +295,16 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     batch_ = area.Get("batch").As<Napi::Number>().Uint32Value();
     if (batch_ == 0 || slotSize_ == 0 || n < batch_ * slotSize_) { ThrowErrno(env, "recvmmsg", EINVAL); return env.Undefined(); }
     // Drain() writes batch_ entries into each of these: a shorter array would be overrun.
-    size_t nLengths, nSegs, nFlags, nEndpoints, nDrops;
+    size_t nLengths, nSegs, nFlags, nEndpoints, nDrops, nResult;
     lengths_ = TypedData<uint32_t>(area.Get("lengths"), &nLengths);
     segSizes_ = TypedData<uint32_t>(area.Get("segmentSizes"), &nSegs);
     flags_ = TypedData<uint32_t>(area.Get("truncated"), &nFlags);
     endpoints_ = TypedData<uint8_t>(area.Get("endpoints"), &nEndpoints);
     drops_ = TypedData<uint32_t>(area.Get("drops"), &nDrops);
-    if (nLengths < batch_ || nSegs < batch_ || nFlags < batch_ || nEndpoints < batch_ * kEndpointSize || nDrops < 3) {
+    sendResult_ = TypedData<uint32_t>(area.Get("sendResult"), &nResult);
+    if (nLengths < batch_ || nSegs < batch_ || nFlags < batch_ || nEndpoints < batch_ * kEndpointSize || nDrops < 3 || nResult < 4) {
       drops_ = nullptr;  // NotePeerError writes through it even without an area
+      sendResult_ = nullptr;
       ThrowErrno(env, "recvmmsg", EINVAL);
       return env.Undefined();
     }
@@ -372,11 +376,13 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   //   gsoSize > 0: consecutive packets to one destination are joined into one UDP_SEGMENT send
   //   where every packet but the last is exactly gsoSize bytes; gsoSize < 0: the same, with
   //   each group's size taken from its first packet.
-  // Returns [packetsDone, errno, failedPacket, messagesDone]: packetsDone counts packets handed to the kernel or
-  // dropped for a per-datagram error; errno 0 when all were done, EAGAIN when the socket is full.
+  // Writes [packetsDone, errno, failedPacket, messagesDone] to the area's sendResult: packetsDone
+  // counts packets handed to the kernel or dropped for a per-datagram error; errno 0 when all were
+  // done, EAGAIN when the socket is full.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
+    if (sendResult_ == nullptr) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
     uint32_t start = info[3].As<Napi::Number>().Uint32Value();
     uint32_t count = info[4].As<Napi::Number>().Uint32Value();
     // gsoSize < 0: "auto", each group's segment size is the length of its first datagram.
@@ -496,12 +502,11 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       doneMsgs++;
       break;
     }
-    Napi::Array result = Napi::Array::New(env, 4);
-    result.Set(0u, Napi::Number::New(env, sfirst_[doneMsgs]));
-    result.Set(1u, Napi::Number::New(env, err));
-    result.Set(2u, Napi::Number::New(env, failed));
-    result.Set(3u, Napi::Number::New(env, doneMsgs));
-    return result;
+    sendResult_[0] = sfirst_[doneMsgs];
+    sendResult_[1] = static_cast<uint32_t>(err);
+    sendResult_[2] = failed;
+    sendResult_[3] = doneMsgs;
+    return env.Undefined();
   }
 
   static bool IsPeerError(int err) {
@@ -613,6 +618,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     onWritable_.Reset();
     areaRef_.Reset();
     data_ = nullptr;
+    sendResult_ = nullptr;
     return info.Env().Undefined();
   }
 };

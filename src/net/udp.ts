@@ -14,6 +14,8 @@ interface RecvArea {
   data: Buffer; slotSize: number; batch: number;
   lengths: Uint32Array; segmentSizes: Uint32Array; truncated: Uint32Array;
   endpoints: Uint8Array; drops: Uint32Array;
+  /** Where send() leaves [packetsDone, errno, failedPacket, messagesDone] (no array per call). */
+  sendResult: Uint32Array;
 }
 
 interface NativeSocket {
@@ -27,7 +29,7 @@ interface NativeSocket {
   setRecvArea(area: RecvArea): void;
   recv(): number;
   send(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
-    start: number, count: number, endpoints: Uint8Array | null, ids: Uint32Array | null, gsoSize: number): [number, number, number, number];
+    start: number, count: number, endpoints: Uint8Array | null, ids: Uint32Array | null, gsoSize: number): void;
   /** With `persistent`, cb runs after every wake-up until cancelRead(); otherwise once. */
   armRead(cb: (n: number) => void, persistent?: boolean): void;
   armWrite(cb: (status: number) => void): void;
@@ -248,7 +250,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
       data: Buffer.allocUnsafeSlow(batchSize * slotSize), slotSize, batch: batchSize,
       lengths: new Uint32Array(batchSize), segmentSizes: new Uint32Array(batchSize),
       truncated: new Uint32Array(batchSize), endpoints: new Uint8Array(batchSize * ENDPOINT_SIZE),
-      drops: new Uint32Array(3),
+      drops: new Uint32Array(3), sendResult: new Uint32Array(4),
     };
     sock.setRecvArea(this.area);
     // A GRO message of slotSize bytes holds at most slotSize/1 datagrams in theory; the kernel
@@ -552,19 +554,17 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     start: number, count: number, plan: SendPlan): number {
     const sock = this.live('sending datagrams');
     const { rec, ids } = plan;
-    let result: [number, number, number, number];
     try {
-      result = sock.send(bufs, offsets, lengths, start, count - start, rec, ids, plan.gso);
+      sock.send(bufs, offsets, lengths, start, count - start, rec, ids, plan.gso);
     } catch (e) {
       throw toTuntapError(e, 'sending datagrams', explainSocket);
     }
     this.stats.sendCalls++;
-    // Indexed, not destructured: this runs on every send, often in V8's baseline tier, where
-    // array destructuring walks the iterator protocol.
-    const done = result[0];
-    const err = result[1];
-    const failed = result[2];
-    this.stats.sendMessages += result[3];
+    const result = this.area.sendResult;
+    const done = result[0]!;
+    const err = result[1]!;
+    const failed = result[2]!;
+    this.stats.sendMessages += result[3]!;
     const first = start;
     start += done;
     if (err === 0) { this.stats.sent += done; return start; }
