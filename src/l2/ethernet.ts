@@ -1,6 +1,7 @@
 // The few Ethernet and 802.1Q operations a switch needs, on raw frames: read addresses and the
 // VLAN tag, and insert or remove a tag (which copies, since the frame grows or shrinks).
 import { formatMac, parseMac } from '../addr.js';
+import { completePartialChecksum } from '../packet/checksum.js';
 import { gsoSplit } from '../packet/gso.js';
 import type { Frame, FrameOffload } from './port.js';
 
@@ -80,16 +81,7 @@ export function completeChecksum(frame: Frame): Frame | undefined {
   const at = o.csumStart + o.csumOffset;
   if (o.csumStart >= frame.data.length || at + 2 > frame.data.length) return undefined;
   const b = new Uint8Array(frame.data);
-  let sum = 0;
-  let i = o.csumStart;
-  const end = b.length - 1;
-  for (; i < end; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
-  if (i < b.length) sum += b[i]! << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
-  let csum = ~sum & 0xffff;
-  // A UDP checksum of zero means "none"; transmit all ones instead (RFC 768).
-  if (csum === 0) csum = 0xffff;
-  b[at] = csum >> 8; b[at + 1] = csum & 0xff;
+  completePartialChecksum(b, o.csumStart, o.csumOffset);
   return { data: b };
 }
 
