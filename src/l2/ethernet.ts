@@ -2,13 +2,12 @@
 // VLAN tag, and insert or remove a tag (which copies, since the frame grows or shrinks).
 import { formatMac, parseMac } from '../addr.js';
 import { completePartialChecksum } from '../packet/checksum.js';
+import { EtherType } from '../packet/ethernet.js';
 import { gsoSplit } from '../packet/gso.js';
 import type { Frame, FrameOffload } from './port.js';
 
 export const ETH_HEADER = 14;
 export const VLAN_TAG = 4;
-export const ETHERTYPE_VLAN = 0x8100;
-export const ETHERTYPE_QINQ = 0x88a8;
 
 /** The 48-bit MAC at `o` as an exact integer (a Map key without allocating a string). */
 export function macKey(b: Uint8Array, o: number): number {
@@ -35,7 +34,7 @@ export const isGroupAddress = (b: Uint8Array, o: number): boolean => (b[o]! & 1)
 /** VLAN id of a frame carrying an 802.1Q tag, or -1 for an untagged frame. */
 export function frameVlan(b: Uint8Array): number {
   if (b.length < ETH_HEADER + VLAN_TAG) return -1;
-  if (((b[12]! << 8) | b[13]!) !== ETHERTYPE_VLAN) return -1;
+  if (((b[12]! << 8) | b[13]!) !== EtherType.VLAN) return -1;
   return ((b[14]! << 8) | b[15]!) & 0x0fff;
 }
 
@@ -53,7 +52,7 @@ export function pushVlan(frame: Frame, vid: number): Frame {
   const src = frame.data;
   const out = new Uint8Array(src.length + VLAN_TAG);
   out.set(src.subarray(0, 12), 0);
-  out[12] = ETHERTYPE_VLAN >> 8; out[13] = ETHERTYPE_VLAN & 0xff;
+  out[12] = EtherType.VLAN >> 8; out[13] = EtherType.VLAN & 0xff;
   out[14] = (vid >> 8) & 0x0f; out[15] = vid & 0xff;
   out.set(src.subarray(12), 16);
   return { data: out, offload: shiftOffload(frame.offload, VLAN_TAG) };

@@ -3,7 +3,9 @@
 // read and one write per 64 KiB instead of per 1500 bytes, which is what makes a bridge in
 // JavaScript keep up with the kernel's.
 import { decodeVnetHdr, openTap, type DeviceOptions, type PacketBatch, type TunDevice } from '../device/index.js';
+import { EtherType } from '../packet/ethernet.js';
 import { GroCoalescer } from '../packet/gro.js';
+import { ETH_HEADER } from './ethernet.js';
 import type { Frame, FrameOffload, Port } from './port.js';
 
 export interface TapPortOptions {
@@ -18,13 +20,10 @@ export interface TapPortOptions {
   up?: boolean;
 }
 
-const ETH = 14;
-const ETHERTYPE_IPV4 = 0x0800;
-const ETHERTYPE_IPV6 = 0x86dd;
 const VNET_LEN = 10;
 
 function sameEthernetHeader(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < ETH; i++) if (a[i] !== b[i]) return false;
+  for (let i = 0; i < ETH_HEADER; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
@@ -110,13 +109,13 @@ export class TapPort implements Port {
    */
   private coalesce(frames: readonly Frame[]): Frame[] | undefined {
     const first = frames[0]!.data;
-    if (first.length < ETH + 20) return undefined;
+    if (first.length < ETH_HEADER + 20) return undefined;
     const type = (first[12]! << 8) | first[13]!;
-    if (type !== ETHERTYPE_IPV4 && type !== ETHERTYPE_IPV6) return undefined;
+    if (type !== EtherType.IPv4 && type !== EtherType.IPv6) return undefined;
     for (const f of frames) {
-      if (f.offload !== undefined || f.data.length < ETH + 20 || !sameEthernetHeader(first, f.data)) return undefined;
+      if (f.offload !== undefined || f.data.length < ETH_HEADER + 20 || !sameEthernetHeader(first, f.data)) return undefined;
     }
-    const packets = frames.map((f) => f.data.subarray(ETH));
+    const packets = frames.map((f) => f.data.subarray(ETH_HEADER));
     const bound = GroCoalescer.outputBound(packets);
     if (this.groOut.length < bound) this.groOut = new Uint8Array(bound * 2);
     const out = this.groOut;
@@ -127,13 +126,13 @@ export class TapPort implements Port {
     for (let k = 0; k < r.count; k++) {
       const at = r.offsets[k]!;
       const end = at + r.lengths[k]!;
-      const data = new Uint8Array(ETH + end - at - VNET_LEN);
-      data.set(first.subarray(0, ETH), 0);
-      data.set(out.subarray(at + VNET_LEN, end), ETH);
+      const data = new Uint8Array(ETH_HEADER + end - at - VNET_LEN);
+      data.set(first.subarray(0, ETH_HEADER), 0);
+      data.set(out.subarray(at + VNET_LEN, end), ETH_HEADER);
       const h = decodeVnetHdr(out, at, VNET_LEN);
       // The coalescer counts offsets from the IP header; the TAP's frames start at the MAC.
       const offload = h.gsoType !== 0 || (h.flags & 1) !== 0
-        ? { ...h, hdrLen: h.hdrLen + ETH, csumStart: h.csumStart + ETH } : undefined;
+        ? { ...h, hdrLen: h.hdrLen + ETH_HEADER, csumStart: h.csumStart + ETH_HEADER } : undefined;
       result.push({ data, offload });
     }
     return result;
