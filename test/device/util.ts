@@ -48,7 +48,3 @@ async function go() {
   const r = await nsRun(ns, process.execPath, ['-e', script, dst, String(dport), String(flows), String(rounds), String(sport), String(size), String(gapMs)]);
   if (r.code !== 0) throw new Error(`udp sender failed: ${r.stderr}`);
 }
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

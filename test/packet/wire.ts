@@ -1,6 +1,7 @@
 // Test plumbing for the packet layer's kernel tests: two namespaces joined by a user-space
 // wire between two devices (packets read from one are written to the other), and small node
 // programs that make real kernel traffic.
+import { waitForOutput } from '../helpers/wait.js';
 import { nsSpawn, nsRun } from '../helpers/netns.js';
 import { configureInterface } from '../../src/netlink/index.js';
 import type { TunDevice, PacketBatch } from '../../src/device/index.js';
@@ -38,13 +39,9 @@ for (const host of ${JSON.stringify([v4, v6])}) {
   return nsSpawn(ns, process.execPath, ['-e', script]);
 }
 
-export function waitFor(child: ReturnType<typeof nsSpawn>, text: string, ms = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for "${text}" (got "${out}")`)), ms);
-    child.stdout!.on('data', (d) => { out += d; if (out.includes(text)) { clearTimeout(timer); resolve(); } });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`exited with ${code} before "${text}": ${out}`)); });
-  });
+/** Waits until the helper process prints `text`. */
+export async function waitFor(child: ReturnType<typeof nsSpawn>, text: string, ms = 10_000): Promise<void> {
+  await waitForOutput(child, text, 'the helper process', { timeoutMs: ms });
 }
 
 /**
