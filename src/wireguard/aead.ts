@@ -1,5 +1,7 @@
 // Batched ChaCha20-Poly1305 for the data path: one native call seals or opens a whole batch of
 // packets with Node's own OpenSSL (native/aead.cc), instead of one createCipheriv per packet.
+// Where the node binary exports OpenSSL's ChaCha20 and Poly1305 block functions the AEAD is
+// composed from them ("direct"); elsewhere it goes through EVP. Both give the same bytes.
 import { addon } from '../native.js';
 
 interface AeadNative {
@@ -9,7 +11,10 @@ interface AeadNative {
   aeadOpenBatch(keys: Uint8Array, keyIndex: Uint32Array | null, src: Uint8Array, srcOffsets: Uint32Array,
     srcLengths: Uint32Array, counters: BigUint64Array | Uint32Array, dst: Uint8Array, dstOffsets: Uint32Array,
     dstLengths: Uint32Array, count: number, ok: Uint8Array): number;
+  aeadBackend(use?: AeadBackend): AeadBackend;
 }
+
+export type AeadBackend = 'direct' | 'evp';
 const native = addon as AeadNative;
 
 /**
@@ -49,6 +54,11 @@ export function sealBatch(b: AeadBatch, padLimit = 0): number {
 export function openBatch(b: AeadBatch, ok: Uint8Array): number {
   return native.aeadOpenBatch(b.keys, b.keyIndex, b.src, b.srcOffsets, b.srcLengths, b.counters,
     b.dst, b.dstOffsets, b.dstLengths, b.count, ok);
+}
+
+/** The implementation in effect; `use` switches it for the whole process (tests compare both). */
+export function aeadBackend(use?: AeadBackend): AeadBackend {
+  return use === undefined ? native.aeadBackend() : native.aeadBackend(use);
 }
 
 /** Padded plaintext length WireGuard sends for a packet of `length` bytes under `mtu`. */

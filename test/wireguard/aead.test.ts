@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { sealBatch, openBatch, paddedLength, type AeadBatch } from '../../src/wireguard/aead.js';
+import { sealBatch, openBatch, paddedLength, aeadBackend, type AeadBatch, type AeadBackend } from '../../src/wireguard/aead.js';
 
 function nonceOf(counter: bigint): Buffer {
   const n = Buffer.alloc(12);
@@ -39,78 +39,109 @@ function makeBatch(packets: Buffer[], keys: Buffer, keyIndex: number[] | null, c
   };
 }
 
-test('sealBatch matches createCipheriv for many sizes, keys and counters', () => {
-  const keys = randomBytes(32 * 3);
-  const sizes = [0, 1, 15, 16, 17, 63, 64, 100, 1280, 1420, 1500, 9000, 65000];
-  const packets = sizes.map((n) => randomBytes(n));
-  const keyIndex = sizes.map((_, i) => i % 3);
-  const counters = sizes.map((_, i) => (i === 5 ? 0xffff_ffff_ffff_fffen : BigInt(i * 7919)));
-  const b = makeBatch(packets, keys, keyIndex, counters, 16);
-  assert.equal(sealBatch(b), packets.length);
-  packets.forEach((p, i) => {
-    const key = keys.subarray(keyIndex[i]! * 32, keyIndex[i]! * 32 + 32);
-    const got = Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!));
-    assert.equal(b.dstLengths[i], p.length + 16);
-    assert.ok(got.equals(referenceSeal(key, counters[i]!, p)), `packet ${i} (${p.length} bytes)`);
+// Every check runs on both implementations: OpenSSL's block functions composed in the addon,
+// and EVP (what a Node built against a shared libcrypto uses).
+function use(backend: AeadBackend, t: { skip(msg: string): void }): boolean {
+  if (aeadBackend(backend) === backend) return true;
+  t.skip(`this node binary does not export OpenSSL's ChaCha20/Poly1305 block functions`);
+  return false;
+}
+
+for (const backend of ['direct', 'evp'] as const) {
+  test(`${backend}: sealBatch matches createCipheriv for many sizes, keys and counters`, (t) => {
+    if (!use(backend, t)) return;
+    const keys = randomBytes(32 * 3);
+    const sizes = [0, 1, 15, 16, 17, 63, 64, 100, 1280, 1420, 1500, 9000, 65000];
+    const packets = sizes.map((n) => randomBytes(n));
+    const keyIndex = sizes.map((_, i) => i % 3);
+    const counters = sizes.map((_, i) => (i === 5 ? 0xffff_ffff_ffff_fffen : BigInt(i * 7919)));
+    const b = makeBatch(packets, keys, keyIndex, counters, 16);
+    assert.equal(sealBatch(b), packets.length);
+    packets.forEach((p, i) => {
+      const key = keys.subarray(keyIndex[i]! * 32, keyIndex[i]! * 32 + 32);
+      const got = Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!));
+      assert.equal(b.dstLengths[i], p.length + 16);
+      assert.ok(got.equals(referenceSeal(key, counters[i]!, p)), `packet ${i} (${p.length} bytes)`);
+    });
   });
-});
 
-test('sealBatch pads like WireGuard: to 16 bytes, never past the MTU', () => {
-  assert.equal(paddedLength(0, 1420), 0);
-  assert.equal(paddedLength(1, 1420), 16);
-  assert.equal(paddedLength(1419, 1420), 1420);
-  assert.equal(paddedLength(1420, 1420), 1420);
-  assert.equal(paddedLength(1500, 1420), 1500);
-  const key = randomBytes(32);
-  const packets = [randomBytes(1), randomBytes(33), randomBytes(1415)];
-  const b = makeBatch(packets, key, null, [1n, 2n, 3n], 64);
-  sealBatch(b, 1420);
-  packets.forEach((p, i) => {
-    const padded = Buffer.concat([p, Buffer.alloc(paddedLength(p.length, 1420) - p.length)]);
-    const got = Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!));
-    assert.ok(got.equals(referenceSeal(key, BigInt(i + 1), padded)), `padded packet ${i}`);
+  test(`${backend}: sealBatch pads like WireGuard: to 16 bytes, never past the MTU`, (t) => {
+    if (!use(backend, t)) return;
+    assert.equal(paddedLength(0, 1420), 0);
+    assert.equal(paddedLength(1, 1420), 16);
+    assert.equal(paddedLength(1419, 1420), 1420);
+    assert.equal(paddedLength(1420, 1420), 1420);
+    assert.equal(paddedLength(1500, 1420), 1500);
+    const key = randomBytes(32);
+    const packets = [randomBytes(1), randomBytes(33), randomBytes(1415)];
+    const b = makeBatch(packets, key, null, [1n, 2n, 3n], 64);
+    sealBatch(b, 1420);
+    packets.forEach((p, i) => {
+      const padded = Buffer.concat([p, Buffer.alloc(paddedLength(p.length, 1420) - p.length)]);
+      const got = Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!));
+      assert.ok(got.equals(referenceSeal(key, BigInt(i + 1), padded)), `padded packet ${i}`);
+    });
   });
-});
 
-test('openBatch authenticates reference ciphertexts and flags forgeries per packet', () => {
-  const keys = randomBytes(64);
-  const plains = [randomBytes(0), randomBytes(40), randomBytes(1420), randomBytes(500), randomBytes(77)];
-  const counters = [0n, 1n, 2n, 3n, 4n];
-  const keyIndex = [0, 1, 0, 1, 0];
-  const sealed = plains.map((p, i) => referenceSeal(keys.subarray(keyIndex[i]! * 32, keyIndex[i]! * 32 + 32), counters[i]!, p));
-  sealed[1]![5] ^= 0x01;                   // bit flip in ciphertext
-  sealed[3]![sealed[3]!.length - 1] ^= 0x80; // bit flip in tag
-  const withShort = [...sealed, Buffer.alloc(7)]; // shorter than a tag
-  const b = makeBatch(withShort, keys, [...keyIndex, 0], [...counters, 5n], 0);
-  const ok = new Uint8Array(withShort.length);
-  assert.equal(openBatch(b, ok), 3);
-  assert.deepEqual([...ok], [1, 0, 1, 0, 1, 0]);
-  for (const i of [0, 2, 4]) {
-    assert.equal(b.dstLengths[i], plains[i]!.length);
-    assert.ok(Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!)).equals(plains[i]!));
-  }
-  // wrong counter (nonce) fails too
-  const wrong = makeBatch([sealed[0]!], keys, null, [9n], 0);
-  assert.equal(openBatch(wrong, new Uint8Array(1)), 0);
-});
+  test(`${backend}: openBatch authenticates reference ciphertexts and flags forgeries per packet`, (t) => {
+    if (!use(backend, t)) return;
+    const keys = randomBytes(64);
+    const plains = [randomBytes(0), randomBytes(40), randomBytes(1420), randomBytes(500), randomBytes(77)];
+    const counters = [0n, 1n, 2n, 3n, 4n];
+    const keyIndex = [0, 1, 0, 1, 0];
+    const sealed = plains.map((p, i) => referenceSeal(keys.subarray(keyIndex[i]! * 32, keyIndex[i]! * 32 + 32), counters[i]!, p));
+    sealed[1]![5] ^= 0x01;                   // bit flip in ciphertext
+    sealed[3]![sealed[3]!.length - 1] ^= 0x80; // bit flip in tag
+    const withShort = [...sealed, Buffer.alloc(7)]; // shorter than a tag
+    const b = makeBatch(withShort, keys, [...keyIndex, 0], [...counters, 5n], 0);
+    const ok = new Uint8Array(withShort.length);
+    assert.equal(openBatch(b, ok), 3);
+    assert.deepEqual([...ok], [1, 0, 1, 0, 1, 0]);
+    for (const i of [0, 2, 4]) {
+      assert.equal(b.dstLengths[i], plains[i]!.length);
+      assert.ok(Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!)).equals(plains[i]!));
+    }
+    // wrong counter (nonce) fails too
+    const wrong = makeBatch([sealed[0]!], keys, null, [9n], 0);
+    assert.equal(openBatch(wrong, new Uint8Array(1)), 0);
+  });
 
-test('seal then open round-trips in place', () => {
-  const key = randomBytes(32);
-  const plain = randomBytes(1000);
-  const buf = Buffer.alloc(1100);
-  plain.copy(buf, 0);
-  const b: AeadBatch = {
-    keys: key, keyIndex: null, src: buf, srcOffsets: Uint32Array.of(0), srcLengths: Uint32Array.of(1000),
-    counters: BigUint64Array.of(42n), dst: buf, dstOffsets: Uint32Array.of(0), dstLengths: new Uint32Array(1), count: 1,
-  };
-  sealBatch(b);
-  assert.ok(buf.subarray(0, 1016).equals(referenceSeal(key, 42n, plain)));
-  const o: AeadBatch = { ...b, srcLengths: Uint32Array.of(1016), dstLengths: new Uint32Array(1) };
-  const ok = new Uint8Array(1);
-  assert.equal(openBatch(o, ok), 1);
-  assert.ok(buf.subarray(0, 1000).equals(plain));
-  assert.ok(referenceOpen(key, 42n, referenceSeal(key, 42n, plain)).equals(plain));
-});
+  test(`${backend}: seal then open round-trips in place`, (t) => {
+    if (!use(backend, t)) return;
+    const key = randomBytes(32);
+    const plain = randomBytes(1000);
+    const buf = Buffer.alloc(1100);
+    plain.copy(buf, 0);
+    const b: AeadBatch = {
+      keys: key, keyIndex: null, src: buf, srcOffsets: Uint32Array.of(0), srcLengths: Uint32Array.of(1000),
+      counters: BigUint64Array.of(42n), dst: buf, dstOffsets: Uint32Array.of(0), dstLengths: new Uint32Array(1), count: 1,
+    };
+    sealBatch(b);
+    assert.ok(buf.subarray(0, 1016).equals(referenceSeal(key, 42n, plain)));
+    const o: AeadBatch = { ...b, srcLengths: Uint32Array.of(1016), dstLengths: new Uint32Array(1) };
+    const ok = new Uint8Array(1);
+    assert.equal(openBatch(o, ok), 1);
+    assert.ok(buf.subarray(0, 1000).equals(plain));
+    assert.ok(referenceOpen(key, 42n, referenceSeal(key, 42n, plain)).equals(plain));
+  });
+
+  test(`${backend}: every length from 0 to 300 and around block edges matches createCipheriv, seal and open`, (t) => {
+    if (!use(backend, t)) return;
+    const key = randomBytes(32);
+    const sizes = [...Array.from({ length: 301 }, (_, i) => i), 511, 512, 513, 1023, 1024, 1025, 4095, 4096, 4097];
+    const packets = sizes.map((n) => randomBytes(n));
+    const counters = sizes.map((_, i) => BigInt(i) * 0x1_0000_0001n);
+    const b = makeBatch(packets, key, null, counters, 16);
+    assert.equal(sealBatch(b), packets.length);
+    const sealed = packets.map((p, i) => Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!)));
+    sealed.forEach((c, i) => assert.ok(c.equals(referenceSeal(key, counters[i]!, packets[i]!)), `${sizes[i]} bytes`));
+    const o = makeBatch(sealed, key, null, counters, 0);
+    const ok = new Uint8Array(sealed.length);
+    assert.equal(openBatch(o, ok), sealed.length);
+    packets.forEach((p, i) => assert.ok(Buffer.from(o.dst.subarray(o.dstOffsets[i], o.dstOffsets[i]! + o.dstLengths[i]!)).equals(p), `${sizes[i]} bytes`));
+  });
+}
+aeadBackend('direct');
 
 test('out-of-bounds offsets and bad arguments throw instead of touching memory', () => {
   const key = randomBytes(32);
