@@ -498,13 +498,16 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   /**
    * writeRanges with `raw`, without a promise to wait on (a tunnel's data path): a write the
    * kernel takes at once creates no promise. Packets that could not be written (rejected, or the
-   * queue closed) are counted in counters.writesRejected.
+   * queue closed) are counted in counters.writesRejected. Returns true when the kernel took every
+   * packet during the call; otherwise the rest is written later and the bytes must stay as they are.
    */
-  postRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): void {
-    if (count === 0) return;
+  postRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): boolean {
+    if (count === 0) return true;
     if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
     const n = this.#writeRawNow(buffer, offsets, lengths, count);
-    if (n !== count) this.#writeRawRest(buffer, offsets, lengths, count, n).catch(() => { this.counters.writesRejected += count - Math.max(n, 0); });
+    if (n === count) return true;
+    this.#writeRawRest(buffer, offsets, lengths, count, n).catch(() => { this.counters.writesRejected += count - Math.max(n, 0); });
+    return false;
   }
 
   // With no write in progress, one native call usually takes the whole batch: then no promise

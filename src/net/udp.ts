@@ -658,11 +658,14 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    * sendPacked without a promise to wait on, for senders that do not wait (a tunnel's data
    * path): a send the kernel takes at once creates no promise at all. Per-datagram failures are
    * counted in stats.sendErrors as always; a send that fails as a whole (socket closed) is
-   * counted there too, with lastSendError.
+   * counted there too, with lastSendError. Returns true when the kernel took the datagrams during
+   * the call; otherwise they go out later and the bytes must stay as they are until then.
    */
-  post(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): void {
+  post(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): boolean {
     const p = this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
-    if (p !== SENT) p.catch((e: unknown) => this.countFailedSend(e, batch.count));
+    if (p === SENT) return true;
+    p.catch((e: unknown) => this.countFailedSend(e, batch.count));
+    return false;
   }
 
   private countFailedSend(e: unknown, count: number): void {

@@ -38,15 +38,17 @@ export interface ReceivedDatagrams {
 export interface EngineIo {
   /**
    * Sends datagrams to one endpoint (fire and forget; UDP may drop). The offsets and lengths
-   * arrays are the engine's, reused by its next batch: copy them if the send outlives the call
-   * (the bytes of the buffer stay as they are).
+   * arrays are the engine's, reused by its next batch: copy them if the send outlives the call.
+   * Returns true when the bytes are no longer needed (the kernel took them during the call): the
+   * engine then reuses the buffer for its next batch. Otherwise the buffer is the sender's.
    */
-  send(to: ResolvedEndpoint, datagrams: Packed): void;
+  send(to: ResolvedEndpoint, datagrams: Packed): boolean | void;
   /**
    * Writes decrypted, authenticated IP packets to the TUN device. Each packet has
    * DELIVER_HEADROOM bytes of room (not zeroed) in front of it in its buffer, for a virtio_net_hdr.
+   * The arrays are the engine's, as for send; so is the buffer again when this returns true.
    */
-  deliver(packets: Uint8Array[]): void;
+  deliver(packets: Packed): boolean | void;
 }
 
 /** Why packets were dropped; every silent drop is counted here. */
@@ -186,6 +188,31 @@ class BatchScratch {
 }
 
 const MIN_SCRATCH = 128;
+
+// The output of sealing or opening, reused from batch to batch for as long as the I/O side hands
+// it back at once (the kernel took the data during the call); a buffer the I/O side keeps (a send
+// or write waiting for room) is left to it and a new one is made. On an idle tunnel, allocating
+// and wrapping a fresh Buffer per wake-up was one of its costliest cold steps (~10 us).
+class Arena {
+  buffer: Buffer = EMPTY;
+  view: DataView = new DataView(EMPTY.buffer, EMPTY.byteOffset, 0);
+  inUse = false;
+
+  /** Makes `buffer` at least `size` bytes. */
+  fit(size: number): void {
+    if (size <= this.buffer.length) return;
+    this.buffer = Buffer.allocUnsafeSlow(Math.max(size, ARENA_MIN));
+    this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.length);
+  }
+
+  /** The I/O side kept the buffer: the next batch gets a new one. */
+  handOver(): void {
+    this.buffer = EMPTY;
+    this.view = EMPTY_VIEW;
+  }
+}
+
+const ARENA_MIN = 16 << 10;
 const NO_GROUP = 0xffffffff;
 
 /** Bytes of room the engine leaves in front of each delivered packet (contents unspecified). */
@@ -195,6 +222,7 @@ type IndexEntry = { peer: Peer; keypair?: Keypair; handshake?: InitiatorState };
 
 const ZERO_PSK = Buffer.alloc(32);
 const EMPTY = Buffer.alloc(0);
+const EMPTY_VIEW = new DataView(EMPTY.buffer, EMPTY.byteOffset, 0);
 
 export class Peer {
   readonly publicKey: Buffer;
@@ -288,6 +316,8 @@ export class WireGuardEngine {
   /** Numbers batches, so peers and keypairs can be marked "seen in this batch" without a Set or Map. */
   private epoch = 0;
   private readonly keyTable = new KeyTable();
+  private txArena = new Arena();
+  private rxArena = new Arena();
   private rxView: DataView = new DataView(new ArrayBuffer(0));
 
   constructor(io: EngineIo, opts: EngineOptions = {}) {
@@ -363,6 +393,15 @@ export class WireGuardEngine {
     grown.inUse = true;
     this[which] = grown;
     return grown;
+  }
+
+  /** The direction's arena, or (if a call up the stack holds it) one for this call alone. */
+  private takeArena(which: 'txArena' | 'rxArena', size: number): Arena {
+    let a = this[which];
+    if (a.inUse) a = new Arena();
+    a.fit(size);
+    a.inUse = true;
+    return a;
   }
 
   // ---- outgoing: packets from TUN ----
@@ -463,8 +502,9 @@ export class WireGuardEngine {
       n += grp.count;
     }
     if (n === 0) return;
-    // The output outlives this call (UDP may send it later), so it gets its own buffer.
-    const out = Buffer.allocUnsafe(total);
+    const arena = this.takeArena('txArena', total);
+    const out = arena.buffer;
+    const header = arena.view;
     const s = this.acquire('sealScratch', n);
     try {
       const { keyIndex, srcOffsets, srcLengths, counters, dstOffsets, dstLengths, outOffsets, outLengths } = s;
@@ -484,10 +524,10 @@ export class WireGuardEngine {
           const counter = kp.sendCounter++;
           const counterLow = counter >>> 0;
           const counterHigh = Math.floor(counter / 0x1_0000_0000);
-          out.writeUInt32LE(MESSAGE_DATA, at);
-          out.writeUInt32LE(kp.remoteIndex, at + 4);
-          out.writeUInt32LE(counterLow, at + 8);
-          out.writeUInt32LE(counterHigh, at + 12);
+          header.setUint32(at, MESSAGE_DATA, true);
+          header.setUint32(at + 4, kp.remoteIndex, true);
+          header.setUint32(at + 8, counterLow, true);
+          header.setUint32(at + 12, counterHigh, true);
           keyIndex[j] = slot;
           srcOffsets[j] = offsets[i]!;
           srcLengths[j] = len;
@@ -521,11 +561,12 @@ export class WireGuardEngine {
         peer.txBytes += bytes;
         if (peer.endpoint) {
           const whole = j === 0 && count === n;
-          this.io.send(peer.endpoint, {
+          const done = this.io.send(peer.endpoint, {
             buffer: out, count,
             offsets: whole ? outOffsets : outOffsets.subarray(j, j + count),
             lengths: whole ? outLengths : outLengths.subarray(j, j + count),
           });
+          if (done !== true) arena.handOver();
         } else {
           this.stats.dropped.noEndpoint += count;
         }
@@ -537,6 +578,7 @@ export class WireGuardEngine {
       }
     } finally {
       s.inUse = false;
+      arena.inUse = false;
     }
   }
 
@@ -803,6 +845,8 @@ export class WireGuardEngine {
 
   private openAndDeliver(d: ReceivedDatagrams, s: BatchScratch, n: number, now: number): void {
     const { keyIndex, srcOffsets, srcLengths, counters, dstOffsets, dstLengths, ok, index, counter, keypairs } = s;
+    // What goes to the TUN: the delivered packets' places in the output.
+    const { outOffsets: deliverOffsets, outLengths: deliverLengths } = s;
     const epoch = ++this.epoch;
     let total = 0;
     let m = 0;
@@ -826,52 +870,60 @@ export class WireGuardEngine {
     }
     if (m === 0) return;
     n = m;
-    // The output outlives this call (the TUN write may finish later), so it gets its own buffer.
-    const out = Buffer.allocUnsafe(Math.max(total, 1));
-    const b = s.batch;
-    b.keys = this.keyTable.bytes; b.src = d.buffer; b.dst = out; b.count = n;
-    openBatch(b, ok);
-    b.keys = b.src = b.dst = EMPTY;
-    const deliver: Uint8Array[] = [];
-    const touched = s.peers;
-    // Datagrams split from one GRO message share one source record: its endpoint is checked once.
-    let lastPeer: Peer | undefined;
-    let lastRecOff = -1;
-    for (let k = 0; k < n; k++) {
-      const kp = keypairs[k]!;
-      if (!ok[k]) { this.stats.dropped.authFailed++; continue; }
-      if (!kp.replay.accept(counter[k]!)) { this.stats.dropped.replay++; continue; }
-      const peer = kp.peer;
-      if (kp === peer.next) this.confirmNext(peer);
-      const i = index[k]!;
-      const recOff = d.endpointOffset(i);
-      if (peer !== lastPeer || recOff !== lastRecOff) {
-        this.updateEndpoint(peer, d.endpoints, recOff);
-        lastPeer = peer;
-        lastRecOff = recOff;
+    const arena = this.takeArena('rxArena', total);
+    try {
+      const out = arena.buffer;
+      const b = s.batch;
+      b.keys = this.keyTable.bytes; b.src = d.buffer; b.dst = out; b.count = n;
+      openBatch(b, ok);
+      b.keys = b.src = b.dst = EMPTY;
+      let delivered = 0;
+      const touched = s.peers;
+      // Datagrams split from one GRO message share one source record: its endpoint is checked once.
+      let lastPeer: Peer | undefined;
+      let lastRecOff = -1;
+      for (let k = 0; k < n; k++) {
+        const kp = keypairs[k]!;
+        if (!ok[k]) { this.stats.dropped.authFailed++; continue; }
+        if (!kp.replay.accept(counter[k]!)) { this.stats.dropped.replay++; continue; }
+        const peer = kp.peer;
+        if (kp === peer.next) this.confirmNext(peer);
+        const i = index[k]!;
+        const recOff = d.endpointOffset(i);
+        if (peer !== lastPeer || recOff !== lastRecOff) {
+          this.updateEndpoint(peer, d.endpoints, recOff);
+          lastPeer = peer;
+          lastRecOff = recOff;
+        }
+        peer.rxBytes += d.lengths[i]!;
+        if (peer.rxEpoch !== epoch) { peer.rxEpoch = epoch; touched.push(peer); }
+        const len = dstLengths[k]!;
+        if (len === 0) { this.stats.keepalivesReceived++; continue; }
+        const at = dstOffsets[k]!;
+        const ipLen = this.innerLength(out, at, len, peer);
+        if (ipLen === 0) continue;
+        this.stats.dataPacketsReceived++;
+        if (peer.sendKeepaliveAt === undefined) peer.sendKeepaliveAt = now + this.timers.keepaliveTimeout;
+        deliverOffsets[delivered] = at;
+        deliverLengths[delivered] = ipLen;
+        delivered++;
       }
-      peer.rxBytes += d.lengths[i]!;
-      if (peer.rxEpoch !== epoch) { peer.rxEpoch = epoch; touched.push(peer); }
-      const len = dstLengths[k]!;
-      if (len === 0) { this.stats.keepalivesReceived++; continue; }
-      const at = dstOffsets[k]!;
-      const ipLen = this.innerLength(out, at, len, peer);
-      if (ipLen === 0) continue;
-      this.stats.dataPacketsReceived++;
-      if (peer.sendKeepaliveAt === undefined) peer.sendKeepaliveAt = now + this.timers.keepaliveTimeout;
-      deliver.push(out.subarray(at, at + ipLen));
-    }
-    for (const peer of touched) {
-      this.onAuthenticatedReceived(peer, now);
-      const kp = peer.current;
-      // Last-minute rekey by the initiator when the session nears REJECT_AFTER_TIME.
-      if (kp?.initiator && !peer.lastMinuteHandshakeSent &&
-        now - kp.created >= this.timers.rejectAfterTime - this.timers.keepaliveTimeout - this.timers.rekeyTimeout) {
-        peer.lastMinuteHandshakeSent = true;
-        this.initiateHandshake(peer, false);
+      for (const peer of touched) {
+        this.onAuthenticatedReceived(peer, now);
+        const kp = peer.current;
+        // Last-minute rekey by the initiator when the session nears REJECT_AFTER_TIME.
+        if (kp?.initiator && !peer.lastMinuteHandshakeSent &&
+          now - kp.created >= this.timers.rejectAfterTime - this.timers.keepaliveTimeout - this.timers.rekeyTimeout) {
+          peer.lastMinuteHandshakeSent = true;
+          this.initiateHandshake(peer, false);
+        }
       }
+      if (delivered > 0 && this.io.deliver({ buffer: out, offsets: deliverOffsets, lengths: deliverLengths, count: delivered }) !== true) {
+        arena.handOver();
+      }
+    } finally {
+      arena.inUse = false;
     }
-    if (deliver.length > 0) this.io.deliver(deliver);
   }
 
   /** Length of the IP packet inside a decrypted payload (padding stripped), 0 if it must be dropped. */

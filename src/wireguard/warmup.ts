@@ -101,11 +101,15 @@ class WarmupPair {
         for (let i = 0; i < d.count; i++) {
           this.inbox[dest]!.push({ buffer: Buffer.from(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!)), from: me });
         }
+        return true;
       },
-      deliver: (packets) => {
-        this.delivered += packets.length;
+      deliver: (d: Packed) => {
+        this.delivered += d.count;
+        const packets: Uint8Array[] = [];
+        for (let i = 0; i < d.count; i++) packets.push(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!));
         const out = Buffer.allocUnsafe(GroCoalescer.outputBound(packets));
         this.gro.coalesce(packets, out);
+        return true;
       },
     }, { privateKey: generatePrivateKey() }));
     this.engines.forEach((e, me) => {

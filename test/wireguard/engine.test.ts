@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { MemoryNet, ipv4, ipv6, sendPackets, type Node } from './harness.js';
 import { ipToBytes } from '../../src/netlink/ip.js';
+import { WireGuardEngine, type Packed } from '../../src/wireguard/engine.js';
+import { generatePrivateKey } from '../../src/wireguard/crypto.js';
+import { DatagramBatch } from '../../src/net/udp.js';
+import { encodeEndpoint, ENDPOINT_SIZE } from '../../src/net/endpoint.js';
 
 function pair(opts: { psk?: Buffer; timers?: Record<string, number>; keepalive?: number } = {}) {
   const net = new MemoryNet();
@@ -260,4 +264,66 @@ test('random datagrams and malformed TUN packets never throw and are all counted
   const before2 = a.engine.stats.dropped.noRoute;
   sendPackets(a, [Buffer.alloc(0), Buffer.from([0x45]), Buffer.alloc(30, 0x50), Buffer.alloc(39, 0x60)]);
   assert.equal(a.engine.stats.dropped.noRoute - before2, 4);
+});
+
+test('output buffers: reused while the I/O side hands them back, never while it keeps them', () => {
+  // What the I/O side answers, and what it was handed (the buffer, and the bytes as they were then).
+  let sendDone = true;
+  let deliverDone = true;
+  type Kept = { buffer: Uint8Array; at: number; copy: Buffer };
+  const sent: Kept[] = [];
+  const delivered: Kept[] = [];
+  const keep = (d: Packed, into: Kept[]) => {
+    const at = d.offsets[0]!;
+    into.push({ buffer: d.buffer, at, copy: Buffer.from(d.buffer.subarray(at, at + d.lengths[0]!)) });
+  };
+  const ends = [{ address: '198.18.0.1', port: 1 }, { address: '198.18.0.2', port: 2 }];
+  const wire: Array<{ to: number; data: Buffer }> = [];
+  const engines = ends.map((_, me) => new WireGuardEngine({
+    send: (_to, d) => {
+      keep(d, sent);
+      wire.push({ to: 1 - me, data: Buffer.from(d.buffer.subarray(d.offsets[0]!, d.offsets[0]! + d.lengths[0]!)) });
+      return sendDone;
+    },
+    deliver: (d) => { keep(d, delivered); return deliverDone; },
+  }, { privateKey: generatePrivateKey() }));
+  engines.forEach((e, me) => e.setPeer({ publicKey: engines[1 - me]!.publicKey!, endpoint: ends[1 - me], allowedIps: [`10.0.0.${2 - me}/32`] }));
+  const area = Buffer.alloc(4096);
+  const eps = new Uint8Array(ENDPOINT_SIZE);
+  const batch = new DatagramBatch(area, new Uint32Array(1), new Uint32Array(1), new Uint16Array(1), eps);
+  const ping = (n: number) => {
+    const p = ipv4('10.0.0.1', '10.0.0.2', Buffer.alloc(40, n));
+    engines[0]!.sendPackets(p, Uint32Array.of(0), Uint32Array.of(p.length), 1);
+    for (let item = wire.shift(); item; item = wire.shift()) {
+      const from = ends[1 - item.to]!;
+      encodeEndpoint(from.address, from.port, eps, 0);
+      item.data.copy(area, 0);
+      batch.offsets[0] = 0; batch.lengths[0] = item.data.length; batch.sources[0] = 0; batch.count = 1; batch.messages = 1;
+      engines[item.to]!.receive(batch);
+    }
+  };
+  ping(1); // handshake, then the queued packet
+  sent.length = 0;
+  delivered.length = 0;
+  ping(2);
+  ping(3);
+  assert.equal(sent.length, 2);
+  assert.equal(sent[0]!.buffer.buffer, sent[1]!.buffer.buffer, 'a send handed back at once: the next batch reuses its buffer');
+  assert.equal(delivered.length, 2);
+  assert.equal(delivered[0]!.buffer.buffer, delivered[1]!.buffer.buffer, 'and so does delivery');
+  // Kept by the I/O side (a send or write waiting for room): never written again by the engine.
+  sendDone = false;
+  deliverDone = false;
+  sent.length = 0;
+  delivered.length = 0;
+  ping(4);
+  ping(5);
+  ping(6);
+  assert.equal(new Set(sent.map((k) => k.buffer.buffer)).size, 3, 'each kept send has a buffer of its own');
+  assert.equal(new Set(delivered.map((k) => k.buffer.buffer)).size, 3, 'each kept delivery too');
+  for (const k of [...sent, ...delivered]) {
+    assert.ok(Buffer.from(k.buffer.subarray(k.at, k.at + k.copy.length)).equals(k.copy), 'kept bytes unchanged by later batches');
+  }
+  assert.equal(engines[1]!.stats.dataPacketsReceived, 6);
+  for (const e of engines) e.close();
 });

@@ -30,8 +30,12 @@ export class MemoryNet {
           this.wire.push(item);
           if (!this.filter || this.filter(item)) this.pending.push(item);
         }
+        return true; // copied: the engine may reuse its buffer
       },
-      deliver: (packets) => { for (const p of packets) node.delivered.push(Buffer.from(p)); },
+      deliver: (d) => {
+        for (let i = 0; i < d.count; i++) node.delivered.push(Buffer.from(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!)));
+        return true;
+      },
     };
     node.engine = new WireGuardEngine(io, { privateKey: generatePrivateKey(), now: () => this.clock, ...opts });
     this.nodes.set(key, node);
