@@ -59,10 +59,12 @@ async function openvpn(topo: WgTopology, a: { ns: string; outer4: string; inner4
     .catch((e: Error) => { throw new Error(`${e.message}: ${log.slice(-2000)}`); });
 }
 
-// Pings at 0.2 s intervals after two warm-up pings (the first of which waits for the
-// handshake): a quiet tunnel's round trip, every wake-up starting from cold caches. All tunnels
-// are up at once and the rounds alternate between them, so a busy moment of this shared machine
-// falls on every tunnel alike instead of on whichever was being measured.
+// Pings at 0.2 s intervals: a quiet tunnel's round trip, every wake-up starting from cold caches.
+// All tunnels are up at once and the rounds alternate between them, so a busy moment of this
+// shared machine falls on every tunnel alike instead of on whichever was being measured. An
+// unmeasured round of WARMUP_PINGS comes first for every tunnel: the handshake, and the first
+// seconds of a process (a tuntap process compiles its data path during its first few pings).
+const WARMUP_PINGS = 10;
 const ROUNDS = 3;
 const PINGS = 20;
 
@@ -118,6 +120,7 @@ async function measureAll(kinds: Kind[], seconds: number): Promise<Map<Kind, Mea
   const tunnels: Tunnel[] = [];
   try {
     for (const [i, kind] of kinds.entries()) tunnels.push(await bringUp(kind, 41 + i));
+    for (const t of tunnels) await ping(t.a.ns, t.b.inner4, WARMUP_PINGS);
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of tunnels) t.times.push(...pingTimes((await ping(t.a.ns, t.b.inner4, PINGS)).out));
     }
