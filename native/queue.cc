@@ -194,7 +194,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     Napi::HandleScope scope(env_);
     if (status < 0) armed_ = 0;  // libuv stops the handle when it reports an error
     if (!readCb_.IsEmpty() && (status < 0 || (events & (UV_READABLE | UV_DISCONNECT)))) {
-      int r = status < 0 ? status : Drain(readMax_);
+      int r = status < 0 ? status : Drain(WakeReadLimit());
       if (r != 0) {  // 0: spurious wake-up, keep waiting
         // libuv reports poll errors as -errno on Linux, like Drain.
         Napi::Value err = r < 0 ? ErrnoValue(env_, "read", -r) : env_.Null();
@@ -214,6 +214,17 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
       Invoke(cb, {});
     }
     UpdatePoll();
+  }
+
+  // A wake-up after a pause (a ping, a keepalive) almost always finds one packet, and reading
+  // again only to hear EAGAIN put a system call on the packet's round trip. So after a pause a
+  // wake-up reads one packet: level-triggered polling reports at once anything left, and a
+  // wake-up that follows the previous one closely (traffic) drains a whole batch again.
+  uint32_t WakeReadLimit() {
+    uint64_t now = uv_now(loop_);
+    bool afterPause = now - lastWake_ >= kPauseMs;
+    lastWake_ = now;
+    return afterPause ? 1 : readMax_;
   }
 
   void Invoke(Napi::FunctionReference& cb, const std::initializer_list<napi_value>& args) {
@@ -356,6 +367,8 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   bool readPersistent_ = false;
   napi_async_context asyncContext_ = nullptr;
   uint32_t readMax_ = 0;
+  static constexpr uint64_t kPauseMs = 2;
+  uint64_t lastWake_ = 0;
   Napi::ObjectReference buffer_, offsets_, lengths_;
   uint8_t* base_ = nullptr;
   size_t capacity_ = 0;

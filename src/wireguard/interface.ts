@@ -195,7 +195,7 @@ export class WireGuardInterface implements UapiDevice {
       // Nothing to coalesce: the room the engine left in front of the packet, zeroed, becomes
       // its virtio_net_hdr (no offload, checksum complete), so it is written in place.
       const at = offsets[0]!;
-      buffer.fill(0, at - h, at);
+      for (let i = at - h; i < at; i++) buffer[i] = 0; // a few bytes: cheaper inline than fill()
       this.oneOffset[0] = at - h;
       this.oneLength[0] = lengths[0]! + h;
       const done = queue.postRanges(buffer, this.oneOffset, this.oneLength, 1);

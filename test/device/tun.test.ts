@@ -336,3 +336,30 @@ test('readEach: a callback-driven read loop answers pings, refuses a second read
   assert.equal(ends, 1);
   assert.equal(endError, null);
 });
+
+test('readEach after a pause reads one packet per wake-up, and a burst right after is still read in batches, none lost', async () => {
+  const ns = net.namespace('dp');
+  const dev = openTun({ netns: ns, batchSize: 64 });
+  configure(ns, dev);
+  const q = dev.queues[0]!;
+  const sizes: number[] = [];
+  let udp = 0;
+  const ended = new Promise<void>((resolve) => {
+    q.readEach((batch) => {
+      sizes.push(batch.count);
+      for (let i = 0; i < batch.count; i++) if (udpSourcePort(batch.packet(i)) === 41000) udp++;
+    }, () => resolve());
+  });
+  try {
+    await new Promise((r) => setTimeout(r, 50)); // the pause
+    // 200 datagrams routed into the TUN as fast as one sender can go
+    await sendUdp(ns, '198.18.0.2', 9000, { rounds: 200, sport: 41000 });
+    const deadline = Date.now() + 5000;
+    while (udp < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(udp, 200, `every datagram read (batches: ${sizes.join(',')})`);
+    assert.ok(Math.max(...sizes) > 1, `a burst is read in batches, not one packet per wake-up (batches: ${sizes.join(',')})`);
+  } finally {
+    await dev.close();
+  }
+  await ended;
+});
