@@ -232,6 +232,127 @@ inline size_t PaddedLength(size_t len, size_t padLimit) {
   return padded;
 }
 
+// The two backends seal and open one packet at a time behind the same four calls; the batch
+// loops are shared. SetKey comes only when a packet's key differs from the previous packet's.
+class DirectAead {
+ public:
+  explicit DirectAead(const Direct& d) : d_(d) {}
+  bool Ready() const { return true; }
+  void SetKey(const uint8_t* key) { std::memcpy(st_.key, key, kKeyLen); }
+
+  // in[0..len), zero-padded to `padded`, becomes out[0..padded) || tag.
+  bool Seal(const uint8_t nonce[12], const uint8_t* in, size_t len, uint8_t* out, size_t padded) {
+    if (out != in) std::memmove(out, in, len);  // laid out in the output and encrypted there
+    std::memset(out + len, 0, padded - len);
+    ChaChaXor(d_, st_, out, out, padded, nonce);
+    Tag(d_, st_, out, padded, nonce, out + padded);
+    return true;
+  }
+
+  // in[0..plain) || tag → out[0..plain) if authentic. The tag is checked first, so a forgery's
+  // plaintext is never written.
+  bool Open(const uint8_t nonce[12], const uint8_t* in, size_t plain, uint8_t* out) {
+    uint8_t tag[kTagLen];
+    Tag(d_, st_, in, plain, nonce, tag);
+    if (CRYPTO_memcmp(tag, in + plain, kTagLen) != 0) return false;
+    ChaChaXor(d_, st_, out, in, plain, nonce);
+    return true;
+  }
+
+ private:
+  const Direct& d_;
+  DirectState st_;
+};
+
+class EvpAead {
+ public:
+  explicit EvpAead(bool encrypt) {
+    ready_ = c_.ctx && (encrypt ? EVP_EncryptInit_ex(c_.ctx, Cipher(), nullptr, nullptr, nullptr)
+                                : EVP_DecryptInit_ex(c_.ctx, Cipher(), nullptr, nullptr, nullptr)) == 1;
+  }
+  bool Ready() const { return ready_; }
+  // Handed to the next init; the context keeps it for the packets after.
+  void SetKey(const uint8_t* key) { key_ = key; }
+
+  bool Seal(const uint8_t nonce[12], const uint8_t* in, size_t len, uint8_t* out, size_t padded) {
+    static const uint8_t zeros[16] = {0};
+    if (EVP_EncryptInit_ex(c_.ctx, nullptr, nullptr, key_, nonce) != 1) return false;
+    key_ = nullptr;
+    int n = 0, total = 0;
+    if (len > 0 && EVP_EncryptUpdate(c_.ctx, out, &n, in, static_cast<int>(len)) != 1) return false;
+    total += n;
+    n = 0;
+    if (padded > len && EVP_EncryptUpdate(c_.ctx, out + total, &n, zeros, static_cast<int>(padded - len)) != 1) return false;
+    total += n;
+    n = 0;
+    if (EVP_EncryptFinal_ex(c_.ctx, out + total, &n) != 1) return false;
+    total += n;
+    return EVP_CIPHER_CTX_ctrl(c_.ctx, EVP_CTRL_AEAD_GET_TAG, kTagLen, out + total) == 1;
+  }
+
+  bool Open(const uint8_t nonce[12], const uint8_t* in, size_t plain, uint8_t* out) {
+    if (EVP_DecryptInit_ex(c_.ctx, nullptr, nullptr, key_, nonce) != 1) return false;
+    key_ = nullptr;
+    // OpenSSL wants a non-const tag pointer; a copy, so in-place decryption cannot disturb it.
+    uint8_t tag[kTagLen];
+    std::memcpy(tag, in + plain, kTagLen);
+    int n = 0;
+    if (plain > 0 && EVP_DecryptUpdate(c_.ctx, out, &n, in, static_cast<int>(plain)) != 1) return false;
+    if (EVP_CIPHER_CTX_ctrl(c_.ctx, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) != 1) return false;
+    return EVP_DecryptFinal_ex(c_.ctx, out + n, &n) == 1;
+  }
+
+ private:
+  Ctx c_;
+  const uint8_t* key_ = nullptr;
+  bool ready_ = false;
+};
+
+template <class Aead>
+size_t SealAll(Aead& aead, const BatchArgs& a, size_t padLimit) {
+  uint32_t currentKey = UINT32_MAX;
+  uint8_t nonce[12];
+  size_t done = 0;
+  for (size_t i = 0; i < a.count; i++) {
+    uint32_t k = a.keyIndex ? a.keyIndex[i] : 0;
+    if (k != currentKey) { aead.SetKey(a.keys.data + size_t(k) * kKeyLen); currentKey = k; }
+    MakeNonce(a.counters.data, i, nonce);
+    size_t len = a.srcLen[i];
+    size_t padded = PaddedLength(len, padLimit);
+    if (!aead.Seal(nonce, a.src.data + a.srcOff[i], len, a.dst.data + a.dstOff[i], padded)) break;
+    a.dstLen[i] = static_cast<uint32_t>(padded + kTagLen);
+    done++;
+  }
+  return done;
+}
+
+template <class Aead>
+size_t OpenAll(Aead& aead, const BatchArgs& a, uint8_t* ok) {
+  uint32_t currentKey = UINT32_MAX;
+  uint8_t nonce[12];
+  size_t good = 0;
+  for (size_t i = 0; i < a.count; i++) {
+    ok[i] = 0;
+    a.dstLen[i] = 0;
+    size_t len = a.srcLen[i];
+    if (len < kTagLen) continue;  // too short to hold a tag: malformed, never authentic
+    uint32_t k = a.keyIndex ? a.keyIndex[i] : 0;
+    if (k != currentKey) { aead.SetKey(a.keys.data + size_t(k) * kKeyLen); currentKey = k; }
+    MakeNonce(a.counters.data, i, nonce);
+    size_t plain = len - kTagLen;
+    if (!aead.Open(nonce, a.src.data + a.srcOff[i], plain, a.dst.data + a.dstOff[i])) continue;
+    ok[i] = 1;
+    a.dstLen[i] = static_cast<uint32_t>(plain);
+    good++;
+  }
+  return good;
+}
+
+Napi::Value Unavailable(Napi::Env env) {
+  Napi::Error::New(env, "aead: OpenSSL ChaCha20-Poly1305 unavailable").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 // sealBatch(...common, padLimit) → number of packets sealed. dst gets ciphertext||tag,
 // dstLengths[i] = padded length + 16.
 Napi::Value SealBatch(const Napi::CallbackInfo& info) {
@@ -246,59 +367,14 @@ Napi::Value SealBatch(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
   }
+  size_t done;
   if (DirectInUse()) {
-    const Direct& d = Primitives();
-    DirectState st;
-    uint32_t currentKey = UINT32_MAX;
-    uint8_t nonce[12];
-    for (size_t i = 0; i < a.count; i++) {
-      uint32_t k = a.keyIndex ? a.keyIndex[i] : 0;
-      if (k != currentKey) { std::memcpy(st.key, a.keys.data + size_t(k) * kKeyLen, kKeyLen); currentKey = k; }
-      MakeNonce(a.counters.data, i, nonce);
-      const uint8_t* in = a.src.data + a.srcOff[i];
-      uint8_t* out = a.dst.data + a.dstOff[i];
-      size_t len = a.srcLen[i];
-      size_t padded = PaddedLength(len, padLimit);
-      // Plaintext and padding are laid out in the output and encrypted there.
-      if (out != in) std::memmove(out, in, len);
-      std::memset(out + len, 0, padded - len);
-      ChaChaXor(d, st, out, out, padded, nonce);
-      Tag(d, st, out, padded, nonce, out + padded);
-      a.dstLen[i] = static_cast<uint32_t>(padded + kTagLen);
-    }
-    return Napi::Number::New(env, static_cast<double>(a.count));
-  }
-  Ctx c;
-  if (!c.ctx || EVP_EncryptInit_ex(c.ctx, Cipher(), nullptr, nullptr, nullptr) != 1) {
-    Napi::Error::New(env, "aead: OpenSSL ChaCha20-Poly1305 unavailable").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  static const uint8_t zeros[16] = {0};
-  uint32_t currentKey = UINT32_MAX;
-  uint8_t nonce[12];
-  size_t done = 0;
-  for (size_t i = 0; i < a.count; i++) {
-    uint32_t k = a.keyIndex ? a.keyIndex[i] : 0;
-    MakeNonce(a.counters.data, i, nonce);
-    const uint8_t* key = k != currentKey ? a.keys.data + size_t(k) * kKeyLen : nullptr;
-    if (EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, key, nonce) != 1) break;
-    currentKey = k;
-    const uint8_t* in = a.src.data + a.srcOff[i];
-    uint8_t* out = a.dst.data + a.dstOff[i];
-    size_t len = a.srcLen[i];
-    size_t padded = PaddedLength(len, padLimit);
-    int n = 0, total = 0;
-    if (len > 0 && EVP_EncryptUpdate(c.ctx, out, &n, in, static_cast<int>(len)) != 1) break;
-    total += n;
-    n = 0;
-    if (padded > len && EVP_EncryptUpdate(c.ctx, out + total, &n, zeros, static_cast<int>(padded - len)) != 1) break;
-    total += n;
-    n = 0;
-    if (EVP_EncryptFinal_ex(c.ctx, out + total, &n) != 1) break;
-    total += n;
-    if (EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_AEAD_GET_TAG, kTagLen, out + total) != 1) break;
-    a.dstLen[i] = static_cast<uint32_t>(total + kTagLen);
-    done++;
+    DirectAead aead(Primitives());
+    done = SealAll(aead, a, padLimit);
+  } else {
+    EvpAead aead(true);
+    if (!aead.Ready()) return Unavailable(env);
+    done = SealAll(aead, a, padLimit);
   }
   return Napi::Number::New(env, static_cast<double>(done));
 }
@@ -322,67 +398,14 @@ Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
   }
+  size_t good;
   if (DirectInUse()) {
-    const Direct& d = Primitives();
-    DirectState st;
-    uint32_t currentKey = UINT32_MAX;
-    uint8_t nonce[12];
-    uint8_t tag[kTagLen];
-    size_t good = 0;
-    for (size_t i = 0; i < a.count; i++) {
-      ok.data[i] = 0;
-      a.dstLen[i] = 0;
-      size_t len = a.srcLen[i];
-      if (len < kTagLen) continue;  // too short to hold a tag: malformed, never authentic
-      uint32_t k = a.keyIndex ? a.keyIndex[i] : 0;
-      if (k != currentKey) { std::memcpy(st.key, a.keys.data + size_t(k) * kKeyLen, kKeyLen); currentKey = k; }
-      MakeNonce(a.counters.data, i, nonce);
-      const uint8_t* in = a.src.data + a.srcOff[i];
-      size_t plain = len - kTagLen;
-      // Authenticate before decrypting: a forgery's plaintext is never written.
-      Tag(d, st, in, plain, nonce, tag);
-      if (CRYPTO_memcmp(tag, in + plain, kTagLen) != 0) continue;
-      ChaChaXor(d, st, a.dst.data + a.dstOff[i], in, plain, nonce);
-      ok.data[i] = 1;
-      a.dstLen[i] = static_cast<uint32_t>(plain);
-      good++;
-    }
-    return Napi::Number::New(env, static_cast<double>(good));
-  }
-  Ctx c;
-  if (!c.ctx || EVP_DecryptInit_ex(c.ctx, Cipher(), nullptr, nullptr, nullptr) != 1) {
-    Napi::Error::New(env, "aead: OpenSSL ChaCha20-Poly1305 unavailable").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  uint32_t currentKey = UINT32_MAX;
-  uint8_t nonce[12];
-  size_t good = 0;
-  for (size_t i = 0; i < a.count; i++) {
-    ok.data[i] = 0;
-    a.dstLen[i] = 0;
-    size_t len = a.srcLen[i];
-    if (len < kTagLen) continue;  // too short to hold a tag: malformed, never authentic
-    uint32_t k = a.keyIndex ? a.keyIndex[i] : 0;
-    MakeNonce(a.counters.data, i, nonce);
-    const uint8_t* key = k != currentKey ? a.keys.data + size_t(k) * kKeyLen : nullptr;
-    if (EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, key, nonce) != 1) { currentKey = UINT32_MAX; continue; }
-    currentKey = k;
-    const uint8_t* in = a.src.data + a.srcOff[i];
-    uint8_t* out = a.dst.data + a.dstOff[i];
-    size_t plain = len - kTagLen;
-    // OpenSSL wants a non-const tag pointer; copy it so in-place decryption cannot disturb it.
-    uint8_t tag[kTagLen];
-    std::memcpy(tag, in + plain, kTagLen);
-    int n = 0, total = 0;
-    if (plain > 0 && EVP_DecryptUpdate(c.ctx, out, &n, in, static_cast<int>(plain)) != 1) continue;
-    total += n;
-    n = 0;
-    if (EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) != 1) continue;
-    if (EVP_DecryptFinal_ex(c.ctx, out + total, &n) != 1) continue;
-    total += n;
-    ok.data[i] = 1;
-    a.dstLen[i] = static_cast<uint32_t>(total);
-    good++;
+    DirectAead aead(Primitives());
+    good = OpenAll(aead, a, ok.data);
+  } else {
+    EvpAead aead(false);
+    if (!aead.Ready()) return Unavailable(env);
+    good = OpenAll(aead, a, ok.data);
   }
   return Napi::Number::New(env, static_cast<double>(good));
 }
