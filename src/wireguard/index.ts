@@ -10,3 +10,4 @@ export { ReplayWindow, REPLAY_WINDOW } from './replay.js';
 export { sealBatch, openBatch, paddedLength, type AeadBatch } from './aead.js';
 export { generatePrivateKey, publicKey, keyToBase64, keyFromBase64 } from './crypto.js';
 export { DEFAULT_TIMERS, type Timers } from './constants.js';
+export { V8_TUNNEL_FLAGS } from './warmup.js';
