@@ -25,6 +25,13 @@ export interface Packed {
   count: number;
 }
 
+/** One view per packet of a Packed batch (for APIs that take packets one by one). */
+export function packetViews(d: Packed): Uint8Array[] {
+  const views: Uint8Array[] = [];
+  for (let i = 0; i < d.count; i++) views.push(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!));
+  return views;
+}
+
 /** Received datagrams with their sources as 24-byte endpoint records (src/net's DatagramBatch fits). */
 export interface ReceivedDatagrams {
   readonly count: number;
@@ -195,7 +202,7 @@ const MIN_SCRATCH = 128;
 // and wrapping a fresh Buffer per wake-up was one of its costliest cold steps (~10 us).
 class Arena {
   buffer: Buffer = EMPTY;
-  view: DataView = new DataView(EMPTY.buffer, EMPTY.byteOffset, 0);
+  view: DataView = EMPTY_VIEW;
   inUse = false;
 
   /** Makes `buffer` at least `size` bytes. */

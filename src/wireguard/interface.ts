@@ -7,7 +7,7 @@ import { gsoSplit, GroCoalescer } from '../packet/index.js';
 import { openUdp, type UdpSocket, type DatagramBatch, type SendOptions } from '../net/udp.js';
 import type { ResolvedEndpoint } from '../net/endpoint.js';
 import type { NetnsRef } from '../netns.js';
-import { WireGuardEngine, DELIVER_HEADROOM, type Packed, type PeerConfig } from './engine.js';
+import { WireGuardEngine, DELIVER_HEADROOM, packetViews, type Packed, type PeerConfig } from './engine.js';
 import type { Timers } from './constants.js';
 import { UapiServer, UAPI_DIR, type UapiDevice } from './uapi.js';
 import { warmDataPath, rewarmDataPath } from './warmup.js';
@@ -184,9 +184,7 @@ export class WireGuardInterface implements UapiDevice {
   private deliver(d: Packed): boolean {
     const { buffer, offsets, lengths, count } = d;
     if (!this.offload) {
-      const packets: Uint8Array[] = [];
-      for (let i = 0; i < count; i++) packets.push(buffer.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
-      this.tun.writeBatch(packets).catch(() => { this.counters.tunWriteErrors++; });
+      this.tun.writeBatch(packetViews(d)).catch(() => { this.counters.tunWriteErrors++; });
       return false;
     }
     const queue = this.tun.queues[0]!;
@@ -204,8 +202,7 @@ export class WireGuardInterface implements UapiDevice {
     }
     // Coalesce TCP segments of one flow into super-packets with their virtio_net_hdr (GRO),
     // copied into a buffer of their own.
-    const packets: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) packets.push(buffer.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+    const packets = packetViews(d);
     const out = Buffer.allocUnsafe(GroCoalescer.outputBound(packets));
     const r = this.gro.coalesce(packets, out);
     this.counters.groMerged += r.merged;

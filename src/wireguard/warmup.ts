@@ -5,7 +5,7 @@
 // milliseconds after the last packet, this was most of the added ping RTT. Two private engines
 // exchange a handshake and a few thousand small batches in memory (no I/O), with the argument
 // types the interface passes, so the method code every engine shares is optimized.
-import { WireGuardEngine, type Packed } from './engine.js';
+import { WireGuardEngine, packetViews, type Packed } from './engine.js';
 import { generatePrivateKey } from './crypto.js';
 import { DatagramBatch } from '../net/udp.js';
 import { encodeEndpoint, ENDPOINT_SIZE } from '../net/endpoint.js';
@@ -119,8 +119,7 @@ class WarmupPair {
       },
       deliver: (d: Packed) => {
         this.delivered += d.count;
-        const packets: Uint8Array[] = [];
-        for (let i = 0; i < d.count; i++) packets.push(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!));
+        const packets = packetViews(d);
         const out = Buffer.allocUnsafe(GroCoalescer.outputBound(packets));
         this.gro.coalesce(packets, out);
         return true;

@@ -1,6 +1,6 @@
 // In-memory network for engine tests: engines exchange datagrams through a queue pumped by the
 // test, with a fake clock, so handshakes, timers and attacks are deterministic.
-import { WireGuardEngine, type EngineIo, type Packed, type ReceivedDatagrams, type EngineOptions } from '../../src/wireguard/engine.js';
+import { WireGuardEngine, packetViews, type EngineIo, type Packed, type ReceivedDatagrams, type EngineOptions } from '../../src/wireguard/engine.js';
 import { encodeEndpoint, ENDPOINT_SIZE, type ResolvedEndpoint } from '../../src/net/endpoint.js';
 import { generatePrivateKey } from '../../src/wireguard/crypto.js';
 
@@ -33,7 +33,7 @@ export class MemoryNet {
         return true; // copied: the engine may reuse its buffer
       },
       deliver: (d) => {
-        for (let i = 0; i < d.count; i++) node.delivered.push(Buffer.from(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!)));
+        for (const p of packetViews(d)) node.delivered.push(Buffer.from(p));
         return true;
       },
     };
