@@ -100,15 +100,13 @@ export interface PeerConfig {
 
 interface Keypair {
   peer: Peer;
-  sendKey: Buffer;
-  receiveKey: Buffer;
   localIndex: number;
   remoteIndex: number;
   initiator: boolean;
   created: number;
   sendCounter: number;
   replay: ReplayWindow;
-  /** Where the engine's key table holds sendKey and receiveKey (-1 once dropped). */
+  /** Where the engine's key table holds the session's send and receive keys (-1 once dropped). */
   sendSlot: number;
   receiveSlot: number;
 }
@@ -136,6 +134,11 @@ class KeyTable {
     }
     key.copy(this.bytes, slot * 32);
     return slot;
+  }
+
+  /** True when no session key is held (every slot zero). */
+  empty(): boolean {
+    return this.bytes.every((b) => b === 0);
   }
 
   remove(slot: number): void {
@@ -668,10 +671,13 @@ export class WireGuardEngine {
 
   private installKeypair(peer: Peer, keys: SessionKeys, now: number): Keypair {
     const kp: Keypair = {
-      peer, sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex, remoteIndex: keys.remoteIndex,
+      peer, localIndex: keys.localIndex, remoteIndex: keys.remoteIndex,
       initiator: keys.initiator, created: now, sendCounter: 0, replay: new ReplayWindow(),
       sendSlot: this.keyTable.add(keys.sendKey), receiveSlot: this.keyTable.add(keys.receiveKey),
     };
+    // The key table holds the only copy from here on: dropping the keypair zeroes it.
+    keys.sendKey.fill(0);
+    keys.receiveKey.fill(0);
     this.indices.set(kp.localIndex, { peer, keypair: kp });
     if (keys.initiator) {
       // The initiator may use the new session at once; the old one stays for packets in flight.
@@ -693,8 +699,6 @@ export class WireGuardEngine {
   private dropKeypair(kp: Keypair): void {
     const e = this.indices.get(kp.localIndex);
     if (e?.keypair === kp) this.indices.delete(kp.localIndex);
-    kp.sendKey.fill(0);
-    kp.receiveKey.fill(0);
     this.keyTable.remove(kp.sendSlot);
     this.keyTable.remove(kp.receiveSlot);
     kp.sendSlot = kp.receiveSlot = -1;
@@ -1013,6 +1017,11 @@ export class WireGuardEngine {
   /** Whether the peer has a session it may send on now. */
   hasSession(peer: Peer): boolean {
     return this.usableSendKeypair(peer) !== undefined;
+  }
+
+  /** Whether any session key is held in memory (false once every keypair is dropped and zeroed). */
+  holdsSessionKeys(): boolean {
+    return !this.keyTable.empty();
   }
 
   /** Drops every session and handshake (e.g. on shutdown). */

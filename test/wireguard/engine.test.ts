@@ -182,6 +182,7 @@ test('timers: rekey after time keeps traffic flowing; a silent peer expires; key
   }
   assert.ok(a.engine.stats.handshakeInitiationsSent >= 3, `handshakes ${a.engine.stats.handshakeInitiationsSent}`);
   assert.ok(b.delivered.length >= sent - 2, `delivered ${b.delivered.length} of ${sent}`);
+  assert.equal(a.engine.holdsSessionKeys(), true);
   // b goes silent: a's session expires (REJECT_AFTER_TIME) and after 3x it is zeroed
   net.filter = (d) => d.to !== '198.18.0.1:51820';
   net.advance(6000);
@@ -191,6 +192,7 @@ test('timers: rekey after time keeps traffic flowing; a silent peer expires; key
   assert.equal(pa.current, undefined);
   assert.equal(pa.handshake, undefined);
   assert.equal(pa.queue.length, 0);
+  assert.equal(a.engine.holdsSessionKeys(), false, 'every session key byte is zero');
 });
 
 test('message limits: a new handshake after REKEY_AFTER_MESSAGES, none sent past REJECT_AFTER_MESSAGES, traffic continues', () => {
