@@ -112,9 +112,7 @@ class WarmupPair {
     this.engines = ENDS.map((_, me) => new WireGuardEngine({
       send: (to, d: Packed) => {
         const dest = to.port === 1 ? 0 : 1;
-        for (let i = 0; i < d.count; i++) {
-          this.inbox[dest]!.push({ buffer: Buffer.from(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!)), from: me });
-        }
+        for (const datagram of packetViews(d)) this.inbox[dest]!.push({ buffer: Buffer.from(datagram), from: me });
         return true;
       },
       deliver: (d: Packed) => {

@@ -24,8 +24,8 @@ export class MemoryNet {
     const node: Node = { endpoint: { address, port }, delivered: [], engine: undefined as unknown as WireGuardEngine };
     const io: EngineIo = {
       send: (to: ResolvedEndpoint, d: Packed) => {
-        for (let i = 0; i < d.count; i++) {
-          const data = Buffer.from(d.buffer.subarray(d.offsets[i], d.offsets[i]! + d.lengths[i]!));
+        for (const datagram of packetViews(d)) {
+          const data = Buffer.from(datagram);
           const item = { to: `${to.address}:${to.port}`, from: node.endpoint, data };
           this.wire.push(item);
           if (!this.filter || this.filter(item)) this.pending.push(item);
