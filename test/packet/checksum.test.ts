@@ -70,6 +70,15 @@ test('NAT rewrite of addresses and ports keeps IPv4/TCP/UDP checksums valid', ()
   assert.equal(updateChecksum32(0x1234, 0xdeadbeef, 0xdeadbeef), 0x1234);
 });
 
+test('rewriting a UDP port keeps an absent (zero) IPv4 UDP checksum absent', () => {
+  const ip = { src: '198.18.0.1', dst: '198.18.1.1' };
+  const pkt = buildIpv4({ ...ip, protocol: 17, payload: buildUdp({ srcPort: 1000, dstPort: 53, payload: new Uint8Array(5), checksum: 0 }) });
+  const u = new UdpView(pkt, 20, pkt.length);
+  u.srcPort = 40000; u.dstPort = 8080;
+  u.adjustForAddress(0xc6120001, 0xc6120909);
+  assert.deepEqual([u.srcPort, u.dstPort, u.checksum], [40000, 8080, 0]);
+});
+
 test('completing a NEEDS_CSUM partial checksum gives the full checksum', () => {
   for (const [ip, l3] of [[{ src: '198.18.0.1', dst: '198.18.0.2' }, 20], [{ src: 'fd00::1', dst: 'fd00::2' }, 40]] as const) {
     const seg = buildTcp({ srcPort: 5, dstPort: 6, seq: 7, ack: 8, flags: TcpFlags.ACK, window: 9, payload: new Uint8Array(1001).fill(3) }, ip);
