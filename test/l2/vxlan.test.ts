@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestNet, nsExec, nsRun, nsSpawn } from '../helpers/netns.js';
+import { sleep, waitForOutput } from '../helpers/wait.js';
 import { LearningSwitch } from '../../src/l2/switch.js';
 import type { TapPort } from '../../src/l2/tap-port.js';
 import { VxlanPort } from '../../src/l2/vxlan.js';
@@ -138,26 +139,24 @@ describe('VXLAN port interoperating with the kernel vxlan device', () => {
     nsExec(k1, 'bridge', 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', K2);
     // Watch for that ARP request itself at both ends: k2 may still get unicast frames through its
     // static entry at any time (IPv6 neighbour probes), so its packet counter proves nothing.
+    const watchers: ReturnType<typeof nsSpawn>[] = [];
     const watch = async (k: string) => {
       const p = nsSpawn(k, 'tcpdump', ['-i', 'vx0', '-n', '-l', 'arp']);
+      watchers.push(p);
       let out = '';
-      let err = '';
       p.stdout!.on('data', (d) => { out += d; });
-      p.stderr!.on('data', (d) => { err += d; });
-      for (let i = 0; i < 100 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50));
-      assert.match(err, /listening on/, `tcpdump in ${k} did not start: ${err}`);
-      return { seen: () => out.includes('198.18.41.99'), stop: () => p.kill('SIGKILL') };
+      await waitForOutput(p, 'listening on', `tcpdump in ${k}`, { stream: 'stderr', timeoutMs: 5000 });
+      return () => out.includes('198.18.41.99');
     };
-    const at1 = await watch(k1);
-    const at2 = await watch(k2);
     try {
+      const seenAt1 = await watch(k1);
+      const seenAt2 = await watch(k2);
       await nsRun(hostA, 'ping', ['-c', '1', '-W', '1', '198.18.41.99']);
-      await new Promise((r) => setTimeout(r, 300));
-      assert.ok(at1.seen(), 'k1 got the ARP request');
-      assert.ok(!at2.seen(), 'k2 is not on the flood list');
+      await sleep(300);
+      assert.ok(seenAt1(), 'k1 got the ARP request');
+      assert.ok(!seenAt2(), 'k2 is not on the flood list');
     } finally {
-      at1.stop();
-      at2.stop();
+      for (const p of watchers) p.kill('SIGKILL');
     }
   });
 
