@@ -232,12 +232,11 @@ inline size_t PaddedLength(size_t len, size_t padLimit) {
   return padded;
 }
 
-// The two backends seal and open one packet at a time behind the same four calls; the batch
-// loops are shared. SetKey comes only when a packet's key differs from the previous packet's.
+// The two backends seal and open one packet at a time behind the same calls (SetKey, Seal, Open);
+// the batch loops are shared. SetKey comes only when a packet's key differs from the previous one's.
 class DirectAead {
  public:
   explicit DirectAead(const Direct& d) : d_(d) {}
-  bool Ready() const { return true; }
   void SetKey(const uint8_t* key) { std::memcpy(st_.key, key, kKeyLen); }
 
   // in[0..len), zero-padded to `padded`, becomes out[0..padded) || tag.
