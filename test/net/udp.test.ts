@@ -342,11 +342,19 @@ test('oversize datagrams are counted and dropped; an abort ends iteration and ke
   }
 });
 
-test('closing releases every fd and ends a waiting receive', async () => {
+test('closing releases every fd and ends a waiting receive or receiveEach loop', async () => {
   const fds = () => readdirSync('/proc/self/fd').length;
   const before = fds();
   for (let i = 0; i < 200; i++) {
     const s = UdpSocket.open({ netns: nsA, bind: { address: A4 }, gro: i % 2 === 0 });
+    if (i % 4 === 1) {
+      // So must closing under a receiveEach loop, whose wait stays armed across wake-ups.
+      const ends: unknown[] = [];
+      s.receiveEach(() => {}, (err) => ends.push(err));
+      await s.close();
+      assert.deepEqual(ends, [null], 'the loop ended once, without an error');
+      continue;
+    }
     const waiting: Promise<DatagramBatch | null> = s.receive();
     await s.close();
     assert.equal(await waiting, null);
