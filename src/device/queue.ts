@@ -280,7 +280,9 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
           }
           const nq = this.#native;
           if (nq === null || ended) { finish(null); return; }
-          // A short batch means the read hit EAGAIN: wait for readiness instead of asking again.
+          // A short batch means the read hit EAGAIN, or was a wake-up after a pause, which reads
+          // one packet (queue.cc WakeReadLimit): either way wait for readiness, which reports at
+          // once anything left, instead of asking again.
           if (streak >= SYNC_STREAK || n < this.batchSize) break;
           n = nq.read(this.batchSize);
           if (n <= 0) break;
