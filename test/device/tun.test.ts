@@ -127,7 +127,7 @@ test('poke() hands the running readEach loop the answer the kernel queued during
   q.poke();
   assert.equal(replies.length, 1);
   await q.write(echoRequest4('198.18.0.2', '198.18.0.1', 0x77, 2));
-  for (let i = 0; i < 50 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitFor('the second echo reply', () => replies.length >= 2, 3000);
   assert.equal(replies.length, 2, 'the loop still reads on readiness after a poke');
   assert.equal(replies[1]!.readUInt16BE(26), 2);
 });
@@ -192,7 +192,7 @@ test('a TUN write that is neither IPv4 nor IPv6 gets the kernel EINVAL as a Tunt
   q.postRanges(ranges, offsets, lengths, 3);
   offsets.fill(0);
   lengths.fill(0);
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the posted packets', () => q.counters.packetsWritten >= written + 5, 3000);
   assert.equal(q.counters.packetsWritten, written + 5);
   assert.equal(q.counters.writesRejected, 3);
   assert.ok(dev.stats().rxDropped >= 4, 'the kernel counted the rejected packets');
@@ -378,7 +378,7 @@ test('readEach: a burst right after a pause is still read in batches, none lost'
     }, () => resolve());
   });
   try {
-    await new Promise((r) => setTimeout(r, 50)); // the pause
+    await sleep(50); // the pause
     // 200 datagrams routed into the TUN as fast as one sender can go
     await sendUdp(ns, '198.18.0.2', 9000, { rounds: 200, sport: 41000 });
     const deadline = Date.now() + 5000;
