@@ -207,6 +207,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
           Invoke(cb, {err, Napi::Number::New(env_, r < 0 ? 0 : r)});
         }
       }
+      lastWakeEnd_ = uv_hrtime();
     }
     if (!writeCb_.IsEmpty() && poll_ && (status < 0 || (events & UV_WRITABLE))) {
       Napi::FunctionReference cb = std::move(writeCb_);
@@ -219,12 +220,11 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   // A wake-up after a pause (a ping, a keepalive) almost always finds one packet, and reading
   // again only to hear EAGAIN put a system call on the packet's round trip. So after a pause a
   // wake-up reads one packet: level-triggered polling reports at once anything left, and a
-  // wake-up that follows the previous one closely (traffic) drains a whole batch again.
+  // wake-up that comes soon after the previous one ended (traffic) drains a whole batch again.
+  // The pause runs from the end of a wake-up: a consumer whose work per batch takes longer than
+  // the pause still gets whole batches.
   uint32_t WakeReadLimit() {
-    uint64_t now = uv_now(loop_);
-    bool afterPause = now - lastWake_ >= kPauseMs;
-    lastWake_ = now;
-    return afterPause ? 1 : readMax_;
+    return uv_hrtime() - lastWakeEnd_ >= kPauseNs ? 1 : readMax_;
   }
 
   void Invoke(Napi::FunctionReference& cb, const std::initializer_list<napi_value>& args) {
@@ -367,8 +367,8 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   bool readPersistent_ = false;
   napi_async_context asyncContext_ = nullptr;
   uint32_t readMax_ = 0;
-  static constexpr uint64_t kPauseMs = 2;
-  uint64_t lastWake_ = 0;
+  static constexpr uint64_t kPauseNs = 2'000'000;
+  uint64_t lastWakeEnd_ = 0;
   Napi::ObjectReference buffer_, offsets_, lengths_;
   uint8_t* base_ = nullptr;
   size_t capacity_ = 0;
