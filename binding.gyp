@@ -9,7 +9,8 @@
         "native/queue.cc",
         "native/netlink.cc",
         "native/udp.cc",
-        "native/aead.cc"
+        "native/aead.cc",
+        "native/pcap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -1,6 +1,8 @@
 // Module entry: each syscall family registers its own functions.
 #include "common.h"
 
+namespace tuntap { void InitPcap(Napi::Env env, Napi::Object exports); }  // native/pcap.cc
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitNetns(env, exports);
   tuntap::InitTun(env, exports);
@@ -8,6 +10,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitNetlink(env, exports);
   tuntap::InitUdp(env, exports);
   tuntap::InitAead(env, exports);
+  tuntap::InitPcap(env, exports);
   return exports;
 }
 
