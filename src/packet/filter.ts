@@ -8,16 +8,35 @@
 // A bare id after and/or inherits the previous primitive's qualifiers ("host a or b"), as in pcap.
 // Both back ends come from one lowered form (byte comparisons at fixed offsets, plus the IPv4
 // header length for ports), so the JS predicate and the kernel program decide alike; the BpfOp
-// output is also checked against tcpdump's own compiler in the tests.
+// output is also checked against libpcap's compiler in the tests.
 //
 // Differences from pcap: a frame with one inline 802.1Q tag is looked into by every primitive
 // (pcap only does so after the `vlan` keyword), and in the kernel a tag the stack keeps out of
-// line (hardware-accelerated VLAN) is tested through the ancillary VLAN fields; IPv6 upper
-// protocols are matched on the fixed header's Next Header only (no extension-header walk);
-// `port` covers TCP, UDP and SCTP as in pcap; `host`/`net` on IPv4 also match ARP sender/target
-// (pcap also tries RARP); on raw IP (TUN) `arp`, `ether` and `vlan` never match.
+// line (hardware-accelerated VLAN) is tested through the ancillary VLAN fields. As in pcap,
+// IPv6 upper protocols are matched on the fixed header's Next Header or right after a fragment
+// header (no further extension-header walk), `port` covers TCP, UDP and SCTP, and `host`/`net`
+// on IPv4 also match ARP and RARP sender/target; on raw IP (TUN) `arp`, `ether` and `vlan` never
+// match (pcap refuses them there).
+//
+// compileFilter(expr, mode, { compiler: 'auto' }) compiles with the system's libpcap instead when
+// it loads (libpcap.ts), so tcpdump's whole language is accepted; this subset is the fallback.
 import { parseIPv4, parseIPv6, parseMac } from './bytes.js';
-import { BpfOp, type BpfInstruction } from './bpf.js';
+import { BpfOp, runBpf, type BpfInstruction } from './bpf.js';
+import { libpcapStatus, pcapCompile } from './libpcap.js';
+import { TuntapError } from '../errors.js';
+import { constants } from 'node:os';
+
+export { libpcapStatus, type LibpcapStatus } from './libpcap.js';
+
+/**
+ * The longest expression either compiler takes, in bytes: libpcap's compile time grows much
+ * faster than the text (a quarter of a second at this length, 15 s at four times it), and the
+ * subset's tree is walked recursively.
+ */
+export const MAX_FILTER_LENGTH = 1024;
+
+/** The most instructions a classic BPF program may have (the kernel's BPF_MAXINSNS). */
+const MAX_PROGRAM = 4096;
 
 export class FilterSyntaxError extends Error {
   constructor(message: string) { super(message); this.name = 'FilterSyntaxError'; }
@@ -50,6 +69,8 @@ function tokenize(s: string): string[] {
 
 /** Parses a filter expression into its syntax tree; throws FilterSyntaxError. */
 export function parseFilter(text: string): FilterNode | null {
+  if (typeof text !== 'string') throw new TypeError('a filter expression is a string');
+  if (Buffer.byteLength(text) > MAX_FILTER_LENGTH) throw new FilterSyntaxError(`the expression is longer than ${MAX_FILTER_LENGTH} bytes`);
   const toks = tokenize(text);
   if (toks.length === 0) return null;
   let i = 0;
@@ -163,6 +184,12 @@ interface Base { mode: LinkMode; l3: number; tagged: boolean }
 function isIp(b: Base): Cond { return b.mode === 'raw' ? eq(1, 0, 0x40, 0xf0) : eq(2, b.l3 - 2, 0x0800); }
 function isIp6(b: Base): Cond { return b.mode === 'raw' ? eq(1, 0, 0x60, 0xf0) : eq(2, b.l3 - 2, 0x86dd); }
 function isArp(b: Base): Cond { return b.mode === 'raw' ? F : eq(2, b.l3 - 2, 0x0806); }
+function isArpOrRarp(b: Base): Cond { return b.mode === 'raw' ? F : or(eq(2, b.l3 - 2, 0x0806), eq(2, b.l3 - 2, 0x8035)); }
+
+/** IPv6 carrying `p`: in the fixed header's Next Header, or right after a fragment header (as pcap). */
+function ip6Carries(b: Base, p: number): Cond {
+  return and(isIp6(b), or(eq(1, b.l3 + 6, p), and(eq(1, b.l3 + 6, 44), eq(1, b.l3 + 40, p))));
+}
 
 function addrMatch(addr: Uint8Array, mask: Uint8Array, off: number): Cond {
   const parts: Cond[] = [];
@@ -196,10 +223,10 @@ function lowerNode(n: FilterNode, b: Base): Cond {
         case 'ip6': return isIp6(b);
         case 'arp': return isArp(b);
         case 'icmp': return and(isIp(b), eq(1, L + 9, 1));
-        case 'icmp6': return and(isIp6(b), eq(1, L + 6, 58));
+        case 'icmp6': return ip6Carries(b, 58);
         case 'tcp': case 'udp': {
           const p = n.p === 'tcp' ? 6 : 17;
-          return or(and(isIp(b), eq(1, L + 9, p)), and(isIp6(b), eq(1, L + 6, p)));
+          return or(and(isIp(b), eq(1, L + 9, p)), ip6Carries(b, p));
         }
         case 'vlan':
           if (b.mode === 'raw') return F;
@@ -218,10 +245,10 @@ function lowerNode(n: FilterNode, b: Base): Cond {
     case 'host': {
       if (n.addr.length === 16) return and(isIp6(b), dirs(n.dir, addrMatch(n.addr, n.mask, L + 8), addrMatch(n.addr, n.mask, L + 24)));
       const ip = and(isIp(b), dirs(n.dir, addrMatch(n.addr, n.mask, L + 12), addrMatch(n.addr, n.mask, L + 16)));
-      const arp = and(isArp(b), dirs(n.dir, addrMatch(n.addr, n.mask, L + 14), addrMatch(n.addr, n.mask, L + 24)));
+      const arpAddrs = dirs(n.dir, addrMatch(n.addr, n.mask, L + 14), addrMatch(n.addr, n.mask, L + 24));
       if (n.proto === 'ip') return ip;
-      if (n.proto === 'arp') return b.mode === 'raw' ? F : arp;
-      return b.mode === 'raw' ? ip : or(ip, arp);
+      if (n.proto === 'arp') return b.mode === 'raw' ? F : and(isArp(b), arpAddrs);
+      return b.mode === 'raw' ? ip : or(ip, and(isArpOrRarp(b), arpAddrs));
     }
     case 'port': {
       const protos = n.proto === 'tcp' ? [6] : n.proto === 'udp' ? [17] : [6, 17, 132];
@@ -278,23 +305,74 @@ function compilePred(c: Cond): Pred {
   }
 }
 
+/** Which compiler made a filter: the system's libpcap, or the subset built in here. */
+export type FilterCompiler = 'libpcap' | 'subset';
+
 /** A compiled filter: `match(frame)` in JS and `bpf` for the kernel. */
 export interface CompiledFilter {
   readonly expression: string;
   readonly mode: LinkMode;
+  readonly compiler: FilterCompiler;
   match(frame: Uint8Array): boolean;
   readonly bpf: BpfInstruction[];
+  /**
+   * Whether `bpf` can be attached to a TAP and pass there every frame `match` passes. False for
+   * a libpcap program that jumps backwards (`protochain`: the kernel refuses it) or tests VLAN
+   * tags (it reads them in the frame, and the kernel may hold a TAP frame's tag outside it; the
+   * subset's program reads that tag through the ancillary fields).
+   */
+  readonly kernelSafe: boolean;
 }
 
-export function compileFilter(expression: string, mode: LinkMode, snapLength = 262144): CompiledFilter {
+export interface CompileOptions {
+  /** The accepted length a matching program returns (default 262144). */
+  snapLength?: number;
+  /**
+   * 'subset' (default): the built-in compiler. 'libpcap': the system's libpcap, a TuntapError
+   * if it cannot be loaded. 'auto': libpcap when it loads, else the subset.
+   */
+  compiler?: FilterCompiler | 'auto';
+}
+
+const TPIDS = new Set([0x8100, 0x88a8, 0x9100]);
+
+/** A libpcap program the kernel would refuse (a backward jump) or misjudge (a VLAN tag test). */
+function kernelSafe(program: readonly BpfInstruction[]): boolean {
+  return !program.some((ins) => (ins.code & 0x07) === BpfOp.JMP
+    && ((ins.code & 0xf0) === BpfOp.JA ? (ins.k | 0) < 0 : TPIDS.has(ins.k)));
+}
+
+export function compileFilter(expression: string, mode: LinkMode, options: CompileOptions = {}): CompiledFilter {
+  const snapLength = options.snapLength ?? 262144;
+  const which = options.compiler ?? 'subset';
+  if (which === 'libpcap' || (which === 'auto' && libpcapStatus().available)) return compileWithLibpcap(expression, mode, snapLength);
   const cond = lowerFilter(parseFilter(expression), mode);
   const pred = compilePred(cond);
+  const bpf = toBpf(cond, snapLength);
+  if (bpf.length > MAX_PROGRAM) throw new FilterSyntaxError(`the filter compiles to ${bpf.length} instructions; the kernel takes at most ${MAX_PROGRAM}`);
   return {
-    expression, mode,
+    expression, mode, compiler: 'subset', bpf, kernelSafe: true,
     match(frame: Uint8Array): boolean {
       try { return pred(frame); } catch (e) { if (e === OUT_OF_BOUNDS) return false; throw e; }
     },
-    bpf: toBpf(cond, snapLength),
+  };
+}
+
+function compileWithLibpcap(expression: string, mode: LinkMode, snapLength: number): CompiledFilter {
+  if (typeof expression !== 'string') throw new TypeError('a filter expression is a string');
+  const status = libpcapStatus();
+  if (!status.available) {
+    throw new TuntapError('dlopen', constants.errno.ENOENT, `compiling a filter with libpcap: libpcap could not be loaded (${status.reason})`);
+  }
+  if (Buffer.byteLength(expression) > MAX_FILTER_LENGTH) throw new FilterSyntaxError(`the expression is longer than ${MAX_FILTER_LENGTH} bytes`);
+  if (expression.includes('\0')) throw new FilterSyntaxError('the expression contains a NUL character');
+  const r = pcapCompile(expression, mode, snapLength);
+  if ('error' in r) throw new FilterSyntaxError(r.error);
+  const bpf = r.program;
+  if (bpf.length > MAX_PROGRAM) throw new FilterSyntaxError(`the filter compiles to ${bpf.length} instructions; the kernel takes at most ${MAX_PROGRAM}`);
+  return {
+    expression, mode, compiler: 'libpcap', bpf, kernelSafe: kernelSafe(bpf),
+    match: (frame: Uint8Array) => runBpf(bpf, frame) > 0,
   };
 }
 
