@@ -2,12 +2,13 @@
 // subset's program and libpcap's pass the same frames of the same kernel traffic (UDP, TCP and
 // ICMP over IPv4 and IPv6, ARP, IPv4 fragments), exactly those the user-space matcher passes;
 // programs only libpcap compiles pass in the kernel what the BPF interpreter passes in user space.
+// And why dump keeps libpcap's VLAN programs out of the kernel: there they miss the tag.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 import { sleep } from '../helpers/wait.js';
 import { openTap, type TunDevice } from '../../src/device/index.js';
-import { compileFilter, summarize, type CompiledFilter } from '../../src/packet/index.js';
+import { compileFilter, summarize, buildEthernet, buildIpv4, buildUdp, type CompiledFilter } from '../../src/packet/index.js';
 
 const net = new TestNet();
 after(() => net.cleanup());
@@ -114,5 +115,40 @@ test('the subset\'s and libpcap\'s programs, attached to a TAP, pass the same fr
     }
   } finally {
     await dev.close();
+  }
+});
+
+test('a libpcap program testing VLAN tags misses, in the kernel, a tag the kernel keeps out of the frame: kernelSafe is false', async () => {
+  const ns = net.namespace('lv');
+  const dev = openTap({ netns: ns });
+  const injector = openTap({ netns: ns });
+  try {
+    // A tagged frame entering a bridge reaches the TAP with its tag in skb metadata.
+    nsExec(ns, 'ip', 'link', 'add', 'br0', 'up', 'type', 'bridge');
+    for (const port of [dev.name, injector.name]) nsExec(ns, 'ip', 'link', 'set', port, 'master', 'br0', 'up');
+    await during(dev, () => sleep(300));
+    const ip = { src: '198.18.73.1', dst: '198.18.73.2' };
+    const frame = buildEthernet({ dst: 'ff:ff:ff:ff:ff:ff', src: '02:00:00:00:00:77', vlans: [{ vid: 5 }], etherType: 0x0800,
+      payload: buildIpv4({ ...ip, protocol: 17, payload: buildUdp({ srcPort: 4000, dstPort: 4001, payload: Buffer.from('tagged') }, ip) }) });
+    const tagged = (frames: Buffer[]) => frames.filter((f) => summarize(f, 'ethernet').udp?.dstPort === 4001);
+    const received = async (program?: CompiledFilter) => {
+      if (program) dev.attachFilter(program.bpf);
+      try {
+        return tagged(await during(dev, async () => { await injector.write(frame); }));
+      } finally {
+        if (program) dev.detachFilter();
+      }
+    };
+    const subset = compileFilter('vlan 5 and udp', 'ethernet');
+    const libpcap = compileFilter('vlan 5 and udp', 'ethernet', { compiler: 'libpcap' });
+    const unfiltered = await received();
+    assert.equal(unfiltered.length, 1, 'the tagged frame reaches the TAP');
+    assert.ok(libpcap.match(unfiltered[0]!) && subset.match(unfiltered[0]!), 'user space reads the tag in the frame');
+    assert.equal((await received(subset)).length, 1, 'the subset reads the tag through the ancillary fields');
+    assert.equal((await received(libpcap)).length, 0, 'libpcap\'s program looks for the tag in the frame, where the kernel does not keep it');
+    assert.equal(libpcap.kernelSafe, false);
+  } finally {
+    await dev.close();
+    await injector.close();
   }
 });
