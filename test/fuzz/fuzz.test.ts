@@ -1,0 +1,51 @@
+// The fuzzing framework on planted bugs, and a short job over every target (`npm run fuzz` runs
+// the long one).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { guarded, ReadPastEnd, runTarget } from './framework.js';
+import { runJob, planByWeight } from './job.js';
+import { targets } from './targets/index.js';
+import { plantedError } from './planted.js';
+
+const PLANTED = new URL('./planted.ts', import.meta.url).href;
+
+test('the read guard catches a read past the end', () => {
+  const g = guarded(new Uint8Array(3));
+  assert.equal(g[2], 0);
+  assert.throws(() => g[3], ReadPastEnd);
+});
+
+test('planted bugs become findings naming a minimal input: an error, a broken invariant, a hang, a crash', async () => {
+  const error = await runJob({ seed: 1, plan: [{ name: 'planted-error', iterations: 50_000 }], targetsModule: PLANTED });
+  assert.equal(error.finding?.kind, 'error');
+  assert.match(error.finding!.error, /TypeError: planted/);
+  assert.equal(error.finding!.minimized, '42');
+  const violation = await runJob({ seed: 1, plan: [{ name: 'planted-violation', iterations: 50_000 }], targetsModule: PLANTED });
+  assert.equal(violation.finding?.kind, 'violation');
+  assert.equal(violation.finding!.minimized, '"=="');
+  const hang = await runJob({ seed: 1, plan: [{ name: 'planted-hang', iterations: 50_000 }], targetsModule: PLANTED, hangMs: 1000 });
+  assert.equal(hang.finding?.kind, 'hang');
+  assert.match(hang.finding!.input, /^ff/);
+  const crash = await runJob({ seed: 1, plan: [{ name: 'planted-crash', iterations: 50_000 }], targetsModule: PLANTED });
+  assert.equal(crash.finding?.kind, 'crash');
+  assert.match(crash.finding!.error, /planted: thrown from a callback/);
+  assert.match(crash.finding!.input, /^99/);
+});
+
+test('typed errors are counted as rejections; a known finding is counted and the run goes on', async () => {
+  const r = await runTarget(plantedError, 20_000, 1, {
+    known: [{ id: 'P1', target: 'planted-error', summary: 'planted', matches: (e) => e instanceof TypeError }],
+  });
+  assert.ok(r.outcomes.accepted! > 0 && r.outcomes.rejected! > 0 && r.outcomes['known P1']! > 0, JSON.stringify(r.outcomes));
+});
+
+test('a short job over every target: no finding beyond the known ones, and each target both accepts and refuses', async () => {
+  const plan = planByWeight(targets, Number(process.env.FUZZ_ITERATIONS ?? 60_000), 200);
+  const report = await runJob({ seed: Number(process.env.FUZZ_SEED ?? 1), plan });
+  assert.equal(report.finding, undefined, report.finding && JSON.stringify(report.finding, null, 2));
+  assert.equal(report.results.length, targets.length);
+  for (const r of report.results) {
+    const kinds = Object.keys(r.outcomes).filter((k) => !k.startsWith('known '));
+    assert.ok(kinds.length >= 2, `${r.name} explored one outcome only: ${JSON.stringify(r.outcomes)}`);
+  }
+});
