@@ -1,11 +1,14 @@
-// The fuzzing framework on planted bugs, and a short job over every target (`npm run fuzz` runs
-// the long one).
+// The fuzzing framework on planted bugs, a short job over every target (`npm run fuzz` runs the
+// long one), and each finding's reproducer as a regression case. Cases for findings in files
+// the fuzzer does not own are todo until their fix lands (see findings.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { guarded, ReadPastEnd, runTarget } from './framework.js';
-import { runJob, planByWeight } from './job.js';
-import { targets } from './targets/index.js';
+import { guarded, ReadPastEnd, replay, runTarget, type Input } from './framework.js';
+import { runJob, planByWeight, replayInWorker } from './job.js';
+import { targets, targetByName } from './targets/index.js';
+import { knownFindings } from './findings.js';
 import { plantedError } from './planted.js';
+import type { Replayed } from './protocol.js';
 
 const PLANTED = new URL('./planted.ts', import.meta.url).href;
 
@@ -49,3 +52,34 @@ test('a short job over every target: no finding beyond the known ones, and each 
     assert.ok(kinds.length >= 2, `${r.name} explored one outcome only: ${JSON.stringify(r.outcomes)}`);
   }
 });
+
+/** Asserts that an input now gets an outcome (the parser's answer), not an error. */
+function answered(results: ReadonlyArray<Replayed | { label?: string; error?: unknown }>, inputs: readonly Input[]): void {
+  results.forEach((r, i) => assert.ok('label' in r, `input ${JSON.stringify(inputs[i])} still fails: ${String((r as { error?: unknown }).error)}`));
+}
+
+const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+
+test('fixed: an ack whose echoed request claims 2^31 bytes no longer throws from parseAck (align4 wrapped)', async () => {
+  // NLMSG_ERROR, NLM_F_ACK_TLVS; errno -22; the echoed header's length 0x80000001.
+  const ack = hex('24000000 0200 0002 01000000 00000000  eaffffff  01000080 1000 0000 00000000 00000000');
+  const inputs = [ack];
+  for (const name of ['netlink-ack', 'netlink-batch']) answered(await replay(targetByName(name), inputs), inputs);
+});
+
+const todo = (id: string) => {
+  const f = knownFindings.find((k) => k.id === id)!;
+  return { todo: `${id}: ${f.summary}` };
+};
+
+const regressions: Array<{ id: string; target: string; inputs: Input[]; inWorker?: boolean; withinMs?: number }> = [
+  { id: 'F1', target: 'netlink-batch', inputs: [hex('14000000 1100 0100 00000000 00000000 00000000')] },
+];
+
+for (const r of regressions) {
+  test(`${r.id} (${r.target}): its reproducers get an answer${r.withinMs ? ` within ${r.withinMs} ms` : ''}`, todo(r.id), async () => {
+    const results = r.inWorker ? await replayInWorker(r.target, r.inputs) : await replay(targetByName(r.target), r.inputs);
+    answered(results, r.inputs);
+    if (r.withinMs) for (const x of results) assert.ok(x.ms < r.withinMs, `took ${x.ms.toFixed(0)} ms`);
+  });
+}

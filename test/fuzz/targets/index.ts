@@ -1,9 +1,11 @@
 // Every fuzz target, grouped by layer in the order of the layers (ARCHITECTURE.md).
 import type { Layer, Target } from '../framework.js';
 import { packetTargets } from './packet.js';
+import { netlinkTargets } from './netlink.js';
 
 export const targets: readonly Target[] = [
   ...packetTargets,
+  ...netlinkTargets,
 ];
 
 export const layers: readonly Layer[] = ['packet', 'netlink', 'wireguard', 'proxy'];
