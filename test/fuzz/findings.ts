@@ -12,4 +12,14 @@ export const knownFindings: readonly KnownFinding[] = [
     summary: 'parseLink (src/netlink/links.ts) throws RangeError on an RTM_NEWLINK shorter than ifinfomsg, where parseAddress/parseRoute/parseRule return undefined; through Netlink.get/dump it reaches the caller untyped',
     matches: (e) => e instanceof RangeError && thrownIn(e, 'parseLink'),
   },
+  {
+    id: 'F2', target: 'wg-config',
+    summary: 'parseConfig (src/wireguard/config.ts) accepts "Table = N" for any N of digits; quickUp passes Number(N) to netlink as a u32, so 4294967297 routes into table 1',
+    matches: (e) => e instanceof Error && /^Table \d+ accepted/.test(e.message),
+  },
+  {
+    id: 'F3', target: 'wg-config',
+    summary: 'parseConfig (src/wireguard/config.ts) takes "FwMark = 0x..." through Number() unchecked: "0x" and "0xZZ" give NaN, "0x1ffffffff" a mark past 32 bits; both reach the interface and its fwmark rules',
+    matches: (e) => e instanceof Error && /^FwMark \S+ accepted/.test(e.message),
+  },
 ];

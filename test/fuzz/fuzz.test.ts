@@ -74,6 +74,8 @@ const todo = (id: string) => {
 
 const regressions: Array<{ id: string; target: string; inputs: Input[]; inWorker?: boolean; withinMs?: number }> = [
   { id: 'F1', target: 'netlink-batch', inputs: [hex('14000000 1100 0100 00000000 00000000 00000000')] },
+  { id: 'F2', target: 'wg-config', inputs: ['[Interface]\nTable = 4294967297'] },
+  { id: 'F3', target: 'wg-config', inputs: ['[Interface]\nFwMark = 0x', '[Interface]\nFwMark = 0x1ffffffff'] },
 ];
 
 for (const r of regressions) {

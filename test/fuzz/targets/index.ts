@@ -2,10 +2,13 @@
 import type { Layer, Target } from '../framework.js';
 import { packetTargets } from './packet.js';
 import { netlinkTargets } from './netlink.js';
+import { wireguardReceiveTarget } from './wireguard.js';
+import { configTarget, uapiTarget } from './wireguard-text.js';
 
 export const targets: readonly Target[] = [
   ...packetTargets,
   ...netlinkTargets,
+  wireguardReceiveTarget, uapiTarget, configTarget,
 ];
 
 export const layers: readonly Layer[] = ['packet', 'netlink', 'wireguard', 'proxy'];
