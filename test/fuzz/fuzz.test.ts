@@ -19,20 +19,18 @@ test('the read guard catches a read past the end', () => {
 });
 
 test('planted bugs become findings naming a minimal input: an error, a broken invariant, a hang, a crash', async () => {
-  const error = await runJob({ seed: 1, plan: [{ name: 'planted-error', iterations: 50_000 }], targetsModule: PLANTED });
-  assert.equal(error.finding?.kind, 'error');
-  assert.match(error.finding!.error, /TypeError: planted/);
-  assert.equal(error.finding!.minimized, '42');
-  const violation = await runJob({ seed: 1, plan: [{ name: 'planted-violation', iterations: 50_000 }], targetsModule: PLANTED });
-  assert.equal(violation.finding?.kind, 'violation');
-  assert.equal(violation.finding!.minimized, '"=="');
-  const hang = await runJob({ seed: 1, plan: [{ name: 'planted-hang', iterations: 50_000 }], targetsModule: PLANTED, hangMs: 1000 });
-  assert.equal(hang.finding?.kind, 'hang');
-  assert.match(hang.finding!.input, /^ff/);
-  const crash = await runJob({ seed: 1, plan: [{ name: 'planted-crash', iterations: 50_000 }], targetsModule: PLANTED });
-  assert.equal(crash.finding?.kind, 'crash');
-  assert.match(crash.finding!.error, /planted: thrown from a callback/);
-  assert.match(crash.finding!.input, /^99/);
+  const job = (name: string) => runJob({ seed: 1, plan: [{ name, iterations: 50_000 }], targetsModule: PLANTED, hangMs: 1000 });
+  const [error, violation, hang, crash] = await Promise.all(['planted-error', 'planted-violation', 'planted-hang', 'planted-crash'].map(job));
+  assert.equal(error!.finding?.kind, 'error');
+  assert.match(error!.finding!.error, /TypeError: planted/);
+  assert.equal(error!.finding!.minimized, '42');
+  assert.equal(violation!.finding?.kind, 'violation');
+  assert.equal(violation!.finding!.minimized, '"=="');
+  assert.equal(hang!.finding?.kind, 'hang');
+  assert.match(hang!.finding!.input, /^ff/);
+  assert.equal(crash!.finding?.kind, 'crash');
+  assert.match(crash!.finding!.error, /planted: thrown from a callback/);
+  assert.match(crash!.finding!.input, /^99/);
 });
 
 test('typed errors are counted as rejections; a known finding is counted and the run goes on', async () => {
@@ -43,7 +41,7 @@ test('typed errors are counted as rejections; a known finding is counted and the
 });
 
 test('a short job over every target: no finding beyond the known ones, and each target both accepts and refuses', async () => {
-  const plan = planByWeight(targets, Number(process.env.FUZZ_ITERATIONS ?? 60_000), 200);
+  const plan = planByWeight(targets, Number(process.env.FUZZ_ITERATIONS ?? 30_000), 150);
   const report = await runJob({ seed: Number(process.env.FUZZ_SEED ?? 1), plan });
   assert.equal(report.finding, undefined, report.finding && JSON.stringify(report.finding, null, 2));
   assert.equal(report.results.length, targets.length);
@@ -72,10 +70,22 @@ const todo = (id: string) => {
   return { todo: `${id}: ${f.summary}` };
 };
 
+/** A DNS query (question only) for a name given as its raw labels. */
+function dnsQuery(...labels: string[]): Buffer {
+  const parts = labels.map((l) => Buffer.concat([Uint8Array.of(l.length), Buffer.from(l, 'latin1')]));
+  return Buffer.concat([hex('1234 0100 0001 0000 0000 0000'), ...parts, hex('00 0001 0001')]);
+}
+
 const regressions: Array<{ id: string; target: string; inputs: Input[]; inWorker?: boolean; withinMs?: number }> = [
   { id: 'F1', target: 'netlink-batch', inputs: [hex('14000000 1100 0100 00000000 00000000 00000000')] },
   { id: 'F2', target: 'wg-config', inputs: ['[Interface]\nTable = 4294967297'] },
   { id: 'F3', target: 'wg-config', inputs: ['[Interface]\nFwMark = 0x', '[Interface]\nFwMark = 0x1ffffffff'] },
+  { id: 'F4', target: 'proxy-dns', inputs: [dnsQuery('a\r\nx-injected: 1'), dnsQuery('evil.test:25'), dnsQuery('a\0b', 'test')] },
+  { id: 'F5', target: 'proxy-socks5-udp', inputs: [hex('00000003')] },
+  // [mode] then the proxy's bytes: method "no auth", then a reply cut short.
+  { id: 'F6', target: 'proxy-socks5-reply', inWorker: true, inputs: [hex('00 0500 050000030b72'), hex('00 0500 05000001c612050140')] },
+  // A head that never ends, as long as readHttpHead allows: rejected, and soon (it is read a byte at a time).
+  { id: 'F7', target: 'proxy-http-reply', inWorker: true, withinMs: 100, inputs: [`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(16_400)}`] },
 ];
 
 for (const r of regressions) {

@@ -4,11 +4,14 @@ import { packetTargets } from './packet.js';
 import { netlinkTargets } from './netlink.js';
 import { wireguardReceiveTarget } from './wireguard.js';
 import { configTarget, uapiTarget } from './wireguard-text.js';
+import { proxyPacketTargets } from './proxy.js';
+import { httpReplyTarget, socks4aReplyTarget, socks5ReplyTarget } from './proxy-upstream.js';
 
 export const targets: readonly Target[] = [
   ...packetTargets,
   ...netlinkTargets,
   wireguardReceiveTarget, uapiTarget, configTarget,
+  ...proxyPacketTargets, socks5ReplyTarget, socks4aReplyTarget, httpReplyTarget,
 ];
 
 export const layers: readonly Layer[] = ['packet', 'netlink', 'wireguard', 'proxy'];
