@@ -4,8 +4,9 @@
 // the fuzzer delivers them mutated, reordered, spliced or intact to either engine.
 //
 // The engine may never throw. Invariants: every datagram is counted exactly once (a drop reason
-// or a received counter), and a packet reaches the TUN only if it is the plaintext of a genuine
-// data message in this batch, delivered once, with an inner source the peer may use.
+// or a received counter); a packet reaches the TUN only if it is the plaintext of a genuine data
+// message in this batch, delivered once, with an inner source the peer may use; and a keepalive
+// is counted only for a genuine keepalive, once.
 import { WireGuardEngine, packetViews, type EngineIo, type Packed, type Peer } from '../../../src/wireguard/engine.js';
 import { mac } from '../../../src/wireguard/crypto.js';
 import { mac1Key } from '../../../src/wireguard/noise.js';
@@ -37,8 +38,8 @@ function counters(e: WireGuardEngine): number[] {
 }
 const COUNTER_NAMES = [...RECEIVE_COUNTERS.map((k) => `dropped: ${k}`), ...RECEIVED];
 
-/** A data message we sealed ourselves: what it carries and whether the engine may deliver it. */
-interface Genuine { to: number; plaintext: Buffer; deliverable: boolean; delivered: boolean }
+/** A data message we sealed ourselves (empty plaintext: a keepalive), and whether the engine may deliver it. */
+interface Genuine { to: number; plaintext: Buffer; deliverable: boolean; consumed: boolean }
 
 function encode(flags: number, datagrams: ReadonlyArray<{ to: number; data: Uint8Array }>): Uint8Array {
   const parts: Uint8Array[] = [Uint8Array.of(flags)];
@@ -110,10 +111,12 @@ class EnginePair implements Instance<Uint8Array> {
     this.engines[from]!.sendPackets(buf, offsets, lengths, packets.length);
     const wire = this.take(from);
     check(wire.length === packets.length, `engine ${from} sealed ${wire.length} of ${packets.length} packets`);
-    wire.forEach((d, k) => this.genuine.set(d.toString('latin1'), {
-      to: 1 - from, plaintext: packets[k]!.p, deliverable: packets[k]!.deliverable, delivered: false,
-    }));
+    wire.forEach((d, k) => this.remember(d, 1 - from, packets[k]!.p, packets[k]!.deliverable));
     return wire;
+  }
+
+  private remember(datagram: Buffer, to: number, plaintext: Buffer, deliverable: boolean): void {
+    this.genuine.set(datagram.toString('latin1'), { to, plaintext, deliverable, consumed: false });
   }
 
   private dataFrom(from: number): Buffer[] {
@@ -165,6 +168,7 @@ class EnginePair implements Instance<Uint8Array> {
     const ba = this.dataFrom(1);
     a.sendKeepalive(toB);
     const keepalive = this.take(0);
+    for (const k of keepalive) this.remember(k, 1, Buffer.alloc(0), false);
     const toEngine = (to: number, list: Buffer[]) => list.map((data) => ({ to, data }));
     const singles = [...toEngine(1, [...init1, ...init2, ...ab, ...keepalive]), ...toEngine(0, [...resp1, ...cookie, ...resp2, ...init3, ...ba])];
     const out = singles.map((d) => encode(0, [d]));
@@ -191,7 +195,7 @@ class EnginePair implements Instance<Uint8Array> {
       const changed = counters(engine).map((v, k) => v - before[to]![k]!);
       const accounted = changed.reduce((s, v) => s + v, 0);
       check(accounted === batch.length, `engine ${to} accounted for ${accounted} of ${batch.length} datagrams (${describeChange(changed)})`);
-      this.checkDelivered(to, batch);
+      this.checkDelivered(to, batch, changed[COUNTER_NAMES.indexOf('keepalivesReceived')]!);
     }
     if (flags & TICK) for (const e of this.engines) e.tick();
     this.take();
@@ -204,14 +208,18 @@ class EnginePair implements Instance<Uint8Array> {
     mac(mac1Key(receiverPublic), d.subarray(0, d.length - 32)).copy(d, d.length - 32);
   }
 
-  private checkDelivered(to: number, batch: Buffer[]): void {
-    const available = batch.map((d) => this.genuine.get(d.toString('latin1'))).filter((g) => g && g.to === to && !g.delivered);
+  private checkDelivered(to: number, batch: Buffer[], keepalivesCounted: number): void {
+    const fresh = new Set(batch.map((d) => this.genuine.get(d.toString('latin1'))));
+    const candidates = [...fresh].filter((g): g is Genuine => g !== undefined && g.to === to && !g.consumed);
     for (const p of this.delivered[to]!) {
-      const g = available.find((x) => x && !x.delivered && x.plaintext.equals(p));
+      const g = candidates.find((x) => !x.consumed && x.plaintext.length > 0 && x.plaintext.equals(p));
       check(g, `engine ${to} delivered a packet no genuine, unreplayed datagram of the batch carried: ${p.toString('hex')}`);
       check(g.deliverable, `engine ${to} delivered a packet it must drop (bad inner source or length): ${p.toString('hex')}`);
-      g.delivered = true;
+      g.consumed = true;
     }
+    const keepalives = candidates.filter((g) => g.plaintext.length === 0);
+    check(keepalivesCounted <= keepalives.length, `engine ${to} counted ${keepalivesCounted} keepalives for ${keepalives.length} genuine ones in the batch`);
+    for (const g of keepalives.slice(0, keepalivesCounted)) g.consumed = true;
   }
 
   private outcome(before: number[][]): string {
