@@ -38,6 +38,11 @@ export const knownFindings: readonly KnownFinding[] = [
     matches: (e) => e instanceof Error && (/waited for its timeout/.test(e.message) || (e instanceof RangeError && thrownIn(e, 'socks5Request'))),
   },
   {
+    id: 'F8', target: 'wg-uapi-set',
+    summary: 'uapiSet (src/wireguard/uapi.ts) admits "endpoint=[fe80::1%eth0]:51820" (net.isIP accepts a zone name), then encodeEndpoint throws TypeError (it wants a numeric scope): not a UapiError, so the socket answers errno=2 instead of 22',
+    matches: (e) => e instanceof TypeError && thrownIn(e, 'encodeEndpoint'),
+  },
+  {
     id: 'F7', target: 'proxy-http-reply',
     summary: 'readHttpHead (src/proxy/upstream.ts) reads the head one byte per promise and copies it whole on every byte: a 16 KiB head that never ends takes 150-400 ms of CPU per connection before it is refused',
     matches: () => false,  // a matter of time, not of an error: fuzz.test.ts measures it

@@ -80,6 +80,7 @@ const regressions: Array<{ id: string; target: string; inputs: Input[]; inWorker
   { id: 'F1', target: 'netlink-batch', inputs: [hex('14000000 1100 0100 00000000 00000000 00000000')] },
   { id: 'F2', target: 'wg-config', inputs: ['[Interface]\nTable = 4294967297'] },
   { id: 'F3', target: 'wg-config', inputs: ['[Interface]\nFwMark = 0x', '[Interface]\nFwMark = 0x1ffffffff'] },
+  { id: 'F8', target: 'wg-uapi-set', inputs: [`public_key=${'ab'.repeat(32)}\nendpoint=[fe80::1%eth0]:51820`] },
   { id: 'F4', target: 'proxy-dns', inputs: [dnsQuery('a\r\nx-injected: 1'), dnsQuery('evil.test:25'), dnsQuery('a\0b', 'test')] },
   { id: 'F5', target: 'proxy-socks5-udp', inputs: [hex('00000003')] },
   // [mode] then the proxy's bytes: method "no auth", then a reply cut short.

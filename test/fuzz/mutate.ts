@@ -182,12 +182,17 @@ export class TextMutator {
     }
   }
 
-  /** Whole lines deleted, repeated, swapped, or taken from another corpus entry. */
+  /** Whole lines deleted, repeated, swapped, taken from another corpus entry, or given another value. */
   private lineStep(rng: Rng, t: string[], corpus: readonly string[]): string[] {
     const lines = t.join('').split('\n');
     const at = rng.below(lines.length);
-    const kind = rng.below(4);
-    if (kind === 0) lines.splice(at, 1);
+    const kind = rng.below(5);
+    if (kind === 4) {
+      // "key = value" and "Header: value" lines keep their key and get a value from the dictionary.
+      const line = lines[at] ?? '';
+      const sep = /=|: /.exec(line);
+      if (sep) lines[at] = line.slice(0, sep.index + sep[0].length) + this.word(rng);
+    } else if (kind === 0) lines.splice(at, 1);
     else if (kind === 1) lines.splice(at, 0, lines[at] ?? '');
     else if (kind === 2) { const j = rng.below(lines.length); [lines[at], lines[j]] = [lines[j]!, lines[at]!]; }
     else if (corpus.length > 0) {
