@@ -13,7 +13,8 @@ export interface Attr {
   value: Uint8Array | Attr[];
 }
 
-export const align4 = (n: number): number => (n + 3) & ~3;
+/** n rounded up to a multiple of 4, exact for any length a peer can claim (no 32-bit wrap). */
+export const align4 = (n: number): number => Math.ceil(n / 4) * 4;
 
 export function u8Attr(type: number, v: number): Attr {
   return { type, value: Uint8Array.of(v & 0xff) };
@@ -137,7 +138,8 @@ export type Attrs = Map<number, Buffer>;
 
 export function parseAttrs(buf: Buffer, start = 0, end = buf.length): Attrs {
   const out: Attrs = new Map();
-  let off = start;
+  let off = Math.max(0, start);
+  end = Math.min(end, buf.length);
   while (off + 4 <= end) {
     const len = buf.readUInt16LE(off);
     if (len < 4 || off + len > end) break;  // truncated attribute: stop, keep what parsed
@@ -191,6 +193,8 @@ export function parseAck(m: Message): AckInfo {
   if (m.flags & NLM_F_ACK_TLVS && (done || p.length >= 4 + NLMSG_HDRLEN)) {
     // An error echoes the request (only its header when capped); NLMSG_DONE echoes nothing.
     const echoedLen = done ? 0 : m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(p.readUInt32LE(4));
+    // An echo shorter than a header or longer than the ack leaves no place the TLVs could start.
+    if (!done && (echoedLen < NLMSG_HDRLEN || 4 + echoedLen > p.length)) return info;
     const tlvs = parseAttrs(p, 4 + echoedLen);
     const text = attrStr(tlvs, NLMSGERR_ATTR_MSG);
     if (text) info.message = text;
