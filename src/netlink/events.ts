@@ -102,8 +102,10 @@ export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<Netl
 function decode(m: Message): NetlinkEvent | undefined {
   const type = m.type;
   switch (type) {
-    case RTM_NEWLINK: case RTM_DELLINK:
-      return { type: type === RTM_NEWLINK ? 'newlink' : 'dellink', link: parseLink(m) };
+    case RTM_NEWLINK: case RTM_DELLINK: {
+      const link = parseLink(m);
+      return link && { type: type === RTM_NEWLINK ? 'newlink' : 'dellink', link };
+    }
     case RTM_NEWADDR: case RTM_DELADDR: {
       const address = parseAddress(m);
       return address && { type: type === RTM_NEWADDR ? 'newaddr' : 'deladdr', address };

@@ -79,8 +79,10 @@ export interface Link {
 /** A device by name or ifindex. */
 export type LinkRef = string | number;
 
+const IFINFOMSG_LENGTH = 16;
+
 function ifinfomsg(index = 0, flags = 0, change = 0, family = AF_UNSPEC): Buffer {
-  const b = Buffer.alloc(16);
+  const b = Buffer.alloc(IFINFOMSG_LENGTH);
   b[0] = family;
   b.writeInt32LE(index, 4);
   b.writeUInt32LE(flags >>> 0, 8);
@@ -116,10 +118,12 @@ function parseTun(data: ReturnType<typeof parseAttrs>): TunInfo {
 }
 
 /** Decodes an RTM_NEWLINK/RTM_DELLINK message. */
-export function parseLink(m: Message): Link {
+/** Decodes an RTM_NEWLINK/RTM_DELLINK; undefined when the payload is shorter than ifinfomsg. */
+export function parseLink(m: Message): Link | undefined {
   const p = m.payload;
+  if (p.length < IFINFOMSG_LENGTH) return undefined;
   const flags = p.readUInt32LE(8);
-  const a = parseAttrs(p, 16);
+  const a = parseAttrs(p, IFINFOMSG_LENGTH);
   const link: Link = {
     index: p.readInt32LE(4),
     name: attrStr(a, IFLA_IFNAME) ?? '',
@@ -185,8 +189,10 @@ export function listLinks(target?: Target & { kind?: string }): Link[] {
 /** One device by name or index; throws a NetlinkError (ENODEV) when it does not exist. */
 export function getLink(ref: LinkRef, target?: Target): Link {
   const { index, attrs } = refAttrs(ref);
-  return withNetlink(target, (nl) =>
+  const link = withNetlink(target, (nl) =>
     nl.get(RTM_GETLINK, ifinfomsg(index), attrs, parseLink, `showing ${ref}`, noDevice(ref)));
+  if (!link) throw new NetlinkError('recvmsg', constants.errno.EBADMSG, `showing ${ref}: the kernel's answer was shorter than a link message`);
+  return link;
 }
 
 /** Like getLink, but undefined when the device does not exist. */

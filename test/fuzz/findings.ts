@@ -8,11 +8,6 @@ const thrownIn = (e: unknown, fn: string) => e instanceof Error && new RegExp(`a
 
 export const knownFindings: readonly KnownFinding[] = [
   {
-    id: 'F1', target: 'netlink-batch',
-    summary: 'parseLink (src/netlink/links.ts) throws RangeError on an RTM_NEWLINK shorter than ifinfomsg, where parseAddress/parseRoute/parseRule return undefined; through Netlink.get/dump it reaches the caller untyped',
-    matches: (e) => e instanceof RangeError && thrownIn(e, 'parseLink'),
-  },
-  {
     id: 'F2', target: 'wg-config',
     summary: 'parseConfig (src/wireguard/config.ts) accepts "Table = N" for any N of digits; quickUp passes Number(N) to netlink as a u32, so 4294967297 routes into table 1',
     matches: (e) => e instanceof Error && /^Table \d+ accepted/.test(e.message),

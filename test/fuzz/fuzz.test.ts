@@ -65,9 +65,10 @@ test('fixed: an ack whose echoed request claims 2^31 bytes no longer throws from
   for (const name of ['netlink-ack', 'netlink-batch']) answered(await replay(targetByName(name), inputs), inputs);
 });
 
+/** A todo while the finding is listed in findings.ts; a plain test once it is fixed and removed. */
 const todo = (id: string) => {
-  const f = knownFindings.find((k) => k.id === id)!;
-  return { todo: `${id}: ${f.summary}` };
+  const f = knownFindings.find((k) => k.id === id);
+  return f ? { todo: `${id}: ${f.summary}` } : {};
 };
 
 /** A DNS query (question only) for a name given as its raw labels. */

@@ -102,6 +102,7 @@ function decode(m: Message): string {
   switch (m.type) {
     case RTM_NEWLINK: case RTM_DELLINK: {
       const link = parseLink(m);
+      if (!link) return 'link skipped';
       check(typeof link.name === 'string' && !link.name.includes('\0') && isU32(link.mtu), 'link decoded to impossible values');
       return 'link';
     }
