@@ -1,6 +1,7 @@
 // Every fuzz target, grouped by layer in the order of the layers (ARCHITECTURE.md).
 import type { Layer, Target } from '../framework.js';
 import { packetTargets } from './packet.js';
+import { filterTarget } from './filter.js';
 import { netlinkTargets } from './netlink.js';
 import { wireguardReceiveTarget } from './wireguard.js';
 import { configTarget, uapiTarget } from './wireguard-text.js';
@@ -8,7 +9,7 @@ import { proxyPacketTargets } from './proxy.js';
 import { httpReplyTarget, socks4aReplyTarget, socks5ReplyTarget } from './proxy-upstream.js';
 
 export const targets: readonly Target[] = [
-  ...packetTargets,
+  ...packetTargets, filterTarget,
   ...netlinkTargets,
   wireguardReceiveTarget, uapiTarget, configTarget,
   ...proxyPacketTargets, socks5ReplyTarget, socks4aReplyTarget, httpReplyTarget,
