@@ -76,6 +76,8 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   const json = o.json === true;
   const quiet = o.quiet === true;
   const log = (line: string): void => { console.error(`${new Date().toISOString()} ${line}`); };
+  // A reader of --json that goes away must not stop the service.
+  process.stdout.on('error', () => { /* nothing to report it to */ });
 
   const service: Service = await startService({
     upstream, rules, log,
@@ -95,9 +97,6 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     checksumOffload: o['no-offload'] !== true,
   });
   const { proxy, device } = service;
-  const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };
-  if (json) console.log(JSON.stringify(ready));
-  else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
 
   let previous: ProxyStats = proxy.stats();
   let previousAt = Date.now();
@@ -112,7 +111,10 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     previous = s;
     previousAt = now;
     if (json) {
-      const mem = process.memoryUsage();
+      // memoryUsage() reads /proc/self: with every descriptor in use it throws EMFILE, which
+      // must cost this line its memory figures, not the service.
+      let mem: { rss: number | null; heapUsed: number | null; external: number | null } = { rss: null, heapUsed: null, external: null };
+      try { mem = process.memoryUsage(); } catch { /* reported as null */ }
       console.log(JSON.stringify({ event: 'stats', time: new Date(now).toISOString(), rateUp, rateDown, rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, ...s }));
     } else if (!quiet) {
       const head = `${device.name} ${describeUpstream(upstream)}  sessions ${s.sessions}  nat ${s.natEntries}  ` +
@@ -127,9 +129,11 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
       }
     }
   };
-  const timer = setInterval(tick, intervalMs);
+  const timer = setInterval(() => {
+    try { tick(); } catch (e) { log(`status: ${(e as Error).message}`); }
+  }, intervalMs);
 
-  return new Promise<number>((resolve) => {
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (code: number): void => {
       if (stopping) return;
@@ -144,6 +148,11 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     process.once('unhandledRejection', (e) => { log(`fatal: ${(e as Error)?.stack ?? String(e)}`); stop(1); });
     proxy.once('error', (e: Error) => { log(`fatal: ${e.message}`); stop(1); });
   });
+  // Announced once the signal handlers are in place: a SIGTERM right after it still cleans up.
+  const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };
+  if (json) console.log(JSON.stringify(ready));
+  else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
+  return stopped;
 }
 
 export function run(argv: string[]): Promise<number> {

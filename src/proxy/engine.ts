@@ -1,8 +1,11 @@
 // The transparent proxy: packets from the TUN go through the TCP NAT (nat.ts) into local
 // listening sockets, whose connections are relayed through the upstream; UDP goes through the
 // UDP relay (udp.ts); DNS queries are answered from the fake-IP pool or carried over TCP.
+// Failures on every side path are counted by errno (failures.ts) rather than allowed to stop
+// the service.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { closeSync, openSync } from 'node:fs';
 import { TcpNat, type NatEntry } from './nat.js';
 import { FakeIpPool, parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from './dns.js';
 import { UdpRelay, parseUdp, buildUdp, type UdpDatagram } from './udp.js';
@@ -10,6 +13,7 @@ import { formatIP } from '../addr.js';
 import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, RELAY_HIGH_WATER, type Upstream } from './upstream.js';
+import { FailureLog, type FailureKind } from './failures.js';
 
 /** The slice of a TUN device the proxy uses (src/device TunDevice satisfies it). */
 export interface PacketDevice {
@@ -69,7 +73,10 @@ export interface ProxyStats {
   sessions: number;
   natEntries: number;
   connectionsTotal: number;
+  /** Connections that failed: accept failures plus upstream connect failures. */
   connectionsFailed: number;
+  /** Failures by kind and errno name (or reason). */
+  failures: Record<FailureKind, Record<string, number>>;
   bytesUp: number;
   bytesDown: number;
   udpSessions: number;
@@ -105,12 +112,32 @@ function forward(from: net.Socket, to: net.Socket): void {
   from.once('end', () => { if (!to.destroyed) to.end(); });
 }
 
+/**
+ * Why libuv dropped connections it could not accept: it does so only when accept() fails with
+ * EMFILE or ENFILE, and trying to open a file now tells which (EMFILE if it is over since).
+ */
+function descriptorShortage(): string {
+  try {
+    closeSync(openSync('/dev/null', 'r'));
+    return 'EMFILE';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENFILE' ? 'ENFILE' : 'EMFILE';
+  }
+}
+
+/** The errno name of a failure, else its UpstreamError reason. */
+function failureCode(e: unknown): string {
+  if (e instanceof UpstreamError) return e.code ?? e.reason;
+  return (e as NodeJS.ErrnoException).code ?? 'error';
+}
+
 export class TunProxy extends EventEmitter {
   private readonly nat: TcpNat;
   private readonly servers: net.Server[];
   private readonly sessions = new Map<number, Session>();
   private readonly udp?: UdpRelay;
   private readonly fakeIps?: FakeIpPool;
+  private readonly failures: FailureLog;
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
   private writeChain: Promise<void> = Promise.resolve();
@@ -120,10 +147,12 @@ export class TunProxy extends EventEmitter {
   private closed = false;
   private pump: Promise<void> = Promise.resolve();
   private dnsInFlight = 0;
+  /** nat.counters.closedBeforeAccept already counted as failures. */
+  private closedBeforeAcceptSeen = 0;
   private bytesUpDone = 0;
   private bytesDownDone = 0;
   private readonly counters = {
-    connectionsTotal: 0, connectionsFailed: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0,
+    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0,
     packetsIn: 0, packetsOut: 0, dropped: 0,
   };
 
@@ -131,6 +160,7 @@ export class TunProxy extends EventEmitter {
     super();
     this.servers = servers;
     const rules = opts.rules ?? [];
+    this.failures = new FailureLog({ log: opts.log });
     if (opts.dns === 'fake-ip') this.fakeIps = new FakeIpPool(opts.fakeIpRanges ?? ['198.19.128.0/17', 'fd00:fa4e::/96']);
     this.nat = new TcpNat({
       local4: opts.local4, fake4: opts.fake4, local6: opts.local6, fake6: opts.fake6,
@@ -151,9 +181,26 @@ export class TunProxy extends EventEmitter {
       });
     }
     this.udp?.probe();
-    for (const s of servers) s.on('connection', (sock: net.Socket) => this.accept(sock));
-    this.sweepTimer = setInterval(() => this.nat.sweep(), 1000);
+    for (const s of servers) {
+      s.on('connection', (sock: net.Socket) => this.accept(sock));
+      // accept() failing (EMFILE when out of descriptors) is counted; the listener keeps going.
+      s.on('error', (e: NodeJS.ErrnoException) => {
+        this.failures.note('accept', e.code ?? 'error', `accepting a connection: ${e.message}`);
+      });
+    }
+    this.sweepTimer = setInterval(() => this.sweep(), 1000);
     this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    const c = this.nat.counters;
+    this.nat.sweep();
+    if (c.closedBeforeAccept > this.closedBeforeAcceptSeen) {
+      const code = descriptorShortage();
+      for (; this.closedBeforeAcceptSeen < c.closedBeforeAccept; this.closedBeforeAcceptSeen++) {
+        this.failures.note('accept', code, `a connection was closed before it could be accepted (accept: ${code})`);
+      }
+    }
   }
 
   /** Listens on the TUN's addresses and starts moving packets. The TUN must be up and addressed. */
@@ -295,7 +342,7 @@ export class TunProxy extends EventEmitter {
       });
       this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, answer));
     } catch (e) {
-      this.opts.log?.(`dns over tcp to ${server}: ${(e as Error).message}`);
+      this.failures.note('dns', failureCode(e), `dns over tcp to ${server}: ${(e as Error).message}`);
     } finally {
       sock?.destroy();
       this.dnsInFlight--;
@@ -347,9 +394,7 @@ export class TunProxy extends EventEmitter {
       session.state = 'open';
       this.relay(session, client, upstream);
     }, (e: unknown) => {
-      this.counters.connectionsFailed++;
-      const reason = e instanceof UpstreamError ? e.message : `${(e as Error).message}`;
-      this.opts.log?.(`${entry.srcHost} → ${session.destination} via ${session.via}: ${reason}`);
+      this.failures.note('connect', failureCode(e), `${entry.srcHost} → ${session.destination} via ${session.via}: ${(e as Error).message}`);
       this.emit('connect-error', session.destination, e);
       // The application sees a reset, as it would from a refusing host.
       if (!client.destroyed) client.resetAndDestroy();
@@ -399,6 +444,7 @@ export class TunProxy extends EventEmitter {
     }
     return {
       sessions: this.sessions.size, natEntries: this.nat.size, bytesUp: up, bytesDown: down,
+      connectionsFailed: this.failures.count('accept', 'connect'), failures: this.failures.snapshot(),
       udpSessions: this.udp?.size ?? 0, udpSent: this.udp?.counters.sent ?? 0, udpReceived: this.udp?.counters.received ?? 0,
       ...this.counters, nat: { ...this.nat.counters },
     };
@@ -409,6 +455,7 @@ export class TunProxy extends EventEmitter {
     this.closed = true;
     this.abort.abort();
     clearInterval(this.sweepTimer);
+    this.failures.close();
     this.udp?.close();
     for (const s of this.sessions.values()) { s.client.destroy(); s.upstream?.destroy(); }
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

@@ -78,6 +78,11 @@ export interface NatCounters {
   refusedFull: number;
   rejected: number;
   dropped: number;
+  /**
+   * Connections the listener's side closed before they were accepted: libuv, out of
+   * descriptors (EMFILE), accepts and closes what waits in the queue without telling Node.
+   */
+  closedBeforeAccept: number;
 }
 
 /** Applies a precomputed RFC 1624 delta to the checksum field at b[off]. */
@@ -91,7 +96,9 @@ function adjustPartial(b: Uint8Array, off: number, delta: number): void {
 }
 
 export class TcpNat {
-  readonly counters: NatCounters = { translated: 0, replies: 0, created: 0, released: 0, resets: 0, refusedFull: 0, rejected: 0, dropped: 0 };
+  readonly counters: NatCounters = {
+    translated: 0, replies: 0, created: 0, released: 0, resets: 0, refusedFull: 0, rejected: 0, dropped: 0, closedBeforeAccept: 0,
+  };
   private readonly entries: (NatEntry | undefined)[] = new Array(65536);
   private readonly byKey = new Map<string, NatEntry>();
   private readonly free: Uint16Array;
@@ -256,6 +263,7 @@ export class TcpNat {
         if (flags & RST) { this.counters.dropped++; return 'drop'; }
         return this.reset(b, family, l4, end);
       }
+      if (e.state === 'pending' && flags & (RST | FIN)) this.counters.closedBeforeAccept++;
       this.rewrite(b, e, e.dstAddr, e.srcAddr, e.dstPort, e.srcPort, e.revIpDelta, e.revDelta,
         addrOff, l4, partialChecksum, flags, now);
       this.counters.replies++;

@@ -24,9 +24,14 @@ export interface Destination {
   port: number;
 }
 
-/** A failure to reach a destination through an upstream; `refused` says the destination said no. */
+/**
+ * A failure to reach a destination through an upstream; `refused` says the destination said no;
+ * `code` is the errno name of a socket failure.
+ */
 export class UpstreamError extends Error {
-  constructor(message: string, readonly reason: 'refused' | 'proxy-down' | 'auth' | 'protocol' | 'timeout' | 'rejected' | 'unreachable') {
+  constructor(message: string,
+    readonly reason: 'refused' | 'proxy-down' | 'auth' | 'protocol' | 'timeout' | 'rejected' | 'unreachable',
+    readonly code?: string) {
     super(message);
     this.name = 'UpstreamError';
   }
@@ -226,11 +231,12 @@ export async function connectThrough(up: Upstream, dest: Destination, opts: Conn
   try {
     sock = await tcpConnect(target.host, target.port, opts);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    const errno = (e as NodeJS.ErrnoException).code;
+    const code = errno ?? String(e);
     if (up.kind === 'direct') {
-      throw new UpstreamError(`cannot connect to ${formatHostPort(dest.host, dest.port)}: ${code}`, code === 'ECONNREFUSED' ? 'refused' : 'unreachable');
+      throw new UpstreamError(`cannot connect to ${formatHostPort(dest.host, dest.port)}: ${code}`, code === 'ECONNREFUSED' ? 'refused' : 'unreachable', errno);
     }
-    throw new UpstreamError(`the ${up.kind} proxy at ${formatHostPort(up.host, up.port)} is unreachable (${code})`, 'proxy-down');
+    throw new UpstreamError(`the ${up.kind} proxy at ${formatHostPort(up.host, up.port)} is unreachable (${code})`, 'proxy-down', errno);
   }
   if (up.kind === 'direct') return sock;
   const timer = setTimeout(() => sock.destroy(new UpstreamError(`the proxy at ${formatHostPort(up.host, up.port)} did not answer the handshake in time`, 'timeout')), opts.timeoutMs ?? 10_000);
@@ -265,7 +271,8 @@ export async function socks5UdpAssociate(up: Upstream, opts: ConnectOptions = {}
   try {
     control = await tcpConnect(up.host, up.port, opts);
   } catch (e) {
-    throw new UpstreamError(`the socks5 proxy at ${formatHostPort(up.host, up.port)} is unreachable (${(e as NodeJS.ErrnoException).code ?? e})`, 'proxy-down');
+    const errno = (e as NodeJS.ErrnoException).code;
+    throw new UpstreamError(`the socks5 proxy at ${formatHostPort(up.host, up.port)} is unreachable (${errno ?? e})`, 'proxy-down', errno);
   }
   const timer = setTimeout(() => control.destroy(new UpstreamError('the SOCKS5 proxy did not answer UDP ASSOCIATE in time', 'timeout')), opts.timeoutMs ?? 10_000);
   try {

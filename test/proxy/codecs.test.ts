@@ -8,6 +8,8 @@ import {
 import { parseQuery, buildAnswer, FakeIpPool, TYPE_A, TYPE_AAAA } from '../../src/proxy/dns.js';
 import { parseRule, decide } from '../../src/proxy/rules.js';
 import { buildUdp, parseUdp } from '../../src/proxy/udp.js';
+import { checkDescriptors, descriptorLimit, descriptorsNeeded } from '../../src/proxy/limits.js';
+import { FailureLog } from '../../src/proxy/failures.js';
 import { formatIPv6, parseIP } from '../../src/addr.js';
 const addressBytes = (text: string): Buffer => Buffer.from(parseIP(text));
 import { verifyTransportChecksum, internetChecksum } from '../../src/packet/checksum.js';
@@ -108,4 +110,34 @@ test('UDP packets for the TUN are built with valid checksums and parse back', ()
     assert.deepEqual(d.dstAddr, addressBytes(dst!));
     assert.equal(parseUdp(pkt.subarray(0, pkt.length - 3)), undefined, 'truncated');
   }
+});
+
+test('descriptor limits: read from /proc/self/limits and compared with what the sessions need', () => {
+  const text = 'Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 4096                 files\n';
+  assert.deepEqual(descriptorLimit(text), { soft: 1024, hard: 4096 });
+  assert.deepEqual(descriptorLimit('Max open files            unlimited            unlimited            files'), { soft: Infinity, hard: Infinity });
+  const own = descriptorLimit()!;
+  assert.ok(own.soft > 0 && own.soft === own.hard, 'Node raised the soft limit to the hard one');
+  assert.equal(checkDescriptors({ maxSessions: 100, udpSessions: 0 }, { soft: 20000, hard: 20000 }), undefined);
+  assert.match(checkDescriptors({ maxSessions: 20000, udpSessions: 4096 }, { soft: 20000, hard: 20000 })!,
+    /20000 sessions need up to 48528 file descriptors but the limit is 20000: about 5736 fit/);
+  assert.match(checkDescriptors({ maxSessions: 10, udpSessions: 0 }, { soft: 512, hard: 4096 })!, /soft limit \(512\) is below the hard one \(4096\)/);
+  assert.equal(descriptorsNeeded({ maxSessions: 10, udpSessions: 1 }), 336 + 22);
+});
+
+test('failure log: counts by kind and errno, logs a few lines a second and summarizes the rest', async () => {
+  const lines: string[] = [];
+  const f = new FailureLog({ log: (l) => lines.push(l), linesPerSecond: 3 });
+  try {
+    for (let i = 0; i < 100; i++) f.note('accept', 'EMFILE', `accept ${i}`);
+    f.note('connect', 'ECONNREFUSED', 'connect');
+    assert.deepEqual(f.counts.accept, { EMFILE: 100 });
+    assert.equal(f.count(), 101);
+    assert.equal(f.count('connect', 'dns'), 1);
+    assert.equal(lines.length, 3);
+    assert.match(lines[0]!, /accept 0 \(out of file descriptors: raise the open-files limit/);
+  } finally {
+    f.close();
+  }
+  assert.match(lines.at(-1)!, /98 more failures not shown: accept EMFILE ×97, connect ECONNREFUSED ×1/);
 });

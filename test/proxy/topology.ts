@@ -167,12 +167,18 @@ DisableViaHeader Yes
     return { child, log: () => readFileSync(logFile, 'utf8') };
   }
 
-  /** Runs `tuntap <command> ...args --json` in the app namespace and waits for it to be ready. */
-  async startTuntap(command: 'socks' | 'http', args: string[]): Promise<ProxyProcess> {
+  /**
+   * Runs `tuntap <command> ...args --json` in the app namespace and waits for it to be ready.
+   * `wrapper` runs it through a command that execs it (e.g. prlimit), `env` adds variables.
+   */
+  async startTuntap(command: 'socks' | 'http', args: string[],
+    opts: { wrapper?: string[]; env?: Record<string, string> } = {}): Promise<ProxyProcess> {
     // TUNTAP_PROXY_CLI runs a compiled CLI (e.g. dist/src/cli/main.js) instead of the sources via tsx.
     const entry = process.env.TUNTAP_PROXY_CLI ? [process.env.TUNTAP_PROXY_CLI] : ['--import', 'tsx', join(root, 'src/cli/main.ts')];
-    const child = nsSpawn(this.app, process.execPath, [...entry, command, ...args, '--json', '--interval', '1'],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [process.execPath, ...entry, command, ...args, '--json', '--interval', '1'];
+    const [cmd, ...rest] = [...(opts.wrapper ?? []), ...argv];
+    const child = nsSpawn(this.app, cmd!, rest,
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
     const stdout: string[] = [];
     let stderr = '';
     let latest: Record<string, number> = {};
@@ -216,6 +222,18 @@ DisableViaHeader Yes
         return exited;
       },
     };
+  }
+
+  /** Runs `tuntap` as startTuntap does, gives it to `body`, and checks that it then exits cleanly. */
+  async withTuntap<T>(command: 'socks' | 'http', args: string[], body: (p: ProxyProcess) => Promise<T>,
+    opts: { wrapper?: string[]; env?: Record<string, string> } = {}): Promise<T> {
+    const p = await this.startTuntap(command, args, opts);
+    try {
+      return await body(p);
+    } finally {
+      const code = await p.stop();
+      if (code !== 0) throw new Error(`tuntap exited with ${code}: ${p.stderr()}`);
+    }
   }
 
   async cleanup(): Promise<void> {

@@ -36,14 +36,8 @@ async function resolve(name: string, family: 4 | 6 = 4, p?: ProxyProcess): Promi
   return JSON.parse(r.stdout) as string[];
 }
 
-async function withTuntap<T>(command: 'socks' | 'http', args: string[], body: (p: ProxyProcess) => Promise<T>): Promise<T> {
-  const p = await t.startTuntap(command, args);
-  try {
-    return await body(p);
-  } finally {
-    assert.equal(await p.stop(), 0, `tuntap exits cleanly: ${p.stderr()}`);
-  }
-}
+const withTuntap = <T>(command: 'socks' | 'http', args: string[], body: (p: ProxyProcess) => Promise<T>): Promise<T> =>
+  t.withTuntap(command, args, body);
 
 test('SOCKS5 with username/password (microsocks): IPv4 and IPv6 over HTTP, DNS over TCP; exit removes its rules and routes', async () => {
   const ms = await t.startMicrosocks(1080, { user: 'alice', pass: 's3cret' });
