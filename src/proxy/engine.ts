@@ -82,6 +82,8 @@ export interface ProxyStats {
   udpSessions: number;
   udpSent: number;
   udpReceived: number;
+  /** UDP datagrams dropped because nothing was sent to where they came from. */
+  udpUnsolicited: number;
   dnsQueries: number;
   dnsOverTcp: number;
   dnsFake: number;
@@ -174,7 +176,7 @@ export class TunProxy extends EventEmitter {
     });
     if (opts.udp) {
       this.udp = new UdpRelay({
-        upstream: opts.upstream, write: (p) => this.writeLater(p), log: opts.log,
+        upstream: opts.upstream, write: (p) => this.writeLater(p), log: opts.log, failures: this.failures,
         localAddress4: opts.bindAddress4, localAddress6: opts.bindAddress6,
         nameOf: this.fakeIps ? (a) => this.fakeIps!.nameOf(a) : undefined,
         idleMs: Math.min(opts.idleTimeoutMs ?? 300_000, 60_000),
@@ -446,6 +448,7 @@ export class TunProxy extends EventEmitter {
       sessions: this.sessions.size, natEntries: this.nat.size, bytesUp: up, bytesDown: down,
       connectionsFailed: this.failures.count('accept', 'connect'), failures: this.failures.snapshot(),
       udpSessions: this.udp?.size ?? 0, udpSent: this.udp?.counters.sent ?? 0, udpReceived: this.udp?.counters.received ?? 0,
+      udpUnsolicited: this.udp?.counters.unsolicited ?? 0,
       ...this.counters, nat: { ...this.nat.counters },
     };
   }

@@ -162,6 +162,8 @@ async function socks5Greet(sock: net.Socket, up: Upstream): Promise<void> {
   }
 }
 
+const SOCKS5_CONNECT = 1, SOCKS5_UDP_ASSOCIATE = 3;
+
 /** Sends a SOCKS5 request and returns the bound address of the reply. */
 async function socks5Request(sock: net.Socket, command: number, host: string, port: number): Promise<Destination> {
   sock.write(Buffer.concat([Buffer.from([5, command, 0]), socks5Address(host, port)]));
@@ -169,6 +171,11 @@ async function socks5Request(sock: net.Socket, command: number, host: string, po
   if (ver !== 5) throw new UpstreamError('malformed SOCKS5 reply', 'protocol');
   if (rep !== 0) {
     const [text, reason] = socks5Replies[rep!] ?? [`SOCKS5 error ${rep}`, 'unreachable'];
+    // An association names no destination (0.0.0.0:0): the refusal is of UDP itself.
+    if (command === SOCKS5_UDP_ASSOCIATE) {
+      throw new UpstreamError(rep === 7 ? 'the SOCKS5 proxy does not support UDP ASSOCIATE'
+        : `the SOCKS5 proxy refused UDP ASSOCIATE (${text})`, reason === 'refused' ? 'rejected' : reason);
+    }
     throw new UpstreamError(`the SOCKS5 proxy could not reach ${formatHostPort(host, port)}: ${text}`, reason);
   }
   let boundHost: string;
@@ -243,7 +250,7 @@ export async function connectThrough(up: Upstream, dest: Destination, opts: Conn
   try {
     if (up.kind === 'socks5') {
       await socks5Greet(sock, up);
-      await socks5Request(sock, 1, dest.host, dest.port);
+      await socks5Request(sock, SOCKS5_CONNECT, dest.host, dest.port);
     } else if (up.kind === 'socks4a') {
       await socks4aConnect(sock, dest, up);
     } else {
@@ -278,7 +285,7 @@ export async function socks5UdpAssociate(up: Upstream, opts: ConnectOptions = {}
   try {
     await socks5Greet(control, up);
     const anyHost = net.isIPv6(up.host) ? '::' : '0.0.0.0';
-    const relay = await socks5Request(control, 3, anyHost, 0);
+    const relay = await socks5Request(control, SOCKS5_UDP_ASSOCIATE, anyHost, 0);
     // A relay bound to the wildcard address is reached at the proxy's own address.
     if (relay.host === '0.0.0.0' || relay.host === '::') relay.host = up.host;
     return { control, relay };

@@ -1,11 +1,12 @@
 // Attacks on tun2socks / tun2http, each mounted against the real `tuntap socks|http` process in
-// the namespaces of topology.ts.
+// the namespaces of topology.ts: answers spoofed in a resolver's name, and running the service
+// out of file descriptors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { nsRun, nsSpawn } from '../helpers/netns.js';
+import { nsExec, nsRun, nsSpawn } from '../helpers/netns.js';
 import { waitForOutput } from '../helpers/wait.js';
-import { ProxyTopology, SERVER4, PROXY4 } from './topology.js';
+import { ProxyTopology, SERVER4, PROXY4, type ProxyProcess } from './topology.js';
 
 let t: ProxyTopology;
 
@@ -14,6 +15,103 @@ before(async () => {
   await t.startServers();
 });
 after(() => t?.cleanup());
+
+/** Sockets of process `pid` in namespace `ns` as `ss` lists them (`-uanpH` for UDP). */
+function socketsOf(ns: string, pid: number, flags: string): string[] {
+  return nsExec(ns, 'ss', flags).split('\n').filter((l) => l.includes(`pid=${pid},`));
+}
+
+const RESOLVER4 = '198.18.2.3';
+const SPOOFER4 = '198.18.2.4';
+
+// A resolver that prints where each query came from and answers "real" 1.5 s later.
+const resolverScript = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m, r) => { console.log(JSON.stringify({ address: r.address, port: r.port })); setTimeout(() => s.send('real', r.port, r.address), 1500); });
+s.bind(53, process.argv[1], () => console.log('ready'));
+`;
+// Sends the hex payload three times from bindAddress:bindPort to host:port.
+const sendScript = `
+const [bindAddress, bindPort, host, port, hex] = process.argv.slice(1);
+const s = require('node:dgram').createSocket('udp4');
+s.bind(Number(bindPort), bindAddress, () => {
+  let n = 0;
+  const once = () => s.send(Buffer.from(hex, 'hex'), Number(port), host, () => { if (++n < 3) setTimeout(once, 50); else s.close(); });
+  once();
+});
+`;
+// A stub resolver: a connected UDP socket asks once and prints every answer of the next 3 s.
+const victimScript = `
+const s = require('node:dgram').createSocket('udp4');
+const got = [];
+s.on('message', (m) => got.push(m.toString()));
+s.connect(53, process.argv[1], () => { s.send('query'); setTimeout(() => { console.log(JSON.stringify(got)); s.close(); }, 3000); });
+`;
+
+/**
+ * A stub resolver in the app asks RESOLVER4:53 through tuntap; while the real answer is delayed,
+ * a host at SPOOFER4 answers from port 53 to wherever the query came from (dante's relay, or
+ * tuntap's own socket when direct), and `extra` may mount a second spoof. Returns what the stub
+ * received.
+ */
+async function spoofedQuery(p: ProxyProcess, extra?: (queriedFrom: { address: string; port: number }) => Promise<void>): Promise<string[]> {
+  const resolver = nsSpawn(t.server, process.execPath, ['-e', resolverScript, RESOLVER4]);
+  try {
+    await waitForOutput(resolver, 'ready', 'resolver');
+    const victim = nsRun(t.app, process.execPath, ['-e', victimScript, RESOLVER4], 15_000);
+    const m = await waitForOutput(resolver, /\{"address":"([\d.]+)","port":(\d+)\}/, 'resolver', { timeoutMs: 5000 });
+    const from = { address: m[1]!, port: Number(m[2]) };
+    const forged = Buffer.from('forged').toString('hex');
+    const spoof = nsRun(t.server, process.execPath, ['-e', sendScript, SPOOFER4, '53', from.address, String(from.port), forged]);
+    await Promise.all([spoof, extra?.(from)]);
+    const r = await victim;
+    assert.equal(r.code, 0, r.stderr + p.stderr());
+    return JSON.parse(r.stdout) as string[];
+  } finally {
+    resolver.kill();
+  }
+}
+
+test('UDP: answers only come from where a datagram was sent; through SOCKS5 only from the relay endpoint', async () => {
+  nsExec(t.server, 'ip', 'addr', 'add', `${RESOLVER4}/24`, 'dev', t.serverLink);
+  nsExec(t.server, 'ip', 'addr', 'add', `${SPOOFER4}/24`, 'dev', t.serverLink);
+  // dante with udp.connectdst off relays answers from any address, as many SOCKS5 servers do.
+  const dante = await t.startDante(1084, { udpConnectDst: false });
+  try {
+    await t.withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1084`, '--route', '--udp', '--dns', 'off'], async (p) => {
+      const got = await spoofedQuery(p, async () => {
+        // A host beside the proxy sends a SOCKS5 UDP datagram "from" the resolver straight to
+        // tuntap's relay socket, from an endpoint that is not the relay.
+        const sock = socketsOf(t.app, p.child.pid!, '-uanpH').map((l) => /\s(\d+\.\d+\.\d+\.\d+):(\d+)\s/.exec(l)).find(Boolean);
+        assert.ok(sock, 'tuntap has a UDP socket towards the relay');
+        const wrapped = Buffer.concat([Buffer.from([0, 0, 0, 1, 198, 18, 2, 3, 0, 53]), Buffer.from('forged-beside')]);
+        const r = await nsRun(t.proxy, process.execPath, ['-e', sendScript, PROXY4, '0', sock[1]!, sock[2]!, wrapped.toString('hex')]);
+        assert.equal(r.code, 0, r.stderr);
+      });
+      assert.deepEqual(got, ['real'], 'only the resolver\'s own answer reaches the application');
+      const s = await p.waitStats((x) => x.udpUnsolicited >= 1);
+      assert.ok(s.udpReceived >= 1);
+    });
+  } finally {
+    dante.child.kill('SIGTERM');
+  }
+
+  // Directly (no proxy): tuntap's own socket gets the spoofed answers.
+  nsExec(t.proxy, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+  nsExec(t.server, 'ip', 'route', 'add', '198.18.1.0/24', 'via', '198.18.2.1');
+  try {
+    await t.withTuntap('socks', ['--proxy', 'direct', '--route', '--udp', '--dns', 'off'], async (p) => {
+      assert.deepEqual(await spoofedQuery(p), ['real']);
+      await p.waitStats((x) => x.udpUnsolicited >= 1);
+    });
+  } finally {
+    nsExec(t.server, 'ip', 'route', 'del', '198.18.1.0/24');
+    nsExec(t.proxy, 'sysctl', '-qw', 'net.ipv4.ip_forward=0');
+    nsExec(t.server, 'ip', 'addr', 'del', `${RESOLVER4}/24`, 'dev', t.serverLink);
+    nsExec(t.server, 'ip', 'addr', 'del', `${SPOOFER4}/24`, 'dev', t.serverLink);
+  }
+});
+
 
 // Opens n connections to the echo server and holds them; prints how many echoed a byte, then
 // closes them all when stdin ends.

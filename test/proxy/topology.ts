@@ -57,6 +57,8 @@ export class ProxyTopology {
   readonly proxy: string;
   readonly server: string;
   readonly dir: string;
+  /** The server's end of the proxy–server link (tests add addresses to it). */
+  readonly serverLink: string;
   private readonly etcDirs: string[] = [];
   /** Servers that fork (dante): stopped with SIGTERM so their children go too. */
   private readonly graceful: ChildProcess[] = [];
@@ -77,6 +79,7 @@ export class ProxyTopology {
     nsExec(this.proxy, 'ip', '-6', 'addr', 'add', 'fd00:2::1/64', 'dev', ps.a, 'nodad');
     nsExec(this.server, 'ip', 'addr', 'add', `${SERVER4}/24`, 'dev', ps.b);
     nsExec(this.server, 'ip', '-6', 'addr', 'add', `${SERVER6}/64`, 'dev', ps.b, 'nodad');
+    this.serverLink = ps.b;
     this.dir = mkdtempSync(join(tmpdir(), 'tuntap-proxy-'));
     chmodSync(this.dir, 0o777);
     // `ip netns exec` mounts /etc/netns/NS/resolv.conf: the proxies resolve names at dnsmasq.
@@ -112,8 +115,12 @@ export class ProxyTopology {
     return { child, log: () => log };
   }
 
-  /** dante-server on 198.18.1.2:1081 with CONNECT and UDP ASSOCIATE, logging each connect. */
-  async startDante(port = 1081): Promise<{ child: ChildProcess; log: () => string }> {
+  /**
+   * dante-server on 198.18.1.2:1081 with CONNECT and UDP ASSOCIATE, logging each connect.
+   * `udp: false` refuses UDP ASSOCIATE; `udpConnectDst: false` relays UDP answers from any
+   * address, not only the one a client sent to (as many SOCKS5 servers do).
+   */
+  async startDante(port = 1081, opts: { udp?: boolean; udpConnectDst?: boolean } = {}): Promise<{ child: ChildProcess; log: () => string }> {
     const logFile = join(this.dir, `danted-${port}.log`);
     const external = nsExec(this.proxy, 'ip', '-o', 'addr', 'show', 'to', '198.18.2.0/24').split(/\s+/)[1]!;
     const conf = join(this.dir, `danted-${port}.conf`);
@@ -126,13 +133,13 @@ user.privileged: root
 user.unprivileged: nobody
 timeout.negotiate: 30
 timeout.io: 0
-client pass {
+${opts.udpConnectDst === false ? 'udp.connectdst: no\n' : ''}client pass {
   from: 0/0 to: 0/0
   log: error
 }
 socks pass {
   from: 0/0 to: 0/0
-  command: connect udpassociate bindreply udpreply
+  command: ${opts.udp === false ? 'connect' : 'connect udpassociate bindreply udpreply'}
   log: connect error
 }
 `);

@@ -294,3 +294,17 @@ test('without --json the status line shows sessions and rates; SIGINT stops it a
   assert.equal(await exited, 0);
   assert.equal(routingState(t.app), before);
 });
+
+test('a SOCKS5 proxy that refuses UDP ASSOCIATE is named as such, and DNS goes over TCP', async () => {
+  const noUdp = await t.startDante(1091, { udp: false });
+  try {
+    await withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1091`, '--route', '--udp'], async (p) => {
+      assert.deepEqual(await resolve('web.test', 4, p), ['198.18.2.2']);
+      await p.waitStats((x) => x.dnsOverTcp >= 1);
+      assert.match(p.stderr(), /udp: the SOCKS5 proxy refused UDP ASSOCIATE \(connection not allowed by the proxy's rules\); UDP is not relayed and DNS goes over TCP/);
+      assert.doesNotMatch(p.stderr(), /0\.0\.0\.0:0/);
+    });
+  } finally {
+    noUdp.child.kill('SIGTERM');
+  }
+});
