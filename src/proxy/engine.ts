@@ -14,6 +14,7 @@ import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, RELAY_HIGH_WATER, type Upstream } from './upstream.js';
 import { FailureLog, type FailureKind } from './failures.js';
+import { isHostName, printable } from './names.js';
 
 /** The slice of a TUN device the proxy uses (src/device TunDevice satisfies it). */
 export interface PacketDevice {
@@ -87,6 +88,8 @@ export interface ProxyStats {
   dnsQueries: number;
   dnsOverTcp: number;
   dnsFake: number;
+  /** Names refused a fake address (not a valid host name): resolved over TCP instead. */
+  dnsInvalidNames: number;
   packetsIn: number;
   packetsOut: number;
   dropped: number;
@@ -154,7 +157,7 @@ export class TunProxy extends EventEmitter {
   private bytesUpDone = 0;
   private bytesDownDone = 0;
   private readonly counters = {
-    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0,
+    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsInvalidNames: 0,
     packetsIn: 0, packetsOut: 0, dropped: 0,
   };
 
@@ -305,9 +308,17 @@ export class TunProxy extends EventEmitter {
     else this.counters.dropped++;
   }
 
+  /** Answers an A/AAAA query from the fake-IP pool; false when it must be resolved for real. */
   private answerFake(d: UdpDatagram): boolean {
     const q = parseQuery(d.payload);
     if (!q || (q.type !== TYPE_A && q.type !== TYPE_AAAA) || q.klass !== 1) return false;
+    // The name will be handed to the upstream as text: one that is not a host name gets no fake
+    // address (the real resolver, over TCP, answers it with real ones or not at all).
+    if (!isHostName(q.name)) {
+      this.counters.dnsInvalidNames++;
+      this.failures.note('dns', 'invalid-name', `dns: ${printable(q.name)} is not a host name; resolving it over TCP instead of a fake address`);
+      return false;
+    }
     const addrs = this.fakeIps!.addressesFor(q.name, q.type === TYPE_A ? 4 : 6);
     this.counters.dnsFake++;
     this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, buildAnswer(d.payload, q, addrs)));

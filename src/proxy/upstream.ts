@@ -1,9 +1,11 @@
 // Upstream proxies: how one relayed connection reaches its destination. Each kind speaks its
 // handshake over a plain net.Socket and hands back that socket once it carries the destination's
 // byte stream: SOCKS5 (RFC 1928, username/password RFC 1929), SOCKS4a, HTTP CONNECT (Basic
-// auth), direct, or reject.
+// auth), direct, or reject. Destination names are checked (names.ts) before any handshake
+// carries them.
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../addr.js';
 import net from 'node:net';
+import { isDestinationHost, isHostName, printable } from './names.js';
 
 /** Stream buffering per relayed socket: a few 64 KiB reads in flight before backpressure. */
 export const RELAY_HIGH_WATER = 256 * 1024;
@@ -25,12 +27,12 @@ export interface Destination {
 }
 
 /**
- * A failure to reach a destination through an upstream; `refused` says the destination said no;
- * `code` is the errno name of a socket failure.
+ * A failure to reach a destination through an upstream; `refused` says the destination said no,
+ * `invalid` that the destination is no host name; `code` is the errno name of a socket failure.
  */
 export class UpstreamError extends Error {
   constructor(message: string,
-    readonly reason: 'refused' | 'proxy-down' | 'auth' | 'protocol' | 'timeout' | 'rejected' | 'unreachable',
+    readonly reason: 'refused' | 'proxy-down' | 'auth' | 'protocol' | 'timeout' | 'rejected' | 'unreachable' | 'invalid',
     readonly code?: string) {
     super(message);
     this.name = 'UpstreamError';
@@ -125,6 +127,7 @@ export function socks5Address(host: string, port: number): Buffer {
   if (net.isIPv4(host)) addr = Buffer.concat([Buffer.from([1]), parseIPv4(host)]);
   else if (net.isIPv6(host)) addr = Buffer.concat([Buffer.from([4]), parseIPv6(host)]);
   else {
+    if (!isHostName(host)) throw new UpstreamError(`refusing to send ${printable(host)} to a SOCKS5 proxy: not a host name`, 'invalid');
     const name = Buffer.from(host, 'utf8');
     if (name.length > 255) throw new UpstreamError(`host name too long for SOCKS5: ${host}`, 'protocol');
     addr = Buffer.concat([Buffer.from([3, name.length]), name]);
@@ -183,7 +186,7 @@ async function socks5Request(sock: net.Socket, command: number, host: string, po
   else if (atyp === 4) boundHost = formatIPv6(await readExactly(sock, 16));
   else if (atyp === 3) {
     const [len] = await readExactly(sock, 1);
-    boundHost = (await readExactly(sock, len!)).toString('utf8');
+    boundHost = (await readExactly(sock, len!)).toString('latin1');
   } else throw new UpstreamError('malformed SOCKS5 reply address', 'protocol');
   const boundPort = (await readExactly(sock, 2)).readUInt16BE(0);
   return { host: boundHost, port: boundPort };
@@ -211,6 +214,8 @@ async function socks4aConnect(sock: net.Socket, dest: Destination, up: Upstream)
 
 async function httpConnect(sock: net.Socket, dest: Destination, up: Upstream): Promise<void> {
   const target = formatHostPort(dest.host, dest.port);
+  // The request line is text: a CR, LF or space in the target would start a header of its own.
+  if (/[\s\0]/.test(target)) throw new UpstreamError(`refusing to send ${printable(target)} in an HTTP CONNECT request`, 'invalid');
   let req = `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n`;
   if (up.username !== undefined) {
     req += `Proxy-Authorization: Basic ${Buffer.from(`${up.username}:${up.password ?? ''}`).toString('base64')}\r\n`;
@@ -232,6 +237,9 @@ async function httpConnect(sock: net.Socket, dest: Destination, up: Upstream): P
  * handshake, paused-free, and allowHalfOpen (so FINs propagate in each direction separately).
  */
 export async function connectThrough(up: Upstream, dest: Destination, opts: ConnectOptions = {}): Promise<net.Socket> {
+  if (!isDestinationHost(dest.host)) {
+    throw new UpstreamError(`refusing to connect to ${printable(dest.host)}: not an address or a host name`, 'invalid');
+  }
   if (up.kind === 'reject') throw new UpstreamError(`${formatHostPort(dest.host, dest.port)} is rejected by the rules`, 'rejected');
   const target = up.kind === 'direct' ? dest : { host: up.host, port: up.port };
   let sock: net.Socket;
@@ -288,6 +296,9 @@ export async function socks5UdpAssociate(up: Upstream, opts: ConnectOptions = {}
     const relay = await socks5Request(control, SOCKS5_UDP_ASSOCIATE, anyHost, 0);
     // A relay bound to the wildcard address is reached at the proxy's own address.
     if (relay.host === '0.0.0.0' || relay.host === '::') relay.host = up.host;
+    if (!isDestinationHost(relay.host) || relay.port === 0) {
+      throw new UpstreamError(`the SOCKS5 proxy named an unusable UDP relay ${printable(relay.host)} port ${relay.port}`, 'protocol');
+    }
     return { control, relay };
   } catch (e) {
     control.destroy();

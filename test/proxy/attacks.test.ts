@@ -1,6 +1,6 @@
 // Attacks on tun2socks / tun2http, each mounted against the real `tuntap socks|http` process in
-// the namespaces of topology.ts: answers spoofed in a resolver's name, and running the service
-// out of file descriptors.
+// the namespaces of topology.ts: answers spoofed in a resolver's name, header injection through a
+// DNS name, and running the service out of file descriptors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -112,6 +112,71 @@ test('UDP: answers only come from where a datagram was sent; through SOCKS5 only
   }
 });
 
+// Asks SERVER4 (through tuntap) for the A record of the name made of the labels in argv[1]
+// (JSON); when an address comes back, connects to it on port 8080 and sends a request. Prints
+// the answer's rcode, its addresses and whether a connection was made.
+const injectScript = `
+const dgram = require('node:dgram'), net = require('node:net');
+const labels = JSON.parse(process.argv[1]);
+const q = Buffer.concat([Buffer.from([0x42, 0x42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+  ...labels.map((l) => Buffer.concat([Buffer.from([Buffer.byteLength(l, 'latin1')]), Buffer.from(l, 'latin1')])),
+  Buffer.from([0, 0, 1, 0, 1])]);
+const s = dgram.createSocket('udp4');
+const timer = setTimeout(() => { console.log(JSON.stringify({ rcode: -1 })); process.exit(0); }, 8000);
+s.on('message', (a) => {
+  clearTimeout(timer);
+  s.close();
+  const rcode = a[3] & 15, count = a.readUInt16BE(6);
+  let off = q.length;
+  const addresses = [];
+  for (let i = 0; i < count && off + 12 <= a.length; i++) {
+    const len = a.readUInt16BE(off + 10);
+    if (a.readUInt16BE(off + 2) === 1 && len === 4) addresses.push([...a.subarray(off + 12, off + 16)].join('.'));
+    off += 12 + len;
+  }
+  if (addresses.length === 0) { console.log(JSON.stringify({ rcode, addresses, connected: false })); return; }
+  const c = net.connect(8080, addresses[0], () => c.write('GET / HTTP/1.0\\r\\n\\r\\n'));
+  const done = (connected) => { console.log(JSON.stringify({ rcode, addresses, connected })); process.exit(0); };
+  c.on('data', () => {}); c.on('close', () => done(true)); c.on('error', () => done(false));
+  setTimeout(() => done(true), 3000);
+});
+s.send(q, 53, process.argv[2]);
+`;
+
+test('header injection: a DNS name with CR LF never reaches the HTTP CONNECT proxy; it gets no fake address', async () => {
+  const tp = await t.startTinyproxy(3129, { user: 'web', pass: 'secret' });
+  // What the proxy receives, as text.
+  const dump = nsSpawn(t.proxy, 'tcpdump', ['-i', 'any', '-l', '-A', '-s0', '-n', 'tcp port 3129']);
+  let wire = '';
+  dump.stdout!.on('data', (d) => { wire += d; });
+  try {
+    await waitForOutput(dump, 'listening on', 'tcpdump', { stream: 'stderr' });
+    let evil = '', good = '';
+    await t.withTuntap('http', ['--proxy', `http://web:secret@${PROXY4}:3129`, '--route', '--dns', 'fake-ip'], async (p) => {
+      const r = await nsRun(t.app, process.execPath, ['-e', injectScript, JSON.stringify(['evil\r\nX-Injected: yes', 'test']), SERVER4], 20_000);
+      assert.equal(r.code, 0, r.stderr);
+      evil = r.stdout;
+      // A valid name gets a fake address and reaches the proxy as a name.
+      good = (await nsRun(t.app, process.execPath, ['-e', injectScript, JSON.stringify(['web', 'test']), SERVER4], 20_000)).stdout;
+      if (!evil.includes('198.19.')) await p.waitStats((x) => x.dnsInvalidNames >= 1);
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.match(wire, /CONNECT web\.test:8080 HTTP\/1\.1/, 'the capture works: the valid name went by');
+    // The name may travel inside the DNS-over-TCP tunnel (binary, to port 53), never in a request head.
+    assert.doesNotMatch(wire, /CONNECT evil/i);
+    assert.doesNotMatch(wire, /x-injected: yes\.test:8080/i);
+    const res = JSON.parse(evil) as { rcode: number; addresses?: string[] };
+    assert.ok(!(res.addresses ?? []).some((a) => a.startsWith('198.19.')), `no fake address for the name: ${evil}`);
+    // The real resolver, asked over TCP instead, has no such name.
+    assert.notEqual(res.rcode, 0, evil);
+    const okRes = JSON.parse(good) as { addresses: string[]; connected: boolean };
+    assert.match(okRes.addresses[0]!, /^198\.19\./, good);
+    assert.ok(okRes.connected, good);
+  } finally {
+    dump.kill();
+    tp.child.kill();
+  }
+});
 
 // Opens n connections to the echo server and holds them; prints how many echoed a byte, then
 // closes them all when stdin ends.

@@ -3,8 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  parseUpstream, describeUpstream, socks5Address, socks5UdpWrap, socks5UdpUnwrap,
+  parseUpstream, describeUpstream, socks5Address, socks5UdpWrap, socks5UdpUnwrap, connectThrough, UpstreamError,
 } from '../../src/proxy/upstream.js';
+import { isHostName } from '../../src/proxy/names.js';
 import { parseQuery, buildAnswer, FakeIpPool, TYPE_A, TYPE_AAAA } from '../../src/proxy/dns.js';
 import { parseRule, decide } from '../../src/proxy/rules.js';
 import { buildUdp, parseUdp } from '../../src/proxy/udp.js';
@@ -109,6 +110,18 @@ test('UDP packets for the TUN are built with valid checksums and parse back', ()
     assert.equal(d.payload.toString(), 'answer');
     assert.deepEqual(d.dstAddr, addressBytes(dst!));
     assert.equal(parseUdp(pkt.subarray(0, pkt.length - 3)), undefined, 'truncated');
+  }
+});
+
+test('host names: only letters, digits, hyphens and dots pass; SOCKS and HTTP CONNECT refuse the rest before sending', async () => {
+  for (const ok of ['web.test', 'xn--bcher-kva.example', 'a-b.c0', 'web.test.', 'x'.repeat(63) + '.test']) assert.ok(isHostName(ok), ok);
+  for (const bad of ['evil\r\nx-injected: yes.test', 'a b.test', 'a\0b', 'a..b', '', '.', 'x'.repeat(64) + '.test',
+    `${'a.'.repeat(127)}ab`, 'ünï.test', 'a_b.test', 'a/b', 'a:b']) assert.ok(!isHostName(bad), JSON.stringify(bad));
+  assert.throws(() => socks5Address('evil\r\nx.test', 80), /not a host name/);
+  // Refused before any connection: the proxy address here is never dialled.
+  for (const kind of ['http', 'socks5', 'socks4a'] as const) {
+    await assert.rejects(connectThrough({ kind, host: '198.18.1.2', port: 9 }, { host: 'evil\r\nX-Injected: 1', port: 80 }),
+      (e: UpstreamError) => e.reason === 'invalid' && /refusing to connect to "evil\\r\\nX-Injected: 1"/.test(e.message));
   }
 });
 
