@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { closeSync, openSync } from 'node:fs';
 import { TcpNat, type NatEntry } from './nat.js';
-import { FakeIpPool, parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from './dns.js';
+import { FakeIpPool, parseQuery, buildAnswer, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from './dns.js';
 import { UdpRelay, parseUdp, buildUdp, type UdpDatagram } from './udp.js';
 import { formatIP } from '../addr.js';
 import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
@@ -48,6 +48,8 @@ export interface TunProxyOptions {
   /** Where DNS-over-TCP queries go (default: the address the application asked). */
   dnsServer?: string;
   fakeIpRanges?: string[];
+  /** How long after its last use a fake address may go to another name (default 5 minutes). */
+  fakeIpReuseAfterMs?: number;
   maxSessions?: number;
   /** Listening sockets per family (each has its own accept queue); default 8. */
   listeners?: number;
@@ -88,6 +90,8 @@ export interface ProxyStats {
   dnsQueries: number;
   dnsOverTcp: number;
   dnsFake: number;
+  /** Fake-IP queries answered SERVFAIL: every address was in use or recently used. */
+  dnsServfail: number;
   /** Names refused a fake address (not a valid host name): resolved over TCP instead. */
   dnsInvalidNames: number;
   packetsIn: number;
@@ -105,6 +109,8 @@ interface Session {
   via: string;
   state: 'connecting' | 'open';
   startedAt: number;
+  /** The destination is a fake address whose name this session keeps from reuse. */
+  holdsFakeIp: boolean;
 }
 
 /**
@@ -157,7 +163,7 @@ export class TunProxy extends EventEmitter {
   private bytesUpDone = 0;
   private bytesDownDone = 0;
   private readonly counters = {
-    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsInvalidNames: 0,
+    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsServfail: 0, dnsInvalidNames: 0,
     packetsIn: 0, packetsOut: 0, dropped: 0,
   };
 
@@ -166,7 +172,11 @@ export class TunProxy extends EventEmitter {
     this.servers = servers;
     const rules = opts.rules ?? [];
     this.failures = new FailureLog({ log: opts.log });
-    if (opts.dns === 'fake-ip') this.fakeIps = new FakeIpPool(opts.fakeIpRanges ?? ['198.19.128.0/17', 'fd00:fa4e::/96']);
+    if (opts.dns === 'fake-ip') {
+      this.fakeIps = new FakeIpPool(opts.fakeIpRanges ?? ['198.19.128.0/17', 'fd00:fa4e::/96'],
+        { reuseAfterMs: opts.fakeIpReuseAfterMs });
+    }
+    const fakeIps = this.fakeIps;
     this.nat = new TcpNat({
       local4: opts.local4, fake4: opts.fake4, local6: opts.local6, fake6: opts.fake6,
       listenPort4: ports.v4, listenPort6: ports.v6, maxSessions: opts.maxSessions,
@@ -174,14 +184,17 @@ export class TunProxy extends EventEmitter {
         const s = this.sessions.get(port);
         if (s) { s.client.destroy(); s.upstream?.destroy(); this.finish(s); }
       },
-      admit: rules.length === 0 && opts.upstream.kind !== 'reject' ? undefined
-        : (_family, host, port) => this.actionFor(host, port) !== 'reject',
+      // A SYN to a fake address keeps it from going to another name before it is accepted.
+      admit: rules.length === 0 && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
+        : (_family, host, port) => { fakeIps?.touch(host); return this.actionFor(host, port) !== 'reject'; },
     });
     if (opts.udp) {
       this.udp = new UdpRelay({
         upstream: opts.upstream, write: (p) => this.writeLater(p), log: opts.log, failures: this.failures,
         localAddress4: opts.bindAddress4, localAddress6: opts.bindAddress6,
-        nameOf: this.fakeIps ? (a) => this.fakeIps!.nameOf(a) : undefined,
+        nameOf: fakeIps ? (a) => fakeIps.nameOf(a) : undefined,
+        hold: fakeIps ? (a) => fakeIps.hold(a) : undefined,
+        release: fakeIps ? (a) => fakeIps.release(a) : undefined,
         idleMs: Math.min(opts.idleTimeoutMs ?? 300_000, 60_000),
       });
     }
@@ -320,8 +333,13 @@ export class TunProxy extends EventEmitter {
       return false;
     }
     const addrs = this.fakeIps!.addressesFor(q.name, q.type === TYPE_A ? 4 : 6);
-    this.counters.dnsFake++;
-    this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, buildAnswer(d.payload, q, addrs)));
+    if (addrs) this.counters.dnsFake++;
+    else {
+      this.counters.dnsServfail++;
+      this.failures.note('dns', 'pool-exhausted', `dns: no fake address free for ${printable(q.name)} (each is in use or was used in the last minutes): SERVFAIL`);
+    }
+    this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort,
+      addrs ? buildAnswer(d.payload, q, addrs) : buildAnswer(d.payload, q, [], 0, RCODE_SERVFAIL)));
     return true;
   }
 
@@ -384,12 +402,13 @@ export class TunProxy extends EventEmitter {
     }
     this.nat.markOpen(entry.port);
     const name = this.fakeIps?.nameOf(entry.dstHost);
+    if (name !== undefined) this.fakeIps!.hold(entry.dstHost);
     const destHost = name ?? entry.dstHost;
     const action = this.actionFor(entry.dstHost, entry.dstPort);
     const up = this.upstreamFor(action);
     const session: Session = {
       id: this.nextId++, entry, client, destination: formatHostPort(destHost, entry.dstPort),
-      via: describeUpstream(up), state: 'connecting', startedAt: Date.now(),
+      via: describeUpstream(up), state: 'connecting', startedAt: Date.now(), holdsFakeIp: name !== undefined,
     };
     this.sessions.set(entry.port, session);
     this.counters.connectionsTotal++;
@@ -439,6 +458,7 @@ export class TunProxy extends EventEmitter {
     if (this.sessions.get(session.entry.port) !== session) return;
     this.sessions.delete(session.entry.port);
     this.nat.close(session.entry.port);
+    if (session.holdsFakeIp) this.fakeIps!.release(session.entry.dstHost);
     if (session.upstream && !session.upstream.destroyed) session.upstream.destroy();
   }
 

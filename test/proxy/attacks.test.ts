@@ -1,6 +1,7 @@
 // Attacks on tun2socks / tun2http, each mounted against the real `tuntap socks|http` process in
 // the namespaces of topology.ts: answers spoofed in a resolver's name, header injection through a
-// DNS name, and running the service out of file descriptors.
+// DNS name, the fake-IP pool run out of addresses, and running the service out of file
+// descriptors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -246,3 +247,68 @@ test('the soft open-files limit is raised to the hard one at start', async () =>
   }, { wrapper: ['prlimit', '--nofile=512:4096'] });
 });
 
+// Asks SERVER4 for the A records of `count` names n1.test, n2.test, ... (256 in flight) and
+// prints how the answers went: addresses handed out, SERVFAILs, and the last name's answer.
+const namesScript = `
+const dgram = require('node:dgram');
+const count = Number(process.argv[1]), server = process.argv[2];
+const s = dgram.createSocket('udp4');
+const query = (i) => {
+  const name = Buffer.from('n' + i + '.test');
+  const labels = name.toString().split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  return Buffer.concat([Buffer.from([(i >> 8) & 255, i & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+};
+let next = 1, done = 0, addresses = 0, servfail = 0, last = null;
+const pending = new Map();
+const send = () => { while (next <= count && pending.size < 256) { const i = next++; pending.set(i & 0xffff, i); s.send(query(i), 53, server); } };
+s.on('message', (a) => {
+  const i = pending.get(a.readUInt16BE(0));
+  if (i === undefined) return;
+  pending.delete(a.readUInt16BE(0));
+  const rcode = a[3] & 15;
+  if (rcode === 2) servfail++;
+  else if (a.readUInt16BE(6) > 0) addresses++;
+  if (i === count) last = { rcode, address: a.readUInt16BE(6) > 0 ? [...a.subarray(a.length - 4)].join('.') : null };
+  if (++done === count) { console.log(JSON.stringify({ addresses, servfail, last })); process.exit(0); }
+  send();
+});
+setInterval(() => { for (const [id, i] of pending) s.send(query(i), 53, server); }, 2000);
+send();
+`;
+
+test('fake-IP: 32,767 names against the 32,766 addresses of the default range: no live or recent address is reused; the extra name gets SERVFAIL', async () => {
+  const ms = await t.startMicrosocks(1088);
+  try {
+    await t.withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1088`, '--route', '--dns', 'fake-ip', '--no-ipv6'], async (p) => {
+      // web.test gets the first address, and a connection to it stays open.
+      const first = await nsRun(t.app, process.execPath, ['-e', injectScript, JSON.stringify(['web', 'test']), SERVER4], 20_000);
+      const firstAddress = (JSON.parse(first.stdout) as { addresses: string[] }).addresses[0]!;
+      assert.equal(firstAddress, '198.19.128.1', first.stdout);
+      const hold = nsSpawn(t.app, 'curl', ['-sS', '--limit-rate', '1k', '-o', '/dev/null', 'http://web.test:8080/bytes/100000']);
+      try {
+        await p.waitStats((x) => x.sessions >= 1);
+        // 32,766 more names: the range is exhausted by the last one.
+        const r = await nsRun(t.app, process.execPath, ['-e', namesScript, '32766', SERVER4], 120_000);
+        assert.equal(r.code, 0, r.stderr);
+        const res = JSON.parse(r.stdout) as { addresses: number; servfail: number; last: { rcode: number; address: string | null } };
+        console.log(`# 32,766 more names: ${r.stdout.trim()}`);
+        assert.equal(res.addresses, 32765, 'every address of the range was handed out once');
+        assert.deepEqual(res.last, { rcode: 2, address: null }, 'the name that found no free address got SERVFAIL');
+        const s = await p.waitStats((x) => x.dnsServfail >= 1);
+        assert.equal(s.dnsServfail, 1);
+        // web.test keeps its address, and a new connection to it still reaches web.test.
+        const again = await nsRun(t.app, process.execPath, ['-e', injectScript, JSON.stringify(['web', 'test']), SERVER4], 20_000);
+        assert.match(again.stdout, /"addresses":\["198\.19\.128\.1"\],"connected":true/);
+        const toWeb = (): number => ms.log().split('connected to web.test:8080').length;
+        const before = toWeb();
+        const c = await nsRun(t.app, 'curl', ['-sS', '-m', '10', `http://${firstAddress}:8080/`], 20_000);
+        assert.equal(c.code, 0, c.stderr);
+        assert.equal(toWeb(), before + 1, 'the proxy was asked for web.test');
+      } finally {
+        hold.kill();
+      }
+    });
+  } finally {
+    ms.child.kill();
+  }
+});

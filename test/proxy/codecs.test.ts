@@ -68,20 +68,41 @@ test('DNS: questions parse; answers carry the addresses under a compression poin
   assert.equal(parseQuery(bad), undefined, 'label too long');
 });
 
-test('the fake-IP pool is stable per name, maps back, and recycles the oldest when full', () => {
-  const pool = new FakeIpPool(['198.19.128.0/30', 'fd00:fa4e::/126']);
-  const a = pool.addressesFor('one.test', 4)[0]!;
-  assert.deepEqual([...a], [198, 19, 128, 1]);
-  assert.deepEqual(pool.addressesFor('one.test', 4)[0], a, 'same name, same address');
-  assert.equal(pool.nameOf('198.19.128.1'), 'one.test');
-  assert.deepEqual([...pool.addressesFor('two.test', 4)[0]!], [198, 19, 128, 2]);
-  assert.equal(formatIPv6(pool.addressesFor('one.test', 6)[0]!), 'fd00:fa4e::1');
-  assert.equal(pool.nameOf('fd00:fa4e::1'), 'one.test');
-  // Two usable addresses in a /30: the third name takes over the oldest.
-  assert.deepEqual([...pool.addressesFor('three.test', 4)[0]!], [198, 19, 128, 1]);
-  assert.equal(pool.nameOf('198.19.128.1'), 'three.test');
-  assert.deepEqual([...pool.addressesFor('one.test', 4)[0]!], [198, 19, 128, 2], 'one.test gets a fresh address');
-  assert.equal(pool.nameOf('198.19.128.2'), 'one.test');
+test('the fake-IP pool is stable per name, maps back, and recycles the least recently used address only when free and stale', () => {
+  const minute = 60_000;
+  const pool = new FakeIpPool(['198.19.128.0/29', 'fd00:fa4e::/126'], { reuseAfterMs: 5 * minute });
+  const v4 = (name: string, now: number): string | undefined => {
+    const a = pool.addressesFor(name, 4, now);
+    return a && a.length ? [...a[0]!].join('.') : undefined;
+  };
+  // Six usable addresses in a /29.
+  for (let i = 1; i <= 6; i++) assert.equal(v4(`n${i}.test`, 0), `198.19.128.${i}`);
+  assert.equal(v4('n1.test', 0), '198.19.128.1', 'same name, same address');
+  assert.equal(pool.nameOf('198.19.128.1'), 'n1.test');
+  assert.equal(formatIPv6(pool.addressesFor('n1.test', 6, 0)![0]!), 'fd00:fa4e::1');
+  assert.equal(pool.nameOf('fd00:fa4e::1'), 'n1.test');
+  // Connections to n1 and n2 use their addresses at minutes 1 and 3.
+  pool.touch('198.19.128.1', 1 * minute);
+  pool.touch('198.19.128.2', 3 * minute);
+  // Every address was used within the last minutes: no address for a new name (SERVFAIL).
+  assert.equal(pool.addressesFor('n7.test', 4, 4 * minute), undefined);
+  // Later the least recently used one goes, but not n3's, held by a live session: n4's.
+  pool.hold('198.19.128.3');
+  assert.equal(v4('n7.test', 6 * minute), '198.19.128.4');
+  assert.equal(pool.nameOf('198.19.128.4'), 'n7.test');
+  assert.equal(v4('n3.test', 6 * minute), '198.19.128.3');
+  assert.equal(v4('n2.test', 6 * minute), '198.19.128.2');
+  assert.equal(v4('n8.test', 6 * minute), '198.19.128.5');
+  assert.equal(v4('n9.test', 6 * minute), '198.19.128.6');
+  // n1 (touched at minute 1) is stale at minute 7; n3 stays held however old.
+  assert.equal(v4('n10.test', 7 * minute), '198.19.128.1');
+  assert.equal(v4('n11.test', 7 * minute), undefined, 'the rest is fresh or held');
+  // n4 lost its address; asking again gets it the least recently used one, n7's (unheld, stale).
+  assert.equal(v4('n4.test', 20 * minute), '198.19.128.4');
+  assert.equal(pool.nameOf('198.19.128.4'), 'n4.test');
+  assert.equal(v4('n12.test', 20 * minute), '198.19.128.2', 'the held n3 is passed over');
+  pool.release('198.19.128.3', 20 * minute);
+  assert.equal(pool.nameOf('198.19.128.3'), 'n3.test');
   assert.deepEqual(new FakeIpPool(['198.19.128.0/17']).addressesFor('x', 6), [], 'no IPv6 pool, no AAAA');
 });
 
