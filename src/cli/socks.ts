@@ -3,6 +3,7 @@
 // CONNECT upstream. Shows a live view of connections and rates, or JSON lines with --json.
 import { parseArgs, intOption, UsageError, type ParsedArgs } from './args.js';
 import { parseUpstream, describeUpstream, type Upstream } from '../proxy/upstream.js';
+import { parseCidr } from '../addr.js';
 import { parseRule } from '../proxy/rules.js';
 import { startService, type Service } from '../proxy/service.js';
 import type { ProxyStats } from '../proxy/engine.js';
@@ -12,6 +13,8 @@ const help = (command: string, example: string): string => `usage: tuntap ${comm
   --proxy URL          upstream: socks5://[user:pass@]host:port, socks4a://host:port,
                        http://[user:pass@]host:port, direct, reject
   --route              install policy routing so this host's traffic enters the TUN (removed on exit)
+  --gateway CIDR       gateway mode: also carry traffic this host forwards from CIDR (repeatable;
+                       needs ip_forward=1); without it, other hosts' traffic is never carried
   --udp                relay UDP too (SOCKS5 UDP ASSOCIATE, or directly with --proxy direct)
   --dns MODE           auto (UDP when it works, else over TCP) | tcp | fake-ip | off   [auto]
   --dns-server ADDR    send DNS-over-TCP queries to ADDR instead of the address asked
@@ -50,7 +53,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     values: ['proxy', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
       'max-sessions', 'idle-timeout', 'interval'],
     flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet'],
-    repeat: ['fake-ip', 'rule'],
+    repeat: ['fake-ip', 'rule', 'gateway'],
   });
   const o = args.options;
   if (o.help) { console.log(help(command, example)); return 0; }
@@ -60,6 +63,10 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     upstream = parseUpstream(o.proxy);
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+  const gateway = (o.gateway ?? []) as string[];
+  for (const cidr of gateway) {
+    try { parseCidr(cidr); } catch (e) { throw new UsageError(`--gateway: ${(e as Error).message}`); }
   }
   if (command === 'http' && upstream.kind !== 'http' && upstream.kind !== 'direct' && upstream.kind !== 'reject') {
     throw new UsageError('tuntap http needs an http:// proxy (use tuntap socks for SOCKS)');
@@ -94,6 +101,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     maxSessions: intOption(o, 'max-sessions', 20000),
     idleTimeoutMs: intOption(o, 'idle-timeout', 300)! * 1000,
     route: o.route === true,
+    ...(gateway.length ? { gateway } : {}),
     checksumOffload: o['no-offload'] !== true,
   });
   const { proxy, device } = service;

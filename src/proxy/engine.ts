@@ -1,8 +1,8 @@
 // The transparent proxy: packets from the TUN go through the TCP NAT (nat.ts) into local
 // listening sockets, whose connections are relayed through the upstream; UDP goes through the
 // UDP relay (udp.ts); DNS queries are answered from the fake-IP pool or carried over TCP.
-// Failures on every side path are counted by errno (failures.ts) rather than allowed to stop
-// the service.
+// Only sources the source policy (sources.ts) admits are served, and failures on every side
+// path are counted by errno (failures.ts) rather than allowed to stop the service.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { closeSync, openSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { formatIP } from '../addr.js';
 import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, RELAY_HIGH_WATER, type Upstream } from './upstream.js';
+import { SourcePolicy } from './sources.js';
 import { FailureLog, type FailureKind } from './failures.js';
 import { isHostName, printable } from './names.js';
 
@@ -50,6 +51,11 @@ export interface TunProxyOptions {
   fakeIpRanges?: string[];
   /** How long after its last use a fake address may go to another name (default 5 minutes). */
   fakeIpReuseAfterMs?: number;
+  /**
+   * Gateway mode: CIDRs of other hosts whose forwarded traffic is served too. Without it only
+   * packets from this host's own addresses are carried.
+   */
+  gateway?: string[];
   maxSessions?: number;
   /** Listening sockets per family (each has its own accept queue); default 8. */
   listeners?: number;
@@ -97,6 +103,8 @@ export interface ProxyStats {
   packetsIn: number;
   packetsOut: number;
   dropped: number;
+  /** Non-TCP packets from sources the proxy does not serve (TCP ones: nat.foreign). */
+  foreign: number;
   nat: TcpNat['counters'];
 }
 
@@ -148,6 +156,7 @@ export class TunProxy extends EventEmitter {
   private readonly sessions = new Map<number, Session>();
   private readonly udp?: UdpRelay;
   private readonly fakeIps?: FakeIpPool;
+  private readonly sources: SourcePolicy;
   private readonly failures: FailureLog;
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
@@ -164,7 +173,7 @@ export class TunProxy extends EventEmitter {
   private bytesDownDone = 0;
   private readonly counters = {
     connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsServfail: 0, dnsInvalidNames: 0,
-    packetsIn: 0, packetsOut: 0, dropped: 0,
+    packetsIn: 0, packetsOut: 0, dropped: 0, foreign: 0,
   };
 
   private constructor(private readonly opts: TunProxyOptions, servers: net.Server[], ports: { v4: number[]; v6?: number[] }) {
@@ -172,6 +181,7 @@ export class TunProxy extends EventEmitter {
     this.servers = servers;
     const rules = opts.rules ?? [];
     this.failures = new FailureLog({ log: opts.log });
+    this.sources = new SourcePolicy({ gateway: opts.gateway });
     if (opts.dns === 'fake-ip') {
       this.fakeIps = new FakeIpPool(opts.fakeIpRanges ?? ['198.19.128.0/17', 'fd00:fa4e::/96'],
         { reuseAfterMs: opts.fakeIpReuseAfterMs });
@@ -187,6 +197,7 @@ export class TunProxy extends EventEmitter {
       // A SYN to a fake address keeps it from going to another name before it is accepted.
       admit: rules.length === 0 && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
         : (_family, host, port) => { fakeIps?.touch(host); return this.actionFor(host, port) !== 'reject'; },
+      admitSource: (_family, address) => this.sources.classify(address),
     });
     if (opts.udp) {
       this.udp = new UdpRelay({
@@ -309,6 +320,7 @@ export class TunProxy extends EventEmitter {
   private other(p: Buffer): void {
     const d = parseUdp(p);
     if (!d) { this.counters.dropped++; return; }
+    if (!this.sources.allows(d.srcAddr)) { this.counters.foreign++; return; }
     const dns = this.opts.dns ?? 'auto';
     if (d.dstPort === 53 && dns !== 'off') {
       this.counters.dnsQueries++;

@@ -11,6 +11,7 @@ export {
 export { UdpRelay, parseUdp, buildUdp, type UdpDatagram, type UdpRelayOptions } from './udp.js';
 export { FakeIpPool, parseQuery, buildAnswer, RCODE_SERVFAIL, type DnsQuestion, type FakeIpPoolOptions } from './dns.js';
 export { parseRule, decide, type Rule, type RuleAction } from './rules.js';
+export { SourcePolicy, type SourcePolicyOptions } from './sources.js';
 export { isHostName, isDestinationHost } from './names.js';
 export { FailureLog, type FailureKind } from './failures.js';
 export { descriptorLimit, checkDescriptors, type DescriptorLimit } from './limits.js';

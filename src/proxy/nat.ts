@@ -43,6 +43,12 @@ export interface NatOptions extends NatAddresses {
   onRelease?: (port: number) => void;
   /** Decides at SYN time whether a destination may be connected at all (false → reset). */
   admit?: (family: 4 | 6, dstHost: string, dstPort: number) => boolean;
+  /**
+   * Who sent a segment (its source address, a view of 4 or 16 bytes): this host ('local'),
+   * another host served in gateway mode ('gateway'), or neither (false: counted as `foreign`
+   * and dropped without an answer). Without it every source is 'local'.
+   */
+  admitSource?: (family: 4 | 6, address: Uint8Array) => 'local' | 'gateway' | false;
 }
 
 export interface NatEntry {
@@ -83,6 +89,8 @@ export interface NatCounters {
    * descriptors (EMFILE), accepts and closes what waits in the queue without telling Node.
    */
   closedBeforeAccept: number;
+  /** Segments from a source that admitSource refused. */
+  foreign: number;
 }
 
 /** Applies a precomputed RFC 1624 delta to the checksum field at b[off]. */
@@ -97,7 +105,7 @@ function adjustPartial(b: Uint8Array, off: number, delta: number): void {
 
 export class TcpNat {
   readonly counters: NatCounters = {
-    translated: 0, replies: 0, created: 0, released: 0, resets: 0, refusedFull: 0, rejected: 0, dropped: 0, closedBeforeAccept: 0,
+    translated: 0, replies: 0, created: 0, released: 0, resets: 0, refusedFull: 0, rejected: 0, dropped: 0, closedBeforeAccept: 0, foreign: 0,
   };
   private readonly entries: (NatEntry | undefined)[] = new Array(65536);
   private readonly byKey = new Map<string, NatEntry>();
@@ -280,6 +288,11 @@ export class TcpNat {
     if (flags & SYN && !(flags & ACK)) {
       if (e && e.state === 'closing') { this.release(e); e = undefined; }
       if (!e) {
+        const source = this.opts.admitSource ? this.opts.admitSource(family, b.subarray(addrOff, dstOff)) : 'local';
+        if (!source) {
+          this.counters.foreign++;
+          return 'drop';
+        }
         const dstPort = b.readUInt16BE(l4 + 2);
         if (this.opts.admit) {
           const dst = b.subarray(dstOff, dstOff + addrLen);
@@ -297,6 +310,10 @@ export class TcpNat {
       }
     } else if (!e) {
       if (flags & RST) { this.counters.dropped++; return 'drop'; }
+      if (this.opts.admitSource && !this.opts.admitSource(family, b.subarray(addrOff, dstOff))) {
+        this.counters.foreign++;
+        return 'drop';
+      }
       return this.reset(b, family, l4, end);
     }
     this.rewrite(b, e, fake, local, e.port, e.listenPort, e.fwdIpDelta, e.fwdDelta,

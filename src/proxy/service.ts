@@ -20,7 +20,10 @@ export interface ServiceOptions extends Omit<TunProxyOptions, 'device' | 'local4
   address4?: string;
   /** The TUN's IPv6 address, or false for IPv4 only; a /126 is configured. */
   address6?: string | false;
-  /** Install policy routing that sends the host's traffic into the TUN. */
+  /**
+   * Install policy routing that sends the host's own traffic into the TUN (and, with `gateway`,
+   * the traffic forwarded from those networks).
+   */
   route?: boolean;
   routeTable?: number;
   routePriority?: number;
@@ -77,7 +80,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       }
       routing = new PolicyRouting({
         device: device.name, table: opts.routeTable, priority: opts.routePriority,
-        families: local6 ? [4, 6] : [4], bypassSources: { 4: bind4, 6: bind6 },
+        families: local6 ? [4, 6] : [4], bypassSources: { 4: bind4, 6: bind6 }, gateway: opts.gateway,
       });
       process.on('exit', onExit);
       routing.install();

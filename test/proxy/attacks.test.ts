@@ -1,7 +1,7 @@
 // Attacks on tun2socks / tun2http, each mounted against the real `tuntap socks|http` process in
 // the namespaces of topology.ts: answers spoofed in a resolver's name, header injection through a
-// DNS name, the fake-IP pool run out of addresses, and running the service out of file
-// descriptors.
+// DNS name, a neighbour riding the proxy through a forwarding host, the fake-IP pool run out of
+// addresses, and running the service out of file descriptors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,10 +10,12 @@ import { waitForOutput } from '../helpers/wait.js';
 import { ProxyTopology, SERVER4, PROXY4, type ProxyProcess } from './topology.js';
 
 let t: ProxyTopology;
+let neighbour: { ns: string; link: string; appLink: string };
 
 before(async () => {
   t = new ProxyTopology();
   await t.startServers();
+  neighbour = t.addNeighbour();
 });
 after(() => t?.cleanup());
 
@@ -176,6 +178,41 @@ test('header injection: a DNS name with CR LF never reaches the HTTP CONNECT pro
   } finally {
     dump.kill();
     tp.child.kill();
+  }
+});
+
+test('a neighbour routing through this host (ip_forward=1) is not carried, even when a route leads it into the TUN; --gateway carries it', async () => {
+  const ms = await t.startMicrosocks(1085);
+  const curlFrom = (ns: string): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+    nsRun(ns, 'curl', ['-sS', '-m', '3', `http://${SERVER4}:8080/`], 20_000);
+  try {
+    await t.withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1085`, '--route'], async (p) => {
+      const own = await curlFrom(t.app);
+      assert.equal(own.code, 0, `this host's own traffic is carried: ${own.stderr}`);
+      const before = ms.log().split('\n').length;
+      const forwarded = await curlFrom(neighbour.ns);
+      assert.notEqual(forwarded.code, 0, `the neighbour got through: ${forwarded.stdout}`);
+      assert.equal(ms.log().split('\n').length, before, 'the proxy saw no connection from the neighbour');
+      // Someone else's route sends the neighbour into the TUN anyway: the NAT does not serve it.
+      nsExec(t.app, 'ip', 'rule', 'add', 'from', '198.18.4.0/24', 'lookup', '7475', 'pref', '100');
+      try {
+        const routed = await curlFrom(neighbour.ns);
+        assert.notEqual(routed.code, 0, routed.stdout);
+        const s = await p.waitStats((x) => (x.nat as unknown as { foreign: number }).foreign >= 1);
+        assert.equal(s.connectionsTotal, 1, 'only the app\'s own connection was relayed');
+      } finally {
+        nsExec(t.app, 'ip', 'rule', 'del', 'from', '198.18.4.0/24', 'lookup', '7475', 'pref', '100');
+      }
+      assert.equal(ms.log().split('\n').length, before);
+    });
+    await t.withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1085`, '--route', '--gateway', '198.18.4.0/24'], async () => {
+      const r = await curlFrom(neighbour.ns);
+      assert.equal(r.code, 0, r.stderr);
+      // It went through the proxy: the server saw the proxy's address.
+      assert.match(r.stdout, /to ::ffff:198\.18\.2\.1 /);
+    });
+  } finally {
+    ms.child.kill();
   }
 });
 

@@ -10,6 +10,7 @@ import { parseQuery, buildAnswer, FakeIpPool, TYPE_A, TYPE_AAAA } from '../../sr
 import { parseRule, decide } from '../../src/proxy/rules.js';
 import { buildUdp, parseUdp } from '../../src/proxy/udp.js';
 import { checkDescriptors, descriptorLimit, descriptorsNeeded } from '../../src/proxy/limits.js';
+import { SourcePolicy } from '../../src/proxy/sources.js';
 import { FailureLog } from '../../src/proxy/failures.js';
 import { formatIPv6, parseIP } from '../../src/addr.js';
 const addressBytes = (text: string): Buffer => Buffer.from(parseIP(text));
@@ -157,6 +158,22 @@ test('descriptor limits: read from /proc/self/limits and compared with what the 
     /20000 sessions need up to 48528 file descriptors but the limit is 20000: about 5736 fit/);
   assert.match(checkDescriptors({ maxSessions: 10, udpSessions: 0 }, { soft: 512, hard: 4096 })!, /soft limit \(512\) is below the hard one \(4096\)/);
   assert.equal(descriptorsNeeded({ maxSessions: 10, udpSessions: 1 }), 336 + 22);
+});
+
+test('source policy: this host\'s addresses, refreshed at most once a second, plus the gateway networks', () => {
+  let local: Uint8Array[] = [addressBytes('198.19.0.1')];
+  let asked = 0;
+  const policy = new SourcePolicy({ gateway: ['198.18.64.0/18', 'fd00:64::/64'], localAddresses: () => { asked++; return local; } });
+  assert.ok(policy.allows(addressBytes('198.19.0.1'), 0));
+  assert.ok(policy.allows(addressBytes('198.18.127.255'), 0));
+  assert.ok(policy.allows(addressBytes('fd00:64::9'), 0));
+  assert.ok(!policy.allows(addressBytes('198.18.4.2'), 0));
+  local = [...local, addressBytes('198.18.4.2')];
+  assert.ok(!policy.allows(addressBytes('198.18.4.2'), 500), 'not asked again within a second');
+  assert.ok(policy.allows(addressBytes('198.18.4.2'), 1500), 'a new local address is found');
+  const before = asked;
+  for (let i = 0; i < 1000; i++) policy.allows(addressBytes(`203.0.113.${i & 255}`), 1600);
+  assert.equal(asked, before, 'strangers cost no lookups');
 });
 
 test('failure log: counts by kind and errno, logs a few lines a second and summarizes the rest', async () => {

@@ -114,6 +114,15 @@ test('the table caps sessions, answers beyond the cap with RST+ACK, and frees af
   assert.deepEqual(released, [portA], 'the relay hears of it');
 });
 
+test('a source refused by admitSource gets nothing: no entry, no reset', () => {
+  const nat = new TcpNat({ ...addrs, admitSource: (_f, a) => (a[0] === 198 && a[1] === 19 ? 'local' : false) });
+  assert.equal(nat.translate(tcpPacket('198.18.4.2', 1, '198.18.2.2', 80, SYN), 0), 'drop');
+  assert.equal(nat.translate(tcpPacket('198.18.4.2', 1, '198.18.2.2', 80, ACK, Buffer.from('x')), 0), 'drop');
+  assert.equal(nat.counters.foreign, 2);
+  assert.equal(nat.size, 0);
+  assert.equal(nat.translate(tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN), 0), 'forward');
+});
+
 test('a retransmitted SYN reuses its entry; a new SYN on a closing entry gets a fresh port', () => {
   const nat = new TcpNat({ ...addrs });
   const syn = (): Buffer => tcpPacket('198.19.0.1', 5555, '198.18.2.2', 443, SYN);

@@ -2,6 +2,7 @@
 //   app (runs `tuntap socks|http --route`, curl, iperf3) ── proxy (microsocks, danted, tinyproxy)
 //   ── server (HTTP + TCP echo in Node, iperf3, dnsmasq).
 // The proxy namespace does not forward, so the app reaches the server only through a proxy.
+// addNeighbour() adds a fourth, a host that routes through the app's host (a container on it).
 import { mkdtempSync, chmodSync, mkdirSync, writeFileSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,9 @@ export const SERVER4 = '198.18.2.2';
 export const SERVER6 = 'fd00:2::2';
 export const PROXY4 = '198.18.1.2';
 export const APP4 = '198.18.1.1';
+/** The neighbour's address and the app host's on their link (addNeighbour). */
+export const NEIGHBOUR4 = '198.18.4.2';
+export const GATEWAY4 = '198.18.4.1';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -241,6 +245,20 @@ DisableViaHeader Yes
       const code = await p.stop();
       if (code !== 0) throw new Error(`tuntap exited with ${code}: ${p.stderr()}`);
     }
+  }
+
+  /**
+   * A fourth namespace whose default route leads through the app's host (198.18.4.2 → .1), and
+   * that host forwarding (ip_forward=1), as a container or a LAN neighbour would use it.
+   */
+  addNeighbour(): { ns: string; link: string; appLink: string } {
+    const ns = this.net.namespace('pxn');
+    const l = this.net.veth(this.app, ns);
+    nsExec(this.app, 'ip', 'addr', 'add', `${GATEWAY4}/24`, 'dev', l.a);
+    nsExec(ns, 'ip', 'addr', 'add', `${NEIGHBOUR4}/24`, 'dev', l.b);
+    nsExec(ns, 'ip', 'route', 'add', 'default', 'via', GATEWAY4);
+    nsExec(this.app, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+    return { ns, link: l.b, appLink: l.a };
   }
 
   async cleanup(): Promise<void> {
