@@ -1,7 +1,7 @@
 // The transparent proxy: packets from the TUN go through the TCP NAT (nat.ts) into local
-// listening sockets, whose connections are relayed through the upstream; UDP goes through the
-// UDP relay (udp.ts); DNS queries are answered from the fake-IP pool or carried over TCP.
-// Only sources the source policy (sources.ts) admits are served, and failures on every side
+// listening sockets, whose connections are relayed (relay.ts) through the upstream; UDP goes
+// through the UDP relay (udp.ts); DNS queries are answered from the fake-IP pool or carried over
+// TCP. Only sources the source policy (sources.ts) admits are served, and failures on every side
 // path are counted by errno (failures.ts) rather than allowed to stop the service.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -12,7 +12,8 @@ import { UdpRelay, parseUdp, buildUdp, type UdpDatagram } from './udp.js';
 import { formatIP } from '../addr.js';
 import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
-import { connectThrough, describeUpstream, formatHostPort, UpstreamError, RELAY_HIGH_WATER, type Upstream } from './upstream.js';
+import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
+import { forward, RelayBudget } from './relay.js';
 import { SourcePolicy } from './sources.js';
 import { FailureLog, type FailureKind } from './failures.js';
 import { isHostName, printable } from './names.js';
@@ -57,6 +58,12 @@ export interface TunProxyOptions {
    */
   gateway?: string[];
   maxSessions?: number;
+  /** How long a SYN may wait for its handshake to complete (default 5 s). */
+  handshakeTimeoutMs?: number;
+  /** How long a completed handshake may wait to be accepted (default 60 s). */
+  acceptTimeoutMs?: number;
+  /** Half-open TCP entries per source address in a gateway network (default 1024). */
+  maxHalfOpenPerSource?: number;
   /** Listening sockets per family (each has its own accept queue); default 8. */
   listeners?: number;
   idleTimeoutMs?: number;
@@ -119,16 +126,8 @@ interface Session {
   startedAt: number;
   /** The destination is a fake address whose name this session keeps from reuse. */
   holdsFakeIp: boolean;
-}
-
-/**
- * Copies `from` into `to` with backpressure and passes on the FIN: what pipe() does, at half
- * of pipe()'s memory per connection (which counts with ten thousand idle connections).
- */
-function forward(from: net.Socket, to: net.Socket): void {
-  from.on('data', (chunk: Buffer) => { if (!to.write(chunk)) from.pause(); });
-  to.on('drain', () => from.resume());
-  from.once('end', () => { if (!to.destroyed) to.end(); });
+  /** Hands the relay's extra buffer allowance back (set once relaying). */
+  releaseBuffers: (() => void) | undefined;
 }
 
 /**
@@ -158,6 +157,7 @@ export class TunProxy extends EventEmitter {
   private readonly fakeIps?: FakeIpPool;
   private readonly sources: SourcePolicy;
   private readonly failures: FailureLog;
+  private readonly relayBudget = new RelayBudget();
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
   private writeChain: Promise<void> = Promise.resolve();
@@ -190,6 +190,8 @@ export class TunProxy extends EventEmitter {
     this.nat = new TcpNat({
       local4: opts.local4, fake4: opts.fake4, local6: opts.local6, fake6: opts.fake6,
       listenPort4: ports.v4, listenPort6: ports.v6, maxSessions: opts.maxSessions,
+      handshakeTimeoutMs: opts.handshakeTimeoutMs, acceptTimeoutMs: opts.acceptTimeoutMs,
+      maxHalfOpenPerSource: opts.maxHalfOpenPerSource,
       onRelease: (port) => {
         const s = this.sessions.get(port);
         if (s) { s.client.destroy(); s.upstream?.destroy(); this.finish(s); }
@@ -198,6 +200,7 @@ export class TunProxy extends EventEmitter {
       admit: rules.length === 0 && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
         : (_family, host, port) => { fakeIps?.touch(host); return this.actionFor(host, port) !== 'reject'; },
       admitSource: (_family, address) => this.sources.classify(address),
+      emit: (p) => this.writeLater(p),
     });
     if (opts.udp) {
       this.udp = new UdpRelay({
@@ -223,7 +226,13 @@ export class TunProxy extends EventEmitter {
 
   private sweep(): void {
     const c = this.nat.counters;
+    const timeouts = c.acceptTimeouts;
     this.nat.sweep();
+    // Half-open entries (never answered, like spoofed SYNs) are not failures of ours; a
+    // completed handshake that no accept() picked up is.
+    for (let i = timeouts; i < c.acceptTimeouts; i++) {
+      this.failures.note('accept', 'ETIMEDOUT', 'a connection completed its handshake but was not accepted in time');
+    }
     if (c.closedBeforeAccept > this.closedBeforeAcceptSeen) {
       const code = descriptorShortage();
       for (; this.closedBeforeAcceptSeen < c.closedBeforeAccept; this.closedBeforeAcceptSeen++) {
@@ -235,7 +244,7 @@ export class TunProxy extends EventEmitter {
   /** Listens on the TUN's addresses and starts moving packets. The TUN must be up and addressed. */
   static async start(opts: TunProxyOptions): Promise<TunProxy> {
     const listen = (host: string): Promise<net.Server> => new Promise((resolve, reject) => {
-      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: RELAY_HIGH_WATER });
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
       server.once('error', reject);
       server.listen({ host, port: 0, backlog: 4096 }, () => { server.off('error', reject); resolve(server); });
     });
@@ -407,7 +416,7 @@ export class TunProxy extends EventEmitter {
   private accept(client: net.Socket): void {
     const entry = this.nat.lookup(client.remotePort ?? -1);
     const fake = client.remoteFamily === 'IPv6' ? this.opts.fake6 : this.opts.fake4;
-    if (!entry || entry.state === 'closing' || client.remoteAddress !== fake || this.closed) {
+    if (!entry || entry.state === 'closing' || entry.state === 'open' || client.remoteAddress !== fake || this.closed) {
       // Not one of ours (something connected to the listener directly).
       client.destroy();
       return;
@@ -421,6 +430,7 @@ export class TunProxy extends EventEmitter {
     const session: Session = {
       id: this.nextId++, entry, client, destination: formatHostPort(destHost, entry.dstPort),
       via: describeUpstream(up), state: 'connecting', startedAt: Date.now(), holdsFakeIp: name !== undefined,
+      releaseBuffers: undefined,
     };
     this.sessions.set(entry.port, session);
     this.counters.connectionsTotal++;
@@ -460,8 +470,9 @@ export class TunProxy extends EventEmitter {
       if (!client.destroyed && !client.writableEnded) client.destroy();
     });
     client.once('close', () => { if (!upstream.destroyed && !upstream.readableEnded) upstream.destroy(); });
-    forward(client, upstream);
-    forward(upstream, client);
+    const up = forward(client, upstream, this.relayBudget);
+    const down = forward(upstream, client, this.relayBudget);
+    session.releaseBuffers = () => { up(); down(); };
     client.resume();
     upstream.resume();
   }
@@ -471,6 +482,7 @@ export class TunProxy extends EventEmitter {
     this.sessions.delete(session.entry.port);
     this.nat.close(session.entry.port);
     if (session.holdsFakeIp) this.fakeIps!.release(session.entry.dstHost);
+    session.releaseBuffers?.();
     if (session.upstream && !session.upstream.destroyed) session.upstream.destroy();
   }
 

@@ -15,4 +15,5 @@ export { SourcePolicy, type SourcePolicyOptions } from './sources.js';
 export { isHostName, isDestinationHost } from './names.js';
 export { FailureLog, type FailureKind } from './failures.js';
 export { descriptorLimit, checkDescriptors, type DescriptorLimit } from './limits.js';
+export { forward, RelayBudget, RELAY_INITIAL_ALLOWANCE, RELAY_MAX_ALLOWANCE } from './relay.js';
 export { PolicyRouting, configureProxyTun, sourceAddressFor, type PolicyRoutingOptions } from './routing.js';

@@ -7,9 +7,6 @@ import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../addr.js';
 import net from 'node:net';
 import { isDestinationHost, isHostName, printable } from './names.js';
 
-/** Stream buffering per relayed socket: a few 64 KiB reads in flight before backpressure. */
-export const RELAY_HIGH_WATER = 256 * 1024;
-
 export type UpstreamKind = 'socks5' | 'socks4a' | 'http' | 'direct' | 'reject';
 
 export interface Upstream {
@@ -107,11 +104,12 @@ async function readHttpHead(sock: net.Socket): Promise<string> {
 
 function tcpConnect(host: string, port: number, opts: ConnectOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    // highWaterMark reaches the underlying Duplex (Node's typings omit it for connect()).
+    // Stream buffers keep Node's small defaults: relay.ts lets a connection queue more only
+    // once it moves bulk data.
     const sock = net.connect({
-      host, port, allowHalfOpen: true, noDelay: true, highWaterMark: RELAY_HIGH_WATER,
+      host, port, allowHalfOpen: true, noDelay: true,
       ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-    } as net.NetConnectOpts);
+    });
     const onError = (e: NodeJS.ErrnoException): void => {
       sock.destroy();
       reject(e);

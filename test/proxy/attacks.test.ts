@@ -1,12 +1,14 @@
 // Attacks on tun2socks / tun2http, each mounted against the real `tuntap socks|http` process in
 // the namespaces of topology.ts: answers spoofed in a resolver's name, header injection through a
-// DNS name, a neighbour riding the proxy through a forwarding host, the fake-IP pool run out of
-// addresses, and running the service out of file descriptors.
+// DNS name, a neighbour riding the proxy through a forwarding host, a SYN flood, the fake-IP pool
+// run out of addresses, and running the service out of file descriptors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { nsExec, nsRun, nsSpawn } from '../helpers/netns.js';
-import { waitForOutput } from '../helpers/wait.js';
+import { waitForOutput, sleep } from '../helpers/wait.js';
+import { readFileSync } from 'node:fs';
+import { openTun } from '../../src/device/index.js';
+import { tcpPacket, SYN } from './segments.js';
 import { ProxyTopology, SERVER4, PROXY4, type ProxyProcess } from './topology.js';
 
 let t: ProxyTopology;
@@ -213,6 +215,72 @@ test('a neighbour routing through this host (ip_forward=1) is not carried, even 
     });
   } finally {
     ms.child.kill();
+  }
+});
+
+/** Peak resident memory of a process (VmHWM), in bytes. */
+function peakRss(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+const FLOOD = 100_000;
+const FLOOD_NET = '198.18.64.0/18';
+
+test(`SYN flood: ${FLOOD} spoofed SYNs from 16,384 sources leave RSS under 200 MB, and a real connection made during the flood works`, async () => {
+  // The neighbour forwards what is written into a TUN of its own: SYNs from spoofed sources.
+  const dev = openTun({ name: 'pxflood%d', netns: neighbour.ns });
+  const dante = await t.startDante(1086);
+  try {
+    nsExec(neighbour.ns, 'ip', 'link', 'set', dev.name, 'up');
+    nsExec(neighbour.ns, 'ip', 'route', 'add', FLOOD_NET, 'dev', dev.name);
+    for (const ns of [neighbour.ns, t.app]) {
+      nsExec(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
+    }
+    nsExec(neighbour.ns, 'sysctl', '-qw', `net.ipv4.conf.${dev.name}.rp_filter=0`);
+    nsExec(t.app, 'ip', 'route', 'add', FLOOD_NET, 'via', '198.18.4.2');
+    await t.withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1086`, '--route', '--gateway', FLOOD_NET], async (p) => {
+      const pid = p.child.pid!;
+      let sent = 0;
+      let flooding = true;
+      const flood = (async () => {
+        // 100,000 SYNs in about eight seconds, in batches.
+        for (let i = 0; i < FLOOD;) {
+          const batch: Buffer[] = [];
+          for (let j = 0; j < 1000 && i < FLOOD; j++, i++) {
+            const source = `198.18.${64 + ((i >> 8) & 63)}.${i & 255}`;
+            batch.push(tcpPacket(source, 1024 + ((i * 7919) % 60000), SERVER4, 7000, SYN, Buffer.alloc(0), (i * 2654435761) >>> 0));
+          }
+          sent += await dev.writeBatch(batch);
+          await sleep(80);
+        }
+        flooding = false;
+      })();
+      // Once more SYNs arrived than the table holds (20,000), a real client connects.
+      const synsSeen = (x: Record<string, number>): number => {
+        const n = x.nat as unknown as Record<string, number>;
+        return n.created! + (n.refusedFull ?? 0) + (n.sourceLimited ?? 0);
+      };
+      await p.waitStats((x) => synsSeen(x) > 25_000, 20_000);
+      assert.ok(flooding, 'the flood still runs');
+      const started = Date.now();
+      const real = await nsRun(t.app, 'curl', ['-sS', '-m', '10', `http://${SERVER4}:8080/`], 20_000);
+      const tookMs = Date.now() - started;
+      await flood;
+      const s = await p.waitStats(() => true);
+      const rss = peakRss(pid);
+      console.log(`# flood: ${sent} written, ${synsSeen(s)} reached the NAT (${JSON.stringify(s.nat)}), real connection in ${tookMs} ms, peak RSS ${(rss / 2 ** 20).toFixed(0)} MiB`);
+      assert.equal(real.code, 0, `the real connection during the flood: ${real.stderr}`);
+      assert.match(real.stdout, /hello/);
+      assert.ok(rss < 200 * 2 ** 20, `peak RSS ${rss}`);
+      // The spoofed entries go within seconds.
+      await p.waitStats((x) => x.natEntries < 100, 15_000);
+    });
+  } finally {
+    dev.closeSync();
+    nsExec(t.app, 'ip', 'route', 'del', FLOOD_NET);
+    nsExec(t.app, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+    dante.child.kill('SIGTERM');
   }
 });
 
