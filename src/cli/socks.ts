@@ -3,6 +3,7 @@
 // CONNECT upstream. Shows a live view of connections and rates, or JSON lines with --json.
 import { parseArgs, intOption, UsageError, type ParsedArgs } from './args.js';
 import { parseUpstream, describeUpstream, type Upstream } from '../proxy/upstream.js';
+import { PASSWORD_ENV, redactor, resolvePassword } from '../proxy/credentials.js';
 import { parseCidr } from '../addr.js';
 import { parseRule } from '../proxy/rules.js';
 import { startService, type Service } from '../proxy/service.js';
@@ -12,6 +13,9 @@ const help = (command: string, example: string): string => `usage: tuntap ${comm
 
   --proxy URL          upstream: socks5://[user:pass@]host:port, socks4a://host:port,
                        http://[user:pass@]host:port, direct, reject
+  --proxy-password-file FILE
+                       the proxy password, read from FILE (or set ${PASSWORD_ENV}): unlike
+                       one in the URL, not visible to other users in ps
   --route              install policy routing so this host's traffic enters the TUN (removed on exit)
   --gateway CIDR       gateway mode: also carry traffic this host forwards from CIDR (repeatable;
                        needs ip_forward=1); without it, other hosts' traffic is never carried
@@ -50,7 +54,7 @@ function fmtBytes(n: number): string {
 export async function runProxyCommand(argv: string[], command: 'socks' | 'http'): Promise<number> {
   const example = command === 'socks' ? 'socks5://user:pass@host:1080' : 'http://user:pass@host:3128';
   const args: ParsedArgs = parseArgs(argv, {
-    values: ['proxy', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
+    values: ['proxy', 'proxy-password-file', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
       'max-sessions', 'idle-timeout', 'interval'],
     flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet'],
     repeat: ['fake-ip', 'rule', 'gateway'],
@@ -59,10 +63,21 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   if (o.help) { console.log(help(command, example)); return 0; }
   if (typeof o.proxy !== 'string') throw new UsageError(`--proxy is required (e.g. --proxy ${example})`);
   let upstream: Upstream;
+  let passwordFrom: string | undefined;
+  const early: string[] = [];
   try {
-    upstream = parseUpstream(o.proxy);
+    const resolved = resolvePassword(parseUpstream(o.proxy),
+      typeof o['proxy-password-file'] === 'string' ? { file: o['proxy-password-file'] } : {});
+    upstream = resolved.upstream;
+    passwordFrom = resolved.passwordFrom;
+    if (resolved.warning) early.push(`warning: ${resolved.warning}`);
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+  if (passwordFrom === 'url') {
+    // Overwrites the argv that /proc/PID/cmdline (ps) shows; it was visible until now.
+    process.title = `tuntap ${command}`;
+    early.push(`warning: a password in --proxy is visible to other users while the command starts; use --proxy-password-file or ${PASSWORD_ENV}`);
   }
   const gateway = (o.gateway ?? []) as string[];
   for (const cidr of gateway) {
@@ -82,7 +97,9 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   }
   const json = o.json === true;
   const quiet = o.quiet === true;
-  const log = (line: string): void => { console.error(`${new Date().toISOString()} ${line}`); };
+  const redact = redactor([upstream.password]);
+  const log = (line: string): void => { console.error(redact(`${new Date().toISOString()} ${line}`)); };
+  for (const line of early) log(line);
   // A reader of --json that goes away must not stop the service.
   process.stdout.on('error', () => { /* nothing to report it to */ });
 

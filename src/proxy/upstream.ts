@@ -2,7 +2,7 @@
 // handshake over a plain net.Socket and hands back that socket once it carries the destination's
 // byte stream: SOCKS5 (RFC 1928, username/password RFC 1929), SOCKS4a, HTTP CONNECT (Basic
 // auth), direct, or reject. Destination names are checked (names.ts) before any handshake
-// carries them.
+// carries them, and credentials never appear in a message.
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../addr.js';
 import net from 'node:net';
 import { isDestinationHost, isHostName, printable } from './names.js';
@@ -38,15 +38,25 @@ export class UpstreamError extends Error {
 
 const defaultPorts: Record<string, number> = { socks5: 1080, socks5h: 1080, socks4a: 1080, socks4: 1080, http: 8080 };
 
-/** Parses `socks5://user:pass@host:port`, `socks4a://host:port`, `http://user:pass@host:port`, `direct://`, `reject://`. */
+/** A proxy URL with whatever stands between `user:` and `@` replaced, for messages. */
+export function redactProxyUrl(text: string): string {
+  // The last '@' of the authority ends the user information, as URL parsing has it.
+  return text.replace(/^([^:/]*:\/\/[^:@/]*:)[^/?#]*@/, '$1***@');
+}
+
+/**
+ * Parses `socks5://user:pass@host:port`, `socks4a://host:port`, `http://user:pass@host:port`,
+ * `direct://`, `reject://`. Error messages show the URL with its password replaced.
+ */
 export function parseUpstream(text: string): Upstream {
   if (text === 'direct' || text === 'direct://') return { kind: 'direct', host: '', port: 0 };
   if (text === 'reject' || text === 'reject://') return { kind: 'reject', host: '', port: 0 };
+  const shown = redactProxyUrl(text);
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new TypeError(`"${text}" is not a proxy URL (like socks5://user:pass@host:1080 or http://host:3128)`);
+    throw new TypeError(`"${shown}" is not a proxy URL (like socks5://user:pass@host:1080 or http://host:3128)`);
   }
   const scheme = url.protocol.replace(/:$/, '');
   const kind: UpstreamKind | undefined = scheme === 'socks5' || scheme === 'socks5h' ? 'socks5'
@@ -54,12 +64,31 @@ export function parseUpstream(text: string): Upstream {
     : scheme === 'http' ? 'http' : undefined;
   if (!kind) throw new TypeError(`proxy scheme "${scheme}" is not supported (use socks5, socks4a or http)`);
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (!host) throw new TypeError(`proxy URL "${text}" has no host`);
+  if (!host) throw new TypeError(`proxy URL "${shown}" has no host`);
   const port = url.port ? Number(url.port) : defaultPorts[scheme]!;
   const up: Upstream = { kind, host, port };
-  if (url.username) up.username = decodeURIComponent(url.username);
-  if (url.password) up.password = decodeURIComponent(url.password);
+  try {
+    if (url.username) up.username = decodeURIComponent(url.username);
+    if (url.password) up.password = decodeURIComponent(url.password);
+  } catch {
+    throw new TypeError(`proxy URL "${shown}" has a malformed %-escape in its credentials`);
+  }
+  checkCredentials(up);
   return up;
+}
+
+/**
+ * Throws when the username or password cannot be carried by the upstream's handshake: SOCKS5
+ * sends each with a one-byte length (RFC 1929), SOCKS4a ends the user id at a NUL.
+ */
+export function checkCredentials(up: Upstream): void {
+  for (const [what, value] of [['username', up.username], ['password', up.password]] as const) {
+    if (value === undefined) continue;
+    if (up.kind === 'socks5' && Buffer.byteLength(value, 'utf8') > 255) {
+      throw new TypeError(`the SOCKS5 ${what} is longer than 255 bytes (RFC 1929 cannot carry it)`);
+    }
+    if (value.includes('\0')) throw new TypeError(`the proxy ${what} contains a NUL character`);
+  }
 }
 
 export function describeUpstream(up: Upstream): string {
@@ -155,6 +184,8 @@ async function socks5Greet(sock: net.Socket, up: Upstream): Promise<void> {
   if (method === 2) {
     const user = Buffer.from(up.username ?? '', 'utf8');
     const pass = Buffer.from(up.password ?? '', 'utf8');
+    // One length byte each: a longer value would wrap it and spill into the next field.
+    if (user.length > 255 || pass.length > 255) throw new UpstreamError('the SOCKS5 username or password is longer than 255 bytes', 'auth');
     sock.write(Buffer.concat([Buffer.from([1, user.length]), user, Buffer.from([pass.length]), pass]));
     const [, status] = await readExactly(sock, 2);
     if (status !== 0) throw new UpstreamError('the SOCKS5 proxy rejected the username or password', 'auth');

@@ -1,12 +1,14 @@
 // Attacks on tun2socks / tun2http, each mounted against the real `tuntap socks|http` process in
 // the namespaces of topology.ts: answers spoofed in a resolver's name, header injection through a
-// DNS name, a neighbour riding the proxy through a forwarding host, a SYN flood, the fake-IP pool
-// run out of addresses, and running the service out of file descriptors.
+// DNS name, a neighbour riding the proxy through a forwarding host, a SYN flood, running the
+// service out of file descriptors, the fake-IP pool run out of addresses, and the proxy password
+// shown to other users.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { nsExec, nsRun, nsSpawn } from '../helpers/netns.js';
+import { nsExec, nsRun, nsSpawn, sh } from '../helpers/netns.js';
 import { waitForOutput, sleep } from '../helpers/wait.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
 import { openTun } from '../../src/device/index.js';
 import { tcpPacket, SYN } from './segments.js';
 import { ProxyTopology, SERVER4, PROXY4, type ProxyProcess } from './topology.js';
@@ -413,6 +415,58 @@ test('fake-IP: 32,767 names against the 32,766 addresses of the default range: n
         hold.kill();
       }
     });
+  } finally {
+    ms.child.kill();
+  }
+});
+
+test('the proxy password: from the environment or a file it never shows in ps; in a URL it is wiped from argv; never in a message or log', async () => {
+  const secret = 's3cret-Pa55';
+  const ms = await t.startMicrosocks(1089, { user: 'alice', pass: secret });
+  const psArgs = (pid: number): string => sh('ps', ['-o', 'args=', '-p', String(pid)]);
+  const clean = (p: ProxyProcess, how: string): void => {
+    assert.doesNotMatch(psArgs(p.child.pid!), new RegExp(secret), `${how}: ps shows the password`);
+    assert.doesNotMatch(p.stderr() + p.stdout.join('\n'), new RegExp(secret), `${how}: a message shows the password`);
+  };
+  const works = async (p: ProxyProcess, how: string): Promise<void> => {
+    const r = await nsRun(t.app, 'curl', ['-sS', '-m', '10', `http://${SERVER4}:8080/`], 20_000);
+    assert.equal(r.code, 0, `${how}: ${r.stderr} ${p.stderr()}`);
+  };
+  try {
+    await t.withTuntap('socks', ['--proxy', `socks5://alice@${PROXY4}:1089`, '--route'], async (p) => {
+      await works(p, 'environment');
+      clean(p, 'environment');
+    }, { env: { TUNTAP_PROXY_PASSWORD: secret } });
+
+    const file = join(t.dir, 'proxy-password');
+    writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    await t.withTuntap('socks', ['--proxy', `socks5://alice@${PROXY4}:1089`, '--route', '--proxy-password-file', file], async (p) => {
+      await works(p, 'file');
+      clean(p, 'file');
+      assert.doesNotMatch(p.stderr(), /readable by other users/);
+    });
+
+    await t.withTuntap('socks', ['--proxy', `socks5://alice:${secret}@${PROXY4}:1089`, '--route'], async (p) => {
+      await works(p, 'URL');
+      clean(p, 'URL');
+      assert.match(p.stderr(), /visible to other users/);
+    });
+
+    // A wrong password is reported without it; so is a malformed URL.
+    await t.withTuntap('socks', ['--proxy', `socks5://alice:${secret}x@${PROXY4}:1089`, '--route'], async (p) => {
+      const r = await nsRun(t.app, 'curl', ['-sS', '-m', '10', `http://${SERVER4}:8080/`], 20_000);
+      assert.notEqual(r.code, 0);
+      await p.waitStats((x) => x.connectionsFailed >= 1);
+      assert.match(p.stderr(), /rejected the username or password/);
+      clean(p, 'wrong password');
+    });
+    const entry = ['--import', 'tsx', join(new URL('../..', import.meta.url).pathname, 'src/cli/main.ts')];
+    const bad = await nsRun(t.app, process.execPath, [...entry, 'socks', '--proxy', `socks5://alice:${secret}@bad host:1080`], 20_000);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /not a proxy URL/);
+    assert.match(bad.stderr, /alice:\*\*\*@/);
+    assert.doesNotMatch(bad.stderr + bad.stdout, new RegExp(secret));
   } finally {
     ms.child.kill();
   }

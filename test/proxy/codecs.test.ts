@@ -3,15 +3,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  parseUpstream, describeUpstream, socks5Address, socks5UdpWrap, socks5UdpUnwrap, connectThrough, UpstreamError,
+  parseUpstream, describeUpstream, socks5Address, socks5UdpWrap, socks5UdpUnwrap, connectThrough, redactProxyUrl, UpstreamError,
 } from '../../src/proxy/upstream.js';
 import { isHostName } from '../../src/proxy/names.js';
-import { parseQuery, buildAnswer, FakeIpPool, TYPE_A, TYPE_AAAA } from '../../src/proxy/dns.js';
-import { parseRule, decide } from '../../src/proxy/rules.js';
-import { buildUdp, parseUdp } from '../../src/proxy/udp.js';
+import { redactor, resolvePassword } from '../../src/proxy/credentials.js';
 import { checkDescriptors, descriptorLimit, descriptorsNeeded } from '../../src/proxy/limits.js';
 import { SourcePolicy } from '../../src/proxy/sources.js';
 import { FailureLog } from '../../src/proxy/failures.js';
+import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { parseQuery, buildAnswer, FakeIpPool, TYPE_A, TYPE_AAAA } from '../../src/proxy/dns.js';
+import { parseRule, decide } from '../../src/proxy/rules.js';
+import { buildUdp, parseUdp } from '../../src/proxy/udp.js';
 import { formatIPv6, parseIP } from '../../src/addr.js';
 const addressBytes = (text: string): Buffer => Buffer.from(parseIP(text));
 import { verifyTransportChecksum, internetChecksum } from '../../src/packet/checksum.js';
@@ -145,6 +149,32 @@ test('host names: only letters, digits, hyphens and dots pass; SOCKS and HTTP CO
     await assert.rejects(connectThrough({ kind, host: '198.18.1.2', port: 9 }, { host: 'evil\r\nX-Injected: 1', port: 80 }),
       (e: UpstreamError) => e.reason === 'invalid' && /refusing to connect to "evil\\r\\nX-Injected: 1"/.test(e.message));
   }
+});
+
+test('credentials: too long for SOCKS5 or holding a NUL is refused; a password from a file or the environment; redaction', () => {
+  assert.throws(() => parseUpstream(`socks5://u:${'p'.repeat(256)}@h:1`), /longer than 255 bytes/);
+  assert.throws(() => parseUpstream('socks4a://u%00x@h:1'), /NUL/);
+  assert.throws(() => parseUpstream('socks5://alice:s3cret@bad host:1'), (e: Error) => e.message.includes('alice:***@') && !e.message.includes('s3cret'));
+  assert.equal(redactProxyUrl('http://u:p@ss:w@h:1'), 'http://u:***@h:1');
+  const up = parseUpstream('socks5://alice@198.18.1.2:1080');
+  assert.equal(resolvePassword(up, { env: { TUNTAP_PROXY_PASSWORD: 'from-env' } }).upstream.password, 'from-env');
+  assert.equal(resolvePassword(up, { env: {} }).upstream.password, undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'tuntap-cred-'));
+  try {
+    const file = join(dir, 'pw');
+    writeFileSync(file, 'from-file\n', { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const r = resolvePassword(up, { file, env: { TUNTAP_PROXY_PASSWORD: 'from-env' } });
+    assert.equal(r.upstream.password, 'from-file');
+    assert.match(r.warning!, /readable by other users/);
+    assert.throws(() => resolvePassword(parseUpstream('socks5://a:b@h:1'), { file }), /keep one/);
+    assert.throws(() => resolvePassword(up, { file: join(dir, 'missing') }), /cannot read the password file .*ENOENT/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const redact = redactor(['p@ss word']);
+  assert.equal(redact('x p@ss word y p%40ss%20word z'), 'x *** y *** z');
+  assert.equal(redactor([undefined])('unchanged'), 'unchanged');
 });
 
 test('descriptor limits: read from /proc/self/limits and compared with what the sessions need', () => {
