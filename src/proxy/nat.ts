@@ -93,7 +93,7 @@ export interface NatEntry {
    * pending: handshake done, not yet accepted; open: accepted; closing: lingering after close.
    */
   state: 'half-open' | 'pending' | 'open' | 'closing';
-  createdAt: number;
+  readonly createdAt: number;
   lastSeen: number;
   closedAt: number;
   /** The listener's initial sequence number + 1, once its SYN-ACK went by (0 before). */
@@ -126,6 +126,36 @@ export interface NatCounters {
   sourceLimited: number;
   /** Segments from a source that admitSource refused. */
   foreign: number;
+}
+
+/** The RFC 1624 delta (as checksumDelta computes it) of replacing ports a0, a1 with b0, b1. */
+function portsDelta(a0: number, a1: number, b0: number, b1: number): number {
+  return (~a0 & 0xffff) + b0 + (~a1 & 0xffff) + b1;
+}
+
+/** A NatEntry whose address texts are made when first asked for (a spoofed SYN never is). */
+class Entry implements NatEntry {
+  state: NatEntry['state'] = 'half-open';
+  lastSeen: number;
+  closedAt = 0;
+  listenerNext = 0;
+  private srcText: string | undefined;
+  private dstText: string | undefined;
+
+  constructor(readonly port: number, readonly family: 4 | 6, readonly srcAddr: Buffer, readonly dstAddr: Buffer,
+    readonly srcPort: number, readonly dstPort: number, readonly listenPort: number, readonly key: string,
+    readonly fwdIpDelta: number, readonly revIpDelta: number, readonly fwdDelta: number, readonly revDelta: number,
+    readonly createdAt: number, public appNext: number) {
+    this.lastSeen = createdAt;
+  }
+
+  get srcHost(): string {
+    return (this.srcText ??= formatIP(this.srcAddr));
+  }
+
+  get dstHost(): string {
+    return (this.dstText ??= formatIP(this.dstAddr));
+  }
 }
 
 /** Applies a precomputed RFC 1624 delta to the checksum field at b[off]. */
@@ -179,6 +209,9 @@ export class TcpNat {
   private readonly fake4: Uint8Array;
   private readonly local6: Uint8Array | undefined;
   private readonly fake6: Uint8Array | undefined;
+  /** The addresses of a translated application segment (fake peer, then local), per family. */
+  private readonly translated4: Buffer;
+  private readonly translated6: Buffer | undefined;
   private readonly maxSessions: number;
   private readonly lingerMs: number;
   private readonly handshakeTimeoutMs: number;
@@ -194,6 +227,8 @@ export class TcpNat {
     this.fake4 = parseIPv4(opts.fake4);
     this.local6 = opts.local6 ? parseIP(opts.local6) : undefined;
     this.fake6 = opts.fake6 ? parseIP(opts.fake6) : undefined;
+    this.translated4 = Buffer.concat([this.fake4, this.local4]);
+    this.translated6 = this.local6 && this.fake6 ? Buffer.concat([this.fake6, this.local6]) : undefined;
     const min = opts.portMin ?? 10000;
     const max = opts.portMax ?? 65535;
     this.free = new Uint16Array(max - min + 1);
@@ -306,32 +341,22 @@ export class TcpNat {
     const port = this.free[this.freeHead]!;
     this.freeHead = (this.freeHead + 1) % this.free.length;
     this.freeCount--;
+    // Nothing here is allocated that a SYN never answered does not need: a flood makes many.
     const srcAddr = Buffer.from(b.subarray(addrOff, addrOff + addrLen));
     const dstAddr = Buffer.from(b.subarray(addrOff + addrLen, addrOff + 2 * addrLen));
     const srcPort = b.readUInt16BE(l4);
     const dstPort = b.readUInt16BE(l4 + 2);
-    const local = family === 4 ? this.local4 : this.local6!;
-    const fake = family === 4 ? this.fake4 : this.fake6!;
     const ports4 = this.opts.listenPort4, ports6 = this.opts.listenPort6!;
     const choices = family === 4 ? ports4 : ports6;
     const listen = typeof choices === 'number' ? choices : choices[port % choices.length]!;
-    const oldAddrs = Buffer.concat([srcAddr, dstAddr]);
-    const newAddrs = Buffer.concat([fake, local]);
-    const ports = (a: number, c: number): Buffer => { const p = Buffer.alloc(4); p.writeUInt16BE(a, 0); p.writeUInt16BE(c, 2); return p; };
-    const oldPorts = ports(srcPort, dstPort);
-    const newPorts = ports(port, listen);
+    const oldAddrs = b.subarray(addrOff, addrOff + 2 * addrLen);
+    const newAddrs = family === 4 ? this.translated4 : this.translated6!;
     const fwdIpDelta = checksumDelta(oldAddrs, newAddrs);
     const revIpDelta = checksumDelta(newAddrs, oldAddrs);
-    const entry: NatEntry = {
-      port, family, srcAddr, dstAddr, srcPort, dstPort, key, listenPort: listen,
-      srcHost: formatIP(srcAddr),
-      dstHost: formatIP(dstAddr),
+    const entry = new Entry(port, family, srcAddr, dstAddr, srcPort, dstPort, listen, key,
       fwdIpDelta, revIpDelta,
-      fwdDelta: fwdIpDelta + checksumDelta(oldPorts, newPorts),
-      revDelta: revIpDelta + checksumDelta(newPorts, oldPorts),
-      state: 'half-open', createdAt: now, lastSeen: now, closedAt: 0,
-      listenerNext: 0, appNext: (b.readUInt32BE(l4 + 4) + 1) >>> 0,
-    };
+      fwdIpDelta + portsDelta(srcPort, dstPort, port, listen), revIpDelta + portsDelta(port, listen, srcPort, dstPort),
+      now, (b.readUInt32BE(l4 + 4) + 1) >>> 0);
     this.entries[port] = entry;
     this.byKey.set(key, entry);
     this.halfOpen.push(port);
