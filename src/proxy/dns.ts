@@ -2,6 +2,7 @@
 // question and to answer it from a fake-IP pool, so that connections to a fake address reach
 // the proxy as the host name the application asked for.
 import { formatIP, parseCidr as parseAddressCidr } from '../addr.js';
+import { isHostName } from './names.js';
 
 export const TYPE_A = 1;
 export const TYPE_AAAA = 28;
@@ -15,7 +16,11 @@ export interface DnsQuestion {
   end: number;
 }
 
-/** Reads the first question of a query; undefined when malformed or not a plain query. */
+/**
+ * Reads the first question of a query; undefined when malformed, not a plain query, or asking
+ * for a name that is not a host name (its labels may hold any byte, CR LF included, and the
+ * name would be handed to the upstream as text: such a query is resolved for real instead).
+ */
 export function parseQuery(msg: Uint8Array): DnsQuestion | undefined {
   if (msg.length < 12) return undefined;
   const flags = (msg[2]! << 8) | msg[3]!;
@@ -32,9 +37,11 @@ export function parseQuery(msg: Uint8Array): DnsQuestion | undefined {
     off += 1 + len;
   }
   if (off + 4 > msg.length) return undefined;
+  const name = labels.join('.').toLowerCase();
+  if (!isHostName(name)) return undefined;
   return {
     id: (msg[0]! << 8) | msg[1]!,
-    name: labels.join('.').toLowerCase(),
+    name,
     type: (msg[off]! << 8) | msg[off + 1]!,
     klass: (msg[off + 2]! << 8) | msg[off + 3]!,
     end: off + 4,

@@ -16,7 +16,7 @@ import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type U
 import { forward, RelayBudget } from './relay.js';
 import { SourcePolicy } from './sources.js';
 import { FailureLog, type FailureKind } from './failures.js';
-import { isHostName, printable } from './names.js';
+import { printable } from './names.js';
 
 /** The slice of a TUN device the proxy uses (src/device TunDevice satisfies it). */
 export interface PacketDevice {
@@ -105,8 +105,6 @@ export interface ProxyStats {
   dnsFake: number;
   /** Fake-IP queries answered SERVFAIL: every address was in use or recently used. */
   dnsServfail: number;
-  /** Names refused a fake address (not a valid host name): resolved over TCP instead. */
-  dnsInvalidNames: number;
   packetsIn: number;
   packetsOut: number;
   dropped: number;
@@ -172,7 +170,7 @@ export class TunProxy extends EventEmitter {
   private bytesUpDone = 0;
   private bytesDownDone = 0;
   private readonly counters = {
-    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsServfail: 0, dnsInvalidNames: 0,
+    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsServfail: 0,
     packetsIn: 0, packetsOut: 0, dropped: 0, foreign: 0,
   };
 
@@ -344,15 +342,10 @@ export class TunProxy extends EventEmitter {
 
   /** Answers an A/AAAA query from the fake-IP pool; false when it must be resolved for real. */
   private answerFake(d: UdpDatagram): boolean {
+    // parseQuery refuses a name that is not a host name: no fake address, so the name is never
+    // handed to the upstream as text (the real resolver, over TCP, answers it or not).
     const q = parseQuery(d.payload);
     if (!q || (q.type !== TYPE_A && q.type !== TYPE_AAAA) || q.klass !== 1) return false;
-    // The name will be handed to the upstream as text: one that is not a host name gets no fake
-    // address (the real resolver, over TCP, answers it with real ones or not at all).
-    if (!isHostName(q.name)) {
-      this.counters.dnsInvalidNames++;
-      this.failures.note('dns', 'invalid-name', `dns: ${printable(q.name)} is not a host name; resolving it over TCP instead of a fake address`);
-      return false;
-    }
     const addrs = this.fakeIps!.addressesFor(q.name, q.type === TYPE_A ? 4 : 6);
     if (addrs) this.counters.dnsFake++;
     else {

@@ -165,7 +165,7 @@ test('header injection: a DNS name with CR LF never reaches the HTTP CONNECT pro
       evil = r.stdout;
       // A valid name gets a fake address and reaches the proxy as a name.
       good = (await nsRun(t.app, process.execPath, ['-e', injectScript, JSON.stringify(['web', 'test']), SERVER4], 20_000)).stdout;
-      if (!evil.includes('198.19.')) await p.waitStats((x) => x.dnsInvalidNames >= 1);
+      if (!evil.includes('198.19.')) await p.waitStats((x) => x.dnsOverTcp >= 1);
     });
     await new Promise((r) => setTimeout(r, 500));
     assert.match(wire, /CONNECT web\.test:8080 HTTP\/1\.1/, 'the capture works: the valid name went by');

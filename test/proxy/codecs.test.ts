@@ -71,6 +71,10 @@ test('DNS: questions parse; answers carry the addresses under a compression poin
   assert.equal(parseQuery(Buffer.from(a)), undefined, 'a response is not a query');
   const bad = Buffer.from(q); bad[12] = 200;
   assert.equal(parseQuery(bad), undefined, 'label too long');
+  // Names another protocol would take for syntax are no questions this proxy answers.
+  for (const name of ['a\r\nx-injected: 1.test', 'evil.test:25.x', 'a\0b.test', 'a b.test']) {
+    assert.equal(parseQuery(query(name, TYPE_A)), undefined, JSON.stringify(name));
+  }
 });
 
 test('the fake-IP pool is stable per name, maps back, and recycles the least recently used address only when free and stale', () => {
