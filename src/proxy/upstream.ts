@@ -103,32 +103,58 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
-/** Reads exactly `n` bytes from a paused socket during a handshake; leftovers stay buffered. */
-function readExactly(sock: net.Socket, n: number): Promise<Buffer> {
+/**
+ * Reads one message of a handshake from a paused socket: `complete` looks at what has arrived
+ * and returns the message's length once it is all there (or throws). Bytes after it go back to
+ * the socket, for the next message or the relay. A proxy that closes before the message is
+ * complete (even before this read began) fails it at once, not at the handshake's timeout.
+ */
+function readMessage(sock: net.Socket, complete: (buffered: Buffer) => number | undefined): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    let buffered: Buffer = Buffer.alloc(0);
+    const fail = (e: unknown): void => { cleanup(); reject(e); };
+    const closed = (): void => fail(new UpstreamError('the proxy closed the connection during the handshake', 'protocol'));
     const attempt = (): void => {
-      const chunk = sock.read(n) as Buffer | null;
-      if (chunk) { cleanup(); resolve(chunk); }
+      try {
+        for (let chunk = sock.read() as Buffer | null; chunk !== null; chunk = sock.read() as Buffer | null) {
+          buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+          const n = complete(buffered);
+          if (n === undefined) continue;
+          if (n < buffered.length) sock.unshift(buffered.subarray(n));
+          cleanup();
+          resolve(buffered.subarray(0, n));
+          return;
+        }
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      if (sock.readableEnded || sock.destroyed) closed();
     };
-    const onEnd = (): void => { cleanup(); reject(new UpstreamError('the proxy closed the connection during the handshake', 'protocol')); };
-    const onError = (e: Error): void => { cleanup(); reject(e); };
     const cleanup = (): void => {
-      sock.off('readable', attempt); sock.off('end', onEnd); sock.off('close', onEnd); sock.off('error', onError);
+      sock.off('readable', attempt); sock.off('end', closed); sock.off('close', closed); sock.off('error', fail);
     };
-    sock.on('readable', attempt); sock.once('end', onEnd); sock.once('close', onEnd); sock.once('error', onError);
+    sock.on('readable', attempt); sock.once('end', closed); sock.once('close', closed); sock.once('error', fail);
     attempt();
   });
 }
 
+/** Reads exactly `n` bytes of a handshake. */
+function readExactly(sock: net.Socket, n: number): Promise<Buffer> {
+  return readMessage(sock, (buffered) => (buffered.length >= n ? n : undefined));
+}
+
 /** Reads an HTTP response head (up to the blank line), leaving the body bytes buffered. */
 async function readHttpHead(sock: net.Socket): Promise<string> {
-  let head = Buffer.alloc(0);
-  for (;;) {
-    const byte = await readExactly(sock, 1);
-    head = Buffer.concat([head, byte]);
-    if (head.length >= 4 && head.subarray(-4).toString('latin1') === '\r\n\r\n') return head.toString('latin1');
-    if (head.length > 16384) throw new UpstreamError('the HTTP proxy sent an oversized response head', 'protocol');
-  }
+  let searched = 0;
+  const head = await readMessage(sock, (buffered) => {
+    const end = buffered.indexOf('\r\n\r\n', Math.max(0, searched - 3), 'latin1');
+    if (end >= 0) return end + 4;
+    if (buffered.length > 16384) throw new UpstreamError('the HTTP proxy sent an oversized response head', 'protocol');
+    searched = buffered.length;
+    return undefined;
+  });
+  return head.toString('latin1');
 }
 
 function tcpConnect(host: string, port: number, opts: ConnectOptions): Promise<net.Socket> {
@@ -351,6 +377,7 @@ export function socks5UdpUnwrap(msg: Buffer): { from: Destination; payload: Buff
   if (atyp === 1) { if (msg.length < off + 6) return undefined; host = formatIPv4(msg, off); off += 4; }
   else if (atyp === 4) { if (msg.length < off + 18) return undefined; host = formatIPv6(msg, off); off += 16; }
   else if (atyp === 3) {
+    if (msg.length < off + 1) return undefined;
     const len = msg[off]!;
     if (msg.length < off + 1 + len + 2) return undefined;
     host = msg.toString('utf8', off + 1, off + 1 + len); off += 1 + len;

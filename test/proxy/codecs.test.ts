@@ -46,6 +46,7 @@ test('SOCKS5 addresses and UDP datagrams encode and decode', () => {
   assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 1, 1, 1, 2, 3, 4, 0, 53])), undefined, 'fragments are not reassembled');
   assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 4, 1, 2])), undefined, 'truncated');
   assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 9, 1, 2, 3, 4, 0, 0])), undefined, 'unknown type');
+  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 3])), undefined, 'a host name without its length');
 });
 
 function query(name: string, type: number, id = 0x1234): Buffer {
