@@ -110,8 +110,8 @@ const RECYCLE_SCAN = 64;
 /**
  * A pool of fake addresses handed out per host name. Once every address of a range has been
  * handed out, the least recently used one goes to the next new name, but never one that a live
- * session holds or that was used within `reuseAfterMs`: without such an address the pool is
- * exhausted and the query gets SERVFAIL (addressesFor returns undefined).
+ * session holds or that was used within `reuseAfterMs`: without such an address the range is
+ * exhausted (addressesFor returns none although hasRange is true) and the query gets SERVFAIL.
  */
 export class FakeIpPool {
   private readonly ranges: Range[] = [];
@@ -119,9 +119,10 @@ export class FakeIpPool {
   private readonly byAddress = new Map<string, FakeAddress>();
   private readonly reuseAfterMs: number;
 
-  constructor(cidrs: string[], opts: FakeIpPoolOptions = {}) {
-    const limit = opts.limit ?? 65536;
-    this.reuseAfterMs = opts.reuseAfterMs ?? 5 * 60_000;
+  /** `opts` may be a number: the limit, as the constructor once took it. */
+  constructor(cidrs: string[], opts: FakeIpPoolOptions | number = {}) {
+    const { limit = 65536, reuseAfterMs = 5 * 60_000 } = typeof opts === 'number' ? { limit: opts } : opts;
+    this.reuseAfterMs = reuseAfterMs;
     for (const c of cidrs) {
       const { bytes, prefixLength } = parseAddressCidr(c);
       const hostBits = bytes.length * 8 - prefixLength;
@@ -132,19 +133,28 @@ export class FakeIpPool {
     }
   }
 
+  /** True when a range of `family` is configured (so no address for a name means exhausted). */
+  hasRange(family: 4 | 6): boolean {
+    return this.rangeFor(family) !== undefined;
+  }
+
+  private rangeFor(family: 4 | 6): Range | undefined {
+    return this.ranges.find((r) => r.base.length === (family === 4 ? 4 : 16));
+  }
+
   /**
-   * The fake address for `name` (one, of `family`), allocating one if needed; [] when no range of
-   * that family is configured, undefined when the range is exhausted.
+   * The fake address for `name` (one, of `family`), allocating one if needed; none when no range
+   * of that family is configured or the range is exhausted (see hasRange).
    */
-  addressesFor(name: string, family: 4 | 6, now = Date.now()): Buffer[] | undefined {
-    const range = this.ranges.find((r) => r.base.length === (family === 4 ? 4 : 16));
+  addressesFor(name: string, family: 4 | 6, now = Date.now()): Buffer[] {
+    const range = this.rangeFor(family);
     if (!range) return [];
     const known = this.byName.get(name)?.[family];
     if (known) { this.use(known, range, now); return [known.bytes]; }
     let a: FakeAddress | undefined;
     if (range.fresh < range.size) a = this.fresh(range, family, name);
     else a = this.recycle(range, name, now);
-    if (!a) return undefined;
+    if (!a) return [];
     a.lastUsed = now;
     this.byName.set(name, { ...this.byName.get(name), [family]: a });
     return [a.bytes];

@@ -346,14 +346,16 @@ export class TunProxy extends EventEmitter {
     // handed to the upstream as text (the real resolver, over TCP, answers it or not).
     const q = parseQuery(d.payload);
     if (!q || (q.type !== TYPE_A && q.type !== TYPE_AAAA) || q.klass !== 1) return false;
-    const addrs = this.fakeIps!.addressesFor(q.name, q.type === TYPE_A ? 4 : 6);
-    if (addrs) this.counters.dnsFake++;
+    const family = q.type === TYPE_A ? 4 : 6;
+    const addrs = this.fakeIps!.addressesFor(q.name, family);
+    const exhausted = addrs.length === 0 && this.fakeIps!.hasRange(family);
+    if (!exhausted) this.counters.dnsFake++;
     else {
       this.counters.dnsServfail++;
       this.failures.note('dns', 'pool-exhausted', `dns: no fake address free for ${printable(q.name)} (each is in use or was used in the last minutes): SERVFAIL`);
     }
     this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort,
-      addrs ? buildAnswer(d.payload, q, addrs) : buildAnswer(d.payload, q, [], 0, RCODE_SERVFAIL)));
+      exhausted ? buildAnswer(d.payload, q, [], 0, RCODE_SERVFAIL) : buildAnswer(d.payload, q, addrs)));
     return true;
   }
 

@@ -83,7 +83,7 @@ test('the fake-IP pool is stable per name, maps back, and recycles the least rec
   const pool = new FakeIpPool(['198.19.128.0/29', 'fd00:fa4e::/126'], { reuseAfterMs: 5 * minute });
   const v4 = (name: string, now: number): string | undefined => {
     const a = pool.addressesFor(name, 4, now);
-    return a && a.length ? [...a[0]!].join('.') : undefined;
+    return a.length ? [...a[0]!].join('.') : undefined;
   };
   // Six usable addresses in a /29.
   for (let i = 1; i <= 6; i++) assert.equal(v4(`n${i}.test`, 0), `198.19.128.${i}`);
@@ -95,7 +95,8 @@ test('the fake-IP pool is stable per name, maps back, and recycles the least rec
   pool.touch('198.19.128.1', 1 * minute);
   pool.touch('198.19.128.2', 3 * minute);
   // Every address was used within the last minutes: no address for a new name (SERVFAIL).
-  assert.equal(pool.addressesFor('n7.test', 4, 4 * minute), undefined);
+  assert.deepEqual(pool.addressesFor('n7.test', 4, 4 * minute), []);
+  assert.ok(pool.hasRange(4), 'none, although there is a range: exhausted');
   // Later the least recently used one goes, but not n3's, held by a live session: n4's.
   pool.hold('198.19.128.3');
   assert.equal(v4('n7.test', 6 * minute), '198.19.128.4');
@@ -113,7 +114,9 @@ test('the fake-IP pool is stable per name, maps back, and recycles the least rec
   assert.equal(v4('n12.test', 20 * minute), '198.19.128.2', 'the held n3 is passed over');
   pool.release('198.19.128.3', 20 * minute);
   assert.equal(pool.nameOf('198.19.128.3'), 'n3.test');
-  assert.deepEqual(new FakeIpPool(['198.19.128.0/17']).addressesFor('x', 6), [], 'no IPv6 pool, no AAAA');
+  const v4only = new FakeIpPool(['198.19.128.0/17'], 256);
+  assert.deepEqual(v4only.addressesFor('x', 6), [], 'no IPv6 pool, no AAAA');
+  assert.ok(!v4only.hasRange(6));
 });
 
 test('rules: first match wins; cidr, domain and port combine', () => {
