@@ -3,6 +3,8 @@
 // CONNECT upstream. Shows a live view of connections and rates, or JSON lines with --json.
 import { parseArgs, intOption, UsageError, type ParsedArgs } from './args.js';
 import { parseUpstream, describeUpstream, type Upstream } from '../proxy/upstream.js';
+import { PASSWORD_ENV, redactor, resolvePassword } from '../proxy/credentials.js';
+import { parseCidr } from '../addr.js';
 import { parseRule } from '../proxy/rules.js';
 import { startService, type Service } from '../proxy/service.js';
 import type { ProxyStats } from '../proxy/engine.js';
@@ -11,7 +13,12 @@ const help = (command: string, example: string): string => `usage: tuntap ${comm
 
   --proxy URL          upstream: socks5://[user:pass@]host:port, socks4a://host:port,
                        http://[user:pass@]host:port, direct, reject
+  --proxy-password-file FILE
+                       the proxy password, read from FILE (or set ${PASSWORD_ENV}): unlike
+                       one in the URL, not visible to other users in ps
   --route              install policy routing so this host's traffic enters the TUN (removed on exit)
+  --gateway CIDR       gateway mode: also carry traffic this host forwards from CIDR (repeatable;
+                       needs ip_forward=1); without it, other hosts' traffic is never carried
   --udp                relay UDP too (SOCKS5 UDP ASSOCIATE, or directly with --proxy direct)
   --dns MODE           auto (UDP when it works, else over TCP) | tcp | fake-ip | off   [auto]
   --dns-server ADDR    send DNS-over-TCP queries to ADDR instead of the address asked
@@ -47,19 +54,34 @@ function fmtBytes(n: number): string {
 export async function runProxyCommand(argv: string[], command: 'socks' | 'http'): Promise<number> {
   const example = command === 'socks' ? 'socks5://user:pass@host:1080' : 'http://user:pass@host:3128';
   const args: ParsedArgs = parseArgs(argv, {
-    values: ['proxy', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
+    values: ['proxy', 'proxy-password-file', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
       'max-sessions', 'idle-timeout', 'interval'],
     flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet'],
-    repeat: ['fake-ip', 'rule'],
+    repeat: ['fake-ip', 'rule', 'gateway'],
   });
   const o = args.options;
   if (o.help) { console.log(help(command, example)); return 0; }
   if (typeof o.proxy !== 'string') throw new UsageError(`--proxy is required (e.g. --proxy ${example})`);
   let upstream: Upstream;
+  let passwordFrom: string | undefined;
+  const early: string[] = [];
   try {
-    upstream = parseUpstream(o.proxy);
+    const resolved = resolvePassword(parseUpstream(o.proxy),
+      typeof o['proxy-password-file'] === 'string' ? { file: o['proxy-password-file'] } : {});
+    upstream = resolved.upstream;
+    passwordFrom = resolved.passwordFrom;
+    if (resolved.warning) early.push(`warning: ${resolved.warning}`);
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+  if (passwordFrom === 'url') {
+    // Overwrites the argv that /proc/PID/cmdline (ps) shows; it was visible until now.
+    process.title = `tuntap ${command}`;
+    early.push(`warning: a password in --proxy is visible to other users while the command starts; use --proxy-password-file or ${PASSWORD_ENV}`);
+  }
+  const gateway = (o.gateway ?? []) as string[];
+  for (const cidr of gateway) {
+    try { parseCidr(cidr); } catch (e) { throw new UsageError(`--gateway: ${(e as Error).message}`); }
   }
   if (command === 'http' && upstream.kind !== 'http' && upstream.kind !== 'direct' && upstream.kind !== 'reject') {
     throw new UsageError('tuntap http needs an http:// proxy (use tuntap socks for SOCKS)');
@@ -75,7 +97,11 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   }
   const json = o.json === true;
   const quiet = o.quiet === true;
-  const log = (line: string): void => { console.error(`${new Date().toISOString()} ${line}`); };
+  const redact = redactor([upstream.password]);
+  const log = (line: string): void => { console.error(redact(`${new Date().toISOString()} ${line}`)); };
+  for (const line of early) log(line);
+  // A reader of --json that goes away must not stop the service.
+  process.stdout.on('error', () => { /* nothing to report it to */ });
 
   const service: Service = await startService({
     upstream, rules, log,
@@ -92,12 +118,10 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     maxSessions: intOption(o, 'max-sessions', 20000),
     idleTimeoutMs: intOption(o, 'idle-timeout', 300)! * 1000,
     route: o.route === true,
+    ...(gateway.length ? { gateway } : {}),
     checksumOffload: o['no-offload'] !== true,
   });
   const { proxy, device } = service;
-  const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };
-  if (json) console.log(JSON.stringify(ready));
-  else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
 
   let previous: ProxyStats = proxy.stats();
   let previousAt = Date.now();
@@ -112,7 +136,10 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     previous = s;
     previousAt = now;
     if (json) {
-      const mem = process.memoryUsage();
+      // memoryUsage() reads /proc/self: with every descriptor in use it throws EMFILE, which
+      // must cost this line its memory figures, not the service.
+      let mem: { rss: number | null; heapUsed: number | null; external: number | null } = { rss: null, heapUsed: null, external: null };
+      try { mem = process.memoryUsage(); } catch { /* reported as null */ }
       console.log(JSON.stringify({ event: 'stats', time: new Date(now).toISOString(), rateUp, rateDown, rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, ...s }));
     } else if (!quiet) {
       const head = `${device.name} ${describeUpstream(upstream)}  sessions ${s.sessions}  nat ${s.natEntries}  ` +
@@ -127,9 +154,11 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
       }
     }
   };
-  const timer = setInterval(tick, intervalMs);
+  const timer = setInterval(() => {
+    try { tick(); } catch (e) { log(`status: ${(e as Error).message}`); }
+  }, intervalMs);
 
-  return new Promise<number>((resolve) => {
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (code: number): void => {
       if (stopping) return;
@@ -144,6 +173,11 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     process.once('unhandledRejection', (e) => { log(`fatal: ${(e as Error)?.stack ?? String(e)}`); stop(1); });
     proxy.once('error', (e: Error) => { log(`fatal: ${e.message}`); stop(1); });
   });
+  // Announced once the signal handlers are in place: a SIGTERM right after it still cleans up.
+  const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };
+  if (json) console.log(JSON.stringify(ready));
+  else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
+  return stopped;
 }
 
 export function run(argv: string[]): Promise<number> {

@@ -1,15 +1,22 @@
 // The transparent proxy: packets from the TUN go through the TCP NAT (nat.ts) into local
-// listening sockets, whose connections are relayed through the upstream; UDP goes through the
-// UDP relay (udp.ts); DNS queries are answered from the fake-IP pool or carried over TCP.
+// listening sockets, whose connections are relayed (relay.ts) through the upstream; UDP goes
+// through the UDP relay (udp.ts); DNS queries are answered from the fake-IP pool or carried over
+// TCP. Only sources the source policy (sources.ts) admits are served, and failures on every side
+// path are counted by errno (failures.ts) rather than allowed to stop the service.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { closeSync, openSync } from 'node:fs';
 import { TcpNat, type NatEntry } from './nat.js';
-import { FakeIpPool, parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from './dns.js';
+import { FakeIpPool, parseQuery, buildAnswer, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from './dns.js';
 import { UdpRelay, parseUdp, buildUdp, type UdpDatagram } from './udp.js';
 import { formatIP } from '../addr.js';
 import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
-import { connectThrough, describeUpstream, formatHostPort, UpstreamError, RELAY_HIGH_WATER, type Upstream } from './upstream.js';
+import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
+import { forward, RelayBudget } from './relay.js';
+import { SourcePolicy } from './sources.js';
+import { FailureLog, type FailureKind } from './failures.js';
+import { printable } from './names.js';
 
 /** The slice of a TUN device the proxy uses (src/device TunDevice satisfies it). */
 export interface PacketDevice {
@@ -43,7 +50,20 @@ export interface TunProxyOptions {
   /** Where DNS-over-TCP queries go (default: the address the application asked). */
   dnsServer?: string;
   fakeIpRanges?: string[];
+  /** How long after its last use a fake address may go to another name (default 5 minutes). */
+  fakeIpReuseAfterMs?: number;
+  /**
+   * Gateway mode: CIDRs of other hosts whose forwarded traffic is served too. Without it only
+   * packets from this host's own addresses are carried.
+   */
+  gateway?: string[];
   maxSessions?: number;
+  /** How long a SYN may wait for its handshake to complete (default 5 s). */
+  handshakeTimeoutMs?: number;
+  /** How long a completed handshake may wait to be accepted (default 60 s). */
+  acceptTimeoutMs?: number;
+  /** Half-open TCP entries per source address in a gateway network (default 1024). */
+  maxHalfOpenPerSource?: number;
   /** Listening sockets per family (each has its own accept queue); default 8. */
   listeners?: number;
   idleTimeoutMs?: number;
@@ -69,18 +89,27 @@ export interface ProxyStats {
   sessions: number;
   natEntries: number;
   connectionsTotal: number;
+  /** Connections that failed: accept failures plus upstream connect failures. */
   connectionsFailed: number;
+  /** Failures by kind and errno name (or reason). */
+  failures: Record<FailureKind, Record<string, number>>;
   bytesUp: number;
   bytesDown: number;
   udpSessions: number;
   udpSent: number;
   udpReceived: number;
+  /** UDP datagrams dropped because nothing was sent to where they came from. */
+  udpUnsolicited: number;
   dnsQueries: number;
   dnsOverTcp: number;
   dnsFake: number;
+  /** Fake-IP queries answered SERVFAIL: every address was in use or recently used. */
+  dnsServfail: number;
   packetsIn: number;
   packetsOut: number;
   dropped: number;
+  /** Non-TCP packets from sources the proxy does not serve (TCP ones: nat.foreign). */
+  foreign: number;
   nat: TcpNat['counters'];
 }
 
@@ -93,16 +122,29 @@ interface Session {
   via: string;
   state: 'connecting' | 'open';
   startedAt: number;
+  /** The destination is a fake address whose name this session keeps from reuse. */
+  holdsFakeIp: boolean;
+  /** Hands the relay's extra buffer allowance back (set once relaying). */
+  releaseBuffers: (() => void) | undefined;
 }
 
 /**
- * Copies `from` into `to` with backpressure and passes on the FIN: what pipe() does, at half
- * of pipe()'s memory per connection (which counts with ten thousand idle connections).
+ * Why libuv dropped connections it could not accept: it does so only when accept() fails with
+ * EMFILE or ENFILE, and trying to open a file now tells which (EMFILE if it is over since).
  */
-function forward(from: net.Socket, to: net.Socket): void {
-  from.on('data', (chunk: Buffer) => { if (!to.write(chunk)) from.pause(); });
-  to.on('drain', () => from.resume());
-  from.once('end', () => { if (!to.destroyed) to.end(); });
+function descriptorShortage(): string {
+  try {
+    closeSync(openSync('/dev/null', 'r'));
+    return 'EMFILE';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENFILE' ? 'ENFILE' : 'EMFILE';
+  }
+}
+
+/** The errno name of a failure, else its UpstreamError reason. */
+function failureCode(e: unknown): string {
+  if (e instanceof UpstreamError) return e.code ?? e.reason;
+  return (e as NodeJS.ErrnoException).code ?? 'error';
 }
 
 export class TunProxy extends EventEmitter {
@@ -111,6 +153,9 @@ export class TunProxy extends EventEmitter {
   private readonly sessions = new Map<number, Session>();
   private readonly udp?: UdpRelay;
   private readonly fakeIps?: FakeIpPool;
+  private readonly sources: SourcePolicy;
+  private readonly failures: FailureLog;
+  private readonly relayBudget = new RelayBudget();
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
   private writeChain: Promise<void> = Promise.resolve();
@@ -120,46 +165,84 @@ export class TunProxy extends EventEmitter {
   private closed = false;
   private pump: Promise<void> = Promise.resolve();
   private dnsInFlight = 0;
+  /** nat.counters.closedBeforeAccept already counted as failures. */
+  private closedBeforeAcceptSeen = 0;
   private bytesUpDone = 0;
   private bytesDownDone = 0;
   private readonly counters = {
-    connectionsTotal: 0, connectionsFailed: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0,
-    packetsIn: 0, packetsOut: 0, dropped: 0,
+    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsServfail: 0,
+    packetsIn: 0, packetsOut: 0, dropped: 0, foreign: 0,
   };
 
   private constructor(private readonly opts: TunProxyOptions, servers: net.Server[], ports: { v4: number[]; v6?: number[] }) {
     super();
     this.servers = servers;
     const rules = opts.rules ?? [];
-    if (opts.dns === 'fake-ip') this.fakeIps = new FakeIpPool(opts.fakeIpRanges ?? ['198.19.128.0/17', 'fd00:fa4e::/96']);
+    this.failures = new FailureLog({ log: opts.log });
+    this.sources = new SourcePolicy({ gateway: opts.gateway });
+    if (opts.dns === 'fake-ip') {
+      this.fakeIps = new FakeIpPool(opts.fakeIpRanges ?? ['198.19.128.0/17', 'fd00:fa4e::/96'],
+        { reuseAfterMs: opts.fakeIpReuseAfterMs });
+    }
+    const fakeIps = this.fakeIps;
     this.nat = new TcpNat({
       local4: opts.local4, fake4: opts.fake4, local6: opts.local6, fake6: opts.fake6,
       listenPort4: ports.v4, listenPort6: ports.v6, maxSessions: opts.maxSessions,
+      handshakeTimeoutMs: opts.handshakeTimeoutMs, acceptTimeoutMs: opts.acceptTimeoutMs,
+      maxHalfOpenPerSource: opts.maxHalfOpenPerSource,
       onRelease: (port) => {
         const s = this.sessions.get(port);
         if (s) { s.client.destroy(); s.upstream?.destroy(); this.finish(s); }
       },
-      admit: rules.length === 0 && opts.upstream.kind !== 'reject' ? undefined
-        : (_family, host, port) => this.actionFor(host, port) !== 'reject',
+      // A SYN to a fake address keeps it from going to another name before it is accepted.
+      admit: rules.length === 0 && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
+        : (_family, host, port) => { fakeIps?.touch(host); return this.actionFor(host, port) !== 'reject'; },
+      admitSource: (_family, address) => this.sources.classify(address),
+      emit: (p) => this.writeLater(p),
     });
     if (opts.udp) {
       this.udp = new UdpRelay({
-        upstream: opts.upstream, write: (p) => this.writeLater(p), log: opts.log,
+        upstream: opts.upstream, write: (p) => this.writeLater(p), log: opts.log, failures: this.failures,
         localAddress4: opts.bindAddress4, localAddress6: opts.bindAddress6,
-        nameOf: this.fakeIps ? (a) => this.fakeIps!.nameOf(a) : undefined,
+        nameOf: fakeIps ? (a) => fakeIps.nameOf(a) : undefined,
+        hold: fakeIps ? (a) => fakeIps.hold(a) : undefined,
+        release: fakeIps ? (a) => fakeIps.release(a) : undefined,
         idleMs: Math.min(opts.idleTimeoutMs ?? 300_000, 60_000),
       });
     }
     this.udp?.probe();
-    for (const s of servers) s.on('connection', (sock: net.Socket) => this.accept(sock));
-    this.sweepTimer = setInterval(() => this.nat.sweep(), 1000);
+    for (const s of servers) {
+      s.on('connection', (sock: net.Socket) => this.accept(sock));
+      // accept() failing (EMFILE when out of descriptors) is counted; the listener keeps going.
+      s.on('error', (e: NodeJS.ErrnoException) => {
+        this.failures.note('accept', e.code ?? 'error', `accepting a connection: ${e.message}`);
+      });
+    }
+    this.sweepTimer = setInterval(() => this.sweep(), 1000);
     this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    const c = this.nat.counters;
+    const timeouts = c.acceptTimeouts;
+    this.nat.sweep();
+    // Half-open entries (never answered, like spoofed SYNs) are not failures of ours; a
+    // completed handshake that no accept() picked up is.
+    for (let i = timeouts; i < c.acceptTimeouts; i++) {
+      this.failures.note('accept', 'ETIMEDOUT', 'a connection completed its handshake but was not accepted in time');
+    }
+    if (c.closedBeforeAccept > this.closedBeforeAcceptSeen) {
+      const code = descriptorShortage();
+      for (; this.closedBeforeAcceptSeen < c.closedBeforeAccept; this.closedBeforeAcceptSeen++) {
+        this.failures.note('accept', code, `a connection was closed before it could be accepted (accept: ${code})`);
+      }
+    }
   }
 
   /** Listens on the TUN's addresses and starts moving packets. The TUN must be up and addressed. */
   static async start(opts: TunProxyOptions): Promise<TunProxy> {
     const listen = (host: string): Promise<net.Server> => new Promise((resolve, reject) => {
-      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: RELAY_HIGH_WATER });
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
       server.once('error', reject);
       server.listen({ host, port: 0, backlog: 4096 }, () => { server.off('error', reject); resolve(server); });
     });
@@ -244,6 +327,7 @@ export class TunProxy extends EventEmitter {
   private other(p: Buffer): void {
     const d = parseUdp(p);
     if (!d) { this.counters.dropped++; return; }
+    if (!this.sources.allows(d.srcAddr)) { this.counters.foreign++; return; }
     const dns = this.opts.dns ?? 'auto';
     if (d.dstPort === 53 && dns !== 'off') {
       this.counters.dnsQueries++;
@@ -256,12 +340,22 @@ export class TunProxy extends EventEmitter {
     else this.counters.dropped++;
   }
 
+  /** Answers an A/AAAA query from the fake-IP pool; false when it must be resolved for real. */
   private answerFake(d: UdpDatagram): boolean {
+    // parseQuery refuses a name that is not a host name: no fake address, so the name is never
+    // handed to the upstream as text (the real resolver, over TCP, answers it or not).
     const q = parseQuery(d.payload);
     if (!q || (q.type !== TYPE_A && q.type !== TYPE_AAAA) || q.klass !== 1) return false;
-    const addrs = this.fakeIps!.addressesFor(q.name, q.type === TYPE_A ? 4 : 6);
-    this.counters.dnsFake++;
-    this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, buildAnswer(d.payload, q, addrs)));
+    const family = q.type === TYPE_A ? 4 : 6;
+    const addrs = this.fakeIps!.addressesFor(q.name, family);
+    const exhausted = addrs.length === 0 && this.fakeIps!.hasRange(family);
+    if (!exhausted) this.counters.dnsFake++;
+    else {
+      this.counters.dnsServfail++;
+      this.failures.note('dns', 'pool-exhausted', `dns: no fake address free for ${printable(q.name)} (each is in use or was used in the last minutes): SERVFAIL`);
+    }
+    this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort,
+      exhausted ? buildAnswer(d.payload, q, [], 0, RCODE_SERVFAIL) : buildAnswer(d.payload, q, addrs)));
     return true;
   }
 
@@ -295,7 +389,7 @@ export class TunProxy extends EventEmitter {
       });
       this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, answer));
     } catch (e) {
-      this.opts.log?.(`dns over tcp to ${server}: ${(e as Error).message}`);
+      this.failures.note('dns', failureCode(e), `dns over tcp to ${server}: ${(e as Error).message}`);
     } finally {
       sock?.destroy();
       this.dnsInFlight--;
@@ -317,19 +411,21 @@ export class TunProxy extends EventEmitter {
   private accept(client: net.Socket): void {
     const entry = this.nat.lookup(client.remotePort ?? -1);
     const fake = client.remoteFamily === 'IPv6' ? this.opts.fake6 : this.opts.fake4;
-    if (!entry || entry.state === 'closing' || client.remoteAddress !== fake || this.closed) {
+    if (!entry || entry.state === 'closing' || entry.state === 'open' || client.remoteAddress !== fake || this.closed) {
       // Not one of ours (something connected to the listener directly).
       client.destroy();
       return;
     }
     this.nat.markOpen(entry.port);
     const name = this.fakeIps?.nameOf(entry.dstHost);
+    if (name !== undefined) this.fakeIps!.hold(entry.dstHost);
     const destHost = name ?? entry.dstHost;
     const action = this.actionFor(entry.dstHost, entry.dstPort);
     const up = this.upstreamFor(action);
     const session: Session = {
       id: this.nextId++, entry, client, destination: formatHostPort(destHost, entry.dstPort),
-      via: describeUpstream(up), state: 'connecting', startedAt: Date.now(),
+      via: describeUpstream(up), state: 'connecting', startedAt: Date.now(), holdsFakeIp: name !== undefined,
+      releaseBuffers: undefined,
     };
     this.sessions.set(entry.port, session);
     this.counters.connectionsTotal++;
@@ -347,9 +443,7 @@ export class TunProxy extends EventEmitter {
       session.state = 'open';
       this.relay(session, client, upstream);
     }, (e: unknown) => {
-      this.counters.connectionsFailed++;
-      const reason = e instanceof UpstreamError ? e.message : `${(e as Error).message}`;
-      this.opts.log?.(`${entry.srcHost} → ${session.destination} via ${session.via}: ${reason}`);
+      this.failures.note('connect', failureCode(e), `${entry.srcHost} → ${session.destination} via ${session.via}: ${(e as Error).message}`);
       this.emit('connect-error', session.destination, e);
       // The application sees a reset, as it would from a refusing host.
       if (!client.destroyed) client.resetAndDestroy();
@@ -371,8 +465,9 @@ export class TunProxy extends EventEmitter {
       if (!client.destroyed && !client.writableEnded) client.destroy();
     });
     client.once('close', () => { if (!upstream.destroyed && !upstream.readableEnded) upstream.destroy(); });
-    forward(client, upstream);
-    forward(upstream, client);
+    const up = forward(client, upstream, this.relayBudget);
+    const down = forward(upstream, client, this.relayBudget);
+    session.releaseBuffers = () => { up(); down(); };
     client.resume();
     upstream.resume();
   }
@@ -381,6 +476,8 @@ export class TunProxy extends EventEmitter {
     if (this.sessions.get(session.entry.port) !== session) return;
     this.sessions.delete(session.entry.port);
     this.nat.close(session.entry.port);
+    if (session.holdsFakeIp) this.fakeIps!.release(session.entry.dstHost);
+    session.releaseBuffers?.();
     if (session.upstream && !session.upstream.destroyed) session.upstream.destroy();
   }
 
@@ -399,7 +496,9 @@ export class TunProxy extends EventEmitter {
     }
     return {
       sessions: this.sessions.size, natEntries: this.nat.size, bytesUp: up, bytesDown: down,
+      connectionsFailed: this.failures.count('accept', 'connect'), failures: this.failures.snapshot(),
       udpSessions: this.udp?.size ?? 0, udpSent: this.udp?.counters.sent ?? 0, udpReceived: this.udp?.counters.received ?? 0,
+      udpUnsolicited: this.udp?.counters.unsolicited ?? 0,
       ...this.counters, nat: { ...this.nat.counters },
     };
   }
@@ -409,6 +508,7 @@ export class TunProxy extends EventEmitter {
     this.closed = true;
     this.abort.abort();
     clearInterval(this.sweepTimer);
+    this.failures.close();
     this.udp?.close();
     for (const s of this.sessions.values()) { s.client.destroy(); s.upstream?.destroy(); }
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

@@ -6,9 +6,16 @@ export { TunProxy, type TunProxyOptions, type PacketDevice, type ProxyStats, typ
 export { TcpNat, buildReset, type NatOptions, type NatEntry, type NatCounters } from './nat.js';
 export {
   parseUpstream, describeUpstream, connectThrough, socks5UdpAssociate, socks5UdpWrap, socks5UdpUnwrap, UpstreamError,
+  redactProxyUrl, checkCredentials,
   type Upstream, type UpstreamKind, type Destination, type ConnectOptions, type UdpAssociation,
 } from './upstream.js';
 export { UdpRelay, parseUdp, buildUdp, type UdpDatagram, type UdpRelayOptions } from './udp.js';
-export { FakeIpPool, parseQuery, buildAnswer, type DnsQuestion } from './dns.js';
+export { FakeIpPool, parseQuery, buildAnswer, RCODE_SERVFAIL, type DnsQuestion, type FakeIpPoolOptions } from './dns.js';
 export { parseRule, decide, type Rule, type RuleAction } from './rules.js';
+export { SourcePolicy, type SourcePolicyOptions } from './sources.js';
+export { isHostName, isDestinationHost } from './names.js';
+export { FailureLog, type FailureKind } from './failures.js';
+export { descriptorLimit, checkDescriptors, type DescriptorLimit } from './limits.js';
+export { resolvePassword, redactor, PASSWORD_ENV } from './credentials.js';
+export { forward, RelayBudget, RELAY_INITIAL_ALLOWANCE, RELAY_MAX_ALLOWANCE } from './relay.js';
 export { PolicyRouting, configureProxyTun, sourceAddressFor, type PolicyRoutingOptions } from './routing.js';

@@ -6,11 +6,18 @@
 // L:listen. The kernel's answers L:listen → F:port come out of the TUN and are rewritten back to
 // D:dp → S:sp. The entry at index `port` remembers (S, sp, D, dp). Each entry precomputes its
 // checksum deltas (RFC 1624), so a rewrite is four stores and two checksum adjustments.
+//
+// A SYN costs an entry before anything proves its source real, so half-open entries (SYN seen,
+// the handshake not completed) are bounded three ways: a few seconds to complete the handshake,
+// a cap per source address outside this host, and, when the table is full, the oldest half-open
+// entry makes room for a new SYN. An entry given up on is reset towards the listener too, so the
+// kernel forgets the embryonic connection before its port is handed out again.
 import {
   applyChecksumDelta, applyPartialChecksumDelta, checksumDelta, finish, pseudoHeaderSum, sum16,
 } from '../packet/checksum.js';
 import { u16, put16 } from '../packet/bytes.js';
 import { formatIP, parseIP, parseIPv4 } from '../addr.js';
+import { writeIpHeader } from './ipheader.js';
 
 const TCP = 6;
 const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
@@ -37,12 +44,30 @@ export interface NatOptions extends NatAddresses {
   maxSessions?: number;
   /** How long a closed entry keeps translating stray segments (final ACKs, retransmitted FINs). */
   lingerMs?: number;
-  /** How long a translated SYN may wait for our listener to accept it. */
+  /** How long a SYN may wait for the application to complete the handshake (default 5 s). */
+  handshakeTimeoutMs?: number;
+  /**
+   * How long a completed handshake may wait for our listener to accept it (default 60 s: a
+   * burst of connections can fill the listeners' accept queues for a while).
+   */
   acceptTimeoutMs?: number;
+  /**
+   * Half-open entries one source address of another host (a 'gateway' source) may hold; SYNs
+   * beyond it are dropped (default 1024). This host's own sources are not capped.
+   */
+  maxHalfOpenPerSource?: number;
   /** Called when an entry is freed, so no relay outlives its translation. */
   onRelease?: (port: number) => void;
   /** Decides at SYN time whether a destination may be connected at all (false → reset). */
   admit?: (family: 4 | 6, dstHost: string, dstPort: number) => boolean;
+  /**
+   * Who sent a segment (its source address, a view of 4 or 16 bytes): this host ('local'),
+   * another host served in gateway mode ('gateway', capped per source), or neither (false:
+   * counted as `foreign` and dropped without an answer). Without it every source is 'local'.
+   */
+  admitSource?: (family: 4 | 6, address: Uint8Array) => 'local' | 'gateway' | false;
+  /** Writes a packet the NAT makes on its own (a reset for the listener) into the TUN. */
+  emit?: (packet: Buffer) => void;
 }
 
 export interface NatEntry {
@@ -63,10 +88,18 @@ export interface NatEntry {
   readonly revDelta: number;
   readonly fwdIpDelta: number;
   readonly revIpDelta: number;
-  state: 'pending' | 'open' | 'closing';
-  createdAt: number;
+  /**
+   * half-open: SYN translated, the application has not acknowledged the listener's SYN-ACK;
+   * pending: handshake done, not yet accepted; open: accepted; closing: lingering after close.
+   */
+  state: 'half-open' | 'pending' | 'open' | 'closing';
+  readonly createdAt: number;
   lastSeen: number;
   closedAt: number;
+  /** The listener's initial sequence number + 1, once its SYN-ACK went by (0 before). */
+  listenerNext: number;
+  /** The sequence number the listener expects next from the application, until accepted. */
+  appNext: number;
 }
 
 export interface NatCounters {
@@ -78,6 +111,51 @@ export interface NatCounters {
   refusedFull: number;
   rejected: number;
   dropped: number;
+  /** Half-open entries freed to make room for a new SYN. */
+  evicted: number;
+  /** Completed handshakes not accepted within the accept timeout. */
+  acceptTimeouts: number;
+  /** Half-open entries whose handshake did not complete within the handshake timeout. */
+  handshakeTimeouts: number;
+  /**
+   * Completed handshakes the listener's side closed before they were accepted: libuv, out of
+   * descriptors (EMFILE), accepts and closes what waits in the queue without telling Node.
+   */
+  closedBeforeAccept: number;
+  /** SYNs dropped because their source held its share of half-open entries. */
+  sourceLimited: number;
+  /** Segments from a source that admitSource refused. */
+  foreign: number;
+}
+
+/** The RFC 1624 delta (as checksumDelta computes it) of replacing ports a0, a1 with b0, b1. */
+function portsDelta(a0: number, a1: number, b0: number, b1: number): number {
+  return (~a0 & 0xffff) + b0 + (~a1 & 0xffff) + b1;
+}
+
+/** A NatEntry whose address texts are made when first asked for (a spoofed SYN never is). */
+class Entry implements NatEntry {
+  state: NatEntry['state'] = 'half-open';
+  lastSeen: number;
+  closedAt = 0;
+  listenerNext = 0;
+  private srcText: string | undefined;
+  private dstText: string | undefined;
+
+  constructor(readonly port: number, readonly family: 4 | 6, readonly srcAddr: Buffer, readonly dstAddr: Buffer,
+    readonly srcPort: number, readonly dstPort: number, readonly listenPort: number, readonly key: string,
+    readonly fwdIpDelta: number, readonly revIpDelta: number, readonly fwdDelta: number, readonly revDelta: number,
+    readonly createdAt: number, public appNext: number) {
+    this.lastSeen = createdAt;
+  }
+
+  get srcHost(): string {
+    return (this.srcText ??= formatIP(this.srcAddr));
+  }
+
+  get dstHost(): string {
+    return (this.dstText ??= formatIP(this.dstAddr));
+  }
 }
 
 /** Applies a precomputed RFC 1624 delta to the checksum field at b[off]. */
@@ -90,8 +168,38 @@ function adjustPartial(b: Uint8Array, off: number, delta: number): void {
   put16(b, off, applyPartialChecksumDelta(u16(b, off), delta));
 }
 
+/** Ports of half-open entries, oldest first: a doubly linked list over port numbers. */
+class HalfOpenList {
+  private readonly prev = new Int32Array(65536).fill(-1);
+  private readonly next = new Int32Array(65536).fill(-1);
+  private head = -1;
+  private tail = -1;
+
+  get oldest(): number {
+    return this.head;
+  }
+
+  push(port: number): void {
+    this.prev[port] = this.tail;
+    this.next[port] = -1;
+    if (this.tail >= 0) this.next[this.tail] = port; else this.head = port;
+    this.tail = port;
+  }
+
+  remove(port: number): void {
+    const p = this.prev[port]!, n = this.next[port]!;
+    if (p >= 0) this.next[p] = n; else this.head = n;
+    if (n >= 0) this.prev[n] = p; else this.tail = p;
+    this.prev[port] = -1;
+    this.next[port] = -1;
+  }
+}
+
 export class TcpNat {
-  readonly counters: NatCounters = { translated: 0, replies: 0, created: 0, released: 0, resets: 0, refusedFull: 0, rejected: 0, dropped: 0 };
+  readonly counters: NatCounters = {
+    translated: 0, replies: 0, created: 0, released: 0, resets: 0, refusedFull: 0, rejected: 0, dropped: 0,
+    evicted: 0, acceptTimeouts: 0, handshakeTimeouts: 0, closedBeforeAccept: 0, sourceLimited: 0, foreign: 0,
+  };
   private readonly entries: (NatEntry | undefined)[] = new Array(65536);
   private readonly byKey = new Map<string, NatEntry>();
   private readonly free: Uint16Array;
@@ -101,9 +209,17 @@ export class TcpNat {
   private readonly fake4: Uint8Array;
   private readonly local6: Uint8Array | undefined;
   private readonly fake6: Uint8Array | undefined;
+  /** The addresses of a translated application segment (fake peer, then local), per family. */
+  private readonly translated4: Buffer;
+  private readonly translated6: Buffer | undefined;
   private readonly maxSessions: number;
   private readonly lingerMs: number;
+  private readonly handshakeTimeoutMs: number;
   private readonly acceptTimeoutMs: number;
+  private readonly maxHalfOpenPerSource: number;
+  private readonly halfOpen = new HalfOpenList();
+  /** Half-open entries per source address (its bytes as a latin1 string). */
+  private readonly halfOpenBySource = new Map<string, number>();
   private active = 0;
 
   constructor(private readonly opts: NatOptions) {
@@ -111,6 +227,8 @@ export class TcpNat {
     this.fake4 = parseIPv4(opts.fake4);
     this.local6 = opts.local6 ? parseIP(opts.local6) : undefined;
     this.fake6 = opts.fake6 ? parseIP(opts.fake6) : undefined;
+    this.translated4 = Buffer.concat([this.fake4, this.local4]);
+    this.translated6 = this.local6 && this.fake6 ? Buffer.concat([this.fake6, this.local6]) : undefined;
     const min = opts.portMin ?? 10000;
     const max = opts.portMax ?? 65535;
     this.free = new Uint16Array(max - min + 1);
@@ -120,7 +238,9 @@ export class TcpNat {
     this.freeCount = this.free.length;
     this.maxSessions = Math.min(opts.maxSessions ?? 20000, this.free.length);
     this.lingerMs = opts.lingerMs ?? 5000;
-    this.acceptTimeoutMs = opts.acceptTimeoutMs ?? 60000;
+    this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 5000;
+    this.acceptTimeoutMs = opts.acceptTimeoutMs ?? 60_000;
+    this.maxHalfOpenPerSource = opts.maxHalfOpenPerSource ?? 1024;
   }
 
   /** Number of live entries (including closing ones still lingering). */
@@ -142,10 +262,16 @@ export class TcpNat {
     yield* this.byKey.values();
   }
 
+  /** Half-open entries held by the source address `address` (4 or 16 bytes). */
+  halfOpenFrom(address: Uint8Array): number {
+    return this.halfOpenBySource.get(Buffer.from(address).toString('latin1')) ?? 0;
+  }
+
   /** The relay is done with this connection: keep translating stragglers for a while, then free. */
   close(port: number, now = Date.now()): void {
     const e = this.entries[port];
     if (!e || e.state === 'closing') return;
+    if (e.state === 'half-open') this.leaveHalfOpen(e);
     e.state = 'closing';
     e.closedAt = now;
     this.active--;
@@ -153,7 +279,9 @@ export class TcpNat {
 
   markOpen(port: number): void {
     const e = this.entries[port];
-    if (e && e.state === 'pending') e.state = 'open';
+    if (!e || (e.state !== 'pending' && e.state !== 'half-open')) return;
+    if (e.state === 'half-open') this.leaveHalfOpen(e);
+    e.state = 'open';
   }
 
   /** Frees lingering and never-accepted entries; returns the ports of entries it gave up on. */
@@ -161,16 +289,38 @@ export class TcpNat {
     const abandoned: number[] = [];
     for (const e of this.byKey.values()) {
       if (e.state === 'closing' && now - e.closedAt >= this.lingerMs) this.release(e);
-      else if (e.state === 'pending' && now - e.createdAt >= this.acceptTimeoutMs) {
+      else if (e.state === 'half-open' && now - e.createdAt >= this.handshakeTimeoutMs) {
         abandoned.push(e.port);
-        this.close(e.port, now);
+        this.counters.handshakeTimeouts++;
+        this.abandon(e);
+      } else if (e.state === 'pending' && now - e.createdAt >= this.acceptTimeoutMs) {
+        abandoned.push(e.port);
+        this.counters.acceptTimeouts++;
+        this.abandon(e);
       }
     }
     return abandoned;
   }
 
+  /**
+   * Gives up on an entry that was never accepted: resets the listener's side of it (the kernel
+   * would otherwise keep it, and meet the next user of the port with it) and frees it at once.
+   */
+  private abandon(e: NatEntry): void {
+    this.opts.emit?.(this.listenerReset(e));
+    this.release(e);
+  }
+
+  private leaveHalfOpen(e: NatEntry): void {
+    this.halfOpen.remove(e.port);
+    const key = e.srcAddr.toString('latin1');
+    const n = this.halfOpenBySource.get(key)! - 1;
+    if (n > 0) this.halfOpenBySource.set(key, n); else this.halfOpenBySource.delete(key);
+  }
+
   private release(e: NatEntry): void {
     if (this.entries[e.port] !== e) return;
+    if (e.state === 'half-open') this.leaveHalfOpen(e);
     if (e.state !== 'closing') this.active--;
     this.entries[e.port] = undefined;
     this.byKey.delete(e.key);
@@ -181,37 +331,37 @@ export class TcpNat {
   }
 
   private allocate(family: 4 | 6, b: Buffer, addrOff: number, addrLen: number, l4: number, key: string, now: number): NatEntry | undefined {
-    if (this.active >= this.maxSessions || this.freeCount === 0) return undefined;
+    if (this.active >= this.maxSessions || this.freeCount === 0) {
+      // Full: the oldest half-open entry (a SYN whose source never answered) makes room.
+      const oldest = this.halfOpen.oldest;
+      if (oldest < 0) return undefined;
+      this.counters.evicted++;
+      this.abandon(this.entries[oldest]!);
+    }
     const port = this.free[this.freeHead]!;
     this.freeHead = (this.freeHead + 1) % this.free.length;
     this.freeCount--;
+    // Nothing here is allocated that a SYN never answered does not need: a flood makes many.
     const srcAddr = Buffer.from(b.subarray(addrOff, addrOff + addrLen));
     const dstAddr = Buffer.from(b.subarray(addrOff + addrLen, addrOff + 2 * addrLen));
     const srcPort = b.readUInt16BE(l4);
     const dstPort = b.readUInt16BE(l4 + 2);
-    const local = family === 4 ? this.local4 : this.local6!;
-    const fake = family === 4 ? this.fake4 : this.fake6!;
     const ports4 = this.opts.listenPort4, ports6 = this.opts.listenPort6!;
     const choices = family === 4 ? ports4 : ports6;
     const listen = typeof choices === 'number' ? choices : choices[port % choices.length]!;
-    const oldAddrs = Buffer.concat([srcAddr, dstAddr]);
-    const newAddrs = Buffer.concat([fake, local]);
-    const ports = (a: number, c: number): Buffer => { const p = Buffer.alloc(4); p.writeUInt16BE(a, 0); p.writeUInt16BE(c, 2); return p; };
-    const oldPorts = ports(srcPort, dstPort);
-    const newPorts = ports(port, listen);
+    const oldAddrs = b.subarray(addrOff, addrOff + 2 * addrLen);
+    const newAddrs = family === 4 ? this.translated4 : this.translated6!;
     const fwdIpDelta = checksumDelta(oldAddrs, newAddrs);
     const revIpDelta = checksumDelta(newAddrs, oldAddrs);
-    const entry: NatEntry = {
-      port, family, srcAddr, dstAddr, srcPort, dstPort, key, listenPort: listen,
-      srcHost: formatIP(srcAddr),
-      dstHost: formatIP(dstAddr),
+    const entry = new Entry(port, family, srcAddr, dstAddr, srcPort, dstPort, listen, key,
       fwdIpDelta, revIpDelta,
-      fwdDelta: fwdIpDelta + checksumDelta(oldPorts, newPorts),
-      revDelta: revIpDelta + checksumDelta(newPorts, oldPorts),
-      state: 'pending', createdAt: now, lastSeen: now, closedAt: 0,
-    };
+      fwdIpDelta + portsDelta(srcPort, dstPort, port, listen), revIpDelta + portsDelta(port, listen, srcPort, dstPort),
+      now, (b.readUInt32BE(l4 + 4) + 1) >>> 0);
     this.entries[port] = entry;
     this.byKey.set(key, entry);
+    this.halfOpen.push(port);
+    const sourceKey = srcAddr.toString('latin1');
+    this.halfOpenBySource.set(sourceKey, (this.halfOpenBySource.get(sourceKey) ?? 0) + 1);
     this.active++;
     this.counters.created++;
     return entry;
@@ -256,6 +406,8 @@ export class TcpNat {
         if (flags & RST) { this.counters.dropped++; return 'drop'; }
         return this.reset(b, family, l4, end);
       }
+      if (e.state === 'half-open' && (flags & (SYN | ACK)) === (SYN | ACK)) e.listenerNext = (b.readUInt32BE(l4 + 4) + 1) >>> 0;
+      else if (e.state === 'pending' && flags & (RST | FIN)) this.counters.closedBeforeAccept++;
       this.rewrite(b, e, e.dstAddr, e.srcAddr, e.dstPort, e.srcPort, e.revIpDelta, e.revDelta,
         addrOff, l4, partialChecksum, flags, now);
       this.counters.replies++;
@@ -272,6 +424,16 @@ export class TcpNat {
     if (flags & SYN && !(flags & ACK)) {
       if (e && e.state === 'closing') { this.release(e); e = undefined; }
       if (!e) {
+        const source = this.opts.admitSource ? this.opts.admitSource(family, b.subarray(addrOff, dstOff)) : 'local';
+        if (!source) {
+          this.counters.foreign++;
+          return 'drop';
+        }
+        // Dropped, not reset: a real client retransmits its SYN, a spoofed one costs nothing more.
+        if (source === 'gateway' && (this.halfOpenBySource.get(b.toString('latin1', addrOff, dstOff)) ?? 0) >= this.maxHalfOpenPerSource) {
+          this.counters.sourceLimited++;
+          return 'drop';
+        }
         const dstPort = b.readUInt16BE(l4 + 2);
         if (this.opts.admit) {
           const dst = b.subarray(dstOff, dstOff + addrLen);
@@ -289,12 +451,48 @@ export class TcpNat {
       }
     } else if (!e) {
       if (flags & RST) { this.counters.dropped++; return 'drop'; }
+      if (this.opts.admitSource && !this.opts.admitSource(family, b.subarray(addrOff, dstOff))) {
+        this.counters.foreign++;
+        return 'drop';
+      }
       return this.reset(b, family, l4, end);
     }
+    if (e.state === 'half-open' || e.state === 'pending') this.beforeAccept(b, e, l4, end, flags);
     this.rewrite(b, e, fake, local, e.port, e.listenPort, e.fwdIpDelta, e.fwdDelta,
       addrOff, l4, partialChecksum, flags, now);
     this.counters.translated++;
     return 'forward';
+  }
+
+  /**
+   * An application segment on an entry not yet accepted: the ACK of the listener's SYN-ACK
+   * (acknowledging exactly its ISN + 1, which a spoofed source never saw) completes the
+   * handshake, and the sequence number the listener expects next is kept for a reset.
+   */
+  private beforeAccept(b: Buffer, e: NatEntry, l4: number, end: number, flags: number): void {
+    if (e.state === 'half-open' && flags & ACK && e.listenerNext !== 0 && b.readUInt32BE(l4 + 8) === e.listenerNext) {
+      this.leaveHalfOpen(e);
+      e.state = 'pending';
+    }
+    const dataLength = end - l4 - (b[l4 + 12]! >> 4) * 4;
+    const next = (b.readUInt32BE(l4 + 4) + Math.max(0, dataLength) + (flags & SYN ? 1 : 0) + (flags & FIN ? 1 : 0)) >>> 0;
+    if (((next - e.appNext) | 0) > 0) e.appNext = next;
+  }
+
+  /** A RST from the fake peer to the listener, in sequence, for an entry given up on. */
+  private listenerReset(e: NatEntry): Buffer {
+    const fake = e.family === 4 ? this.fake4 : this.fake6!;
+    const local = e.family === 4 ? this.local4 : this.local6!;
+    const ipLen = e.family === 4 ? 20 : 40;
+    const out = Buffer.alloc(ipLen + 20);
+    writeIpHeader(out, fake, local, TCP, 20);
+    out.writeUInt16BE(e.port, ipLen);
+    out.writeUInt16BE(e.listenPort, ipLen + 2);
+    out.writeUInt32BE(e.appNext, ipLen + 4);
+    out[ipLen + 12] = 5 << 4;
+    out[ipLen + 13] = RST;
+    out.writeUInt16BE(finish(sum16(out, ipLen, ipLen + 20, pseudoHeaderSum(out, 0, TCP, 20))), ipLen + 16);
+    return out;
   }
 
   /** Writes the translated addresses and ports into `b`, adjusts its checksums and notes the segment on `e`. */
@@ -328,23 +526,9 @@ export function buildReset(b: Buffer, family: 4 | 6, l4: number, end: number): B
   if (flags & FIN) segLen++;
   const ipLen = family === 4 ? 20 : 40;
   const out = Buffer.alloc(ipLen + 20);
-  if (family === 4) {
-    out[0] = 0x45;
-    out.writeUInt16BE(ipLen + 20, 2);
-    out.writeUInt16BE(0x4000, 6);
-    out[8] = 64;
-    out[9] = TCP;
-    b.copy(out, 12, 16, 20);
-    b.copy(out, 16, 12, 16);
-    out.writeUInt16BE(finish(sum16(out, 0, 20)), 10);
-  } else {
-    out[0] = 0x60;
-    out.writeUInt16BE(20, 4);
-    out[6] = TCP;
-    out[7] = 64;
-    b.copy(out, 8, 24, 40);
-    b.copy(out, 24, 8, 24);
-  }
+  // Addresses swapped: the answer goes back to the segment's source.
+  if (family === 4) writeIpHeader(out, b.subarray(16, 20), b.subarray(12, 16), TCP, 20);
+  else writeIpHeader(out, b.subarray(24, 40), b.subarray(8, 24), TCP, 20);
   const t = ipLen;
   b.copy(out, t, l4 + 2, l4 + 4);
   b.copy(out, t + 2, l4, l4 + 2);
@@ -360,3 +544,4 @@ export function buildReset(b: Buffer, family: 4 | 6, l4: number, end: number): B
   out.writeUInt16BE(finish(sum16(out, t, t + 20, pseudoHeaderSum(out, 0, TCP, 20))), t + 16);
   return out;
 }
+

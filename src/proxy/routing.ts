@@ -4,11 +4,15 @@
 // Policy (per family): rule `lookup main suppress_prefixlength 0` keeps every main-table route
 // except the default ones (so connected networks and the proxy's own network stay direct), rule
 // `from <upstream source> lookup main` lets the proxy's upstream sockets — bound to that source
-// address — use the real default route, and rule `lookup <table>` sends the rest to a table whose
-// default route is the TUN. No fwmark is needed: Node sockets cannot set SO_MARK, but they can
-// bind a source address. All of it over rtnetlink (src/netlink), without spawning `ip`.
+// address — use the real default route, and rule `iif lo lookup <table>` sends the rest of this
+// host's own traffic to a table whose default route is the TUN. `iif lo` matches only locally
+// originated packets: traffic this host forwards (containers, VMs, neighbours when ip_forward=1)
+// is not captured unless gateway mode names its source networks, each with a rule
+// `from <cidr> lookup <table>`. No fwmark is needed: Node sockets cannot set SO_MARK, but they
+// can bind a source address. All of it over rtnetlink (src/netlink), without spawning `ip`.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { formatIP, networkOf, parseCidr } from '../addr.js';
 import {
   configureInterface, addRoute, deleteRoute, addRule, deleteRule, type RouteSpec, type RuleSpec,
 } from '../netlink/index.js';
@@ -55,6 +59,8 @@ export interface PolicyRoutingOptions {
   families?: (4 | 6)[];
   /** Source addresses of upstream sockets, per family, that must keep using the main table. */
   bypassSources?: { 4?: string; 6?: string };
+  /** Gateway mode: networks whose forwarded traffic is captured too (CIDRs, either family). */
+  gateway?: readonly string[];
 }
 
 /**
@@ -92,7 +98,12 @@ export class PolicyRouting {
         const from = this.opts.bypassSources?.[family];
         if (from) rules.push({ family, from, table: MAIN_TABLE, priority });
         rules.push({ family, table: MAIN_TABLE, suppressPrefixLength: 0, priority: priority + 1 });
-        rules.push({ family, table: this.table, priority: priority + 2 });
+        rules.push({ family, iif: 'lo', table: this.table, priority: priority + 2 });
+        for (const cidr of this.opts.gateway ?? []) {
+          const c = parseCidr(cidr);
+          if (c.family !== family) continue;
+          rules.push({ family, from: `${formatIP(networkOf(c.bytes, c.prefixLength))}/${c.prefixLength}`, table: this.table, priority: priority + 2 });
+        }
         for (const rule of rules) {
           this.staleRemoved += removeStale(rule);
           addRule(rule);

@@ -33,7 +33,8 @@ export function parseRule(text: string): Rule {
   return rule;
 }
 
-function inCidr(addr: Uint8Array, cidr: { base: Buffer; bits: number }): boolean {
+/** True when `addr` (4 or 16 bytes) lies in `cidr`. */
+export function inCidr(addr: Uint8Array, cidr: { base: Uint8Array; bits: number }): boolean {
   if (addr.length !== cidr.base.length) return false;
   let bits = cidr.bits;
   for (let i = 0; bits > 0; i++, bits -= 8) {

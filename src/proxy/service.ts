@@ -1,6 +1,7 @@
 // The whole tun2socks/tun2http service in one call: open and address a TUN, optionally install
 // policy routing, and run the proxy. `stop()` undoes everything, and an exit hook removes the
-// routing even when the process dies of an uncaught error or a signal.
+// routing even when the process dies of an uncaught error or a signal. At start it warns when
+// the open-files limit cannot hold the sessions allowed.
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { formatIP, parseIP } from '../addr.js';
@@ -8,6 +9,7 @@ import { openTun, type TunDevice } from '../device/index.js';
 import { TunProxy, type TunProxyOptions } from './engine.js';
 import { configureProxyTun, PolicyRouting, sourceAddressFor } from './routing.js';
 import type { Upstream } from './upstream.js';
+import { checkDescriptors } from './limits.js';
 
 export interface ServiceOptions extends Omit<TunProxyOptions, 'device' | 'local4' | 'fake4' | 'local6' | 'fake6'> {
   upstream: Upstream;
@@ -18,7 +20,10 @@ export interface ServiceOptions extends Omit<TunProxyOptions, 'device' | 'local4
   address4?: string;
   /** The TUN's IPv6 address, or false for IPv4 only; a /126 is configured. */
   address6?: string | false;
-  /** Install policy routing that sends the host's traffic into the TUN. */
+  /**
+   * Install policy routing that sends the host's own traffic into the TUN (and, with `gateway`,
+   * the traffic forwarded from those networks).
+   */
   route?: boolean;
   routeTable?: number;
   routePriority?: number;
@@ -39,6 +44,8 @@ function nextAddress(addr: string): string {
 }
 
 export async function startService(opts: ServiceOptions): Promise<Service> {
+  const descriptors = checkDescriptors({ maxSessions: opts.maxSessions ?? 20000, udpSessions: opts.udp ? 4096 : 0 });
+  if (descriptors) opts.log?.(`warning: ${descriptors}`);
   const local4 = opts.address4 ?? '198.19.0.1';
   const local6 = opts.address6 === false ? undefined : (opts.address6 ?? 'fd00:7475::1');
   const offload = opts.checksumOffload ?? true;
@@ -73,7 +80,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       }
       routing = new PolicyRouting({
         device: device.name, table: opts.routeTable, priority: opts.routePriority,
-        families: local6 ? [4, 6] : [4], bypassSources: { 4: bind4, 6: bind6 },
+        families: local6 ? [4, 6] : [4], bypassSources: { 4: bind4, 6: bind6 }, gateway: opts.gateway,
       });
       process.on('exit', onExit);
       routing.install();

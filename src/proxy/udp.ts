@@ -1,13 +1,18 @@
 // UDP through the proxy. There is no connection to terminate, so datagrams are taken out of the
 // TUN here, sent through a SOCKS5 UDP association (or directly), and answers are built into IP
-// packets and written back. One session per application source address and port.
+// packets and written back. One session per application source address and port; within it,
+// one peer per remote address and port the application sent to. A datagram is answered only
+// from a peer (so nobody else can answer a DNS query in the resolver's name), and through SOCKS5
+// only when it came from the relay endpoint the proxy gave (the socket is connected to it).
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { pseudoHeaderSum, sum16, finish } from '../packet/checksum.js';
-import { formatIP, parseIP } from '../addr.js';
+import { formatIP } from '../addr.js';
+import { writeIpHeader } from './ipheader.js';
 import {
-  socks5UdpAssociate, socks5UdpUnwrap, socks5UdpWrap, type Upstream, type UdpAssociation,
+  socks5UdpAssociate, socks5UdpUnwrap, socks5UdpWrap, UpstreamError, type Upstream, type UdpAssociation,
 } from './upstream.js';
+import type { FailureLog } from './failures.js';
 
 const UDP = 17;
 
@@ -51,23 +56,7 @@ export function buildUdp(src: Uint8Array, srcPort: number, dst: Uint8Array, dstP
   const ipLen = v4 ? 20 : 40;
   const udpLen = 8 + payload.length;
   const out = Buffer.alloc(ipLen + udpLen);
-  if (v4) {
-    out[0] = 0x45;
-    out.writeUInt16BE(ipLen + udpLen, 2);
-    out.writeUInt16BE(0x4000, 6);
-    out[8] = 64;
-    out[9] = UDP;
-    out.set(src, 12);
-    out.set(dst, 16);
-    out.writeUInt16BE(finish(sum16(out, 0, 20)), 10);
-  } else {
-    out[0] = 0x60;
-    out.writeUInt16BE(udpLen, 4);
-    out[6] = UDP;
-    out[7] = 64;
-    out.set(src, 8);
-    out.set(dst, 24);
-  }
+  writeIpHeader(out, src, dst, UDP, udpLen);
   out.writeUInt16BE(srcPort, ipLen);
   out.writeUInt16BE(dstPort, ipLen + 2);
   out.writeUInt16BE(udpLen, ipLen + 4);
@@ -85,9 +74,28 @@ export interface UdpRelayOptions {
   localAddress6?: string;
   idleMs?: number;
   maxSessions?: number;
+  /** Remote endpoints per session (default 256; the least recently added one makes room). */
+  maxPeers?: number;
   /** Host name to send to instead of a fake address (fake-IP mode). */
   nameOf?: (address: string) => string | undefined;
+  /** A peer at a fake address began and ended (the fake-IP pool keeps its name meanwhile). */
+  hold?: (address: string) => void;
+  release?: (address: string) => void;
   log?: (line: string) => void;
+  failures?: FailureLog;
+}
+
+/** A remote endpoint the application sent to. */
+interface UdpPeer {
+  /** What datagrams go to: an address as text, or a host name (fake-IP mode). */
+  host: string;
+  port: number;
+  /** The destination as the application addressed it (a fake address stays fake). */
+  appAddress: Uint8Array;
+  appAddressText: string;
+  named: boolean;
+  /** For a host name: the address its first answer came from; later answers must match it. */
+  pinned?: string;
 }
 
 interface UdpSession {
@@ -97,15 +105,23 @@ interface UdpSession {
   srcPort: number;
   socket?: dgram.Socket;
   association?: UdpAssociation;
+  /** The relay endpoint as the connected socket knows it. */
+  relay?: { address: string; port: number };
   ready: boolean;
   queue: UdpDatagram[];
-  /** Original destination address by destination port, to address answers the way they were asked. */
-  peers: Map<number, Uint8Array>;
+  /** By `host|port`, oldest first. */
+  peers: Map<string, UdpPeer>;
+  namedPeers: number;
   lastSeen: number;
 }
 
+/** An IPv4-mapped IPv6 address (as inet_ntop prints it) as plain IPv4; anything else unchanged. */
+function unmapped(host: string): string {
+  return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
+}
+
 export class UdpRelay {
-  readonly counters = { sent: 0, received: 0, dropped: 0, failed: 0, sessionsOpened: 0 };
+  readonly counters = { sent: 0, received: 0, dropped: 0, failed: 0, sessionsOpened: 0, unsolicited: 0 };
   private readonly sessions = new Map<string, UdpSession>();
   private readonly sweepTimer: NodeJS.Timeout;
   /** After an association failure, when to try UDP through the upstream again. */
@@ -137,7 +153,7 @@ export class UdpRelay {
     socks5UdpAssociate(this.opts.upstream, { localAddress: net.isIPv6(this.opts.upstream.host) ? this.opts.localAddress6 : this.opts.localAddress4 })
       .then((a) => { this.worked = true; a.control.destroy(); }, (e: Error) => {
         this.unavailableUntil = Date.now() + 10_000;
-        this.opts.log?.(`udp: ${e.message}; DNS goes over TCP`);
+        this.opts.log?.(`udp: ${e.message}; UDP is not relayed and DNS goes over TCP`);
       });
   }
 
@@ -146,18 +162,42 @@ export class UdpRelay {
     let s = this.sessions.get(key);
     if (!s) {
       if (this.sessions.size >= (this.opts.maxSessions ?? 4096)) { this.counters.dropped++; return; }
-      s = { key, family: d.family, srcAddr: d.srcAddr, srcPort: d.srcPort, ready: false, queue: [], peers: new Map(), lastSeen: Date.now() };
+      s = {
+        key, family: d.family, srcAddr: d.srcAddr, srcPort: d.srcPort, ready: false, queue: [],
+        peers: new Map(), namedPeers: 0, lastSeen: Date.now(),
+      };
       this.sessions.set(key, s);
       this.counters.sessionsOpened++;
       void this.open(s);
     }
     s.lastSeen = Date.now();
-    s.peers.set(d.dstPort, d.dstAddr);
+    const peer = this.peerFor(s, d);
     if (!s.ready) {
       if (s.queue.length < 64) s.queue.push(d); else this.counters.dropped++;
       return;
     }
-    this.send(s, d);
+    this.send(s, peer, d);
+  }
+
+  private peerFor(s: UdpSession, d: UdpDatagram): UdpPeer {
+    const appAddressText = formatIP(d.dstAddr);
+    const name = this.opts.nameOf?.(appAddressText);
+    const host = name ?? appAddressText;
+    const peerKey = `${host}|${d.dstPort}`;
+    let peer = s.peers.get(peerKey);
+    if (peer) return peer;
+    if (s.peers.size >= (this.opts.maxPeers ?? 256)) this.dropPeer(s, s.peers.keys().next().value!);
+    peer = { host, port: d.dstPort, appAddress: d.dstAddr, appAddressText, named: name !== undefined };
+    s.peers.set(peerKey, peer);
+    if (peer.named) { s.namedPeers++; this.opts.hold?.(appAddressText); }
+    return peer;
+  }
+
+  private dropPeer(s: UdpSession, peerKey: string): void {
+    const peer = s.peers.get(peerKey);
+    if (!peer) return;
+    s.peers.delete(peerKey);
+    if (peer.named) { s.namedPeers--; this.opts.release?.(peer.appAddressText); }
   }
 
   private async open(s: UdpSession): Promise<void> {
@@ -173,35 +213,48 @@ export class UdpRelay {
         family = net.isIPv6(s.association.relay.host) ? 6 : 4;
         this.worked = true;
       } else if (up.kind !== 'direct') {
-        throw new Error(`${up.kind} upstreams cannot relay UDP`);
+        throw new UpstreamError(`${up.kind} upstreams cannot relay UDP`, 'protocol');
       }
-      if (!this.sessions.has(s.key)) { s.association?.control.destroy(); return; }
+      if (this.sessions.get(s.key) !== s) { s.association?.control.destroy(); return; }
       const sock = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
       s.socket = sock;
-      sock.on('message', (msg, rinfo) => this.receive(s, msg, rinfo));
-      sock.on('error', (e) => { this.opts.log?.(`udp session ${s.key}: ${e.message}`); this.end(s); });
       const local = family === 6 ? this.opts.localAddress6 : this.opts.localAddress4;
-      await new Promise<void>((resolve) => sock.bind({ port: 0, ...(local ? { address: local } : {}) }, resolve));
+      await new Promise<void>((resolve, reject) => {
+        sock.once('error', reject);
+        sock.bind({ port: 0, ...(local ? { address: local } : {}) }, () => { sock.off('error', reject); resolve(); });
+      });
+      if (s.association) {
+        // Connected to the relay: the kernel drops datagrams from any other address or port.
+        const relay = s.association.relay;
+        await new Promise<void>((resolve, reject) => {
+          sock.once('error', reject);
+          sock.connect(relay.port, relay.host, () => { sock.off('error', reject); resolve(); });
+        });
+        const remote = sock.remoteAddress();
+        s.relay = { address: remote.address, port: remote.port };
+      }
+      sock.on('message', (msg, rinfo) => this.receive(s, msg, rinfo));
+      sock.on('error', (e: NodeJS.ErrnoException) => {
+        this.opts.failures?.note('udp', e.code ?? 'error', `udp session ${s.key}: ${e.message}`);
+        this.end(s);
+      });
+      if (this.sessions.get(s.key) !== s) { this.end(s); return; }
       s.ready = true;
-      for (const d of s.queue.splice(0)) this.send(s, d);
+      for (const d of s.queue.splice(0)) this.send(s, this.peerFor(s, d), d);
     } catch (e) {
       this.counters.failed++;
-      this.unavailableUntil = Date.now() + 10_000;
-      this.opts.log?.(`udp: ${(e as Error).message}`);
+      const code = (e as NodeJS.ErrnoException).code ?? (e instanceof UpstreamError ? e.reason : 'error');
+      // A proxy that refuses or lacks UDP is asked again only after a pause.
+      if (e instanceof UpstreamError) this.unavailableUntil = Date.now() + 10_000;
+      this.opts.failures?.note('udp', code, `udp: ${(e as Error).message}`);
       this.end(s);
     }
   }
 
-  private send(s: UdpSession, d: UdpDatagram): void {
-    const dstText = formatIP(d.dstAddr);
-    const host = this.opts.nameOf?.(dstText) ?? dstText;
+  private send(s: UdpSession, peer: UdpPeer, d: UdpDatagram): void {
     try {
-      if (s.association) {
-        const msg = socks5UdpWrap({ host, port: d.dstPort }, d.payload);
-        s.socket!.send(msg, s.association.relay.port, s.association.relay.host);
-      } else {
-        s.socket!.send(d.payload, d.dstPort, host);
-      }
+      if (s.association) s.socket!.send(socks5UdpWrap({ host: peer.host, port: peer.port }, d.payload));
+      else s.socket!.send(d.payload, peer.port, peer.host);
       this.counters.sent++;
     } catch {
       this.counters.dropped++;
@@ -211,35 +264,49 @@ export class UdpRelay {
   private receive(s: UdpSession, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     let fromPort: number, fromHost: string, payload: Buffer;
     if (s.association) {
+      // The connected socket already filters; this holds even if it did not.
+      if (rinfo.port !== s.relay?.port || rinfo.address !== s.relay.address) { this.counters.unsolicited++; return; }
       const u = socks5UdpUnwrap(msg);
       if (!u) { this.counters.dropped++; return; }
-      fromPort = u.from.port; fromHost = u.from.host; payload = u.payload;
+      fromPort = u.from.port; fromHost = unmapped(u.from.host); payload = u.payload;
     } else {
-      fromPort = rinfo.port; fromHost = rinfo.address; payload = msg;
+      fromPort = rinfo.port; fromHost = unmapped(rinfo.address); payload = msg;
     }
-    // Answer from the address the application sent to (a fake address stays fake).
-    let from = s.peers.get(fromPort);
-    if (!from) {
-      if (!net.isIP(fromHost)) { this.counters.dropped++; return; }
-      from = parseIP(fromHost);
-    }
-    if (from.length !== s.srcAddr.length) { this.counters.dropped++; return; }
+    const peer = s.peers.get(`${fromHost}|${fromPort}`) ?? (s.namedPeers > 0 ? this.namedPeerFor(s, fromHost, fromPort) : undefined);
+    if (!peer) { this.counters.unsolicited++; return; }
     s.lastSeen = Date.now();
     this.counters.received++;
-    this.opts.write(buildUdp(from, fromPort, s.srcAddr, s.srcPort, payload));
+    this.opts.write(buildUdp(peer.appAddress, fromPort, s.srcAddr, s.srcPort, payload));
+  }
+
+  /**
+   * The peer a datagram from `host` (an address) answers when the application sent to a host
+   * name: whoever resolved it (the proxy) knows the address, so the first answer on the port
+   * pins it and later ones must come from the same address.
+   */
+  private namedPeerFor(s: UdpSession, host: string, port: number): UdpPeer | undefined {
+    let unpinned: UdpPeer | undefined;
+    for (const p of s.peers.values()) {
+      if (!p.named || p.port !== port) continue;
+      if (p.pinned === host) return p;
+      if (p.pinned === undefined) unpinned ??= p;
+    }
+    if (unpinned) unpinned.pinned = host;
+    return unpinned;
   }
 
   private end(s: UdpSession): void {
-    if (this.sessions.get(s.key) !== s) return;
-    this.sessions.delete(s.key);
+    if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
     s.ready = false;
+    for (const k of [...s.peers.keys()]) this.dropPeer(s, k);
     try { s.socket?.close(); } catch { /* already closed */ }
+    s.socket = undefined;
     s.association?.control.destroy();
   }
 
   private sweep(): void {
     const limit = Date.now() - (this.opts.idleMs ?? 60_000);
-    for (const s of this.sessions.values()) if (s.lastSeen < limit) this.end(s);
+    for (const s of [...this.sessions.values()]) if (s.lastSeen < limit) this.end(s);
   }
 
   close(): void {

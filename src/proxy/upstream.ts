@@ -1,12 +1,11 @@
 // Upstream proxies: how one relayed connection reaches its destination. Each kind speaks its
 // handshake over a plain net.Socket and hands back that socket once it carries the destination's
 // byte stream: SOCKS5 (RFC 1928, username/password RFC 1929), SOCKS4a, HTTP CONNECT (Basic
-// auth), direct, or reject.
+// auth), direct, or reject. Destination names are checked (names.ts) before any handshake
+// carries them, and credentials never appear in a message.
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../addr.js';
 import net from 'node:net';
-
-/** Stream buffering per relayed socket: a few 64 KiB reads in flight before backpressure. */
-export const RELAY_HIGH_WATER = 256 * 1024;
+import { isDestinationHost, isHostName, printable } from './names.js';
 
 export type UpstreamKind = 'socks5' | 'socks4a' | 'http' | 'direct' | 'reject';
 
@@ -24,9 +23,14 @@ export interface Destination {
   port: number;
 }
 
-/** A failure to reach a destination through an upstream; `refused` says the destination said no. */
+/**
+ * A failure to reach a destination through an upstream; `refused` says the destination said no,
+ * `invalid` that the destination is no host name; `code` is the errno name of a socket failure.
+ */
 export class UpstreamError extends Error {
-  constructor(message: string, readonly reason: 'refused' | 'proxy-down' | 'auth' | 'protocol' | 'timeout' | 'rejected' | 'unreachable') {
+  constructor(message: string,
+    readonly reason: 'refused' | 'proxy-down' | 'auth' | 'protocol' | 'timeout' | 'rejected' | 'unreachable' | 'invalid',
+    readonly code?: string) {
     super(message);
     this.name = 'UpstreamError';
   }
@@ -34,15 +38,25 @@ export class UpstreamError extends Error {
 
 const defaultPorts: Record<string, number> = { socks5: 1080, socks5h: 1080, socks4a: 1080, socks4: 1080, http: 8080 };
 
-/** Parses `socks5://user:pass@host:port`, `socks4a://host:port`, `http://user:pass@host:port`, `direct://`, `reject://`. */
+/** A proxy URL with whatever stands between `user:` and `@` replaced, for messages. */
+export function redactProxyUrl(text: string): string {
+  // The last '@' of the authority ends the user information, as URL parsing has it.
+  return text.replace(/^([^:/]*:\/\/[^:@/]*:)[^/?#]*@/, '$1***@');
+}
+
+/**
+ * Parses `socks5://user:pass@host:port`, `socks4a://host:port`, `http://user:pass@host:port`,
+ * `direct://`, `reject://`. Error messages show the URL with its password replaced.
+ */
 export function parseUpstream(text: string): Upstream {
   if (text === 'direct' || text === 'direct://') return { kind: 'direct', host: '', port: 0 };
   if (text === 'reject' || text === 'reject://') return { kind: 'reject', host: '', port: 0 };
+  const shown = redactProxyUrl(text);
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new TypeError(`"${text}" is not a proxy URL (like socks5://user:pass@host:1080 or http://host:3128)`);
+    throw new TypeError(`"${shown}" is not a proxy URL (like socks5://user:pass@host:1080 or http://host:3128)`);
   }
   const scheme = url.protocol.replace(/:$/, '');
   const kind: UpstreamKind | undefined = scheme === 'socks5' || scheme === 'socks5h' ? 'socks5'
@@ -50,12 +64,31 @@ export function parseUpstream(text: string): Upstream {
     : scheme === 'http' ? 'http' : undefined;
   if (!kind) throw new TypeError(`proxy scheme "${scheme}" is not supported (use socks5, socks4a or http)`);
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (!host) throw new TypeError(`proxy URL "${text}" has no host`);
+  if (!host) throw new TypeError(`proxy URL "${shown}" has no host`);
   const port = url.port ? Number(url.port) : defaultPorts[scheme]!;
   const up: Upstream = { kind, host, port };
-  if (url.username) up.username = decodeURIComponent(url.username);
-  if (url.password) up.password = decodeURIComponent(url.password);
+  try {
+    if (url.username) up.username = decodeURIComponent(url.username);
+    if (url.password) up.password = decodeURIComponent(url.password);
+  } catch {
+    throw new TypeError(`proxy URL "${shown}" has a malformed %-escape in its credentials`);
+  }
+  checkCredentials(up);
   return up;
+}
+
+/**
+ * Throws when the username or password cannot be carried by the upstream's handshake: SOCKS5
+ * sends each with a one-byte length (RFC 1929), SOCKS4a ends the user id at a NUL.
+ */
+export function checkCredentials(up: Upstream): void {
+  for (const [what, value] of [['username', up.username], ['password', up.password]] as const) {
+    if (value === undefined) continue;
+    if (up.kind === 'socks5' && Buffer.byteLength(value, 'utf8') > 255) {
+      throw new TypeError(`the SOCKS5 ${what} is longer than 255 bytes (RFC 1929 cannot carry it)`);
+    }
+    if (value.includes('\0')) throw new TypeError(`the proxy ${what} contains a NUL character`);
+  }
 }
 
 export function describeUpstream(up: Upstream): string {
@@ -70,41 +103,68 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
-/** Reads exactly `n` bytes from a paused socket during a handshake; leftovers stay buffered. */
-function readExactly(sock: net.Socket, n: number): Promise<Buffer> {
+/**
+ * Reads one message of a handshake from a paused socket: `complete` looks at what has arrived
+ * and returns the message's length once it is all there (or throws). Bytes after it go back to
+ * the socket, for the next message or the relay. A proxy that closes before the message is
+ * complete (even before this read began) fails it at once, not at the handshake's timeout.
+ */
+function readMessage(sock: net.Socket, complete: (buffered: Buffer) => number | undefined): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    let buffered: Buffer = Buffer.alloc(0);
+    const fail = (e: unknown): void => { cleanup(); reject(e); };
+    const closed = (): void => fail(new UpstreamError('the proxy closed the connection during the handshake', 'protocol'));
     const attempt = (): void => {
-      const chunk = sock.read(n) as Buffer | null;
-      if (chunk) { cleanup(); resolve(chunk); }
+      try {
+        for (let chunk = sock.read() as Buffer | null; chunk !== null; chunk = sock.read() as Buffer | null) {
+          buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+          const n = complete(buffered);
+          if (n === undefined) continue;
+          if (n < buffered.length) sock.unshift(buffered.subarray(n));
+          cleanup();
+          resolve(buffered.subarray(0, n));
+          return;
+        }
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      if (sock.readableEnded || sock.destroyed) closed();
     };
-    const onEnd = (): void => { cleanup(); reject(new UpstreamError('the proxy closed the connection during the handshake', 'protocol')); };
-    const onError = (e: Error): void => { cleanup(); reject(e); };
     const cleanup = (): void => {
-      sock.off('readable', attempt); sock.off('end', onEnd); sock.off('close', onEnd); sock.off('error', onError);
+      sock.off('readable', attempt); sock.off('end', closed); sock.off('close', closed); sock.off('error', fail);
     };
-    sock.on('readable', attempt); sock.once('end', onEnd); sock.once('close', onEnd); sock.once('error', onError);
+    sock.on('readable', attempt); sock.once('end', closed); sock.once('close', closed); sock.once('error', fail);
     attempt();
   });
 }
 
+/** Reads exactly `n` bytes of a handshake. */
+function readExactly(sock: net.Socket, n: number): Promise<Buffer> {
+  return readMessage(sock, (buffered) => (buffered.length >= n ? n : undefined));
+}
+
 /** Reads an HTTP response head (up to the blank line), leaving the body bytes buffered. */
 async function readHttpHead(sock: net.Socket): Promise<string> {
-  let head = Buffer.alloc(0);
-  for (;;) {
-    const byte = await readExactly(sock, 1);
-    head = Buffer.concat([head, byte]);
-    if (head.length >= 4 && head.subarray(-4).toString('latin1') === '\r\n\r\n') return head.toString('latin1');
-    if (head.length > 16384) throw new UpstreamError('the HTTP proxy sent an oversized response head', 'protocol');
-  }
+  let searched = 0;
+  const head = await readMessage(sock, (buffered) => {
+    const end = buffered.indexOf('\r\n\r\n', Math.max(0, searched - 3), 'latin1');
+    if (end >= 0) return end + 4;
+    if (buffered.length > 16384) throw new UpstreamError('the HTTP proxy sent an oversized response head', 'protocol');
+    searched = buffered.length;
+    return undefined;
+  });
+  return head.toString('latin1');
 }
 
 function tcpConnect(host: string, port: number, opts: ConnectOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    // highWaterMark reaches the underlying Duplex (Node's typings omit it for connect()).
+    // Stream buffers keep Node's small defaults: relay.ts lets a connection queue more only
+    // once it moves bulk data.
     const sock = net.connect({
-      host, port, allowHalfOpen: true, noDelay: true, highWaterMark: RELAY_HIGH_WATER,
+      host, port, allowHalfOpen: true, noDelay: true,
       ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-    } as net.NetConnectOpts);
+    });
     const onError = (e: NodeJS.ErrnoException): void => {
       sock.destroy();
       reject(e);
@@ -120,6 +180,7 @@ export function socks5Address(host: string, port: number): Buffer {
   if (net.isIPv4(host)) addr = Buffer.concat([Buffer.from([1]), parseIPv4(host)]);
   else if (net.isIPv6(host)) addr = Buffer.concat([Buffer.from([4]), parseIPv6(host)]);
   else {
+    if (!isHostName(host)) throw new UpstreamError(`refusing to send ${printable(host)} to a SOCKS5 proxy: not a host name`, 'invalid');
     const name = Buffer.from(host, 'utf8');
     if (name.length > 255) throw new UpstreamError(`host name too long for SOCKS5: ${host}`, 'protocol');
     addr = Buffer.concat([Buffer.from([3, name.length]), name]);
@@ -149,6 +210,8 @@ async function socks5Greet(sock: net.Socket, up: Upstream): Promise<void> {
   if (method === 2) {
     const user = Buffer.from(up.username ?? '', 'utf8');
     const pass = Buffer.from(up.password ?? '', 'utf8');
+    // One length byte each: a longer value would wrap it and spill into the next field.
+    if (user.length > 255 || pass.length > 255) throw new UpstreamError('the SOCKS5 username or password is longer than 255 bytes', 'auth');
     sock.write(Buffer.concat([Buffer.from([1, user.length]), user, Buffer.from([pass.length]), pass]));
     const [, status] = await readExactly(sock, 2);
     if (status !== 0) throw new UpstreamError('the SOCKS5 proxy rejected the username or password', 'auth');
@@ -157,6 +220,8 @@ async function socks5Greet(sock: net.Socket, up: Upstream): Promise<void> {
   }
 }
 
+const SOCKS5_CONNECT = 1, SOCKS5_UDP_ASSOCIATE = 3;
+
 /** Sends a SOCKS5 request and returns the bound address of the reply. */
 async function socks5Request(sock: net.Socket, command: number, host: string, port: number): Promise<Destination> {
   sock.write(Buffer.concat([Buffer.from([5, command, 0]), socks5Address(host, port)]));
@@ -164,6 +229,11 @@ async function socks5Request(sock: net.Socket, command: number, host: string, po
   if (ver !== 5) throw new UpstreamError('malformed SOCKS5 reply', 'protocol');
   if (rep !== 0) {
     const [text, reason] = socks5Replies[rep!] ?? [`SOCKS5 error ${rep}`, 'unreachable'];
+    // An association names no destination (0.0.0.0:0): the refusal is of UDP itself.
+    if (command === SOCKS5_UDP_ASSOCIATE) {
+      throw new UpstreamError(rep === 7 ? 'the SOCKS5 proxy does not support UDP ASSOCIATE'
+        : `the SOCKS5 proxy refused UDP ASSOCIATE (${text})`, reason === 'refused' ? 'rejected' : reason);
+    }
     throw new UpstreamError(`the SOCKS5 proxy could not reach ${formatHostPort(host, port)}: ${text}`, reason);
   }
   let boundHost: string;
@@ -171,7 +241,7 @@ async function socks5Request(sock: net.Socket, command: number, host: string, po
   else if (atyp === 4) boundHost = formatIPv6(await readExactly(sock, 16));
   else if (atyp === 3) {
     const [len] = await readExactly(sock, 1);
-    boundHost = (await readExactly(sock, len!)).toString('utf8');
+    boundHost = (await readExactly(sock, len!)).toString('latin1');
   } else throw new UpstreamError('malformed SOCKS5 reply address', 'protocol');
   const boundPort = (await readExactly(sock, 2)).readUInt16BE(0);
   return { host: boundHost, port: boundPort };
@@ -199,6 +269,8 @@ async function socks4aConnect(sock: net.Socket, dest: Destination, up: Upstream)
 
 async function httpConnect(sock: net.Socket, dest: Destination, up: Upstream): Promise<void> {
   const target = formatHostPort(dest.host, dest.port);
+  // The request line is text: a CR, LF or space in the target would start a header of its own.
+  if (/[\s\0]/.test(target)) throw new UpstreamError(`refusing to send ${printable(target)} in an HTTP CONNECT request`, 'invalid');
   let req = `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n`;
   if (up.username !== undefined) {
     req += `Proxy-Authorization: Basic ${Buffer.from(`${up.username}:${up.password ?? ''}`).toString('base64')}\r\n`;
@@ -220,24 +292,28 @@ async function httpConnect(sock: net.Socket, dest: Destination, up: Upstream): P
  * handshake, paused-free, and allowHalfOpen (so FINs propagate in each direction separately).
  */
 export async function connectThrough(up: Upstream, dest: Destination, opts: ConnectOptions = {}): Promise<net.Socket> {
+  if (!isDestinationHost(dest.host)) {
+    throw new UpstreamError(`refusing to connect to ${printable(dest.host)}: not an address or a host name`, 'invalid');
+  }
   if (up.kind === 'reject') throw new UpstreamError(`${formatHostPort(dest.host, dest.port)} is rejected by the rules`, 'rejected');
   const target = up.kind === 'direct' ? dest : { host: up.host, port: up.port };
   let sock: net.Socket;
   try {
     sock = await tcpConnect(target.host, target.port, opts);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    const errno = (e as NodeJS.ErrnoException).code;
+    const code = errno ?? String(e);
     if (up.kind === 'direct') {
-      throw new UpstreamError(`cannot connect to ${formatHostPort(dest.host, dest.port)}: ${code}`, code === 'ECONNREFUSED' ? 'refused' : 'unreachable');
+      throw new UpstreamError(`cannot connect to ${formatHostPort(dest.host, dest.port)}: ${code}`, code === 'ECONNREFUSED' ? 'refused' : 'unreachable', errno);
     }
-    throw new UpstreamError(`the ${up.kind} proxy at ${formatHostPort(up.host, up.port)} is unreachable (${code})`, 'proxy-down');
+    throw new UpstreamError(`the ${up.kind} proxy at ${formatHostPort(up.host, up.port)} is unreachable (${code})`, 'proxy-down', errno);
   }
   if (up.kind === 'direct') return sock;
   const timer = setTimeout(() => sock.destroy(new UpstreamError(`the proxy at ${formatHostPort(up.host, up.port)} did not answer the handshake in time`, 'timeout')), opts.timeoutMs ?? 10_000);
   try {
     if (up.kind === 'socks5') {
       await socks5Greet(sock, up);
-      await socks5Request(sock, 1, dest.host, dest.port);
+      await socks5Request(sock, SOCKS5_CONNECT, dest.host, dest.port);
     } else if (up.kind === 'socks4a') {
       await socks4aConnect(sock, dest, up);
     } else {
@@ -265,15 +341,19 @@ export async function socks5UdpAssociate(up: Upstream, opts: ConnectOptions = {}
   try {
     control = await tcpConnect(up.host, up.port, opts);
   } catch (e) {
-    throw new UpstreamError(`the socks5 proxy at ${formatHostPort(up.host, up.port)} is unreachable (${(e as NodeJS.ErrnoException).code ?? e})`, 'proxy-down');
+    const errno = (e as NodeJS.ErrnoException).code;
+    throw new UpstreamError(`the socks5 proxy at ${formatHostPort(up.host, up.port)} is unreachable (${errno ?? e})`, 'proxy-down', errno);
   }
   const timer = setTimeout(() => control.destroy(new UpstreamError('the SOCKS5 proxy did not answer UDP ASSOCIATE in time', 'timeout')), opts.timeoutMs ?? 10_000);
   try {
     await socks5Greet(control, up);
     const anyHost = net.isIPv6(up.host) ? '::' : '0.0.0.0';
-    const relay = await socks5Request(control, 3, anyHost, 0);
+    const relay = await socks5Request(control, SOCKS5_UDP_ASSOCIATE, anyHost, 0);
     // A relay bound to the wildcard address is reached at the proxy's own address.
     if (relay.host === '0.0.0.0' || relay.host === '::') relay.host = up.host;
+    if (!isDestinationHost(relay.host) || relay.port === 0) {
+      throw new UpstreamError(`the SOCKS5 proxy named an unusable UDP relay ${printable(relay.host)} port ${relay.port}`, 'protocol');
+    }
     return { control, relay };
   } catch (e) {
     control.destroy();
@@ -297,6 +377,7 @@ export function socks5UdpUnwrap(msg: Buffer): { from: Destination; payload: Buff
   if (atyp === 1) { if (msg.length < off + 6) return undefined; host = formatIPv4(msg, off); off += 4; }
   else if (atyp === 4) { if (msg.length < off + 18) return undefined; host = formatIPv6(msg, off); off += 16; }
   else if (atyp === 3) {
+    if (msg.length < off + 1) return undefined;
     const len = msg[off]!;
     if (msg.length < off + 1 + len + 2) return undefined;
     host = msg.toString('utf8', off + 1, off + 1 + len); off += 1 + len;

@@ -3,38 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpNat } from '../../src/proxy/nat.js';
-import { parseIP } from '../../src/addr.js';
-const addressBytes = (text: string): Buffer => Buffer.from(parseIP(text));
-import { verifyTransportChecksum, internetChecksum, sum16, finish, pseudoHeaderSum } from '../../src/packet/checksum.js';
-
-const SYN = 0x02, ACK = 0x10, RST = 0x04, PSH = 0x08;
-
-function tcpPacket(src: string, sport: number, dst: string, dport: number, flags: number, payload = Buffer.alloc(0), seq = 1000, ack = 0): Buffer {
-  const s = addressBytes(src), d = addressBytes(dst);
-  const v4 = s.length === 4;
-  const ipLen = v4 ? 20 : 40;
-  const b = Buffer.alloc(ipLen + 20 + payload.length);
-  if (v4) {
-    b[0] = 0x45; b.writeUInt16BE(b.length, 2); b.writeUInt16BE(0x4000, 6); b[8] = 64; b[9] = 6;
-    s.copy(b, 12); d.copy(b, 16);
-    b.writeUInt16BE(internetChecksum(b, 0, 20), 10);
-  } else {
-    b[0] = 0x60; b.writeUInt16BE(20 + payload.length, 4); b[6] = 6; b[7] = 64; s.copy(b, 8); d.copy(b, 24);
-  }
-  b.writeUInt16BE(sport, ipLen); b.writeUInt16BE(dport, ipLen + 2);
-  b.writeUInt32BE(seq, ipLen + 4); b.writeUInt32BE(ack, ipLen + 8);
-  b[ipLen + 12] = 5 << 4; b[ipLen + 13] = flags; b.writeUInt16BE(65535, ipLen + 14);
-  payload.copy(b, ipLen + 20);
-  b.writeUInt16BE(finish(sum16(b, ipLen, b.length, pseudoHeaderSum(b, 0, 6, b.length - ipLen))), ipLen + 16);
-  return b;
-}
-
-function valid(b: Buffer): boolean {
-  const v4 = b[0]! >> 4 === 4;
-  const l4 = v4 ? 20 : 40;
-  if (v4 && internetChecksum(b, 0, 20) !== 0) return false;
-  return verifyTransportChecksum(b, 0, l4, b.length, 6);
-}
+import { tcpPacket, validTcp as valid, addressBytes, SYN, ACK, RST, PSH } from './segments.js';
+import { internetChecksum, pseudoHeaderSum } from '../../src/packet/checksum.js';
 
 const addrs = { local4: '198.19.0.1', fake4: '198.19.0.2', local6: 'fd00:7475::1', fake6: 'fd00:7475::2', listenPort4: 4000, listenPort6: 4006 };
 
@@ -90,6 +60,16 @@ for (const [family, app, server, local, fake, listen] of [
   });
 }
 
+/** Runs the handshake of the connection whose translated SYN is `syn` (listener ISN 5000). */
+function handshake(nat: TcpNat, syn: Buffer, now = 0): void {
+  const port = syn.readUInt16BE(20), listen = syn.readUInt16BE(22);
+  const synAck = tcpPacket(addrs.local4, listen, addrs.fake4, port, SYN | ACK, Buffer.alloc(0), 5000, syn.readUInt32BE(24) + 1);
+  assert.equal(nat.translate(synAck, now), 'forward');
+  const e = nat.lookup(port)!;
+  const ack = tcpPacket(e.srcHost, e.srcPort, e.dstHost, e.dstPort, ACK, Buffer.alloc(0), syn.readUInt32BE(24) + 1, 5001);
+  assert.equal(nat.translate(ack, now), 'forward');
+}
+
 test('the table caps sessions, answers beyond the cap with RST+ACK, and frees after linger', () => {
   const released: number[] = [];
   const nat = new TcpNat({ ...addrs, maxSessions: 2, lingerMs: 100, onRelease: (port) => released.push(port) });
@@ -98,6 +78,9 @@ test('the table caps sessions, answers beyond the cap with RST+ACK, and frees af
   const c = tcpPacket('198.19.0.1', 3, '198.18.2.2', 80, SYN, Buffer.alloc(0), 41);
   assert.equal(nat.translate(a, 0), 'forward');
   assert.equal(nat.translate(b, 0), 'forward');
+  handshake(nat, a);
+  handshake(nat, b);
+  assert.equal(nat.lookup(a.readUInt16BE(20))!.state, 'pending');
   const r = nat.translate(c, 0) as Buffer;
   assert.ok(Buffer.isBuffer(r));
   assert.equal(r[33], RST | ACK);
@@ -112,6 +95,95 @@ test('the table caps sessions, answers beyond the cap with RST+ACK, and frees af
   assert.equal(nat.size, 1);
   assert.equal(nat.lookup(portA), undefined);
   assert.deepEqual(released, [portA], 'the relay hears of it');
+});
+
+test('a full table gives the oldest half-open entry to a new SYN, and resets the listener\'s side of it', () => {
+  const emitted: Buffer[] = [];
+  const nat = new TcpNat({ ...addrs, maxSessions: 3, emit: (p) => emitted.push(p) });
+  const syns = [1, 2, 3].map((sp) => tcpPacket('198.18.64.1', sp, '198.18.2.2', 80, SYN, Buffer.alloc(0), 1000 * sp));
+  for (const syn of syns) assert.equal(nat.translate(syn, 0), 'forward');
+  // The second completes its handshake: only the first and third are half-open.
+  handshake(nat, syns[1]!);
+  const late = tcpPacket('198.18.64.9', 9, '198.18.2.2', 80, SYN);
+  assert.equal(nat.translate(late, 1), 'forward', 'the new SYN gets an entry');
+  assert.equal(nat.counters.evicted, 1);
+  const first = syns[0]!.readUInt16BE(20);
+  assert.equal(nat.lookup(first), undefined, 'the oldest half-open entry went');
+  assert.ok(nat.lookup(syns[1]!.readUInt16BE(20)), 'the completed one stays');
+  // The reset the listener gets: from the fake peer, in sequence (SYN's ISN + 1), valid.
+  assert.equal(emitted.length, 1);
+  const rst = emitted[0]!;
+  assert.ok(valid(rst));
+  assert.deepEqual([...rst.subarray(12, 16)], [198, 19, 0, 2]);
+  assert.deepEqual([...rst.subarray(16, 20)], [198, 19, 0, 1]);
+  assert.equal(rst.readUInt16BE(20), first);
+  assert.equal(rst.readUInt16BE(22), addrs.listenPort4);
+  assert.equal(rst.readUInt32BE(24), 1001);
+  assert.equal(rst[33], RST);
+});
+
+test('an ACK that does not acknowledge the listener\'s SYN-ACK leaves the entry half-open (a blind spoofer cannot pin it)', () => {
+  const nat = new TcpNat({ ...addrs });
+  const syn = tcpPacket('198.18.64.1', 7, '198.18.2.2', 80, SYN, Buffer.alloc(0), 100);
+  nat.translate(syn, 0);
+  const port = syn.readUInt16BE(20);
+  nat.translate(tcpPacket(addrs.local4, addrs.listenPort4, addrs.fake4, port, SYN | ACK, Buffer.alloc(0), 5000, 101), 0);
+  nat.translate(tcpPacket('198.18.64.1', 7, '198.18.2.2', 80, ACK, Buffer.alloc(0), 101, 12345), 0);
+  assert.equal(nat.lookup(port)!.state, 'half-open');
+  nat.translate(tcpPacket('198.18.64.1', 7, '198.18.2.2', 80, ACK, Buffer.alloc(0), 101, 5001), 0);
+  assert.equal(nat.lookup(port)!.state, 'pending');
+});
+
+test('half-open entries per gateway source are capped (further SYNs dropped silently); other sources are unaffected', () => {
+  const nat = new TcpNat({ ...addrs, maxHalfOpenPerSource: 3, admitSource: (_f, a) => (a[2] === 64 ? 'gateway' : 'local') });
+  for (let sp = 1; sp <= 3; sp++) assert.equal(nat.translate(tcpPacket('198.18.64.1', sp, '198.18.2.2', 80, SYN), 0), 'forward');
+  assert.equal(nat.translate(tcpPacket('198.18.64.1', 4, '198.18.2.2', 80, SYN), 0), 'drop');
+  assert.equal(nat.counters.sourceLimited, 1);
+  assert.equal(nat.translate(tcpPacket('198.18.64.2', 4, '198.18.2.2', 80, SYN), 0), 'forward');
+  assert.equal(nat.halfOpenFrom(addressBytes('198.18.64.1')), 3);
+  // A completed handshake frees its share.
+  const syn = tcpPacket('198.18.64.1', 1, '198.18.2.2', 80, SYN);
+  nat.translate(syn, 0);
+  handshake(nat, syn);
+  assert.equal(nat.halfOpenFrom(addressBytes('198.18.64.1')), 2);
+  assert.equal(nat.translate(tcpPacket('198.18.64.1', 5, '198.18.2.2', 80, SYN), 0), 'forward');
+});
+
+test('a SYN never answered goes after the handshake timeout, a completed handshake never accepted after the accept timeout; both reset the listener', () => {
+  const emitted: Buffer[] = [];
+  const nat = new TcpNat({ ...addrs, handshakeTimeoutMs: 1000, acceptTimeoutMs: 5000, emit: (p) => emitted.push(p) });
+  const spoofed = tcpPacket('198.19.0.1', 2, '198.18.2.2', 80, SYN, Buffer.alloc(0), 300);
+  nat.translate(spoofed, 0);
+  const syn = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN, Buffer.alloc(0), 700);
+  nat.translate(syn, 0);
+  handshake(nat, syn);
+  nat.sweep(999);
+  assert.equal(nat.size, 2);
+  nat.sweep(1000);
+  assert.equal(nat.size, 1, 'the half-open entry went');
+  assert.equal(nat.counters.handshakeTimeouts, 1);
+  assert.equal(emitted.length, 1);
+  assert.equal(emitted.shift()!.readUInt32BE(24), 301);
+  // Data before accept moves the sequence number the reset must carry.
+  const e = nat.lookup(syn.readUInt16BE(20))!;
+  nat.translate(tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, ACK | PSH, Buffer.from('hello'), 701, 5001), 1);
+  assert.equal(e.appNext, 706);
+  nat.sweep(4999);
+  assert.equal(nat.size, 1);
+  nat.sweep(5000);
+  assert.equal(nat.size, 0);
+  assert.equal(nat.counters.acceptTimeouts, 1);
+  assert.equal(emitted.length, 1);
+  assert.equal(emitted[0]!.readUInt32BE(24), 706);
+});
+
+test('a source refused by admitSource gets nothing: no entry, no reset', () => {
+  const nat = new TcpNat({ ...addrs, admitSource: (_f, a) => (a[0] === 198 && a[1] === 19 ? 'local' : false) });
+  assert.equal(nat.translate(tcpPacket('198.18.4.2', 1, '198.18.2.2', 80, SYN), 0), 'drop');
+  assert.equal(nat.translate(tcpPacket('198.18.4.2', 1, '198.18.2.2', 80, ACK, Buffer.from('x')), 0), 'drop');
+  assert.equal(nat.counters.foreign, 2);
+  assert.equal(nat.size, 0);
+  assert.equal(nat.translate(tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN), 0), 'forward');
 });
 
 test('a retransmitted SYN reuses its entry; a new SYN on a closing entry gets a fresh port', () => {

@@ -2,6 +2,7 @@
 //   app (runs `tuntap socks|http --route`, curl, iperf3) ── proxy (microsocks, danted, tinyproxy)
 //   ── server (HTTP + TCP echo in Node, iperf3, dnsmasq).
 // The proxy namespace does not forward, so the app reaches the server only through a proxy.
+// addNeighbour() adds a fourth, a host that routes through the app's host (a container on it).
 import { mkdtempSync, chmodSync, mkdirSync, writeFileSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,9 @@ export const SERVER4 = '198.18.2.2';
 export const SERVER6 = 'fd00:2::2';
 export const PROXY4 = '198.18.1.2';
 export const APP4 = '198.18.1.1';
+/** The neighbour's address and the app host's on their link (addNeighbour). */
+export const NEIGHBOUR4 = '198.18.4.2';
+export const GATEWAY4 = '198.18.4.1';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -57,6 +61,8 @@ export class ProxyTopology {
   readonly proxy: string;
   readonly server: string;
   readonly dir: string;
+  /** The server's end of the proxy–server link (tests add addresses to it). */
+  readonly serverLink: string;
   private readonly etcDirs: string[] = [];
   /** Servers that fork (dante): stopped with SIGTERM so their children go too. */
   private readonly graceful: ChildProcess[] = [];
@@ -77,6 +83,7 @@ export class ProxyTopology {
     nsExec(this.proxy, 'ip', '-6', 'addr', 'add', 'fd00:2::1/64', 'dev', ps.a, 'nodad');
     nsExec(this.server, 'ip', 'addr', 'add', `${SERVER4}/24`, 'dev', ps.b);
     nsExec(this.server, 'ip', '-6', 'addr', 'add', `${SERVER6}/64`, 'dev', ps.b, 'nodad');
+    this.serverLink = ps.b;
     this.dir = mkdtempSync(join(tmpdir(), 'tuntap-proxy-'));
     chmodSync(this.dir, 0o777);
     // `ip netns exec` mounts /etc/netns/NS/resolv.conf: the proxies resolve names at dnsmasq.
@@ -112,8 +119,12 @@ export class ProxyTopology {
     return { child, log: () => log };
   }
 
-  /** dante-server on 198.18.1.2:1081 with CONNECT and UDP ASSOCIATE, logging each connect. */
-  async startDante(port = 1081): Promise<{ child: ChildProcess; log: () => string }> {
+  /**
+   * dante-server on 198.18.1.2:1081 with CONNECT and UDP ASSOCIATE, logging each connect.
+   * `udp: false` refuses UDP ASSOCIATE; `udpConnectDst: false` relays UDP answers from any
+   * address, not only the one a client sent to (as many SOCKS5 servers do).
+   */
+  async startDante(port = 1081, opts: { udp?: boolean; udpConnectDst?: boolean } = {}): Promise<{ child: ChildProcess; log: () => string }> {
     const logFile = join(this.dir, `danted-${port}.log`);
     const external = nsExec(this.proxy, 'ip', '-o', 'addr', 'show', 'to', '198.18.2.0/24').split(/\s+/)[1]!;
     const conf = join(this.dir, `danted-${port}.conf`);
@@ -126,13 +137,13 @@ user.privileged: root
 user.unprivileged: nobody
 timeout.negotiate: 30
 timeout.io: 0
-client pass {
+${opts.udpConnectDst === false ? 'udp.connectdst: no\n' : ''}client pass {
   from: 0/0 to: 0/0
   log: error
 }
 socks pass {
   from: 0/0 to: 0/0
-  command: connect udpassociate bindreply udpreply
+  command: ${opts.udp === false ? 'connect' : 'connect udpassociate bindreply udpreply'}
   log: connect error
 }
 `);
@@ -167,12 +178,18 @@ DisableViaHeader Yes
     return { child, log: () => readFileSync(logFile, 'utf8') };
   }
 
-  /** Runs `tuntap <command> ...args --json` in the app namespace and waits for it to be ready. */
-  async startTuntap(command: 'socks' | 'http', args: string[]): Promise<ProxyProcess> {
+  /**
+   * Runs `tuntap <command> ...args --json` in the app namespace and waits for it to be ready.
+   * `wrapper` runs it through a command that execs it (e.g. prlimit), `env` adds variables.
+   */
+  async startTuntap(command: 'socks' | 'http', args: string[],
+    opts: { wrapper?: string[]; env?: Record<string, string> } = {}): Promise<ProxyProcess> {
     // TUNTAP_PROXY_CLI runs a compiled CLI (e.g. dist/src/cli/main.js) instead of the sources via tsx.
     const entry = process.env.TUNTAP_PROXY_CLI ? [process.env.TUNTAP_PROXY_CLI] : ['--import', 'tsx', join(root, 'src/cli/main.ts')];
-    const child = nsSpawn(this.app, process.execPath, [...entry, command, ...args, '--json', '--interval', '1'],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [process.execPath, ...entry, command, ...args, '--json', '--interval', '1'];
+    const [cmd, ...rest] = [...(opts.wrapper ?? []), ...argv];
+    const child = nsSpawn(this.app, cmd!, rest,
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
     const stdout: string[] = [];
     let stderr = '';
     let latest: Record<string, number> = {};
@@ -216,6 +233,32 @@ DisableViaHeader Yes
         return exited;
       },
     };
+  }
+
+  /** Runs `tuntap` as startTuntap does, gives it to `body`, and checks that it then exits cleanly. */
+  async withTuntap<T>(command: 'socks' | 'http', args: string[], body: (p: ProxyProcess) => Promise<T>,
+    opts: { wrapper?: string[]; env?: Record<string, string> } = {}): Promise<T> {
+    const p = await this.startTuntap(command, args, opts);
+    try {
+      return await body(p);
+    } finally {
+      const code = await p.stop();
+      if (code !== 0) throw new Error(`tuntap exited with ${code}: ${p.stderr()}`);
+    }
+  }
+
+  /**
+   * A fourth namespace whose default route leads through the app's host (198.18.4.2 → .1), and
+   * that host forwarding (ip_forward=1), as a container or a LAN neighbour would use it.
+   */
+  addNeighbour(): { ns: string; link: string; appLink: string } {
+    const ns = this.net.namespace('pxn');
+    const l = this.net.veth(this.app, ns);
+    nsExec(this.app, 'ip', 'addr', 'add', `${GATEWAY4}/24`, 'dev', l.a);
+    nsExec(ns, 'ip', 'addr', 'add', `${NEIGHBOUR4}/24`, 'dev', l.b);
+    nsExec(ns, 'ip', 'route', 'add', 'default', 'via', GATEWAY4);
+    nsExec(this.app, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+    return { ns, link: l.b, appLink: l.a };
   }
 
   async cleanup(): Promise<void> {

@@ -36,14 +36,8 @@ async function resolve(name: string, family: 4 | 6 = 4, p?: ProxyProcess): Promi
   return JSON.parse(r.stdout) as string[];
 }
 
-async function withTuntap<T>(command: 'socks' | 'http', args: string[], body: (p: ProxyProcess) => Promise<T>): Promise<T> {
-  const p = await t.startTuntap(command, args);
-  try {
-    return await body(p);
-  } finally {
-    assert.equal(await p.stop(), 0, `tuntap exits cleanly: ${p.stderr()}`);
-  }
-}
+const withTuntap = <T>(command: 'socks' | 'http', args: string[], body: (p: ProxyProcess) => Promise<T>): Promise<T> =>
+  t.withTuntap(command, args, body);
 
 test('SOCKS5 with username/password (microsocks): IPv4 and IPv6 over HTTP, DNS over TCP; exit removes its rules and routes', async () => {
   const ms = await t.startMicrosocks(1080, { user: 'alice', pass: 's3cret' });
@@ -299,4 +293,18 @@ test('without --json the status line shows sessions and rates; SIGINT stops it a
   child.kill('SIGINT');
   assert.equal(await exited, 0);
   assert.equal(routingState(t.app), before);
+});
+
+test('a SOCKS5 proxy that refuses UDP ASSOCIATE is named as such, and DNS goes over TCP', async () => {
+  const noUdp = await t.startDante(1091, { udp: false });
+  try {
+    await withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1091`, '--route', '--udp'], async (p) => {
+      assert.deepEqual(await resolve('web.test', 4, p), ['198.18.2.2']);
+      await p.waitStats((x) => x.dnsOverTcp >= 1);
+      assert.match(p.stderr(), /udp: the SOCKS5 proxy refused UDP ASSOCIATE \(connection not allowed by the proxy's rules\); UDP is not relayed and DNS goes over TCP/);
+      assert.doesNotMatch(p.stderr(), /0\.0\.0\.0:0/);
+    });
+  } finally {
+    noUdp.child.kill('SIGTERM');
+  }
 });
