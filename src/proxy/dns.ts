@@ -119,9 +119,8 @@ export class FakeIpPool {
   private readonly byAddress = new Map<string, FakeAddress>();
   private readonly reuseAfterMs: number;
 
-  /** `opts` may be a number: the limit, as the constructor once took it. */
-  constructor(cidrs: string[], opts: FakeIpPoolOptions | number = {}) {
-    const { limit = 65536, reuseAfterMs = 5 * 60_000 } = typeof opts === 'number' ? { limit: opts } : opts;
+  constructor(cidrs: string[], opts: FakeIpPoolOptions = {}) {
+    const { limit = 65536, reuseAfterMs = 5 * 60_000 } = opts;
     this.reuseAfterMs = reuseAfterMs;
     for (const c of cidrs) {
       const { bytes, prefixLength } = parseAddressCidr(c);

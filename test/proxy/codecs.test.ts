@@ -114,7 +114,7 @@ test('the fake-IP pool is stable per name, maps back, and recycles the least rec
   assert.equal(v4('n12.test', 20 * minute), '198.19.128.2', 'the held n3 is passed over');
   pool.release('198.19.128.3', 20 * minute);
   assert.equal(pool.nameOf('198.19.128.3'), 'n3.test');
-  const v4only = new FakeIpPool(['198.19.128.0/17'], 256);
+  const v4only = new FakeIpPool(['198.19.128.0/17'], { limit: 256 });
   assert.deepEqual(v4only.addressesFor('x', 6), [], 'no IPv6 pool, no AAAA');
   assert.ok(!v4only.hasRange(6));
 });

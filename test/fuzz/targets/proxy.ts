@@ -128,8 +128,9 @@ function query(name: string, type: number, id = 0x1234): Uint8Array {
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$/;
 
 class FakeDns implements Instance<Uint8Array> {
-  // A small pool, so reuse (the least recently allocated address goes first) comes into play.
-  private readonly pool = new FakeIpPool(['198.19.128.0/24', 'fd00:ff::/120'], 256);
+  // A small pool with no quarantine, so recycling (the least recently used address goes first)
+  // comes into play.
+  private readonly pool = new FakeIpPool(['198.19.128.0/24', 'fd00:ff::/120'], { limit: 256, reuseAfterMs: 0 });
 
   run(msg: Uint8Array): string {
     const q = parseQuery(msg);
@@ -138,6 +139,7 @@ class FakeDns implements Instance<Uint8Array> {
     if ((q.type !== TYPE_A && q.type !== TYPE_AAAA) || q.klass !== 1) return 'not answered';
     // As the engine's fake-IP mode does: an address for the name, later turned back into the name.
     const addresses = this.pool.addressesFor(q.name, q.type === TYPE_A ? 4 : 6);
+    if (addresses.length === 0) return 'pool exhausted';
     const answer = buildAnswer(msg, q, addresses);
     check(answer.length === q.end + addresses.reduce((s, a) => s + 12 + a.length, 0), 'answer length');
     check(answer.readUInt16BE(0) === q.id && answer.readUInt16BE(6) === addresses.length, 'answer header');
