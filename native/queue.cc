@@ -109,7 +109,9 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     if (max > slots_) max = slots_;
     uint32_t count = 0;
     size_t pos = 0;
-    while (count < max && capacity_ - pos >= readSize_) {
+    // Room is checked without subtracting past zero: pos is rounded up to 8 after each packet
+    // and may pass the capacity.
+    while (count < max && pos <= capacity_ && readSize_ <= capacity_ - pos) {
       ssize_t n = read(fd_, base_ + pos, readSize_);
       if (n < 0) {
         if (errno == EINTR) continue;

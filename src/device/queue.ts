@@ -161,7 +161,9 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     this.batchSize = Math.max(1, Math.min(handle.batchSize ?? 64, 1024));
     this.readSize = Math.max(64, Math.min(handle.readSize ?? MAX_PACKET, MAX_PACKET)) + this.headerLength;
     this.#native = new native.TunQueue(handle.fd);
-    const capacity = this.batchSize * 2048 + this.readSize + 8;
+    // Drains place packets 8-byte aligned; with a capacity that is a multiple of 8 too, a read
+    // that finds readSize bytes of room still ends inside the buffer once rounded up.
+    const capacity = this.batchSize * 2048 + Math.ceil(this.readSize / 8) * 8 + 8;
     this.#batch = new Batch(Buffer.allocUnsafeSlow(capacity), new Uint32Array(this.batchSize), new Uint32Array(this.batchSize), this);
     this.#bindBuffers();
   }
