@@ -26,21 +26,35 @@
 
 namespace tuntap {
 
-// The kernel never builds a dump datagram larger than 32 KiB; 64 KiB of room is always enough.
+// Receive buffers must have at least this much room; dump datagrams are at most 32 KiB.
 static constexpr size_t kMinRoom = 65536;
 
 // Drains queued datagrams into buf without blocking. Returns bytes written, or -errno when the
 // very first recv fails (a later failure just ends the batch; it will be seen next time).
+// Each datagram's size is asked first (MSG_PEEK | MSG_TRUNC, nothing copied): one that does not
+// fit the room left stays queued for the next call, since a datagram received cut is lost. Only
+// one larger than the whole buffer is taken off the queue and reported as EMSGSIZE.
 static ssize_t DrainInto(int fd, uint8_t* buf, size_t cap) {
   size_t used = 0;
-  while (cap - used >= kMinRoom) {
-    ssize_t n = recv(fd, buf + used, cap - used, MSG_DONTWAIT | MSG_TRUNC);
-    if (n < 0) {
+  while (used < cap) {
+    ssize_t size = recv(fd, nullptr, 0, MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC);
+    if (size < 0) {
       if (errno == EINTR) continue;
       if (used > 0) break;  // EAGAIN, or an error the next receive will report
       return -errno;
     }
-    if (static_cast<size_t>(n) > cap - used) return -EMSGSIZE;  // truncated datagram
+    if (static_cast<size_t>(size) > cap - used) {
+      if (used > 0) break;
+      recv(fd, buf, 0, MSG_DONTWAIT | MSG_TRUNC);  // drop it, or every later call would stop here
+      return -EMSGSIZE;
+    }
+    ssize_t n = recv(fd, buf + used, cap - used, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (used > 0) break;
+      return -errno;
+    }
+    if (static_cast<size_t>(n) > cap - used) return used > 0 ? static_cast<ssize_t>(used) : -EMSGSIZE;  // cannot happen with one reader
     used += (static_cast<size_t>(n) + 3) & ~size_t(3);
     if (used > cap) used = cap;
   }
