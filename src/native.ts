@@ -19,3 +19,9 @@ function findAddon(): string {
 }
 
 export const addon: unknown = createRequire(import.meta.url)(findAddon());
+
+/** A size option that becomes a native buffer's size: a positive integer, or a RangeError. */
+export function positiveInteger(value: number, what: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer, not ${value}`);
+  return value;
+}
