@@ -33,6 +33,8 @@ const EVP_CIPHER* Cipher() {
   return cipher ? cipher : EVP_chacha20_poly1305();
 }
 
+// The context object stays allocated per thread; what it holds for a cipher (the key, the
+// keystream of a partial block) is freed with OPENSSL_clear_free when a batch ends (EvpAead).
 struct Ctx {
   EVP_CIPHER_CTX* ctx;
   Ctx() {
@@ -261,6 +263,11 @@ class EvpAead {
   explicit EvpAead(bool encrypt) {
     ready_ = c_.ctx && (encrypt ? EVP_EncryptInit_ex(c_.ctx, Cipher(), nullptr, nullptr, nullptr)
                                 : EVP_DecryptInit_ex(c_.ctx, Cipher(), nullptr, nullptr, nullptr)) == 1;
+  }
+  // The context must not keep the batch's last key between calls: resetting it frees the
+  // cipher's state with OPENSSL_clear_free (the next batch sets its cipher again, as it did).
+  ~EvpAead() {
+    if (c_.ctx) EVP_CIPHER_CTX_reset(c_.ctx);
   }
   bool Ready() const { return ready_; }
   // Handed to the next init; the context keeps it for the packets after.
