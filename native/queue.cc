@@ -111,7 +111,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     ByteSpan buf;
     WordSpan offsets, lengths;
     uint32_t headerLength, readSize;
-    if (!a.Bytes(0, "buffer", &buf) || !a.Words(1, "offsets", &offsets) || !a.Words(2, "lengths", &lengths) ||
+    if (!BufferArgs(a, &buf, &offsets, &lengths) ||
         !a.U32(3, "headerLength", &headerLength, kMaxHeaderLength) || !a.U32(4, "readSize", &readSize)) {
       return env.Undefined();
     }
@@ -349,8 +349,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     ByteSpan buffer;
     WordSpan offsets, lengths;
     uint32_t start, end;
-    if (!a.Bytes(0, "buffer", &buffer) || !a.Words(1, "offsets", &offsets) || !a.Words(2, "lengths", &lengths) ||
-        !a.U32(3, "start", &start) || !a.U32(4, "end", &end)) {
+    if (!BufferArgs(a, &buffer, &offsets, &lengths) || !a.U32(3, "start", &start) || !a.U32(4, "end", &end)) {
       return env.Undefined();
     }
     if (start > end || end > offsets.count || end > lengths.count) {
@@ -372,6 +371,12 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     }, &done);
     if (err != 0 && err != EAGAIN) return WriteFailed(env, done, nullptr, err);
     return Napi::Number::New(env, done);
+  }
+
+  // The (buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array) that setReadBuffers
+  // and writeRanges start with.
+  static bool BufferArgs(const Args& a, ByteSpan* buffer, WordSpan* offsets, WordSpan* lengths) {
+    return a.Bytes(0, "buffer", buffer) && a.Words(1, "offsets", offsets) && a.Words(2, "lengths", lengths);
   }
 
   // Packet i's head is data[i * each, +each); no heads when data is null.

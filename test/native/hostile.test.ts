@@ -297,6 +297,16 @@ async function makeEnv(): Promise<Env> {
   return env;
 }
 
+/** Runs a test body on a fresh Env and closes it after, even when the body fails. */
+async function withEnv(body: (env: Env) => Promise<void> | void): Promise<void> {
+  const env = await makeEnv();
+  try {
+    await body(env);
+  } finally {
+    closeEnv(env);
+  }
+}
+
 function closeEnv(env: Env): void {
   env.queue.close();
   env.udp.close();
@@ -337,8 +347,7 @@ test('every entry point, every argument replaced by hostile values: a clean exce
 });
 
 test('methods called on an object of another class (or none) are a TypeError, never run on it', async () => {
-  const env = await makeEnv();
-  try {
+  await withEnv(async (env) => {
     const watcher = new NL.Watcher(env.nl, new Uint8Array(65536), noop);
     const others: Record<string, unknown[]> = {
       TunQueue: [env.udp, watcher, {}, Object.create(N.TunQueue.prototype), 5, undefined],
@@ -358,14 +367,11 @@ test('methods called on an object of another class (or none) are a TypeError, ne
       }
     }
     watcher.stop();
-  } finally {
-    closeEnv(env);
-  }
+  });
 });
 
 test('queue: the read area is checked whole, and a too-short lengths array bounds the batch', async () => {
-  const env = await makeEnv();
-  try {
+  await withEnv(async (env) => {
     const q = env.queue;
     assert.throws(() => q.setReadBuffers(new Uint8Array(4096), new Uint8Array(16), new Uint32Array(4), 0, 2048), TypeError);
     assert.throws(() => q.setReadBuffers(new Uint8Array(4096), new Uint32Array(4), new Float64Array(4), 0, 2048), TypeError);
@@ -387,14 +393,11 @@ test('queue: the read area is checked whole, and a too-short lengths array bound
     } finally {
       dev.close();
     }
-  } finally {
-    closeEnv(env);
-  }
+  });
 });
 
 test('queue: writes check the heads, the ranges and start..end without wrapping', async () => {
-  const env = await makeEnv();
-  try {
+  await withEnv(async (env) => {
     const q = env.queue;
     const buf = new Uint8Array(64);
     // Two packets, heads for one: the second head would be read past the heads array.
@@ -412,9 +415,7 @@ test('queue: writes check the heads, the ranges and start..end without wrapping'
       assert.throws(() => q.writeRanges(buf, Uint32Array.of(off!), Uint32Array.of(len!), 0, 1),
         (e: Error & { errno?: number; written?: number }) => e.errno === EFAULT && e.written === 0);
     }
-  } finally {
-    closeEnv(env);
-  }
+  });
 });
 
 test('queue: a detached or shrunk read buffer is EFAULT, never written', async () => {
@@ -452,8 +453,7 @@ test('queue: a detached or shrunk read buffer is EFAULT, never written', async (
 });
 
 test('queue: a read callback that closes its queue, and a getter that closes or detaches mid-write', async () => {
-  const env = await makeEnv();
-  try {
+  await withEnv(async (env) => {
     for (const [k, persistent] of [[1, false], [2, true]] as const) {
       const dev = await upTun(env, k);
       try {
@@ -489,14 +489,11 @@ test('queue: a read callback that closes its queue, and a getter that closes or 
     Object.defineProperty(two, 1, { get() { structuredClone(heads.buffer, { transfer: [heads.buffer] }); gc(); return ipPacket(); } });
     assert.throws(() => pi.write(two, 0, heads, 4), RangeError);
     pi.close();
-  } finally {
-    closeEnv(env);
-  }
+  });
 });
 
 test('udp: wrapping start + count, mismatched arrays, a detached area, closed sockets and re-entrant callbacks', async () => {
-  const env = await makeEnv();
-  try {
+  await withEnv(async (env) => {
     const s = env.udp;
     const data = new Uint8Array(64);
     const rec = encodeEndpoint('127.0.0.1', 9);
@@ -564,14 +561,11 @@ test('udp: wrapping start + count, mismatched arrays, a detached area, closed so
     await sleep(50);
     assert.equal(calls, 1);
     rx.close();
-  } finally {
-    closeEnv(env);
-  }
+  });
 });
 
 test('tun, netlink and netns: names, lengths and timeouts are checked before they reach the kernel', async () => {
-  const env = await makeEnv();
-  try {
+  await withEnv(async (env) => {
     inNetns({ fd: env.nsFd }, () => {
       // A 16-byte name would be cut to 15 and open (or create) another device.
       assert.throws(() => N.tunOpen('abcdefghijklmnop', IFF_TUN | IFF_NO_PI, 0), RangeError);
@@ -609,9 +603,7 @@ test('tun, netlink and netns: names, lengths and timeouts are checked before the
     assert.throws(() => N.openPath('/proc/self/ns/net\0/x'), RangeError);
     assert.throws(() => N.closeFd(-1), RangeError);
     throwsErrno(() => N.closeFd(2 ** 31 - 1), EBADF, 'close of an fd that is not open');
-  } finally {
-    closeEnv(env);
-  }
+  });
 });
 
 test('aead: arrays that alias the output cannot steer a write outside it', () => {
