@@ -23,44 +23,8 @@ namespace {
 constexpr size_t kKeyLen = 32;
 constexpr size_t kTagLen = 16;
 
-// Raw bytes of any TypedArray / Buffer / DataView argument.
-struct Bytes {
-  uint8_t* data = nullptr;
-  size_t length = 0;
-};
-
-// One N-API call per argument (the typed array's data pointer already includes its offset).
-bool GetBytes(napi_env env, napi_value v, Bytes* out) {
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) == napi_ok) {
-    size_t unit = 1;
-    switch (type) {
-      case napi_int16_array: case napi_uint16_array: unit = 2; break;
-      case napi_int32_array: case napi_uint32_array: case napi_float32_array: unit = 4; break;
-      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: unit = 8; break;
-      default: break;
-    }
-    out->data = static_cast<uint8_t*>(data);
-    out->length = length * unit;
-    return true;
-  }
-  if (napi_get_dataview_info(env, v, &length, &data, nullptr, nullptr) == napi_ok) {
-    out->data = static_cast<uint8_t*>(data);
-    out->length = length;
-    return true;
-  }
-  return false;
-}
-
-bool GetU32(napi_env env, napi_value v, const uint32_t** out, size_t* count) {
-  napi_typedarray_type type;
-  void* data;
-  if (napi_get_typedarray_info(env, v, &type, count, &data, nullptr, nullptr) != napi_ok || type != napi_uint32_array) return false;
-  *out = static_cast<const uint32_t*>(data);
-  return true;
-}
+// Longest packet a batch takes: EVP counts bytes in an int, and no datagram comes near it.
+constexpr size_t kMaxPacket = 1u << 24;
 
 // The cipher is fetched from the provider once (an implicit fetch on every init costs more than
 // sealing a small packet), and each thread keeps one context for all its calls.
@@ -69,6 +33,8 @@ const EVP_CIPHER* Cipher() {
   return cipher ? cipher : EVP_chacha20_poly1305();
 }
 
+// The context object stays allocated per thread; what it holds for a cipher (the key, the
+// keystream of a partial block) is freed with OPENSSL_clear_free when a batch ends (EvpAead).
 struct Ctx {
   EVP_CIPHER_CTX* ctx;
   Ctx() {
@@ -169,54 +135,83 @@ void Tag(const Direct& d, DirectState& st, const uint8_t* ct, size_t len, const 
 //  6 dst       bytes       7 dstOffsets Uint32Array   8 dstLengths Uint32Array (written)
 //  9 count     number
 struct BatchArgs {
-  Bytes keys, src, dst, counters;
+  ByteSpan keys, src, dst, counters;
   const uint32_t* keyIndex = nullptr;
   const uint32_t *srcOff = nullptr, *srcLen = nullptr, *dstOff = nullptr;
   uint32_t* dstLen = nullptr;
   size_t count = 0;
+  size_t nkeys = 0;
 };
 
+// One N-API call per argument (ToBytes/ToWords): on an idle tunnel each call is one packet.
 bool ParseBatch(const Napi::CallbackInfo& info, BatchArgs* a, size_t extra) {
   Napi::Env env = info.Env();
   if (info.Length() < 10 + extra) {
     Napi::TypeError::New(env, "aead batch: missing arguments").ThrowAsJavaScriptException();
     return false;
   }
-  size_t n1, n2, n3, n4, n5 = 0;
-  const uint32_t* dl;
-  if (!GetBytes(env, info[0], &a->keys) || a->keys.length % kKeyLen != 0 || a->keys.length == 0 ||
-      !GetBytes(env, info[2], &a->src) || !GetBytes(env, info[5], &a->counters) || !GetBytes(env, info[6], &a->dst) ||
-      !GetU32(env, info[3], &a->srcOff, &n1) || !GetU32(env, info[4], &a->srcLen, &n2) ||
-      !GetU32(env, info[7], &a->dstOff, &n3) || !GetU32(env, info[8], &dl, &n4) || !info[9].IsNumber()) {
+  WordSpan srcOff, srcLen, dstOff, dstLen, keyIndex;
+  if (!ToBytes(env, info[0], &a->keys) || a->keys.length % kKeyLen != 0 || a->keys.length == 0 ||
+      !ToBytes(env, info[2], &a->src) || !ToBytes(env, info[5], &a->counters) || !ToBytes(env, info[6], &a->dst) ||
+      !ToWords(env, info[3], &srcOff) || !ToWords(env, info[4], &srcLen) ||
+      !ToWords(env, info[7], &dstOff) || !ToWords(env, info[8], &dstLen) || !info[9].IsNumber()) {
     Napi::TypeError::New(env, "aead batch: bad argument types").ThrowAsJavaScriptException();
     return false;
   }
-  a->dstLen = const_cast<uint32_t*>(dl);
-  if (!info[1].IsNull() && !info[1].IsUndefined()) {
-    if (!GetU32(env, info[1], &a->keyIndex, &n5)) {
-      Napi::TypeError::New(env, "aead batch: keyIndex must be a Uint32Array or null").ThrowAsJavaScriptException();
-      return false;
-    }
+  if (!IsNullish(env, info[1]) && !ToWords(env, info[1], &keyIndex)) {
+    Napi::TypeError::New(env, "aead batch: keyIndex must be a Uint32Array or null").ThrowAsJavaScriptException();
+    return false;
   }
   double c = info[9].As<Napi::Number>().DoubleValue();
-  if (!(c >= 0) || c > n1 || c > n2 || c > n3 || c > n4 || c * 8 > a->counters.length ||
-      (a->keyIndex && c > n5)) {
+  if (!(c >= 0) || std::trunc(c) != c || c > srcOff.count || c > srcLen.count || c > dstOff.count || c > dstLen.count ||
+      c * 8 > a->counters.length || (keyIndex.data && c > keyIndex.count)) {
     Napi::RangeError::New(env, "aead batch: count exceeds an array").ThrowAsJavaScriptException();
     return false;
   }
   a->count = static_cast<size_t>(c);
-  size_t nkeys = a->keys.length / kKeyLen;
+  a->srcOff = srcOff.data;
+  a->srcLen = srcLen.data;
+  a->dstOff = dstOff.data;
+  a->dstLen = dstLen.data;
+  a->keyIndex = keyIndex.data;
+  a->nkeys = a->keys.length / kKeyLen;
   for (size_t i = 0; i < a->count; i++) {
-    if (a->keyIndex && a->keyIndex[i] >= nkeys) {
+    if (a->keyIndex && a->keyIndex[i] >= a->nkeys) {
       Napi::RangeError::New(env, "aead batch: keyIndex out of range").ThrowAsJavaScriptException();
       return false;
     }
-    if (static_cast<uint64_t>(a->srcOff[i]) + a->srcLen[i] > a->src.length) {
-      Napi::RangeError::New(env, "aead batch: source packet outside its buffer").ThrowAsJavaScriptException();
+    if (a->srcLen[i] > kMaxPacket || !Within(a->srcOff[i], a->srcLen[i], a->src.length)) {
+      Napi::RangeError::New(env, "aead batch: source packet outside its buffer (or over 16 MiB)").ThrowAsJavaScriptException();
       return false;
     }
   }
   return true;
+}
+
+// Packet i's numbers, read once and checked again where they are used: the offset, length and
+// key index arrays may share memory with dst (typed arrays may alias), so sealing one packet
+// can change the numbers of the next after ParseBatch checked them.
+struct Packet {
+  const uint8_t* key;
+  const uint8_t* in;
+  size_t len;
+  uint32_t dstOff;
+};
+
+inline bool Locate(const BatchArgs& a, size_t i, Packet* p) {
+  uint32_t k = a.keyIndex ? a.keyIndex[i] : 0;
+  uint32_t srcOff = a.srcOff[i], srcLen = a.srcLen[i];
+  p->dstOff = a.dstOff[i];
+  if (k >= a.nkeys || srcLen > kMaxPacket || !Within(srcOff, srcLen, a.src.length)) return false;
+  p->key = a.keys.data + size_t(k) * kKeyLen;
+  p->in = a.src.data + srcOff;
+  p->len = srcLen;
+  return true;
+}
+
+// Where packet p's output of outLength bytes goes, or nullptr when it does not fit dst.
+inline uint8_t* Output(const BatchArgs& a, const Packet& p, size_t outLength) {
+  return Within(p.dstOff, outLength, a.dst.length) ? a.dst.data + p.dstOff : nullptr;
 }
 
 inline void MakeNonce(const uint8_t* counters, size_t i, uint8_t nonce[12]) {
@@ -269,6 +264,11 @@ class EvpAead {
     ready_ = c_.ctx && (encrypt ? EVP_EncryptInit_ex(c_.ctx, Cipher(), nullptr, nullptr, nullptr)
                                 : EVP_DecryptInit_ex(c_.ctx, Cipher(), nullptr, nullptr, nullptr)) == 1;
   }
+  // The context must not keep the batch's last key between calls: resetting it frees the
+  // cipher's state with OPENSSL_clear_free (the next batch sets its cipher again, as it did).
+  ~EvpAead() {
+    if (c_.ctx) EVP_CIPHER_CTX_reset(c_.ctx);
+  }
   bool Ready() const { return ready_; }
   // Handed to the next init; the context keeps it for the packets after.
   void SetKey(const uint8_t* key) { key_ = key; }
@@ -309,16 +309,18 @@ class EvpAead {
 
 template <class Aead>
 size_t SealAll(Aead& aead, const BatchArgs& a, size_t padLimit) {
-  uint32_t currentKey = UINT32_MAX;
+  const uint8_t* currentKey = nullptr;
   uint8_t nonce[12];
   size_t done = 0;
   for (size_t i = 0; i < a.count; i++) {
-    uint32_t k = a.keyIndex ? a.keyIndex[i] : 0;
-    if (k != currentKey) { aead.SetKey(a.keys.data + size_t(k) * kKeyLen); currentKey = k; }
+    Packet p;
+    if (!Locate(a, i, &p)) break;
+    size_t padded = PaddedLength(p.len, padLimit);
+    uint8_t* out = Output(a, p, padded + kTagLen);
+    if (!out) break;
+    if (p.key != currentKey) { aead.SetKey(p.key); currentKey = p.key; }
     MakeNonce(a.counters.data, i, nonce);
-    size_t len = a.srcLen[i];
-    size_t padded = PaddedLength(len, padLimit);
-    if (!aead.Seal(nonce, a.src.data + a.srcOff[i], len, a.dst.data + a.dstOff[i], padded)) break;
+    if (!aead.Seal(nonce, p.in, p.len, out, padded)) break;
     a.dstLen[i] = static_cast<uint32_t>(padded + kTagLen);
     done++;
   }
@@ -327,19 +329,22 @@ size_t SealAll(Aead& aead, const BatchArgs& a, size_t padLimit) {
 
 template <class Aead>
 size_t OpenAll(Aead& aead, const BatchArgs& a, uint8_t* ok) {
-  uint32_t currentKey = UINT32_MAX;
+  const uint8_t* currentKey = nullptr;
   uint8_t nonce[12];
   size_t good = 0;
   for (size_t i = 0; i < a.count; i++) {
+    Packet p;
+    bool located = Locate(a, i, &p);
     ok[i] = 0;
     a.dstLen[i] = 0;
-    size_t len = a.srcLen[i];
-    if (len < kTagLen) continue;  // too short to hold a tag: malformed, never authentic
-    uint32_t k = a.keyIndex ? a.keyIndex[i] : 0;
-    if (k != currentKey) { aead.SetKey(a.keys.data + size_t(k) * kKeyLen); currentKey = k; }
+    // Too short to hold a tag (or no longer where it was checked): never authentic.
+    if (!located || p.len < kTagLen) continue;
+    size_t plain = p.len - kTagLen;
+    uint8_t* out = Output(a, p, plain);
+    if (!out) continue;
+    if (p.key != currentKey) { aead.SetKey(p.key); currentKey = p.key; }
     MakeNonce(a.counters.data, i, nonce);
-    size_t plain = len - kTagLen;
-    if (!aead.Open(nonce, a.src.data + a.srcOff[i], plain, a.dst.data + a.dstOff[i])) continue;
+    if (!aead.Open(nonce, p.in, plain, out)) continue;
     ok[i] = 1;
     a.dstLen[i] = static_cast<uint32_t>(plain);
     good++;
@@ -358,10 +363,15 @@ Napi::Value SealBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs a;
   if (!ParseBatch(info, &a, 1)) return env.Undefined();
-  size_t padLimit = info[10].IsNumber() ? static_cast<size_t>(info[10].As<Napi::Number>().Int64Value()) : 0;
+  size_t padLimit = 0;
+  if (!IsNullish(env, info[10])) {
+    int64_t limit;
+    if (!Args(info, "aeadSealBatch").Int(10, "padLimit", 0, kMaxPacket, &limit)) return env.Undefined();
+    padLimit = static_cast<size_t>(limit);
+  }
   for (size_t i = 0; i < a.count; i++) {
     size_t out = PaddedLength(a.srcLen[i], padLimit) + kTagLen;
-    if (static_cast<uint64_t>(a.dstOff[i]) + out > a.dst.length) {
+    if (!Within(a.dstOff[i], out, a.dst.length)) {
       Napi::RangeError::New(env, "aead seal: destination too small").ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -385,14 +395,14 @@ Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs a;
   if (!ParseBatch(info, &a, 1)) return env.Undefined();
-  Bytes ok;
-  if (!GetBytes(env, info[10], &ok) || ok.length < a.count) {
+  ByteSpan ok;
+  if (!ToBytes(env, info[10], &ok) || ok.length < a.count) {
     Napi::TypeError::New(env, "aead open: ok must be a Uint8Array of count bytes").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   for (size_t i = 0; i < a.count; i++) {
     size_t plain = a.srcLen[i] >= kTagLen ? a.srcLen[i] - kTagLen : 0;
-    if (static_cast<uint64_t>(a.dstOff[i]) + plain > a.dst.length) {
+    if (!Within(a.dstOff[i], plain, a.dst.length)) {
       Napi::RangeError::New(env, "aead open: destination too small").ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -412,7 +422,13 @@ Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
 // aeadBackend(use?: "direct" | "evp") → the backend in effect ("evp" when the node binary does
 // not export the block functions). Tests use it to run both paths.
 Napi::Value Backend(const Napi::CallbackInfo& info) {
-  if (info.Length() > 0 && info[0].IsString()) useDirect = info[0].As<Napi::String>().Utf8Value() != "evp";
+  Args a(info, "aeadBackend");
+  if (a.Has(0)) {
+    std::string use;
+    if (!a.String(0, "use", 8, &use)) return info.Env().Undefined();
+    if (use != "direct" && use != "evp") { a.Type("use must be 'direct' or 'evp'"); return info.Env().Undefined(); }
+    useDirect = use == "direct";
+  }
   return Napi::String::New(info.Env(), DirectInUse() ? "direct" : "evp");
 }
 

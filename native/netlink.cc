@@ -15,7 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
@@ -26,21 +28,37 @@
 
 namespace tuntap {
 
-// The kernel never builds a dump datagram larger than 32 KiB; 64 KiB of room is always enough.
+// Receive buffers must have at least this much room; dump datagrams are at most 32 KiB.
 static constexpr size_t kMinRoom = 65536;
+// Multicast groups one socket may join at open (rtnetlink has about 40).
+static constexpr uint32_t kMaxGroups = 1024;
 
 // Drains queued datagrams into buf without blocking. Returns bytes written, or -errno when the
 // very first recv fails (a later failure just ends the batch; it will be seen next time).
+// Each datagram's size is asked first (MSG_PEEK | MSG_TRUNC, nothing copied): one that does not
+// fit the room left stays queued for the next call, since a datagram received cut is lost. Only
+// one larger than the whole buffer is taken off the queue and reported as EMSGSIZE.
 static ssize_t DrainInto(int fd, uint8_t* buf, size_t cap) {
   size_t used = 0;
-  while (cap - used >= kMinRoom) {
-    ssize_t n = recv(fd, buf + used, cap - used, MSG_DONTWAIT | MSG_TRUNC);
-    if (n < 0) {
+  while (used < cap) {
+    ssize_t size = recv(fd, nullptr, 0, MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC);
+    if (size < 0) {
       if (errno == EINTR) continue;
       if (used > 0) break;  // EAGAIN, or an error the next receive will report
       return -errno;
     }
-    if (static_cast<size_t>(n) > cap - used) return -EMSGSIZE;  // truncated datagram
+    if (static_cast<size_t>(size) > cap - used) {
+      if (used > 0) break;
+      recv(fd, buf, 0, MSG_DONTWAIT | MSG_TRUNC);  // drop it, or every later call would stop here
+      return -EMSGSIZE;
+    }
+    ssize_t n = recv(fd, buf + used, cap - used, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (used > 0) break;
+      return -errno;
+    }
+    if (static_cast<size_t>(n) > cap - used) return used > 0 ? static_cast<ssize_t>(used) : -EMSGSIZE;  // cannot happen with one reader
     used += (static_cast<size_t>(n) + 3) & ~size_t(3);
     if (used > cap) used = cap;
   }
@@ -50,7 +68,27 @@ static ssize_t DrainInto(int fd, uint8_t* buf, size_t cap) {
 // open(protocol, groups[]) -> { fd, portId }
 static Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int protocol = info[0].As<Napi::Number>().Int32Value();
+  Args a(info, "netlink.open");
+  uint32_t protocol;
+  if (!a.U32(0, "protocol", &protocol, MAX_LINKS - 1)) return env.Undefined();
+  // Groups are read before the socket exists: reading an element may run JS.
+  std::vector<int> groups;
+  if (a.Has(1)) {
+    if (!Napi::Value(env, a[1]).IsArray()) { a.Type("groups must be an Array of numbers"); return env.Undefined(); }
+    Napi::Array list(env, a[1]);
+    uint32_t count = list.Length();
+    if (count > kMaxGroups) { a.Range("at most " + std::to_string(kMaxGroups) + " groups"); return env.Undefined(); }
+    for (uint32_t i = 0; i < count; i++) {
+      napi_value v;
+      double d;
+      if (napi_get_element(env, list, i, &v) != napi_ok) return env.Undefined();
+      if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 1 && d <= kMaxGroups) || std::trunc(d) != d) {
+        a.Range("each group must be an integer from 1 to " + std::to_string(kMaxGroups));
+        return env.Undefined();
+      }
+      groups.push_back(static_cast<int>(d));
+    }
+  }
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
   if (fd < 0) { ThrowErrno(env, "socket(AF_NETLINK)", errno); return env.Undefined(); }
   int one = 1;
@@ -69,16 +107,12 @@ static Napi::Value Open(const Napi::CallbackInfo& info) {
     ThrowErrno(env, "bind(AF_NETLINK)", err);
     return env.Undefined();
   }
-  if (info.Length() > 1 && info[1].IsArray()) {
-    Napi::Array groups = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < groups.Length(); i++) {
-      int group = groups.Get(i).As<Napi::Number>().Int32Value();
-      if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) {
-        int err = errno;
-        close(fd);
-        ThrowErrno(env, "setsockopt(NETLINK_ADD_MEMBERSHIP)", err);
-        return env.Undefined();
-      }
+  for (int group : groups) {
+    if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) {
+      int err = errno;
+      close(fd);
+      ThrowErrno(env, "setsockopt(NETLINK_ADD_MEMBERSHIP)", err);
+      return env.Undefined();
     }
   }
   socklen_t len = sizeof addr;
@@ -92,12 +126,14 @@ static Napi::Value Open(const Napi::CallbackInfo& info) {
 // send(fd, bytes) -> bytes sent. Several messages may share one datagram (a batch).
 static Napi::Value Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  Args a(info, "netlink.send");
+  int fd;
+  ByteSpan data;
+  if (!a.Fd(0, &fd) || !a.Bytes(1, "bytes", &data)) return env.Undefined();
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   for (;;) {
-    ssize_t n = sendto(fd, data.Data(), data.ByteLength(), 0,
+    ssize_t n = sendto(fd, data.data, data.length, 0,
                        reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
     if (n >= 0) return Napi::Number::New(env, static_cast<double>(n));
     if (errno == EINTR) continue;
@@ -115,17 +151,20 @@ static Napi::Value Send(const Napi::CallbackInfo& info) {
 // drains whatever else is already queued.
 static Napi::Value Recv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Napi::Uint8Array buf = info[1].As<Napi::Uint8Array>();
-  int timeout = info[2].As<Napi::Number>().Int32Value();
-  if (buf.ByteLength() < kMinRoom) { ThrowErrno(env, "recv(AF_NETLINK)", EINVAL); return env.Undefined(); }
+  Args a(info, "netlink.recv");
+  int fd;
+  ByteSpan buf;
+  int32_t timeout;
+  // A negative timeout would make poll() wait forever on the JS thread.
+  if (!a.Fd(0, &fd) || !a.Bytes(1, "buffer", &buf) || !a.I32(2, "timeoutMs", &timeout, 0)) return env.Undefined();
+  if (buf.length < kMinRoom) { a.Range("buffer must hold at least 64 KiB"); return env.Undefined(); }
   for (;;) {
     pollfd p{fd, POLLIN, 0};
     int r = poll(&p, 1, timeout);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) { ThrowErrno(env, "poll(AF_NETLINK)", errno); return env.Undefined(); }
     if (r == 0) return Napi::Number::New(env, 0);
-    ssize_t n = DrainInto(fd, buf.Data(), buf.ByteLength());
+    ssize_t n = DrainInto(fd, buf.data, buf.length);
     if (n == -EAGAIN || n == -EWOULDBLOCK) continue;
     if (n < 0) { ThrowErrno(env, "recv(AF_NETLINK)", static_cast<int>(-n)); return env.Undefined(); }
     return Napi::Number::New(env, static_cast<double>(n));
@@ -140,13 +179,22 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     return DefineClass(env, "NetlinkWatcher", {InstanceMethod("stop", &Watcher::Stop)});
   }
 
+  static Watcher* Unwrap(Napi::Object object) { return UnwrapTagged<Watcher>(object, kTag, "NetlinkWatcher"); }
+
   explicit Watcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Watcher>(info) {
     Napi::Env env = info.Env();
-    fd_ = info[0].As<Napi::Number>().Int32Value();
-    Napi::Uint8Array buf = info[1].As<Napi::Uint8Array>();
-    if (buf.ByteLength() < kMinRoom) { ThrowErrno(env, "uv_poll_start", EINVAL); return; }
-    buffer_ = Napi::Persistent(buf);
-    callback_ = Napi::Persistent(info[2].As<Napi::Function>());
+    napi_type_tag_object(env, info.This(), &kTag);
+    Args a(info, "NetlinkWatcher");
+    int fd;
+    Napi::Function cb;
+    if (!a.Fd(0, &fd) || !a.Function(2, "callback", &cb)) return;
+    ByteSpan buf;
+    if (!a.Bytes(1, "buffer", &buf)) return;
+    if (buf.length < kMinRoom) { a.Range("buffer must hold at least 64 KiB"); return; }
+    if (!buffer_.Hold(env, a[1], napi_uint8_array, buf.length)) { a.Type("buffer must be a Uint8Array"); return; }
+    buffer_length_ = buf.length;
+    fd_ = fd;
+    callback_ = Napi::Persistent(cb);
     env_ = env;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
@@ -165,18 +213,21 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
 
   ~Watcher() override { Close(); }
 
+  static constexpr napi_type_tag kTag = {0x7475'6e74'6170'6e6cULL, 0x7761'7463'6801'0003ULL};
+
  private:
   static void OnReadable(uv_poll_t* handle, int status, int events) {
     auto* self = static_cast<Watcher*>(handle->data);
     if (!self || !self->poll_) return;
     Napi::Env env = self->env_;
     Napi::HandleScope scope(env);
-    Napi::Uint8Array buf = self->buffer_.Value();
     if (status < 0) {
       self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, 0), ErrnoValue(env, "uv_poll", -status)});
       return;
     }
-    ssize_t n = DrainInto(self->fd_, buf.Data(), buf.ByteLength());
+    // Looked up on each wake-up: JS may have detached the buffer since (then EFAULT).
+    auto* buf = static_cast<uint8_t*>(self->buffer_.Get(env));
+    ssize_t n = buf ? DrainInto(self->fd_, buf, self->buffer_length_) : -EFAULT;
     if (n == -EAGAIN || n == -EWOULDBLOCK) return;
     if (n < 0) {
       // ENOBUFS: the kernel dropped events because we fell behind; JS decides what to do.
@@ -207,7 +258,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   int fd_ = -1;
   uv_poll_t* poll_ = nullptr;
   Napi::Env env_{nullptr};
-  Napi::Reference<Napi::Uint8Array> buffer_;
+  HeldView buffer_;
+  size_t buffer_length_ = 0;
   Napi::FunctionReference callback_;
 };
 

@@ -3,20 +3,24 @@
 // TypeScript wrapper runs the body synchronously on the JS thread.
 #include "common.h"
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <unistd.h>
 
 namespace tuntap {
 
 static Napi::Value OpenPath(const Napi::CallbackInfo& info) {
-  std::string path = info[0].As<Napi::String>();
+  Args a(info, "openPath");
+  std::string path;
+  if (!a.String(0, "path", PATH_MAX, &path)) return info.Env().Undefined();
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) { ThrowErrno(info.Env(), "open(" + path + ")", errno); return info.Env().Undefined(); }
   return Napi::Number::New(info.Env(), fd);
 }
 
 static Napi::Value SetNs(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
+  int fd;
+  if (!Args(info, "setns").Fd(0, &fd)) return info.Env().Undefined();
   if (setns(fd, CLONE_NEWNET) < 0) ThrowErrno(info.Env(), "setns", errno);
   return info.Env().Undefined();
 }
@@ -29,7 +33,8 @@ static Napi::Value UnshareNet(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
+  int fd;
+  if (!Args(info, "closeFd").Fd(0, &fd)) return info.Env().Undefined();
   if (close(fd) < 0) ThrowErrno(info.Env(), "close", errno);
   return info.Env().Undefined();
 }

@@ -8,8 +8,11 @@
 // device's tx_dropped counter.
 #include "common.h"
 #include <uv.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -51,10 +54,22 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     });
   }
 
-  // new TunQueue(fd): takes ownership of fd (closed by close()).
+  static TunQueue* Unwrap(Napi::Object object) { return UnwrapTagged<TunQueue>(object, kTag, "TunQueue"); }
+
+  // new TunQueue(fd): takes ownership of fd (closed by close()). Only a /dev/net/tun fd is
+  // taken: this object closes what it holds, so any other fd (a socket, libuv's own) is refused.
   explicit TunQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunQueue>(info) {
-    fd_ = info[0].As<Napi::Number>().Int32Value();
     env_ = info.Env();
+    napi_type_tag_object(env_, info.This(), &kTag);
+    int fd;
+    if (!Args(info, "TunQueue").Fd(0, &fd)) return;
+    struct stat st;
+    if (fstat(fd, &st) < 0) { ThrowErrno(env_, "fstat", errno); return; }
+    if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != kTunMajor || minor(st.st_rdev) != kTunMinor) {
+      FailType(env_, "TunQueue", "fd is not an open /dev/net/tun file");
+      return;
+    }
+    fd_ = fd;
     napi_get_uv_event_loop(env_, &loop_);
     registry_ = RegistryOf(env_);
     if (registry_) registry_->queues.insert(this);
@@ -87,30 +102,60 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   }
 
  private:
-  // setReadBuffers(buffer, offsets: Uint32Array, lengths: Uint32Array, headerLength, readSize)
+  // setReadBuffers(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, headerLength,
+  // readSize): where drains put packets (each read() gets readSize bytes of room) and their
+  // payload offsets and lengths (one slot per packet of a batch).
   Napi::Value SetReadBuffers(const Napi::CallbackInfo& info) {
-    buffer_.Reset(info[0].As<Napi::Object>(), 1);
-    offsets_.Reset(info[1].As<Napi::Object>(), 1);
-    lengths_.Reset(info[2].As<Napi::Object>(), 1);
-    auto buf = info[0].As<Napi::Uint8Array>();
-    base_ = buf.Data();
-    capacity_ = buf.ByteLength();
-    offsetData_ = info[1].As<Napi::Uint32Array>().Data();
-    lengthData_ = info[2].As<Napi::Uint32Array>().Data();
-    slots_ = info[1].As<Napi::Uint32Array>().ElementLength();
-    headerLength_ = info[3].As<Napi::Number>().Uint32Value();
-    readSize_ = info[4].As<Napi::Number>().Uint32Value();
-    return info.Env().Undefined();
+    Napi::Env env = info.Env();
+    Args a(info, "TunQueue.setReadBuffers");
+    ByteSpan buf;
+    WordSpan offsets, lengths;
+    uint32_t headerLength, readSize;
+    if (!BufferArgs(a, &buf, &offsets, &lengths) ||
+        !a.U32(3, "headerLength", &headerLength, kMaxHeaderLength) || !a.U32(4, "readSize", &readSize)) {
+      return env.Undefined();
+    }
+    size_t slots = std::min(offsets.count, lengths.count);
+    // Offsets go back to JS as 32-bit numbers, so the whole buffer must be addressable by them.
+    if (buf.length > UINT32_MAX) { a.Range("buffer must be under 4 GiB"); return env.Undefined(); }
+    if (slots == 0) { a.Range("offsets and lengths need at least one slot"); return env.Undefined(); }
+    if (readSize <= headerLength || readSize > buf.length) {
+      a.Range("readSize must exceed headerLength and fit the buffer");
+      return env.Undefined();
+    }
+    // Held before any state changes, so a failed call leaves the previous buffers in place.
+    HeldView buffer, offsetView, lengthView;
+    if (!buffer.Hold(env, a[0], napi_uint8_array, buf.length) ||
+        !offsetView.Hold(env, a[1], napi_uint32_array, slots * sizeof(uint32_t)) ||
+        !lengthView.Hold(env, a[2], napi_uint32_array, slots * sizeof(uint32_t))) {
+      a.Type("buffer must be a Uint8Array");
+      return env.Undefined();
+    }
+    buffer_ = std::move(buffer);
+    offsets_ = std::move(offsetView);
+    lengths_ = std::move(lengthView);
+    capacity_ = buf.length;
+    slots_ = slots;
+    headerLength_ = headerLength;
+    readSize_ = readSize;
+    return env.Undefined();
   }
 
-  // Drains up to max packets; returns count, or -errno when the first read fails.
+  // Drains up to max packets; returns count, or -errno when the first read fails. The buffers
+  // are looked up again each time (JS may have detached them since); one that is gone is EFAULT.
   int Drain(uint32_t max) {
-    if (fd_ < 0 || !base_) return -EBADF;
+    if (fd_ < 0) return -EBADF;
+    auto* base = static_cast<uint8_t*>(buffer_.Get(env_));
+    auto* offsets = static_cast<uint32_t*>(offsets_.Get(env_));
+    auto* lengths = static_cast<uint32_t*>(lengths_.Get(env_));
+    if (!base || !offsets || !lengths) return -EFAULT;
     if (max > slots_) max = slots_;
     uint32_t count = 0;
     size_t pos = 0;
-    while (count < max && capacity_ - pos >= readSize_) {
-      ssize_t n = read(fd_, base_ + pos, readSize_);
+    // Room is checked without subtracting past zero: pos is rounded up to 8 after each packet
+    // and may pass the capacity.
+    while (count < max && pos <= capacity_ && readSize_ <= capacity_ - pos) {
+      ssize_t n = read(fd_, base + pos, readSize_);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN) break;
@@ -118,8 +163,8 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
         break;  // reported by the next call
       }
       if (static_cast<size_t>(n) < headerLength_) continue;  // cannot happen with our headers; skip it
-      offsetData_[count] = static_cast<uint32_t>(pos + headerLength_);
-      lengthData_[count] = static_cast<uint32_t>(n - headerLength_);
+      offsets[count] = static_cast<uint32_t>(pos + headerLength_);
+      lengths[count] = static_cast<uint32_t>(n - headerLength_);
       count++;
       pos += (static_cast<size_t>(n) + 7) & ~static_cast<size_t>(7);
     }
@@ -128,7 +173,9 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
 
   // read(max) → count (0 when nothing is queued); throws on a read error.
   Napi::Value Read(const Napi::CallbackInfo& info) {
-    int r = Drain(info[0].As<Napi::Number>().Uint32Value());
+    uint32_t max;
+    if (!Args(info, "TunQueue.read").U32(0, "max", &max)) return info.Env().Undefined();
+    int r = Drain(max);
     if (r < 0) { ThrowErrno(info.Env(), "read", -r); return info.Env().Undefined(); }
     return Napi::Number::New(info.Env(), r);
   }
@@ -159,10 +206,17 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   // that always waits again then costs no call and no new reference per wake-up.
   Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    readMax_ = info[0].As<Napi::Number>().Uint32Value();
+    Args a(info, "TunQueue.waitReadable");
+    uint32_t max;
+    Napi::Function cb;
+    bool persistent = false;
+    if (!a.U32(0, "max", &max) || !a.Function(1, "callback", &cb) || (a.Has(2) && !a.Bool(2, "persistent", &persistent))) {
+      return env.Undefined();
+    }
     if (!EnsurePoll()) { ThrowErrno(env, "uv_poll_init", EBADF); return env.Undefined(); }
-    readCb_.Reset(info[1].As<Napi::Function>(), 1);
-    readPersistent_ = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+    readMax_ = max;
+    readCb_.Reset(cb, 1);
+    readPersistent_ = persistent;
     UpdatePoll();
     return env.Undefined();
   }
@@ -170,16 +224,22 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   // waitWritable(cb): calls cb() once the fd accepts writes again.
   Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    Napi::Function cb;
+    if (!Args(info, "TunQueue.waitWritable").Function(0, "callback", &cb)) return env.Undefined();
     if (!EnsurePoll()) { ThrowErrno(env, "uv_poll_init", EBADF); return env.Undefined(); }
-    writeCb_.Reset(info[0].As<Napi::Function>(), 1);
+    writeCb_.Reset(cb, 1);
     UpdatePoll();
     return env.Undefined();
   }
 
   // cancel(which: 'read' | 'write'): forgets a pending wait without calling it.
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
-    std::string which = info[0].As<Napi::String>();
-    if (which == "read") readCb_.Reset(); else writeCb_.Reset();
+    Args a(info, "TunQueue.cancel");
+    std::string which;
+    if (!a.String(0, "which", 8, &which)) return info.Env().Undefined();
+    if (which == "read") readCb_.Reset();
+    else if (which == "write") writeCb_.Reset();
+    else { a.Type("which must be 'read' or 'write'"); return info.Env().Undefined(); }
     UpdatePoll();
     return info.Env().Undefined();
   }
@@ -243,94 +303,148 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
 
   // write(packets: Uint8Array[], start, heads?: Uint8Array, headLength) → how many were
   // written before EAGAIN. A packet the kernel rejects throws with `written` (count before it).
+  // Reading an element may run JS (a getter, a Proxy) that detaches buffers or closes the queue,
+  // so packets go in chunks: every element of a chunk is read first, then the chunk's pointers
+  // (and the heads') are taken and written with no JS in between.
   Napi::Value Write(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    Args a(info, "TunQueue.write");
+    uint32_t start;
+    if (!Napi::Value(env, a[0]).IsArray()) { a.Type("packets must be an Array"); return env.Undefined(); }
+    if (!a.U32(1, "start", &start)) return env.Undefined();
+    Napi::Array packets(env, a[0]);
+    uint32_t end = packets.Length();
+    if (start > end) { a.Range("start is past the end of packets"); return env.Undefined(); }
+    Heads heads;
+    if (!HeadsNow(a, 2, end, &heads)) return env.Undefined();  // checked whole before anything is written
     if (fd_ < 0) { ThrowErrno(env, "write", EBADF); return env.Undefined(); }
-    auto packets = info[0].As<Napi::Array>();
-    uint32_t start = info[1].As<Napi::Number>().Uint32Value();
-    uint8_t* heads;
-    uint32_t headLength;
-    HeadsArg(info, 2, &heads, &headLength);
-    return WriteEach(env, start, packets.Length(), heads, headLength, [&](uint32_t i, uint8_t** data, size_t* len) {
-      Napi::Value v = packets[i];
-      auto body = v.As<Napi::Uint8Array>();
-      *data = body.Data();
-      *len = body.ByteLength();
-      return true;
-    });
-  }
-
-  // writeRanges(buffer, offsets, lengths, start, count, heads?, headLength): like write(), for
-  // packets lying in one buffer (no per-packet JS objects).
-  Napi::Value WriteRanges(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (fd_ < 0) { ThrowErrno(env, "write", EBADF); return env.Undefined(); }
-    auto buffer = info[0].As<Napi::Uint8Array>();
-    auto offsets = info[1].As<Napi::Uint32Array>();
-    auto lengths = info[2].As<Napi::Uint32Array>();
-    uint32_t start = info[3].As<Napi::Number>().Uint32Value();
-    uint32_t count = info[4].As<Napi::Number>().Uint32Value();
-    uint8_t* heads;
-    uint32_t headLength;
-    HeadsArg(info, 5, &heads, &headLength);
-    size_t limit = buffer.ByteLength();
-    if (count > offsets.ElementLength()) count = static_cast<uint32_t>(offsets.ElementLength());
-    if (count > lengths.ElementLength()) count = static_cast<uint32_t>(lengths.ElementLength());
-    return WriteEach(env, start, count, heads, headLength, [&](uint32_t i, uint8_t** data, size_t* len) {
-      size_t off = offsets[i];
-      *len = lengths[i];
-      if (off > limit || *len > limit - off) return false;
-      *data = buffer.Data() + off;
-      return true;
-    });
-  }
-
-  // The optional (heads: Uint8Array, headLength) pair at info[at], info[at + 1]: none is length 0.
-  static void HeadsArg(const Napi::CallbackInfo& info, size_t at, uint8_t** heads, uint32_t* headLength) {
-    *heads = nullptr;
-    *headLength = 0;
-    if (info.Length() > at + 1 && info[at].IsTypedArray()) {
-      *heads = info[at].As<Napi::Uint8Array>().Data();
-      *headLength = info[at + 1].As<Napi::Number>().Uint32Value();
-    }
-  }
-
-  // The write loop of write() and writeRanges(): packets start..end-1, each with writev() behind
-  // its head (heads + i * headLength) when headLength > 0. `packetAt(i, &data, &len)` locates
-  // packet i and returns false when it lies outside its buffer (EFAULT). Returns how many were
-  // written before EAGAIN; any other error throws with `written` (the count before it).
-  template <typename PacketAt>
-  Napi::Value WriteEach(Napi::Env env, uint32_t start, uint32_t end, uint8_t* heads, uint32_t headLength,
-                        PacketAt packetAt) {
     uint32_t i = start;
     while (i < end) {
-      uint8_t* data;
-      size_t len;
-      int err = 0;
-      if (!packetAt(i, &data, &len)) {
-        err = EFAULT;
-      } else {
-        struct iovec iov[2];
-        int n = 0;
-        if (headLength) { iov[n].iov_base = heads + static_cast<size_t>(i) * headLength; iov[n].iov_len = headLength; n++; }
-        iov[n].iov_base = data;
-        iov[n].iov_len = len;
-        n++;
-        if (writev(fd_, iov, n) < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN) break;
-          err = errno;
-        }
+      Napi::HandleScope scope(env);
+      constexpr uint32_t kChunk = 64;
+      napi_value chunk[kChunk];
+      uint32_t n = std::min(kChunk, end - i);
+      for (uint32_t k = 0; k < n; k++) {
+        if (napi_get_element(env, packets, i + k, &chunk[k]) != napi_ok) return WriteFailed(env, i - start, nullptr);
       }
-      if (err != 0) {
-        Napi::Object e = ErrnoValue(env, "write", err).As<Napi::Object>();
-        e.Set("written", i - start);
-        Napi::Error(env, e).ThrowAsJavaScriptException();
-        return env.Undefined();
+      if (!HeadsNow(a, 2, i + n, &heads)) return WriteFailed(env, i - start, nullptr);
+      ByteSpan bodies[kChunk];
+      for (uint32_t k = 0; k < n; k++) {
+        if (!ToBytes(env, chunk[k], &bodies[k])) return WriteFailed(env, i + k - start, "each packet must be a Uint8Array");
       }
-      i++;
+      uint32_t done = 0;
+      int err = WriteEach(i, n, heads, [&](uint32_t k, ByteSpan* body) { *body = bodies[k]; return true; }, &done);
+      i += done;
+      if (err == EAGAIN) break;
+      if (err != 0) return WriteFailed(env, i - start, nullptr, err);
     }
     return Napi::Number::New(env, i - start);
+  }
+
+  // writeRanges(buffer, offsets, lengths, start, end, heads?, headLength): like write(), for
+  // packets start..end-1 lying in one buffer (no per-packet JS objects).
+  Napi::Value WriteRanges(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Args a(info, "TunQueue.writeRanges");
+    ByteSpan buffer;
+    WordSpan offsets, lengths;
+    uint32_t start, end;
+    if (!BufferArgs(a, &buffer, &offsets, &lengths) || !a.U32(3, "start", &start) || !a.U32(4, "end", &end)) {
+      return env.Undefined();
+    }
+    if (start > end || end > offsets.count || end > lengths.count) {
+      a.Range("start..end must lie within offsets and lengths");
+      return env.Undefined();
+    }
+    Heads heads;
+    if (!HeadsNow(a, 5, end, &heads)) return env.Undefined();
+    if (fd_ < 0) { ThrowErrno(env, "write", EBADF); return env.Undefined(); }
+    uint32_t done = 0;
+    // Each offset and length is read once, then checked and used: the arrays may share memory
+    // with the buffer, so a value checked earlier could have changed.
+    int err = WriteEach(start, end - start, heads, [&](uint32_t k, ByteSpan* body) {
+      uint32_t off = offsets.data[start + k], len = lengths.data[start + k];
+      if (!Within(off, len, buffer.length)) return false;
+      body->data = buffer.data + off;
+      body->length = len;
+      return true;
+    }, &done);
+    if (err != 0 && err != EAGAIN) return WriteFailed(env, done, nullptr, err);
+    return Napi::Number::New(env, done);
+  }
+
+  // The (buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array) that setReadBuffers
+  // and writeRanges start with.
+  static bool BufferArgs(const Args& a, ByteSpan* buffer, WordSpan* offsets, WordSpan* lengths) {
+    return a.Bytes(0, "buffer", buffer) && a.Words(1, "offsets", offsets) && a.Words(2, "lengths", lengths);
+  }
+
+  // Packet i's head is data[i * each, +each); no heads when data is null.
+  struct Heads {
+    uint8_t* data = nullptr;
+    uint32_t each = 0;
+  };
+
+  // The optional (heads: Uint8Array, headLength) pair at args at, at + 1, as it is now (taken
+  // after any JS ran), with room for packets [0, end). No heads array: no heads.
+  bool HeadsNow(const Args& a, size_t at, uint32_t end, Heads* out) {
+    *out = Heads();
+    if (!a.Has(at)) return true;
+    ByteSpan bytes;
+    uint32_t each;
+    if (!ToBytes(a.env(), a[at], &bytes)) return a.Type("heads must be a Uint8Array");
+    if (!a.U32(at + 1, "headLength", &each, kMaxHeaderLength)) return false;
+    if (static_cast<uint64_t>(end) * each > bytes.length) return a.Range("heads is shorter than headLength per packet");
+    if (each > 0) *out = Heads{bytes.data, each};
+    return true;
+  }
+
+  // Throws the error of a write that stopped after `written` packets: errno (a kernel refusal or
+  // EFAULT for a range outside its buffer) or a TypeError for a malformed argument.
+  Napi::Value WriteFailed(Napi::Env env, uint32_t written, const char* typeError, int err = EFAULT) {
+    Napi::Object e;
+    if (typeError) {
+      e = Napi::TypeError::New(env, std::string("TunQueue.write: ") + typeError).Value();
+    } else if (env.IsExceptionPending()) {
+      return env.Undefined();  // a getter threw: that exception stands
+    } else {
+      e = ErrnoValue(env, "write", err).As<Napi::Object>();
+    }
+    e.Set("written", written);
+    Napi::Error(env, e).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  // The write loop of write() and writeRanges(): `count` packets from index `first`, each with
+  // writev() behind its head when heads are given. `packetAt(k, &body)` locates the k-th and
+  // returns false when it lies outside its buffer (EFAULT). Sets `done` to how many went out;
+  // returns 0, EAGAIN (the kernel is full), or the errno that stopped the loop.
+  template <typename PacketAt>
+  int WriteEach(uint32_t first, uint32_t count, Heads heads, PacketAt packetAt, uint32_t* done) {
+    uint32_t k = 0;
+    while (k < count) {
+      if (fd_ < 0) { *done = k; return EBADF; }
+      ByteSpan body;
+      if (!packetAt(k, &body)) { *done = k; return EFAULT; }
+      struct iovec iov[2];
+      int n = 0;
+      if (heads.data) {
+        iov[n].iov_base = heads.data + static_cast<size_t>(first + k) * heads.each;
+        iov[n].iov_len = heads.each;
+        n++;
+      }
+      iov[n].iov_base = body.data;
+      iov[n].iov_len = body.length;
+      n++;
+      if (writev(fd_, iov, n) < 0) {
+        if (errno == EINTR) continue;
+        *done = k;
+        return errno == EAGAIN ? EAGAIN : errno;
+      }
+      k++;
+    }
+    *done = k;
+    return 0;
   }
 
   // release(): stops polling and forgets the fd without closing it (handed to a worker).
@@ -367,13 +481,16 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   bool readPersistent_ = false;
   napi_async_context asyncContext_ = nullptr;
   uint32_t readMax_ = 0;
+  static constexpr napi_type_tag kTag = {0x7475'6e74'6170'7175ULL, 0x6575'6501'0000'0001ULL};
   static constexpr uint64_t kPauseNs = 2'000'000;
+  // PI (4) + the largest virtio_net_hdr (12), with room to spare.
+  static constexpr uint32_t kMaxHeaderLength = 64;
+  // /dev/net/tun is the misc character device 10:200.
+  static constexpr unsigned kTunMajor = 10;
+  static constexpr unsigned kTunMinor = 200;
   uint64_t lastWakeEnd_ = 0;
-  Napi::ObjectReference buffer_, offsets_, lengths_;
-  uint8_t* base_ = nullptr;
+  HeldView buffer_, offsets_, lengths_;
   size_t capacity_ = 0;
-  uint32_t* offsetData_ = nullptr;
-  uint32_t* lengthData_ = nullptr;
   size_t slots_ = 0;
   uint32_t headerLength_ = 0;
   uint32_t readSize_ = 0;

@@ -42,19 +42,26 @@ bool FindRequest(const NamedRequest* table, size_t n, const std::string& name, u
   return false;
 }
 
-int FdArg(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+// An interface name as the kernel takes it: at most IFNAMSIZ - 1 bytes, no NUL (a longer one
+// would be cut silently and name another device).
+bool NameArg(const Args& a, size_t i, const char* what, std::string* out) {
+  return a.String(i, what, IFNAMSIZ - 1, out);
+}
 
 void CopyName(struct ifreq* ifr, const std::string& name) {
   std::memset(ifr, 0, sizeof(*ifr));
-  std::strncpy(ifr->ifr_name, name.c_str(), IFNAMSIZ - 1);
+  std::memcpy(ifr->ifr_name, name.data(), name.size());  // NameArg bounds it to IFNAMSIZ - 1
 }
 
 // open(/dev/net/tun) [+ TUNSETIFINDEX] + TUNSETIFF. Returns { fd, name } or throws (fd closed).
 Napi::Value TunOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string name = info[0].As<Napi::String>();
-  int flags = info[1].As<Napi::Number>().Int32Value();
-  int ifindex = info[2].As<Napi::Number>().Int32Value();
+  Args a(info, "tunOpen");
+  std::string name;
+  uint32_t flags, ifindex;
+  if (!NameArg(a, 0, "name", &name) || !a.U32(1, "flags", &flags, 0xffff) || !a.U32(2, "ifindex", &ifindex, INT32_MAX)) {
+    return env.Undefined();
+  }
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) { ThrowErrno(env, "open(/dev/net/tun)", errno); return env.Undefined(); }
   if (ifindex > 0) {
@@ -79,9 +86,11 @@ Napi::Value TunOpen(const Napi::CallbackInfo& info) {
 
 Napi::Value IoctlValue(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info, 0);
-  std::string name = info[1].As<Napi::String>();
-  unsigned long value = static_cast<unsigned long>(info[2].As<Napi::Number>().Int64Value());
+  Args a(info, "tunIoctlValue");
+  int fd;
+  std::string name;
+  uint32_t value;
+  if (!a.Fd(0, &fd) || !a.String(1, "request", 32, &name) || !a.U32(2, "value", &value)) return env.Undefined();
   unsigned long request;
   if (!FindRequest(kValueRequests, sizeof(kValueRequests) / sizeof(kValueRequests[0]), name, &request)) {
     Napi::TypeError::New(env, "unknown ioctl " + name).ThrowAsJavaScriptException();
@@ -94,23 +103,27 @@ Napi::Value IoctlValue(const Napi::CallbackInfo& info) {
 // ioctlInt(fd, name[, value]): SET* writes value, GET* returns the int the kernel filled in.
 Napi::Value IoctlInt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info, 0);
-  std::string name = info[1].As<Napi::String>();
+  Args a(info, "tunIoctlInt");
+  int fd;
+  std::string name;
+  int32_t value = 0;
+  if (!a.Fd(0, &fd) || !a.String(1, "request", 32, &name) || (a.Has(2) && !a.I32(2, "value", &value))) return env.Undefined();
   unsigned long request;
   if (!FindRequest(kIntRequests, sizeof(kIntRequests) / sizeof(kIntRequests[0]), name, &request)) {
     Napi::TypeError::New(env, "unknown ioctl " + name).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int value = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
   if (ioctl(fd, request, &value) < 0) { ThrowErrno(env, "ioctl(" + name + ")", errno); return env.Undefined(); }
   return Napi::Number::New(env, name == "TUNGETFEATURES" ? static_cast<unsigned int>(value) : value);
 }
 
 Napi::Value GetIff(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  int fd;
+  if (!Args(info, "tunGetIff").Fd(0, &fd)) return env.Undefined();
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof(ifr));
-  if (ioctl(FdArg(info, 0), TUNGETIFF, &ifr) < 0) { ThrowErrno(env, "ioctl(TUNGETIFF)", errno); return env.Undefined(); }
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) { ThrowErrno(env, "ioctl(TUNGETIFF)", errno); return env.Undefined(); }
   Napi::Object out = Napi::Object::New(env);
   out.Set("name", std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ)));
   out.Set("flags", static_cast<unsigned short>(ifr.ifr_flags));
@@ -119,45 +132,63 @@ Napi::Value GetIff(const Napi::CallbackInfo& info) {
 
 Napi::Value SetQueue(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  Args a(info, "tunSetQueue");
+  int fd;
+  bool attach;
+  if (!a.Fd(0, &fd) || !a.Bool(1, "attach", &attach)) return env.Undefined();
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof(ifr));
-  ifr.ifr_flags = info[1].As<Napi::Boolean>().Value() ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
-  if (ioctl(FdArg(info, 0), TUNSETQUEUE, &ifr) < 0) ThrowErrno(env, "ioctl(TUNSETQUEUE)", errno);
+  ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+  if (ioctl(fd, TUNSETQUEUE, &ifr) < 0) ThrowErrno(env, "ioctl(TUNSETQUEUE)", errno);
   return env.Undefined();
 }
 
 // The TUN fd itself answers SIOCGIFHWADDR/SIOCSIFHWADDR for its own device.
 Napi::Value GetHwaddr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  int fd;
+  if (!Args(info, "tunGetHwaddr").Fd(0, &fd)) return env.Undefined();
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof(ifr));
-  if (ioctl(FdArg(info, 0), SIOCGIFHWADDR, &ifr) < 0) { ThrowErrno(env, "ioctl(SIOCGIFHWADDR)", errno); return env.Undefined(); }
+  if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) { ThrowErrno(env, "ioctl(SIOCGIFHWADDR)", errno); return env.Undefined(); }
   return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(ifr.ifr_hwaddr.sa_data), 6);
 }
 
 Napi::Value SetHwaddr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto mac = info[1].As<Napi::Uint8Array>();
+  Args a(info, "tunSetHwaddr");
+  int fd;
+  ByteSpan mac;
+  if (!a.Fd(0, &fd) || !a.Bytes(1, "mac", &mac)) return env.Undefined();
+  if (mac.length != ETH_ALEN) { a.Range("mac must be 6 bytes"); return env.Undefined(); }
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof(ifr));
   ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
-  std::memcpy(ifr.ifr_hwaddr.sa_data, mac.Data(), mac.ByteLength() < 6 ? mac.ByteLength() : 6);
-  if (ioctl(FdArg(info, 0), SIOCSIFHWADDR, &ifr) < 0) ThrowErrno(env, "ioctl(SIOCSIFHWADDR)", errno);
+  std::memcpy(ifr.ifr_hwaddr.sa_data, mac.data, ETH_ALEN);
+  if (ioctl(fd, SIOCSIFHWADDR, &ifr) < 0) ThrowErrno(env, "ioctl(SIOCSIFHWADDR)", errno);
   return env.Undefined();
 }
 
 // setTxFilter(fd, flags, addresses: 6*n bytes)
 Napi::Value SetTxFilter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int flags = info[1].As<Napi::Number>().Int32Value();
-  auto addrs = info[2].As<Napi::Uint8Array>();
-  size_t count = addrs.ByteLength() / ETH_ALEN;
+  Args a(info, "tunSetTxFilter");
+  int fd;
+  uint32_t flags;
+  ByteSpan addrs;
+  if (!a.Fd(0, &fd) || !a.U32(1, "flags", &flags, 0xffff) || !a.Bytes(2, "addresses", &addrs)) return env.Undefined();
+  // The kernel's count is 16 bits; a longer list would be cut and the rest ignored silently.
+  if (addrs.length % ETH_ALEN != 0 || addrs.length / ETH_ALEN > 0xffff) {
+    a.Range("addresses must be whole 6-byte MACs, at most 65535 of them");
+    return env.Undefined();
+  }
+  size_t count = addrs.length / ETH_ALEN;
   std::vector<uint8_t> raw(sizeof(struct tun_filter) + count * ETH_ALEN);
   auto* filter = reinterpret_cast<struct tun_filter*>(raw.data());
   filter->flags = static_cast<__u16>(flags);
   filter->count = static_cast<__u16>(count);
-  std::memcpy(raw.data() + sizeof(struct tun_filter), addrs.Data(), count * ETH_ALEN);
-  if (ioctl(FdArg(info, 0), TUNSETTXFILTER, raw.data()) < 0) ThrowErrno(env, "ioctl(TUNSETTXFILTER)", errno);
+  if (count > 0) std::memcpy(raw.data() + sizeof(struct tun_filter), addrs.data, count * ETH_ALEN);
+  if (ioctl(fd, TUNSETTXFILTER, raw.data()) < 0) ThrowErrno(env, "ioctl(TUNSETTXFILTER)", errno);
   return env.Undefined();
 }
 
@@ -166,19 +197,30 @@ Napi::Value SetTxFilter(const Napi::CallbackInfo& info) {
 // caller keeps that Buffer alive while the filter is attached.
 Napi::Value AttachFilter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto program = info[1].As<Napi::Uint8Array>();
+  Args a(info, "tunAttachFilter");
+  int fd;
+  ByteSpan program;
+  if (!a.Fd(0, &fd) || !a.Bytes(1, "program", &program)) return env.Undefined();
+  // The length field is 16 bits: a longer program would be cut to a different one.
+  if (program.length == 0 || program.length % sizeof(struct sock_filter) != 0 ||
+      program.length / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    a.Range("program must be 1 to " + std::to_string(BPF_MAXINSNS) + " whole 8-byte instructions");
+    return env.Undefined();
+  }
   struct sock_fprog fprog;
-  fprog.len = static_cast<unsigned short>(program.ByteLength() / sizeof(struct sock_filter));
-  fprog.filter = reinterpret_cast<struct sock_filter*>(program.Data());
-  if (ioctl(FdArg(info, 0), TUNATTACHFILTER, &fprog) < 0) ThrowErrno(env, "ioctl(TUNATTACHFILTER)", errno);
+  fprog.len = static_cast<unsigned short>(program.length / sizeof(struct sock_filter));
+  fprog.filter = reinterpret_cast<struct sock_filter*>(program.data);
+  if (ioctl(fd, TUNATTACHFILTER, &fprog) < 0) ThrowErrno(env, "ioctl(TUNATTACHFILTER)", errno);
   return env.Undefined();
 }
 
 Napi::Value DetachFilter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  int fd;
+  if (!Args(info, "tunDetachFilter").Fd(0, &fd)) return env.Undefined();
   struct sock_fprog fprog;
   std::memset(&fprog, 0, sizeof(fprog));
-  if (ioctl(FdArg(info, 0), TUNDETACHFILTER, &fprog) < 0) ThrowErrno(env, "ioctl(TUNDETACHFILTER)", errno);
+  if (ioctl(fd, TUNDETACHFILTER, &fprog) < 0) ThrowErrno(env, "ioctl(TUNDETACHFILTER)", errno);
   return env.Undefined();
 }
 
@@ -186,13 +228,14 @@ Napi::Value DetachFilter(const Napi::CallbackInfo& info) {
 // which we only compare with the Buffer we attached (never dereference a foreign pointer).
 Napi::Value GetFilter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  Args a(info, "tunGetFilter");
+  int fd;
+  ByteSpan mine;
+  if (!a.Fd(0, &fd) || !a.OptionalBytes(1, "ours", &mine)) return env.Undefined();
   struct sock_fprog fprog;
   std::memset(&fprog, 0, sizeof(fprog));
-  if (ioctl(FdArg(info, 0), TUNGETFILTER, &fprog) < 0) { ThrowErrno(env, "ioctl(TUNGETFILTER)", errno); return env.Undefined(); }
-  bool ours = false;
-  if (info.Length() > 1 && info[1].IsTypedArray()) {
-    ours = reinterpret_cast<void*>(fprog.filter) == info[1].As<Napi::Uint8Array>().Data();
-  }
+  if (ioctl(fd, TUNGETFILTER, &fprog) < 0) { ThrowErrno(env, "ioctl(TUNGETFILTER)", errno); return env.Undefined(); }
+  bool ours = mine.data != nullptr && reinterpret_cast<void*>(fprog.filter) == mine.data;
   Napi::Object out = Napi::Object::New(env);
   out.Set("length", fprog.len);
   out.Set("ours", ours);
@@ -231,29 +274,37 @@ int* IfrInt(struct ifreq* ifr, const std::string& field) {
 // ifGet(sock, ifname, field) / ifSet(sock, ifname, field, value)
 Napi::Value IfGet(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string ifname = info[1].As<Napi::String>();
-  std::string field = info[2].As<Napi::String>();
+  Args a(info, "tunIfGet");
+  int fd;
+  std::string ifname, field;
+  if (!a.Fd(0, &fd) || !NameArg(a, 1, "ifname", &ifname) || !a.String(2, "field", 16, &field)) return env.Undefined();
   const IfField* f = FindField(field);
   if (!f) { Napi::TypeError::New(env, "unknown field " + field).ThrowAsJavaScriptException(); return env.Undefined(); }
   struct ifreq ifr;
   CopyName(&ifr, ifname);
-  if (ioctl(FdArg(info, 0), f->get, &ifr) < 0) { ThrowErrno(env, std::string("ioctl(") + f->getName + ")", errno); return env.Undefined(); }
+  if (ioctl(fd, f->get, &ifr) < 0) { ThrowErrno(env, std::string("ioctl(") + f->getName + ")", errno); return env.Undefined(); }
   if (field == "flags") return Napi::Number::New(env, static_cast<unsigned short>(ifr.ifr_flags));
   return Napi::Number::New(env, *IfrInt(&ifr, field));
 }
 
 Napi::Value IfSet(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string ifname = info[1].As<Napi::String>();
-  std::string field = info[2].As<Napi::String>();
-  int value = info[3].As<Napi::Number>().Int32Value();
+  Args a(info, "tunIfSet");
+  int fd;
+  std::string ifname, field;
+  int32_t value;
+  if (!a.Fd(0, &fd) || !NameArg(a, 1, "ifname", &ifname) || !a.String(2, "field", 16, &field) || !a.I32(3, "value", &value)) {
+    return env.Undefined();
+  }
   const IfField* f = FindField(field);
   if (!f || !f->set) { Napi::TypeError::New(env, "cannot set " + field).ThrowAsJavaScriptException(); return env.Undefined(); }
+  // ifr_flags is 16 bits; MTU and queue length are never negative.
+  if (value < 0 || (field == "flags" && value > 0xffff)) { a.Range("value is out of range for " + field); return env.Undefined(); }
   struct ifreq ifr;
   CopyName(&ifr, ifname);
   if (field == "flags") ifr.ifr_flags = static_cast<short>(value);
   else *IfrInt(&ifr, field) = value;
-  if (ioctl(FdArg(info, 0), f->set, &ifr) < 0) ThrowErrno(env, std::string("ioctl(") + f->setName + ")", errno);
+  if (ioctl(fd, f->set, &ifr) < 0) ThrowErrno(env, std::string("ioctl(") + f->setName + ")", errno);
   return env.Undefined();
 }
 

@@ -36,6 +36,12 @@ static constexpr size_t kRecvControl = 64;
 // The kernel's limits on one GSO send (UDP_MAX_SEGMENTS) and on one IP datagram's payload.
 static constexpr size_t kMaxGsoSegments = 64;
 static constexpr size_t kMaxGsoBytes = 65507 - 40;
+// Receive area bounds: recvmmsg takes at most UIO_MAXIOV (1024) messages, and a slot holds at
+// most one (GRO-coalesced) datagram of 64 KiB.
+static constexpr size_t kMaxBatch = 1024;
+static constexpr size_t kMaxSlotSize = 65536;
+// Datagrams one send() call takes on (more are sent by the next call).
+static constexpr uint32_t kMaxSendCount = 4096;
 
 static void WriteEndpoint(uint8_t* rec, const sockaddr_storage& ss) {
   std::memset(rec, 0, kEndpointSize);
@@ -94,13 +100,6 @@ static bool ReadEndpoint(const uint8_t* rec, int family, sockaddr_storage* ss, s
   return true;
 }
 
-template <typename T>
-static T* TypedData(Napi::Value v, size_t* count) {
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  *count = ta.ElementLength();
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
-}
-
 class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -122,9 +121,16 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     });
   }
 
+  static UdpSocket* Unwrap(Napi::Object object) { return UnwrapTagged<UdpSocket>(object, kTag, "UdpSocketNative"); }
+
   explicit UdpSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSocket>(info) {
     Napi::Env env = info.Env();
-    family_ = info[0].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
+    napi_type_tag_object(env, info.This(), &kTag);
+    Args a(info, "UdpSocketNative");
+    uint32_t family;
+    if (!a.U32(0, "family", &family, 6)) return;
+    if (family != 4 && family != 6) { a.Range("family must be 4 or 6"); return; }
+    family_ = family == 6 ? AF_INET6 : AF_INET;
     fd_ = socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
     if (fd_ < 0) { ThrowErrno(env, "socket", errno); return; }
     int one = 1;
@@ -150,6 +156,8 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
 
   ~UdpSocket() override { Release(); }
 
+  static constexpr napi_type_tag kTag = {0x7475'6e74'6170'7564ULL, 0x7073'6f63'6b01'0002ULL};
+
   static void EnvCleanup(void* arg) {
     auto* self = static_cast<UdpSocket*>(arg);
     self->hooked_ = false;
@@ -168,19 +176,15 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::FunctionReference onWritable_;
   bool readPersistent_ = false;
 
-  // Receive area shared with JS (kept alive by areaRef_): one slot of slotSize_ bytes per message.
-  Napi::ObjectReference areaRef_;
-  uint8_t* data_ = nullptr;
+  // Receive area shared with JS: one slot of slotSize_ bytes per message. Its arrays are looked
+  // up again before each use (HeldView), since JS may detach them between calls.
+  HeldView data_, lengths_, segSizes_, flags_, endpoints_;
   size_t slotSize_ = 0;
   size_t batch_ = 0;
-  uint32_t* lengths_ = nullptr;
-  uint32_t* segSizes_ = nullptr;
-  uint32_t* flags_ = nullptr;
-  uint8_t* endpoints_ = nullptr;
   // [0] kernel drop counter (SO_RXQ_OVFL) last seen, [1] ICMP errors seen, [2] the last one's errno
-  uint32_t* drops_ = nullptr;
+  HeldView drops_;
   // send()'s result, written here rather than returned as a new JS array per call.
-  uint32_t* sendResult_ = nullptr;
+  HeldView sendResult_;
   std::vector<mmsghdr> rmsgs_;
   std::vector<iovec> riov_;
   std::vector<sockaddr_storage> raddr_;
@@ -192,6 +196,8 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   std::vector<sockaddr_storage> saddr_;
   std::vector<uint8_t> sctl_;
   std::vector<uint32_t> sfirst_;  // first packet index of each message
+  std::vector<uint32_t> sdest_;   // destination id of each packet
+  std::vector<napi_value> sval_;  // an Array send's elements (valid during the call)
 
   void Release() {
     if (hooked_) {
@@ -227,12 +233,13 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value ToEndpoint(const Napi::CallbackInfo& info, const char* syscall,
                          int (*op)(int, const sockaddr*, socklen_t)) {
     Napi::Env env = info.Env();
+    ByteSpan rec;
+    if (!Args(info, syscall).Bytes(0, "endpoint", &rec)) return env.Undefined();
+    if (rec.length < kEndpointSize) { FailRange(env, syscall, "endpoint must be a 24-byte record"); return env.Undefined(); }
     if (!CheckOpen(env)) return env.Undefined();
     sockaddr_storage ss;
     socklen_t len;
-    size_t n;
-    uint8_t* rec = TypedData<uint8_t>(info[0], &n);
-    if (n < kEndpointSize || !ReadEndpoint(rec, family_, &ss, &len)) { ThrowErrno(env, syscall, EAFNOSUPPORT); return env.Undefined(); }
+    if (!ReadEndpoint(rec.data, family_, &ss, &len)) { ThrowErrno(env, syscall, EAFNOSUPPORT); return env.Undefined(); }
     if (op(fd_, reinterpret_cast<sockaddr*>(&ss), len) < 0) ThrowErrno(env, syscall, errno);
     return env.Undefined();
   }
@@ -240,35 +247,39 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   // localEndpoint(out: Uint8Array) fills a record with getsockname().
   Napi::Value LocalEndpoint(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    ByteSpan rec;
+    if (!Args(info, "localEndpoint").Bytes(0, "out", &rec)) return env.Undefined();
+    if (rec.length < kEndpointSize) { FailRange(env, "localEndpoint", "out must hold a 24-byte record"); return env.Undefined(); }
     if (!CheckOpen(env)) return env.Undefined();
     sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     if (getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) < 0) { ThrowErrno(env, "getsockname", errno); return env.Undefined(); }
-    size_t n;
-    uint8_t* rec = TypedData<uint8_t>(info[0], &n);
-    if (n >= kEndpointSize) WriteEndpoint(rec, ss);
+    WriteEndpoint(rec.data, ss);
     return env.Undefined();
   }
 
   // setIntOption(level, name, value, syscallLabel)
+  // The option's value is one int: the kernel reads or writes no more than sizeof(int) for it.
   Napi::Value SetIntOption(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!CheckOpen(env)) return env.Undefined();
-    int level = info[0].As<Napi::Number>().Int32Value();
-    int name = info[1].As<Napi::Number>().Int32Value();
-    int value = info[2].As<Napi::Number>().Int32Value();
-    if (setsockopt(fd_, level, name, &value, sizeof(value)) < 0) {
-      std::string label = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : std::string("setsockopt");
-      ThrowErrno(env, label, errno);
+    Args a(info, "setIntOption");
+    int32_t level, name, value;
+    std::string label = "setsockopt";
+    if (!a.I32(0, "level", &level) || !a.I32(1, "name", &name) || !a.I32(2, "value", &value) ||
+        (a.Has(3) && !a.String(3, "label", 64, &label))) {
+      return env.Undefined();
     }
+    if (!CheckOpen(env)) return env.Undefined();
+    if (setsockopt(fd_, level, name, &value, sizeof(value)) < 0) ThrowErrno(env, label, errno);
     return env.Undefined();
   }
 
   Napi::Value GetIntOption(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    Args a(info, "getIntOption");
+    int32_t level, name;
+    if (!a.I32(0, "level", &level) || !a.I32(1, "name", &name)) return env.Undefined();
     if (!CheckOpen(env)) return env.Undefined();
-    int level = info[0].As<Napi::Number>().Int32Value();
-    int name = info[1].As<Napi::Number>().Int32Value();
     int value = 0;
     socklen_t len = sizeof(value);
     if (getsockopt(fd_, level, name, &value, &len) < 0) { ThrowErrno(env, "getsockopt", errno); return env.Undefined(); }
@@ -277,39 +288,54 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
 
   Napi::Value BindToDevice(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    std::string name;
+    if (!Args(info, "bindToDevice").String(0, "name", IFNAMSIZ - 1, &name)) return env.Undefined();
     if (!CheckOpen(env)) return env.Undefined();
-    std::string name = info[0].As<Napi::String>();
     if (setsockopt(fd_, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(), name.size()) < 0)
       ThrowErrno(env, "setsockopt(SO_BINDTODEVICE)", errno);
     return env.Undefined();
   }
 
-  // setRecvArea(area: object with data, lengths, segSizes, flags, endpoints, drops; slotSize, batch)
+  // setRecvArea(area: object with data, lengths, segmentSizes, truncated, endpoints, drops,
+  // sendResult; slotSize, batch). Every property is read before any is checked or held: a getter
+  // runs JS, which could detach an array taken earlier.
   Napi::Value SetRecvArea(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Napi::Object area = info[0].As<Napi::Object>();
-    size_t n;
-    data_ = nullptr;  // set last, once every array is known to fit the batch
-    uint8_t* data = TypedData<uint8_t>(area.Get("data"), &n);
-    slotSize_ = area.Get("slotSize").As<Napi::Number>().Uint32Value();
-    batch_ = area.Get("batch").As<Napi::Number>().Uint32Value();
-    if (batch_ == 0 || slotSize_ == 0 || n < batch_ * slotSize_) { ThrowErrno(env, "recvmmsg", EINVAL); return env.Undefined(); }
-    // Drain() writes batch_ entries into each of these: a shorter array would be overrun.
-    size_t nLengths, nSegs, nFlags, nEndpoints, nDrops, nResult;
-    lengths_ = TypedData<uint32_t>(area.Get("lengths"), &nLengths);
-    segSizes_ = TypedData<uint32_t>(area.Get("segmentSizes"), &nSegs);
-    flags_ = TypedData<uint32_t>(area.Get("truncated"), &nFlags);
-    endpoints_ = TypedData<uint8_t>(area.Get("endpoints"), &nEndpoints);
-    drops_ = TypedData<uint32_t>(area.Get("drops"), &nDrops);
-    sendResult_ = TypedData<uint32_t>(area.Get("sendResult"), &nResult);
-    if (nLengths < batch_ || nSegs < batch_ || nFlags < batch_ || nEndpoints < batch_ * kEndpointSize || nDrops < 3 || nResult < 4) {
-      drops_ = nullptr;  // NotePeerError writes through it even without an area
-      sendResult_ = nullptr;
-      ThrowErrno(env, "recvmmsg", EINVAL);
+    Args a(info, "setRecvArea");
+    Napi::Object area;
+    if (!a.Object(0, "area", &area)) return env.Undefined();
+    static const char* const kKeys[] = {"slotSize", "batch", "data", "lengths", "segmentSizes", "truncated", "endpoints", "drops", "sendResult"};
+    constexpr size_t kCount = sizeof(kKeys) / sizeof(kKeys[0]);
+    napi_value v[kCount];
+    for (size_t i = 0; i < kCount; i++) {
+      if (napi_get_named_property(env, area, kKeys[i], &v[i]) != napi_ok) return env.Undefined();
+    }
+    double slotSize, batch;
+    if (napi_get_value_double(env, v[0], &slotSize) != napi_ok || napi_get_value_double(env, v[1], &batch) != napi_ok ||
+        !(slotSize >= 1 && slotSize <= kMaxSlotSize && std::trunc(slotSize) == slotSize) ||
+        !(batch >= 1 && batch <= kMaxBatch && std::trunc(batch) == batch)) {
+      a.Range("slotSize must be an integer from 1 to " + std::to_string(kMaxSlotSize) + " and batch from 1 to " + std::to_string(kMaxBatch));
       return env.Undefined();
     }
-    data_ = data;
-    areaRef_ = Napi::Persistent(area);
+    size_t slot = static_cast<size_t>(slotSize), n = static_cast<size_t>(batch);
+    HeldView data, lengths, segSizes, flags, endpoints, drops, sendResult;
+    if (!data.Hold(env, v[2], napi_uint8_array, n * slot) ||
+        !lengths.Hold(env, v[3], napi_uint32_array, n * 4) || !segSizes.Hold(env, v[4], napi_uint32_array, n * 4) ||
+        !flags.Hold(env, v[5], napi_uint32_array, n * 4) || !endpoints.Hold(env, v[6], napi_uint8_array, n * kEndpointSize) ||
+        !drops.Hold(env, v[7], napi_uint32_array, 3 * 4) || !sendResult.Hold(env, v[8], napi_uint32_array, 4 * 4)) {
+      a.Type("area needs data and endpoints (Uint8Array) and lengths, segmentSizes, truncated (Uint32Array) of batch "
+             "entries, drops (3) and sendResult (4) Uint32Arrays");
+      return env.Undefined();
+    }
+    data_ = std::move(data);
+    lengths_ = std::move(lengths);
+    segSizes_ = std::move(segSizes);
+    flags_ = std::move(flags);
+    endpoints_ = std::move(endpoints);
+    drops_ = std::move(drops);
+    sendResult_ = std::move(sendResult);
+    slotSize_ = slot;
+    batch_ = n;
     rmsgs_.assign(batch_, mmsghdr{});
     riov_.assign(batch_, iovec{});
     raddr_.assign(batch_, sockaddr_storage{});
@@ -317,11 +343,31 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     return env.Undefined();
   }
 
-  // Drains up to a batch: returns the count, 0 when nothing is waiting; -errno for hard errors.
+  // The receive area as it is now; false when none is set or JS took part of it away.
+  struct Area {
+    uint8_t* data;
+    uint32_t *lengths, *segSizes, *flags, *drops;
+    uint8_t* endpoints;
+  };
+  bool AreaNow(Area* a) {
+    napi_env env = Env();
+    a->data = static_cast<uint8_t*>(data_.Get(env));
+    a->lengths = static_cast<uint32_t*>(lengths_.Get(env));
+    a->segSizes = static_cast<uint32_t*>(segSizes_.Get(env));
+    a->flags = static_cast<uint32_t*>(flags_.Get(env));
+    a->endpoints = static_cast<uint8_t*>(endpoints_.Get(env));
+    a->drops = static_cast<uint32_t*>(drops_.Get(env));
+    return a->data && a->lengths && a->segSizes && a->flags && a->endpoints && a->drops;
+  }
+
+  // Drains up to a batch: returns the count, 0 when nothing is waiting; -errno for hard errors
+  // (EFAULT: the receive area is gone).
   int Drain() {
-    if (fd_ < 0 || data_ == nullptr) return -EBADF;
+    if (fd_ < 0) return -EBADF;
+    Area area;
+    if (!AreaNow(&area)) return -EFAULT;
     for (size_t i = 0; i < batch_; i++) {
-      riov_[i].iov_base = data_ + i * slotSize_;
+      riov_[i].iov_base = area.data + i * slotSize_;
       riov_[i].iov_len = slotSize_;
       msghdr& m = rmsgs_[i].msg_hdr;
       m.msg_name = &raddr_[i];
@@ -339,25 +385,25 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
       // An ICMP error for an earlier send is reported (once) by the next receive; it says
       // nothing about the datagrams waiting, so note it and read on.
-      if (IsPeerError(errno) && attempts < 4) { NotePeerError(errno); continue; }
+      if (IsPeerError(errno) && attempts < 4) { NotePeerError(area.drops, errno); continue; }
       return -errno;
     }
     for (int i = 0; i < n; i++) {
       msghdr& m = rmsgs_[i].msg_hdr;
-      lengths_[i] = rmsgs_[i].msg_len;
-      flags_[i] = (m.msg_flags & MSG_TRUNC) ? 1 : 0;
-      segSizes_[i] = 0;
+      area.lengths[i] = rmsgs_[i].msg_len;
+      area.flags[i] = (m.msg_flags & MSG_TRUNC) ? 1 : 0;
+      area.segSizes[i] = 0;
       for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
         if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
           int seg;
           std::memcpy(&seg, CMSG_DATA(c), sizeof(seg));
           // A coalesced run longer than one segment; a single datagram reports no segmentation.
-          segSizes_[i] = (seg > 0 && static_cast<uint32_t>(seg) < lengths_[i]) ? seg : 0;
+          area.segSizes[i] = (seg > 0 && static_cast<uint32_t>(seg) < area.lengths[i]) ? seg : 0;
         } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-          std::memcpy(drops_, CMSG_DATA(c), sizeof(uint32_t));
+          std::memcpy(area.drops, CMSG_DATA(c), sizeof(uint32_t));
         }
       }
-      WriteEndpoint(endpoints_ + i * kEndpointSize, raddr_[i]);
+      WriteEndpoint(area.endpoints + i * kEndpointSize, raddr_[i]);
     }
     return n;
   }
@@ -377,60 +423,72 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   //   where every packet but the last is exactly gsoSize bytes; gsoSize < 0: the same, with
   //   each group's size taken from its first packet.
   // Writes [packetsDone, errno, failedPacket, messagesDone] to the area's sendResult: packetsDone
-  // counts packets handed to the kernel or dropped for a per-datagram error; errno 0 when all were
-  // done, EAGAIN when the socket is full.
+  // counts packets handed to the kernel or dropped for a per-datagram error; errno 0 when all the
+  // call took on were done (at most kMaxSendCount: the caller sends the rest next), EAGAIN when
+  // the socket is full.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!CheckOpen(env)) return env.Undefined();
-    if (sendResult_ == nullptr) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
-    uint32_t start = info[3].As<Napi::Number>().Uint32Value();
-    uint32_t count = info[4].As<Napi::Number>().Uint32Value();
+    Args a(info, "send");
+    uint32_t start, count;
+    int64_t gsoArg;
+    if (!a.U32(3, "start", &start) || !a.U32(4, "count", &count) || !a.Int(7, "gsoSize", -1, 65535, &gsoArg)) {
+      return env.Undefined();
+    }
     // gsoSize < 0: "auto", each group's segment size is the length of its first datagram.
-    int64_t gsoArg = info[7].As<Napi::Number>().Int64Value();
     bool gsoAuto = gsoArg < 0;
     uint32_t gso = gsoAuto ? 0 : static_cast<uint32_t>(gsoArg);
+    bool packed = Napi::Value(env, a[0]).IsTypedArray();
+    if (!packed && !Napi::Value(env, a[0]).IsArray()) { a.Type("bufs must be a Uint8Array or an Array of them"); return env.Undefined(); }
 
-    bool packed = info[0].IsTypedArray();
-    uint8_t* base = nullptr;
-    uint32_t* offs = nullptr;
-    uint32_t* lens = nullptr;
-    size_t baseLen = 0, nOffs = 0, nLens = 0;
-    Napi::Array list;
-    if (packed) {
-      base = TypedData<uint8_t>(info[0], &baseLen);
-      offs = TypedData<uint32_t>(info[1], &nOffs);
-      lens = TypedData<uint32_t>(info[2], &nLens);
-      if (start + count > nOffs || start + count > nLens) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
-    } else {
-      list = info[0].As<Napi::Array>();
-      if (start + count > list.Length()) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
+    // An Array's elements are read first: a getter runs JS, which could detach or close what
+    // is taken after. From here on no JS runs until the call returns.
+    if (!packed) {
+      Napi::Array list(env, a[0]);
+      if (!Within(start, count, list.Length())) { a.Range("start + count exceeds bufs"); return env.Undefined(); }
+      sval_.resize(std::min<uint32_t>(count, kMaxSendCount));
+      for (uint32_t k = 0; k < sval_.size(); k++) {
+        if (napi_get_element(env, list, start + k, &sval_[k]) != napi_ok) return env.Undefined();
+      }
     }
-    uint8_t* eps = nullptr;
-    size_t nEps = 0;
-    if (info[5].IsTypedArray()) eps = TypedData<uint8_t>(info[5], &nEps);
-    uint32_t* ids = nullptr;
-    size_t nIds = 0;
-    if (info[6].IsTypedArray()) {
-      ids = TypedData<uint32_t>(info[6], &nIds);
-      if (start + count > nIds) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
+    ByteSpan base, eps;
+    WordSpan offs, lens, ids;
+    if (packed && (!a.Bytes(0, "bufs", &base) || !a.Words(1, "offsets", &offs) || !a.Words(2, "lengths", &lens))) {
+      return env.Undefined();
     }
-    size_t nRecords = nEps / kEndpointSize;
+    // Present or not is what counts, not the data pointer (an empty array has none).
+    bool hasEndpoints = a.Has(5), hasIds = a.Has(6);
+    if (!a.OptionalBytes(5, "endpoints", &eps) || !a.OptionalWords(6, "destIds", &ids)) return env.Undefined();
+    if (packed && (!Within(start, count, offs.count) || !Within(start, count, lens.count))) {
+      a.Range("start + count exceeds offsets or lengths");
+      return env.Undefined();
+    }
+    if (hasIds && !Within(start, count, ids.count)) { a.Range("start + count exceeds destIds"); return env.Undefined(); }
+    // One call sends at most kMaxSendCount datagrams (bounding its scratch memory) and reports
+    // how many it did; the caller goes on from there as after a short send.
+    count = std::min<uint32_t>(count, kMaxSendCount);
+    if (!CheckOpen(env)) return env.Undefined();
+    auto* result = static_cast<uint32_t*>(sendResult_.Get(env));
+    if (result == nullptr) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
+    size_t nRecords = eps.length / kEndpointSize;
 
     siov_.resize(count);
     for (uint32_t k = 0; k < count; k++) {
-      uint32_t i = start + k;
       if (packed) {
-        if (static_cast<size_t>(offs[i]) + lens[i] > baseLen) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
-        siov_[k].iov_base = base + offs[i];
-        siov_[k].iov_len = lens[i];
+        // Read once, then checked and used: the arrays may share memory with the data.
+        uint32_t off = offs.data[start + k], len = lens.data[start + k];
+        if (!Within(off, len, base.length)) { a.Range("a datagram lies outside bufs"); return env.Undefined(); }
+        siov_[k].iov_base = base.data + off;
+        siov_[k].iov_len = len;
       } else {
-        Napi::Value v = list.Get(i);
-        if (!v.IsTypedArray()) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
-        size_t len;
-        siov_[k].iov_base = TypedData<uint8_t>(v, &len);
-        siov_[k].iov_len = len * v.As<Napi::TypedArray>().ElementSize();
+        ByteSpan body;
+        if (!ToBytes(env, sval_[k], &body)) { a.Type("each datagram must be a Uint8Array"); return env.Undefined(); }
+        siov_[k].iov_base = body.data;
+        siov_[k].iov_len = body.length;
       }
     }
+    // Destination ids are copied once for the same reason.
+    sdest_.resize(count);
+    for (uint32_t k = 0; k < count; k++) sdest_[k] = hasIds ? ids.data[start + k] : 0;
 
     // Group packets into messages.
     smsgs_.resize(count);
@@ -440,14 +498,14 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     uint32_t msgs = 0;
     uint32_t k = 0;
     while (k < count) {
-      uint32_t dest = ids ? ids[start + k] : 0;
+      uint32_t dest = sdest_[k];
       uint32_t first = k;
       uint32_t segs = 1;
       size_t bytes = siov_[k].iov_len;
       k++;
       if (gsoAuto) gso = static_cast<uint32_t>(std::min<size_t>(siov_[first].iov_len, 65535));
       if (gso > 0 && siov_[first].iov_len == gso) {
-        while (k < count && segs < kMaxGsoSegments && (ids ? ids[start + k] : 0) == dest &&
+        while (k < count && segs < kMaxGsoSegments && sdest_[k] == dest &&
                siov_[k].iov_len <= gso && bytes + siov_[k].iov_len <= kMaxGsoBytes) {
           bytes += siov_[k].iov_len;
           segs++;
@@ -459,10 +517,10 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       mmsghdr& mm = smsgs_[msgs];
       std::memset(&mm, 0, sizeof(mm));
       msghdr& m = mm.msg_hdr;
-      if (eps != nullptr) {
-        if (dest >= nRecords) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
+      if (hasEndpoints) {
+        if (dest >= nRecords) { a.Range("a destination id is past the endpoint records"); return env.Undefined(); }
         socklen_t alen;
-        if (!ReadEndpoint(eps + dest * kEndpointSize, family_, &saddr_[msgs], &alen)) {
+        if (!ReadEndpoint(eps.data + static_cast<size_t>(dest) * kEndpointSize, family_, &saddr_[msgs], &alen)) {
           ThrowErrno(env, "sendmmsg", EAFNOSUPPORT);
           return env.Undefined();
         }
@@ -502,10 +560,10 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       doneMsgs++;
       break;
     }
-    sendResult_[0] = sfirst_[doneMsgs];
-    sendResult_[1] = static_cast<uint32_t>(err);
-    sendResult_[2] = failed;
-    sendResult_[3] = doneMsgs;
+    result[0] = sfirst_[doneMsgs];
+    result[1] = static_cast<uint32_t>(err);
+    result[2] = failed;
+    result[3] = doneMsgs;
     return env.Undefined();
   }
 
@@ -514,10 +572,10 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
            err == ENETDOWN || err == EMSGSIZE || err == EPROTO;
   }
 
-  void NotePeerError(int err) {
-    if (drops_ == nullptr) return;
-    drops_[1]++;
-    drops_[2] = static_cast<uint32_t>(err);
+  static void NotePeerError(uint32_t* drops, int err) {
+    if (drops == nullptr) return;
+    drops[1]++;
+    drops[2] = static_cast<uint32_t>(err);
   }
 
   // Unchanged events cost nothing: a reader that re-arms from its own callback keeps the fd
@@ -556,7 +614,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       int err = 0;
       socklen_t len = sizeof(err);
       if (fd_ >= 0 && getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) == 0) {
-        if (err != 0) NotePeerError(err);
+        if (err != 0) NotePeerError(static_cast<uint32_t*>(drops_.Get(env)), err);
         UpdatePoll();
         if (err != 0) return;
       }
@@ -586,18 +644,26 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   // < 0: -errno); with `persistent`, after every such wake-up until cancelRead() (no call and
   // no new reference per wake-up for a reader that always waits again).
   Napi::Value ArmRead(const Napi::CallbackInfo& info) {
-    readPersistent_ = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-    return Arm(info, onReadable_, UV_READABLE);
+    Args a(info, "armRead");
+    Napi::Function cb;
+    bool persistent = false;
+    if (!a.Function(0, "callback", &cb) || (a.Has(1) && !a.Bool(1, "persistent", &persistent))) return info.Env().Undefined();
+    if (!CheckOpen(info.Env())) return info.Env().Undefined();
+    readPersistent_ = persistent;
+    return Arm(cb, onReadable_, UV_READABLE);
   }
 
   // armWrite(cb): cb(0) once the socket can take more datagrams (POLLOUT).
-  Napi::Value ArmWrite(const Napi::CallbackInfo& info) { return Arm(info, onWritable_, UV_WRITABLE); }
+  Napi::Value ArmWrite(const Napi::CallbackInfo& info) {
+    Napi::Function cb;
+    if (!Args(info, "armWrite").Function(0, "callback", &cb) || !CheckOpen(info.Env())) return info.Env().Undefined();
+    return Arm(cb, onWritable_, UV_WRITABLE);
+  }
 
-  // Keeps the callback info[0] in `slot` and polls for `event` until it fires.
-  Napi::Value Arm(const Napi::CallbackInfo& info, Napi::FunctionReference& slot, int event) {
-    Napi::Env env = info.Env();
-    if (!CheckOpen(env)) return env.Undefined();
-    slot = Napi::Persistent(info[0].As<Napi::Function>());
+  // Keeps the callback in `slot` and polls for `event` until it fires.
+  Napi::Value Arm(Napi::Function cb, Napi::FunctionReference& slot, int event) {
+    Napi::Env env = cb.Env();
+    slot = Napi::Persistent(cb);
     events_ |= event;
     UpdatePoll();
     return env.Undefined();
@@ -616,9 +682,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     Release();
     onReadable_.Reset();
     onWritable_.Reset();
-    areaRef_.Reset();
-    data_ = nullptr;
-    sendResult_ = nullptr;
+    for (HeldView* v : {&data_, &lengths_, &segSizes_, &flags_, &endpoints_, &drops_, &sendResult_}) v->Reset();
     return info.Env().Undefined();
   }
 };

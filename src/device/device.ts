@@ -121,8 +121,8 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
       throw e;
     }
     const dev = new TunDevice(first.name, mode, flags, nsFd, opts);
-    fds.forEach((fd, index) => dev.queues.push(dev.#makeQueue(fd, index, vnetHdrSize)));
     try {
+      for (const [index, fd] of fds.entries()) dev.queues.push(dev.#makeQueue(fd, index, vnetHdrSize));
       if (vnetHdrSize && vnetHdrSize !== 10) dev.setVnetHdrSize(vnetHdrSize);
       if (opts.vnetLittleEndian !== undefined) dev.setVnetLittleEndian(opts.vnetLittleEndian);
       if (opts.offload) dev.setOffload(opts.offload);
@@ -130,6 +130,8 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
       if (opts.group !== undefined) dev.setGroup(opts.group);
       if (opts.persist !== undefined) dev.setPersist(opts.persist);
     } catch (e) {
+      // The fds that did not become queues are still ours; the device closes the rest.
+      for (const fd of fds.slice(dev.queues.length)) native.closeFd(fd);
       dev.#closeNow();
       throw e;
     }
@@ -281,7 +283,13 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
     const opened = inNetns({ fd: this.#netns }, () => call(`adding a queue to ${this.name}`,
       () => native.tunOpen(this.name, this.flags & ~IFF.TUN_EXCL, 0), explainOpen(this.name, { exclusive: false, multiQueue: mq, mode: this.mode })));
     const vnet = this.queues[0]?.vnetHdrSize ?? ((this.flags & IFF.VNET_HDR) ? 10 : 0);
-    const q = this.#makeQueue(opened.fd, this.queues.length, vnet);
+    let q: Queue;
+    try {
+      q = this.#makeQueue(opened.fd, this.queues.length, vnet);
+    } catch (e) {
+      native.closeFd(opened.fd);
+      throw e;
+    }
     this.queues.push(q);
     return q;
   }

@@ -9,7 +9,8 @@ export interface NativeQueue {
   waitWritable(cb: () => void): void;
   cancel(which: 'read' | 'write'): void;
   write(packets: readonly Uint8Array[], start: number, heads?: Uint8Array, headLength?: number): number;
-  writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, start: number, count: number, heads?: Uint8Array, headLength?: number): number;
+  /** Writes packets start..end-1 of the ranges. */
+  writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, start: number, end: number, heads?: Uint8Array, headLength?: number): number;
   release(): void;
   close(): void;
   ref(): void;

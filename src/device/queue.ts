@@ -9,6 +9,7 @@ import { constants } from 'node:os';
 import { MAX_PACKET } from './constants.js';
 import { explainControl, explainRead, explainWrite } from './explain.js';
 import { native, type NativeQueue } from './native.js';
+import { positiveInteger } from '../native.js';
 import { decodePacketInfo, encodePacketInfo, PI_LENGTH, protocolOfIpPacket, type PacketInfo } from './pi.js';
 import { decodeVnetHdr, encodeVnetHdr, type VirtioNetHdr } from './vnet.js';
 
@@ -158,15 +159,26 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     this.packetInfo = handle.packetInfo;
     this.vnetHdrSize = handle.vnetHdrSize;
     this.vnetLittleEndian = handle.vnetLittleEndian ?? true;
-    this.batchSize = Math.max(1, Math.min(handle.batchSize ?? 64, 1024));
-    this.readSize = Math.max(64, Math.min(handle.readSize ?? MAX_PACKET, MAX_PACKET)) + this.headerLength;
-    this.#native = new native.TunQueue(handle.fd);
-    const capacity = this.batchSize * 2048 + this.readSize + 8;
+    this.batchSize = Math.max(1, Math.min(positiveInteger(handle.batchSize ?? 64, 'batchSize'), 1024));
+    this.readSize = Math.max(64, Math.min(positiveInteger(handle.readSize ?? MAX_PACKET, 'readSize'), MAX_PACKET)) + this.headerLength;
+    // Drains place packets 8-byte aligned; with a capacity that is a multiple of 8 too, a read
+    // that finds readSize bytes of room still ends inside the buffer once rounded up.
+    const capacity = this.batchSize * 2048 + Math.ceil(this.readSize / 8) * 8 + 8;
     this.#batch = new Batch(Buffer.allocUnsafeSlow(capacity), new Uint32Array(this.batchSize), new Uint32Array(this.batchSize), this);
-    this.#bindBuffers();
+    const nq = new native.TunQueue(handle.fd);
+    try {
+      nq.setReadBuffers(this.#batch.buffer, this.#batch.offsets, this.#batch.lengths, this.headerLength, this.readSize);
+    } catch (e) {
+      nq.release(); // the fd stays the caller's: a queue owns it only once constructed
+      throw e;
+    }
+    this.#native = nq;
   }
 
-  /** Runs a queue handed over from another thread (see transfer()). The queue owns the fd. */
+  /**
+   * Runs a queue handed over from another thread (see transfer()). The queue owns the fd once
+   * this returns; if it throws (a malformed handle), the fd is still the caller's to close.
+   */
   static fromHandle(handle: QueueHandle): Queue {
     return new Queue(handle);
   }

@@ -2,7 +2,7 @@
 // batch with recvmmsg into one buffer and crosses into JS once; sends go out as one sendmmsg,
 // optionally joined into UDP GSO sends; GRO-coalesced receives are split back into datagrams
 // here by offsets alone (no copies).
-import { addon } from '../native.js';
+import { addon, positiveInteger } from '../native.js';
 import { call, toTuntapError, TuntapError, errnoName, type Explain } from '../errors.js';
 import { inNetns, type NetnsRef } from '../netns.js';
 import {
@@ -234,25 +234,25 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     const guess = opts.bind?.address !== undefined ? addressFamily(opts.bind.address)
       : opts.connect !== undefined ? addressFamily(opts.connect.address) : undefined;
     this.family = opts.family ?? guess ?? 4;
-    const sock = call(`opening a UDP/IPv${this.family} socket`, () => new native.UdpSocketNative(this.family), explainSocket);
-    this.sock = sock;
-    try {
-      this.configure(sock, opts);
-    } catch (e) {
-      sock.close();
-      this.sock = null;
-      throw e;
-    }
     // A GRO message can hold 64 datagrams in a 64 KiB slot, so fewer slots keep memory modest.
-    const batchSize = Math.max(1, Math.min(opts.batchSize ?? (opts.gro ? 16 : 64), 1024));
-    const slotSize = Math.max(64, Math.min(opts.maxDatagramSize ?? (opts.gro ? 65535 : 4096), 65535));
+    const batchSize = Math.max(1, Math.min(positiveInteger(opts.batchSize ?? (opts.gro ? 16 : 64), 'batchSize'), 1024));
+    const slotSize = Math.max(64, Math.min(positiveInteger(opts.maxDatagramSize ?? (opts.gro ? 65535 : 4096), 'maxDatagramSize'), 65535));
     this.area = {
       data: Buffer.allocUnsafeSlow(batchSize * slotSize), slotSize, batch: batchSize,
       lengths: new Uint32Array(batchSize), segmentSizes: new Uint32Array(batchSize),
       truncated: new Uint32Array(batchSize), endpoints: new Uint8Array(batchSize * ENDPOINT_SIZE),
       drops: new Uint32Array(3), sendResult: new Uint32Array(4),
     };
-    sock.setRecvArea(this.area);
+    const sock = call(`opening a UDP/IPv${this.family} socket`, () => new native.UdpSocketNative(this.family), explainSocket);
+    this.sock = sock;
+    try {
+      this.configure(sock, opts);
+      sock.setRecvArea(this.area);
+    } catch (e) {
+      sock.close();
+      this.sock = null;
+      throw e;
+    }
     // A GRO message of slotSize bytes holds at most slotSize/1 datagrams in theory; the kernel
     // caps a GRO run at 64 segments, which bounds the split arrays.
     this.maxSplit = opts.gro ? batchSize * MAX_GSO_SEGMENTS : batchSize;

@@ -48,3 +48,17 @@ test('opening and closing 1,000 devices returns fd and handle counts to where th
   const links = nsExec(ns, 'ip', '-o', 'link').trim().split('\n');
   assert.equal(links.length, 1, `only lo is left: ${links.join(' | ')}`);
 });
+
+test('an open that fails once its queue fds are open closes every one of them, and the device goes', () => {
+  const ns = net.namespace('dl');
+  const warm = openTun({ netns: ns });
+  warm.closeSync();
+  const fds = fdCount();
+  // The queues refuse these sizes after TUNSETIFF has made the device and its three fds.
+  assert.throws(() => openTun({ netns: ns, queues: 3, readSize: Number.NaN }), RangeError);
+  assert.throws(() => openTap({ netns: ns, queues: 2, batchSize: 0.5 }), RangeError);
+  assert.throws(() => openTun({ netns: ns, name: 'tleak0', readSize: -1 }), RangeError);
+  assert.equal(fdCount(), fds, 'fd count is back');
+  const links = nsExec(ns, 'ip', '-o', 'link').trim().split('\n');
+  assert.equal(links.length, 1, `only lo is left: ${links.join(' | ')}`);
+});

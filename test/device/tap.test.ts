@@ -8,7 +8,7 @@ import { TuntapError } from '../../src/errors.js';
 import { addRoute } from '../../src/netlink/index.js';
 import { openTap, openTun, BPF, bpf, parseMac, type TunDevice } from '../../src/device/index.js';
 import { ip4, tapReply } from './packets.js';
-import { collect, sendUdp } from './util.js';
+import { afterSending, sendUdp } from './util.js';
 
 const net = new TestNet();
 after(() => net.cleanup());
@@ -102,18 +102,12 @@ test('the TX filter drops frames for other MACs and passes ours', async () => {
   try {
     staticNeighbours(ns, dev);
     // Without a filter both destinations arrive (so the check below can fail).
-    let frames = collect(dev, 1500, isUdp);
-    await sendUdp(ns, PEER_IP, 9000, { rounds: 3 });
-    await sendUdp(ns, OTHER_IP, 9000, { rounds: 3 });
-    let got = await frames;
+    let got = await afterSending(dev, isUdp, () => sendUdp(ns, PEER_IP, 9000, { rounds: 3 }), () => sendUdp(ns, OTHER_IP, 9000, { rounds: 3 }));
     assert.ok(got.some((f) => dstMac(f) === OTHER_MAC), 'unfiltered: frames to the other MAC arrive');
 
     dev.setTxFilter({ addresses: [PEER_MAC] });
     const before = dev.stats().txDropped;
-    frames = collect(dev, 1500, isUdp);
-    await sendUdp(ns, PEER_IP, 9000, { rounds: 5 });
-    await sendUdp(ns, OTHER_IP, 9000, { rounds: 5 });
-    got = await frames;
+    got = await afterSending(dev, isUdp, () => sendUdp(ns, PEER_IP, 9000, { rounds: 5 }), () => sendUdp(ns, OTHER_IP, 9000, { rounds: 5 }));
     assert.equal(got.filter((f) => dstMac(f) === PEER_MAC).length, 5, 'frames to our MAC pass');
     assert.equal(got.filter((f) => dstMac(f) === OTHER_MAC).length, 0, 'frames to other MACs are dropped');
     assert.ok(dev.stats().txDropped - before >= 5, 'the kernel counted the dropped frames');
@@ -125,16 +119,12 @@ test('the TX filter drops frames for other MACs and passes ours', async () => {
     const other = groupWithHashBitOtherThan(listed.bit);
     const fillers = Array.from({ length: 8 }, (_, i) => `02:00:00:00:01:${(i + 16).toString(16)}`);
     dev.setTxFilter({ addresses: [...fillers, listed.mac] });
-    frames = collect(dev, 1500, isUdp);
-    await sendUdp(ns, listed.ip, 9000, { rounds: 3 });
-    await sendUdp(ns, other.ip, 9000, { rounds: 3 });
-    got = await frames;
+    got = await afterSending(dev, isUdp, () => sendUdp(ns, listed.ip, 9000, { rounds: 3 }), () => sendUdp(ns, other.ip, 9000, { rounds: 3 }));
     assert.equal(got.filter((f) => dstMac(f) === listed.mac).length, 3, 'the hashed multicast group passes');
     assert.equal(got.filter((f) => dstMac(f) === other.mac).length, 0, 'another multicast group is dropped');
     dev.setTxFilter({ addresses: [PEER_MAC], allMulticast: true });
-    frames = collect(dev, 1000, isUdp);
-    await sendUdp(ns, other.ip, 9000, { rounds: 2 });
-    assert.equal((await frames).filter((f) => dstMac(f) === other.mac).length, 2, 'ALLMULTI passes every group');
+    got = await afterSending(dev, isUdp, () => sendUdp(ns, other.ip, 9000, { rounds: 2 }));
+    assert.equal(got.filter((f) => dstMac(f) === other.mac).length, 2, 'ALLMULTI passes every group');
     dev.clearTxFilter();
   } finally {
     await dev.close();
@@ -156,18 +146,14 @@ test('a BPF program accepting only ICMP drops UDP, counted by the kernel', async
     dev.attachFilter(onlyIcmp);
     assert.deepEqual(dev.getFilter(), { length: 6, program: onlyIcmp });
     const before = dev.stats().txDropped;
-    let frames = collect(dev, 2000, (f) => isUdp(f) || isIcmp(f));
-    await sendUdp(ns, PEER_IP, 9000, { rounds: 10 });
-    await nsRun(ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', PEER_IP]);
-    let got = await frames;
+    let got = await afterSending(dev, (f) => isUdp(f) || isIcmp(f), () => sendUdp(ns, PEER_IP, 9000, { rounds: 10 }),
+      () => nsRun(ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', PEER_IP]));
     assert.equal(got.filter(isUdp).length, 0, 'no UDP passes the filter');
     assert.equal(got.filter(isIcmp).length, 3, 'ICMP passes');
     assert.ok(dev.stats().txDropped - before >= 10, `kernel tx_dropped counts the UDP datagrams (${dev.stats().txDropped - before})`);
 
     dev.detachFilter();
-    frames = collect(dev, 1000, isUdp);
-    await sendUdp(ns, PEER_IP, 9000, { rounds: 2 });
-    got = await frames;
+    got = await afterSending(dev, isUdp, () => sendUdp(ns, PEER_IP, 9000, { rounds: 2 }));
     assert.equal(got.length, 2, 'without the filter UDP arrives again');
     assert.throws(() => dev.getFilter().program ?? assert.fail('no program'), /no program/);
   } finally {

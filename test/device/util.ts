@@ -22,6 +22,17 @@ export async function collect(source: Queue | TunDevice, ms: number, keep: (p: B
 }
 
 /**
+ * Runs the senders one after another, then reads what they queued on the device. Nothing reads a
+ * device until asked, so the frames wait in its kernel queue: a slow sender (a loaded machine,
+ * the ASan build) cannot miss a collection window running beside it.
+ */
+export async function afterSending(source: Queue | TunDevice, keep: (p: Buffer) => boolean,
+  ...senders: (() => Promise<unknown>)[]): Promise<Buffer[]> {
+  for (const send of senders) await send();
+  return collect(source, 300, keep);
+}
+
+/**
  * Sends UDP datagrams from inside `ns` with a node child: `rounds` datagrams from each of
  * `flows` source ports (base port `sport`), to dst:dport.
  */

@@ -1,7 +1,8 @@
 // The batched native AEAD must agree byte for byte with node:crypto's chacha20-poly1305.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { sealBatch, openBatch, paddedLength, aeadBackend, type AeadBatch, type AeadBackend } from '../../src/wireguard/aead.js';
 
 function nonceOf(counter: bigint): Buffer {
@@ -156,3 +157,51 @@ test('out-of-bounds offsets and bad arguments throw instead of touching memory',
   assert.throws(() => sealBatch({ ...base(), keys: Buffer.alloc(31) }), TypeError);
   assert.throws(() => openBatch({ ...base(), srcOffsets: Uint32Array.of(0) }, new Uint8Array(0)), TypeError);
 });
+
+// The key of the last batch must not stay in memory once the call returns (the EVP context used
+// to keep it until the next batch). The key is made in place, its JS copy zeroed after sealing,
+// and then the process's writable memory is searched for it. The search never holds the key as
+// one piece: it looks for the first 8 bytes and compares the other three words as numbers.
+function keyInMemory(words: bigint[]): boolean {
+  const first = Buffer.alloc(8);
+  first.writeBigUInt64LE(words[0]!);
+  const fd = openSync('/proc/self/mem', 'r');
+  const chunk = Buffer.allocUnsafeSlow(16 << 20);
+  try {
+    for (const line of readFileSync('/proc/self/maps', 'utf8').split('\n')) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) rw.p \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (!m || m[3] === '[stack]' || m[3]!.startsWith('/')) continue;
+      const start = parseInt(m[1]!, 16);
+      const end = parseInt(m[2]!, 16);
+      if (end - start > 1 << 30) continue; // sanitizer shadow and reservations, not the heap
+      for (let at = start; at < end; at += chunk.length - 24) {
+        let n: number;
+        try { n = readSync(fd, chunk, 0, Math.min(chunk.length, end - at), at); } catch { break; }
+        for (let i = chunk.indexOf(first); i >= 0 && i + 32 <= n; i = chunk.indexOf(first, i + 1)) {
+          if (chunk.readBigUInt64LE(i + 8) === words[1] && chunk.readBigUInt64LE(i + 16) === words[2]
+            && chunk.readBigUInt64LE(i + 24) === words[3]) return true;
+        }
+      }
+    }
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+for (const backend of ['direct', 'evp'] as const) {
+  test(`${backend}: no copy of the last batch's key is left in memory after the call`, (t) => {
+    if (!use(backend, t)) return;
+    const keys = Buffer.alloc(4096); // off the V8 heap from the start: no stray copy of it there
+    randomFillSync(keys, 0, 32);
+    const key = keys.subarray(0, 32);
+    const words = [0, 8, 16, 24].map((o) => keys.readBigUInt64LE(o));
+    const b = makeBatch([randomBytes(100), randomBytes(1400)], key, null, [1n, 2n], 16);
+    assert.equal(sealBatch(b), 2);
+    const sealed = Buffer.from(b.dst.subarray(b.dstOffsets[0], b.dstOffsets[0]! + b.dstLengths[0]!));
+    assert.equal(openBatch(makeBatch([sealed], key, null, [1n], 0), new Uint8Array(1)), 1);
+    keys.fill(0);
+    assert.equal(keyInMemory(words), false, 'the key was found in memory after the batch');
+    aeadBackend('direct');
+  });
+}
