@@ -4,12 +4,16 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TestNet, uniqueName } from '../helpers/netns.js';
+import { asUser, stageBuiltCli } from '../helpers/user.js';
 import { attachAs, ip, ipJson } from './ip.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-function tuntap(args: string[], opts: { prefix?: string[] } = {}): { code: number | null; stdout: string; stderr: string } {
-  const argv = [...(opts.prefix ?? []), process.execPath, '--import', 'tsx', 'src/cli/main.ts', ...args];
+function tuntap(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  return spawn([process.execPath, '--import', 'tsx', 'src/cli/main.ts', ...args]);
+}
+
+function spawn(argv: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(argv[0]!, argv.slice(1), { cwd: root, encoding: 'utf8', timeout: 30_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -86,9 +90,15 @@ describe('tuntap CLI device management', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /"nosuch0" does not exist/);
 
-    const unprivileged = tuntap(['add', other], { prefix: ['ip', 'netns', 'exec', ns, 'setpriv', '--reuid=4242', '--regid=4242', '--clear-groups'] });
-    assert.equal(unprivileged.code, 1);
-    assert.match(unprivileged.stderr, /CAP_NET_ADMIN/);
+    // Run as that user from a copy it can read: the checkout may be root's alone.
+    const staged = stageBuiltCli();
+    try {
+      const unprivileged = spawn(['ip', 'netns', 'exec', ns, ...asUser(4242, 4242, [process.execPath, staged.main, 'add', other])]);
+      assert.equal(unprivileged.code, 1, unprivileged.stderr);
+      assert.match(unprivileged.stderr, /CAP_NET_ADMIN/);
+    } finally {
+      staged.remove();
+    }
 
     const noNs = tuntap(['list', '--netns', 'no-such-netns-q']);
     assert.equal(noNs.code, 1);
