@@ -7,6 +7,7 @@ import { openTun, openTap, type TunDevice } from '../device/index.js';
 import { configureInterface } from '../netlink/index.js';
 import { compileFilter, describe, openCaptureFile, formatBpf, LinkType, FilterSyntaxError, type CaptureWriter } from '../packet/index.js';
 import { parseArgs, intOption, UsageError } from './args.js';
+import { fileError } from '../errors.js';
 
 const HELP = `usage: tuntap dump [options] [filter expression]
 
@@ -16,7 +17,7 @@ An existing persistent device with --name is attached to rather than created.
 options:
   --tap               a TAP (Ethernet frames) instead of a TUN (IP packets)
   --name NAME         device name (default tun%d / tap%d)
-  --netns NAME        open the device inside this network namespace
+  --netns NS          open the device inside this network namespace
   --address CIDR      add an address and bring the device up (repeatable)
   -w FILE             also write the packets to FILE (pcap; pcapng if FILE ends in .pcapng)
   -c COUNT            stop after COUNT packets
@@ -64,7 +65,14 @@ export async function run(argv: string[]): Promise<number> {
     if (tap && positional.length > 0 && !options['no-kernel-filter']) { dev.attachFilter(filter.bpf); kernelFilter = true; }
     const addresses = (options.address as string[] | undefined) ?? [];
     if (addresses.length) configureInterface(dev.name, { addresses, up: true }, netns ? { netns } : {});
-    if (options.w) capture = openCaptureFile(options.w as string, { linkType: tap ? LinkType.ETHERNET : LinkType.RAW, interfaceName: dev.name });
+    if (options.w) {
+      const file = options.w as string;
+      try {
+        capture = openCaptureFile(file, { linkType: tap ? LinkType.ETHERNET : LinkType.RAW, interfaceName: dev.name });
+      } catch (e) {
+        throw fileError(file, 'write', e);
+      }
+    }
     console.error(`tuntap dump: listening on ${dev.name} (${tap ? 'Ethernet' : 'raw IP'})` +
       `${positional.length ? `, filter "${filter.expression}"${kernelFilter ? ' (in kernel)' : ''}` : ''}`);
     try {

@@ -7,10 +7,16 @@ import { parseRule } from '../proxy/rules.js';
 import { startService, type Service } from '../proxy/service.js';
 import type { ProxyStats } from '../proxy/engine.js';
 
-const help = (command: string, example: string): string => `usage: tuntap ${command} --proxy ${example} [options]
+// Each command takes its own kind of proxy (and direct or reject, which need none).
+const schemes = {
+  socks: 'socks5://[user:pass@]host[:1080] (socks5h too), socks4a://host[:1080]\n' +
+    '                       (socks4 too), direct, or reject; an HTTP proxy is tuntap http\'s',
+  http: 'http://[user:pass@]host[:8080], direct, or reject; a SOCKS proxy is tuntap socks\'s',
+};
 
-  --proxy URL          upstream: socks5://[user:pass@]host:port, socks4a://host:port,
-                       http://[user:pass@]host:port, direct, reject
+const help = (command: 'socks' | 'http', example: string): string => `usage: tuntap ${command} --proxy ${example} [options]
+
+  --proxy URL          upstream: ${schemes[command]}
   --route              install policy routing so this host's traffic enters the TUN (removed on exit)
   --udp                relay UDP too (SOCKS5 UDP ASSOCIATE, or directly with --proxy direct)
   --dns MODE           auto (UDP when it works, else over TCP) | tcp | fake-ip | off   [auto]
@@ -49,7 +55,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   const args: ParsedArgs = parseArgs(argv, {
     values: ['proxy', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
       'max-sessions', 'idle-timeout', 'interval'],
-    flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet'],
+    flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet', 'json'],
     repeat: ['fake-ip', 'rule'],
   });
   const o = args.options;
@@ -62,9 +68,9 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     throw new UsageError((e as Error).message);
   }
   if (command === 'http' && upstream.kind !== 'http' && upstream.kind !== 'direct' && upstream.kind !== 'reject') {
-    throw new UsageError('tuntap http needs an http:// proxy (use tuntap socks for SOCKS)');
+    throw new UsageError('tuntap http takes an http:// proxy, direct or reject (tuntap socks carries SOCKS)');
   }
-  if (command === 'socks' && upstream.kind === 'http') throw new UsageError('tuntap socks needs a socks5:// or socks4a:// proxy (use tuntap http)');
+  if (command === 'socks' && upstream.kind === 'http') throw new UsageError('tuntap socks takes a socks5:// or socks4a:// proxy, direct or reject (tuntap http carries HTTP CONNECT)');
   const dns = (o.dns ?? 'auto') as string;
   if (!['auto', 'tcp', 'fake-ip', 'off'].includes(dns)) throw new UsageError(`--dns must be auto, tcp, fake-ip or off, not "${dns}"`);
   let rules;

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { configureInterface, replaceRoute, addRule, deleteRule, type RuleSpec } from '../netlink/index.js';
 import { parseCidr } from '../addr.js';
+import { UserError } from '../errors.js';
 import { WireGuardInterface } from './interface.js';
 import type { WgConfig } from './config.js';
 import type { PeerConfig } from './engine.js';
@@ -32,7 +33,7 @@ function runHooks(hooks: string[], name: string, netns: string | undefined, log:
     log(`[#] ${cmd}`);
     const args = netns ? ['ip', ['netns', 'exec', netns, 'sh', '-c', cmd]] as const : ['sh', ['-c', cmd]] as const;
     const r = spawnSync(args[0], [...args[1]], { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error(`hook failed (exit ${r.status}): ${cmd}`);
+    if (r.status !== 0) throw new UserError(`hook failed (exit ${r.status}): ${cmd}`);
   }
 }
 
@@ -42,7 +43,7 @@ async function resolvePeers(cfg: WgConfig): Promise<PeerConfig[]> {
     let endpoint: PeerConfig['endpoint'];
     if (p.endpoint) {
       const { address } = await lookup(p.endpoint.host).catch(() => {
-        throw new Error(`${cfg.file}:${p.line}: Endpoint: cannot resolve host "${p.endpoint!.host}"`);
+        throw new UserError(`${cfg.file}:${p.line}: Endpoint: cannot resolve host "${p.endpoint!.host}"`);
       });
       endpoint = { address, port: p.endpoint.port };
     }
