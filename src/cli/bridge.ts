@@ -215,15 +215,17 @@ export async function run(argv: string[]): Promise<number> {
       console.log(statsLine(stats, table.length));
     }
   };
-  if (!json) console.error(`bridging ${ports.map((p) => p.name).join(', ')} (age ${age} s${offload ? ', TSO offload' : ''}); Ctrl-C stops`);
-  report(false);
-  const timer = setInterval(() => report(false), interval * 1000);
-  await new Promise<void>((resolve) => {
+  // The handlers before the first line: a signal sent as soon as it is read must find them.
+  const stopped = new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     if (duration !== undefined) setTimeout(stop, duration * 1000);
   });
+  if (!json) console.error(`bridging ${ports.map((p) => p.name).join(', ')} (age ${age} s${offload ? ', TSO offload' : ''}); Ctrl-C stops`);
+  report(false);
+  const timer = setInterval(() => report(false), interval * 1000);
+  await stopped;
   clearInterval(timer);
   if (!json && process.stdout.isTTY) process.stdout.write('\n');
   report(true);

@@ -102,8 +102,6 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   });
   const { proxy, device } = service;
   const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };
-  if (json) console.log(JSON.stringify(ready));
-  else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
 
   let previous: ProxyStats = proxy.stats();
   let previousAt = Date.now();
@@ -149,6 +147,9 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     process.once('uncaughtException', (e) => { log(`fatal: ${e.stack ?? e.message}`); stop(1); });
     process.once('unhandledRejection', (e) => { log(`fatal: ${(e as Error)?.stack ?? String(e)}`); stop(1); });
     proxy.once('error', (e: Error) => { log(`fatal: ${e.message}`); stop(1); });
+    // Ready only now: a SIGTERM sent as soon as it reads this must find the handler in place.
+    if (json) console.log(JSON.stringify(ready));
+    else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
   });
 }
 

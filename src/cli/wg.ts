@@ -178,11 +178,12 @@ async function up(args: ParsedArgs): Promise<number> {
   const q = await quickUp(cfg, { name, netns, log: (l) => console.error(l) });
   // Only now, so the one-off start-up code is not optimized too.
   for (const flag of V8_TUNNEL_FLAGS) setFlagsFromString(flag);
-  writeFileSync(pidFile(name), `${process.pid}\n`);
-  console.error(`${name} is up (listening on UDP port ${q.iface.listenPort}); Ctrl-C or \`tuntap wg down ${name}\` stops it`);
+  // The handlers before the announcement: a signal sent as soon as it is read must find them.
   const stop = () => { void q.down(); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  writeFileSync(pidFile(name), `${process.pid}\n`);
+  console.error(`${name} is up (listening on UDP port ${q.iface.listenPort}); Ctrl-C or \`tuntap wg down ${name}\` stops it`);
   await q.iface.closed;
   await q.down();
   rmSync(pidFile(name), { force: true });
