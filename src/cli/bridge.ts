@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { parseArgs, intOption, optionName, noExtraArguments, UsageError, type ParsedArgs } from './args.js';
 import { validDeviceName } from './link.js';
-import { resolveId } from './users.js';
+import { resolveId, tunNodeWarning } from './users.js';
 import { UserError } from '../errors.js';
 import { parseMac } from '../addr.js';
 import { findLink } from '../netlink/index.js';
@@ -137,6 +137,8 @@ async function vmTap(argv: string[]): Promise<number> {
     const made = createVmTap({ name, user, group, queues, vnetHdr: !o['no-vnet-hdr'], netns });
     if (o.json) console.log(JSON.stringify({ name: made }));
     else console.log(`created persistent TAP ${made} for user ${o.user}`);
+    const warning = tunNodeWarning(user, group);
+    if (warning) console.error(`tuntap: ${warning}`);
     return 0;
   }
   const link = findLink(name, { netns });

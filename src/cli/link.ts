@@ -7,7 +7,7 @@ import {
 } from '../netlink/index.js';
 import { TuntapError, UserError } from '../errors.js';
 import type { NetnsRef } from '../netns.js';
-import { groupName, resolveId, userName } from './users.js';
+import { groupName, resolveId, tunNodeWarning, userName } from './users.js';
 
 function netnsOption(o: ParsedArgs['options']): NetnsRef | undefined {
   const v = o.netns;
@@ -134,6 +134,8 @@ export async function runAdd(argv: string[]): Promise<number> {
   const made = view(getLink(link.name, { netlink: nl }), listAddresses({ netlink: nl, dev: link.index }));
   if (o.json) console.log(JSON.stringify(made));
   else console.log(`created ${made.mode} device ${made.name}`);
+  const warning = tunNodeWarning(owner, group);
+  if (warning) console.error(`tuntap: ${warning}`);
   return 0;
 }
 
