@@ -10,6 +10,7 @@ import { describe, updateChecksum16 } from '../packet/index.js';
 import { runVpnDemo } from '../wireguard/demo.js';
 import { UserError } from '../errors.js';
 import { parseArgs, positiveIntOption, noExtraArguments } from './args.js';
+import { demoUsesIpv6 } from './ipv6.js';
 
 const HELP = `usage: tuntap demo [--count N] [--seconds SEC] [--quiet] [--tun-only]
 
@@ -19,7 +20,8 @@ and fd00:7475::2 with the system ping (--count N times each, default 3), and pri
 packet (--quiet: not).
 Part 2 (left out with --tun-only): two hosts (namespaces) joined by a veth, a tuntap WireGuard
 tunnel between them, ping and a TCP throughput run of --seconds SEC (default 5) through the
-tunnel with a live rate line. Everything is removed at the end.`;
+tunnel with a live rate line. Everything is removed at the end. Where IPv6 is disabled, both
+parts use IPv4 only.`;
 
 const ICMP = 1;
 const ICMPV6 = 58;
@@ -101,30 +103,34 @@ export async function run(argv: string[]): Promise<number> {
   const count = positiveIntOption(options, 'count', 3);
   const seconds = positiveIntOption(options, 'seconds', 5);
   const print = options.quiet ? () => {} : (line: string) => console.log(line);
+  const ipv6 = demoUsesIpv6();
 
   console.log('== part 1: a TUN answering ping from TypeScript ==');
-  const pinged = await pingDemo(count, print);
+  const pinged = await pingDemo(count, ipv6, print);
   if (options['tun-only'] || pinged !== 0) return pinged;
   console.log('\n== part 2: two hosts and a WireGuard-compatible tuntap VPN between them ==');
-  return runVpnDemo({ seconds });
+  return runVpnDemo({ seconds, ipv6 });
 }
 
-async function pingDemo(count: number, print: (line: string) => void): Promise<number> {
+async function pingDemo(count: number, ipv6: boolean, print: (line: string) => void): Promise<number> {
   using ns = Netns.create();
   const dev = openTun({ name: 'tuntap0', netns: ns });
   try {
     configureInterface('lo', { up: true }, { netns: ns });
     configureInterface(dev.name, {
       mtu: 1500,
-      addresses: ['198.18.0.1/24', { address: 'fd00:7475::1/64', nodad: true }],
+      addresses: ['198.18.0.1/24', ...(ipv6 ? [{ address: 'fd00:7475::1/64', nodad: true }] : [])],
       up: true,
     }, { netns: ns });
-    console.log(`${dev.name} is up in a private namespace: 198.18.0.1/24, fd00:7475::1/64`);
+    console.log(`${dev.name} is up in a private namespace: 198.18.0.1/24${ipv6 ? ', fd00:7475::1/64' : ''}`);
     const answering = answerPings(dev, print);
     console.log(`ping -c ${count} 198.18.0.2 (answered by tuntap)`);
     const v4 = await ping(ns, ['-c', String(count), '-i', '0.2', '-W', '2', '198.18.0.2'], print);
-    console.log(`ping -6 -c ${count} fd00:7475::2 (answered by tuntap)`);
-    const v6 = await ping(ns, ['-6', '-c', String(count), '-i', '0.2', '-W', '2', 'fd00:7475::2'], print);
+    let v6 = 0;
+    if (ipv6) {
+      console.log(`ping -6 -c ${count} fd00:7475::2 (answered by tuntap)`);
+      v6 = await ping(ns, ['-6', '-c', String(count), '-i', '0.2', '-W', '2', 'fd00:7475::2'], print);
+    }
     await dev.close();
     const answered = await answering;
     console.log(`answered ${answered} echo requests; ${v4 === 0 && v6 === 0 ? 'all pings replied' : 'some pings failed'}`);

@@ -6,6 +6,7 @@ import { parseUpstream, describeUpstream, type Upstream } from '../proxy/upstrea
 import { parseRule } from '../proxy/rules.js';
 import { startService, type Service } from '../proxy/service.js';
 import type { ProxyStats } from '../proxy/engine.js';
+import { ipv6Unavailable } from './ipv6.js';
 
 // Each command takes its own kind of proxy (and direct or reject, which need none).
 const schemes = {
@@ -82,6 +83,9 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   const json = o.json === true;
   const quiet = o.quiet === true;
   const log = (line: string): void => { console.error(`${new Date().toISOString()} ${line}`); };
+  // IPv6 is on by default; where it is disabled go on without it, unless it was asked for.
+  const noIpv6 = o['no-ipv6'] || typeof o.address6 === 'string' ? undefined : ipv6Unavailable();
+  if (noIpv6) console.error(`tuntap: warning: ${noIpv6}, so the TUN gets IPv4 only (--no-ipv6 says so without this warning)`);
 
   const service: Service = await startService({
     upstream, rules, log,
@@ -92,7 +96,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     ...(typeof o.name === 'string' ? { name: o.name } : {}),
     mtu: intOption(o, 'mtu', 65000),
     ...(typeof o.address4 === 'string' ? { address4: o.address4 } : {}),
-    address6: o['no-ipv6'] ? false : (typeof o.address6 === 'string' ? o.address6 : undefined),
+    address6: o['no-ipv6'] || noIpv6 ? false : (typeof o.address6 === 'string' ? o.address6 : undefined),
     ...(typeof o.bind4 === 'string' ? { bindAddress4: o.bind4 } : {}),
     ...(typeof o.bind6 === 'string' ? { bindAddress6: o.bind6 } : {}),
     maxSessions: intOption(o, 'max-sessions', 20000),

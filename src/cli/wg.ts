@@ -10,6 +10,7 @@ import { accessSync, constants as fsConstants, readFileSync, writeFileSync, rmSy
 import { basename } from 'node:path';
 import { parseArgs, positiveIntOption, noExtraArguments, UsageError, type ParsedArgs } from './args.js';
 import { validDeviceName } from './link.js';
+import { ipv6Unavailable, demoUsesIpv6 } from './ipv6.js';
 import { UserError, fileError } from '../errors.js';
 import { findLink } from '../netlink/index.js';
 import {
@@ -126,7 +127,7 @@ export async function run(argv: string[]): Promise<number> {
       noExtraArguments(args);
       const seconds = positiveIntOption(args.options, 'seconds', 5);
       const { runVpnDemo } = await import('../wireguard/demo.js');
-      return runVpnDemo({ seconds });
+      return runVpnDemo({ seconds, ipv6: demoUsesIpv6() });
     }
   }
 }
@@ -169,13 +170,19 @@ async function up(args: ParsedArgs): Promise<number> {
       ? `${name} is already up${netns ? ` in ${netns}` : ''} (\`tuntap wg down ${name}\` stops a tuntap one)`
       : `a ${existing.kind ?? 'network'} device named ${name} already exists${netns ? ` in ${netns}` : ''}`);
   }
+  const noIpv6 = ipv6Unavailable(netns);
+  if (noIpv6) {
+    const v6 = cfg.interface.addresses.find((a) => a.includes(':'));
+    if (v6) throw new UserError(`${file}: Address ${v6} is IPv6, but ${noIpv6}`);
+    console.error(`tuntap: warning: ${noIpv6}, so ${name} carries IPv4 only (IPv6 AllowedIPs get no route)`);
+  }
   // This process is the tunnel, and a quiet tunnel (pings, keepalives) calls its data path too
   // rarely for V8's usual tiering: it stayed interpreted, then in baseline code, for minutes. So
   // compile every function to baseline code on first call, and (V8_TUNNEL_FLAGS) hand it to the
   // optimizing compiler after a few calls rather than hundreds. Measured per ping: about 0.1 ms
   // less than baseline code alone, and 0.1–0.2 ms less than that than interpreting.
   setFlagsFromString('--always-sparkplug');
-  const q = await quickUp(cfg, { name, netns, log: (l) => console.error(l) });
+  const q = await quickUp(cfg, { name, netns, log: (l) => console.error(l), ipv6: !noIpv6 });
   // Only now, so the one-off start-up code is not optimized too.
   for (const flag of V8_TUNNEL_FLAGS) setFlagsFromString(flag);
   // The handlers before the announcement: a signal sent as soon as it is read must find them.

@@ -11,6 +11,8 @@ import { generatePrivateKey, publicKey } from './crypto.js';
 export interface VpnDemoOptions {
   /** Seconds of throughput run (default 5). */
   seconds?: number;
+  /** false: IPv4 only (where IPv6 is disabled); the caller says why. */
+  ipv6?: boolean;
   log?: (line: string) => void;
 }
 
@@ -38,6 +40,7 @@ s.on('connect', pump); s.on('error', (e) => { console.error(e.message); process.
 export async function runVpnDemo(opts: VpnDemoOptions = {}): Promise<number> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const seconds = opts.seconds ?? 5;
+  const ipv6 = opts.ipv6 !== false;
   const hostA = Netns.create();
   const hostB = Netns.create();
   const tag = process.pid.toString(36).slice(-5);
@@ -50,7 +53,7 @@ export async function runVpnDemo(opts: VpnDemoOptions = {}): Promise<number> {
     createVeth(vethA, vethB, { peerNetns: { fd: hostB.fd } }, { netns: { fd: hostA.fd } });
     for (const [h, dev, side] of [[hostA, vethA, A], [hostB, vethB, B]] as const) {
       addAddress(dev, `${side.outer4}/24`, { netns: { fd: h.fd } });
-      addAddress(dev, { address: `${side.outer6}/64`, nodad: true }, { netns: { fd: h.fd } });
+      if (ipv6) addAddress(dev, { address: `${side.outer6}/64`, nodad: true }, { netns: { fd: h.fd } });
       setLink(dev, { up: true }, { netns: { fd: h.fd } });
     }
     log(`two hosts (private network namespaces) joined by a veth: ${A.outer4} ⇄ ${B.outer4}`);
@@ -63,17 +66,19 @@ export async function runVpnDemo(opts: VpnDemoOptions = {}): Promise<number> {
       const name = `wgd${tag}${suffix}`;
       const wg = await WireGuardInterface.open({
         name, netns: { fd: h.fd }, privateKey: key, listenPort: side.port,
-        peers: [{ publicKey: publicKey(otherKey), endpoint: { address: other.outer4, port: other.port }, allowedIps: [`${other.inner4}/32`, `${other.inner6}/128`] }],
+        peers: [{ publicKey: publicKey(otherKey), endpoint: { address: other.outer4, port: other.port },
+          allowedIps: [`${other.inner4}/32`, ...(ipv6 ? [`${other.inner6}/128`] : [])] }],
       });
       ifaces.push(wg);
-      configureInterface(name, { mtu: 1420, addresses: [`${side.inner4}/24`, { address: `${side.inner6}/64`, nodad: true }], up: true }, { netns: { fd: h.fd } });
-      log(`host ${suffix.toUpperCase()}: WireGuard interface ${name}, tunnel address ${side.inner4} / ${side.inner6} (\`wg show ${name}\` works meanwhile)`);
+      const addresses = [`${side.inner4}/24`, ...(ipv6 ? [{ address: `${side.inner6}/64`, nodad: true }] : [])];
+      configureInterface(name, { mtu: 1420, addresses, up: true }, { netns: { fd: h.fd } });
+      log(`host ${suffix.toUpperCase()}: WireGuard interface ${name}, tunnel address ${side.inner4}${ipv6 ? ` / ${side.inner6}` : ''} (\`wg show ${name}\` works meanwhile)`);
     }
     const [wgA] = ifaces as [WireGuardInterface, WireGuardInterface];
 
     log(`\nping through the tunnel, host A → host B:`);
     let failed = 0;
-    for (const target of [B.inner4, B.inner6]) {
+    for (const target of ipv6 ? [B.inner4, B.inner6] : [B.inner4]) {
       const code = await run(hostA, 'ping', [...(target.includes(':') ? ['-6'] : []), '-c', '3', '-i', '0.2', '-W', '2', target], log);
       if (code !== 0) failed++;
     }

@@ -17,6 +17,8 @@ export interface QuickOptions {
   netns?: string;
   log?: (line: string) => void;
   timers?: Partial<Timers>;
+  /** false where IPv6 is disabled: IPv6 AllowedIPs then get no route and no rule (the kernel refuses them). */
+  ipv6?: boolean;
 }
 
 export interface QuickInterface {
@@ -75,7 +77,8 @@ export async function quickUp(cfg: WgConfig, opts: QuickOptions): Promise<QuickI
     if (table !== 'off') {
       const tableId = policy ? policyTable : table === 'auto' || table === 'main' ? MAIN_TABLE : Number(table);
       // Most specific first, as wg-quick does.
-      const sorted = [...new Set(allowed)].sort((a, b) => parseCidr(b).prefixLength - parseCidr(a).prefixLength);
+      const sorted = [...new Set(allowed)].filter((a) => opts.ipv6 !== false || parseCidr(a).family === 4)
+        .sort((a, b) => parseCidr(b).prefixLength - parseCidr(a).prefixLength);
       for (const dst of sorted) {
         log(`[#] route ${dst} dev ${name}${tableId !== MAIN_TABLE ? ` table ${tableId}` : ''}`);
         replaceRoute({ dst, dev: name, table: tableId }, { netns });
