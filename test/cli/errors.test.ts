@@ -93,6 +93,16 @@ describe('tuntap: one line per error, nothing left behind', () => {
     }
   });
 
+  test('anything else is a bug: its stack, and a line asking to report it', () => {
+    // A fault injected into the process (JSON.stringify throws), as a bug in tuntap would throw.
+    const fault = encodeURIComponent('JSON.stringify = () => { throw new TypeError("injected fault"); };');
+    const inject = `NODE_OPTIONS=--import=data:text/javascript,${fault}`;
+    const r = cli(['list', '--json'], { ns, prefix: ['env', inject] });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^TypeError: injected fault\n\s+at /);
+    assert.match(r.stderr, /\ntuntap: this is a bug in tuntap, not a mistake of yours; please report it with the command you ran and the output above\n$/);
+  });
+
   test('wg up and add name an invalid interface in the same words', () => {
     const viaAdd = cli(['add', 'far-too-long-name0'], { ns });
     const viaWg = cli(['wg', 'up', join(dir, 'ok0.conf'), '--name', 'far-too-long-name0'], { ns });
