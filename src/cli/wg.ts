@@ -215,7 +215,15 @@ async function show(args: ParsedArgs): Promise<number> {
   const names = all ? listInterfaces() : [which];
   if (which === 'interfaces') { console.log(json ? JSON.stringify(names) : names.join(' ')); return 0; }
   const statuses = [];
-  for (const n of names) statuses.push(await status(n));
+  for (const n of names) {
+    try {
+      statuses.push(await status(n));
+    } catch (e) {
+      // Listing them all, an interface that went down since the listing is simply not there.
+      if (all && !existsSync(`${UAPI_DIR}/${n}.sock`)) continue;
+      throw e;
+    }
+  }
   if (json) console.log(JSON.stringify(all ? statuses : statuses[0]));
   else if (statuses.length) console.log(statuses.map(formatStatus).join('\n\n'));
   return 0;

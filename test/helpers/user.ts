@@ -28,6 +28,16 @@ export function asUser(uid: number, gid: number, command: string[]): string[] {
   return [...withTunNode(0o666), 'setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', ...command];
 }
 
+/**
+ * An argv prefix that runs the rest with `dir` in place of /var/run/wireguard (a bind mount in a
+ * private mount namespace): interfaces of other tests running meanwhile, whose UAPI sockets come
+ * and go there, stay out of what a test lists.
+ */
+export function withUapiDir(dir: string): string[] {
+  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
+    'mkdir -p /var/run/wireguard && mount --bind "$0" /var/run/wireguard && exec "$@"', dir];
+}
+
 /** A new directory every user may read (and nobody else may write); the caller removes it. */
 export function readableDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
