@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { nsExec, sh } from '../helpers/netns.js';
 import { builtCli } from '../helpers/user.js';
+import { waitForOutput } from '../helpers/wait.js';
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
@@ -77,4 +78,31 @@ export function assertOneLine(r: CliResult, what: string): string {
   assert.doesNotMatch(r.stderr, /^\s+at /m, `${what}: a stack frame`);
   assert.match(lines[0]!, /^tuntap: /, what);
   return lines[0]!;
+}
+
+/**
+ * Starts a long-running command in `ns`, waits for a line containing `ready` on `stream`, runs
+ * `whileUp` with that line, and stops it with SIGTERM: it must exit 0 and leave nothing behind.
+ * Returns what it printed on stderr.
+ */
+export async function runUntilReady(ns: string, args: string[], ready: string, stream: 'stdout' | 'stderr',
+  opts: { prefix?: string[]; whileUp?: (line: string) => void } = {}): Promise<string> {
+  const before = state(ns);
+  const run = startCli(args, { ns, prefix: opts.prefix });
+  let stderr = '';
+  run.child.stderr!.on('data', (d) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => run.child.once('exit', (code) => r(code)));
+  const what = `tuntap ${args.join(' ')}`;
+  try {
+    const escaped = ready.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const [line] = await waitForOutput(run.child, new RegExp(`^.*${escaped}.*$`, 'm'), what, { stream, timeoutMs: 30_000 });
+    opts.whileUp?.(line!);
+    run.child.kill('SIGTERM');
+    assert.equal(await exited, 0, `${what}: ${stderr}`);
+  } finally {
+    run.child.kill('SIGKILL');
+  }
+  assert.deepEqual(processesWith(run.marker), [], `${what}: a process of it is still running`);
+  assert.equal(state(ns), before, `${what} left something behind`);
+  return stderr;
 }

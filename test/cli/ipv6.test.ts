@@ -6,9 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNet, nsExec, uniqueName } from '../helpers/netns.js';
-import { waitForOutput } from '../helpers/wait.js';
 import { readableDir } from '../helpers/user.js';
-import { assertOneLine, cli, processesWith, startCli, state } from './helpers.js';
+import { assertOneLine, cli, processesWith, runUntilReady, state } from './helpers.js';
 
 const warnings = (stderr: string) => stderr.split('\n').filter((l) => /warning/i.test(l));
 
@@ -26,32 +25,9 @@ describe('commands on a host with IPv6 disabled', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /**
-   * Starts a long-running command, waits for `ready` on `stream`, runs `whileUp`, stops it with
-   * SIGTERM; it must exit 0 and leave nothing behind. Returns its stderr.
-   */
-  async function startsAndStops(args: string[], ready: string, stream: 'stdout' | 'stderr', whileUp = () => {}): Promise<string> {
-    const before = state(ns);
-    const run = startCli(args, { ns });
-    let stderr = '';
-    run.child.stderr!.on('data', (d) => { stderr += d; });
-    const exited = new Promise<number | null>((r) => run.child.once('exit', (code) => r(code)));
-    try {
-      await waitForOutput(run.child, ready, `tuntap ${args.join(' ')}`, { stream, timeoutMs: 30_000 });
-      whileUp();
-      run.child.kill('SIGTERM');
-      assert.equal(await exited, 0, stderr);
-    } finally {
-      run.child.kill('SIGKILL');
-    }
-    assert.deepEqual(processesWith(run.marker), []);
-    assert.equal(state(ns), before, `tuntap ${args.join(' ')} left something behind`);
-    return stderr;
-  }
-
   for (const command of ['socks', 'http']) {
     test(`${command} starts with IPv4 only and one warning`, async () => {
-      const stderr = await startsAndStops([command, '--proxy', 'direct', '--json', '--name', uniqueName('tp')], '"event":"ready"', 'stdout');
+      const stderr = await runUntilReady(ns, [command, '--proxy', 'direct', '--json', '--name', uniqueName('tp')], '"event":"ready"', 'stdout');
       assert.equal(warnings(stderr).length, 1, stderr);
       assert.match(warnings(stderr)[0]!, /^tuntap: warning: IPv6 is disabled here .*IPv4 only/);
     });
@@ -62,10 +38,10 @@ describe('commands on a host with IPv6 disabled', () => {
     const conf = join(dir, `${name}.conf`);
     writeFileSync(conf, `[Interface]\nPrivateKey = ${randomBytes(32).toString('base64')}\nAddress = 198.18.123.1/24\n\n` +
       `[Peer]\nPublicKey = ${randomBytes(32).toString('base64')}\nAllowedIPs = 198.18.124.0/24, fd00:124::/64, 0.0.0.0/0, ::/0\n`, { mode: 0o600 });
-    const stderr = await startsAndStops(['wg', 'up', conf], `${name} is up`, 'stderr', () => {
+    const stderr = await runUntilReady(ns, ['wg', 'up', conf], `${name} is up`, 'stderr', { whileUp: () => {
       assert.match(nsExec(ns, 'ip', '-4', 'route', 'show', 'table', 'all'), new RegExp(`198\\.18\\.124\\.0/24 dev ${name}`));
       assert.match(nsExec(ns, 'ip', '-4', 'rule'), /not from all fwmark 0xca6c lookup 51820/);
-    });
+    } });
     assert.equal(warnings(stderr).length, 1, stderr);
     assert.match(warnings(stderr)[0]!, new RegExp(`IPv6 is disabled here .*${name} carries IPv4 only`));
   });

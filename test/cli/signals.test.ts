@@ -9,9 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNet, uniqueName } from '../helpers/netns.js';
-import { waitForOutput } from '../helpers/wait.js';
 import { readableDir } from '../helpers/user.js';
-import { processesWith, startCli, state } from './helpers.js';
+import { runUntilReady } from './helpers.js';
 
 const TAG = encodeURIComponent(`for (const s of [process.stdout, process.stderr]) {
   const write = s.write.bind(s);
@@ -32,23 +31,12 @@ describe('ready only with a SIGTERM handler in place', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function readyThenTerm(args: string[], ready: string, stream: 'stdout' | 'stderr'): Promise<void> {
-    const before = state(ns);
-    const run = startCli(args, { ns, prefix: tagWrites });
-    let stderr = '';
-    run.child.stderr!.on('data', (d) => { stderr += d; });
-    const exited = new Promise<number | null>((r) => run.child.once('exit', (code) => r(code)));
-    try {
-      const [line] = await waitForOutput(run.child, new RegExp(`^.*${ready}.*$`, 'm'), `tuntap ${args.join(' ')}`, { stream, timeoutMs: 30_000 });
-      assert.match(line!, /^\[sigterm [1-9]\d*\] /, `the ready line was written before a SIGTERM handler: ${line}`);
-      run.child.kill('SIGTERM');
-      assert.equal(await exited, 0, stderr);
-    } finally {
-      run.child.kill('SIGKILL');
-    }
-    assert.deepEqual(processesWith(run.marker), []);
-    assert.equal(state(ns), before, `tuntap ${args.join(' ')} left something behind`);
-  }
+  const readyThenTerm = async (args: string[], ready: string, stream: 'stdout' | 'stderr') => {
+    await runUntilReady(ns, args, ready, stream, {
+      prefix: tagWrites,
+      whileUp: (line) => assert.match(line, /^\[sigterm [1-9]\d*\] /, `the ready line was written before a SIGTERM handler: ${line}`),
+    });
+  };
 
   test('socks: its ready line', () => readyThenTerm(['socks', '--proxy', 'direct', '--json', '--name', uniqueName('sg')], '"event":"ready"', 'stdout'));
 
