@@ -1,7 +1,9 @@
-// `npm run bench [NAME...] [--duration SECONDS]`: runs every module in bench/ that exports
-// `run()` (or only the named ones), one after another, each printing its own figures and ratios
-// against a baseline it measures in the same run. A module that is missing or fails to load is
-// reported and skipped; the exit code says whether every selected benchmark completed.
+// `npm run bench -- [NAME...] [--duration SEC]`: builds dist/, then runs every module in bench/
+// that exports `run()` (or only the named ones), one after another, each printing its own
+// figures and ratios against a baseline it measures in the same run. A module that is missing or
+// fails to load is reported and skipped; the exit code says whether every selected benchmark
+// completed. `--help` prints the usage and runs nothing.
+import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -24,6 +26,21 @@ function available(): string[] {
     .sort();
 }
 
+function help(): string {
+  return `usage: npm run bench -- [NAME...] [--duration SEC] [BENCH OPTIONS]
+       (the -- keeps the options from npm, which would take --duration for itself)
+
+Builds dist/, installs the Debian tools the baselines need, then runs the named benchmarks
+(default: all) one after another; each prints its figures and its ratio to a baseline measured
+in the same run.
+
+  NAME            one of: ${available().join(', ')}
+  --duration SEC  seconds per timed measurement (default 5; env BENCH_DURATION), also -t SEC
+  --help          print this and run nothing
+Other options go to the benchmarks, e.g. npm run bench -- forwarder --only=c,plain --rounds=3
+(see the comment at the top of each bench/NAME.ts).`;
+}
+
 function parse(argv: string[]): { names: string[]; opts: BenchOptions } {
   const names: string[] = [];
   const rest: string[] = [];
@@ -40,7 +57,17 @@ function parse(argv: string[]): { names: string[]; opts: BenchOptions } {
 }
 
 async function main(): Promise<void> {
-  const { names, opts } = parse(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) { console.log(help()); return; }
+  // `npm run bench --duration 3`: npm keeps the option (npm_config_duration) and passes the 3 on.
+  if (process.env.npm_config_duration !== undefined) {
+    console.error('npm took --duration for itself; put -- before the benchmark options: npm run bench -- --duration N');
+    process.exitCode = 2;
+    return;
+  }
+  const { names, opts } = parse(argv);
+  execFileSync(process.execPath, [fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url)), '-p',
+    fileURLToPath(new URL('../tsconfig.build.json', import.meta.url))], { stdio: 'inherit' });
   const { ensureTools, benchTools } = await import('../scripts/tools.mjs');
   ensureTools(benchTools);
   const all = available();

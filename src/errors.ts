@@ -12,7 +12,20 @@ export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 
-export class TuntapError extends Error {
+/**
+ * A failure the user caused or can fix: bad input, a missing file or privilege, a name already
+ * taken. Its message names what failed and why in one sentence, and the CLI prints it as one
+ * line. Any other error that reaches the CLI is a bug in tuntap.
+ */
+export class UserError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UserError';
+  }
+}
+
+/** A failed system call, in words (a UserError: the usual causes are privilege, names, state). */
+export class TuntapError extends UserError {
   /** Symbolic errno name, e.g. "EBUSY" (like Node's own system errors). */
   readonly code: string;
   readonly errno: number;
@@ -67,4 +80,27 @@ export function call<T>(what: string, fn: () => T, explain?: Explain): T {
   } catch (e) {
     throw toTuntapError(e, what, explain);
   }
+}
+
+const fileReasons: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a component of the path is not a directory',
+  EISDIR: 'it is a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EEXIST: 'it already exists',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symbolic links',
+};
+
+/**
+ * A failed file operation (a Node system error) as a UserError: "PATH: cannot DOING: reason".
+ * Anything that is not a system error is returned as it is.
+ */
+export function fileError(path: string, doing: string, e: unknown): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (typeof code !== 'string' || !/^E[A-Z0-9]+$/.test(code)) return e;
+  return new UserError(`${path}: cannot ${doing}: ${fileReasons[code] ?? code} (${code})`, { cause: e });
 }

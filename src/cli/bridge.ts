@@ -1,15 +1,34 @@
 // `tuntap bridge`: a learning switch between TAP devices and VXLAN tunnels, with a live
 // statistics line (or JSON lines), plus `tuntap bridge vm-tap add|del` for QEMU's TAPs.
-import { parseArgs, intOption, UsageError, type ParsedArgs } from './args.js';
+import { isIP } from 'node:net';
+import { parseArgs, intOption, optionName, noExtraArguments, UsageError, type ParsedArgs } from './args.js';
+import { validDeviceName } from './link.js';
+import { resolveId, tunNodeWarning } from './users.js';
+import { UserError } from '../errors.js';
+import { parseMac } from '../addr.js';
+import { findLink } from '../netlink/index.js';
 import { LearningSwitch, type PortStats, type VlanMembership } from '../l2/switch.js';
 import { TapPort } from '../l2/tap-port.js';
 import { VxlanPort, type VxlanPortOptions } from '../l2/vxlan.js';
 import { createVmTap, deleteVmTap } from '../l2/vm-tap.js';
 import type { Port } from '../l2/port.js';
 
+const VM_TAP_USAGE = `       tuntap bridge vm-tap add NAME --user USER [--group GROUP] [--queues N] [--no-vnet-hdr] [--netns NS] [--json]
+       tuntap bridge vm-tap del NAME [--netns NS] [--json]`;
+
+const VM_TAP_HELP_TEXT = `The vm-tap commands create (or remove) a persistent TAP that USER (name or uid; GROUP too)
+may open without privileges, e.g. for
+qemu -netdev tap,ifname=NAME,script=no,downscript=no,vhost=off,queues=N.
+  --queues N          queues (1..256; more than 1 makes it multi-queue) [1]
+  --no-vnet-hdr       no virtio_net_hdr (default: with one, as QEMU's vhost=off wants)
+  --json              print {"name": NAME} instead of a sentence`;
+
+const VM_TAP_HELP = `usage: ${VM_TAP_USAGE.trimStart()}
+
+${VM_TAP_HELP_TEXT}`;
+
 const HELP = `usage: tuntap bridge TAP [TAP...] [options]
-       tuntap bridge vm-tap add NAME --user USER [--group GROUP] [--queues N] [--no-vnet-hdr] [--netns NS]
-       tuntap bridge vm-tap del NAME [--netns NS]
+${VM_TAP_USAGE}
 
 Switches Ethernet frames between TAP devices (opened, or created when missing) and VXLAN
 tunnels: MAC learning with ageing, flooding of unknown/broadcast/multicast, optional VLANs.
@@ -19,56 +38,65 @@ options:
                         vni=N (required), local=ADDR (required), remote=ADDR (repeatable: flood
                         list), static=MAC@ADDR (repeatable), port=4789, learning=off, name=NAME,
                         mtu=UNDERLAY_MTU (default 1500)
-  --vlan PORT=SPEC    802.1Q membership (repeatable): access:PVID or trunk:VID[,VID...][/native:VID]
-  --age S             seconds a learned MAC lives without traffic (default 300)
+  --vlan PORT=SPEC    802.1Q membership (repeatable): access:PVID or trunk:VID[,VID...][/native:VID],
+                      VLAN ids 1..4094 (trunk:all for every VLAN)
+  --age SEC           seconds a learned MAC lives without traffic (default 300)
   --netns NS          open devices and sockets in this network namespace
   --no-offload        plain TAP frames (default: vnet header + TSO super-packets)
-  --interval S        seconds between statistics lines (default 1)
+  --interval SEC      seconds between statistics lines (default 1)
   --json              print one JSON object per interval (stats and MAC table) instead
-  --duration S        stop after S seconds (default: run until SIGINT/SIGTERM)
+  --duration SEC      stop after SEC seconds (default: run until SIGINT/SIGTERM)
 
-The vm-tap commands create (or remove) a persistent TAP that USER may open without
-privileges, e.g. for qemu -netdev tap,ifname=NAME,script=no,downscript=no,vhost=off,queues=N.`;
+${VM_TAP_HELP_TEXT}`;
 
-function parseVxlan(spec: string, netns: string | undefined): VxlanPortOptions {
+/** A whole number in min..max, or a usage error naming `what` as the option spelled it. */
+function wholeNumber(text: string, min: number, max: number, what: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`${what} must be a number ${min}..${max}, got "${text}"`);
+  return n;
+}
+
+function ipAddress(text: string, what: string): string {
+  if (isIP(text) === 0) throw new UsageError(`${what} must be an IP address, got "${text}"`);
+  return text;
+}
+
+function parseVxlan(spec: string, option: string, netns: string | undefined): VxlanPortOptions {
   const opts: Partial<VxlanPortOptions> & { remotes: string[]; staticMacs: { mac: string; remote: string }[] } = { remotes: [], staticMacs: [] };
   for (const part of spec.split(',').filter(Boolean)) {
     const eq = part.indexOf('=');
-    if (eq < 0) throw new UsageError(`--vxlan: "${part}" is not key=value`);
+    if (eq < 0) throw new UsageError(`${option}: "${part}" is not key=value`);
     const key = part.slice(0, eq); const value = part.slice(eq + 1);
+    const what = `${option} ${key}`;
     switch (key) {
-      case 'vni': opts.vni = Number(value); break;
-      case 'local': opts.local = value; break;
-      case 'remote': opts.remotes.push(value); break;
-      case 'port': opts.port = Number(value); break;
-      case 'mtu': opts.underlayMtu = Number(value); break;
+      case 'vni': opts.vni = wholeNumber(value, 0, 0xffffff, what); break;
+      case 'local': opts.local = ipAddress(value, what); break;
+      case 'remote': opts.remotes.push(ipAddress(value, what)); break;
+      case 'port': opts.port = wholeNumber(value, 1, 65535, what); break;
+      case 'mtu': opts.underlayMtu = wholeNumber(value, 576, 65535, what); break;
       case 'name': opts.name = value; break;
       case 'learning': opts.learning = !/^(off|no|0|false)$/.test(value); break;
       case 'static': {
         const at = value.lastIndexOf('@');
-        if (at < 0) throw new UsageError(`--vxlan: static=${value} needs MAC@ADDRESS`);
-        opts.staticMacs.push({ mac: value.slice(0, at), remote: value.slice(at + 1) });
+        if (at < 0) throw new UsageError(`${option}: static=${value} needs MAC@ADDRESS`);
+        const mac = value.slice(0, at);
+        try { parseMac(mac); } catch { throw new UsageError(`${option}: static=${value}: "${mac}" is not a MAC address`); }
+        opts.staticMacs.push({ mac, remote: ipAddress(value.slice(at + 1), `${option} static`) });
         break;
       }
-      default: throw new UsageError(`--vxlan: unknown key "${key}"`);
+      default: throw new UsageError(`${option}: unknown key "${key}"`);
     }
   }
-  if (opts.vni === undefined || !Number.isInteger(opts.vni)) throw new UsageError('--vxlan needs vni=N');
-  if (!opts.local) throw new UsageError('--vxlan needs local=ADDRESS');
-  if (opts.port !== undefined && !Number.isInteger(opts.port)) throw new UsageError('--vxlan: port must be a number');
-  if (opts.underlayMtu !== undefined && !(opts.underlayMtu >= 576)) throw new UsageError('--vxlan: mtu must be a number >= 576');
+  if (opts.vni === undefined) throw new UsageError(`${option} needs vni=N`);
+  if (!opts.local) throw new UsageError(`${option} needs local=ADDRESS`);
   return { ...opts, netns } as VxlanPortOptions;
 }
 
-function parseVlan(spec: string): [string, VlanMembership] {
+function parseVlan(spec: string, option: string): [string, VlanMembership] {
   const m = /^([^=]+)=(access|trunk):(.+)$/.exec(spec);
-  if (!m) throw new UsageError(`--vlan ${spec}: expected PORT=access:PVID or PORT=trunk:VIDS[/native:VID]`);
+  if (!m) throw new UsageError(`${option} ${spec}: expected PORT=access:PVID or PORT=trunk:VIDS[/native:VID]`);
   const [, port, mode, rest] = m as unknown as [string, string, string, string];
-  const num = (s: string) => {
-    const n = Number(s);
-    if (!Number.isInteger(n)) throw new UsageError(`--vlan ${spec}: "${s}" is not a VLAN id`);
-    return n;
-  };
+  const num = (s: string) => wholeNumber(s, 1, 4094, `${option} ${spec}: a VLAN id`);
   if (mode === 'access') return [port, { mode: 'access', pvid: num(rest) }];
   const [vids, native] = rest.split('/native:') as [string, string | undefined];
   const allowed = vids === 'all' ? 'all' as const : vids.split(',').filter(Boolean).map(num);
@@ -89,48 +117,70 @@ function statsLine(stats: Record<string, PortStats>, macs: number): string {
 }
 
 async function vmTap(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['user', 'group', 'queues', 'netns'], flags: ['no-vnet-hdr'] });
-  const [action, name, ...extra] = args.positional;
-  if (args.options.help || !action) { console.log(HELP); return action ? 0 : 2; }
-  if (!name || extra.length > 0) throw new UsageError('vm-tap needs exactly one device NAME');
-  const netns = args.options.netns as string | undefined;
+  const args = parseArgs(argv, { values: ['user', 'group', 'queues', 'netns'], flags: ['no-vnet-hdr', 'json'] });
+  const o = args.options;
+  if (o.help) { console.log(VM_TAP_HELP); return 0; }
+  const [action, given] = args.positional;
+  if (action !== 'add' && action !== 'del') {
+    throw new UsageError(action === undefined ? 'vm-tap needs add or del (tuntap bridge vm-tap --help)' : `vm-tap: unknown action "${action}" (add or del)`);
+  }
+  if (given === undefined) throw new UsageError(`vm-tap ${action} needs a device NAME`);
+  noExtraArguments(args, 2);
+  const name = validDeviceName(given);
+  const netns = o.netns as string | undefined;
   if (action === 'add') {
-    const user = args.options.user as string | undefined;
-    if (user === undefined) throw new UsageError('vm-tap add needs --user (who may open the TAP)');
-    const made = createVmTap({ name, user, group: args.options.group as string | undefined,
-      queues: intOption(args.options, 'queues', 1), vnetHdr: !args.options['no-vnet-hdr'], netns });
-    if (args.options.json) console.log(JSON.stringify({ name: made }));
-    else console.log(`created persistent TAP ${made} for user ${user}`);
+    if (typeof o.user !== 'string') throw new UsageError('vm-tap add needs --user (who may open the TAP)');
+    const user = resolveId(o.user, 'user', optionName(o, 'user'));
+    const group = typeof o.group === 'string' ? resolveId(o.group, 'group', optionName(o, 'group')) : undefined;
+    const queues = intOption(o, 'queues', 1)!;
+    if (queues < 1 || queues > 256) throw new UsageError(`${optionName(o, 'queues')} must be 1..256, got ${queues}`);
+    const made = createVmTap({ name, user, group, queues, vnetHdr: !o['no-vnet-hdr'], netns });
+    if (o.json) console.log(JSON.stringify({ name: made }));
+    else console.log(`created persistent TAP ${made} for user ${o.user}`);
+    const warning = tunNodeWarning(user, group);
+    if (warning) console.error(`tuntap: ${warning}`);
     return 0;
   }
-  if (action === 'del') {
-    deleteVmTap(name, { netns });
-    if (!args.options.json) console.log(`removed ${name}`);
-    return 0;
-  }
-  throw new UsageError(`vm-tap: unknown action "${action}" (add or del)`);
+  const link = findLink(name, { netns });
+  if (!link) throw new UserError(`deleting ${name}: device "${name}" does not exist`);
+  if (link.tun?.type !== 'tap') throw new UserError(`deleting ${name}: it is not a TAP device, and vm-tap del removes only those`);
+  deleteVmTap(name, { netns });
+  if (o.json) console.log(JSON.stringify({ deleted: name }));
+  else console.log(`removed ${name}`);
+  return 0;
 }
 
 function seconds(opts: ParsedArgs['options'], key: string, fallback?: number): number | undefined {
   const v = opts[key];
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (typeof v !== 'string' || !(n > 0)) throw new UsageError(`--${key} needs a positive number of seconds, got "${String(v)}"`);
+  if (typeof v !== 'string' || !(n > 0) || !Number.isFinite(n)) throw new UsageError(`${optionName(opts, key)} needs a positive number of seconds, got "${String(v)}"`);
   return n;
 }
 
 export async function run(argv: string[]): Promise<number> {
   if (argv[0] === 'vm-tap') return vmTap(argv.slice(1));
   const args = parseArgs(argv, {
-    values: ['age', 'netns', 'interval', 'duration'], repeat: ['vxlan', 'vlan'], flags: ['no-offload'],
+    values: ['age', 'netns', 'interval', 'duration'], repeat: ['vxlan', 'vlan'], flags: ['no-offload', 'json'],
   });
-  if (args.options.help) { console.log(HELP); return 0; }
-  const taps = args.positional;
-  const vxlans = (args.options.vxlan as string[] | undefined) ?? [];
-  if (taps.length + vxlans.length < 2) throw new UsageError(`a bridge needs at least two ports\n\n${HELP}`);
-  const netns = args.options.netns as string | undefined;
-  const vxlanOpts = vxlans.map((s) => parseVxlan(s, netns));
-  const vlans = new Map(((args.options.vlan as string[] | undefined) ?? []).map(parseVlan));
+  const o = args.options;
+  if (o.help) { console.log(HELP); return 0; }
+  const taps = args.positional.map(validDeviceName);
+  const vxlans = (o.vxlan as string[] | undefined) ?? [];
+  if (taps.length + vxlans.length < 2) throw new UsageError('a bridge needs at least two ports, TAPs or --vxlan (tuntap bridge --help)');
+  const netns = o.netns as string | undefined;
+  const vxlanOpts = vxlans.map((s) => parseVxlan(s, optionName(o, 'vxlan'), netns));
+  const vlans = new Map(((o.vlan as string[] | undefined) ?? []).map((s) => parseVlan(s, optionName(o, 'vlan'))));
+  const names = [...taps, ...vxlanOpts.map((v) => v.name ?? `vxlan${v.vni}`)];
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new UsageError(`the port name ${twice} is given twice`);
+  for (const name of vlans.keys()) {
+    if (!names.includes(name)) throw new UsageError(`${optionName(o, 'vlan')} names ${name}, which is not a port of this bridge`);
+  }
+  for (const name of taps) {
+    const link = findLink(name, { netns });
+    if (link?.tun?.type === 'tun') throw new UserError(`${name} is a TUN device; a bridge port needs a TAP`);
+  }
   const age = seconds(args.options, 'age', 300)!;
   const interval = seconds(args.options, 'interval', 1)!;
   const duration = seconds(args.options, 'duration');
@@ -146,10 +196,7 @@ export async function run(argv: string[]): Promise<number> {
   const ports: Port[] = [];
   try {
     for (const name of taps) ports.push(TapPort.open({ name, netns, offload }));
-    for (const o of vxlanOpts) ports.push(await VxlanPort.open(o));
-    for (const name of vlans.keys()) {
-      if (!ports.some((p) => p.name === name)) throw new UsageError(`--vlan names ${name}, which is not a port of this bridge`);
-    }
+    for (const v of vxlanOpts) ports.push(await VxlanPort.open(v));
     for (const p of ports) sw.addPort(p, { vlan: vlans.get(p.name) });
   } catch (e) {
     await Promise.allSettled(ports.map((p) => p.close()));
@@ -170,15 +217,17 @@ export async function run(argv: string[]): Promise<number> {
       console.log(statsLine(stats, table.length));
     }
   };
-  if (!json) console.error(`bridging ${ports.map((p) => p.name).join(', ')} (age ${age} s${offload ? ', TSO offload' : ''}); Ctrl-C stops`);
-  report(false);
-  const timer = setInterval(() => report(false), interval * 1000);
-  await new Promise<void>((resolve) => {
+  // The handlers before the first line: a signal sent as soon as it is read must find them.
+  const stopped = new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     if (duration !== undefined) setTimeout(stop, duration * 1000);
   });
+  if (!json) console.error(`bridging ${ports.map((p) => p.name).join(', ')} (age ${age} s${offload ? ', TSO offload' : ''}); Ctrl-C stops`);
+  report(false);
+  const timer = setInterval(() => report(false), interval * 1000);
+  await stopped;
   clearInterval(timer);
   if (!json && process.stdout.isTTY) process.stdout.write('\n');
   report(true);

@@ -10,6 +10,7 @@ import {
   compileFilter, describe, openCaptureFile, formatBpf, libpcapStatus, LinkType, FilterSyntaxError, type CaptureWriter, type CompiledFilter,
 } from '../packet/index.js';
 import { parseArgs, intOption, UsageError } from './args.js';
+import { fileError } from '../errors.js';
 
 /** Which compiler `dump` will use, for --help and the start-up line. */
 function compilerNote(builtin: boolean): string {
@@ -26,7 +27,7 @@ An existing persistent device with --name is attached to rather than created.
 options:
   --tap               a TAP (Ethernet frames) instead of a TUN (IP packets)
   --name NAME         device name (default tun%d / tap%d)
-  --netns NAME        open the device inside this network namespace
+  --netns NS          open the device inside this network namespace
   --address CIDR      add an address and bring the device up (repeatable)
   -w FILE             also write the packets to FILE (pcap; pcapng if FILE ends in .pcapng)
   -c COUNT            stop after COUNT packets
@@ -84,7 +85,14 @@ export async function run(argv: string[]): Promise<number> {
     if (tap && positional.length > 0 && !options['no-kernel-filter'] && filter.kernelSafe) { dev.attachFilter(filter.bpf); kernelFilter = true; }
     const addresses = (options.address as string[] | undefined) ?? [];
     if (addresses.length) configureInterface(dev.name, { addresses, up: true }, netns ? { netns } : {});
-    if (options.w) capture = openCaptureFile(options.w as string, { linkType: tap ? LinkType.ETHERNET : LinkType.RAW, interfaceName: dev.name });
+    if (options.w) {
+      const file = options.w as string;
+      try {
+        capture = openCaptureFile(file, { linkType: tap ? LinkType.ETHERNET : LinkType.RAW, interfaceName: dev.name });
+      } catch (e) {
+        throw fileError(file, 'write', e);
+      }
+    }
     console.error(`tuntap dump: listening on ${dev.name} (${tap ? 'Ethernet' : 'raw IP'})` +
       `${positional.length ? `, filter "${filter.expression}" by ${compilerNote(builtin)}${kernelFilter ? ' (in kernel)' : ''}` : ''}` +
       `${tap && positional.length && !filter.kernelSafe ? ' (in user space: the kernel would refuse this program or miss VLAN tags it keeps outside the frame)' : ''}`);

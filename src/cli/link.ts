@@ -1,41 +1,13 @@
 // Device management for the CLI: `tuntap add | del | list | show`, iproute2-like words, --json.
 // Everything goes through tuntap/netlink; nothing spawns `ip`.
-import { readFileSync } from 'node:fs';
-import { parseArgs, intOption, UsageError, type ParsedArgs } from './args.js';
+import { parseArgs, intOption, optionName, UsageError, noExtraArguments, type ParsedArgs } from './args.js';
 import {
-  addAddress, checkName, configureInterface, createTun, deleteTun, getLink, listAddresses, listLinks,
+  checkName, configureInterface, createTun, deleteTun, getLink, listAddresses, listLinks,
   parseCidr, Netlink, type Address, type Link,
 } from '../netlink/index.js';
+import { TuntapError, UserError } from '../errors.js';
 import type { NetnsRef } from '../netns.js';
-
-type IdTable = { byName: Map<string, number>; byId: Map<number, string> };
-const idTables = new Map<string, IdTable>();
-
-/** Parses /etc/passwd or /etc/group into name → id and id → name (once per file: list views every device). */
-function idTable(file: string): IdTable {
-  const cached = idTables.get(file);
-  if (cached) return cached;
-  const byName = new Map<string, number>();
-  const byId = new Map<number, string>();
-  try {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const [name, , id] = line.split(':');
-      if (name && id !== undefined && /^\d+$/.test(id)) {
-        byName.set(name, Number(id));
-        if (!byId.has(Number(id))) byId.set(Number(id), name);
-      }
-    }
-  } catch { /* no such file: numeric ids only */ }
-  idTables.set(file, { byName, byId });
-  return { byName, byId };
-}
-
-function resolveId(value: string, file: string, what: string): number {
-  if (/^\d+$/.test(value)) return Number(value);
-  const id = idTable(file).byName.get(value);
-  if (id === undefined) throw new UsageError(`--${what}: no ${what} named "${value}"`);
-  return id;
-}
+import { groupName, resolveId, tunNodeWarning, userName } from './users.js';
 
 function netnsOption(o: ParsedArgs['options']): NetnsRef | undefined {
   const v = o.netns;
@@ -43,15 +15,20 @@ function netnsOption(o: ParsedArgs['options']): NetnsRef | undefined {
   return /^\d+$/.test(v) ? Number(v) : v;
 }
 
-function deviceName(args: ParsedArgs, command: string): string {
-  const [name, ...extra] = args.positional;
-  if (!name) throw new UsageError(`usage: tuntap ${command} NAME (see tuntap ${command} --help)`);
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+/** The kernel's rule for interface names, as a usage error (wg up and vm-tap use it too). */
+export function validDeviceName(name: string): string {
   try {
     return checkName(name);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+}
+
+function deviceName(args: ParsedArgs, command: string): string {
+  const [name] = args.positional;
+  if (!name) throw new UsageError(`usage: tuntap ${command} NAME (see tuntap ${command} --help)`);
+  noExtraArguments(args, 1);
+  return validDeviceName(name);
 }
 
 /** What list/show print for one device (also the --json shape). */
@@ -80,8 +57,6 @@ export interface DeviceView {
 
 function view(link: Link, addresses: Address[]): DeviceView {
   const tun = link.tun!;
-  const users = idTable('/etc/passwd').byId;
-  const groups = idTable('/etc/group').byId;
   const v: DeviceView = {
     name: link.name, index: link.index, mode: tun.type, state: link.operState, up: link.up, mtu: link.mtu,
     pi: tun.pi, vnetHdr: tun.vnetHdr, multiQueue: tun.multiQueue, persist: tun.persist,
@@ -90,8 +65,8 @@ function view(link: Link, addresses: Address[]): DeviceView {
       .map((a) => `${a.address}${a.peer ? ` peer ${a.peer}` : ''}/${a.prefixLength}`),
   };
   if (link.address) v.mac = link.address;
-  if (tun.owner !== undefined) { v.owner = tun.owner; const n = users.get(tun.owner); if (n) v.ownerName = n; }
-  if (tun.group !== undefined) { v.group = tun.group; const n = groups.get(tun.group); if (n) v.groupName = n; }
+  if (tun.owner !== undefined) { v.owner = tun.owner; const n = userName(tun.owner); if (n) v.ownerName = n; }
+  if (tun.group !== undefined) { v.group = tun.group; const n = groupName(tun.group); if (n) v.groupName = n; }
   if (link.txqueuelen !== undefined) v.txqueuelen = link.txqueuelen;
   if (link.stats) v.stats = link.stats;
   return v;
@@ -104,8 +79,8 @@ function features(v: DeviceView): string {
 
 const who = (id: number | undefined, name: string | undefined) => (id === undefined ? '-' : name ?? String(id));
 
-function notTun(name: string, link: Link): UsageError {
-  return new UsageError(`${name} is a ${link.kind ?? 'plain'} device, not a tun/tap device`);
+function notTun(name: string, link: Link): UserError {
+  return new UserError(`${name} is a ${link.kind ?? 'plain'} device, not a tun/tap device`);
 }
 
 const addHelp = `usage: tuntap add NAME [options]    create a persistent TUN/TAP device (like ip tuntap add)
@@ -125,7 +100,7 @@ const addHelp = `usage: tuntap add NAME [options]    create a persistent TUN/TAP
 export async function runAdd(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
     values: ['mode', 'owner', 'group', 'mtu', 'netns'],
-    flags: ['multi-queue', 'vnet-hdr', 'pi', 'up'],
+    flags: ['multi-queue', 'vnet-hdr', 'pi', 'up', 'json'],
     repeat: ['address'],
     aliases: { m: 'mode' },
   });
@@ -133,16 +108,16 @@ export async function runAdd(argv: string[]): Promise<number> {
   if (o.help) { console.log(addHelp); return 0; }
   const name = deviceName(args, 'add');
   const mode = o.mode ?? 'tun';
-  if (mode !== 'tun' && mode !== 'tap') throw new UsageError(`--mode must be tun or tap, not "${String(mode)}"`);
-  const owner = typeof o.owner === 'string' ? resolveId(o.owner, '/etc/passwd', 'owner') : undefined;
-  const group = typeof o.group === 'string' ? resolveId(o.group, '/etc/group', 'group') : undefined;
+  if (mode !== 'tun' && mode !== 'tap') throw new UsageError(`${optionName(o, 'mode')} must be tun or tap, not "${String(mode)}"`);
+  const owner = typeof o.owner === 'string' ? resolveId(o.owner, 'user', '--owner') : undefined;
+  const group = typeof o.group === 'string' ? resolveId(o.group, 'group', '--group') : undefined;
   const mtu = intOption(o, 'mtu');
   const addresses = (o.address as string[] | undefined) ?? [];
   for (const a of addresses) {
     try {
       parseCidr(a);  // refuse a bad address before anything is created
     } catch (e) {
-      throw new UsageError(`--address ${(e as Error).message}`);
+      throw new UsageError(`${optionName(o, 'address')} ${(e as Error).message}`);
     }
   }
   const netns = netnsOption(o);
@@ -159,16 +134,26 @@ export async function runAdd(argv: string[]): Promise<number> {
   const made = view(getLink(link.name, { netlink: nl }), listAddresses({ netlink: nl, dev: link.index }));
   if (o.json) console.log(JSON.stringify(made));
   else console.log(`created ${made.mode} device ${made.name}`);
+  const warning = tunNodeWarning(owner, group);
+  if (warning) console.error(`tuntap: ${warning}`);
   return 0;
 }
 
-const delHelp = `usage: tuntap del NAME [--netns NS]    delete a persistent TUN/TAP device`;
+const delHelp = `usage: tuntap del NAME [--netns NS] [--json]    delete a persistent TUN/TAP device`;
 
 export async function runDel(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['netns'] });
+  const args = parseArgs(argv, { values: ['netns'], flags: ['json'] });
   if (args.options.help) { console.log(delHelp); return 0; }
   const name = deviceName(args, 'del');
-  deleteTun(name, { netns: netnsOption(args.options) });  // refuses a device that is not tun/tap
+  try {
+    deleteTun(name, { netns: netnsOption(args.options) });  // refuses a device that is not tun/tap
+  } catch (e) {
+    // deleteTun looks the device up first, and that lookup's message says "showing".
+    if (e instanceof TuntapError && e.code === 'ENODEV') {
+      throw new TuntapError(e.syscall, e.errno, `deleting ${name}: device "${name}" does not exist (${e.syscall}: ${e.code})`, { cause: e });
+    }
+    throw e;
+  }
   if (args.options.json) console.log(JSON.stringify({ deleted: name }));
   return 0;
 }
@@ -176,15 +161,17 @@ export async function runDel(argv: string[]): Promise<number> {
 const listHelp = `usage: tuntap list [--netns NS] [--json]    list TUN/TAP devices with their TUN details`;
 
 export async function runList(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['netns'] });
+  const args = parseArgs(argv, { values: ['netns'], flags: ['json'] });
   if (args.options.help) { console.log(listHelp); return 0; }
-  if (args.positional.length > 0) throw new UsageError(`unexpected argument "${args.positional[0]}"`);
+  noExtraArguments(args);
   using nl = Netlink.open({ netns: netnsOption(args.options) });
   const addresses = listAddresses({ netlink: nl });
   const views = listLinks({ netlink: nl, kind: 'tun' }).map((l) => view(l, addresses));
   if (args.options.json) { console.log(JSON.stringify(views)); return 0; }
-  const rows = [['NAME', 'MODE', 'STATE', 'MTU', 'OWNER', 'GROUP', 'FLAGS', 'QUEUES', 'ADDRESSES'],
-    ...views.map((v) => [v.name, v.mode, v.state, String(v.mtu), who(v.owner, v.ownerName), who(v.group, v.groupName),
+  // ADMIN is what `up` asked for; OPER is what the kernel makes of it (a TUN/TAP is DOWN while
+  // no process has it open, even when it is up).
+  const rows = [['NAME', 'MODE', 'ADMIN', 'OPER', 'MTU', 'OWNER', 'GROUP', 'FLAGS', 'QUEUES', 'ADDRESSES'],
+    ...views.map((v) => [v.name, v.mode, v.up ? 'up' : 'down', v.state, String(v.mtu), who(v.owner, v.ownerName), who(v.group, v.groupName),
       features(v), String(v.queues), v.addresses.join(' ') || '-'])];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
@@ -194,7 +181,7 @@ export async function runList(argv: string[]): Promise<number> {
 const showHelp = `usage: tuntap show NAME [--netns NS] [--json]    show one TUN/TAP device`;
 
 export async function runShow(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['netns'] });
+  const args = parseArgs(argv, { values: ['netns'], flags: ['json'] });
   if (args.options.help) { console.log(showHelp); return 0; }
   const name = deviceName(args, 'show');
   using nl = Netlink.open({ netns: netnsOption(args.options) });

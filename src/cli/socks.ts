@@ -8,11 +8,18 @@ import { parseCidr } from '../addr.js';
 import { parseRule } from '../proxy/rules.js';
 import { startService, type Service } from '../proxy/service.js';
 import type { ProxyStats } from '../proxy/engine.js';
+import { ipv6Unavailable } from './ipv6.js';
 
-const help = (command: string, example: string): string => `usage: tuntap ${command} --proxy ${example} [options]
+// Each command takes its own kind of proxy (and direct or reject, which need none).
+const schemes = {
+  socks: 'socks5://[user:pass@]host[:1080] (socks5h too), socks4a://host[:1080]\n' +
+    '                       (socks4 too), direct, or reject; an HTTP proxy is tuntap http\'s',
+  http: 'http://[user:pass@]host[:8080], direct, or reject; a SOCKS proxy is tuntap socks\'s',
+};
 
-  --proxy URL          upstream: socks5://[user:pass@]host:port, socks4a://host:port,
-                       http://[user:pass@]host:port, direct, reject
+const help = (command: 'socks' | 'http', example: string): string => `usage: tuntap ${command} --proxy ${example} [options]
+
+  --proxy URL          upstream: ${schemes[command]}
   --proxy-password-file FILE
                        the proxy password, read from FILE (or set ${PASSWORD_ENV}): unlike
                        one in the URL, not visible to other users in ps
@@ -56,7 +63,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   const args: ParsedArgs = parseArgs(argv, {
     values: ['proxy', 'proxy-password-file', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
       'max-sessions', 'idle-timeout', 'interval'],
-    flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet'],
+    flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet', 'json'],
     repeat: ['fake-ip', 'rule', 'gateway'],
   });
   const o = args.options;
@@ -84,9 +91,9 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     try { parseCidr(cidr); } catch (e) { throw new UsageError(`--gateway: ${(e as Error).message}`); }
   }
   if (command === 'http' && upstream.kind !== 'http' && upstream.kind !== 'direct' && upstream.kind !== 'reject') {
-    throw new UsageError('tuntap http needs an http:// proxy (use tuntap socks for SOCKS)');
+    throw new UsageError('tuntap http takes an http:// proxy, direct or reject (tuntap socks carries SOCKS)');
   }
-  if (command === 'socks' && upstream.kind === 'http') throw new UsageError('tuntap socks needs a socks5:// or socks4a:// proxy (use tuntap http)');
+  if (command === 'socks' && upstream.kind === 'http') throw new UsageError('tuntap socks takes a socks5:// or socks4a:// proxy, direct or reject (tuntap http carries HTTP CONNECT)');
   const dns = (o.dns ?? 'auto') as string;
   if (!['auto', 'tcp', 'fake-ip', 'off'].includes(dns)) throw new UsageError(`--dns must be auto, tcp, fake-ip or off, not "${dns}"`);
   let rules;
@@ -102,6 +109,9 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   for (const line of early) log(line);
   // A reader of --json that goes away must not stop the service.
   process.stdout.on('error', () => { /* nothing to report it to */ });
+  // IPv6 is on by default; where it is disabled go on without it, unless it was asked for.
+  const noIpv6 = o['no-ipv6'] || typeof o.address6 === 'string' ? undefined : ipv6Unavailable();
+  if (noIpv6) console.error(`tuntap: warning: ${noIpv6}, so the TUN gets IPv4 only (--no-ipv6 says so without this warning)`);
 
   const service: Service = await startService({
     upstream, rules, log,
@@ -112,7 +122,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     ...(typeof o.name === 'string' ? { name: o.name } : {}),
     mtu: intOption(o, 'mtu', 65000),
     ...(typeof o.address4 === 'string' ? { address4: o.address4 } : {}),
-    address6: o['no-ipv6'] ? false : (typeof o.address6 === 'string' ? o.address6 : undefined),
+    address6: o['no-ipv6'] || noIpv6 ? false : (typeof o.address6 === 'string' ? o.address6 : undefined),
     ...(typeof o.bind4 === 'string' ? { bindAddress4: o.bind4 } : {}),
     ...(typeof o.bind6 === 'string' ? { bindAddress6: o.bind6 } : {}),
     maxSessions: intOption(o, 'max-sessions', 20000),
@@ -122,6 +132,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     checksumOffload: o['no-offload'] !== true,
   });
   const { proxy, device } = service;
+  const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };
 
   let previous: ProxyStats = proxy.stats();
   let previousAt = Date.now();
@@ -172,11 +183,10 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     process.once('uncaughtException', (e) => { log(`fatal: ${e.stack ?? e.message}`); stop(1); });
     process.once('unhandledRejection', (e) => { log(`fatal: ${(e as Error)?.stack ?? String(e)}`); stop(1); });
     proxy.once('error', (e: Error) => { log(`fatal: ${e.message}`); stop(1); });
+    // Ready only now: a SIGTERM sent as soon as it reads this must find the handler in place.
+    if (json) console.log(JSON.stringify(ready));
+    else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
   });
-  // Announced once the signal handlers are in place: a SIGTERM right after it still cleans up.
-  const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };
-  if (json) console.log(JSON.stringify(ready));
-  else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
   return stopped;
 }
 

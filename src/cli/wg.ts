@@ -2,18 +2,23 @@
 //   tuntap wg genkey | pubkey | genpsk
 //   tuntap wg up FILE [--name NAME] [--netns NS]     runs the interface in the foreground
 //   tuntap wg down NAME                              stops the process serving NAME
-//   tuntap wg show [NAME|all|interfaces]
-//   tuntap wg demo [--seconds N]                    two hosts, a tunnel, ping and a throughput run
+//   tuntap wg show [NAME|all|interfaces] [--json]
+//   tuntap wg demo [--seconds SEC]                   two hosts, a tunnel, ping and a throughput run
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
-import { readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
-import { parseArgs, intOption, UsageError } from './args.js';
+import { accessSync, constants as fsConstants, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import { parseArgs, positiveIntOption, noExtraArguments, UsageError, type ParsedArgs } from './args.js';
+import { validDeviceName } from './link.js';
+import { ipv6Unavailable, demoUsesIpv6 } from './ipv6.js';
+import { UserError, fileError } from '../errors.js';
+import { findLink } from '../netlink/index.js';
 import {
-  generatePrivateKey, publicKey, keyToBase64, keyFromBase64, readConfig, interfaceNameOf, quickUp,
-  getStatus, formatStatus, listInterfaces, UAPI_DIR, ConfigError, V8_TUNNEL_FLAGS,
+  generatePrivateKey, publicKey, keyToBase64, keyFromBase64, readConfig, quickUp,
+  getStatus, formatStatus, listInterfaces, UAPI_DIR, ConfigError, V8_TUNNEL_FLAGS, type WgConfig,
 } from '../wireguard/index.js';
 
-const usage = `usage: tuntap wg <genkey|pubkey|genpsk|up|down|show> ...
+const usage = `usage: tuntap wg <command> [options]      (tuntap wg <command> --help describes one)
   genkey                      print a new private key (base64, like wg genkey)
   pubkey                      read a private key on stdin, print its public key
   genpsk                      print a new preshared key
@@ -21,9 +26,57 @@ const usage = `usage: tuntap wg <genkey|pubkey|genpsk|up|down|show> ...
                               bring up the interface FILE describes (wg-quick format) and serve it
                               in the foreground until Ctrl-C or \`tuntap wg down NAME\`
   down NAME                   bring the interface down
-  show [NAME|all|interfaces]  status like \`wg show\`
-  demo [--seconds N]          two private namespaces with a tuntap VPN between them: ping, a TCP
+  show [NAME|all|interfaces] [--json]
+                              status like \`wg show\`
+  demo [--seconds SEC]        two private namespaces with a tuntap VPN between them: ping, a TCP
                               throughput run with a live rate, then everything is removed`;
+
+const helps: Record<string, string> = {
+  genkey: 'usage: tuntap wg genkey    print a new random private key in base64 (like wg genkey)',
+  pubkey: 'usage: tuntap wg pubkey < PRIVATEKEY    read a base64 private key on stdin, print its public key',
+  genpsk: 'usage: tuntap wg genpsk    print a new random preshared key in base64 (like wg genpsk)',
+  up: `usage: tuntap wg up FILE [--name NAME] [--netns NS]
+
+Brings up the WireGuard interface FILE describes and serves it in the foreground until Ctrl-C,
+SIGTERM or \`tuntap wg down NAME\`: a TUN, its addresses, MTU and a route for every AllowedIPs
+entry, over rtnetlink. NAME is FILE's name without ".conf" (at most 15 characters) unless
+--name gives it; --netns NS runs all of it (hooks too) in that network namespace.
+
+FILE is in wg-quick's format (keys are case-insensitive; lists are comma-separated):
+  [Interface]
+  PrivateKey = KEY           this host's key (tuntap wg genkey)
+  ListenPort = PORT          UDP port, IPv4 and IPv6 (default: any free port)
+  Address = CIDR, ...        the interface's addresses
+  MTU = N                    default 1420
+  Table = auto|main|off|N    where the AllowedIPs routes go; auto: the main table, except that a
+                             default route gets its own table behind fwmark rules, as wg-quick
+  FwMark = N|off             mark on the tunnel's own UDP packets
+  PreUp, PostUp, PreDown, PostDown = COMMAND
+                             run by sh around bringing the interface up and down; %i is NAME
+  DNS = ...                  accepted, with a warning: the system resolver is not changed
+  SaveConfig = true|false    accepted and ignored
+  [Peer]                     one section per peer
+  PublicKey = KEY            the peer's public key (required)
+  PresharedKey = KEY         optional extra symmetric key (tuntap wg genpsk)
+  AllowedIPs = CIDR, ...     addresses routed to this peer and accepted from it
+  Endpoint = HOST:PORT       where to reach it ([IPv6]:PORT); learnt from its packets otherwise
+  PersistentKeepalive = SEC  send a keepalive every SEC seconds (off by default)
+
+The file holds a private key: keep it mode 600 (a warning says when others can read it).`,
+  down: 'usage: tuntap wg down NAME    stop the `tuntap wg up` process serving NAME (its interface, routes and rules go with it)',
+  show: `usage: tuntap wg show [NAME|all|interfaces] [--json]
+
+Prints the status of one interface, or of all (the default), like \`wg show\`: keys, listening
+port, and per peer its endpoint, allowed IPs, latest handshake and transfer; for tuntap's own
+interfaces also the packets dropped, by reason. \`interfaces\` lists the names only. It reads the
+UAPI sockets in ${UAPI_DIR}, so it shows wireguard-go's interfaces too. Needs root.
+  --json    the same as JSON (an array for all and interfaces, an object for one)`,
+  demo: `usage: tuntap wg demo [--seconds SEC]
+
+Two hosts (private network namespaces) joined by a veth, a tuntap WireGuard interface on each,
+ping through the tunnel, then a TCP throughput run of SEC seconds (default 5) with a live rate
+line; everything is removed at the end.`,
+};
 
 const pidFile = (name: string) => `${UAPI_DIR}/${name}.tuntap.pid`;
 
@@ -33,58 +86,111 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The options each subcommand takes. */
+const specs: Record<string, { values?: string[]; flags?: string[] }> = {
+  genkey: {}, pubkey: {}, genpsk: {}, down: {},
+  up: { values: ['name', 'netns'] },
+  show: { flags: ['json'] },
+  demo: { values: ['seconds'] },
+};
+
 export async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['name', 'netns', 'seconds'] });
-  const [cmd, ...rest] = args.positional;
-  if (args.options.help || !cmd) { console.log(usage); return cmd ? 0 : 2; }
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd.startsWith('-')) {
+    if (parseArgs(argv, {}).options.help) { console.log(usage); return 0; }
+    throw new UsageError('wg needs a command: genkey, pubkey, genpsk, up, down, show or demo (tuntap wg --help)');
+  }
+  const spec = Object.hasOwn(specs, cmd) ? specs[cmd] : undefined;
+  if (!spec) throw new UsageError(`unknown wg command "${cmd}" (tuntap wg --help lists them)`);
+  const args = parseArgs(rest, spec);
+  if (args.options.help) { console.log(helps[cmd]); return 0; }
   switch (cmd) {
     case 'genkey':
+      noExtraArguments(args);
       process.stdout.write(`${keyToBase64(generatePrivateKey())}\n`);
       return 0;
     case 'genpsk':
+      noExtraArguments(args);
       process.stdout.write(`${keyToBase64(randomBytes(32))}\n`);
       return 0;
     case 'pubkey': {
+      noExtraArguments(args);
       let key: Buffer;
-      try { key = keyFromBase64(await readStdin()); } catch { console.error('tuntap wg pubkey: Key is not the correct length or format'); return 1; }
+      try { key = keyFromBase64(await readStdin()); } catch { throw new UserError('wg pubkey: the key on stdin is not 32 bytes in base64'); }
       process.stdout.write(`${keyToBase64(publicKey(key))}\n`);
       return 0;
     }
-    case 'up': return up(rest[0], args.options);
-    case 'down': return down(rest[0]);
-    case 'show': return show(rest[0]);
-    case 'demo': {
+    case 'up': return up(args);
+    case 'down': noExtraArguments(args, 1); return down(args.positional[0]);
+    case 'show': return show(args);
+    default: {
+      noExtraArguments(args);
+      const seconds = positiveIntOption(args.options, 'seconds', 5);
       const { runVpnDemo } = await import('../wireguard/demo.js');
-      return runVpnDemo({ seconds: intOption(args.options, 'seconds', 5) });
+      return runVpnDemo({ seconds, ipv6: demoUsesIpv6() });
     }
-    default: throw new UsageError(`unknown wg command "${cmd}"\n\n${usage}`);
   }
 }
 
-async function up(file: string | undefined, options: Record<string, unknown>): Promise<number> {
-  if (!file) throw new UsageError('tuntap wg up needs a configuration file');
-  const name = (options.name as string | undefined) ?? interfaceNameOf(file);
-  if (!name) throw new UsageError(`cannot derive an interface name from ${file}: name it NAME.conf or pass --name`);
-  let cfg;
-  try { cfg = readConfig(file); } catch (e) {
-    if (e instanceof ConfigError) { console.error(`tuntap: ${e.message}`); return 1; }
-    throw e;
+/** wg-quick's name for FILE (wg0.conf → wg0), under the same rule as every device name. */
+function interfaceName(file: string, given: string | undefined): string {
+  if (given !== undefined) return validDeviceName(given);
+  const base = basename(file);
+  if (!base.endsWith('.conf') || base === '.conf') {
+    throw new UsageError(`cannot name the interface after ${file}: call the file NAME.conf or pass --name NAME`);
   }
-  for (const w of cfg.warnings) console.error(`Warning: ${w}`);
+  return validDeviceName(base.slice(0, -'.conf'.length));
+}
+
+function loadConfig(file: string): WgConfig {
+  try {
+    readFileSync(file);
+  } catch (e) {
+    throw fileError(file, 'read', e);
+  }
+  try {
+    return readConfig(file);
+  } catch (e) {
+    throw e instanceof ConfigError ? new UserError(e.message, { cause: e }) : e;
+  }
+}
+
+async function up(args: ParsedArgs): Promise<number> {
+  const { options } = args;
+  const file = args.positional[0];
+  if (!file) throw new UsageError('wg up needs a configuration file (tuntap wg up --help)');
+  noExtraArguments(args, 1);
+  const name = interfaceName(file, options.name as string | undefined);
+  const netns = options.netns as string | undefined;
+  const cfg = loadConfig(file);
+  for (const w of cfg.warnings) console.error(`tuntap: warning: ${w}`);
+  const existing = findLink(name, { netns });
+  if (existing) {
+    throw new UserError(existing.kind === 'tun'
+      ? `${name} is already up${netns ? ` in ${netns}` : ''} (\`tuntap wg down ${name}\` stops a tuntap one)`
+      : `a ${existing.kind ?? 'network'} device named ${name} already exists${netns ? ` in ${netns}` : ''}`);
+  }
+  const noIpv6 = ipv6Unavailable(netns);
+  if (noIpv6) {
+    const v6 = cfg.interface.addresses.find((a) => a.includes(':'));
+    if (v6) throw new UserError(`${file}: Address ${v6} is IPv6, but ${noIpv6}`);
+    console.error(`tuntap: warning: ${noIpv6}, so ${name} carries IPv4 only (IPv6 AllowedIPs get no route)`);
+  }
   // This process is the tunnel, and a quiet tunnel (pings, keepalives) calls its data path too
   // rarely for V8's usual tiering: it stayed interpreted, then in baseline code, for minutes. So
   // compile every function to baseline code on first call, and (V8_TUNNEL_FLAGS) hand it to the
   // optimizing compiler after a few calls rather than hundreds. Measured per ping: about 0.1 ms
   // less than baseline code alone, and 0.1–0.2 ms less than that than interpreting.
   setFlagsFromString('--always-sparkplug');
-  const q = await quickUp(cfg, { name, netns: options.netns as string | undefined, log: (l) => console.error(l) });
+  const q = await quickUp(cfg, { name, netns, log: (l) => console.error(l), ipv6: !noIpv6 });
   // Only now, so the one-off start-up code is not optimized too.
   for (const flag of V8_TUNNEL_FLAGS) setFlagsFromString(flag);
-  writeFileSync(pidFile(name), `${process.pid}\n`);
-  console.error(`${name} is up (listening on UDP port ${q.iface.listenPort}); Ctrl-C or \`tuntap wg down ${name}\` stops it`);
+  // The handlers before the announcement: a signal sent as soon as it is read must find them.
   const stop = () => { void q.down(); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  writeFileSync(pidFile(name), `${process.pid}\n`);
+  console.error(`${name} is up (listening on UDP port ${q.iface.listenPort}); Ctrl-C or \`tuntap wg down ${name}\` stops it`);
   await q.iface.closed;
   await q.down();
   rmSync(pidFile(name), { force: true });
@@ -101,11 +207,43 @@ async function down(name: string | undefined): Promise<number> {
   return 0;
 }
 
-async function show(which: string | undefined): Promise<number> {
-  const names = !which || which === 'all' || which === 'interfaces' ? listInterfaces() : [which];
-  if (which === 'interfaces') { console.log(names.join(' ')); return 0; }
-  const blocks: string[] = [];
-  for (const n of names) blocks.push(formatStatus(await getStatus(n)));
-  if (blocks.length) console.log(blocks.join('\n\n'));
+async function show(args: ParsedArgs): Promise<number> {
+  noExtraArguments(args, 1);
+  const which = args.positional[0];
+  const json = args.options.json === true;
+  const all = !which || which === 'all' || which === 'interfaces';
+  const names = all ? listInterfaces() : [which];
+  if (which === 'interfaces') { console.log(json ? JSON.stringify(names) : names.join(' ')); return 0; }
+  const statuses = [];
+  for (const n of names) {
+    try {
+      statuses.push(await status(n));
+    } catch (e) {
+      // Listing them all, an interface that went down since the listing is simply not there.
+      if (all && !existsSync(`${UAPI_DIR}/${n}.sock`)) continue;
+      throw e;
+    }
+  }
+  if (json) console.log(JSON.stringify(all ? statuses : statuses[0]));
+  else if (statuses.length) console.log(statuses.map(formatStatus).join('\n\n'));
   return 0;
+}
+
+/** One interface's status, with the reasons it cannot be read in words. */
+async function status(name: string) {
+  const sock = `${UAPI_DIR}/${name}.sock`;
+  try {
+    accessSync(sock, fsConstants.R_OK | fsConstants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`wg show: no WireGuard interface named "${name}" is running (there is no ${sock})`);
+    if (code === 'EACCES') throw new UserError(`wg show: reading ${name} needs root (${sock}: permission denied)`);
+    throw fileError(sock, 'open', e);
+  }
+  try {
+    return await getStatus(name);
+  } catch (e) {
+    // A socket nobody serves any more, or an answer that does not come.
+    throw new UserError(`wg show: ${(e as Error).message}`, { cause: e });
+  }
 }

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { configureInterface, replaceRoute, addRule, deleteRule, type RuleSpec } from '../netlink/index.js';
 import { parseCidr } from '../addr.js';
+import { UserError } from '../errors.js';
 import { WireGuardInterface } from './interface.js';
 import type { WgConfig } from './config.js';
 import type { PeerConfig } from './engine.js';
@@ -16,6 +17,8 @@ export interface QuickOptions {
   netns?: string;
   log?: (line: string) => void;
   timers?: Partial<Timers>;
+  /** false where IPv6 is disabled: IPv6 AllowedIPs then get no route and no rule (the kernel refuses them). */
+  ipv6?: boolean;
 }
 
 export interface QuickInterface {
@@ -32,7 +35,7 @@ function runHooks(hooks: string[], name: string, netns: string | undefined, log:
     log(`[#] ${cmd}`);
     const args = netns ? ['ip', ['netns', 'exec', netns, 'sh', '-c', cmd]] as const : ['sh', ['-c', cmd]] as const;
     const r = spawnSync(args[0], [...args[1]], { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error(`hook failed (exit ${r.status}): ${cmd}`);
+    if (r.status !== 0) throw new UserError(`hook failed (exit ${r.status}): ${cmd}`);
   }
 }
 
@@ -42,7 +45,7 @@ async function resolvePeers(cfg: WgConfig): Promise<PeerConfig[]> {
     let endpoint: PeerConfig['endpoint'];
     if (p.endpoint) {
       const { address } = await lookup(p.endpoint.host).catch(() => {
-        throw new Error(`${cfg.file}:${p.line}: Endpoint: cannot resolve host "${p.endpoint!.host}"`);
+        throw new UserError(`${cfg.file}:${p.line}: Endpoint: cannot resolve host "${p.endpoint!.host}"`);
       });
       endpoint = { address, port: p.endpoint.port };
     }
@@ -74,7 +77,8 @@ export async function quickUp(cfg: WgConfig, opts: QuickOptions): Promise<QuickI
     if (table !== 'off') {
       const tableId = policy ? policyTable : table === 'auto' || table === 'main' ? MAIN_TABLE : Number(table);
       // Most specific first, as wg-quick does.
-      const sorted = [...new Set(allowed)].sort((a, b) => parseCidr(b).prefixLength - parseCidr(a).prefixLength);
+      const sorted = [...new Set(allowed)].filter((a) => opts.ipv6 !== false || parseCidr(a).family === 4)
+        .sort((a, b) => parseCidr(b).prefixLength - parseCidr(a).prefixLength);
       for (const dst of sorted) {
         log(`[#] route ${dst} dev ${name}${tableId !== MAIN_TABLE ? ` table ${tableId}` : ''}`);
         replaceRoute({ dst, dev: name, table: tableId }, { netns });

@@ -12,6 +12,12 @@ test('tuntap demo: ping answered from TypeScript, then a VPN between two hosts; 
   assert.match(out, /ICMP6, echo reply, id \d+, seq 2/);
   assert.match(out, /answered 4 echo requests; all pings replied/);
   assert.match(out, /part 2/);
+  // What the user sees is explained: the first packets through the tunnel and any drop.
+  assert.match(out, /first packets: [\d., ]+ ms: the first waited for the WireGuard handshake/);
+  for (const drop of /dropped on host A: (.*)/.exec(out)![1]!.split(/, (?=[a-zA-Z]+ \d)/)) {
+    assert.match(drop, /^nothing$|^\w+ \d+ \(.+\)$/, `a drop without its reason: ${drop}`);
+  }
+  assert.doesNotMatch(out, /seed/i);
   // The device lived in the private namespace only: the root namespace is unchanged.
   assert.equal(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }), linksBefore);
   assert.ok(readlinkSync('/proc/self/ns/net'));

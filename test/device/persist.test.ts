@@ -3,9 +3,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { addonPath, asUser, readableDir } from '../helpers/user.js';
 import { TuntapError, toTuntapError } from '../../src/errors.js';
 import { explainOpen } from '../../src/device/explain.js';
 import { openTun, IFF } from '../../src/device/index.js';
@@ -15,9 +15,9 @@ after(() => net.cleanup());
 
 // The unprivileged child may not be able to read the checkout (e.g. under /root), so it runs
 // from a world-readable temp dir with a copy of the addon, calls the same native open, and
-// reports errno; the parent turns that into the TuntapError our API would throw.
-const childDir = mkdtempSync(join(tmpdir(), 'tuntap-attach-'));
-chmodSync(childDir, 0o755);
+// reports errno; the parent turns that into the TuntapError our API would throw. It may not be
+// able to open /dev/net/tun either (0600 on a fresh boot): asUser gives it an openable node.
+const childDir = readableDir('tuntap-attach-');
 copyFileSync(addonPath(), join(childDir, 'tuntap.node'));
 writeFileSync(join(childDir, 'attach.cjs'), `
 const addon = require(${JSON.stringify(join(childDir, 'tuntap.node'))});
@@ -30,18 +30,10 @@ try {
 }`);
 after(() => rmSync(childDir, { recursive: true, force: true }));
 
-function addonPath(): string {
-  for (const kind of ['Release', 'Debug']) {
-    const p = new URL(`../../build/${kind}/tuntap.node`, import.meta.url).pathname;
-    if (existsSync(p)) return p;
-  }
-  throw new Error('the addon is not built');
-}
-
 /** Tries to attach to `name` inside `ns` as uid:gid (no capabilities, no supplementary groups). */
 async function attachAs(ns: string, uid: number, gid: number, name: string): Promise<{ ok: boolean; code?: string; message?: string; uid?: number; name?: string }> {
-  const r = await nsRun(ns, 'setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups',
-    process.execPath, join(childDir, 'attach.cjs'), name]);
+  const [cmd, ...args] = asUser(uid, gid, [process.execPath, join(childDir, 'attach.cjs'), name]);
+  const r = await nsRun(ns, cmd!, args);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ok: boolean; errno?: number; syscall?: string; message?: string; uid?: number; name?: string };
   if (out.ok) return { ok: true, name: out.name, uid: out.uid };

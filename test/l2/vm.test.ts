@@ -11,6 +11,7 @@ import { TapPort } from '../../src/l2/tap-port.js';
 import { createVmTap, deleteVmTap } from '../../src/l2/vm-tap.js';
 import { buildGuest, type GuestImage } from '../../scripts/vm/build-guest.js';
 import { tapIntoHost } from './helpers.js';
+import { asUser } from '../helpers/user.js';
 
 const NOBODY = 65534;
 const GUEST_MAC = '52:54:00:12:34:56';
@@ -25,12 +26,14 @@ function patch(ns: string, a: string, b: string): void {
 }
 
 function runGuest(ns: string, image: GuestImage, ifname: string, timeoutMs: number): Promise<string> {
-  const qemu = nsSpawn(ns, 'setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', '--',
+  // As nobody, with an openable /dev/net/tun whatever the host's node allows (asUser).
+  const [cmd, ...args] = asUser(NOBODY, NOBODY, [
     'qemu-system-x86_64', '-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
     '-kernel', image.kernel, '-initrd', image.initrd,
     '-append', 'console=ttyS0 quiet panic=-1 tuntap.ip=198.18.50.1/24 tuntap.peer=198.18.50.2 tuntap.ip6=fd00:50::1/64 tuntap.peer6=fd00:50::2',
     '-netdev', `tap,id=n0,ifname=${ifname},script=no,downscript=no,vhost=off,queues=2`,
     '-device', `virtio-net-pci,netdev=n0,mq=on,vectors=6,romfile=,mac=${GUEST_MAC}`]);
+  const qemu = nsSpawn(ns, cmd!, args);
   return new Promise((resolve) => {
     let out = '';
     const timer = setTimeout(() => qemu.kill('SIGKILL'), timeoutMs);

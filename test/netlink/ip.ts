@@ -1,6 +1,7 @@
 // iproute2 as the independent reader and writer for the netlink tests.
 import { spawnSync } from 'node:child_process';
 import { nsExec } from '../helpers/netns.js';
+import { asUser } from '../helpers/user.js';
 
 /** `ip -j ...` inside `ns`, parsed. */
 export function ipJson<T = any>(ns: string, ...args: string[]): T {  // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -23,8 +24,8 @@ export function withLength(dst: string, family: 4 | 6): string {
 const attachScript = `
 import fcntl, struct, sys
 name, flags = sys.argv[1], int(sys.argv[2])
-fd = open('/dev/net/tun', 'r+b', buffering=0)
 try:
+    fd = open('/dev/net/tun', 'r+b', buffering=0)
     fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', name.encode(), flags))
     print('attached')
 except OSError as e:
@@ -33,7 +34,7 @@ except OSError as e:
 
 /** Runs the attach in `ns` as uid/gid (no supplementary groups); "attached" or "error ERRNO". */
 export function attachAs(ns: string, uid: number, gid: number, name: string, flags: number): string {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups',
-    '/usr/bin/python3', '-c', attachScript, name, String(flags)], { encoding: 'utf8' });
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...asUser(uid, gid, ['/usr/bin/python3', '-c', attachScript, name, String(flags)])],
+    { encoding: 'utf8' });
   return `${r.stdout}${r.stderr}`.trim();
 }
