@@ -29,7 +29,7 @@ const commands: Record<string, Command> = {
   dump: {
     summary: 'print (and save as pcap) the packets arriving on a TUN/TAP, with a filter',
     synopsis: ['[--tap] [--name NAME] [--netns NS] [--address CIDR]... [-w FILE] [-c COUNT] [-q|--quiet]',
-      '[-d|--print-bpf] [--no-kernel-filter] [FILTER]'],
+      '[-d|--print-bpf] [--no-kernel-filter] [--builtin-filter] [FILTER]'],
     load: () => import('./dump.js'),
   },
   wg: {
@@ -40,7 +40,7 @@ const commands: Record<string, Command> = {
   },
   socks: {
     summary: 'tun2socks: carry a TUN\'s TCP and UDP through a SOCKS5 or SOCKS4a proxy',
-    synopsis: ['--proxy URL [--route] [--udp] [--dns MODE] [--dns-server ADDR] [--fake-ip CIDR]... [--rule RULE]...',
+    synopsis: ['--proxy URL [--proxy-password-file FILE] [--route] [--gateway CIDR]... [--udp] [--dns MODE] [--dns-server ADDR] [--fake-ip CIDR]... [--rule RULE]...',
       '[--name NAME] [--mtu N] [--no-offload] [--address4 ADDR] [--address6 ADDR] [--no-ipv6]',
       '[--bind4 ADDR] [--bind6 ADDR] [--max-sessions N] [--idle-timeout SEC] [--interval SEC] [--json] [--quiet]'],
     load: () => import('./socks.js'),

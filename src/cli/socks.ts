@@ -37,7 +37,7 @@ const help = (command: 'socks' | 'http', example: string): string => `usage: tun
   --address4 ADDR      TUN IPv4 address; the next one is the NAT's fake peer [198.19.0.1]
   --address6 ADDR      TUN IPv6 address [fd00:7475::1]; --no-ipv6 to skip IPv6
   --bind4/--bind6 ADDR source address for upstream sockets (with --route: detected)
-  --max-sessions N     concurrent TCP sessions [20000]
+  --max-sessions N     concurrent TCP sessions [20000, or what the open-files limit holds]
   --idle-timeout SEC   close idle connections [300]
   --interval SEC       status interval [1]
   --json               one JSON stats line per interval on stdout
@@ -125,7 +125,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     address6: o['no-ipv6'] || noIpv6 ? false : (typeof o.address6 === 'string' ? o.address6 : undefined),
     ...(typeof o.bind4 === 'string' ? { bindAddress4: o.bind4 } : {}),
     ...(typeof o.bind6 === 'string' ? { bindAddress6: o.bind6 } : {}),
-    maxSessions: intOption(o, 'max-sessions', 20000),
+    maxSessions: intOption(o, 'max-sessions'),
     idleTimeoutMs: intOption(o, 'idle-timeout', 300)! * 1000,
     route: o.route === true,
     ...(gateway.length ? { gateway } : {}),

@@ -23,6 +23,11 @@ export function descriptorLimit(limitsText?: string): DescriptorLimit | undefine
   return { soft: value(m[1]!), hard: value(m[2]!) };
 }
 
+/** TCP sessions when the user sets no --max-sessions and the open-files limit has room. */
+export const DEFAULT_MAX_SESSIONS = 20000;
+/** UDP sessions at once (each a socket, and through SOCKS5 a control connection). */
+export const MAX_UDP_SESSIONS = 4096;
+
 /** Descriptors the proxy may hold at once besides its sessions: listeners, TUN, DNS over TCP, Node's own. */
 const FIXED_DESCRIPTORS = 64 + 16 + 256;
 
@@ -37,6 +42,15 @@ export function descriptorsNeeded(needs: DescriptorNeeds): number {
   return FIXED_DESCRIPTORS + 2 * needs.maxSessions + 2 * needs.udpSessions;
 }
 
+/**
+ * How many TCP sessions the limit holds descriptors for (at least 1, at most `cap`): what the
+ * proxy allows when the user did not choose, so a default start never warns and never hits EMFILE.
+ */
+export function sessionsThatFit(udpSessions: number, cap: number, limit = descriptorLimit()): number {
+  if (!limit) return cap;
+  return Math.max(1, Math.min(cap, Math.floor((limit.soft - FIXED_DESCRIPTORS - 2 * udpSessions) / 2)));
+}
+
 /** A warning when the limit cannot hold what `needs` allows, else undefined. */
 export function checkDescriptors(needs: DescriptorNeeds, limit = descriptorLimit()): string | undefined {
   if (!limit) return undefined;
@@ -44,7 +58,7 @@ export function checkDescriptors(needs: DescriptorNeeds, limit = descriptorLimit
   const notes: string[] = [];
   if (limit.soft < limit.hard) notes.push(`the open-files soft limit (${limit.soft}) is below the hard one (${limit.hard})`);
   if (needed > limit.soft) {
-    const fits = Math.max(0, Math.floor((limit.soft - FIXED_DESCRIPTORS - 2 * needs.udpSessions) / 2));
+    const fits = sessionsThatFit(needs.udpSessions, needs.maxSessions, limit);
     notes.push(`${needs.maxSessions} sessions need up to ${needed} file descriptors but the limit is ${limit.soft}: `
       + `about ${fits} fit; beyond that connections fail with EMFILE (raise the hard limit, e.g. ulimit -Hn, or lower --max-sessions)`);
   }

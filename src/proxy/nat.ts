@@ -18,6 +18,7 @@ import {
 import { u16, put16 } from '../packet/bytes.js';
 import { formatIP, parseIP, parseIPv4 } from '../addr.js';
 import { writeIpHeader } from './ipheader.js';
+import { DEFAULT_MAX_SESSIONS } from './limits.js';
 
 const TCP = 6;
 const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
@@ -236,7 +237,7 @@ export class TcpNat {
     // clear of the kernel's TIME_WAIT for the old connection on the listener side.
     for (let p = min; p <= max; p++) this.free[p - min] = p;
     this.freeCount = this.free.length;
-    this.maxSessions = Math.min(opts.maxSessions ?? 20000, this.free.length);
+    this.maxSessions = Math.min(opts.maxSessions ?? DEFAULT_MAX_SESSIONS, this.free.length);
     this.lingerMs = opts.lingerMs ?? 5000;
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 5000;
     this.acceptTimeoutMs = opts.acceptTimeoutMs ?? 60_000;

@@ -9,7 +9,7 @@ import { openTun, type TunDevice } from '../device/index.js';
 import { TunProxy, type TunProxyOptions } from './engine.js';
 import { configureProxyTun, PolicyRouting, sourceAddressFor } from './routing.js';
 import type { Upstream } from './upstream.js';
-import { checkDescriptors } from './limits.js';
+import { checkDescriptors, sessionsThatFit, DEFAULT_MAX_SESSIONS, MAX_UDP_SESSIONS } from './limits.js';
 
 export interface ServiceOptions extends Omit<TunProxyOptions, 'device' | 'local4' | 'fake4' | 'local6' | 'fake6'> {
   upstream: Upstream;
@@ -44,8 +44,14 @@ function nextAddress(addr: string): string {
 }
 
 export async function startService(opts: ServiceOptions): Promise<Service> {
-  const descriptors = checkDescriptors({ maxSessions: opts.maxSessions ?? 20000, udpSessions: opts.udp ? 4096 : 0 });
-  if (descriptors) opts.log?.(`warning: ${descriptors}`);
+  const udpSessions = opts.udp ? MAX_UDP_SESSIONS : 0;
+  if (opts.maxSessions === undefined) {
+    // Unless the user chose, hold only as many sessions as the open-files limit has room for.
+    opts = { ...opts, maxSessions: sessionsThatFit(udpSessions, DEFAULT_MAX_SESSIONS) };
+  } else {
+    const descriptors = checkDescriptors({ maxSessions: opts.maxSessions, udpSessions });
+    if (descriptors) opts.log?.(`warning: ${descriptors}`);
+  }
   const local4 = opts.address4 ?? '198.19.0.1';
   const local6 = opts.address6 === false ? undefined : (opts.address6 ?? 'fd00:7475::1');
   const offload = opts.checksumOffload ?? true;

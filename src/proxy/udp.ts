@@ -13,6 +13,7 @@ import {
   socks5UdpAssociate, socks5UdpUnwrap, socks5UdpWrap, UpstreamError, type Upstream, type UdpAssociation,
 } from './upstream.js';
 import type { FailureLog } from './failures.js';
+import { MAX_UDP_SESSIONS } from './limits.js';
 
 const UDP = 17;
 
@@ -161,7 +162,7 @@ export class UdpRelay {
     const key = `${formatIP(d.srcAddr)}|${d.srcPort}`;
     let s = this.sessions.get(key);
     if (!s) {
-      if (this.sessions.size >= (this.opts.maxSessions ?? 4096)) { this.counters.dropped++; return; }
+      if (this.sessions.size >= (this.opts.maxSessions ?? MAX_UDP_SESSIONS)) { this.counters.dropped++; return; }
       s = {
         key, family: d.family, srcAddr: d.srcAddr, srcPort: d.srcPort, ready: false, queue: [],
         peers: new Map(), namedPeers: 0, lastSeen: Date.now(),
