@@ -145,15 +145,7 @@ export async function runDel(argv: string[]): Promise<number> {
   const args = parseArgs(argv, { values: ['netns'], flags: ['json'] });
   if (args.options.help) { console.log(delHelp); return 0; }
   const name = deviceName(args, 'del');
-  try {
-    deleteTun(name, { netns: netnsOption(args.options) });  // refuses a device that is not tun/tap
-  } catch (e) {
-    // deleteTun looks the device up first, and that lookup's message says "showing".
-    if (e instanceof TuntapError && e.code === 'ENODEV') {
-      throw new TuntapError(e.syscall, e.errno, `deleting ${name}: device "${name}" does not exist (${e.syscall}: ${e.code})`, { cause: e });
-    }
-    throw e;
-  }
+  deleteTun(name, { netns: netnsOption(args.options) });  // refuses a device that is not tun/tap
   if (args.options.json) console.log(JSON.stringify({ deleted: name }));
   return 0;
 }

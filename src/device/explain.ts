@@ -7,7 +7,7 @@ export function explainOpen(name: string, opts: { exclusive: boolean; multiQueue
     switch (code) {
       case 'EPERM': return `creating ${shown} needs CAP_NET_ADMIN, and attaching to an existing ${shown} needs its owner uid or group`;
       case 'EBUSY': return opts.exclusive
-        ? `${name} already exists and exclusive (IFF_TUN_EXCL) was asked`
+        ? `${name} already exists (the open asked for a new device only)`
         : `${name} is already attached to another file descriptor (a single-queue device takes one)`;
       case 'EINVAL': return `${name} exists but is not a ${opts.mode} device ${opts.multiQueue ? 'with' : 'without'} multi-queue, or the flags or name are invalid`;
       case 'E2BIG': return `${name} already has the maximum number of queues (256)`;

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createPersistent } from '../device/index.js';
 import { deleteTun, getLink } from '../netlink/index.js';
 import type { NetnsRef } from '../netns.js';
+import { UserError } from '../errors.js';
 
 export interface VmTapOptions {
   /** Interface name QEMU will be given (ifname=...). */
@@ -33,7 +34,7 @@ function resolveId(kind: 'user' | 'group', value: number | string): number {
         return Number(line.split(':')[2]);
       } catch { /* fall through */ }
     }
-    throw new Error(`no such ${kind}: ${value}`);
+    throw new UserError(`no ${kind} named "${value}" on this system`);
   }
 }
 

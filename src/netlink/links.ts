@@ -188,10 +188,14 @@ export function listLinks(target?: Target & { kind?: string }): Link[] {
 
 /** One device by name or index; throws a NetlinkError (ENODEV) when it does not exist. */
 export function getLink(ref: LinkRef, target?: Target): Link {
+  return withNetlink(target, (nl) => fetchLink(nl, ref, `showing ${ref}`));
+}
+
+/** One device by name or index over `nl`; errors begin with `what` ("showing wg0", "deleting wg0"). */
+function fetchLink(nl: Netlink, ref: LinkRef, what: string): Link {
   const { index, attrs } = refAttrs(ref);
-  const link = withNetlink(target, (nl) =>
-    nl.get(RTM_GETLINK, ifinfomsg(index), attrs, parseLink, `showing ${ref}`, noDevice(ref)));
-  if (!link) throw new NetlinkError('recvmsg', constants.errno.EBADMSG, `showing ${ref}: the kernel's answer was shorter than a link message`);
+  const link = nl.get(RTM_GETLINK, ifinfomsg(index), attrs, parseLink, what, noDevice(ref));
+  if (!link) throw new NetlinkError('recvmsg', constants.errno.EBADMSG, `${what}: the kernel's answer was shorter than a link message`);
   return link;
 }
 
@@ -365,7 +369,7 @@ export function createTun(name: string, opts: TunCreateOptions = {}, target?: Ta
 /** Deletes a persistent TUN/TAP device (refuses other kinds). */
 export function deleteTun(name: string, target?: Target): void {
   withNetlink(target, (nl) => {
-    const link = getLink(name, { netlink: nl });
+    const link = fetchLink(nl, name, `deleting ${name}`);
     if (link.kind !== 'tun') {
       throw new TuntapError('netlink(RTM_DELLINK)', constants.errno.EINVAL,
         `deleting ${name}: it is a ${link.kind ?? 'plain'} device, not a tun/tap device`);

@@ -6,6 +6,7 @@
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../addr.js';
 import net from 'node:net';
 import { isDestinationHost, isHostName, printable } from './names.js';
+import { UserError } from '../errors.js';
 
 export type UpstreamKind = 'socks5' | 'socks4a' | 'http' | 'direct' | 'reject';
 
@@ -27,7 +28,7 @@ export interface Destination {
  * A failure to reach a destination through an upstream; `refused` says the destination said no,
  * `invalid` that the destination is no host name; `code` is the errno name of a socket failure.
  */
-export class UpstreamError extends Error {
+export class UpstreamError extends UserError {
   constructor(message: string,
     readonly reason: 'refused' | 'proxy-down' | 'auth' | 'protocol' | 'timeout' | 'rejected' | 'unreachable' | 'invalid',
     readonly code?: string) {
