@@ -9,6 +9,7 @@ import {
 } from './noise.js';
 import { CookieChecker, CookieGenerator } from './cookie.js';
 import { ReplayWindow } from './replay.js';
+import { HandshakeRateLimiter } from './ratelimiter.js';
 import { AllowedIps } from './allowed-ips.js';
 import { sealBatch, openBatch, paddedLength, type AeadBatch } from './aead.js';
 import {
@@ -65,6 +66,7 @@ export interface DropCounters {
   cookieRequired: number;   // under load without a valid MAC2: answered with a cookie reply
   handshakeFailed: number;  // did not decrypt, unknown peer, stale timestamp, unknown index
   rateLimited: number;      // initiation too soon after the previous one from that peer
+  sourceRateLimited: number; // under load: handshake over its source address's rate (ratelimiter.ts)
   unknownIndex: number;     // data for no session we know
   replay: number;           // counter already seen or older than the window
   authFailed: number;       // data that did not authenticate (bit flips, wrong key)
@@ -223,6 +225,8 @@ class Arena {
 }
 
 const ARENA_MIN = 16 << 10;
+/** How long the interface stays under load after the handshake rate falls back (wireguard-go's UnderLoadAfterTime). */
+const UNDER_LOAD_HOLD_MS = 1000;
 const NO_GROUP = 0xffffffff;
 
 /** Bytes of room the engine leaves in front of each delivered packet (contents unspecified). */
@@ -300,7 +304,7 @@ export class WireGuardEngine {
   readonly allowedIps = new AllowedIps<Peer>();
   readonly stats: EngineStats = {
     dropped: {
-      malformed: 0, badMac1: 0, cookieRequired: 0, handshakeFailed: 0, rateLimited: 0, unknownIndex: 0, replay: 0,
+      malformed: 0, badMac1: 0, cookieRequired: 0, handshakeFailed: 0, rateLimited: 0, sourceRateLimited: 0, unknownIndex: 0, replay: 0,
       authFailed: 0, expired: 0, notAllowed: 0, noRoute: 0, noEndpoint: 0, queueFull: 0,
     },
     handshakeInitiationsSent: 0, handshakeInitiationsReceived: 0, handshakeResponsesSent: 0,
@@ -318,6 +322,9 @@ export class WireGuardEngine {
   private readonly now: () => number;
   private handshakeWindowStart = 0;
   private handshakesInWindow = 0;
+  /** Under load until then (ms): the state outlasts the load by UNDER_LOAD_HOLD_MS. */
+  private underLoadUntil = -Infinity;
+  private readonly limiter = new HandshakeRateLimiter();
   private lastTimestampSent: Buffer = Buffer.alloc(12);
   // One scratch per direction; a call that re-enters while one is in use gets a fresh one.
   private txScratch = new BatchScratch(MIN_SCRATCH);
@@ -720,10 +727,15 @@ export class WireGuardEngine {
       this.handshakesInWindow = 0;
     }
     this.handshakesInWindow++;
-    return this.forceUnderLoad || this.handshakesInWindow > this.timers.underLoadPerSecond;
+    if (this.handshakesInWindow > this.timers.underLoadPerSecond) this.underLoadUntil = now + UNDER_LOAD_HOLD_MS;
+    return this.forceUnderLoad || now < this.underLoadUntil;
   }
 
-  /** MAC checks shared by initiations and responses; false when the message must go no further. */
+  /**
+   * MAC checks shared by initiations and responses, and under load a valid MAC2 (a cookie: the
+   * source receives at its address) and the source's handshake rate; false when the message
+   * must go no further. Every check here costs far less than the Noise work it guards.
+   */
   private admitHandshake(msg: Uint8Array, rec: Uint8Array, recOff: number, now: number): boolean {
     const checker = this.checker!;
     if (!checker.checkMac1(msg)) { this.stats.dropped.badMac1++; return false; }
@@ -736,6 +748,7 @@ export class WireGuardEngine {
         this.sendOne(decodeEndpoint(rec, recOff), reply);
         return false;
       }
+      if (!this.limiter.allow(rec, recOff, now)) { this.stats.dropped.sourceRateLimited++; return false; }
     }
     return true;
   }
@@ -984,6 +997,7 @@ export class WireGuardEngine {
   /** Runs due timers; the interface calls this a few times a second. */
   tick(): void {
     const now = this.now();
+    this.limiter.sweep(now);
     for (const peer of this.peers.values()) {
       if (peer.handshake && peer.retransmitAt !== undefined && now >= peer.retransmitAt) {
         if (now - peer.handshakeStarted >= this.timers.rekeyAttemptTime) {
