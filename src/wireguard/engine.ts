@@ -653,11 +653,13 @@ export class WireGuardEngine {
     if (!this.key) return;
     const now = this.now();
     if (!retry && peer.handshake && now - peer.lastInitiationSent < this.timers.rekeyTimeout) return;
+    // An attempt runs from its first initiation until a session is confirmed, or until tick()
+    // gives up after REKEY_ATTEMPT_TIME and drops what waited for it. It runs without an
+    // endpoint too (each retry looks again), so packets staged for such a peer expire as well.
+    if (!peer.handshake && peer.retransmitAt === undefined) peer.handshakeStarted = now;
+    peer.retransmitAt = now + this.timers.rekeyTimeout + randomInt(0, 334) * Math.min(1, this.timers.rekeyTimeout / 5000);
     if (!peer.endpoint) { this.stats.dropped.noEndpoint++; return; }
     if (peer.handshake) this.indices.delete(peer.handshake.localIndex);
-    if (!peer.handshake || !retry) {
-      if (!peer.handshake) peer.handshakeStarted = now;
-    }
     const entry: IndexEntry = { peer };
     const localIndex = this.newIndex(entry);
     const made = createInitiation(this.key, peer.publicKey, peer.presharedKey, localIndex, this.timestamp());
@@ -665,7 +667,6 @@ export class WireGuardEngine {
     entry.handshake = made.state;
     peer.handshake = made.state;
     peer.lastInitiationSent = now;
-    peer.retransmitAt = now + this.timers.rekeyTimeout + randomInt(0, 334) * Math.min(1, this.timers.rekeyTimeout / 5000);
     peer.cookies.stamp(made.message);
     this.stats.handshakeInitiationsSent++;
     this.sendOne(peer.endpoint, made.message);
@@ -714,11 +715,17 @@ export class WireGuardEngine {
   private zeroPeer(peer: Peer): void {
     for (const kp of [peer.current, peer.previous, peer.next]) if (kp) this.dropKeypair(kp);
     peer.current = peer.previous = peer.next = undefined;
+    this.endAttempt(peer);
+    peer.queue = [];
+    peer.sendKeepaliveAt = peer.newHandshakeAt = peer.zeroKeysAt = undefined;
+  }
+
+  /** Ends the peer's handshake attempt: no more retransmissions, our initiation's state dropped. */
+  private endAttempt(peer: Peer): void {
     if (peer.handshake) this.indices.delete(peer.handshake.localIndex);
     peer.handshake = undefined;
     peer.handshakeStarted = 0;
-    peer.queue = [];
-    peer.retransmitAt = peer.sendKeepaliveAt = peer.newHandshakeAt = peer.zeroKeysAt = undefined;
+    peer.retransmitAt = undefined;
   }
 
   private underLoad(now: number): boolean {
@@ -792,10 +799,7 @@ export class WireGuardEngine {
     if (!keys) { this.stats.dropped.handshakeFailed++; return; }
     const peer = entry.peer;
     this.stats.handshakeResponsesReceived++;
-    this.indices.delete(receiver);
-    peer.handshake = undefined;
-    peer.handshakeStarted = 0;
-    peer.retransmitAt = undefined;
+    this.endAttempt(peer);
     this.installKeypair(peer, keys, now);
     this.updateEndpoint(peer, rec, recOff);
     this.onAuthenticatedReceived(peer, now);
@@ -976,6 +980,8 @@ export class WireGuardEngine {
     peer.previous = peer.current;
     peer.current = next;
     peer.next = undefined;
+    // The peer's initiation gave us a session: an attempt of our own is done (as wireguard-go).
+    this.endAttempt(peer);
     this.flushQueue(peer);
   }
 
@@ -999,13 +1005,10 @@ export class WireGuardEngine {
     const now = this.now();
     this.limiter.sweep(now);
     for (const peer of this.peers.values()) {
-      if (peer.handshake && peer.retransmitAt !== undefined && now >= peer.retransmitAt) {
+      if (peer.retransmitAt !== undefined && now >= peer.retransmitAt) {
         if (now - peer.handshakeStarted >= this.timers.rekeyAttemptTime) {
           // Give up: drop the attempt and what waited for it.
-          this.indices.delete(peer.handshake.localIndex);
-          peer.handshake = undefined;
-          peer.handshakeStarted = 0;
-          peer.retransmitAt = undefined;
+          this.endAttempt(peer);
           peer.queue = [];
         } else {
           this.initiateHandshake(peer, true);

@@ -171,6 +171,30 @@ test('"under load" lasts a second past the flood', () => {
   assert.equal(b.engine.stats.dropped.handshakeFailed, failed + 1, 'processed (a replayed timestamp)');
 });
 
+test('staged packets: at most 128 per peer, dropped with the handshake attempt, also for a peer without endpoint', () => {
+  const timers = { rekeyTimeout: 500, rekeyAttemptTime: 3000 };
+  const { net, a, b } = pair({ timers });
+  // b knows a only by key (no endpoint): what b sends a waits for a to connect
+  const pb = peerOf(b, a);
+  const packets = Array.from({ length: 200 }, (_, i) => ipv4('10.0.0.2', '10.0.0.1', Buffer.from(`p${i}`)));
+  sendPackets(b, packets);
+  assert.equal(pb.queue.length, 128);
+  assert.equal(b.engine.stats.dropped.queueFull, 72);
+  assert.deepEqual(pb.queue.at(-1), packets.at(-1), 'the oldest went first');
+  net.advance(2000);
+  assert.equal(pb.queue.length, 128, 'kept while the attempt runs');
+  net.advance(2000);
+  assert.equal(pb.queue.length, 0, 'dropped when it gives up');
+  assert.equal(pb.retransmitAt, undefined);
+  // within an attempt, a connects: b's staged packets go out on the session a starts
+  sendPackets(b, packets.slice(0, 3));
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.deepEqual(a.delivered, packets.slice(0, 3));
+  assert.equal(pb.queue.length, 0);
+  assert.equal(pb.retransmitAt, undefined, 'the session ended b\'s attempt');
+});
+
 test('three peers with overlapping AllowedIPs: longest prefix picks the peer', () => {
   const net = new MemoryNet();
   const hub = net.add('198.18.0.1', 1);
