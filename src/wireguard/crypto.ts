@@ -7,7 +7,7 @@ import { blake2s as nobleBlake2s } from '@noble/hashes/blake2.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import {
   createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey,
-  diffieHellman, randomBytes, timingSafeEqual, type KeyObject,
+  diffieHellman, generateKeyPairSync, randomBytes, timingSafeEqual, type KeyObject,
 } from 'node:crypto';
 
 export const KEY_LEN = 32;
@@ -50,12 +50,12 @@ export function kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Buffer[] 
     prev = hmac(prk, prev, Uint8Array.of(i));
     out.push(prev);
   }
+  prk.fill(0);
   return out;
 }
 
-// ---- X25519 via node:crypto (raw 32-byte keys wrapped in PKCS#8 / SPKI DER) ----
+// ---- X25519 via node:crypto (private keys go in as PKCS#8 DER, public keys as JWK) ----
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
 
 /** A private key as `wg genkey` makes it: 32 random bytes, clamped for Curve25519. */
 export function generatePrivateKey(): Buffer {
@@ -72,33 +72,65 @@ export function clamp(key: Uint8Array): Buffer {
 
 function privateKeyObject(priv: Uint8Array): KeyObject {
   if (priv.length !== 32) throw new RangeError('X25519 private key must be 32 bytes');
-  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519, priv]), format: 'der', type: 'pkcs8' });
+  const der = Buffer.concat([PKCS8_X25519, priv]);
+  try {
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } finally {
+    der.fill(0);
+  }
 }
 
+// Public keys go in as JWK: OpenSSL 3 decodes DER through its generic decoder framework, which
+// cost ~0.2 ms per key here against ~0.01 ms for JWK, and a handshake imports two or three.
 function publicKeyObject(pub: Uint8Array): KeyObject {
   if (pub.length !== 32) throw new RangeError('X25519 public key must be 32 bytes');
-  return createPublicKey({ key: Buffer.concat([SPKI_X25519, pub]), format: 'der', type: 'spki' });
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(pub.buffer, pub.byteOffset, 32).toString('base64url') }, format: 'jwk' });
+}
+
+function rawPublicKey(key: KeyObject): Buffer {
+  return Buffer.from(key.export({ format: 'jwk' }).x!, 'base64url');
 }
 
 /** The public key of a private key. */
 export function publicKey(priv: Uint8Array): Buffer {
-  const der = createPublicKey(privateKeyObject(priv)).export({ format: 'der', type: 'spki' });
-  return Buffer.from(der.subarray(der.length - 32));
+  return rawPublicKey(createPublicKey(privateKeyObject(priv)));
 }
 
 /** A prepared private key: parsing DER once per interface, not once per handshake. */
 export class StaticKey {
   readonly private: Buffer;
   readonly public: Buffer;
-  private readonly object: KeyObject;
+  private object: KeyObject | undefined;
   constructor(priv: Uint8Array) {
     this.private = Buffer.from(priv);
     this.object = privateKeyObject(priv);
-    this.public = publicKey(priv);
+    this.public = rawPublicKey(createPublicKey(this.object));
   }
   dh(pub: Uint8Array): Buffer | undefined {
-    return dhObjects(this.object, pub);
+    return this.object && dhObjects(this.object, pub);
   }
+  /**
+   * Zeroes our copy of the private key and lets go of OpenSSL's (which OpenSSL clears when it
+   * frees the key, once the object is collected: JavaScript cannot free it sooner).
+   */
+  wipe(): void {
+    this.private.fill(0);
+    this.object = undefined;
+  }
+}
+
+/**
+ * A handshake's ephemeral key pair. The private half exists only inside OpenSSL, never as bytes
+ * on the JavaScript heap, so no copy of it is left behind for a wipe to miss.
+ */
+export interface EphemeralKey {
+  readonly private: KeyObject;
+  readonly public: Buffer;
+}
+
+export function generateEphemeral(): EphemeralKey {
+  const pair = generateKeyPairSync('x25519');
+  return { private: pair.privateKey, public: rawPublicKey(pair.publicKey) };
 }
 
 function dhObjects(priv: KeyObject, pub: Uint8Array): Buffer | undefined {
@@ -112,8 +144,13 @@ function dhObjects(priv: KeyObject, pub: Uint8Array): Buffer | undefined {
 }
 
 /** DH(private, public); undefined if the result is the all-zero point. */
-export function dh(priv: Uint8Array, pub: Uint8Array): Buffer | undefined {
-  return dhObjects(privateKeyObject(priv), pub);
+export function dh(priv: Uint8Array | KeyObject, pub: Uint8Array): Buffer | undefined {
+  return dhObjects(priv instanceof Uint8Array ? privateKeyObject(priv) : priv, pub);
+}
+
+/** Zeroes secrets that are no longer needed (a chaining key, a DH result, a key copy). */
+export function wipe(...secrets: Array<Uint8Array | undefined>): void {
+  for (const s of secrets) s?.fill(0);
 }
 
 // ---- AEAD (ChaCha20-Poly1305 with a 64-bit counter nonce) ----

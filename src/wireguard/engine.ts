@@ -4,8 +4,8 @@
 import { randomInt } from 'node:crypto';
 import { StaticKey, equalBytes, keyToBase64 } from './crypto.js';
 import {
-  createInitiation, consumeInitiation, createResponse, consumeResponse, tai64n, type InitiatorState,
-  type SessionKeys,
+  createInitiation, consumeInitiation, createResponse, consumeResponse, tai64n, nextTai64n, wipeInitiator,
+  wipeConsumed, type InitiatorState, type SessionKeys,
 } from './noise.js';
 import { CookieChecker, CookieGenerator } from './cookie.js';
 import { ReplayWindow } from './replay.js';
@@ -254,6 +254,7 @@ export class Peer {
   handshakeStarted = 0;
   lastInitiationSent = -Infinity;
   lastTimestamp: Buffer | undefined;
+  lastTimestampSent: Buffer | undefined;
   lastInitiationConsumed = -Infinity;
   lastMinuteHandshakeSent = false;
   queue: Buffer[] = [];
@@ -325,7 +326,6 @@ export class WireGuardEngine {
   /** Under load until then (ms): the state outlasts the load by UNDER_LOAD_HOLD_MS. */
   private underLoadUntil = -Infinity;
   private readonly limiter = new HandshakeRateLimiter();
-  private lastTimestampSent: Buffer = Buffer.alloc(12);
   // One scratch per direction; a call that re-enters while one is in use gets a fresh one.
   private txScratch = new BatchScratch(MIN_SCRATCH);
   private sealScratch = new BatchScratch(MIN_SCRATCH);
@@ -349,6 +349,7 @@ export class WireGuardEngine {
   get publicKey(): Buffer | undefined { return this.key?.public; }
 
   setPrivateKey(priv: Uint8Array | undefined): void {
+    this.key?.wipe();
     if (!priv || priv.every((b) => b === 0)) {
       this.key = undefined;
       this.checker = undefined;
@@ -377,7 +378,10 @@ export class WireGuardEngine {
       peer = new Peer(cfg.publicKey, this.timers, this.now);
       this.peers.set(text, peer);
     }
-    if (cfg.presharedKey) peer.presharedKey = Buffer.from(cfg.presharedKey);
+    if (cfg.presharedKey) {
+      peer.presharedKey.fill(0);
+      peer.presharedKey = Buffer.from(cfg.presharedKey);
+    }
     if (cfg.endpoint) peer.setEndpoint(cfg.endpoint);
     for (const cidr of cfg.allowedIps ?? []) this.allowedIps.insert(cidr, peer);
     if (cfg.persistentKeepalive !== undefined) {
@@ -398,6 +402,7 @@ export class WireGuardEngine {
     const peer = this.peers.get(text);
     if (!peer) return;
     this.zeroPeer(peer);
+    peer.presharedKey.fill(0);
     this.allowedIps.removeValue(peer);
     this.peers.delete(text);
   }
@@ -635,17 +640,12 @@ export class WireGuardEngine {
     }
   }
 
-  /** A TAI64N strictly greater than the last one we sent. */
-  private timestamp(): Buffer {
+  /** A (rounded) TAI64N strictly greater than the last one we sent this peer. */
+  private timestamp(peer: Peer): Buffer {
     const t = tai64n();
-    if (Buffer.compare(t, this.lastTimestampSent) <= 0) {
-      const bumped = Buffer.from(this.lastTimestampSent);
-      bumped.writeUInt32BE((bumped.readUInt32BE(8) + 1) >>> 0, 8);
-      this.lastTimestampSent = bumped;
-      return bumped;
-    }
-    this.lastTimestampSent = t;
-    return t;
+    const last = peer.lastTimestampSent;
+    peer.lastTimestampSent = last && Buffer.compare(t, last) <= 0 ? nextTai64n(last) : t;
+    return peer.lastTimestampSent;
   }
 
   /** Starts (or, when `retry`, retransmits) a handshake initiation to `peer`. */
@@ -659,10 +659,10 @@ export class WireGuardEngine {
     if (!peer.handshake && peer.retransmitAt === undefined) peer.handshakeStarted = now;
     peer.retransmitAt = now + this.timers.rekeyTimeout + randomInt(0, 334) * Math.min(1, this.timers.rekeyTimeout / 5000);
     if (!peer.endpoint) { this.stats.dropped.noEndpoint++; return; }
-    if (peer.handshake) this.indices.delete(peer.handshake.localIndex);
+    this.dropHandshake(peer);
     const entry: IndexEntry = { peer };
     const localIndex = this.newIndex(entry);
-    const made = createInitiation(this.key, peer.publicKey, peer.presharedKey, localIndex, this.timestamp());
+    const made = createInitiation(this.key, peer.publicKey, peer.presharedKey, localIndex, this.timestamp(peer));
     if (!made) { this.indices.delete(localIndex); return; }
     entry.handshake = made.state;
     peer.handshake = made.state;
@@ -722,10 +722,18 @@ export class WireGuardEngine {
 
   /** Ends the peer's handshake attempt: no more retransmissions, our initiation's state dropped. */
   private endAttempt(peer: Peer): void {
-    if (peer.handshake) this.indices.delete(peer.handshake.localIndex);
-    peer.handshake = undefined;
+    this.dropHandshake(peer);
     peer.handshakeStarted = 0;
     peer.retransmitAt = undefined;
+  }
+
+  /** Forgets our pending initiation to the peer, its secrets zeroed. */
+  private dropHandshake(peer: Peer): void {
+    const state = peer.handshake;
+    if (!state) return;
+    this.indices.delete(state.localIndex);
+    wipeInitiator(state);
+    peer.handshake = undefined;
   }
 
   private underLoad(now: number): boolean {
@@ -763,13 +771,15 @@ export class WireGuardEngine {
   private handleInitiation(msg: Uint8Array, rec: Uint8Array, recOff: number, now: number): void {
     if (!this.admitHandshake(msg, rec, recOff, now)) return;
     const init = consumeInitiation(this.key!, msg);
-    const peer = init && this.peers.get(keyToBase64(init.remoteStatic));
-    if (!init || !peer) { this.stats.dropped.handshakeFailed++; return; }
-    if (peer.lastTimestamp && Buffer.compare(init.timestamp, peer.lastTimestamp) <= 0) {
+    if (!init) { this.stats.dropped.handshakeFailed++; return; }
+    const peer = this.peers.get(keyToBase64(init.remoteStatic));
+    if (!peer || (peer.lastTimestamp && Buffer.compare(init.timestamp, peer.lastTimestamp) <= 0)) {
+      wipeConsumed(init);
       this.stats.dropped.handshakeFailed++;
       return;
     }
     if (now - peer.lastInitiationConsumed < this.timers.initiationMinInterval) {
+      wipeConsumed(init);
       this.stats.dropped.rateLimited++;
       return;
     }
@@ -1041,9 +1051,18 @@ export class WireGuardEngine {
     return !this.keyTable.empty();
   }
 
-  /** Drops every session and handshake (e.g. on shutdown). */
+  /**
+   * Drops every session and handshake and zeroes the keys held: the static private key and
+   * every preshared key (on shutdown; the engine is done with after this).
+   */
   close(): void {
-    for (const peer of this.peers.values()) this.zeroPeer(peer);
+    for (const peer of this.peers.values()) {
+      this.zeroPeer(peer);
+      peer.presharedKey.fill(0);
+    }
+    this.key?.wipe();
+    this.key = undefined;
+    this.checker = undefined;
   }
 }
 
