@@ -372,6 +372,7 @@ export class WireGuardEngine {
 
   /** Adds or updates a peer; allowedIps are added to what it has (replaceAllowedIps first to reset). */
   setPeer(cfg: PeerConfig): Peer {
+    if (cfg.publicKey.length !== 32 || cfg.publicKey.every((b) => b === 0)) throw new RangeError('a peer\'s public key must be 32 bytes, not all zero');
     const text = keyToBase64(cfg.publicKey);
     let peer = this.peers.get(text);
     if (!peer) {
