@@ -128,9 +128,15 @@ export interface EphemeralKey {
   readonly public: Buffer;
 }
 
+/** Curve25519's base point (u = 9): X25519(k, 9) is the public key of k. */
+const BASE_POINT = publicKeyObject(Buffer.concat([Uint8Array.of(9), Buffer.alloc(31)]));
+
 export function generateEphemeral(): EphemeralKey {
   const pair = generateKeyPairSync('x25519');
-  return { private: pair.privateKey, public: rawPublicKey(pair.publicKey) };
+  // Not pair.publicKey.export(): Node 20 can deadlock exporting a key that generateKeyPairSync
+  // made, when a garbage collection inside the export frees that generation's job (measured
+  // here: a loop of generate + export hung within seconds; generate + X25519 ran 200,000 times).
+  return { private: pair.privateKey, public: diffieHellman({ privateKey: pair.privateKey, publicKey: BASE_POINT }) };
 }
 
 function dhObjects(priv: KeyObject, pub: Uint8Array): Buffer | undefined {

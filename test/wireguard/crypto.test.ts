@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { hchacha } from '@noble/ciphers/chacha.js';
 import {
   blake2s, mac, hash, hmac, kdf, xaeadSeal, xaeadOpen, aeadSeal, aeadOpen, dh, publicKey,
-  generatePrivateKey, keyFromBase64, keyToBase64, StaticKey,
+  generatePrivateKey, keyFromBase64, keyToBase64, StaticKey, generateEphemeral,
 } from '../../src/wireguard/crypto.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
@@ -128,6 +128,9 @@ test('X25519 matches RFC 7748 and the `wg` tool; low-order points are refused', 
   assert.deepEqual(ab, dh(bob, publicKey(alice)));
   assert.deepEqual(new StaticKey(alice).dh(publicKey(bob)), ab);
   assert.equal(dh(alice, Buffer.alloc(32)), undefined); // the zero point has low order
+  // an ephemeral key pair (its private half never leaves OpenSSL) agrees with a static key
+  const ephemeral = generateEphemeral();
+  assert.deepEqual(dh(ephemeral.private, publicKey(bob)), new StaticKey(bob).dh(ephemeral.public));
   const priv = generatePrivateKey();
   assert.equal(priv[0]! & 7, 0);
   assert.equal(priv[31]! & 0xc0, 0x40);
