@@ -136,7 +136,10 @@ export function parseConfig(text: string, file = '<config>'): WgConfig {
           break;
         case 'mtu': i.mtu = int(576, 65535); break;
         case 'table':
-          if (!/^(off|auto|main|\d+)$/.test(value)) fail(`expected off, auto, main or a table number, got "${value}"`);
+          // A routing table id is 32 bits, and 0 is "unspecified", not a table.
+          if (!/^(off|auto|main|[1-9]\d{0,9})$/.test(value) || Number(value) > 0xffffffff) {
+            fail(`expected off, auto, main or a table number 1..4294967295, got "${value}"`);
+          }
           i.table = value;
           break;
         case 'preup': i.preUp.push(value); break;

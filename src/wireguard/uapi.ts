@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import type { WireGuardEngine, Peer } from './engine.js';
 import { parseCidr } from '../addr.js';
 import { parseEndpoint } from './config.js';
+import { encodeEndpoint } from '../net/endpoint.js';
 
 export const UAPI_DIR = '/var/run/wireguard';
 
@@ -38,6 +39,20 @@ function parseUint(v: string, max: number, what: string): number {
   const n = Number(v);
   if (!/^\d{1,10}$/.test(v) || n > max) throw new UapiError(EINVAL, `${what} must be a decimal number 0..${max}`);
   return n;
+}
+
+/**
+ * Whether the engine can take this endpoint (it encodes it as the native core reads it): tried
+ * while parsing, so an address it cannot take (an IPv6 zone by name) fails the request there,
+ * not halfway through applying it.
+ */
+function encodable(address: string, port: number): boolean {
+  try {
+    encodeEndpoint(address, port);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function parseTrue(v: string, key: string): void {
@@ -157,7 +172,9 @@ function parseSet(dev: UapiDevice, lines: string[], secrets: Buffer[]): { device
       }
       case 'endpoint': {
         const ep = parseEndpoint(value);
-        if (!ep || isIP(ep.host) === 0) throw new UapiError(EINVAL, `endpoint must be IP:port, got "${value}"`);
+        if (!ep || isIP(ep.host) === 0 || !encodable(ep.host, ep.port)) {
+          throw new UapiError(EINVAL, `endpoint must be IP:port (an IPv6 zone by number), got "${value}"`);
+        }
         const endpoint = { address: ep.host, port: ep.port };
         changes.push((eng, p) => { eng.setPeer({ publicKey: p.publicKey, endpoint }); return 'next'; });
         break;

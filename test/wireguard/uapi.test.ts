@@ -119,7 +119,7 @@ test('a UAPI set that fails anywhere changes nothing', async () => {
     const newcomer = publicKey(generatePrivateKey());
     const changes = [`private_key=${hexOf(generatePrivateKey())}`, 'listen_port=40000', 'fwmark=9', 'replace_peers=true',
       `public_key=${hexOf(newcomer)}`, 'allowed_ip=198.18.2.0/24', 'persistent_keepalive_interval=25'];
-    for (const bad of ['endpoint=not-an-endpoint', 'allowed_ip=198.18.300.0/24', 'remove=yes', 'no_such_key=1', 'protocol_version=2']) {
+    for (const bad of ['endpoint=not-an-endpoint', 'endpoint=[fe80::1%eth0]:51820', 'allowed_ip=198.18.300.0/24', 'remove=yes', 'no_such_key=1', 'protocol_version=2']) {
       assert.equal(await request(['set=1', ...changes, bad].join('\n')), 22, bad);
       assert.ok(e.privateKey!.equals(ourKey), `${bad}: private key kept`);
       assert.deepEqual([dev.listenPort, dev.fwmark], [51820, 7], `${bad}: port and mark kept`);
