@@ -97,6 +97,28 @@ async function up(file: string | undefined, options: Record<string, unknown>): P
   return 0;
 }
 
+/** Whether process `pid` runs `tuntap wg up` (the CLI's main script) for interface `name`, by its command line. */
+function isWgUpOf(pid: number, name: string): boolean {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return false;
+  }
+  const at = argv.findIndex((a, i) => a === 'wg' && argv[i + 1] === 'up' && i > 0 && /(^|\/)(main\.[jt]s|tuntap)$/.test(argv[i - 1]!));
+  if (at < 0) return false;
+  let args;
+  try {
+    args = parseArgs(argv.slice(at + 1).filter((a) => a !== ''), { values: ['name', 'netns', 'seconds'] });
+  } catch {
+    return false;
+  }
+  // The name `wg up` gave its interface: --name, else FILE's name without ".conf".
+  const base = args.positional[1]?.replace(/^.*\//, '');
+  const served = (args.options.name as string | undefined) ?? (base?.endsWith('.conf') ? base.slice(0, -'.conf'.length) : undefined);
+  return served === name;
+}
+
 async function down(name: string | undefined): Promise<number> {
   if (!name) throw new UsageError('tuntap wg down needs an interface name');
   const iface = name.replace(/\.conf$/, '').replace(/^.*\//, '');
@@ -114,27 +136,6 @@ async function down(name: string | undefined): Promise<number> {
   try { process.kill(pid, 'SIGTERM'); } catch { rmSync(path, { force: true }); console.error(`tuntap: the process for ${name} is gone`); return 1; }
   for (let i = 0; i < 100 && existsSync(path); i++) await new Promise((r) => setTimeout(r, 50));
   return 0;
-}
-
-/** Whether process `pid` runs `tuntap wg up` (the CLI's main script) for interface `name`, by its command line. */
-function isWgUpOf(pid: number, name: string): boolean {
-  let argv: string[];
-  try {
-    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  } catch {
-    return false;
-  }
-  const at = argv.findIndex((a, i) => a === 'wg' && argv[i + 1] === 'up' && i > 0 && /(^|\/)(main\.[jt]s|tuntap)$/.test(argv[i - 1]!));
-  if (at < 0) return false;
-  let args;
-  try {
-    args = parseArgs(argv.slice(at + 1).filter((a) => a !== ''), { values: ['name', 'netns', 'seconds'] });
-  } catch {
-    return false;
-  }
-  const file = args.positional[1];
-  const served = (args.options.name as string | undefined) ?? (file ? interfaceNameOf(file) : undefined);
-  return served === name;
 }
 
 async function show(which: string | undefined): Promise<number> {
