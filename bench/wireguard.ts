@@ -9,6 +9,9 @@ import type { BenchOptions } from './run.js';
 import { WgTopology, ping, iperf, waitFor, type Side } from '../test/wireguard/topology.js';
 import { nsSpawn } from '../test/helpers/netns.js';
 import { sealBatch } from '../src/wireguard/aead.js';
+import { StaticKey, generatePrivateKey } from '../src/wireguard/crypto.js';
+import { CookieChecker, CookieGenerator } from '../src/wireguard/cookie.js';
+import { createInitiation, consumeInitiation, createResponse, consumeResponse, tai64n } from '../src/wireguard/noise.js';
 
 function aeadCost(size: number): { batchNs: number; perPacketNs: number } {
   const n = 64;
@@ -35,6 +38,39 @@ function aeadCost(size: number): { batchNs: number; perPacketNs: number } {
   }
   const perPacketNs = Number(process.hrtime.bigint() - t) / (rounds * n / 4);
   return { batchNs, perPacketNs };
+}
+
+/** Microseconds per call of `fn`, after a warm-up of the same length. */
+function usPerCall(calls: number, fn: () => void): number {
+  for (let i = 0; i < calls; i++) fn();
+  const t = process.hrtime.bigint();
+  for (let i = 0; i < calls; i++) fn();
+  return Number(process.hrtime.bigint() - t) / calls / 1000;
+}
+
+/** What a handshake message costs the one JS thread: MAC checks, a cookie reply, the Noise steps. */
+export function handshakeCost(): Array<[string, number]> {
+  const initiator = new StaticKey(generatePrivateKey());
+  const responder = new StaticKey(generatePrivateKey());
+  const psk = generatePrivateKey();
+  const clock = () => 0;
+  const checker = new CookieChecker(responder.public, 120_000, clock);
+  const made = createInitiation(initiator, responder.public, psk, 1, tai64n())!;
+  new CookieGenerator(responder.public, 120_000, clock).stamp(made.message);
+  const source = Buffer.alloc(18, 7);
+  const consumed = consumeInitiation(responder, made.message)!;
+  return [
+    ['MAC1 check (keyed BLAKE2s, every handshake message)', usPerCall(20_000, () => checker.checkMac1(made.message))],
+    ['MAC2 check (under load)', usPerCall(20_000, () => checker.checkMac2(made.message, source))],
+    ['cookie reply (XChaCha20-Poly1305)', usPerCall(20_000, () => checker.makeReply(made.message, source))],
+    ['consume an initiation (2 X25519)', usPerCall(500, () => consumeInitiation(responder, made.message))],
+    ['answer it (ephemeral key, 2 X25519)', usPerCall(500, () => createResponse(consumed, psk, 2))],
+    ['whole handshake, both sides', usPerCall(200, () => {
+      const i = createInitiation(initiator, responder.public, psk, 1, tai64n())!;
+      const r = createResponse(consumeInitiation(responder, i.message)!, psk, 2)!;
+      consumeResponse(initiator, i.state, r.message);
+    })],
+  ];
 }
 
 /** OpenVPN point-to-point in TLS mode with AES-256-GCM, certificates made with openssl for the run. */
@@ -160,6 +196,8 @@ export async function run(opts: BenchOptions): Promise<void> {
     ` (median ${(ours.rttMedianMs / base.rttMedianMs).toFixed(2)}x; added RTT ${(added(ours) / added(base)).toFixed(2)}x)`);
   if (ovpn) console.log(`  ratio tuntap / OpenVPN:      throughput ${(ours.bps / ovpn.bps).toFixed(2)}x, RTT ${(ours.rttMs / ovpn.rttMs).toFixed(2)}x`);
   // Last: its garbage must not be collected while the tunnels above are timed.
+  console.log('\n== wireguard: handshake path per message, on the thread that also moves data');
+  for (const [what, us] of handshakeCost()) console.log(`  ${what.padEnd(52)} ${us.toFixed(1)} us`);
   console.log('\n== wireguard: AEAD per packet (64-packet batches, native) vs one createCipheriv per packet');
   for (const size of [64, 1420]) {
     const { batchNs, perPacketNs } = aeadCost(size);

@@ -194,14 +194,51 @@ async function up(args: ParsedArgs): Promise<number> {
   await q.iface.closed;
   await q.down();
   rmSync(pidFile(name), { force: true });
+  // Closed on its own (the TUN deleted, a socket failed): say why, in one line, and fail.
+  const failure = q.iface.failure;
+  if (failure) {
+    console.error(`tuntap: ${name} stopped: ${failure.message.split('\n')[0]}`);
+    return 1;
+  }
   return 0;
+}
+
+/** Whether process `pid` runs `tuntap wg up` (the CLI's main script) for interface `name`, by its command line. */
+function isWgUpOf(pid: number, name: string): boolean {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return false;
+  }
+  const at = argv.findIndex((a, i) => a === 'wg' && argv[i + 1] === 'up' && i > 0 && /(^|\/)(main\.[jt]s|tuntap)$/.test(argv[i - 1]!));
+  if (at < 0) return false;
+  let args;
+  try {
+    args = parseArgs(argv.slice(at + 1).filter((a) => a !== ''), { values: ['name', 'netns', 'seconds'] });
+  } catch {
+    return false;
+  }
+  // The name `wg up` gave its interface: --name, else FILE's name without ".conf".
+  const base = args.positional[1]?.replace(/^.*\//, '');
+  const served = (args.options.name as string | undefined) ?? (base?.endsWith('.conf') ? base.slice(0, -'.conf'.length) : undefined);
+  return served === name;
 }
 
 async function down(name: string | undefined): Promise<number> {
   if (!name) throw new UsageError('tuntap wg down needs an interface name');
-  const path = pidFile(name.replace(/\.conf$/, '').replace(/^.*\//, ''));
+  const iface = name.replace(/\.conf$/, '').replace(/^.*\//, '');
+  const path = pidFile(iface);
   if (!existsSync(path)) { console.error(`tuntap: ${name} is not a tuntap WireGuard interface that is up`); return 1; }
-  const pid = Number(readFileSync(path, 'utf8'));
+  const text = readFileSync(path, 'utf8');
+  if (!/^[1-9]\d{0,9}\n?$/.test(text)) { console.error(`tuntap: ${path} holds ${JSON.stringify(text.slice(0, 20))}, not a process id`); return 1; }
+  const pid = Number(text);
+  // The pid may be stale (the process died, the number was reused) or the file planted: signal
+  // only a `tuntap wg up` that serves this very interface.
+  if (!isWgUpOf(pid, iface)) {
+    console.error(`tuntap: ${path} names process ${pid}, which is not \`tuntap wg up\` of ${iface}: not signalling it`);
+    return 1;
+  }
   try { process.kill(pid, 'SIGTERM'); } catch { rmSync(path, { force: true }); console.error(`tuntap: the process for ${name} is gone`); return 1; }
   for (let i = 0; i < 100 && existsSync(path); i++) await new Promise((r) => setTimeout(r, 50));
   return 0;

@@ -125,7 +125,10 @@ export function parseConfig(text: string, file = '<config>'): WgConfig {
       switch (lower) {
         case 'privatekey': i.privateKey = keyValue(); break;
         case 'listenport': i.listenPort = int(0, 65535); break;
-        case 'fwmark': i.fwmark = value === 'off' ? 0 : value.startsWith('0x') ? Number(value) : int(0, 0xffffffff); break;
+        case 'fwmark':
+          if (/^0x[0-9a-fA-F]{1,8}$/.test(value)) i.fwmark = Number(value);
+          else i.fwmark = value === 'off' ? 0 : int(0, 0xffffffff);
+          break;
         case 'address': i.addresses.push(...cidrs()); break;
         case 'dns':
           i.dns.push(...list(value));
@@ -133,7 +136,10 @@ export function parseConfig(text: string, file = '<config>'): WgConfig {
           break;
         case 'mtu': i.mtu = int(576, 65535); break;
         case 'table':
-          if (!/^(off|auto|main|\d+)$/.test(value)) fail(`expected off, auto, main or a table number, got "${value}"`);
+          // A routing table id is 32 bits, and 0 is "unspecified", not a table.
+          if (!/^(off|auto|main|[1-9]\d{0,9})$/.test(value) || Number(value) > 0xffffffff) {
+            fail(`expected off, auto, main or a table number 1..4294967295, got "${value}"`);
+          }
           i.table = value;
           break;
         case 'preup': i.preUp.push(value); break;
@@ -146,7 +152,10 @@ export function parseConfig(text: string, file = '<config>'): WgConfig {
     } else {
       const p = peer!;
       switch (lower) {
-        case 'publickey': p.publicKey = keyValue(); break;
+        case 'publickey':
+          p.publicKey = keyValue();
+          if (p.publicKey.every((b) => b === 0)) fail('an all-zero key is no key');
+          break;
         case 'presharedkey': p.presharedKey = keyValue(); break;
         case 'allowedips': p.allowedIps.push(...cidrs()); break;
         case 'endpoint': p.endpoint = parseEndpoint(value) ?? fail(`expected host:port or [IPv6]:port, got "${value}"`); break;

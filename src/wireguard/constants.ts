@@ -45,5 +45,8 @@ export const TAG_SIZE = 16;
 /** A data message carrying no packet: a keepalive. */
 export const KEEPALIVE_SIZE = DATA_HEADER_SIZE + TAG_SIZE;
 
-/** Packets queued per peer while a handshake is in flight. */
-export const MAX_QUEUED_PACKETS = 1024;
+/**
+ * Packets staged per peer while it has no session (wireguard-go's bound); the oldest go first.
+ * They are dropped when the handshake attempt gives up, endpoint or not.
+ */
+export const MAX_QUEUED_PACKETS = 128;

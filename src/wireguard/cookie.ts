@@ -33,6 +33,7 @@ export class CookieChecker {
   /** The cookie this source address earns: MAC(secret, source), the secret changing every 2 min. */
   private cookieFor(source: Uint8Array): Buffer {
     if (this.now() - this.secretBorn > this.refreshMs) {
+      this.secret.fill(0);
       this.secret = randomBytes(32);
       this.secretBorn = this.now();
     }

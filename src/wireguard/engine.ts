@@ -4,11 +4,12 @@
 import { randomInt } from 'node:crypto';
 import { StaticKey, equalBytes, keyToBase64 } from './crypto.js';
 import {
-  createInitiation, consumeInitiation, createResponse, consumeResponse, tai64n, type InitiatorState,
-  type SessionKeys,
+  createInitiation, consumeInitiation, createResponse, consumeResponse, tai64n, nextTai64n, wipeInitiator,
+  wipeConsumed, type InitiatorState, type SessionKeys,
 } from './noise.js';
 import { CookieChecker, CookieGenerator } from './cookie.js';
 import { ReplayWindow } from './replay.js';
+import { HandshakeRateLimiter } from './ratelimiter.js';
 import { AllowedIps } from './allowed-ips.js';
 import { sealBatch, openBatch, paddedLength, type AeadBatch } from './aead.js';
 import {
@@ -65,6 +66,7 @@ export interface DropCounters {
   cookieRequired: number;   // under load without a valid MAC2: answered with a cookie reply
   handshakeFailed: number;  // did not decrypt, unknown peer, stale timestamp, unknown index
   rateLimited: number;      // initiation too soon after the previous one from that peer
+  sourceRateLimited: number; // under load: handshake over its source address's rate (ratelimiter.ts)
   unknownIndex: number;     // data for no session we know
   replay: number;           // counter already seen or older than the window
   authFailed: number;       // data that did not authenticate (bit flips, wrong key)
@@ -223,6 +225,8 @@ class Arena {
 }
 
 const ARENA_MIN = 16 << 10;
+/** How long the interface stays under load after the handshake rate falls back (wireguard-go's UnderLoadAfterTime). */
+const UNDER_LOAD_HOLD_MS = 1000;
 const NO_GROUP = 0xffffffff;
 
 /** Bytes of room the engine leaves in front of each delivered packet (contents unspecified). */
@@ -250,6 +254,7 @@ export class Peer {
   handshakeStarted = 0;
   lastInitiationSent = -Infinity;
   lastTimestamp: Buffer | undefined;
+  lastTimestampSent: Buffer | undefined;
   lastInitiationConsumed = -Infinity;
   lastMinuteHandshakeSent = false;
   queue: Buffer[] = [];
@@ -300,7 +305,7 @@ export class WireGuardEngine {
   readonly allowedIps = new AllowedIps<Peer>();
   readonly stats: EngineStats = {
     dropped: {
-      malformed: 0, badMac1: 0, cookieRequired: 0, handshakeFailed: 0, rateLimited: 0, unknownIndex: 0, replay: 0,
+      malformed: 0, badMac1: 0, cookieRequired: 0, handshakeFailed: 0, rateLimited: 0, sourceRateLimited: 0, unknownIndex: 0, replay: 0,
       authFailed: 0, expired: 0, notAllowed: 0, noRoute: 0, noEndpoint: 0, queueFull: 0,
     },
     handshakeInitiationsSent: 0, handshakeInitiationsReceived: 0, handshakeResponsesSent: 0,
@@ -318,7 +323,9 @@ export class WireGuardEngine {
   private readonly now: () => number;
   private handshakeWindowStart = 0;
   private handshakesInWindow = 0;
-  private lastTimestampSent: Buffer = Buffer.alloc(12);
+  /** Under load until then (ms): the state outlasts the load by UNDER_LOAD_HOLD_MS. */
+  private underLoadUntil = -Infinity;
+  private readonly limiter = new HandshakeRateLimiter();
   // One scratch per direction; a call that re-enters while one is in use gets a fresh one.
   private txScratch = new BatchScratch(MIN_SCRATCH);
   private sealScratch = new BatchScratch(MIN_SCRATCH);
@@ -342,6 +349,7 @@ export class WireGuardEngine {
   get publicKey(): Buffer | undefined { return this.key?.public; }
 
   setPrivateKey(priv: Uint8Array | undefined): void {
+    this.key?.wipe();
     if (!priv || priv.every((b) => b === 0)) {
       this.key = undefined;
       this.checker = undefined;
@@ -364,13 +372,17 @@ export class WireGuardEngine {
 
   /** Adds or updates a peer; allowedIps are added to what it has (replaceAllowedIps first to reset). */
   setPeer(cfg: PeerConfig): Peer {
+    if (cfg.publicKey.length !== 32 || cfg.publicKey.every((b) => b === 0)) throw new RangeError('a peer\'s public key must be 32 bytes, not all zero');
     const text = keyToBase64(cfg.publicKey);
     let peer = this.peers.get(text);
     if (!peer) {
       peer = new Peer(cfg.publicKey, this.timers, this.now);
       this.peers.set(text, peer);
     }
-    if (cfg.presharedKey) peer.presharedKey = Buffer.from(cfg.presharedKey);
+    if (cfg.presharedKey) {
+      peer.presharedKey.fill(0);
+      peer.presharedKey = Buffer.from(cfg.presharedKey);
+    }
     if (cfg.endpoint) peer.setEndpoint(cfg.endpoint);
     for (const cidr of cfg.allowedIps ?? []) this.allowedIps.insert(cidr, peer);
     if (cfg.persistentKeepalive !== undefined) {
@@ -391,6 +403,7 @@ export class WireGuardEngine {
     const peer = this.peers.get(text);
     if (!peer) return;
     this.zeroPeer(peer);
+    peer.presharedKey.fill(0);
     this.allowedIps.removeValue(peer);
     this.peers.delete(text);
   }
@@ -628,17 +641,12 @@ export class WireGuardEngine {
     }
   }
 
-  /** A TAI64N strictly greater than the last one we sent. */
-  private timestamp(): Buffer {
+  /** A (rounded) TAI64N strictly greater than the last one we sent this peer. */
+  private timestamp(peer: Peer): Buffer {
     const t = tai64n();
-    if (Buffer.compare(t, this.lastTimestampSent) <= 0) {
-      const bumped = Buffer.from(this.lastTimestampSent);
-      bumped.writeUInt32BE((bumped.readUInt32BE(8) + 1) >>> 0, 8);
-      this.lastTimestampSent = bumped;
-      return bumped;
-    }
-    this.lastTimestampSent = t;
-    return t;
+    const last = peer.lastTimestampSent;
+    peer.lastTimestampSent = last && Buffer.compare(t, last) <= 0 ? nextTai64n(last) : t;
+    return peer.lastTimestampSent;
   }
 
   /** Starts (or, when `retry`, retransmits) a handshake initiation to `peer`. */
@@ -646,19 +654,20 @@ export class WireGuardEngine {
     if (!this.key) return;
     const now = this.now();
     if (!retry && peer.handshake && now - peer.lastInitiationSent < this.timers.rekeyTimeout) return;
+    // An attempt runs from its first initiation until a session is confirmed, or until tick()
+    // gives up after REKEY_ATTEMPT_TIME and drops what waited for it. It runs without an
+    // endpoint too (each retry looks again), so packets staged for such a peer expire as well.
+    if (!peer.handshake && peer.retransmitAt === undefined) peer.handshakeStarted = now;
+    peer.retransmitAt = now + this.timers.rekeyTimeout + randomInt(0, 334) * Math.min(1, this.timers.rekeyTimeout / 5000);
     if (!peer.endpoint) { this.stats.dropped.noEndpoint++; return; }
-    if (peer.handshake) this.indices.delete(peer.handshake.localIndex);
-    if (!peer.handshake || !retry) {
-      if (!peer.handshake) peer.handshakeStarted = now;
-    }
+    this.dropHandshake(peer);
     const entry: IndexEntry = { peer };
     const localIndex = this.newIndex(entry);
-    const made = createInitiation(this.key, peer.publicKey, peer.presharedKey, localIndex, this.timestamp());
+    const made = createInitiation(this.key, peer.publicKey, peer.presharedKey, localIndex, this.timestamp(peer));
     if (!made) { this.indices.delete(localIndex); return; }
     entry.handshake = made.state;
     peer.handshake = made.state;
     peer.lastInitiationSent = now;
-    peer.retransmitAt = now + this.timers.rekeyTimeout + randomInt(0, 334) * Math.min(1, this.timers.rekeyTimeout / 5000);
     peer.cookies.stamp(made.message);
     this.stats.handshakeInitiationsSent++;
     this.sendOne(peer.endpoint, made.message);
@@ -707,11 +716,25 @@ export class WireGuardEngine {
   private zeroPeer(peer: Peer): void {
     for (const kp of [peer.current, peer.previous, peer.next]) if (kp) this.dropKeypair(kp);
     peer.current = peer.previous = peer.next = undefined;
-    if (peer.handshake) this.indices.delete(peer.handshake.localIndex);
-    peer.handshake = undefined;
-    peer.handshakeStarted = 0;
+    this.endAttempt(peer);
     peer.queue = [];
-    peer.retransmitAt = peer.sendKeepaliveAt = peer.newHandshakeAt = peer.zeroKeysAt = undefined;
+    peer.sendKeepaliveAt = peer.newHandshakeAt = peer.zeroKeysAt = undefined;
+  }
+
+  /** Ends the peer's handshake attempt: no more retransmissions, our initiation's state dropped. */
+  private endAttempt(peer: Peer): void {
+    this.dropHandshake(peer);
+    peer.handshakeStarted = 0;
+    peer.retransmitAt = undefined;
+  }
+
+  /** Forgets our pending initiation to the peer, its secrets zeroed. */
+  private dropHandshake(peer: Peer): void {
+    const state = peer.handshake;
+    if (!state) return;
+    this.indices.delete(state.localIndex);
+    wipeInitiator(state);
+    peer.handshake = undefined;
   }
 
   private underLoad(now: number): boolean {
@@ -720,10 +743,15 @@ export class WireGuardEngine {
       this.handshakesInWindow = 0;
     }
     this.handshakesInWindow++;
-    return this.forceUnderLoad || this.handshakesInWindow > this.timers.underLoadPerSecond;
+    if (this.handshakesInWindow > this.timers.underLoadPerSecond) this.underLoadUntil = now + UNDER_LOAD_HOLD_MS;
+    return this.forceUnderLoad || now < this.underLoadUntil;
   }
 
-  /** MAC checks shared by initiations and responses; false when the message must go no further. */
+  /**
+   * MAC checks shared by initiations and responses, and under load a valid MAC2 (a cookie: the
+   * source receives at its address) and the source's handshake rate; false when the message
+   * must go no further. Every check here costs far less than the Noise work it guards.
+   */
   private admitHandshake(msg: Uint8Array, rec: Uint8Array, recOff: number, now: number): boolean {
     const checker = this.checker!;
     if (!checker.checkMac1(msg)) { this.stats.dropped.badMac1++; return false; }
@@ -736,6 +764,7 @@ export class WireGuardEngine {
         this.sendOne(decodeEndpoint(rec, recOff), reply);
         return false;
       }
+      if (!this.limiter.allow(rec, recOff, now)) { this.stats.dropped.sourceRateLimited++; return false; }
     }
     return true;
   }
@@ -743,13 +772,15 @@ export class WireGuardEngine {
   private handleInitiation(msg: Uint8Array, rec: Uint8Array, recOff: number, now: number): void {
     if (!this.admitHandshake(msg, rec, recOff, now)) return;
     const init = consumeInitiation(this.key!, msg);
-    const peer = init && this.peers.get(keyToBase64(init.remoteStatic));
-    if (!init || !peer) { this.stats.dropped.handshakeFailed++; return; }
-    if (peer.lastTimestamp && Buffer.compare(init.timestamp, peer.lastTimestamp) <= 0) {
+    if (!init) { this.stats.dropped.handshakeFailed++; return; }
+    const peer = this.peers.get(keyToBase64(init.remoteStatic));
+    if (!peer || (peer.lastTimestamp && Buffer.compare(init.timestamp, peer.lastTimestamp) <= 0)) {
+      wipeConsumed(init);
       this.stats.dropped.handshakeFailed++;
       return;
     }
     if (now - peer.lastInitiationConsumed < this.timers.initiationMinInterval) {
+      wipeConsumed(init);
       this.stats.dropped.rateLimited++;
       return;
     }
@@ -779,10 +810,7 @@ export class WireGuardEngine {
     if (!keys) { this.stats.dropped.handshakeFailed++; return; }
     const peer = entry.peer;
     this.stats.handshakeResponsesReceived++;
-    this.indices.delete(receiver);
-    peer.handshake = undefined;
-    peer.handshakeStarted = 0;
-    peer.retransmitAt = undefined;
+    this.endAttempt(peer);
     this.installKeypair(peer, keys, now);
     this.updateEndpoint(peer, rec, recOff);
     this.onAuthenticatedReceived(peer, now);
@@ -963,6 +991,8 @@ export class WireGuardEngine {
     peer.previous = peer.current;
     peer.current = next;
     peer.next = undefined;
+    // The peer's initiation gave us a session: an attempt of our own is done (as wireguard-go).
+    this.endAttempt(peer);
     this.flushQueue(peer);
   }
 
@@ -984,14 +1014,12 @@ export class WireGuardEngine {
   /** Runs due timers; the interface calls this a few times a second. */
   tick(): void {
     const now = this.now();
+    this.limiter.sweep(now);
     for (const peer of this.peers.values()) {
-      if (peer.handshake && peer.retransmitAt !== undefined && now >= peer.retransmitAt) {
+      if (peer.retransmitAt !== undefined && now >= peer.retransmitAt) {
         if (now - peer.handshakeStarted >= this.timers.rekeyAttemptTime) {
           // Give up: drop the attempt and what waited for it.
-          this.indices.delete(peer.handshake.localIndex);
-          peer.handshake = undefined;
-          peer.handshakeStarted = 0;
-          peer.retransmitAt = undefined;
+          this.endAttempt(peer);
           peer.queue = [];
         } else {
           this.initiateHandshake(peer, true);
@@ -1024,9 +1052,18 @@ export class WireGuardEngine {
     return !this.keyTable.empty();
   }
 
-  /** Drops every session and handshake (e.g. on shutdown). */
+  /**
+   * Drops every session and handshake and zeroes the keys held: the static private key and
+   * every preshared key (on shutdown; the engine is done with after this).
+   */
   close(): void {
-    for (const peer of this.peers.values()) this.zeroPeer(peer);
+    for (const peer of this.peers.values()) {
+      this.zeroPeer(peer);
+      peer.presharedKey.fill(0);
+    }
+    this.key?.wipe();
+    this.key = undefined;
+    this.checker = undefined;
   }
 }
 

@@ -68,8 +68,12 @@ export class WireGuardInterface implements UapiDevice {
   readonly offload: boolean;
   /** Options of every UDP send (one object, not one per send). */
   private readonly sendOptions: SendOptions;
-  /** Resolves when the interface has closed (by close() or because the TUN device went away). */
+  /**
+   * Resolves when the interface has closed: by close(), or on its own when its TUN device went
+   * away or a UDP socket failed (then `failure` says why).
+   */
   readonly closed: Promise<void>;
+  private failed: Error | undefined;
   private udp4: UdpSocket | undefined;
   private udp6: UdpSocket | undefined;
   private port = 0;
@@ -136,6 +140,9 @@ export class WireGuardInterface implements UapiDevice {
     return wg;
   }
 
+  /** Why the interface closed on its own (undefined while it runs, or after close()). */
+  get failure(): Error | undefined { return this.failed; }
+
   get listenPort(): number { return this.port; }
   get fwmark(): number { return this.mark; }
 
@@ -153,8 +160,13 @@ export class WireGuardInterface implements UapiDevice {
   private bind(port: number): void {
     const common = { netns: this.netns, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, mark: this.mark || undefined, gro: this.offload };
     const old = [this.udp4, this.udp6];
-    // Rebinding to the port we hold would collide with ourselves: release it first then.
-    if (port !== 0 && port === this.port) { for (const s of old) void s?.close(); old.length = 0; }
+    // Rebinding to the port we hold would collide with ourselves: release it first then. (A
+    // socket is let go of before it is closed, so its loop's end is not taken for a failure.)
+    if (port !== 0 && port === this.port) {
+      this.udp4 = this.udp6 = undefined;
+      for (const s of old) void s?.close();
+      old.length = 0;
+    }
     const v4 = openUdp({ ...common, bind: { address: '0.0.0.0', port } });
     let v6: UdpSocket | undefined;
     try {
@@ -163,10 +175,10 @@ export class WireGuardInterface implements UapiDevice {
       // No IPv6 in this namespace: IPv4 only. A taken port is an error, though.
       if ((e as { code?: string }).code === 'EADDRINUSE') { void v4.close(); throw e; }
     }
-    for (const s of old) void s?.close();
     this.udp4 = v4;
     this.udp6 = v6;
     this.port = v4.localEndpoint.port;
+    for (const s of old) void s?.close();
     for (const s of [v4, v6]) if (s) this.udpLoop(s);
   }
 
@@ -258,10 +270,18 @@ export class WireGuardInterface implements UapiDevice {
   // Both loops are callback-driven (readEach/receiveEach): an idle ping's wake-up goes from the
   // native poll callback straight to the engine, with no promise or generator step in between.
   private tunLoop(): void {
-    this.tun.queues[0]!.readEach((batch) => this.onTunBatch(batch), () => {
-      // the device went away (deleted) or was closed
-      if (!this.closing) void this.close();
+    this.tun.queues[0]!.readEach((batch) => this.onTunBatch(batch), (err) => {
+      // Ends when we close the device, or else because it went away (deleted: reads fail) or failed.
+      const gone = `the TUN device ${this.name} went away`;
+      this.fail(err instanceof Error ? new Error(`${gone} (${err.message})`, { cause: err }) : undefined, gone);
     });
+  }
+
+  /** Closes the interface because a loop ended on its own, recording why (the first reason). */
+  private fail(err: unknown, otherwise: string): void {
+    if (this.closing) return;
+    this.failed = err instanceof Error ? err : new Error(otherwise);
+    void this.close();
   }
 
   private onTunBatch(batch: PacketBatch): void {
@@ -279,8 +299,12 @@ export class WireGuardInterface implements UapiDevice {
   }
 
   private udpLoop(sock: UdpSocket): void {
-    // Ends when the socket closes (rebind or close); a failed receive ends it as well.
-    sock.receiveEach((batch) => this.onUdpBatch(batch), () => {});
+    // Ends when we close the socket (rebind or close), or else because a receive failed: the
+    // interface could no longer hear its peers, so it closes and says why.
+    sock.receiveEach((batch) => this.onUdpBatch(batch), (err) => {
+      if (sock !== this.udp4 && sock !== this.udp6) return; // replaced by a rebind
+      this.fail(err, `the UDP socket on port ${this.port} closed`);
+    });
   }
 
   private onUdpBatch(batch: DatagramBatch): void {

@@ -2,11 +2,12 @@
 // /var/run/wireguard/NAME.sock speaking `get=1` / `set=1` text, so the standard `wg` tool can
 // show and configure our interface exactly as it does wireguard-go's.
 import { createServer, Socket, type Server } from 'node:net';
-import { mkdirSync, unlinkSync, existsSync, chmodSync } from 'node:fs';
+import { mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { WireGuardEngine, Peer } from './engine.js';
 import { parseCidr } from '../addr.js';
 import { parseEndpoint } from './config.js';
+import { encodeEndpoint } from '../net/endpoint.js';
 
 export const UAPI_DIR = '/var/run/wireguard';
 
@@ -31,6 +32,31 @@ const hexKey = (b: Uint8Array) => Buffer.from(b).toString('hex');
 function parseHexKey(v: string, what: string): Buffer {
   if (!/^[0-9a-fA-F]{64}$/.test(v)) throw new UapiError(EINVAL, `${what} must be 64 hex digits`);
   return Buffer.from(v, 'hex');
+}
+
+/** A decimal integer 0..max, digits only (no sign, space, exponent or hex prefix). */
+function parseUint(v: string, max: number, what: string): number {
+  const n = Number(v);
+  if (!/^\d{1,10}$/.test(v) || n > max) throw new UapiError(EINVAL, `${what} must be a decimal number 0..${max}`);
+  return n;
+}
+
+/**
+ * Whether the engine can take this endpoint (it encodes it as the native core reads it): tried
+ * while parsing, so an address it cannot take (an IPv6 zone by name) fails the request there,
+ * not halfway through applying it.
+ */
+function encodable(address: string, port: number): boolean {
+  try {
+    encodeEndpoint(address, port);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function parseTrue(v: string, key: string): void {
+  if (v !== 'true') throw new UapiError(EINVAL, `${key} only takes true`);
 }
 
 function formatEndpoint(e: { address: string; port: number }): string {
@@ -60,84 +86,111 @@ export function uapiGet(dev: UapiDevice): string {
   return out.map((l) => `${l}\n`).join('');
 }
 
-/** Applies a `set=1` body (key=value lines). Throws UapiError with an errno on bad input. */
+/**
+ * Applies a `set=1` body (key=value lines). The whole body is checked first and nothing is
+ * changed unless all of it is valid: a bad line throws UapiError (with an errno) before any
+ * change. Of the changes, only binding a new listen port can still fail when made (the port may
+ * be taken), so it is made first: its failure too leaves everything as it was.
+ */
 export function uapiSet(dev: UapiDevice, lines: string[]): void {
+  const secrets: Buffer[] = [];
+  try {
+    const { device, rest } = parseSet(dev, lines, secrets);
+    for (const change of device) change();
+    for (const change of rest) change();
+  } finally {
+    for (const k of secrets) k.fill(0); // the engine keeps copies of its own
+  }
+}
+
+type Change = () => void;
+type PeerChange = (e: WireGuardEngine, p: Peer) => 'next' | 'stop';
+
+/**
+ * Checks every line of a `set` body and returns the changes it asks for, in order, none made
+ * yet: device-level ones (made first) and the rest. Keys parsed go into `secrets`.
+ */
+function parseSet(dev: UapiDevice, lines: string[], secrets: Buffer[]): { device: Change[]; rest: Change[] } {
   const e = dev.engine;
-  let peer: Peer | undefined;
-  let peerSkipped = false; // update_only for a peer that does not exist, or a peer removed
-  let newPeer = false;
+  const device: Change[] = [];
+  const rest: Change[] = [];
+  // The peer section being read: its changes run together, in order, when the request is applied.
+  let section: { publicKey: Buffer; updateOnly: boolean; changes: PeerChange[] } | undefined;
   for (const line of lines) {
     const eq = line.indexOf('=');
     if (eq <= 0) throw new UapiError(EPROTO, `malformed line "${line}"`);
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1);
     if (key === 'public_key') {
-      const pub = parseHexKey(value, 'public_key');
-      peer = e.getPeer(pub);
-      newPeer = peer === undefined;
-      peerSkipped = false;
-      if (!peer) {
-        // Our own public key as a peer is silently ignored, as wireguard-go does.
-        if (e.publicKey && e.publicKey.equals(pub)) { peerSkipped = true; continue; }
-        peer = e.setPeer({ publicKey: pub });
-      }
+      const publicKey = parseHexKey(value, 'public_key');
+      if (publicKey.every((b) => b === 0)) throw new UapiError(EINVAL, 'public_key is all zero, which is no key');
+      section = { publicKey, updateOnly: false, changes: [] };
+      rest.push(peerSection(e, section));
       continue;
     }
-    if (!peer && !peerSkipped) {
+    if (!section) {
       switch (key) {
-        case 'private_key': e.setPrivateKey(parseHexKey(value, 'private_key')); break;
+        case 'private_key': {
+          const priv = parseHexKey(value, 'private_key');
+          secrets.push(priv);
+          rest.push(() => e.setPrivateKey(priv));
+          break;
+        }
         case 'listen_port': {
-          const port = Number(value);
-          if (!/^\d+$/.test(value) || port > 65535) throw new UapiError(EINVAL, 'listen_port must be 0..65535');
-          dev.setListenPort(port);
+          const port = parseUint(value, 65535, 'listen_port');
+          device.push(() => dev.setListenPort(port));
           break;
         }
         case 'fwmark': {
-          const mark = value === '' ? 0 : Number(value);
-          if (!Number.isInteger(mark) || mark < 0 || mark > 0xffffffff) throw new UapiError(EINVAL, 'fwmark must be a 32-bit number');
-          dev.setFwmark(mark);
+          const mark = parseUint(value, 0xffffffff, 'fwmark');
+          device.push(() => dev.setFwmark(mark));
           break;
         }
         case 'replace_peers':
-          if (value !== 'true') throw new UapiError(EINVAL, 'replace_peers only takes true');
-          for (const p of [...e.peers.values()]) e.removePeer(p.publicKey);
+          parseTrue(value, key);
+          rest.push(() => { for (const p of [...e.peers.values()]) e.removePeer(p.publicKey); });
           break;
         default: throw new UapiError(EINVAL, `unknown interface key ${key}`);
       }
       continue;
     }
-    if (peerSkipped) continue;
-    const p = peer!;
+    const changes = section.changes;
     switch (key) {
       case 'update_only':
-        if (newPeer) { e.removePeer(p.publicKey); peerSkipped = true; peer = undefined; }
+        parseTrue(value, key);
+        section.updateOnly = true;
         break;
       case 'remove':
-        if (value !== 'true') throw new UapiError(EINVAL, 'remove only takes true');
-        e.removePeer(p.publicKey);
-        peerSkipped = true;
-        peer = undefined;
+        parseTrue(value, key);
+        changes.push((eng, p) => { eng.removePeer(p.publicKey); return 'stop'; });
         break;
-      case 'preshared_key': p.presharedKey = parseHexKey(value, 'preshared_key'); break;
+      case 'preshared_key': {
+        const psk = parseHexKey(value, 'preshared_key');
+        secrets.push(psk);
+        changes.push((eng, p) => { eng.setPeer({ publicKey: p.publicKey, presharedKey: psk }); return 'next'; });
+        break;
+      }
       case 'endpoint': {
         const ep = parseEndpoint(value);
-        if (!ep || isIP(ep.host) === 0) throw new UapiError(EINVAL, `endpoint must be IP:port, got "${value}"`);
-        e.setPeer({ publicKey: p.publicKey, endpoint: { address: ep.host, port: ep.port } });
+        if (!ep || isIP(ep.host) === 0 || !encodable(ep.host, ep.port)) {
+          throw new UapiError(EINVAL, `endpoint must be IP:port (an IPv6 zone by number), got "${value}"`);
+        }
+        const endpoint = { address: ep.host, port: ep.port };
+        changes.push((eng, p) => { eng.setPeer({ publicKey: p.publicKey, endpoint }); return 'next'; });
         break;
       }
       case 'persistent_keepalive_interval': {
-        const s = Number(value);
-        if (!/^\d+$/.test(value) || s > 65535) throw new UapiError(EINVAL, 'persistent_keepalive_interval must be 0..65535');
-        e.setPeer({ publicKey: p.publicKey, persistentKeepalive: s });
+        const seconds = parseUint(value, 65535, 'persistent_keepalive_interval');
+        changes.push((eng, p) => { eng.setPeer({ publicKey: p.publicKey, persistentKeepalive: seconds }); return 'next'; });
         break;
       }
       case 'replace_allowed_ips':
-        if (value !== 'true') throw new UapiError(EINVAL, 'replace_allowed_ips only takes true');
-        e.replaceAllowedIps(p);
+        parseTrue(value, key);
+        changes.push((eng, p) => { eng.replaceAllowedIps(p); return 'next'; });
         break;
       case 'allowed_ip': {
         try { parseCidr(value); } catch { throw new UapiError(EINVAL, `allowed_ip "${value}" is not a prefix`); }
-        e.setPeer({ publicKey: p.publicKey, allowedIps: [value] });
+        changes.push((eng, p) => { eng.setPeer({ publicKey: p.publicKey, allowedIps: [value] }); return 'next'; });
         break;
       }
       case 'protocol_version':
@@ -146,6 +199,23 @@ export function uapiSet(dev: UapiDevice, lines: string[]): void {
       default: throw new UapiError(EINVAL, `unknown peer key ${key}`);
     }
   }
+  return { device, rest };
+}
+
+/**
+ * Applies one peer section as wireguard-go does: our own public key is ignored; a peer that
+ * does not exist is made, unless the section says update_only; `remove` ends the section.
+ */
+function peerSection(e: WireGuardEngine, section: { publicKey: Buffer; updateOnly: boolean; changes: PeerChange[] }): Change {
+  return () => {
+    if (e.publicKey?.equals(section.publicKey)) return;
+    let peer = e.getPeer(section.publicKey);
+    if (!peer) {
+      if (section.updateOnly) return;
+      peer = e.setPeer({ publicKey: section.publicKey });
+    }
+    for (const change of section.changes) if (change(e, peer) === 'stop') return;
+  };
 }
 
 /** Serves the UAPI socket for `name` until close(). */
@@ -179,9 +249,15 @@ export class UapiServer {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.path, () => { server.off('error', reject); resolve(); });
+      // The socket is created by bind() inside listen(), synchronously: with this umask it is
+      // born 0600, so there is no moment when others may connect (a chmod afterwards leaves one).
+      const umask = process.umask(0o177);
+      try {
+        server.listen(this.path, () => { server.off('error', reject); resolve(); });
+      } finally {
+        process.umask(umask);
+      }
     });
-    chmodSync(this.path, 0o600);
   }
 
   private serve(sock: Socket): void {

@@ -4,10 +4,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { writeFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { WgTopology, ping, nsRunOk, waitFor } from './topology.js';
-import { keyToBase64 } from '../../src/wireguard/crypto.js';
+import { keyToBase64, generatePrivateKey } from '../../src/wireguard/crypto.js';
+import { uniqueName } from '../helpers/netns.js';
 
 const run = promisify(execFile);
 const cli = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts'), 'wg'];
@@ -106,4 +107,46 @@ test('wg up reports a config error with file, line and key', async () => {
   const r = await run(process.execPath, [...cli, 'up', conf], { encoding: 'utf8' }).catch((e: { code: number; stderr: string }) => e);
   assert.equal((r as { code: number }).code, 1);
   assert.match((r as { stderr: string }).stderr, new RegExp(`${conf}:2: PrivateKey: `));
+});
+
+test('wg up exits 1 with a one-line reason when its TUN is deleted; wg down signals only a `wg up` of that interface', async () => {
+  const ns = topo.net.namespace('wgd');
+  const name = uniqueName('wgd');
+  const conf = join(topo.dir, `${name}.conf`);
+  writeFileSync(conf, `[Interface]\nPrivateKey = ${keyToBase64(generatePrivateKey())}\nAddress = 198.19.18.1/24\n`, { mode: 0o600 });
+  const child = spawn(process.execPath, [...cli, 'up', conf, '--netns', ns], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const bystander = spawn('sleep', ['60'], { stdio: 'ignore' });
+  const pidFiles: string[] = [];
+  const down = (target: string) => run(process.execPath, [...cli, 'down', target], { encoding: 'utf8' })
+    .then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+  try {
+    await waitFor('interface up', () => stderr.includes('is up'), 15_000);
+    // pid files that name the wrong process: another interface's `wg up`, a process that is no
+    // tuntap at all, and no pid
+    const cases: Array<[string, string]> = [[uniqueName('wgo'), `${child.pid}\n`], [uniqueName('wgs'), `${bystander.pid}\n`], [uniqueName('wgm'), '12abc\n']];
+    for (const [other, text] of cases) {
+      const file = `/var/run/wireguard/${other}.tuntap.pid`;
+      pidFiles.push(file);
+      writeFileSync(file, text);
+      const r = await down(other);
+      assert.equal(r.code, 1, `${other}: ${text}`);
+      assert.match(r.stderr, /not signalling it|not a process id/);
+    }
+    assert.equal(child.exitCode, null, 'the other interface is still up');
+    assert.equal(bystander.exitCode, null, 'the bystander was not signalled');
+    // the TUN goes away under it
+    await nsRunOk(ns, 'ip', ['link', 'del', name]);
+    assert.equal(await exited, 1);
+    const last = stderr.trim().split('\n').at(-1)!;
+    assert.match(last, new RegExp(`^tuntap: ${name} stopped: .+`), stderr);
+    assert.ok(!existsSync(`/var/run/wireguard/${name}.sock`));
+    assert.ok(!existsSync(`/var/run/wireguard/${name}.tuntap.pid`));
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    bystander.kill('SIGKILL');
+    for (const f of pidFiles) rmSync(f, { force: true });
+  }
 });

@@ -60,6 +60,9 @@ test('errors name the file, line and key', () => {
   const bad = (text: string, re: RegExp) => assert.throws(() => parseConfig(text, 'x.conf'), (e: unknown) => e instanceof ConfigError && re.test(e.message));
   bad('[Interface]\nPrivateKey = nope\n', /^x\.conf:2: PrivateKey: a key must be 44 characters/);
   bad('[Interface]\nListenPort = 70000\n', /^x\.conf:2: ListenPort: expected a whole number/);
+  for (const table of ['4294967297', '4294967296', '0', '01', '-1']) bad(`[Interface]\nTable = ${table}\n`, /^x\.conf:2: Table: expected off, auto, main or a table number/);
+  for (const mark of ['0xzz', '0x', '0x123456789', '1e3', '-1']) bad(`[Interface]\nFwMark = ${mark}\n`, /^x\.conf:2: FwMark: expected a whole number/);
+  bad(`[Interface]\n[Peer]\nPublicKey = ${'A'.repeat(43)}=\n`, /^x\.conf:3: PublicKey: an all-zero key is no key/);
   bad('[Interface]\nFoo = 1\n', /^x\.conf:2: Foo: unknown key/);
   bad('[Interface]\n[Peer]\nAllowedIPs = 10.0.0.300/32\n', /^x\.conf:3: AllowedIPs: "10.0.0.300\/32" is not/);
   bad('[Interface]\n[Peer]\nEndpoint = fd00::1:5\n', /^x\.conf:3: Endpoint: expected host:port/);

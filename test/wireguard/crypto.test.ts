@@ -1,11 +1,13 @@
-// WireGuard's primitives against published vectors and independent implementations.
+// WireGuard's primitives against published vectors and independent implementations. Keyed
+// BLAKE2s and XChaCha20-Poly1305 come from @noble; the vectors stay, as a check of how we call them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { hchacha } from '@noble/ciphers/chacha.js';
 import {
-  blake2s, mac, hash, hmac, kdf, hchacha20, xaeadSeal, xaeadOpen, aeadSeal, aeadOpen, dh, publicKey,
-  generatePrivateKey, keyFromBase64, keyToBase64, StaticKey,
+  blake2s, mac, hash, hmac, kdf, xaeadSeal, xaeadOpen, aeadSeal, aeadOpen, dh, publicKey,
+  generatePrivateKey, keyFromBase64, keyToBase64, StaticKey, generateEphemeral,
 } from '../../src/wireguard/crypto.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
@@ -40,6 +42,35 @@ test('keyed BLAKE2s matches the BLAKE2 reference KAT and Python hashlib', () => 
   }
 });
 
+// RFC 7693 Appendix E: the self-test's deterministic inputs (a Fibonacci-like sequence).
+function rfc7693Sequence(len: number, seed: number): Buffer {
+  const out = Buffer.alloc(len);
+  let a = Math.imul(0xdead4bad, seed) >>> 0;
+  let b = 1;
+  for (let i = 0; i < len; i++) {
+    const t = (a + b) >>> 0;
+    a = b;
+    b = t;
+    out[i] = t >>> 24;
+  }
+  return out;
+}
+
+test('BLAKE2s matches RFC 7693: "abc" (Appendix B) and the self-test grand hash (Appendix E)', () => {
+  assert.equal(blake2s(32, undefined, Buffer.from('abc')).toString('hex'),
+    '508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982');
+  const digests: Buffer[] = [];
+  for (const outLen of [16, 20, 28, 32]) {
+    for (const inLen of [0, 3, 64, 65, 255, 1024]) {
+      const input = rfc7693Sequence(inLen, inLen);
+      digests.push(blake2s(outLen, undefined, input));
+      digests.push(blake2s(outLen, rfc7693Sequence(outLen, outLen), input));
+    }
+  }
+  assert.equal(blake2s(32, undefined, ...digests).toString('hex'),
+    '6a411f08ce25adcdfb02aba641451cec53c598b24f4fc787fbdc88797f4c1dfe');
+});
+
 test('HMAC-BLAKE2s and KDF follow RFC 2104 / HKDF', () => {
   // HMAC computed by hand from the definition, with our own BLAKE2s
   const key = randomBytes(32);
@@ -57,9 +88,13 @@ test('HMAC-BLAKE2s and KDF follow RFC 2104 / HKDF', () => {
   assert.deepEqual(kdf(1, key, msg)[0], t1);
 });
 
+// Little-endian 32-bit words of a byte string, as noble's hchacha takes them.
+const words = (b: Buffer) => Uint32Array.from({ length: b.length / 4 }, (_, i) => b.readUInt32LE(i * 4));
+
 test('HChaCha20 and XChaCha20-Poly1305 match draft-irtf-cfrg-xchacha-03', () => {
-  assert.equal(hchacha20(seq(32), hex('000000090000004a0000000031415927')).toString('hex'),
-    '82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc');
+  const subkey = new Uint32Array(8);
+  hchacha(words(Buffer.from('expand 32-byte k')), words(seq(32)), words(hex('000000090000004a0000000031415927')), subkey);
+  assert.equal(Buffer.from(subkey.buffer).toString('hex'), '82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc');
   const key = hex('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f');
   const nonce = hex('404142434445464748494a4b4c4d4e4f5051525354555657');
   const aad = hex('50515253c0c1c2c3c4c5c6c7');
@@ -71,6 +106,7 @@ test('HChaCha20 and XChaCha20-Poly1305 match draft-irtf-cfrg-xchacha-03', () => 
   assert.deepEqual(xaeadOpen(key, nonce, sealed, aad), plain);
   sealed[3] ^= 1;
   assert.equal(xaeadOpen(key, nonce, sealed, aad), undefined);
+  assert.equal(xaeadOpen(key, nonce, sealed.subarray(0, 15), aad), undefined);
 });
 
 test('AEAD with counter nonces round-trips and rejects a wrong counter or aad', () => {
@@ -92,6 +128,9 @@ test('X25519 matches RFC 7748 and the `wg` tool; low-order points are refused', 
   assert.deepEqual(ab, dh(bob, publicKey(alice)));
   assert.deepEqual(new StaticKey(alice).dh(publicKey(bob)), ab);
   assert.equal(dh(alice, Buffer.alloc(32)), undefined); // the zero point has low order
+  // an ephemeral key pair (its private half never leaves OpenSSL) agrees with a static key
+  const ephemeral = generateEphemeral();
+  assert.deepEqual(dh(ephemeral.private, publicKey(bob)), new StaticKey(bob).dh(ephemeral.public));
   const priv = generatePrivateKey();
   assert.equal(priv[0]! & 7, 0);
   assert.equal(priv[31]! & 0xc0, 0x40);

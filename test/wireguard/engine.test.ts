@@ -118,6 +118,83 @@ test('a flood of initiations from one source trips the load threshold', () => {
   assert.equal(b.engine.stats.handshakeInitiationsReceived, 1); // later copies: stale timestamp or cookie
 });
 
+test('under load, one source with a valid cookie gets 5 handshakes processed at once and 20 a second', () => {
+  const { net, a, b } = pair();
+  b.engine.forceUnderLoad = true;
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump(); // a earns a cookie from b
+  assert.equal(a.engine.stats.cookieRepliesReceived, 1);
+  const pa = peerOf(a, b);
+  net.pending = [];
+  // Initiations carrying a valid MAC2, each made afresh (a new timestamp) so each one is worth processing.
+  const flood = (count: number) => {
+    for (let i = 0; i < count; i++) {
+      a.engine.initiateHandshake(pa, true);
+      const init = net.pending.pop()!;
+      net.pending = [];
+      net.inject('198.18.0.2:51821', a.endpoint, init.data);
+    }
+  };
+  // Processed: decrypted, then accepted, or refused for coming too soon after the last from this peer.
+  const { stats } = b.engine;
+  const processed = () => stats.handshakeInitiationsReceived + stats.dropped.handshakeFailed + stats.dropped.rateLimited;
+  flood(50);
+  assert.equal(processed(), 5, 'the burst');
+  assert.equal(stats.dropped.sourceRateLimited, 45);
+  assert.equal(stats.dropped.cookieRequired, 1, 'only the first initiation lacked MAC2');
+  for (let t = 0; t < 1000; t += 10) { net.clock += 10; flood(5); }
+  assert.equal(processed(), 5 + 20, 'then 20 per second');
+  // another address is not held back by this one's flood
+  const before = processed();
+  net.inject('198.18.0.2:51821', { address: '198.18.0.3', port: 1 }, (() => { a.engine.initiateHandshake(pa, true); return net.pending.pop()!.data; })());
+  assert.equal(stats.dropped.cookieRequired, 2, 'its own cookie is due first (MAC2 covers the address)');
+  assert.equal(processed(), before);
+});
+
+test('"under load" lasts a second past the flood', () => {
+  const { net, a, b } = pair({ timers: { underLoadPerSecond: 5 } });
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  const init = net.pending[0]!.data;
+  net.pending = [];
+  const attacker = { address: '198.18.0.9', port: 999 };
+  for (let i = 0; i < 10; i++) net.inject('198.18.0.2:51821', attacker, init);
+  net.clock += 900;
+  for (let i = 0; i < 10; i++) net.inject('198.18.0.2:51821', attacker, init); // the flood's last moment
+  const cookies = b.engine.stats.cookieRepliesSent;
+  net.clock += 300; // a new one-second window, but still within a second of the flood
+  net.inject('198.18.0.2:51821', attacker, init);
+  assert.equal(b.engine.stats.cookieRepliesSent, cookies + 1, 'still under load');
+  net.clock += 800; // more than a second after the flood
+  const failed = b.engine.stats.dropped.handshakeFailed;
+  net.inject('198.18.0.2:51821', attacker, init);
+  assert.equal(b.engine.stats.cookieRepliesSent, cookies + 1, 'no longer under load');
+  assert.equal(b.engine.stats.dropped.handshakeFailed, failed + 1, 'processed (a replayed timestamp)');
+});
+
+test('staged packets: at most 128 per peer, dropped with the handshake attempt, also for a peer without endpoint', () => {
+  const timers = { rekeyTimeout: 500, rekeyAttemptTime: 3000 };
+  const { net, a, b } = pair({ timers });
+  // b knows a only by key (no endpoint): what b sends a waits for a to connect
+  const pb = peerOf(b, a);
+  const packets = Array.from({ length: 200 }, (_, i) => ipv4('10.0.0.2', '10.0.0.1', Buffer.from(`p${i}`)));
+  sendPackets(b, packets);
+  assert.equal(pb.queue.length, 128);
+  assert.equal(b.engine.stats.dropped.queueFull, 72);
+  assert.deepEqual(pb.queue.at(-1), packets.at(-1), 'the oldest went first');
+  net.advance(2000);
+  assert.equal(pb.queue.length, 128, 'kept while the attempt runs');
+  net.advance(2000);
+  assert.equal(pb.queue.length, 0, 'dropped when it gives up');
+  assert.equal(pb.retransmitAt, undefined);
+  // within an attempt, a connects: b's staged packets go out on the session a starts
+  sendPackets(b, packets.slice(0, 3));
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.deepEqual(a.delivered, packets.slice(0, 3));
+  assert.equal(pb.queue.length, 0);
+  assert.equal(pb.retransmitAt, undefined, 'the session ended b\'s attempt');
+});
+
 test('three peers with overlapping AllowedIPs: longest prefix picks the peer', () => {
   const net = new MemoryNet();
   const hub = net.add('198.18.0.1', 1);
