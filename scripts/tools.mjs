@@ -11,7 +11,7 @@ export const testTools = {
   'wireguard-go': 'wireguard-go', socat: 'socat', curl: 'curl',
   microsocks: 'microsocks', danted: 'dante-server', tinyproxy: 'tinyproxy', dnsmasq: 'dnsmasq-base',
   proxychains4: 'proxychains4',
-  ethtool: 'ethtool', 'qemu-system-x86_64': 'qemu-system-x86',
+  ethtool: 'ethtool', 'qemu-system-x86_64': 'qemu-system-x86', strace: 'strace',
 };
 
 /** What `npm run demo` drives (the rest of the demo is tuntap itself). */

@@ -2,7 +2,7 @@
 // may still be mode 0600 (udev makes it 0666 later, or never), and the checkout may be readable
 // by root only (a mktemp -d clone, a home directory of mode 0700).
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +81,11 @@ export function stageBuiltCli(): { main: string; remove(): void } {
   const dir = readableDir('tuntap-cli-');
   cpSync(join(root, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
   cpSync(join(root, 'package.json'), join(dir, 'package.json'));
+  // The runtime dependencies the built code imports (@noble/*), as an install would place them.
+  const { dependencies = {} } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  for (const name of Object.keys(dependencies)) {
+    cpSync(join(root, 'node_modules', name), join(dir, 'node_modules', name), { recursive: true });
+  }
   mkdirSync(join(dir, 'build/Release'), { recursive: true });
   copyFileSync(addonPath(), join(dir, 'build/Release/tuntap.node'));
   execFileSync('chmod', ['-R', 'a+rX', dir]);  // whatever root's umask was
