@@ -15,7 +15,7 @@ import { UserError, fileError } from '../errors.js';
 import { findLink } from '../netlink/index.js';
 import {
   generatePrivateKey, publicKey, keyToBase64, keyFromBase64, readConfig, quickUp,
-  getStatus, formatStatus, listInterfaces, UAPI_DIR, ConfigError, V8_TUNNEL_FLAGS, type WgConfig,
+  getStatus, formatStatus, listInterfaces, UAPI_DIR, V8_TUNNEL_FLAGS, type WgConfig,
 } from '../wireguard/index.js';
 
 const usage = `usage: tuntap wg <command> [options]      (tuntap wg <command> --help describes one)
@@ -148,11 +148,7 @@ function loadConfig(file: string): WgConfig {
   } catch (e) {
     throw fileError(file, 'read', e);
   }
-  try {
-    return readConfig(file);
-  } catch (e) {
-    throw e instanceof ConfigError ? new UserError(e.message, { cause: e }) : e;
-  }
+  return readConfig(file);  // a ConfigError is a UserError: one line
 }
 
 async function up(args: ParsedArgs): Promise<number> {
@@ -226,7 +222,7 @@ function isWgUpOf(pid: number, name: string): boolean {
 }
 
 async function down(name: string | undefined): Promise<number> {
-  if (!name) throw new UsageError('tuntap wg down needs an interface name');
+  if (!name) throw new UsageError('wg down needs an interface name');
   const iface = name.replace(/\.conf$/, '').replace(/^.*\//, '');
   const path = pidFile(iface);
   if (!existsSync(path)) { console.error(`tuntap: ${name} is not a tuntap WireGuard interface that is up`); return 1; }

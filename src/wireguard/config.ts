@@ -4,10 +4,12 @@
 import { readFileSync, statSync } from 'node:fs';
 import { keyFromBase64 } from './crypto.js';
 import { parseCidr } from '../addr.js';
+import { UserError } from '../errors.js';
 
-export class ConfigError extends Error {
+/** A config file the user wrote is wrong: "FILE:LINE: KEY: reason" (line 0: the whole file). */
+export class ConfigError extends UserError {
   constructor(readonly file: string, readonly line: number, readonly key: string, reason: string) {
-    super(`${file}:${line}: ${key ? `${key}: ` : ''}${reason}`);
+    super(`${file}${line > 0 ? `:${line}` : ''}: ${key ? `${key}: ` : ''}${reason}`);
     this.name = 'ConfigError';
   }
 }

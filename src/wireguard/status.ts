@@ -50,7 +50,7 @@ export function uapiRequest(name: string, request: string, dir = UAPI_DIR): Prom
         resolve(data.slice(0, data.indexOf('\n\n')).split('\n'));
       }
     });
-    sock.on('error', (e) => { clearTimeout(timer); reject(new Error(`${name}: cannot reach ${dir}/${name}.sock (${e.message})`)); });
+    sock.on('error', (e) => { clearTimeout(timer); reject(new Error(`${name}: cannot reach ${dir}/${name}.sock (${e.message})`, { cause: e })); });
   });
 }
 
