@@ -389,11 +389,12 @@ test('fake-IP: 32,767 names against the 32,766 addresses of the default range: n
   const ms = await t.startMicrosocks(1088);
   try {
     await t.withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1088`, '--route', '--dns', 'fake-ip', '--no-ipv6'], async (p) => {
-      // web.test gets the first address, and a connection to it stays open.
+      // web.test gets the first address, and a connection to it stays open (20 MB read at 1 kB/s:
+      // more than the socket buffers on the way hold, so the session cannot end early).
       const first = await nsRun(t.app, process.execPath, ['-e', injectScript, JSON.stringify(['web', 'test']), SERVER4], 20_000);
       const firstAddress = (JSON.parse(first.stdout) as { addresses: string[] }).addresses[0]!;
       assert.equal(firstAddress, '198.19.128.1', first.stdout);
-      const hold = nsSpawn(t.app, 'curl', ['-sS', '--limit-rate', '1k', '-o', '/dev/null', 'http://web.test:8080/bytes/100000']);
+      const hold = nsSpawn(t.app, 'curl', ['-sS', '--limit-rate', '1k', '-o', '/dev/null', 'http://web.test:8080/bytes/20000000']);
       try {
         await p.waitStats((x) => x.sessions >= 1);
         // 32,766 more names: the range is exhausted by the last one.
