@@ -14,20 +14,21 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureTools } from './tools.mjs';
 
-const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The architectures the package ships a prebuild for: Node's name → GNU triple, ELF machine. */
-export const targets = {
+const targets = {
   x64: { triple: 'x86_64-linux-gnu', machine: 'Advanced Micro Devices X86-64' },
   arm64: { triple: 'aarch64-linux-gnu', machine: 'AArch64' },
 };
 /** The newest glibc a prebuild may ask for (README, "Installing"): 2.34 moved dlopen into libc. */
-export const newestGlibc = '2.34';
+const newestGlibc = '2.34';
 /** Where node-gyp-build looks for a prebuild of `arch`, and the file name it accepts. */
-export const prebuildPath = (arch) => join(root, 'prebuilds', `linux-${arch}`, 'tuntap.napi.glibc.node');
+const prebuildPath = (arch) => join(root, 'prebuilds', `linux-${arch}`, 'tuntap.napi.glibc.node');
 
 const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', ...opts });
 const output = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8' });
@@ -41,7 +42,7 @@ function nodeGyp() {
   const script = join(dirname(npm), '../node_modules/node-gyp/bin/node-gyp.js');
   if (!existsSync(script)) throw new Error(`prebuild: node-gyp is not where npm keeps it (${script})`);
   const nodedir = process.env.npm_config_nodedir ?? output('npm', ['config', 'get', 'nodedir']).trim();
-  return { script, env: nodedir && nodedir !== 'undefined' ? { npm_config_nodedir: nodedir } : {} };
+  return { script, env: ['', 'undefined', 'null'].includes(nodedir) ? {} : { npm_config_nodedir: nodedir } };
 }
 
 /** A compiler for `arch`: the host's g++, or Debian's cross g++ (installed when missing). */
@@ -103,7 +104,7 @@ function compareVersions(a, b) {
 }
 
 /** Builds, strips, checks and places the prebuild of `arch`. */
-export function prebuild(arch) {
+function prebuild(arch) {
   if (!(arch in targets)) throw new Error(`prebuild: no prebuild for ${arch}; known: ${Object.keys(targets).join(', ')}`);
   const tools = toolchain(arch);
   const built = compile(arch, tools);
@@ -112,9 +113,15 @@ export function prebuild(arch) {
   for (const stale of readdirSync(dirname(dest))) rmSync(join(dirname(dest), stale), { force: true });
   const partial = `${dest}.partial`;
   run(tools.strip, ['--strip-unneeded', '-o', partial, built]);
-  const description = check(arch, partial, tools);
-  // The host's own build must also load here: every symbol it takes from node resolves.
-  if (arch === process.arch) run(process.execPath, ['-e', 'process.dlopen({ exports: {} }, process.argv[1])', partial]);
+  let description;
+  try {
+    description = check(arch, partial, tools);
+    // The host's own build must also load here: every symbol it takes from node resolves.
+    if (arch === process.arch) run(process.execPath, ['-e', 'process.dlopen({ exports: {} }, process.argv[1])', partial]);
+  } catch (e) {
+    rmSync(partial, { force: true });
+    throw e;
+  }
   renameSync(partial, dest);
   console.log(`prebuild: ${dest.slice(root.length + 1)}: ${description}`);
   return dest;
@@ -122,5 +129,11 @@ export function prebuild(arch) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({ options: { arch: { type: 'string', multiple: true } } });
-  for (const arch of values.arch ?? Object.keys(targets)) prebuild(arch);
+  try {
+    for (const arch of values.arch ?? Object.keys(targets)) prebuild(arch);
+  } catch (e) {
+    // A failed command has printed its own output; a failed check says what is wrong.
+    console.error(e.status === undefined ? e.message : `prebuild: ${e.message.split('\n')[0]}`);
+    process.exit(1);
+  }
 }
