@@ -12,6 +12,8 @@ export const testTools = {
   microsocks: 'microsocks', danted: 'dante-server', tinyproxy: 'tinyproxy', dnsmasq: 'dnsmasq-base',
   proxychains4: 'proxychains4',
   ethtool: 'ethtool', 'qemu-system-x86_64': 'qemu-system-x86', strace: 'strace',
+  // the package test: the arm64 prebuild is cross-compiled and loaded under qemu-user
+  'aarch64-linux-gnu-g++': 'g++-aarch64-linux-gnu', 'qemu-aarch64': 'qemu-user',
 };
 
 /** What `npm run demo` drives (the rest of the demo is tuntap itself). */
