@@ -5,7 +5,8 @@
 // milliseconds after the last packet, this was most of the added ping RTT. Two private engines
 // exchange a handshake and a few thousand small batches in memory (no I/O), with the argument
 // types the interface passes, so the method code every engine shares is optimized.
-import { WireGuardEngine, packetViews, type Packed } from './engine.js';
+import { WireGuardEngine } from './engine.js';
+import { packetViews, type Packed } from './batch.js';
 import { generatePrivateKey } from './crypto.js';
 import { DatagramBatch } from '../net/udp.js';
 import { encodeEndpoint, ENDPOINT_SIZE } from '../net/endpoint.js';

@@ -1,6 +1,7 @@
 // In-memory network for engine tests: engines exchange datagrams through a queue pumped by the
 // test, with a fake clock, so handshakes, timers and attacks are deterministic.
-import { WireGuardEngine, packetViews, type EngineIo, type Packed, type ReceivedDatagrams, type EngineOptions } from '../../src/wireguard/engine.js';
+import { WireGuardEngine, type EngineIo, type EngineOptions } from '../../src/wireguard/engine.js';
+import { packetViews, type Packed, type ReceivedDatagrams } from '../../src/wireguard/batch.js';
 import { encodeEndpoint, ENDPOINT_SIZE, type ResolvedEndpoint } from '../../src/net/endpoint.js';
 import { generatePrivateKey } from '../../src/wireguard/crypto.js';
 

@@ -7,7 +7,9 @@
 // or a received counter); a packet reaches the TUN only if it is the plaintext of a genuine data
 // message in this batch, delivered once, with an inner source the peer may use; and a keepalive
 // is counted only for a genuine keepalive, once.
-import { WireGuardEngine, packetViews, type EngineIo, type Packed, type Peer } from '../../../src/wireguard/engine.js';
+import { WireGuardEngine, type EngineIo } from '../../../src/wireguard/engine.js';
+import { packetViews, type Packed } from '../../../src/wireguard/batch.js';
+import type { Peer } from '../../../src/wireguard/peer.js';
 import { mac } from '../../../src/wireguard/crypto.js';
 import { mac1Key } from '../../../src/wireguard/noise.js';
 import { ipv4, ipv6, received } from '../../wireguard/harness.js';
