@@ -1,7 +1,6 @@
 // One peer as the engine knows it: its keys and endpoint, the sessions it has with us, the
 // handshake we have under way, the packets waiting for a session, its timer deadlines and its
 // counters. The engine's parts (send, receive, handshake, timers, keys) read and change it.
-import { keyToBase64 } from './crypto.js';
 import { CookieGenerator } from './cookie.js';
 import type { InitiatorState } from './noise.js';
 import type { Keypair } from './keys.js';
@@ -22,7 +21,6 @@ export const ZERO_PSK = Buffer.alloc(32);
 
 export class Peer {
   readonly publicKey: Buffer;
-  readonly publicKeyText: string;
   presharedKey: Buffer = ZERO_PSK;
   endpoint: ResolvedEndpoint | undefined;
   endpointKey: number | string | undefined;
@@ -61,7 +59,6 @@ export class Peer {
 
   constructor(publicKey: Uint8Array, timers: Timers, now: () => number) {
     this.publicKey = Buffer.from(publicKey);
-    this.publicKeyText = keyToBase64(publicKey);
     this.cookies = new CookieGenerator(publicKey, timers.cookieRefreshTime, now);
   }
 
