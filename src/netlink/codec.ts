@@ -19,11 +19,6 @@ export const align4 = (n: number): number => Math.ceil(n / 4) * 4;
 export function u8Attr(type: number, v: number): Attr {
   return { type, value: Uint8Array.of(v & 0xff) };
 }
-export function u16Attr(type: number, v: number): Attr {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(v);
-  return { type, value: b };
-}
 export function u32Attr(type: number, v: number): Attr {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(v >>> 0);
@@ -152,10 +147,6 @@ export function parseAttrs(buf: Buffer, start = 0, end = buf.length): Attrs {
 export function attrU8(a: Attrs, type: number): number | undefined {
   const b = a.get(type);
   return b && b.length >= 1 ? b[0] : undefined;
-}
-export function attrU16(a: Attrs, type: number): number | undefined {
-  const b = a.get(type);
-  return b && b.length >= 2 ? b.readUInt16LE(0) : undefined;
 }
 export function attrU32(a: Attrs, type: number): number | undefined {
   const b = a.get(type);

@@ -175,7 +175,6 @@ export const RT_TABLE_UNSPEC = 0;
 export const RT_TABLE_DEFAULT = 253;
 export const RT_TABLE_MAIN = 254;
 export const RT_TABLE_LOCAL = 255;
-export const tableNames: Record<number, string> = { 253: 'default', 254: 'main', 255: 'local' };
 
 // fib_rule_hdr attributes and actions
 export const FRA_DST = 1;

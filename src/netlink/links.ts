@@ -19,7 +19,7 @@ import {
   type Attr, type Message,
 } from './codec.js';
 import { formatHardwareAddress, parseHardwareAddress } from '../addr.js';
-import { nativeNetlink, withNetlink, NetlinkError, type Netlink, type Target } from './socket.js';
+import { withNetlink, NetlinkError, type Netlink, type Target } from './socket.js';
 
 export interface LinkStats {
   rxPackets: number; txPackets: number; rxBytes: number; txBytes: number;

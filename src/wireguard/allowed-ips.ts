@@ -18,6 +18,12 @@ const CACHE_SLOTS = 256;
 
 const word = (b: Uint8Array, at: number) => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
 
+/** The cache slot of an address (its words; zeros past an IPv4 address's one). */
+function slotOf(w0: number, w1: number, w2: number, w3: number): number {
+  const h = Math.imul(w0 ^ Math.imul(w1, 0x9e3779b1) ^ Math.imul(w2, 0x85ebca6b) ^ Math.imul(w3, 0xc2b2ae35), 0x27d4eb2f);
+  return ((h >>> 24) ^ (h >>> 16)) & (CACHE_SLOTS - 1);
+}
+
 export class AllowedIps<T> {
   private v4 = new Node<T>();
   private v6 = new Node<T>();
@@ -75,35 +81,54 @@ export class AllowedIps<T> {
 
   /** Longest-prefix match of the address at bytes[offset..] (4 bytes for v4, 16 for v6). */
   lookup(family: 4 | 6, bytes: Uint8Array, offset = 0): T | undefined {
-    const w0 = word(bytes, offset);
-    let w1 = 0, w2 = 0, w3 = 0;
-    if (family === 6) { w1 = word(bytes, offset + 4); w2 = word(bytes, offset + 8); w3 = word(bytes, offset + 12); }
-    let h = Math.imul(w0 ^ Math.imul(w1, 0x9e3779b1) ^ Math.imul(w2, 0x85ebca6b) ^ Math.imul(w3, 0xc2b2ae35), 0x27d4eb2f);
-    h = ((h >>> 24) ^ (h >>> 16)) & (CACHE_SLOTS - 1);
+    return family === 4 ? this.lookupV4(word(bytes, offset)) : this.lookupV6(bytes, offset);
+  }
+
+  /** Longest-prefix match of an IPv4 address given as a 32-bit number (as Ipv4View's src and dst read it). */
+  lookupV4(address: number): T | undefined {
+    const w0 = address | 0;
+    const h = slotOf(w0, 0, 0, 0);
+    if (this.cached(h, 4, w0, 0, 0, 0)) return this.cacheValues[h];
+    let node: Node<T> | undefined = this.v4;
+    let best = node.value;
+    for (let bit = 31; bit >= 0; bit--) {
+      node = (w0 >>> bit) & 1 ? node.one : node.zero;
+      if (!node) break;
+      if (node.value !== undefined) best = node.value;
+    }
+    return this.remember(h, 4, w0, 0, 0, 0, best);
+  }
+
+  /** Longest-prefix match of the IPv6 address at bytes[offset..offset+16). */
+  lookupV6(bytes: Uint8Array, offset: number): T | undefined {
+    const w0 = word(bytes, offset), w1 = word(bytes, offset + 4), w2 = word(bytes, offset + 8), w3 = word(bytes, offset + 12);
+    const h = slotOf(w0, w1, w2, w3);
+    if (this.cached(h, 6, w0, w1, w2, w3)) return this.cacheValues[h];
+    let node: Node<T> | undefined = this.v6;
+    let best = node.value;
+    for (let bit = 0; bit < 128; bit++) {
+      node = bitAt(bytes, offset, bit) ? node.one : node.zero;
+      if (!node) break;
+      if (node.value !== undefined) best = node.value;
+    }
+    return this.remember(h, 6, w0, w1, w2, w3, best);
+  }
+
+  private cached(h: number, family: 4 | 6, w0: number, w1: number, w2: number, w3: number): boolean {
     const words = this.cacheWords;
     const k = h * 4;
-    if (this.cacheGeneration[h] === this.generation && this.cacheFamily[h] === family &&
-      words[k] === w0 && words[k + 1] === w1 && words[k + 2] === w2 && words[k + 3] === w3) {
-      return this.cacheValues[h];
-    }
-    const found = this.walk(family, bytes, offset);
+    return this.cacheGeneration[h] === this.generation && this.cacheFamily[h] === family &&
+      words[k] === w0 && words[k + 1] === w1 && words[k + 2] === w2 && words[k + 3] === w3;
+  }
+
+  private remember(h: number, family: 4 | 6, w0: number, w1: number, w2: number, w3: number, found: T | undefined): T | undefined {
+    const words = this.cacheWords;
+    const k = h * 4;
     this.cacheGeneration[h] = this.generation;
     this.cacheFamily[h] = family;
     words[k] = w0; words[k + 1] = w1; words[k + 2] = w2; words[k + 3] = w3;
     this.cacheValues[h] = found;
     return found;
-  }
-
-  private walk(family: 4 | 6, bytes: Uint8Array, offset: number): T | undefined {
-    let node: Node<T> | undefined = family === 4 ? this.v4 : this.v6;
-    const bits = family === 4 ? 32 : 128;
-    let best = node.value;
-    for (let bit = 0; bit < bits; bit++) {
-      node = bitAt(bytes, offset, bit) ? node.one : node.zero;
-      if (!node) break;
-      if (node.value !== undefined) best = node.value;
-    }
-    return best;
   }
 
   /** Looks up an address given as text. */

@@ -1,10 +1,13 @@
 // wg-quick configuration files ([Interface] and [Peer] sections, `Key = value` lines), parsed
-// strictly: an error names the file, line and key. The `wg setconf` format is the same minus
-// the wg-quick-only keys (Address, DNS, MTU, Table, Pre/Post Up/Down, SaveConfig).
+// strictly: an error names the file, line and key. The keys and their values are settings.ts's
+// rows; the `wg setconf` format is the same minus the wg-quick-only keys (Address, DNS, MTU,
+// Table, Pre/Post Up/Down, SaveConfig).
 import { readFileSync, statSync } from 'node:fs';
-import { keyFromBase64 } from './crypto.js';
-import { parseCidr } from '../addr.js';
 import { UserError } from '../errors.js';
+import {
+  INTERFACE_SETTINGS, PEER_SETTINGS, SettingError, newInterfaceSettings, newPeerSettings, readPublicKey, settingOf,
+  type InterfaceSettings, type PeerSettings,
+} from './settings.js';
 
 /** A config file the user wrote is wrong: "FILE:LINE: KEY: reason" (line 0: the whole file). */
 export class ConfigError extends UserError {
@@ -14,32 +17,10 @@ export class ConfigError extends UserError {
   }
 }
 
-export interface EndpointSpec {
-  host: string;
-  port: number;
-}
+export type InterfaceSection = InterfaceSettings;
 
-export interface InterfaceSection {
-  privateKey?: Buffer;
-  listenPort?: number;
-  fwmark?: number;
-  addresses: string[];
-  dns: string[];
-  mtu?: number;
-  table?: string;
-  preUp: string[];
-  postUp: string[];
-  preDown: string[];
-  postDown: string[];
-  saveConfig?: boolean;
-}
-
-export interface PeerSection {
+export interface PeerSection extends PeerSettings {
   publicKey: Buffer;
-  presharedKey?: Buffer;
-  allowedIps: string[];
-  endpoint?: EndpointSpec;
-  persistentKeepalive?: number;
   /** Line of the [Peer] header, for messages. */
   line: number;
 }
@@ -52,35 +33,16 @@ export interface WgConfig {
   warnings: string[];
 }
 
-/** Parses "host:port", "[v6]:port" (a bare IPv6 address needs the brackets). */
-export function parseEndpoint(text: string): EndpointSpec | undefined {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
-  return { host: m[1]!, port };
-}
-
-export function formatEndpoint(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-
 export function parseConfig(text: string, file = '<config>'): WgConfig {
-  const cfg: WgConfig = {
-    file,
-    interface: { addresses: [], dns: [], preUp: [], postUp: [], preDown: [], postDown: [] },
-    peers: [],
-    warnings: [],
-  };
+  const cfg: WgConfig = { file, interface: newInterfaceSettings(), peers: [], warnings: [] };
   let section: 'interface' | 'peer' | undefined;
-  let peer: Partial<PeerSection> & { allowedIps: string[]; line: number } | undefined;
+  let peer: (PeerSettings & { publicKey?: Buffer; line: number }) | undefined;
   let sawInterface = false;
   const finishPeer = () => {
     if (!peer) return;
-    if (!peer.publicKey) throw new ConfigError(file, peer.line, 'PublicKey', 'every [Peer] needs a PublicKey');
-    cfg.peers.push(peer as PeerSection);
+    const { publicKey } = peer;
+    if (!publicKey) throw new ConfigError(file, peer.line, 'PublicKey', 'every [Peer] needs a PublicKey');
+    cfg.peers.push({ ...peer, publicKey });
     peer = undefined;
   };
   const lines = text.split(/\r?\n/);
@@ -100,7 +62,7 @@ export function parseConfig(text: string, file = '<config>'): WgConfig {
         section = 'interface';
       } else if (name === 'peer') {
         section = 'peer';
-        peer = { allowedIps: [], line: lineNo };
+        peer = { ...newPeerSettings(), line: lineNo };
       } else {
         throw new ConfigError(file, lineNo, '', `unknown section [${header[1]}] (expected [Interface] or [Peer])`);
       }
@@ -110,60 +72,24 @@ export function parseConfig(text: string, file = '<config>'): WgConfig {
     if (eq <= 0) throw new ConfigError(file, lineNo, '', `expected "Key = value", got "${line}"`);
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
-    const lower = key.toLowerCase();
-    const fail = (reason: string): never => { throw new ConfigError(file, lineNo, key, reason); };
-    const keyValue = (): Buffer => { try { return keyFromBase64(value); } catch (e) { return fail((e as Error).message); } };
-    const int = (min: number, max: number): number => {
-      const v = Number(value);
-      if (!/^\d+$/.test(value) || v < min || v > max) fail(`expected a whole number ${min}..${max}, got "${value}"`);
-      return v;
-    };
-    const cidrs = (): string[] => list(value).map((c) => {
-      try { const p = parseCidr(c); return `${p.address}/${p.prefixLength}`; } catch { return fail(`"${c}" is not an address/prefix`); }
-    });
-    if (!section) fail('settings must follow an [Interface] or [Peer] header');
-    if (section === 'interface') {
-      const i = cfg.interface;
-      switch (lower) {
-        case 'privatekey': i.privateKey = keyValue(); break;
-        case 'listenport': i.listenPort = int(0, 65535); break;
-        case 'fwmark':
-          if (/^0x[0-9a-fA-F]{1,8}$/.test(value)) i.fwmark = Number(value);
-          else i.fwmark = value === 'off' ? 0 : int(0, 0xffffffff);
-          break;
-        case 'address': i.addresses.push(...cidrs()); break;
-        case 'dns':
-          i.dns.push(...list(value));
-          cfg.warnings.push(`${file}:${lineNo}: DNS is ignored (tuntap does not change the system resolver)`);
-          break;
-        case 'mtu': i.mtu = int(576, 65535); break;
-        case 'table':
-          // A routing table id is 32 bits, and 0 is "unspecified", not a table.
-          if (!/^(off|auto|main|[1-9]\d{0,9})$/.test(value) || Number(value) > 0xffffffff) {
-            fail(`expected off, auto, main or a table number 1..4294967295, got "${value}"`);
-          }
-          i.table = value;
-          break;
-        case 'preup': i.preUp.push(value); break;
-        case 'postup': i.postUp.push(value); break;
-        case 'predown': i.preDown.push(value); break;
-        case 'postdown': i.postDown.push(value); break;
-        case 'saveconfig': i.saveConfig = value === 'true'; break;
-        default: fail('unknown key in [Interface]');
+    try {
+      if (!section) throw new SettingError('settings must follow an [Interface] or [Peer] header');
+      let warning: string | void = undefined;
+      if (section === 'interface') {
+        const row = settingOf(INTERFACE_SETTINGS, key, 'file');
+        if (!row) throw new SettingError('unknown key in [Interface]');
+        warning = row.read(cfg.interface, value, 'file');
+      } else if (key.toLowerCase() === 'publickey') {
+        peer!.publicKey = readPublicKey(value, 'file');
+      } else {
+        const row = settingOf(PEER_SETTINGS, key, 'file');
+        if (!row) throw new SettingError('unknown key in [Peer]');
+        warning = row.read(peer!, value, 'file');
       }
-    } else {
-      const p = peer!;
-      switch (lower) {
-        case 'publickey':
-          p.publicKey = keyValue();
-          if (p.publicKey.every((b) => b === 0)) fail('an all-zero key is no key');
-          break;
-        case 'presharedkey': p.presharedKey = keyValue(); break;
-        case 'allowedips': p.allowedIps.push(...cidrs()); break;
-        case 'endpoint': p.endpoint = parseEndpoint(value) ?? fail(`expected host:port or [IPv6]:port, got "${value}"`); break;
-        case 'persistentkeepalive': p.persistentKeepalive = value === 'off' ? 0 : int(0, 65535); break;
-        default: fail('unknown key in [Peer]');
-      }
+      if (warning) cfg.warnings.push(`${file}:${lineNo}: ${warning}`);
+    } catch (e) {
+      if (e instanceof SettingError) throw new ConfigError(file, lineNo, key, e.message);
+      throw e;
     }
   }
   finishPeer();

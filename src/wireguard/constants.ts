@@ -42,8 +42,6 @@ export const RESPONSE_SIZE = 92;
 export const COOKIE_REPLY_SIZE = 64;
 export const DATA_HEADER_SIZE = 16;
 export const TAG_SIZE = 16;
-/** A data message carrying no packet: a keepalive. */
-export const KEEPALIVE_SIZE = DATA_HEADER_SIZE + TAG_SIZE;
 
 /**
  * Packets staged per peer while it has no session (wireguard-go's bound); the oldest go first.

@@ -8,8 +8,8 @@ import { MESSAGE_COOKIE_REPLY, COOKIE_REPLY_SIZE } from './constants.js';
 
 /** Checks MACs of messages sent to us and makes cookie replies. */
 export class CookieChecker {
-  private mac1: Buffer;
-  private cookieEncryptionKey: Buffer;
+  private readonly mac1: Buffer;
+  private readonly cookieEncryptionKey: Buffer;
   private secret = randomBytes(32);
   private secretBorn = 0;
 
@@ -17,11 +17,6 @@ export class CookieChecker {
     this.mac1 = mac1Key(localPublic);
     this.cookieEncryptionKey = cookieKey(localPublic);
     this.secretBorn = now();
-  }
-
-  setLocalPublic(pub: Uint8Array): void {
-    this.mac1 = mac1Key(pub);
-    this.cookieEncryptionKey = cookieKey(pub);
   }
 
   /** MAC1 over everything before it is correct. */
@@ -90,9 +85,5 @@ export class CookieGenerator {
     this.cookie = cookie;
     this.cookieBorn = this.now();
     return true;
-  }
-
-  get hasCookie(): boolean {
-    return this.cookie !== undefined && this.now() - this.cookieBorn < this.refreshMs;
   }
 }

@@ -10,8 +10,6 @@ import {
   diffieHellman, generateKeyPairSync, randomBytes, timingSafeEqual, type KeyObject,
 } from 'node:crypto';
 
-export const KEY_LEN = 32;
-
 // ---- keyed BLAKE2s (RFC 7693) from @noble/hashes ----
 /** BLAKE2s of the concatenated inputs, `outLen` bytes (1..32), optionally keyed (key ≤ 32 bytes). */
 export function blake2s(outLen: number, key: Uint8Array | undefined, ...inputs: Uint8Array[]): Buffer {

@@ -1,7 +1,11 @@
 // tuntap/wireguard: a WireGuard-compatible VPN on our TUN devices and batched UDP sockets.
 export { WireGuardInterface, type InterfaceOptions, type InterfaceCounters } from './interface.js';
-export { WireGuardEngine, Peer, type EngineIo, type EngineOptions, type EngineStats, type DropCounters, type PeerConfig, type Packed, type ReceivedDatagrams } from './engine.js';
-export { parseConfig, readConfig, ConfigError, interfaceNameOf, parseEndpoint, type WgConfig, type PeerSection, type InterfaceSection } from './config.js';
+export { WireGuardEngine, type EngineIo, type EngineOptions } from './engine.js';
+export { Peer, type PeerConfig } from './peer.js';
+export type { EngineStats, DropCounters } from './stats.js';
+export type { Packed, ReceivedDatagrams } from './batch.js';
+export { parseConfig, readConfig, ConfigError, interfaceNameOf, type WgConfig, type PeerSection, type InterfaceSection } from './config.js';
+export { parseEndpoint, formatEndpoint, INTERFACE_SETTINGS, PEER_SETTINGS, type Setting, type EndpointSpec } from './settings.js';
 export { quickUp, type QuickInterface, type QuickOptions } from './quick.js';
 export { UapiServer, uapiGet, uapiSet, UAPI_DIR, type UapiDevice } from './uapi.js';
 export { getStatus, formatStatus, listInterfaces, uapiRequest, type InterfaceStatus, type PeerStatus } from './status.js';

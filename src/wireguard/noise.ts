@@ -9,8 +9,8 @@ import { MESSAGE_INITIATION, MESSAGE_RESPONSE, INITIATION_SIZE, RESPONSE_SIZE } 
 
 const CONSTRUCTION = Buffer.from('Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s');
 const IDENTIFIER = Buffer.from('WireGuard v1 zx2c4 Jason@zx2c4.com');
-export const LABEL_MAC1 = Buffer.from('mac1----');
-export const LABEL_COOKIE = Buffer.from('cookie--');
+const LABEL_MAC1 = Buffer.from('mac1----');
+const LABEL_COOKIE = Buffer.from('cookie--');
 const EMPTY = Buffer.alloc(0);
 
 const INITIAL_CHAIN = hash(CONSTRUCTION);
@@ -189,12 +189,6 @@ export function createResponse(init: ConsumedInitiation, presharedKey: Uint8Arra
   h.fill(0);
   const [receiveKey, sendKey] = ratchet(2, ck, EMPTY, false) as [Buffer, Buffer];
   return { message: msg, keys: { sendKey, receiveKey, localIndex, remoteIndex: init.remoteIndex, initiator: false } };
-}
-
-/** Reads the indices of a response without authenticating it (to find the handshake it answers). */
-export function responseReceiverIndex(msg: Uint8Array): number | undefined {
-  if (msg.length !== RESPONSE_SIZE || msg[0] !== MESSAGE_RESPONSE) return undefined;
-  return new DataView(msg.buffer, msg.byteOffset).getUint32(8, true);
 }
 
 /**

@@ -8,7 +8,7 @@ import { parseCidr } from '../addr.js';
 import { UserError } from '../errors.js';
 import { WireGuardInterface } from './interface.js';
 import type { WgConfig } from './config.js';
-import type { PeerConfig } from './engine.js';
+import type { PeerConfig } from './peer.js';
 import type { Timers } from './constants.js';
 
 export interface QuickOptions {

@@ -35,9 +35,4 @@ export class ReplayWindow {
     this.bits[word] = this.bits[word]! | bit;
     return true;
   }
-
-  reset(): void {
-    this.bits.fill(0);
-    this.last = -1;
-  }
 }

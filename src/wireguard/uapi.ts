@@ -3,11 +3,11 @@
 // show and configure our interface exactly as it does wireguard-go's.
 import { createServer, Socket, type Server } from 'node:net';
 import { mkdirSync, unlinkSync, existsSync } from 'node:fs';
-import { isIP } from 'node:net';
-import type { WireGuardEngine, Peer } from './engine.js';
-import { parseCidr } from '../addr.js';
-import { parseEndpoint } from './config.js';
-import { encodeEndpoint } from '../net/endpoint.js';
+import type { WireGuardEngine } from './engine.js';
+import {
+  INTERFACE_SETTINGS, PEER_SETTINGS, SettingError, formatEndpoint, newInterfaceSettings, newPeerSettings, readPublicKey,
+  settingOf, type InterfaceSettings, type PeerSettings,
+} from './settings.js';
 
 export const UAPI_DIR = '/var/run/wireguard';
 
@@ -29,38 +29,9 @@ class UapiError extends Error {
 }
 
 const hexKey = (b: Uint8Array) => Buffer.from(b).toString('hex');
-function parseHexKey(v: string, what: string): Buffer {
-  if (!/^[0-9a-fA-F]{64}$/.test(v)) throw new UapiError(EINVAL, `${what} must be 64 hex digits`);
-  return Buffer.from(v, 'hex');
-}
-
-/** A decimal integer 0..max, digits only (no sign, space, exponent or hex prefix). */
-function parseUint(v: string, max: number, what: string): number {
-  const n = Number(v);
-  if (!/^\d{1,10}$/.test(v) || n > max) throw new UapiError(EINVAL, `${what} must be a decimal number 0..${max}`);
-  return n;
-}
-
-/**
- * Whether the engine can take this endpoint (it encodes it as the native core reads it): tried
- * while parsing, so an address it cannot take (an IPv6 zone by name) fails the request there,
- * not halfway through applying it.
- */
-function encodable(address: string, port: number): boolean {
-  try {
-    encodeEndpoint(address, port);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function parseTrue(v: string, key: string): void {
   if (v !== 'true') throw new UapiError(EINVAL, `${key} only takes true`);
-}
-
-function formatEndpoint(e: { address: string; port: number }): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }
 
 /** The `get=1` answer (without the final errno line). */
@@ -86,6 +57,27 @@ export function uapiGet(dev: UapiDevice): string {
   return out.map((l) => `${l}\n`).join('');
 }
 
+/** One peer's part of a `set`: what it sets, and the UAPI's own verbs for it. */
+interface PeerRequest {
+  publicKey: Buffer;
+  /** Change the peer only if it exists. */
+  updateOnly: boolean;
+  /** Remove the peer; what follows in its section is checked but has no effect. */
+  remove: boolean;
+  /** Drop its AllowedIPs before adding those of `settings` (which then holds only the later ones). */
+  replaceAllowedIps: boolean;
+  settings: PeerSettings;
+}
+
+/** A whole `set` request, checked, nothing applied yet. */
+interface SetRequest {
+  device: InterfaceSettings;
+  replacePeers: boolean;
+  peers: PeerRequest[];
+  /** Every key the request carried, to be zeroed once applied (the engine keeps copies of its own). */
+  secrets: Set<Buffer>;
+}
+
 /**
  * Applies a `set=1` body (key=value lines). The whole body is checked first and nothing is
  * changed unless all of it is valid: a bad line throws UapiError (with an errno) before any
@@ -93,129 +85,83 @@ export function uapiGet(dev: UapiDevice): string {
  * be taken), so it is made first: its failure too leaves everything as it was.
  */
 export function uapiSet(dev: UapiDevice, lines: string[]): void {
-  const secrets: Buffer[] = [];
+  const request: SetRequest = { device: newInterfaceSettings(), replacePeers: false, peers: [], secrets: new Set() };
   try {
-    const { device, rest } = parseSet(dev, lines, secrets);
-    for (const change of device) change();
-    for (const change of rest) change();
+    parseSet(lines, request);
+    applySet(dev, request);
   } finally {
-    for (const k of secrets) k.fill(0); // the engine keeps copies of its own
+    for (const k of request.secrets) k.fill(0);
   }
 }
 
-type Change = () => void;
-type PeerChange = (e: WireGuardEngine, p: Peer) => 'next' | 'stop';
-
-/**
- * Checks every line of a `set` body and returns the changes it asks for, in order, none made
- * yet: device-level ones (made first) and the rest. Keys parsed go into `secrets`.
- */
-function parseSet(dev: UapiDevice, lines: string[], secrets: Buffer[]): { device: Change[]; rest: Change[] } {
-  const e = dev.engine;
-  const device: Change[] = [];
-  const rest: Change[] = [];
-  // The peer section being read: its changes run together, in order, when the request is applied.
-  let section: { publicKey: Buffer; updateOnly: boolean; changes: PeerChange[] } | undefined;
+/** Checks every line of a `set` body into `request`; each key it reads goes into its secrets at once. */
+function parseSet(lines: string[], request: SetRequest): void {
+  let peer: PeerRequest | undefined;
   for (const line of lines) {
     const eq = line.indexOf('=');
     if (eq <= 0) throw new UapiError(EPROTO, `malformed line "${line}"`);
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1);
-    if (key === 'public_key') {
-      const publicKey = parseHexKey(value, 'public_key');
-      if (publicKey.every((b) => b === 0)) throw new UapiError(EINVAL, 'public_key is all zero, which is no key');
-      section = { publicKey, updateOnly: false, changes: [] };
-      rest.push(peerSection(e, section));
-      continue;
-    }
-    if (!section) {
-      switch (key) {
-        case 'private_key': {
-          const priv = parseHexKey(value, 'private_key');
-          secrets.push(priv);
-          rest.push(() => e.setPrivateKey(priv));
-          break;
-        }
-        case 'listen_port': {
-          const port = parseUint(value, 65535, 'listen_port');
-          device.push(() => dev.setListenPort(port));
-          break;
-        }
-        case 'fwmark': {
-          const mark = parseUint(value, 0xffffffff, 'fwmark');
-          device.push(() => dev.setFwmark(mark));
-          break;
-        }
-        case 'replace_peers':
-          parseTrue(value, key);
-          rest.push(() => { for (const p of [...e.peers.values()]) e.removePeer(p.publicKey); });
-          break;
-        default: throw new UapiError(EINVAL, `unknown interface key ${key}`);
-      }
-      continue;
-    }
-    const changes = section.changes;
-    switch (key) {
-      case 'update_only':
+    try {
+      if (key === 'public_key') {
+        peer = { publicKey: readPublicKey(value, 'uapi'), updateOnly: false, remove: false, replaceAllowedIps: false, settings: newPeerSettings() };
+        request.peers.push(peer);
+      } else if (!peer) {
+        if (key === 'replace_peers') { parseTrue(value, key); request.replacePeers = true; continue; }
+        const row = settingOf(INTERFACE_SETTINGS, key, 'uapi');
+        if (!row) throw new UapiError(EINVAL, `unknown interface key ${key}`);
+        row.read(request.device, value, 'uapi');
+      } else if (key === 'update_only') {
         parseTrue(value, key);
-        section.updateOnly = true;
-        break;
-      case 'remove':
+        peer.updateOnly = true;
+      } else if (key === 'remove') {
         parseTrue(value, key);
-        changes.push((eng, p) => { eng.removePeer(p.publicKey); return 'stop'; });
-        break;
-      case 'preshared_key': {
-        const psk = parseHexKey(value, 'preshared_key');
-        secrets.push(psk);
-        changes.push((eng, p) => { eng.setPeer({ publicKey: p.publicKey, presharedKey: psk }); return 'next'; });
-        break;
-      }
-      case 'endpoint': {
-        const ep = parseEndpoint(value);
-        if (!ep || isIP(ep.host) === 0 || !encodable(ep.host, ep.port)) {
-          throw new UapiError(EINVAL, `endpoint must be IP:port (an IPv6 zone by number), got "${value}"`);
-        }
-        const endpoint = { address: ep.host, port: ep.port };
-        changes.push((eng, p) => { eng.setPeer({ publicKey: p.publicKey, endpoint }); return 'next'; });
-        break;
-      }
-      case 'persistent_keepalive_interval': {
-        const seconds = parseUint(value, 65535, 'persistent_keepalive_interval');
-        changes.push((eng, p) => { eng.setPeer({ publicKey: p.publicKey, persistentKeepalive: seconds }); return 'next'; });
-        break;
-      }
-      case 'replace_allowed_ips':
+        peer.remove = true;
+      } else if (key === 'replace_allowed_ips') {
         parseTrue(value, key);
-        changes.push((eng, p) => { eng.replaceAllowedIps(p); return 'next'; });
-        break;
-      case 'allowed_ip': {
-        try { parseCidr(value); } catch { throw new UapiError(EINVAL, `allowed_ip "${value}" is not a prefix`); }
-        changes.push((eng, p) => { eng.setPeer({ publicKey: p.publicKey, allowedIps: [value] }); return 'next'; });
-        break;
-      }
-      case 'protocol_version':
+        peer.replaceAllowedIps = true;
+        peer.settings.allowedIps = [];
+      } else if (key === 'protocol_version') {
         if (value !== '1') throw new UapiError(EINVAL, 'only protocol_version 1 exists');
-        break;
-      default: throw new UapiError(EINVAL, `unknown peer key ${key}`);
+      } else {
+        const row = settingOf(PEER_SETTINGS, key, 'uapi');
+        if (!row) throw new UapiError(EINVAL, `unknown peer key ${key}`);
+        row.read(peer.settings, value, 'uapi');
+      }
+    } catch (e) {
+      if (e instanceof SettingError) throw new UapiError(EINVAL, `${key}: ${e.message}`);
+      throw e;
+    } finally {
+      // A key the line just read (a later line for the same setting would replace it unseen).
+      for (const k of [request.device.privateKey, peer?.settings.presharedKey]) if (k) request.secrets.add(k);
     }
   }
-  return { device, rest };
 }
 
 /**
- * Applies one peer section as wireguard-go does: our own public key is ignored; a peer that
- * does not exist is made, unless the section says update_only; `remove` ends the section.
+ * Makes the changes of a checked request: the device's port and mark first (binding may fail),
+ * then the key, then the peers as wireguard-go does (our own public key is ignored; a peer that
+ * does not exist is made, unless its section says update_only or remove).
  */
-function peerSection(e: WireGuardEngine, section: { publicKey: Buffer; updateOnly: boolean; changes: PeerChange[] }): Change {
-  return () => {
-    if (e.publicKey?.equals(section.publicKey)) return;
-    let peer = e.getPeer(section.publicKey);
+function applySet(dev: UapiDevice, request: SetRequest): void {
+  const e = dev.engine;
+  const { device } = request;
+  if (device.listenPort !== undefined) dev.setListenPort(device.listenPort);
+  if (device.fwmark !== undefined) dev.setFwmark(device.fwmark);
+  if (device.privateKey) e.setPrivateKey(device.privateKey);
+  if (request.replacePeers) for (const p of [...e.peers.values()]) e.removePeer(p.publicKey);
+  for (const p of request.peers) {
+    if (e.publicKey?.equals(p.publicKey)) continue;
+    let peer = e.getPeer(p.publicKey);
     if (!peer) {
-      if (section.updateOnly) return;
-      peer = e.setPeer({ publicKey: section.publicKey });
+      if (p.updateOnly || p.remove) continue;
+      peer = e.setPeer({ publicKey: p.publicKey });
     }
-    for (const change of section.changes) if (change(e, peer) === 'stop') return;
-  };
+    if (p.remove) { e.removePeer(p.publicKey); continue; }
+    if (p.replaceAllowedIps) e.replaceAllowedIps(peer);
+    const { endpoint, ...rest } = p.settings;
+    e.setPeer({ publicKey: p.publicKey, ...rest, endpoint: endpoint && { address: endpoint.host, port: endpoint.port } });
+  }
 }
 
 /** Serves the UAPI socket for `name` until close(). */

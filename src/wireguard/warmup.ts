@@ -5,11 +5,12 @@
 // milliseconds after the last packet, this was most of the added ping RTT. Two private engines
 // exchange a handshake and a few thousand small batches in memory (no I/O), with the argument
 // types the interface passes, so the method code every engine shares is optimized.
-import { WireGuardEngine, packetViews, type Packed } from './engine.js';
+import { WireGuardEngine } from './engine.js';
+import { packetViews, type Packed } from './batch.js';
 import { generatePrivateKey } from './crypto.js';
 import { DatagramBatch } from '../net/udp.js';
 import { encodeEndpoint, ENDPOINT_SIZE } from '../net/endpoint.js';
-import { GroCoalescer } from '../packet/index.js';
+import { GroCoalescer, IpProtocol, buildIpv4, buildIpv6 } from '../packet/index.js';
 
 const ROUNDS = 3000;
 const REWARM_ROUNDS = 2000;
@@ -17,25 +18,29 @@ const REWARM_DELAY_MS = 20;
 let warmed = false;
 let rewarmed = false;
 
-// One IPv4 ICMP echo, one IPv4 TCP segment and one IPv6 ICMPv6 echo between the two engines.
+/** The two engines' outer endpoints and inner addresses. */
+const ENDS = [
+  { address: '198.18.255.1', port: 1 },
+  { address: '198.18.255.2', port: 2 },
+];
+const INNER = [{ v4: '198.19.255.1', v6: 'fd00::1' }, { v4: '198.19.255.2', v6: 'fd00::2' }];
+
+// One IPv4 ICMP echo, one IPv4 TCP segment and one IPv6 ICMPv6 echo each way between the two
+// engines' inner addresses (INNER), as the TUN would hand them over.
 function samplePackets(): Buffer[] {
-  const v4 = (proto: number, len: number, dir: 0 | 1) => {
-    const p = Buffer.alloc(len);
-    p[0] = 0x45; p.writeUInt16BE(len, 2); p[8] = 64; p[9] = proto;
-    p.set([198, 19, 255, dir ? 2 : 1], 12); p.set([198, 19, 255, dir ? 1 : 2], 16);
-    if (proto === 6) p[32] = 0x50;
-    return p;
-  };
-  const v6 = (len: number, dir: 0 | 1) => {
-    const p = Buffer.alloc(len);
-    p[0] = 0x60; p.writeUInt16BE(len - 40, 4); p[6] = 58; p[7] = 64;
-    p[8] = 0xfd; p[23] = dir ? 2 : 1; p[24] = 0xfd; p[39] = dir ? 1 : 2;
-    return p;
+  const tcp = Buffer.alloc(72);
+  tcp[12] = 0x50; // a 20-byte TCP header
+  const each = (dir: 0 | 1) => {
+    const [src, dst] = [INNER[dir]!, INNER[1 - dir]!];
+    return [
+      buildIpv4({ protocol: IpProtocol.ICMP, src: src.v4, dst: dst.v4, payload: Buffer.alloc(64) }),
+      buildIpv4({ protocol: IpProtocol.TCP, src: src.v4, dst: dst.v4, payload: tcp }),
+      buildIpv6({ protocol: IpProtocol.ICMPv6, src: src.v6, dst: dst.v6, payload: Buffer.alloc(64) }),
+    ];
   };
   // The last one is routed to no peer (as the kernel's own IPv6 multicast listener reports are).
-  const stray = v4(17, 60, 0);
-  stray.set([198, 19, 254, 9], 16);
-  return [v4(1, 84, 0), v4(6, 92, 0), v6(104, 0), v4(1, 84, 1), v4(6, 92, 1), v6(104, 1), stray];
+  const stray = buildIpv4({ protocol: IpProtocol.UDP, src: INNER[0]!.v4, dst: '198.19.254.9', payload: Buffer.alloc(40) });
+  return [...each(0), ...each(1), stray];
 }
 
 /**
@@ -85,10 +90,6 @@ export function exercise(rounds: number): { sent: number; delivered: number; dro
 }
 
 const SLOT = 2048;
-const ENDS = [
-  { address: '198.18.255.1', port: 1 },
-  { address: '198.18.255.2', port: 2 },
-];
 
 /** Two engines peered with each other over an in-memory wire. */
 class WarmupPair {
@@ -127,7 +128,7 @@ class WarmupPair {
       const other = 1 - me;
       e.setPeer({
         publicKey: this.engines[other]!.publicKey!, endpoint: ENDS[other],
-        allowedIps: [`198.19.255.${other + 1}/32`, `fd00::${other + 1}/128`],
+        allowedIps: [`${INNER[other]!.v4}/32`, `${INNER[other]!.v6}/128`],
       });
     });
   }

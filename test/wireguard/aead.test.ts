@@ -134,7 +134,7 @@ for (const backend of ['direct', 'evp'] as const) {
     const counters = sizes.map((_, i) => BigInt(i) * 0x1_0000_0001n);
     const b = makeBatch(packets, key, null, counters, 16);
     assert.equal(sealBatch(b), packets.length);
-    const sealed = packets.map((p, i) => Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!)));
+    const sealed = packets.map((_, i) => Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!)));
     sealed.forEach((c, i) => assert.ok(c.equals(referenceSeal(key, counters[i]!, packets[i]!)), `${sizes[i]} bytes`));
     const o = makeBatch(sealed, key, null, counters, 0);
     const ok = new Uint8Array(sealed.length);

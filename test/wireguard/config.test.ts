@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { parseConfig, readConfig, ConfigError, interfaceNameOf, parseEndpoint } from '../../src/wireguard/config.js';
+import { parseConfig, readConfig, ConfigError, interfaceNameOf } from '../../src/wireguard/config.js';
+import { parseEndpoint } from '../../src/wireguard/settings.js';
 
 const key = (cmd: string, input?: string) => execFileSync('wg', [cmd], { input, encoding: 'utf8' }).trim();
 

@@ -2,9 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { MemoryNet, ipv4, ipv6, sendPackets, type Node } from './harness.js';
+import { MemoryNet, ipv4, ipv6, sendPackets, sealOnSession, type Node } from './harness.js';
 import { ipToBytes } from '../../src/netlink/ip.js';
-import { WireGuardEngine, type Packed } from '../../src/wireguard/engine.js';
+import { IpProtocol } from '../../src/packet/index.js';
+import { WireGuardEngine } from '../../src/wireguard/engine.js';
+import type { Packed } from '../../src/wireguard/batch.js';
 import { generatePrivateKey } from '../../src/wireguard/crypto.js';
 import { DatagramBatch } from '../../src/net/udp.js';
 import { encodeEndpoint, ENDPOINT_SIZE } from '../../src/net/endpoint.js';
@@ -405,4 +407,30 @@ test('output buffers: reused while the I/O side hands them back, never while it 
   }
   assert.equal(engines[1]!.stats.dataPacketsReceived, 6);
   for (const e of engines) e.close();
+});
+
+test('what is no whole IP packet is not sent, and is dropped as malformed when a peer sends it anyway', () => {
+  const { net, a, b } = pair();
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.equal(b.delivered.length, 1);
+  // From the TUN: headers that claim more bytes than the packet has (more than padding would
+  // add on the way), or an IPv6 extension header cut short.
+  const long4 = ipv4('10.0.0.1', '10.0.0.2');
+  long4.writeUInt16BE(long4.length + 16, 2);
+  const long6 = ipv6(ipToBytes('fd00::1'), ipToBytes('fd00::2'));
+  long6.writeUInt16BE(long6.length - 40 + 16, 4);
+  const cut6 = ipv6(ipToBytes('fd00::1'), ipToBytes('fd00::2'), Buffer.from([IpProtocol.UDP, 0, 0, 0]));
+  cut6[6] = IpProtocol.HopByHop; // a hop-by-hop header of 8 bytes, in a 4-byte payload
+  const noRoute = a.engine.stats.dropped.noRoute;
+  const sent = a.engine.stats.dataPacketsSent;
+  sendPackets(a, [long4, long6, cut6]);
+  assert.equal(a.engine.stats.dropped.noRoute - noRoute, 3);
+  assert.equal(a.engine.stats.dataPacketsSent, sent, 'none sealed');
+  assert.equal(net.pending.length, 0);
+  // The same packets sealed by a peer that sends them regardless: authenticated, then dropped.
+  const malformed = b.engine.stats.dropped.malformed;
+  for (const p of [long4, long6, cut6]) net.inject('198.18.0.2:51821', a.endpoint, sealOnSession(a.engine, peerOf(a, b), p));
+  assert.equal(b.engine.stats.dropped.malformed - malformed, 3);
+  assert.equal(b.delivered.length, 1);
 });

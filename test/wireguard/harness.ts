@@ -1,8 +1,13 @@
 // In-memory network for engine tests: engines exchange datagrams through a queue pumped by the
 // test, with a fake clock, so handshakes, timers and attacks are deterministic.
-import { WireGuardEngine, packetViews, type EngineIo, type Packed, type ReceivedDatagrams, type EngineOptions } from '../../src/wireguard/engine.js';
+import { WireGuardEngine, type EngineIo, type EngineOptions } from '../../src/wireguard/engine.js';
+import { packetViews, type Packed, type ReceivedDatagrams } from '../../src/wireguard/batch.js';
 import { encodeEndpoint, ENDPOINT_SIZE, type ResolvedEndpoint } from '../../src/net/endpoint.js';
 import { generatePrivateKey } from '../../src/wireguard/crypto.js';
+import { sealBatch, paddedLength } from '../../src/wireguard/aead.js';
+import { MESSAGE_DATA, DATA_HEADER_SIZE, TAG_SIZE } from '../../src/wireguard/constants.js';
+import type { Peer } from '../../src/wireguard/peer.js';
+import { IpProtocol } from '../../src/packet/index.js';
 
 export interface Node {
   engine: WireGuardEngine;
@@ -97,7 +102,7 @@ export function ipv4(src: string, dst: string, payload = Buffer.from('hello')): 
   const p = Buffer.alloc(20 + payload.length);
   p[0] = 0x45;
   p.writeUInt16BE(p.length, 2);
-  p[8] = 64; p[9] = 17;
+  p[8] = 64; p[9] = IpProtocol.UDP;
   Buffer.from(src.split('.').map(Number)).copy(p, 12);
   Buffer.from(dst.split('.').map(Number)).copy(p, 16);
   payload.copy(p, 20);
@@ -108,7 +113,7 @@ export function ipv6(src: Buffer, dst: Buffer, payload = Buffer.from('hello6')):
   const p = Buffer.alloc(40 + payload.length);
   p[0] = 0x60;
   p.writeUInt16BE(payload.length, 4);
-  p[6] = 17; p[7] = 64;
+  p[6] = IpProtocol.UDP; p[7] = 64;
   src.copy(p, 8);
   dst.copy(p, 24);
   payload.copy(p, 40);
@@ -122,4 +127,24 @@ export function sendPackets(node: Node, packets: Buffer[]): void {
   let at = 0;
   packets.forEach((p, i) => { offsets[i] = at; lengths[i] = p.length; at += p.length; });
   node.engine.sendPackets(buf, offsets, lengths, packets.length);
+}
+
+/**
+ * A data message carrying `plaintext` on the engine's current session with `peer`, made as its
+ * sender makes one but without its routing, which sends only whole IP packets: what a peer with
+ * a faulty or hostile IP stack puts on the wire.
+ */
+export function sealOnSession(engine: WireGuardEngine, peer: Peer, plaintext: Buffer): Buffer {
+  const kp = peer.current!;
+  const counter = kp.sendCounter++;
+  const out = Buffer.alloc(DATA_HEADER_SIZE + paddedLength(plaintext.length, engine.mtu) + TAG_SIZE);
+  out.writeUInt32LE(MESSAGE_DATA, 0);
+  out.writeUInt32LE(kp.remoteIndex, 4);
+  out.writeUInt32LE(counter, 8); // tests stay far below 2^32 messages
+  const one = (v: number) => Uint32Array.of(v);
+  sealBatch({
+    keys: engine.sessions.keys, keyIndex: one(kp.sendSlot), src: plaintext, srcOffsets: one(0), srcLengths: one(plaintext.length),
+    counters: Uint32Array.of(counter, 0), dst: out, dstOffsets: one(DATA_HEADER_SIZE), dstLengths: one(0), count: 1,
+  }, engine.mtu);
+  return out;
 }

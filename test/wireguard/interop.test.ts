@@ -9,7 +9,7 @@ import { openUdp } from '../../src/net/udp.js';
 import { createInitiation } from '../../src/wireguard/noise.js';
 import { CookieGenerator } from '../../src/wireguard/cookie.js';
 import { StaticKey, generatePrivateKey, keyToBase64 } from '../../src/wireguard/crypto.js';
-import type { Packed } from '../../src/wireguard/engine.js';
+import type { Packed } from '../../src/wireguard/batch.js';
 import { nsSpawn } from '../helpers/netns.js';
 import { addAddress, addRoute, deleteAddress } from '../../src/netlink/index.js';
 

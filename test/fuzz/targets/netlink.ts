@@ -4,7 +4,7 @@
 // counted as malformed and dropped. The corpus is what the kernel itself sends for real devices,
 // addresses, routes and rules in a private namespace, plus acks built here.
 import {
-  attrNested, attrS32, attrStr, attrU16, attrU32, attrU8, encodeAttrs, encodeMessage, parseAck, parseAttrs,
+  attrNested, attrS32, attrStr, attrU32, attrU8, encodeAttrs, encodeMessage, parseAck, parseAttrs,
   splitMessages, strAttr, u32Attr, type Message,
 } from '../../../src/netlink/codec.js';
 import {
@@ -139,7 +139,7 @@ function walk(buf: Buffer, start: number, depth: number): number {
   let n = attrs.size;
   for (const [type, value] of attrs) {
     inside(value, buf, `attribute ${type}`);
-    attrU8(attrs, type); attrU16(attrs, type); attrU32(attrs, type); attrS32(attrs, type); attrStr(attrs, type);
+    attrU8(attrs, type); attrU32(attrs, type); attrS32(attrs, type); attrStr(attrs, type);
     if (depth > 0) {
       const nested = attrNested(attrs, type)!;
       for (const v of nested.values()) inside(v, value, `an attribute nested in ${type}`);

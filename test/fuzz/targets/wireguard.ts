@@ -7,10 +7,12 @@
 // or a received counter); a packet reaches the TUN only if it is the plaintext of a genuine data
 // message in this batch, delivered once, with an inner source the peer may use; and a keepalive
 // is counted only for a genuine keepalive, once.
-import { WireGuardEngine, packetViews, type EngineIo, type Packed, type Peer } from '../../../src/wireguard/engine.js';
+import { WireGuardEngine, type EngineIo } from '../../../src/wireguard/engine.js';
+import { packetViews, type Packed } from '../../../src/wireguard/batch.js';
+import type { Peer } from '../../../src/wireguard/peer.js';
 import { mac } from '../../../src/wireguard/crypto.js';
 import { mac1Key } from '../../../src/wireguard/noise.js';
-import { ipv4, ipv6, received } from '../../wireguard/harness.js';
+import { ipv4, ipv6, received, sealOnSession } from '../../wireguard/harness.js';
 import { ipToBytes } from '../../../src/netlink/ip.js';
 import { check, type BytesTarget, type Instance } from '../framework.js';
 
@@ -101,17 +103,27 @@ class EnginePair implements Instance<Uint8Array> {
     this.engines[i]!.receive(received(data, ENDPOINTS[1 - i]));
   }
 
-  /** Seals `packets` from engine `from` and records each datagram as genuine. */
-  private seal(from: number, packets: Array<{ p: Buffer; deliverable: boolean }>): Buffer[] {
-    const buf = Buffer.concat(packets.map((x) => x.p));
-    const offsets = new Uint32Array(packets.length);
-    const lengths = new Uint32Array(packets.length);
+  /**
+   * Seals `packets` from engine `from` and records each datagram as genuine. Its sender sends only
+   * whole IP packets; the others (`unrouted`) are sealed on its session as a peer with a faulty or
+   * hostile stack would send them.
+   */
+  private seal(from: number, packets: Array<{ p: Buffer; deliverable: boolean; unrouted?: true }>): Buffer[] {
+    const routed = packets.filter((x) => !x.unrouted);
+    const buf = Buffer.concat(routed.map((x) => x.p));
+    const offsets = new Uint32Array(routed.length);
+    const lengths = new Uint32Array(routed.length);
     let at = 0;
-    packets.forEach((x, k) => { offsets[k] = at; lengths[k] = x.p.length; at += x.p.length; });
-    this.engines[from]!.sendPackets(buf, offsets, lengths, packets.length);
+    routed.forEach((x, k) => { offsets[k] = at; lengths[k] = x.p.length; at += x.p.length; });
+    this.engines[from]!.sendPackets(buf, offsets, lengths, routed.length);
     const wire = this.take(from);
-    check(wire.length === packets.length, `engine ${from} sealed ${wire.length} of ${packets.length} packets`);
-    wire.forEach((d, k) => this.remember(d, 1 - from, packets[k]!.p, packets[k]!.deliverable));
+    check(wire.length === routed.length, `engine ${from} sealed ${wire.length} of ${routed.length} packets`);
+    wire.forEach((d, k) => this.remember(d, 1 - from, routed[k]!.p, routed[k]!.deliverable));
+    for (const x of packets.filter((y) => y.unrouted)) {
+      const d = sealOnSession(this.engines[from]!, this.peers[from]!, x.p);
+      this.remember(d, 1 - from, x.p, x.deliverable);
+      wire.push(d);
+    }
     return wire;
   }
 
@@ -131,8 +143,8 @@ class EnginePair implements Instance<Uint8Array> {
       { p: ipv4(me.v4, other.v4, Buffer.from('hello')), deliverable: true },
       { p: ipv6(me.v6, other.v6, Buffer.alloc(100, from)), deliverable: true },
       { p: ipv4('10.9.9.9', other.v4), deliverable: false },  // a source the peer may not use
-      { p: longer4, deliverable: false },
-      { p: longer6, deliverable: false },
+      { p: longer4, deliverable: false, unrouted: true },
+      { p: longer6, deliverable: false, unrouted: true },
     ]);
   }
 
