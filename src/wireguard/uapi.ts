@@ -34,6 +34,11 @@ function parseHexKey(v: string, what: string): Buffer {
   return Buffer.from(v, 'hex');
 }
 
+/** Whether `key` is the engine's private key (an all-zero one stands for none). */
+function sameKey(current: Buffer | undefined, key: Buffer): boolean {
+  return current ? current.equals(key) : key.every((b) => b === 0);
+}
+
 /** A decimal integer 0..max, digits only (no sign, space, exponent or hex prefix). */
 function parseUint(v: string, max: number, what: string): number {
   const n = Number(v);
@@ -133,7 +138,9 @@ function parseSet(dev: UapiDevice, lines: string[], secrets: Buffer[]): { device
         case 'private_key': {
           const priv = parseHexKey(value, 'private_key');
           secrets.push(priv);
-          rest.push(() => e.setPrivateKey(priv));
+          // The key it has already is no change: setting it would void every session, and
+          // `wg syncconf` sends the key along with any change.
+          rest.push(() => { if (!sameKey(e.privateKey, priv)) e.setPrivateKey(priv); });
           break;
         }
         case 'listen_port': {
