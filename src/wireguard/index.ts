@@ -3,6 +3,8 @@ export { WireGuardInterface, type InterfaceOptions, type InterfaceCounters } fro
 export { WireGuardEngine, Peer, type EngineIo, type EngineOptions, type EngineStats, type DropCounters, type PeerConfig, type Packed, type ReceivedDatagrams } from './engine.js';
 export { parseConfig, readConfig, ConfigError, interfaceNameOf, parseEndpoint, type WgConfig, type PeerSection, type InterfaceSection } from './config.js';
 export { quickUp, type QuickInterface, type QuickOptions } from './quick.js';
+export { syncConfig, syncRequest, parseGet, localChannel, socketChannel, type UapiChannel, type SyncResult, type SyncOptions, type PeerChanges, type RunningDevice, type WantedDevice } from './sync.js';
+export { routingPlan, type RoutingPlan, type RoutingChanges } from './routing.js';
 export { UapiServer, uapiGet, uapiSet, UAPI_DIR, type UapiDevice } from './uapi.js';
 export { getStatus, formatStatus, listInterfaces, uapiRequest, type InterfaceStatus, type PeerStatus } from './status.js';
 export { AllowedIps } from './allowed-ips.js';
