@@ -169,6 +169,8 @@ export class TunProxy extends EventEmitter {
   private closedBeforeAcceptSeen = 0;
   private bytesUpDone = 0;
   private bytesDownDone = 0;
+  /** The routing rules (setRules replaces them: a reload); connections made keep their decision. */
+  private rules: readonly Rule[];
   private readonly counters = {
     connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsServfail: 0,
     packetsIn: 0, packetsOut: 0, dropped: 0, foreign: 0,
@@ -177,7 +179,7 @@ export class TunProxy extends EventEmitter {
   private constructor(private readonly opts: TunProxyOptions, servers: net.Server[], ports: { v4: number[]; v6?: number[] }) {
     super();
     this.servers = servers;
-    const rules = opts.rules ?? [];
+    this.rules = opts.rules ?? [];
     this.failures = new FailureLog({ log: opts.log });
     this.sources = new SourcePolicy({ gateway: opts.gateway });
     if (opts.dns === 'fake-ip') {
@@ -195,8 +197,11 @@ export class TunProxy extends EventEmitter {
         if (s) { s.client.destroy(); s.upstream?.destroy(); this.finish(s); }
       },
       // A SYN to a fake address keeps it from going to another name before it is accepted.
-      admit: rules.length === 0 && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
-        : (_family, host, port) => { fakeIps?.touch(host); return this.actionFor(host, port) !== 'reject'; },
+      admit: (_family, host, port) => {
+        if (!fakeIps && this.rules.length === 0 && opts.upstream.kind !== 'reject') return true;
+        fakeIps?.touch(host);
+        return this.actionFor(host, port) !== 'reject';
+      },
       admitSource: (_family, address) => this.sources.classify(address),
       emit: (p) => this.writeLater(p),
     });
@@ -267,7 +272,15 @@ export class TunProxy extends EventEmitter {
 
   private actionFor(host: string, port: number): RuleAction {
     if (this.opts.upstream.kind === 'reject') return 'reject';
-    return decide(this.opts.rules ?? [], host, this.fakeIps?.nameOf(host), port);
+    return decide(this.rules, host, this.fakeIps?.nameOf(host), port);
+  }
+
+  /**
+   * Replaces the routing rules (a reload): new connections, UDP flows and DNS queries are decided
+   * by them; connections already made stay as they are.
+   */
+  setRules(rules: readonly Rule[]): void {
+    this.rules = [...rules];
   }
 
   private async run(): Promise<void> {

@@ -27,6 +27,8 @@ export interface ServiceOptions extends Omit<TunProxyOptions, 'device' | 'local4
   route?: boolean;
   routeTable?: number;
   routePriority?: number;
+  /** The rules may gain direct ones later (setRules on a reload): keep a bypass source ready for them. */
+  rulesMayChange?: boolean;
 }
 
 export interface Service {
@@ -80,7 +82,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
         else bind4 ??= await sourceAddressFor(up.host);
       }
       // Direct connections (the direct upstream, or direct rules) leave by the default route.
-      if (up.kind === 'direct' || (opts.rules ?? []).some((r) => r.action === 'direct')) {
+      if (up.kind === 'direct' || opts.rulesMayChange || (opts.rules ?? []).some((r) => r.action === 'direct')) {
         bind4 ??= await sourceAddressFor('192.0.2.1');
         if (local6) bind6 ??= await sourceAddressFor('2001:db8::1');
       }
