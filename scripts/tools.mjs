@@ -12,6 +12,8 @@ export const testTools = {
   microsocks: 'microsocks', danted: 'dante-server', tinyproxy: 'tinyproxy', dnsmasq: 'dnsmasq-base',
   proxychains4: 'proxychains4',
   ethtool: 'ethtool', 'qemu-system-x86_64': 'qemu-system-x86', strace: 'strace',
+  // The units' checks: systemd's own verifier and notify client, and a notify socket's receiver.
+  'systemd-analyze': 'systemd', 'systemd-notify': 'systemd', python3: 'python3',
 };
 
 /** What `npm run demo` drives (the rest of the demo is tuntap itself). */
