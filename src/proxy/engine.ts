@@ -34,6 +34,11 @@ export interface TunProxyOptions {
   checksumOffload?: boolean;
   upstream: Upstream;
   rules?: Rule[];
+  /**
+   * The rules may change while it runs (setRules, a reload): the NAT then asks them at every new
+   * connection even while there are none. Without rules that may change it does not ask at all.
+   */
+  rulesMayChange?: boolean;
   /** The TUN's own addresses (listeners bind here) and the fake peers used by the NAT. */
   local4: string;
   fake4: string;
@@ -197,11 +202,8 @@ export class TunProxy extends EventEmitter {
         if (s) { s.client.destroy(); s.upstream?.destroy(); this.finish(s); }
       },
       // A SYN to a fake address keeps it from going to another name before it is accepted.
-      admit: (_family, host, port) => {
-        if (!fakeIps && this.rules.length === 0 && opts.upstream.kind !== 'reject') return true;
-        fakeIps?.touch(host);
-        return this.actionFor(host, port) !== 'reject';
-      },
+      admit: this.rules.length === 0 && !opts.rulesMayChange && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
+        : (_family, host, port) => { fakeIps?.touch(host); return this.actionFor(host, port) !== 'reject'; },
       admitSource: (_family, address) => this.sources.classify(address),
       emit: (p) => this.writeLater(p),
     });
@@ -280,6 +282,7 @@ export class TunProxy extends EventEmitter {
    * by them; connections already made stay as they are.
    */
   setRules(rules: readonly Rule[]): void {
+    if (!this.opts.rulesMayChange) throw new TypeError('setRules: the proxy was started without rulesMayChange');
     this.rules = [...rules];
   }
 

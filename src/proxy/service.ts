@@ -27,8 +27,6 @@ export interface ServiceOptions extends Omit<TunProxyOptions, 'device' | 'local4
   route?: boolean;
   routeTable?: number;
   routePriority?: number;
-  /** The rules may gain direct ones later (setRules on a reload): keep a bypass source ready for them. */
-  rulesMayChange?: boolean;
 }
 
 export interface Service {
@@ -81,7 +79,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
         if (net.isIPv6(up.host)) bind6 ??= await sourceAddressFor(up.host);
         else bind4 ??= await sourceAddressFor(up.host);
       }
-      // Direct connections (the direct upstream, or direct rules) leave by the default route.
+      // Direct connections (the direct upstream, or direct rules, now or after a reload) leave by the default route.
       if (up.kind === 'direct' || opts.rulesMayChange || (opts.rules ?? []).some((r) => r.action === 'direct')) {
         bind4 ??= await sourceAddressFor('192.0.2.1');
         if (local6) bind6 ??= await sourceAddressFor('2001:db8::1');
