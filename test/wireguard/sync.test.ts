@@ -189,6 +189,21 @@ test('the real `wg syncconf` on a tuntap interface: peers added and removed, the
   assert.ok(await pingOnce(a.ns, d.inner), 'wg syncconf added D (the /24 of A\'s address routes to it)');
   const after = (await peerState(a.name, b))!;
   assert.equal(after.handshake, before.handshake, 'the session with B outlived wg syncconf');
+
+  // And the other way round: tuntap wg syncconf on wireguard-go's interface (B), a peer added.
+  const theirsBefore = await nsRunOk(b.ns, 'wg', ['show', b.name, 'latest-handshakes']);
+  const extra = keyToBase64(publicKey(generatePrivateKey()));
+  const bConf = join(dir, `${b.name}.conf`);
+  writeFileSync(bConf, `[Interface]\nPrivateKey = ${keyToBase64(b.privateKey)}\nListenPort = ${b.port}\nAddress = ${b.inner}/24\n\n` +
+    `[Peer]\nPublicKey = ${keyToBase64(a.publicKey)}\nAllowedIPs = 198.19.40.0/24\nEndpoint = ${b.aOuter}:${A_PORT}\n\n` +
+    `[Peer]\nPublicKey = ${extra}\nAllowedIPs = 198.19.41.0/24\n`, { mode: 0o600 });
+  const sync = await nsRun(b.ns, process.execPath, [builtCli(), 'wg', 'syncconf', b.name, bConf], 30_000);
+  assert.equal(sync.code, 0, sync.stderr);
+  assert.match(await nsRunOk(b.ns, 'wg', ['show', b.name, 'peers']), new RegExp(extra.replace(/[+/]/g, '\\$&')));
+  assert.match(nsExec(b.ns, 'ip', 'route', 'show', 'dev', b.name), /^198\.19\.41\.0\/24 /m);
+  const ofA = (t: string) => t.split('\n').find((l) => l.startsWith(keyToBase64(a.publicKey)));
+  assert.equal(ofA(await nsRunOk(b.ns, 'wg', ['show', b.name, 'latest-handshakes'])), ofA(theirsBefore), 'B kept its session with A');
+  assert.ok(await pingOnce(a.ns, b.inner));
   up.child.kill('SIGTERM');
   assert.equal(await up.exited, 0, up.stderr());
 });
