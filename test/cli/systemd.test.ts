@@ -23,6 +23,8 @@ const root = new URL('../..', import.meta.url).pathname;
 const net = new TestNet();
 const dir = mkdtempSync(join(tmpdir(), 'tuntap-systemd-'));
 const started: ChildProcess[] = [];
+/** WireGuard interfaces made here: a service killed before it could stop leaves its UAPI files. */
+const interfaces: string[] = [];
 after(async () => {
   for (const c of started) {
     if (c.exitCode !== null || c.signalCode !== null) continue;
@@ -30,6 +32,7 @@ after(async () => {
     await Promise.race([new Promise((r) => c.once('exit', r)), new Promise((r) => setTimeout(r, 3000))]);
     if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
+  for (const n of interfaces) for (const f of [`${n}.sock`, `${n}.tuntap.pid`]) rmSync(`/var/run/wireguard/${f}`, { force: true });
   net.cleanup();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -169,6 +172,7 @@ test('tuntap-wg@: READY=1 once the interface is up, RELOADING=1/READY=1 around a
   assert.equal(unitSetting(unit, 'Type'), 'notify');
   const ns = net.namespace('sdw');
   const name = uniqueName('sdw');
+  interfaces.push(name);
   const etc = mkdtempSync(join(dir, 'etc-'));
   const receiver = await Receiver.start(join(etc, 'notify'));
   // The receiver reads what systemd's own client sends.
