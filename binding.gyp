@@ -10,7 +10,8 @@
         "native/netlink.cc",
         "native/udp.cc",
         "native/aead.cc",
-        "native/pcap.cc"
+        "native/pcap.cc",
+        "native/notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -2,6 +2,7 @@
 #include "common.h"
 
 namespace tuntap { void InitPcap(Napi::Env env, Napi::Object exports); }  // native/pcap.cc
+namespace tuntap { void InitNotify(Napi::Env env, Napi::Object exports); }  // native/notify.cc
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitNetns(env, exports);
@@ -11,6 +12,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitUdp(env, exports);
   tuntap::InitAead(env, exports);
   tuntap::InitPcap(env, exports);
+  tuntap::InitNotify(env, exports);
   return exports;
 }
 

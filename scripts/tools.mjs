@@ -14,6 +14,8 @@ export const testTools = {
   ethtool: 'ethtool', 'qemu-system-x86_64': 'qemu-system-x86', strace: 'strace',
   // the package test: the arm64 prebuild is cross-compiled and loaded under qemu-user
   'aarch64-linux-gnu-g++': 'g++-aarch64-linux-gnu', 'qemu-aarch64': 'qemu-user',
+  // The units' checks: systemd's own verifier and notify client, and a notify socket's receiver.
+  'systemd-analyze': 'systemd', 'systemd-notify': 'systemd', python3: 'python3',
 };
 
 /** What `npm run demo` drives (the rest of the demo is tuntap itself). */

@@ -35,12 +35,13 @@ const commands: Record<string, Command> = {
   wg: {
     summary: 'the WireGuard-compatible VPN',
     synopsis: ['genkey | pubkey | genpsk | up FILE [--name NAME] [--netns NS] | down NAME',
-      'show [NAME|all|interfaces] [--json] | demo [--seconds SEC]'],
+      'syncconf NAME FILE [--netns NS] | show [NAME|all|interfaces] [--json] | demo [--seconds SEC]'],
     load: () => import('./wg.js'),
   },
   socks: {
     summary: 'tun2socks: carry a TUN\'s TCP and UDP through a SOCKS5 or SOCKS4a proxy',
     synopsis: ['--proxy URL [--proxy-password-file FILE] [--route] [--gateway CIDR]... [--udp] [--dns MODE] [--dns-server ADDR] [--fake-ip CIDR]... [--rule RULE]...',
+      '[--rules-file FILE]',
       '[--name NAME] [--mtu N] [--no-offload] [--address4 ADDR] [--address6 ADDR] [--no-ipv6]',
       '[--bind4 ADDR] [--bind6 ADDR] [--max-sessions N] [--idle-timeout SEC] [--interval SEC] [--json] [--quiet]'],
     load: () => import('./socks.js'),

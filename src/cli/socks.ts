@@ -5,9 +5,10 @@ import { parseArgs, intOption, UsageError, type ParsedArgs } from './args.js';
 import { parseUpstream, describeUpstream, type Upstream } from '../proxy/upstream.js';
 import { PASSWORD_ENV, redactor, resolvePassword } from '../proxy/credentials.js';
 import { parseCidr } from '../addr.js';
-import { parseRule } from '../proxy/rules.js';
+import { parseRule, readRulesFile, type Rule } from '../proxy/rules.js';
 import { startService, type Service } from '../proxy/service.js';
-import type { ProxyStats } from '../proxy/engine.js';
+import type { ProxyStats, TunProxy } from '../proxy/engine.js';
+import { tellManager, reloadOnHangup } from './service-manager.js';
 import { ipv6Unavailable } from './ipv6.js';
 
 // Each command takes its own kind of proxy (and direct or reject, which need none).
@@ -31,6 +32,8 @@ const help = (command: 'socks' | 'http', example: string): string => `usage: tun
   --dns-server ADDR    send DNS-over-TCP queries to ADDR instead of the address asked
   --fake-ip CIDR       fake-IP pool (repeatable) [198.19.128.0/17, fd00:fa4e::/96]
   --rule RULE          "proxy|direct|reject [cidr=…] [domain=…] [port=…]" (repeatable, first match wins)
+  --rules-file FILE    more rules, one a line (# comments), after the --rule ones; read again on
+                       SIGHUP (systemctl reload): new connections follow them, live ones stay
   --name NAME          TUN name or pattern [tunproxy%d]
   --mtu N              TUN MTU [65000]: the TUN carries no real link, and larger means fewer packets through the NAT
   --no-offload         no virtio_net_hdr checksum offload on the TUN
@@ -61,7 +64,7 @@ function fmtBytes(n: number): string {
 export async function runProxyCommand(argv: string[], command: 'socks' | 'http'): Promise<number> {
   const example = command === 'socks' ? 'socks5://user:pass@host:1080' : 'http://user:pass@host:3128';
   const args: ParsedArgs = parseArgs(argv, {
-    values: ['proxy', 'proxy-password-file', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
+    values: ['proxy', 'proxy-password-file', 'rules-file', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
       'max-sessions', 'idle-timeout', 'interval'],
     flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet', 'json'],
     repeat: ['fake-ip', 'rule', 'gateway'],
@@ -96,12 +99,14 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   if (command === 'socks' && upstream.kind === 'http') throw new UsageError('tuntap socks takes a socks5:// or socks4a:// proxy, direct or reject (tuntap http carries HTTP CONNECT)');
   const dns = (o.dns ?? 'auto') as string;
   if (!['auto', 'tcp', 'fake-ip', 'off'].includes(dns)) throw new UsageError(`--dns must be auto, tcp, fake-ip or off, not "${dns}"`);
-  let rules;
+  let commandRules: Rule[];
   try {
-    rules = ((o.rule ?? []) as string[]).map(parseRule);
+    commandRules = ((o.rule ?? []) as string[]).map(parseRule);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  const rulesFile = typeof o['rules-file'] === 'string' ? o['rules-file'] : undefined;
+  const rules = [...commandRules, ...(rulesFile ? readRulesFile(rulesFile) : [])];
   const json = o.json === true;
   const quiet = o.quiet === true;
   const redact = redactor([upstream.password]);
@@ -128,6 +133,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     maxSessions: intOption(o, 'max-sessions'),
     idleTimeoutMs: intOption(o, 'idle-timeout', 300)! * 1000,
     route: o.route === true,
+    rulesMayChange: rulesFile !== undefined,
     ...(gateway.length ? { gateway } : {}),
     checksumOffload: o['no-offload'] !== true,
   });
@@ -171,9 +177,12 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
 
   const stopped = new Promise<number>((resolve) => {
     let stopping = false;
+    const stopReloading = reloadRulesOnHangup(proxy, commandRules, rulesFile, log);
     const stop = (code: number): void => {
       if (stopping) return;
       stopping = true;
+      tellManager({ STOPPING: 1 });
+      stopReloading();
       clearInterval(timer);
       service.stop().then(() => resolve(code), (e: unknown) => { log(`stopping: ${(e as Error).message}`); resolve(1); });
     };
@@ -186,8 +195,19 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     // Ready only now: a SIGTERM sent as soon as it reads this must find the handler in place.
     if (json) console.log(JSON.stringify(ready));
     else if (!quiet) log(`${device.name}: proxying through ${ready.upstream}${ready.route ? ' (policy routing installed)' : ''}`);
+    tellManager({ READY: 1, STATUS: `${device.name}: proxying through ${ready.upstream}, ${rules.length} rules` });
   });
   return stopped;
+}
+
+/** On SIGHUP, reads the rules file again: the --rule rules, then its rules, for new connections. */
+function reloadRulesOnHangup(proxy: TunProxy, commandRules: Rule[], file: string | undefined, log: (line: string) => void): () => void {
+  return reloadOnHangup(async () => {
+    if (!file) return 'no --rules-file: nothing to reload';
+    const rules = [...commandRules, ...readRulesFile(file)];
+    proxy.setRules(rules);
+    return `rules reloaded from ${file}: ${rules.length} rules`;
+  }, (line) => log(line));
 }
 
 export function run(argv: string[]): Promise<number> {

@@ -2,6 +2,7 @@
 //   tuntap wg genkey | pubkey | genpsk
 //   tuntap wg up FILE [--name NAME] [--netns NS]     runs the interface in the foreground
 //   tuntap wg down NAME                              stops the process serving NAME
+//   tuntap wg syncconf NAME FILE [--netns NS]        applies a changed FILE to a running NAME
 //   tuntap wg show [NAME|all|interfaces] [--json]
 //   tuntap wg demo [--seconds SEC]                   two hosts, a tunnel, ping and a throughput run
 import { randomBytes } from 'node:crypto';
@@ -13,9 +14,11 @@ import { validDeviceName } from './link.js';
 import { ipv6Unavailable, demoUsesIpv6 } from './ipv6.js';
 import { UserError, fileError } from '../errors.js';
 import { findLink } from '../netlink/index.js';
+import { tellManager, reloadOnHangup } from './service-manager.js';
+import { syncConfig, localChannel, socketChannel, type SyncResult } from '../wireguard/sync.js';
 import {
   generatePrivateKey, publicKey, keyToBase64, keyFromBase64, readConfig, quickUp,
-  getStatus, formatStatus, listInterfaces, UAPI_DIR, V8_TUNNEL_FLAGS, type WgConfig,
+  getStatus, formatStatus, listInterfaces, UAPI_DIR, V8_TUNNEL_FLAGS, type WgConfig, type QuickInterface,
 } from '../wireguard/index.js';
 
 const usage = `usage: tuntap wg <command> [options]      (tuntap wg <command> --help describes one)
@@ -26,6 +29,9 @@ const usage = `usage: tuntap wg <command> [options]      (tuntap wg <command> --
                               bring up the interface FILE describes (wg-quick format) and serve it
                               in the foreground until Ctrl-C or \`tuntap wg down NAME\`
   down NAME                   bring the interface down
+  syncconf NAME FILE [--netns NS]
+                              apply a changed FILE to the running interface like \`wg syncconf\`,
+                              keeping the sessions of unchanged peers (SIGHUP to \`wg up\` too)
   show [NAME|all|interfaces] [--json]
                               status like \`wg show\`
   demo [--seconds SEC]        two private namespaces with a tuntap VPN between them: ping, a TCP
@@ -41,6 +47,9 @@ Brings up the WireGuard interface FILE describes and serves it in the foreground
 SIGTERM or \`tuntap wg down NAME\`: a TUN, its addresses, MTU and a route for every AllowedIPs
 entry, over rtnetlink. NAME is FILE's name without ".conf" (at most 15 characters) unless
 --name gives it; --netns NS runs all of it (hooks too) in that network namespace.
+SIGHUP reads FILE again and applies it as \`tuntap wg syncconf\` does, keeping the sessions of
+unchanged peers. Under systemd (Type=notify, as tuntap-wg@.service) it says READY=1 once the
+interface is up with its addresses and routes, and STOPPING=1 when it begins to stop.
 
 FILE is in wg-quick's format (keys are case-insensitive; lists are comma-separated):
   [Interface]
@@ -63,6 +72,16 @@ FILE is in wg-quick's format (keys are case-insensitive; lists are comma-separat
   PersistentKeepalive = SEC  send a keepalive every SEC seconds (off by default)
 
 The file holds a private key: keep it mode 600 (a warning says when others can read it).`,
+  syncconf: `usage: tuntap wg syncconf NAME FILE [--netns NS]
+
+Applies FILE (wg-quick's format, or wg's without the wg-quick keys) to the running interface
+NAME, as \`wg syncconf\` does: peers not in FILE are removed, new ones added, changed ones
+updated; a peer that did not change keeps its session and counters, so traffic through it goes
+on without a pause. Then NAME's addresses (when FILE has Address lines) and the routes and rules
+of its AllowedIPs are brought to what FILE asks, over rtnetlink in NS (default: this namespace).
+It talks to NAME's UAPI socket, so it works on wireguard-go's interfaces too. \`tuntap wg up\`
+does the same with its own FILE on SIGHUP (\`systemctl reload tuntap-wg@NAME\`). MTU and the
+hooks take effect at the next \`up\`.`,
   down: 'usage: tuntap wg down NAME    stop the `tuntap wg up` process serving NAME (its interface, routes and rules go with it)',
   show: `usage: tuntap wg show [NAME|all|interfaces] [--json]
 
@@ -90,6 +109,7 @@ async function readStdin(): Promise<string> {
 const specs: Record<string, { values?: string[]; flags?: string[] }> = {
   genkey: {}, pubkey: {}, genpsk: {}, down: {},
   up: { values: ['name', 'netns'] },
+  syncconf: { values: ['netns'] },
   show: { flags: ['json'] },
   demo: { values: ['seconds'] },
 };
@@ -98,7 +118,7 @@ export async function run(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd.startsWith('-')) {
     if (parseArgs(argv, {}).options.help) { console.log(usage); return 0; }
-    throw new UsageError('wg needs a command: genkey, pubkey, genpsk, up, down, show or demo (tuntap wg --help)');
+    throw new UsageError('wg needs a command: genkey, pubkey, genpsk, up, down, syncconf, show or demo (tuntap wg --help)');
   }
   const spec = Object.hasOwn(specs, cmd) ? specs[cmd] : undefined;
   if (!spec) throw new UsageError(`unknown wg command "${cmd}" (tuntap wg --help lists them)`);
@@ -122,6 +142,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     case 'up': return up(args);
     case 'down': noExtraArguments(args, 1); return down(args.positional[0]);
+    case 'syncconf': return syncconf(args);
     case 'show': return show(args);
     default: {
       noExtraArguments(args);
@@ -182,12 +203,15 @@ async function up(args: ParsedArgs): Promise<number> {
   // Only now, so the one-off start-up code is not optimized too.
   for (const flag of V8_TUNNEL_FLAGS) setFlagsFromString(flag);
   // The handlers before the announcement: a signal sent as soon as it is read must find them.
-  const stop = () => { void q.down(); };
+  const stop = () => { tellManager({ STOPPING: 1 }); void q.down(); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  const stopReloading = reloadFileOnHangup(q, name, file, netns, !noIpv6);
   writeFileSync(pidFile(name), `${process.pid}\n`);
   console.error(`${name} is up (listening on UDP port ${q.iface.listenPort}); Ctrl-C or \`tuntap wg down ${name}\` stops it`);
+  tellManager({ READY: 1, STATUS: `${name} is up, ${q.iface.engine.peers.size} peers, UDP port ${q.iface.listenPort}` });
   await q.iface.closed;
+  stopReloading();
   await q.down();
   rmSync(pidFile(name), { force: true });
   // Closed on its own (the TUN deleted, a socket failed): say why, in one line, and fail.
@@ -196,6 +220,64 @@ async function up(args: ParsedArgs): Promise<number> {
     console.error(`tuntap: ${name} stopped: ${failure.message.split('\n')[0]}`);
     return 1;
   }
+  return 0;
+}
+
+/** On SIGHUP, reads FILE again and applies it to the interface this process serves. */
+function reloadFileOnHangup(q: QuickInterface, name: string, file: string, netns: string | undefined, ipv6: boolean): () => void {
+  const log = (l: string) => console.error(l);
+  return reloadOnHangup(async () => {
+    log(`[#] reloading ${file}`);
+    const cfg = checkedForReload(loadConfig(file), file, name, netns, ipv6);
+    const r = await syncConfig(localChannel(q.iface), name, cfg, { netns, ipv6, log });
+    return `${name} reloaded: ${describeSync(r)}`;
+  }, (line, failed) => console.error(failed ? `tuntap: ${name}: ${line}` : line));
+}
+
+/**
+ * A reload's config: what cannot change on a running interface is said (its MTU sizes buffers
+ * made at \`up\`), and an IPv6 address where IPv6 is off is refused before anything changes.
+ */
+function checkedForReload(cfg: WgConfig, file: string, name: string, netns: string | undefined, ipv6: boolean): WgConfig {
+  for (const w of cfg.warnings) console.error(`tuntap: warning: ${w}`);
+  const v6 = ipv6 ? undefined : cfg.interface.addresses.find((a) => a.includes(':'));
+  if (v6) throw new UserError(`${file}: Address ${v6} is IPv6, but IPv6 is disabled here`);
+  const mtu = cfg.interface.mtu ?? 1420;
+  const running = findLink(name, { netns })?.mtu;
+  if (running !== undefined && running !== mtu) {
+    console.error(`tuntap: warning: ${file}: MTU ${mtu} takes effect at the next \`up\` (${name} keeps ${running})`);
+  }
+  return cfg;
+}
+
+function describeSync(r: SyncResult): string {
+  const { peers, routing } = r;
+  const parts = [`${peers.added.length} peers added, ${peers.removed.length} removed, ${peers.changed.length} updated, ${peers.unchanged} unchanged`];
+  const addresses = routing.addressesAdded.length + routing.addressesRemoved.length;
+  const routes = routing.routesAdded.length + routing.routesRemoved.length;
+  if (addresses) parts.push(`${addresses} address changes`);
+  if (routes) parts.push(`${routes} route changes`);
+  return parts.join(', ');
+}
+
+/** `tuntap wg syncconf NAME FILE`: FILE applied to the running interface through its UAPI socket. */
+async function syncconf(args: ParsedArgs): Promise<number> {
+  const [iface, file] = args.positional;
+  if (!iface || !file) throw new UsageError('wg syncconf needs an interface name and a configuration file (tuntap wg syncconf --help)');
+  noExtraArguments(args, 2);
+  const name = validDeviceName(iface);
+  const netns = args.options.netns as string | undefined;
+  const cfg = loadConfig(file);
+  if (!findLink(name, { netns })) {
+    throw new UserError(`there is no interface ${name}${netns ? ` in ${netns}` : ' in this network namespace (--netns NS names another)'}`);
+  }
+  const noIpv6 = ipv6Unavailable(netns);
+  const sock = `${UAPI_DIR}/${name}.sock`;
+  if (!existsSync(sock)) throw new UserError(`${name} is not a WireGuard interface served from user space (there is no ${sock})`);
+  const r = await syncConfig(socketChannel(name), name, checkedForReload(cfg, file, name, netns, !noIpv6), {
+    netns, ipv6: !noIpv6, log: (l) => console.error(l),
+  });
+  console.error(`${name}: ${describeSync(r)}`);
   return 0;
 }
 

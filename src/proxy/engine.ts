@@ -34,6 +34,11 @@ export interface TunProxyOptions {
   checksumOffload?: boolean;
   upstream: Upstream;
   rules?: Rule[];
+  /**
+   * The rules may change while it runs (setRules, a reload): the NAT then asks them at every new
+   * connection even while there are none. Without rules that may change it does not ask at all.
+   */
+  rulesMayChange?: boolean;
   /** The TUN's own addresses (listeners bind here) and the fake peers used by the NAT. */
   local4: string;
   fake4: string;
@@ -169,6 +174,8 @@ export class TunProxy extends EventEmitter {
   private closedBeforeAcceptSeen = 0;
   private bytesUpDone = 0;
   private bytesDownDone = 0;
+  /** The routing rules (setRules replaces them: a reload); connections made keep their decision. */
+  private rules: readonly Rule[];
   private readonly counters = {
     connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsServfail: 0,
     packetsIn: 0, packetsOut: 0, dropped: 0, foreign: 0,
@@ -177,7 +184,7 @@ export class TunProxy extends EventEmitter {
   private constructor(private readonly opts: TunProxyOptions, servers: net.Server[], ports: { v4: number[]; v6?: number[] }) {
     super();
     this.servers = servers;
-    const rules = opts.rules ?? [];
+    this.rules = opts.rules ?? [];
     this.failures = new FailureLog({ log: opts.log });
     this.sources = new SourcePolicy({ gateway: opts.gateway });
     if (opts.dns === 'fake-ip') {
@@ -195,7 +202,7 @@ export class TunProxy extends EventEmitter {
         if (s) { s.client.destroy(); s.upstream?.destroy(); this.finish(s); }
       },
       // A SYN to a fake address keeps it from going to another name before it is accepted.
-      admit: rules.length === 0 && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
+      admit: this.rules.length === 0 && !opts.rulesMayChange && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
         : (_family, host, port) => { fakeIps?.touch(host); return this.actionFor(host, port) !== 'reject'; },
       admitSource: (_family, address) => this.sources.classify(address),
       emit: (p) => this.writeLater(p),
@@ -267,7 +274,16 @@ export class TunProxy extends EventEmitter {
 
   private actionFor(host: string, port: number): RuleAction {
     if (this.opts.upstream.kind === 'reject') return 'reject';
-    return decide(this.opts.rules ?? [], host, this.fakeIps?.nameOf(host), port);
+    return decide(this.rules, host, this.fakeIps?.nameOf(host), port);
+  }
+
+  /**
+   * Replaces the routing rules (a reload): new connections, UDP flows and DNS queries are decided
+   * by them; connections already made stay as they are.
+   */
+  setRules(rules: readonly Rule[]): void {
+    if (!this.opts.rulesMayChange) throw new TypeError('setRules: the proxy was started without rulesMayChange');
+    this.rules = [...rules];
   }
 
   private async run(): Promise<void> {

@@ -79,8 +79,8 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
         if (net.isIPv6(up.host)) bind6 ??= await sourceAddressFor(up.host);
         else bind4 ??= await sourceAddressFor(up.host);
       }
-      // Direct connections (the direct upstream, or direct rules) leave by the default route.
-      if (up.kind === 'direct' || (opts.rules ?? []).some((r) => r.action === 'direct')) {
+      // Direct connections (the direct upstream, or direct rules, now or after a reload) leave by the default route.
+      if (up.kind === 'direct' || opts.rulesMayChange || (opts.rules ?? []).some((r) => r.action === 'direct')) {
         bind4 ??= await sourceAddressFor('192.0.2.1');
         if (local6) bind6 ??= await sourceAddressFor('2001:db8::1');
       }

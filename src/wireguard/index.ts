@@ -7,6 +7,8 @@ export type { Packed, ReceivedDatagrams } from './batch.js';
 export { parseConfig, readConfig, ConfigError, interfaceNameOf, type WgConfig, type PeerSection, type InterfaceSection } from './config.js';
 export { parseEndpoint, formatEndpoint, INTERFACE_SETTINGS, PEER_SETTINGS, type Setting, type EndpointSpec } from './settings.js';
 export { quickUp, type QuickInterface, type QuickOptions } from './quick.js';
+export { syncConfig, syncRequest, parseGet, localChannel, socketChannel, type UapiChannel, type SyncResult, type SyncOptions, type PeerChanges, type RunningDevice, type WantedDevice } from './sync.js';
+export { routingPlan, type RoutingPlan, type RoutingChanges } from './routing.js';
 export { UapiServer, uapiGet, uapiSet, UAPI_DIR, type UapiDevice } from './uapi.js';
 export { getStatus, formatStatus, listInterfaces, uapiRequest, type InterfaceStatus, type PeerStatus } from './status.js';
 export { AllowedIps } from './allowed-ips.js';

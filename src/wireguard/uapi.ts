@@ -143,12 +143,19 @@ function parseSet(lines: string[], request: SetRequest): void {
  * then the key, then the peers as wireguard-go does (our own public key is ignored; a peer that
  * does not exist is made, unless its section says update_only or remove).
  */
+/** Whether `key` is the engine's private key (an all-zero one stands for none). */
+function sameKey(current: Buffer | undefined, key: Buffer): boolean {
+  return current ? current.equals(key) : key.every((b) => b === 0);
+}
+
 function applySet(dev: UapiDevice, request: SetRequest): void {
   const e = dev.engine;
   const { device } = request;
   if (device.listenPort !== undefined) dev.setListenPort(device.listenPort);
   if (device.fwmark !== undefined) dev.setFwmark(device.fwmark);
-  if (device.privateKey) e.setPrivateKey(device.privateKey);
+  // The key it has already is no change: setting it would void every session, and `wg syncconf`
+  // sends the key along with any change.
+  if (device.privateKey && !sameKey(e.privateKey, device.privateKey)) e.setPrivateKey(device.privateKey);
   if (request.replacePeers) for (const p of [...e.peers.values()]) e.removePeer(p.publicKey);
   for (const p of request.peers) {
     if (e.publicKey?.equals(p.publicKey)) continue;

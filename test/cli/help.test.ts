@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { cli } from './helpers.js';
 
 const commands = ['demo', 'add', 'del', 'list', 'show', 'dump', 'wg', 'socks', 'http', 'bridge'];
-const wgCommands = ['genkey', 'pubkey', 'genpsk', 'up', 'down', 'show', 'demo'];
+const wgCommands = ['genkey', 'pubkey', 'genpsk', 'up', 'down', 'syncconf', 'show', 'demo'];
 
 const helps = new Map<string, string>();
 

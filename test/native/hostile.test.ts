@@ -210,6 +210,8 @@ const entries: Record<string, Entry> = {
   // pcap.cc (libpcap loaded at run time; without it the calls answer with an Error marked pcap)
   pcapLoad: { args: () => [] },
   pcapCompile: { args: () => ['udp port 53', 1, 262144, true] },
+  // notify.cc (no receiver at that path: the kernel's ENOENT is the answer)
+  notifySend: { args: () => ['/run/tuntap-hostile-test-none/notify', 'READY=1'] },
 };
 
 /** Every function the addon exports, and every method of the classes it exports. */
@@ -639,6 +641,24 @@ test('aead: arrays that alias the output cannot steer a write outside it', () =>
   assert.throws(() => N.aeadSealBatch(...sealArgs().map((v, i) => (i === 10 ? -1 : v))), RangeError);
   assert.throws(() => N.aeadSealBatch(...sealArgs().map((v, i) => (i === 3 ? new Uint8Array(8) : v))), TypeError);
   assert.throws(() => N.aeadBackend('fast'), TypeError);
+});
+
+test('notifySend: the address fits sun_path (a path with its NUL), the message fits one notification', () => {
+  const ENOENT = 2;
+  const ECONNREFUSED = 111;
+  const refused = (address: string) => assert.throws(() => N.notifySend(address, 'READY=1'),
+    (e: Error & { errno?: number }) => e.errno === ENOENT || e.errno === ECONNREFUSED, address.slice(0, 12));
+  refused(`/${'p'.repeat(106)}`);  // 107 bytes and the NUL: the longest path
+  assert.throws(() => N.notifySend(`/${'p'.repeat(107)}`, 'READY=1'), RangeError);
+  refused(`@${'a'.repeat(107)}`);  // an abstract name has no NUL: 108 bytes fit
+  assert.throws(() => N.notifySend(`@${'a'.repeat(108)}`, 'READY=1'), RangeError);
+  for (const address of ['', '@', '/', 'relative/path', ' /x', 'READY=1']) {
+    assert.throws(() => N.notifySend(address, 'READY=1'), RangeError, JSON.stringify(address));
+  }
+  assert.throws(() => N.notifySend('/run/none', ''), RangeError);
+  assert.throws(() => N.notifySend('/run/none', 'X'.repeat(4097)), RangeError);
+  assert.throws(() => N.notifySend('/run/none', 'READY=1\0STOPPING=1'), RangeError);
+  assert.throws(() => N.notifySend('@x\0y', 'READY=1'), RangeError);
 });
 
 // ---- helpers for the tests with traffic ----
