@@ -12,6 +12,7 @@ export const testTools = {
   microsocks: 'microsocks', danted: 'dante-server', tinyproxy: 'tinyproxy', dnsmasq: 'dnsmasq-base',
   proxychains4: 'proxychains4',
   ethtool: 'ethtool', 'qemu-system-x86_64': 'qemu-system-x86', strace: 'strace',
+  promtool: 'prometheus', tmux: 'tmux',
 };
 
 /** What `npm run demo` drives (the rest of the demo is tuntap itself). */
