@@ -67,7 +67,10 @@ export async function run(argv: string[]): Promise<number> {
       else console.log(`${renderScreen(view, { width: 100, height: Infinity, perMinute }).map((l) => l.trimEnd()).join('\n')}\n`);
     }
   }
-  return live(model, first, intervalMs, perMinute);
+  const code = await live(model, first, intervalMs, perMinute);
+  // A reading cut short by q may still wait on a slow socket's timeout: leave now (the writes
+  // to the terminal were synchronous, so nothing is lost).
+  process.exit(code);
 }
 
 /** The full-screen view: the terminal's alternate screen, redrawn in place, until q. */
@@ -102,8 +105,11 @@ async function live(model: TopModel, first: TopView, intervalMs: number, perMinu
     while (!done) {
       await Promise.race([sleep(intervalMs), quitting]);
       if (done) break;
-      view = model.update(await readAll());
-      if (!done) draw();
+      // q while a slow socket is being read quits at once, not after its timeout.
+      const reading = await Promise.race([readAll(), quitting.then(() => undefined)]);
+      if (done || !reading) break;
+      view = model.update(reading);
+      draw();
     }
   } finally {
     out.off('resize', draw);
