@@ -16,6 +16,8 @@ export const testTools = {
   'aarch64-linux-gnu-g++': 'g++-aarch64-linux-gnu', 'qemu-aarch64': 'qemu-user',
   // The units' checks: systemd's own verifier and notify client, and a notify socket's receiver.
   'systemd-analyze': 'systemd', 'systemd-notify': 'systemd', python3: 'python3',
+  // metrics are checked with Prometheus's own parser, top in a real terminal
+  promtool: 'prometheus', tmux: 'tmux',
 };
 
 /** What `npm run demo` drives (the rest of the demo is tuntap itself). */

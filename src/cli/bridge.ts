@@ -12,6 +12,9 @@ import { TapPort } from '../l2/tap-port.js';
 import { VxlanPort, type VxlanPortOptions } from '../l2/vxlan.js';
 import { createVmTap, deleteVmTap } from '../l2/vm-tap.js';
 import type { Port } from '../l2/port.js';
+import { opsHelp, OPS_VALUES, opsOptions, serveMetrics, startControl, startMetrics } from './ops.js';
+import { bridgeFamilies } from '../ops/bridge-metrics.js';
+import { bridgeSnapshot } from '../ops/snapshot.js';
 
 const VM_TAP_USAGE = `       tuntap bridge vm-tap add NAME --user USER [--group GROUP] [--queues N] [--no-vnet-hdr] [--netns NS] [--json]
        tuntap bridge vm-tap del NAME [--netns NS] [--json]`;
@@ -46,6 +49,7 @@ options:
   --interval SEC      seconds between statistics lines (default 1)
   --json              print one JSON object per interval (stats and MAC table) instead
   --duration SEC      stop after SEC seconds (default: run until SIGINT/SIGTERM)
+${opsHelp(22)}
 
 ${VM_TAP_HELP_TEXT}`;
 
@@ -161,7 +165,7 @@ function seconds(opts: ParsedArgs['options'], key: string, fallback?: number): n
 export async function run(argv: string[]): Promise<number> {
   if (argv[0] === 'vm-tap') return vmTap(argv.slice(1));
   const args = parseArgs(argv, {
-    values: ['age', 'netns', 'interval', 'duration'], repeat: ['vxlan', 'vlan'], flags: ['no-offload', 'json'],
+    values: ['age', 'netns', 'interval', 'duration', ...OPS_VALUES], repeat: ['vxlan', 'vlan'], flags: ['no-offload', 'json'],
   });
   const o = args.options;
   if (o.help) { console.log(HELP); return 0; }
@@ -187,11 +191,17 @@ export async function run(argv: string[]): Promise<number> {
   const json = args.options.json === true;
   // With offload, TAPs trade 64 KiB super-packets; the switch segments them for VXLAN ports.
   const offload = !args.options['no-offload'];
+  const ops = opsOptions(o);
+  const logger = ops.logger;
+  const metrics = await startMetrics(ops);
 
   const errors: string[] = [];
   const sw = new LearningSwitch({
     ageSeconds: age,
-    onPortError: (port, e) => { errors.push(`${port.name}: ${(e as Error).message}`); },
+    onPortError: (port, e) => {
+      errors.push(`${port.name}: ${(e as Error).message}`);
+      logger.error(`port ${port.name} removed: ${(e as Error).message}`);
+    },
   });
   const ports: Port[] = [];
   try {
@@ -201,8 +211,14 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     await Promise.allSettled(ports.map((p) => p.close()));
     await sw.close();
+    await metrics?.close();
     throw e;
   }
+  // The bridge is known by its first port (top shows it so, and names its socket after it).
+  const bridgeName = ports[0]!.name;
+  const vxlanStats = new Map(ports.filter((p): p is VxlanPort => p instanceof VxlanPort).map((p) => [p.name, () => p.stats()]));
+  serveMetrics(metrics, () => bridgeFamilies(sw, vxlanStats));
+  const control = await startControl('bridge', bridgeName, () => bridgeSnapshot(bridgeName, sw), logger);
 
   const report = (final: boolean) => {
     const stats = sw.stats();
@@ -224,13 +240,14 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
     if (duration !== undefined) setTimeout(stop, duration * 1000);
   });
-  if (!json) console.error(`bridging ${ports.map((p) => p.name).join(', ')} (age ${age} s${offload ? ', TSO offload' : ''}); Ctrl-C stops`);
+  if (!json) logger.info(`bridging ${ports.map((p) => p.name).join(', ')} (age ${age} s${offload ? ', TSO offload' : ''}); Ctrl-C stops`);
   report(false);
   const timer = setInterval(() => report(false), interval * 1000);
   await stopped;
   clearInterval(timer);
   if (!json && process.stdout.isTTY) process.stdout.write('\n');
   report(true);
+  await Promise.all([metrics?.close(), control?.close()]);
   await sw.close();
   return errors.length > 0 ? 1 : 0;
 }

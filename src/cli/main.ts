@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import { UsageError } from './args.js';
 
+// The options every long-running command (wg up, socks, http, bridge) takes (src/cli/ops.ts).
+const OPS = 'OPS: [--metrics [ADDR:]PORT] [--log-level LEVEL] [--log-format FORMAT]';
+
 type Command = { summary: string; synopsis: string[]; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
 
 // The synopsis lists every option and subcommand; test/cli/help.test.ts holds it to each --help.
@@ -34,8 +37,8 @@ const commands: Record<string, Command> = {
   },
   wg: {
     summary: 'the WireGuard-compatible VPN',
-    synopsis: ['genkey | pubkey | genpsk | up FILE [--name NAME] [--netns NS] | down NAME',
-      'syncconf NAME FILE [--netns NS] | show [NAME|all|interfaces] [--json] | demo [--seconds SEC]'],
+    synopsis: ['genkey | pubkey | genpsk | up FILE [--name NAME] [--netns NS] [OPS] | down NAME',
+      'syncconf NAME FILE [--netns NS] | show [NAME|all|interfaces] [--json] | demo [--seconds SEC]', OPS],
     load: () => import('./wg.js'),
   },
   socks: {
@@ -43,7 +46,7 @@ const commands: Record<string, Command> = {
     synopsis: ['--proxy URL [--proxy-password-file FILE] [--route] [--gateway CIDR]... [--udp] [--dns MODE] [--dns-server ADDR] [--fake-ip CIDR]... [--rule RULE]...',
       '[--rules-file FILE]',
       '[--name NAME] [--mtu N] [--no-offload] [--address4 ADDR] [--address6 ADDR] [--no-ipv6]',
-      '[--bind4 ADDR] [--bind6 ADDR] [--max-sessions N] [--idle-timeout SEC] [--interval SEC] [--json] [--quiet]'],
+      '[--bind4 ADDR] [--bind6 ADDR] [--max-sessions N] [--idle-timeout SEC] [--interval SEC] [--json] [--quiet] [OPS]', OPS],
     load: () => import('./socks.js'),
   },
   http: {
@@ -54,12 +57,18 @@ const commands: Record<string, Command> = {
   bridge: {
     summary: 'a learning switch between TAP devices and VXLAN tunnels; persistent TAPs for VMs',
     synopsis: ['TAP... [--vxlan SPEC]... [--vlan PORT=SPEC]... [--age SEC] [--netns NS] [--no-offload]',
-      '[--interval SEC] [--duration SEC] [--json]',
+      '[--interval SEC] [--duration SEC] [--json] [OPS]', OPS,
       'vm-tap add NAME --user USER [--group GROUP] [--queues N] [--no-vnet-hdr] [--netns NS] [--json]',
       'vm-tap del NAME [--netns NS] [--json]'],
     load: () => import('./bridge.js'),
   },
+  top: {
+    summary: 'a live view of every WireGuard interface, proxy and bridge on this host',
+    synopsis: ['[--interval SEC] [--once] [--json]'],
+    load: () => import('./top.js'),
+  },
 };
+
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((n) => n.length)) + 2;

@@ -10,6 +10,9 @@ import { startService, type Service } from '../proxy/service.js';
 import type { ProxyStats, TunProxy } from '../proxy/engine.js';
 import { tellManager, reloadOnHangup } from './service-manager.js';
 import { ipv6Unavailable } from './ipv6.js';
+import { opsHelp, OPS_VALUES, opsOptions, logLine, serveMetrics, startControl, startMetrics } from './ops.js';
+import { proxyFamilies } from '../ops/proxy-metrics.js';
+import { proxySnapshot } from '../ops/snapshot.js';
 
 // Each command takes its own kind of proxy (and direct or reject, which need none).
 const schemes = {
@@ -44,7 +47,8 @@ const help = (command: 'socks' | 'http', example: string): string => `usage: tun
   --idle-timeout SEC   close idle connections [300]
   --interval SEC       status interval [1]
   --json               one JSON stats line per interval on stdout
-  --quiet              no status output (errors still go to stderr)`;
+  --quiet              no status output (errors still go to stderr)
+${opsHelp(23)}`;
 
 function fmtRate(bytesPerSec: number): string {
   const bits = bytesPerSec * 8;
@@ -65,7 +69,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   const example = command === 'socks' ? 'socks5://user:pass@host:1080' : 'http://user:pass@host:3128';
   const args: ParsedArgs = parseArgs(argv, {
     values: ['proxy', 'proxy-password-file', 'rules-file', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
-      'max-sessions', 'idle-timeout', 'interval'],
+      'max-sessions', 'idle-timeout', 'interval', ...OPS_VALUES],
     flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet', 'json'],
     repeat: ['fake-ip', 'rule', 'gateway'],
   });
@@ -110,14 +114,17 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   const json = o.json === true;
   const quiet = o.quiet === true;
   const redact = redactor([upstream.password]);
-  const log = (line: string): void => { console.error(redact(`${new Date().toISOString()} ${line}`)); };
+  const ops = opsOptions(o, { redact });
+  const logger = ops.logger;
+  const log = (line: string): void => logLine(logger, line);
   for (const line of early) log(line);
   // A reader of --json that goes away must not stop the service.
   process.stdout.on('error', () => { /* nothing to report it to */ });
   // IPv6 is on by default; where it is disabled go on without it, unless it was asked for.
   const noIpv6 = o['no-ipv6'] || typeof o.address6 === 'string' ? undefined : ipv6Unavailable();
-  if (noIpv6) console.error(`tuntap: warning: ${noIpv6}, so the TUN gets IPv4 only (--no-ipv6 says so without this warning)`);
+  if (noIpv6) logger.warn(`${noIpv6}, so the TUN gets IPv4 only (--no-ipv6 says so without this warning)`);
 
+  const metrics = await startMetrics(ops);
   const service: Service = await startService({
     upstream, rules, log,
     udp: o.udp === true,
@@ -136,8 +143,10 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     rulesMayChange: rulesFile !== undefined,
     ...(gateway.length ? { gateway } : {}),
     checksumOffload: o['no-offload'] !== true,
-  });
+  }).catch(async (e: unknown) => { await metrics?.close(); throw e; });
   const { proxy, device } = service;
+  serveMetrics(metrics, () => proxyFamilies(proxy, device.name));
+  const control = await startControl(command, device.name, () => proxySnapshot(command, device.name, describeUpstream(upstream), proxy), logger);
   const ready = { event: 'ready', device: device.name, upstream: describeUpstream(upstream), route: service.routing !== undefined, pid: process.pid };
 
   let previous: ProxyStats = proxy.stats();
@@ -184,7 +193,8 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
       tellManager({ STOPPING: 1 });
       stopReloading();
       clearInterval(timer);
-      service.stop().then(() => resolve(code), (e: unknown) => { log(`stopping: ${(e as Error).message}`); resolve(1); });
+      Promise.all([metrics?.close(), control?.close()]).then(() => service.stop())
+        .then(() => resolve(code), (e: unknown) => { log(`stopping: ${(e as Error).message}`); resolve(1); });
     };
     process.once('SIGINT', () => stop(0));
     process.once('SIGTERM', () => stop(0));

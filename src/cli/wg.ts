@@ -12,6 +12,9 @@ import { basename } from 'node:path';
 import { parseArgs, positiveIntOption, noExtraArguments, UsageError, type ParsedArgs } from './args.js';
 import { validDeviceName } from './link.js';
 import { ipv6Unavailable, demoUsesIpv6 } from './ipv6.js';
+import { opsHelp, OPS_VALUES, opsOptions, logLine, serveMetrics, startMetrics } from './ops.js';
+import { wireguardFamilies } from '../ops/wireguard-metrics.js';
+import type { Logger } from '../ops/log.js';
 import { UserError, fileError } from '../errors.js';
 import { findLink } from '../netlink/index.js';
 import { tellManager, reloadOnHangup } from './service-manager.js';
@@ -25,7 +28,7 @@ const usage = `usage: tuntap wg <command> [options]      (tuntap wg <command> --
   genkey                      print a new private key (base64, like wg genkey)
   pubkey                      read a private key on stdin, print its public key
   genpsk                      print a new preshared key
-  up FILE [--name NAME] [--netns NS]
+  up FILE [--name NAME] [--netns NS] [--metrics [ADDR:]PORT] [--log-level LEVEL] [--log-format FORMAT]
                               bring up the interface FILE describes (wg-quick format) and serve it
                               in the foreground until Ctrl-C or \`tuntap wg down NAME\`
   down NAME                   bring the interface down
@@ -41,7 +44,7 @@ const helps: Record<string, string> = {
   genkey: 'usage: tuntap wg genkey    print a new random private key in base64 (like wg genkey)',
   pubkey: 'usage: tuntap wg pubkey < PRIVATEKEY    read a base64 private key on stdin, print its public key',
   genpsk: 'usage: tuntap wg genpsk    print a new random preshared key in base64 (like wg genpsk)',
-  up: `usage: tuntap wg up FILE [--name NAME] [--netns NS]
+  up: `usage: tuntap wg up FILE [--name NAME] [--netns NS] [--metrics [ADDR:]PORT] [--log-level LEVEL] [--log-format FORMAT]
 
 Brings up the WireGuard interface FILE describes and serves it in the foreground until Ctrl-C,
 SIGTERM or \`tuntap wg down NAME\`: a TUN, its addresses, MTU and a route for every AllowedIPs
@@ -50,6 +53,7 @@ entry, over rtnetlink. NAME is FILE's name without ".conf" (at most 15 character
 SIGHUP reads FILE again and applies it as \`tuntap wg syncconf\` does, keeping the sessions of
 unchanged peers. Under systemd (Type=notify, as tuntap-wg@.service) it says READY=1 once the
 interface is up with its addresses and routes, and STOPPING=1 when it begins to stop.
+${opsHelp(27)}
 
 FILE is in wg-quick's format (keys are case-insensitive; lists are comma-separated):
   [Interface]
@@ -108,7 +112,7 @@ async function readStdin(): Promise<string> {
 /** The options each subcommand takes. */
 const specs: Record<string, { values?: string[]; flags?: string[] }> = {
   genkey: {}, pubkey: {}, genpsk: {}, down: {},
-  up: { values: ['name', 'netns'] },
+  up: { values: ['name', 'netns', ...OPS_VALUES] },
   syncconf: { values: ['netns'] },
   show: { flags: ['json'] },
   demo: { values: ['seconds'] },
@@ -179,8 +183,10 @@ async function up(args: ParsedArgs): Promise<number> {
   noExtraArguments(args, 1);
   const name = interfaceName(file, options.name as string | undefined);
   const netns = options.netns as string | undefined;
+  const ops = opsOptions(options);
+  const logger = ops.logger;
   const cfg = loadConfig(file);
-  for (const w of cfg.warnings) console.error(`tuntap: warning: ${w}`);
+  for (const w of cfg.warnings) logger.warn(w);
   const existing = findLink(name, { netns });
   if (existing) {
     throw new UserError(existing.kind === 'tun'
@@ -191,27 +197,31 @@ async function up(args: ParsedArgs): Promise<number> {
   if (noIpv6) {
     const v6 = cfg.interface.addresses.find((a) => a.includes(':'));
     if (v6) throw new UserError(`${file}: Address ${v6} is IPv6, but ${noIpv6}`);
-    console.error(`tuntap: warning: ${noIpv6}, so ${name} carries IPv4 only (IPv6 AllowedIPs get no route)`);
+    logger.warn(`${noIpv6}, so ${name} carries IPv4 only (IPv6 AllowedIPs get no route)`);
   }
+  const metrics = await startMetrics(ops);
   // This process is the tunnel, and a quiet tunnel (pings, keepalives) calls its data path too
   // rarely for V8's usual tiering: it stayed interpreted, then in baseline code, for minutes. So
   // compile every function to baseline code on first call, and (V8_TUNNEL_FLAGS) hand it to the
   // optimizing compiler after a few calls rather than hundreds. Measured per ping: about 0.1 ms
   // less than baseline code alone, and 0.1–0.2 ms less than that than interpreting.
   setFlagsFromString('--always-sparkplug');
-  const q = await quickUp(cfg, { name, netns, log: (l) => console.error(l), ipv6: !noIpv6 });
+  const q = await quickUp(cfg, { name, netns, log: (l) => logLine(logger, l), ipv6: !noIpv6 })
+    .catch(async (e: unknown) => { await metrics?.close(); throw e; });
+  serveMetrics(metrics, () => wireguardFamilies(q.iface));
   // Only now, so the one-off start-up code is not optimized too.
   for (const flag of V8_TUNNEL_FLAGS) setFlagsFromString(flag);
   // The handlers before the announcement: a signal sent as soon as it is read must find them.
   const stop = () => { tellManager({ STOPPING: 1 }); void q.down(); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  const stopReloading = reloadFileOnHangup(q, name, file, netns, !noIpv6);
+  const stopReloading = reloadFileOnHangup(q, name, file, netns, !noIpv6, logger);
   writeFileSync(pidFile(name), `${process.pid}\n`);
-  console.error(`${name} is up (listening on UDP port ${q.iface.listenPort}); Ctrl-C or \`tuntap wg down ${name}\` stops it`);
+  logger.info(`${name} is up (listening on UDP port ${q.iface.listenPort}); Ctrl-C or \`tuntap wg down ${name}\` stops it`);
   tellManager({ READY: 1, STATUS: `${name} is up, ${q.iface.engine.peers.size} peers, UDP port ${q.iface.listenPort}` });
   await q.iface.closed;
   stopReloading();
+  await metrics?.close();
   await q.down();
   rmSync(pidFile(name), { force: true });
   // Closed on its own (the TUN deleted, a socket failed): say why, in one line, and fail.
@@ -224,28 +234,30 @@ async function up(args: ParsedArgs): Promise<number> {
 }
 
 /** On SIGHUP, reads FILE again and applies it to the interface this process serves. */
-function reloadFileOnHangup(q: QuickInterface, name: string, file: string, netns: string | undefined, ipv6: boolean): () => void {
-  const log = (l: string) => console.error(l);
+function reloadFileOnHangup(q: QuickInterface, name: string, file: string, netns: string | undefined, ipv6: boolean,
+  logger: Logger): () => void {
+  const log = (l: string) => logLine(logger, l);
   return reloadOnHangup(async () => {
     log(`[#] reloading ${file}`);
-    const cfg = checkedForReload(loadConfig(file), file, name, netns, ipv6);
+    const cfg = checkedForReload(loadConfig(file), file, name, netns, ipv6, (w) => logger.warn(w));
     const r = await syncConfig(localChannel(q.iface), name, cfg, { netns, ipv6, log });
     return `${name} reloaded: ${describeSync(r)}`;
-  }, (line, failed) => console.error(failed ? `tuntap: ${name}: ${line}` : line));
+  }, (line, failed) => (failed ? logger.error(`${name}: ${line}`) : logger.info(line)));
 }
 
 /**
  * A reload's config: what cannot change on a running interface is said (its MTU sizes buffers
  * made at \`up\`), and an IPv6 address where IPv6 is off is refused before anything changes.
  */
-function checkedForReload(cfg: WgConfig, file: string, name: string, netns: string | undefined, ipv6: boolean): WgConfig {
-  for (const w of cfg.warnings) console.error(`tuntap: warning: ${w}`);
+function checkedForReload(cfg: WgConfig, file: string, name: string, netns: string | undefined, ipv6: boolean,
+  warn: (line: string) => void): WgConfig {
+  for (const w of cfg.warnings) warn(w);
   const v6 = ipv6 ? undefined : cfg.interface.addresses.find((a) => a.includes(':'));
   if (v6) throw new UserError(`${file}: Address ${v6} is IPv6, but IPv6 is disabled here`);
   const mtu = cfg.interface.mtu ?? 1420;
   const running = findLink(name, { netns })?.mtu;
   if (running !== undefined && running !== mtu) {
-    console.error(`tuntap: warning: ${file}: MTU ${mtu} takes effect at the next \`up\` (${name} keeps ${running})`);
+    warn(`${file}: MTU ${mtu} takes effect at the next \`up\` (${name} keeps ${running})`);
   }
   return cfg;
 }
@@ -274,7 +286,8 @@ async function syncconf(args: ParsedArgs): Promise<number> {
   const noIpv6 = ipv6Unavailable(netns);
   const sock = `${UAPI_DIR}/${name}.sock`;
   if (!existsSync(sock)) throw new UserError(`${name} is not a WireGuard interface served from user space (there is no ${sock})`);
-  const r = await syncConfig(socketChannel(name), name, checkedForReload(cfg, file, name, netns, !noIpv6), {
+  const warn = (w: string) => console.error(`tuntap: warning: ${w}`);
+  const r = await syncConfig(socketChannel(name), name, checkedForReload(cfg, file, name, netns, !noIpv6, warn), {
     netns, ipv6: !noIpv6, log: (l) => console.error(l),
   });
   console.error(`${name}: ${describeSync(r)}`);

@@ -139,6 +139,9 @@ export class LearningSwitch {
     return out;
   }
 
+  /** Entries in the MAC table now, static ones included (without copying it, unlike macTable()). */
+  get macCount(): number { return this.fdb.size; }
+
   /** MACs not learned because the table was full (see `maxMacs`). */
   get macsRefused(): number { return this.fdb.refused; }
 

@@ -107,6 +107,8 @@ export interface ProxyStats {
   udpUnsolicited: number;
   dnsQueries: number;
   dnsOverTcp: number;
+  /** Queries carried over TCP that got their answer back to the application. */
+  dnsOverTcpAnswered: number;
   dnsFake: number;
   /** Fake-IP queries answered SERVFAIL: every address was in use or recently used. */
   dnsServfail: number;
@@ -177,7 +179,7 @@ export class TunProxy extends EventEmitter {
   /** The routing rules (setRules replaces them: a reload); connections made keep their decision. */
   private rules: readonly Rule[];
   private readonly counters = {
-    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsFake: 0, dnsServfail: 0,
+    connectionsTotal: 0, dnsQueries: 0, dnsOverTcp: 0, dnsOverTcpAnswered: 0, dnsFake: 0, dnsServfail: 0,
     packetsIn: 0, packetsOut: 0, dropped: 0, foreign: 0,
   };
 
@@ -404,6 +406,7 @@ export class TunProxy extends EventEmitter {
         sock!.once('end', () => { clearTimeout(timer); reject(new Error('closed before answering')); });
       });
       this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, answer));
+      this.counters.dnsOverTcpAnswered++;
     } catch (e) {
       this.failures.note('dns', failureCode(e), `dns over tcp to ${server}: ${(e as Error).message}`);
     } finally {
@@ -503,6 +506,13 @@ export class TunProxy extends EventEmitter {
       via: s.via, state: s.state, startedAt: s.startedAt,
       bytesUp: s.upstream?.bytesWritten ?? 0, bytesDown: s.upstream?.bytesRead ?? 0,
     }));
+  }
+
+  /** TCP sessions by state, counted without copying them (for metrics). */
+  sessionStates(): Record<Session['state'], number> {
+    const counts = { connecting: 0, open: 0 };
+    for (const s of this.sessions.values()) counts[s.state]++;
+    return counts;
   }
 
   stats(): ProxyStats {

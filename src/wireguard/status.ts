@@ -34,19 +34,35 @@ export function listInterfaces(dir = UAPI_DIR): string[] {
   }
 }
 
+/** Characters of UAPI answer accepted: far more than `get` takes for thousands of peers. */
+const UAPI_ANSWER_LIMIT = 64 << 20;
+
 /** Sends one UAPI request and returns the answer's lines (without the blank line). */
 export function uapiRequest(name: string, request: string, dir = UAPI_DIR): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const sock = connect(`${dir}/${name}.sock`);
-    let data = '';
+    // Chunks are kept apart and only where one meets the next is searched for the blank line,
+    // so a long answer costs its length, not its length squared.
+    const chunks: string[] = [];
+    let size = 0;
     const timer = setTimeout(() => { sock.destroy(); reject(new Error(`${name}: no answer from its UAPI socket`)); }, 5000);
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(request));
     sock.on('data', (d: string) => {
-      data += d;
-      if (data.includes('\n\n')) {
+      const seam = (chunks.at(-1)?.slice(-1) ?? '') + d;
+      chunks.push(d);
+      size += d.length;
+      // Another process's answer: a socket that never ends one must not fill this one's memory.
+      if (size > UAPI_ANSWER_LIMIT) {
         clearTimeout(timer);
         sock.destroy();
+        reject(new Error(`${name}: the answer from its UAPI socket is larger than ${UAPI_ANSWER_LIMIT} bytes`));
+        return;
+      }
+      if (seam.includes('\n\n')) {
+        clearTimeout(timer);
+        sock.destroy();
+        const data = chunks.join('');
         resolve(data.slice(0, data.indexOf('\n\n')).split('\n'));
       }
     });

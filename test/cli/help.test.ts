@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { cli } from './helpers.js';
 
-const commands = ['demo', 'add', 'del', 'list', 'show', 'dump', 'wg', 'socks', 'http', 'bridge'];
+const commands = ['demo', 'add', 'del', 'list', 'show', 'dump', 'wg', 'socks', 'http', 'bridge', 'top'];
 const wgCommands = ['genkey', 'pubkey', 'genpsk', 'up', 'down', 'syncconf', 'show', 'demo'];
 
 const helps = new Map<string, string>();
