@@ -277,7 +277,7 @@ AllowedIPs = 198.19.62.0/24
   // A file that does not parse: the reload fails in one line, everything stays.
   write(`Address = 198.19.50.1/24\n[Peer]\nPublicKey = ${p3}\nAllowedIPs = 198.19.63.0/33\n`);
   const bad = await reload('the failed reload', /reload failed/);
-  assert.match(bad, new RegExp(`tuntap: ${a.name}: reload failed: ${file}:7: AllowedIPs: `));
+  assert.match(bad, new RegExp(`error ${a.name}: reload failed: ${file}:7: AllowedIPs: `));
   assert.deepEqual(await peersOf(a.name), peers);
   // One that parses but cannot be applied whole (its port is taken): nothing of it is made.
   const holder = nsSpawn(a.ns, 'socat', ['-u', `UDP4-RECV:${A_PORT + 50}`, '-']);
