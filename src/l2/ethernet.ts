@@ -2,7 +2,7 @@
 // VLAN tag, and insert or remove a tag (which copies, since the frame grows or shrinks).
 import { formatMac, parseMac } from '../addr.js';
 import { completePartialChecksum } from '../packet/checksum.js';
-import { EtherType } from '../packet/ethernet.js';
+import { EtherType } from '../packet/protocols.js';
 import { gsoSplit } from '../packet/gso.js';
 import type { Frame, FrameOffload } from './port.js';
 

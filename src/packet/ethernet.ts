@@ -2,12 +2,12 @@
 import { PacketParseError, need } from './errors.js';
 import { PacketView } from './view.js';
 import { u16, put16, formatMac, parseMac } from './bytes.js';
+import { EtherType } from './protocols.js';
 
-export const EtherType = {
-  IPv4: 0x0800, ARP: 0x0806, VLAN: 0x8100, QinQ: 0x88a8, IPv6: 0x86dd,
-} as const;
+// Defined in protocols.ts; re-exported where importers found it before.
+export { EtherType };
 
-const isVlanTpid = (t: number) => t === 0x8100 || t === 0x88a8 || t === 0x9100;
+const isVlanTpid = (t: number) => t === EtherType.VLAN || t === EtherType.QinQ || t === EtherType.QinQLegacy;
 const MAX_TAGS = 2;
 
 /** Zero-copy view of an Ethernet frame in buf[off..end). */

@@ -2,6 +2,7 @@
 // the pcap filter subset (JS predicate and classic BPF).
 export { PacketParseError } from './errors.js';
 export * from './bytes.js';
+export * from './protocols.js';
 export * from './checksum.js';
 export * from './ethernet.js';
 export * from './arp.js';

@@ -3,12 +3,18 @@
 import { PacketParseError, need } from './errors.js';
 import { PacketView } from './view.js';
 import { u16, u32, put16, put32, formatIPv6, parseIPv6, copyBytes } from './bytes.js';
+import { IpProtocol } from './protocols.js';
 
-const HOP = 0, ROUTING = 43, FRAGMENT = 44, DEST = 60, AH = 51;
+const { HopByHop: HOP, IPv6Route: ROUTING, IPv6Frag: FRAGMENT, IPv6Opts: DEST, AH } = IpProtocol;
 const MAX_EXTENSIONS = 16;
 
 export function isIpv6Extension(nh: number): boolean {
   return nh === HOP || nh === ROUTING || nh === FRAGMENT || nh === DEST || nh === AH;
+}
+
+/** Bytes of the extension header of type `nh` at buf[o] (its length byte at o + 1 must be present). */
+export function ipv6ExtensionLength(nh: number, buf: Uint8Array, o: number): number {
+  return nh === FRAGMENT ? 8 : nh === AH ? (buf[o + 1]! + 2) * 4 : (buf[o + 1]! + 1) * 8;
 }
 
 /** Zero-copy view of an IPv6 packet; the payload ends at off + 40 + payloadLength. */
@@ -41,10 +47,8 @@ export class Ipv6View extends PacketView {
     while (isIpv6Extension(nh)) {
       if (++count > MAX_EXTENSIONS) throw new PacketParseError('ipv6', 'too many extension headers', o);
       if (stop - o < 8) throw new PacketParseError('ipv6', `truncated extension header ${nh}`, o);
-      let len: number;
-      if (nh === FRAGMENT) { len = 8; if (frag < 0) frag = o; }
-      else if (nh === AH) len = (buf[o + 1]! + 2) * 4;
-      else len = (buf[o + 1]! + 1) * 8;
+      const len = ipv6ExtensionLength(nh, buf, o);
+      if (nh === FRAGMENT && frag < 0) frag = o;
       if (o + len > stop) throw new PacketParseError('ipv6', `extension header ${nh} of ${len} bytes runs past the payload`, o);
       // A non-first fragment carries no upper-layer header: stop at the fragment header.
       if (nh === FRAGMENT && (u16(buf, o + 2) & 0xfff8) !== 0) { nh = buf[o]!; o += len; break; }
@@ -87,7 +91,7 @@ export class Ipv6View extends PacketView {
     let nh = this.nextHeader;
     let o = this.off + 40;
     while (o < this.upperOffset) {
-      const len = nh === FRAGMENT ? 8 : nh === AH ? (this.buf[o + 1]! + 2) * 4 : (this.buf[o + 1]! + 1) * 8;
+      const len = ipv6ExtensionLength(nh, this.buf, o);
       out.push({ type: nh, data: this.buf.subarray(o + 2, o + len) });
       nh = this.buf[o]!;
       o += len;

@@ -4,6 +4,7 @@ import { PortsView } from './view.js';
 import { u16, u32, put16, put32, copyBytes } from './bytes.js';
 import { updateChecksum16, updateChecksum32 } from './checksum.js';
 import { pseudoChecksum, type IpContext } from './pseudo.js';
+import { IpProtocol } from './protocols.js';
 
 export const TcpFlags = {
   FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80, AE: 0x100,
@@ -172,7 +173,7 @@ export function emitTcp(r: TcpRepr, buf: Uint8Array, off = 0, ip?: IpContext): n
   put16(buf, off + 18, r.urgent ?? 0);
   buf.set(opts, off + 20);
   buf.set(r.payload, off + hl);
-  put16(buf, off + 16, r.checksum ?? (ip ? pseudoChecksum(ip, 6, buf, off, len) : 0));
+  put16(buf, off + 16, r.checksum ?? (ip ? pseudoChecksum(ip, IpProtocol.TCP, buf, off, len) : 0));
   return len;
 }
 

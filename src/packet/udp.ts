@@ -4,6 +4,7 @@ import { PortsView } from './view.js';
 import { u16, put16 } from './bytes.js';
 import { updateChecksum16 } from './checksum.js';
 import { pseudoChecksum, type IpContext } from './pseudo.js';
+import { IpProtocol } from './protocols.js';
 
 export class UdpView extends PortsView {
   /** `end` is the end of the IP payload; the UDP length must fit inside it. */
@@ -55,7 +56,7 @@ export function emitUdp(r: UdpRepr, buf: Uint8Array, off = 0, ip?: IpContext): n
   put16(buf, off + 6, 0);
   buf.set(r.payload, off + 8);
   let c = r.checksum;
-  if (c === undefined) c = ip ? pseudoChecksum(ip, 17, buf, off, len) || 0xffff : 0;
+  if (c === undefined) c = ip ? pseudoChecksum(ip, IpProtocol.UDP, buf, off, len) || 0xffff : 0;
   put16(buf, off + 6, c);
   return len;
 }
