@@ -12,6 +12,8 @@ export * from './icmp.js';
 export * from './icmpv6.js';
 export * from './tcp.js';
 export * from './udp.js';
+export * from './ip.js';
+export * from './tcp-reset.js';
 export type { IpContext } from './pseudo.js';
 export * from './tunheaders.js';
 export * from './gso.js';

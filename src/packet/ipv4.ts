@@ -1,5 +1,5 @@
 // IPv4 (RFC 791): header view with options and fragment fields, checksum-maintaining setters.
-import { PacketParseError, need } from './errors.js';
+import { PacketParseError, missing, parseError, problem, type ParseProblem } from './errors.js';
 import { PacketView } from './view.js';
 import { u16, u32, put16, put32, formatIPv4, parseIPv4, copyBytes } from './bytes.js';
 import { applyChecksumDelta, internetChecksum, updateChecksum16, updateChecksum32 } from './checksum.js';
@@ -8,21 +8,37 @@ import { IpProtocol } from './protocols.js';
 // Defined in protocols.ts; re-exported where importers found it before.
 export { IpProtocol };
 
+/** Checks version, header length and total length of the IPv4 packet at buf[off..end). */
+export function checkIpv4(buf: Uint8Array, off: number, end: number): ParseProblem | undefined {
+  const short = missing('ipv4', off, end, 20);
+  if (short) return short;
+  const vihl = buf[off]!;
+  if (vihl >> 4 !== 4) return problem('ipv4', `version is ${vihl >> 4}, not 4`, off);
+  const hl = (vihl & 15) * 4;
+  if (hl < 20) return problem('ipv4', `header length ${hl} is below 20`, off);
+  const noOptions = missing('ipv4', off, end, hl, 'options');
+  if (noOptions) return noOptions;
+  const total = u16(buf, off + 2);
+  if (total < hl) return problem('ipv4', `total length ${total} is shorter than the header`, off);
+  if (total > end - off) return problem('ipv4', `total length ${total} exceeds the ${end - off} bytes present`, off);
+  return undefined;
+}
+
 /** Zero-copy view of an IPv4 packet in buf[off..end); payload ends at off+totalLength. */
 export class Ipv4View extends PacketView {
   /** Checks version, header length and total length against the buffer; throws PacketParseError. */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
-    need('ipv4', off, end, 20);
-    const vihl = buf[off]!;
-    if (vihl >> 4 !== 4) throw new PacketParseError('ipv4', `version is ${vihl >> 4}, not 4`, off);
-    const hl = (vihl & 15) * 4;
-    if (hl < 20) throw new PacketParseError('ipv4', `header length ${hl} is below 20`, off);
-    need('ipv4', off, end, hl, 'options');
-    const total = u16(buf, off + 2);
-    if (total < hl) throw new PacketParseError('ipv4', `total length ${total} is shorter than the header`, off);
-    if (total > end - off) throw new PacketParseError('ipv4', `total length ${total} exceeds the ${end - off} bytes present`, off);
+    const p = checkIpv4(buf, off, end);
+    if (p) throw parseError(p);
     this.buf = buf; this.off = off; this.end = end;
     return this;
+  }
+
+  /** wrap() that answers false for a malformed packet instead of throwing. */
+  tryWrap(buf: Uint8Array, off = 0, end = buf.length): boolean {
+    if (checkIpv4(buf, off, end)) return false;
+    this.buf = buf; this.off = off; this.end = end;
+    return true;
   }
 
   get version(): number { return 4; }

@@ -1,0 +1,102 @@
+// IP of either version as one view (IpView), and the packets built on it for the applications:
+// TCP resets and bare segments (the NAT).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  IpView, PacketParseError, IpProtocol, TcpFlags, buildIpv4, buildIpv6, buildTcp, buildUdp,
+  optionsExtension, fragmentExtension, parseIP, TcpView, buildTcpReset, buildBareTcpSegment, writeIpHeader, summarize,
+} from '../../src/packet/index.js';
+
+const v4 = { src: '198.18.0.1', dst: '198.19.0.2' };
+const v6 = { src: 'fd00::1', dst: 'fd00:2::2' };
+const addressBytes = (text: string): Buffer => Buffer.from(parseIP(text));
+
+function udpPacket(ip: { src: string; dst: string }, payload: Uint8Array, opts: { options?: Uint8Array } = {}): Buffer {
+  const udp = buildUdp({ srcPort: 5353, dstPort: 53, payload }, ip);
+  return ip.src.includes(':') ? buildIpv6({ ...ip, protocol: IpProtocol.UDP, payload: udp })
+    : buildIpv4({ ...ip, protocol: IpProtocol.UDP, payload: udp, ...opts });
+}
+
+test('IpView: where the addresses, the upper layer and the end are, for either version', () => {
+  const ip = new IpView();
+  const p4 = udpPacket(v4, new Uint8Array(5), { options: Uint8Array.of(1, 1, 1, 1) });
+  const padded = Buffer.concat([p4, Buffer.alloc(7)]);
+  ip.wrap(padded);
+  assert.deepEqual([ip.version, ip.upperProtocol, ip.upperOffset, ip.payloadEnd, ip.srcOffset, ip.dstOffset, ip.addressLength, ip.isFragment],
+    [4, IpProtocol.UDP, 24, p4.length, 12, 16, 4, false]);
+  assert.equal(ip.upperLength, 13);
+  assert.ok(ip.srcEquals(addressBytes(v4.src)) && ip.dstEquals(addressBytes(v4.dst)) && !ip.srcEquals(addressBytes(v4.dst)));
+
+  const udp = buildUdp({ srcPort: 1, dstPort: 2, payload: new Uint8Array(3) }, v6);
+  const p6 = buildIpv6({ ...v6, protocol: IpProtocol.UDP, extensions: [optionsExtension(0), optionsExtension(60)], payload: udp });
+  ip.wrap(p6);
+  assert.deepEqual([ip.version, ip.upperProtocol, ip.upperOffset, ip.payloadEnd, ip.srcOffset, ip.dstOffset, ip.addressLength, ip.extensionCount],
+    [6, IpProtocol.UDP, 56, p6.length, 8, 24, 16, 2]);
+  const frag = buildIpv6({ ...v6, protocol: IpProtocol.UDP, extensions: [fragmentExtension(8, false, 1)], payload: new Uint8Array(16) });
+  assert.ok(ip.tryWrap(frag) && ip.isFragment);
+});
+
+test('IpView: tryWrap answers false where wrap throws, for every malformed header', () => {
+  const good4 = udpPacket(v4, new Uint8Array(5));
+  const good6 = udpPacket(v6, new Uint8Array(5));
+  const bad: [string, Buffer][] = [
+    ['empty', Buffer.alloc(0)],
+    ['version 5', Buffer.from([0x55, ...good4.subarray(1)])],
+    ['IHL 4: the header would end inside the fixed fields', Buffer.from([0x44, ...good4.subarray(1)])],
+    ['IHL 0', Buffer.from([0x40, ...good4.subarray(1)])],
+    ['IPv4 total length past the buffer', good4.subarray(0, good4.length - 1)],
+    ['IPv4 shorter than its header', good4.subarray(0, 19)],
+    ['IPv6 payload length past the buffer', good6.subarray(0, good6.length - 1)],
+    ['IPv6 shorter than its header', good6.subarray(0, 39)],
+  ];
+  const ip = new IpView();
+  for (const [what, b] of bad) {
+    assert.equal(ip.tryWrap(b), false, what);
+    assert.throws(() => ip.wrap(b), PacketParseError, what);
+  }
+  assert.ok(ip.tryWrap(good4) && ip.tryWrap(good6));
+});
+
+test('TCP resets answer a segment the way a closed port does, with valid checksums', () => {
+  const ip = new IpView();
+  const tcp = new TcpView();
+  for (const addrs of [v4, v6]) {
+    const family = addrs.src.includes(':') ? 6 : 4;
+    const segment = (flags: number, payload: Uint8Array) => {
+      const t = buildTcp({ srcPort: 40000, dstPort: 80, seq: 0xfffffff0, ack: 777, flags, window: 100, payload }, addrs);
+      return family === 4 ? buildIpv4({ ...addrs, protocol: IpProtocol.TCP, payload: t }) : buildIpv6({ ...addrs, protocol: IpProtocol.TCP, payload: t });
+    };
+    const answer = (p: Buffer) => {
+      ip.wrap(p);
+      tcp.wrap(p, ip.upperOffset, ip.payloadEnd);
+      const r = buildTcpReset(ip, tcp);
+      const s = summarize(r, 'raw');
+      assert.equal(s.error, undefined);
+      assert.ok(s.tcp!.checksumOk && (family === 6 || s.ip!.headerChecksumOk));
+      assert.deepEqual([s.ip!.src, s.ip!.dst, s.tcp!.srcPort, s.tcp!.dstPort], [addrs.dst, addrs.src, 80, 40000]);
+      return s.tcp!;
+    };
+    // No ACK: acknowledge what it occupied (SYN, FIN and data each count; the sequence wraps).
+    const syn = answer(segment(TcpFlags.SYN, new Uint8Array(0)));
+    assert.deepEqual([syn.flags, syn.seq, syn.ack], [TcpFlags.RST | TcpFlags.ACK, 0, 0xfffffff1]);
+    const data = answer(segment(TcpFlags.FIN, new Uint8Array(20)));
+    assert.deepEqual([data.flags, data.ack], [TcpFlags.RST | TcpFlags.ACK, 5]);
+    // With an ACK: a bare RST at the sequence number it acknowledged.
+    const acked = answer(segment(TcpFlags.ACK | TcpFlags.PSH, new Uint8Array(3)));
+    assert.deepEqual([acked.flags, acked.seq, acked.ack], [TcpFlags.RST, 777, 0]);
+  }
+  const bare = summarize(buildBareTcpSegment(addressBytes('fd00::9'), addressBytes('fd00::8'), { srcPort: 1, dstPort: 2, seq: 3, ack: 4, flags: TcpFlags.RST }), 'raw');
+  assert.deepEqual([bare.ip!.src, bare.ip!.dst, bare.tcp!.seq, bare.tcp!.flags, bare.tcp!.checksumOk], ['fd00::9', 'fd00::8', 3, TcpFlags.RST, true]);
+});
+
+test('writeIpHeader: IPv4 with DF and a valid header checksum, or IPv6; hop limit 64', () => {
+  const out = Buffer.alloc(60, 0xaa);
+  assert.equal(writeIpHeader(out, addressBytes(v4.src), addressBytes(v4.dst), IpProtocol.UDP, 8), 20);
+  const s4 = summarize(out.subarray(0, 28), 'raw');
+  assert.deepEqual([s4.ip!.src, s4.ip!.dst, s4.ip!.ttl, s4.ip!.length, s4.ip!.headerChecksumOk], [v4.src, v4.dst, 64, 28, true]);
+  assert.equal(out[6], 0x40, 'DF');
+  assert.equal(writeIpHeader(out, addressBytes(v6.src), addressBytes(v6.dst), IpProtocol.TCP, 20), 40);
+  const s6 = summarize(out.subarray(0, 60), 'raw');
+  assert.deepEqual([s6.ip!.version, s6.ip!.protocol, s6.ip!.ttl, s6.ip!.length], [6, IpProtocol.TCP, 64, 60]);
+  assert.equal(out.readUInt32BE(0), 0x60000000, 'no traffic class or flow label left from the buffer');
+});
