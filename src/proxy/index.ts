@@ -3,7 +3,7 @@
 // through SOCKS5 UDP ASSOCIATE; DNS over TCP or from a fake-IP pool; optional policy routing.
 export { startService, type Service, type ServiceOptions } from './service.js';
 export { TunProxy, type TunProxyOptions, type PacketDevice, type ProxyStats, type ConnectionInfo } from './engine.js';
-export { TcpNat, buildReset, type NatOptions, type NatEntry, type NatCounters } from './nat.js';
+export { TcpNat, type NatOptions, type NatEntry, type NatCounters } from './nat.js';
 export {
   parseUpstream, describeUpstream, connectThrough, socks5UdpAssociate, socks5UdpWrap, socks5UdpUnwrap, UpstreamError,
   redactProxyUrl, checkCredentials,
