@@ -14,6 +14,7 @@ export * from './tcp.js';
 export * from './udp.js';
 export * from './ip.js';
 export * from './tcp-reset.js';
+export * from './udp-packet.js';
 export type { IpContext } from './pseudo.js';
 export * from './tunheaders.js';
 export * from './gso.js';

@@ -9,7 +9,7 @@ export {
   redactProxyUrl, checkCredentials,
   type Upstream, type UpstreamKind, type Destination, type ConnectOptions, type UdpAssociation,
 } from './upstream.js';
-export { UdpRelay, parseUdp, buildUdp, type UdpDatagram, type UdpRelayOptions } from './udp.js';
+export { UdpRelay, type UdpRelayOptions } from './udp.js';
 export { FakeIpPool, parseQuery, buildAnswer, RCODE_SERVFAIL, type DnsQuestion, type FakeIpPoolOptions } from './dns.js';
 export { parseRule, decide, type Rule, type RuleAction } from './rules.js';
 export { SourcePolicy, type SourcePolicyOptions } from './sources.js';

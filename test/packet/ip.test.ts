@@ -1,10 +1,10 @@
 // IP of either version as one view (IpView), and the packets built on it for the applications:
-// TCP resets and bare segments (the NAT).
+// UDP in IP (the proxy's UDP path), TCP resets and bare segments (the NAT).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  IpView, PacketParseError, IpProtocol, TcpFlags, buildIpv4, buildIpv6, buildTcp, buildUdp,
-  optionsExtension, fragmentExtension, parseIP, TcpView, buildTcpReset, buildBareTcpSegment, writeIpHeader, summarize,
+  IpView, PacketParseError, IpProtocol, TcpFlags, buildIpv4, buildIpv6, buildTcp, buildUdp, optionsExtension, fragmentExtension, parseIP, internetChecksum, verifyTransportChecksum, TcpView,
+  parseUdpPacket, buildUdpPacket, buildTcpReset, buildBareTcpSegment, writeIpHeader, summarize,
 } from '../../src/packet/index.js';
 
 const v4 = { src: '198.18.0.1', dst: '198.19.0.2' };
@@ -55,6 +55,33 @@ test('IpView: tryWrap answers false where wrap throws, for every malformed heade
     assert.throws(() => ip.wrap(b), PacketParseError, what);
   }
   assert.ok(ip.tryWrap(good4) && ip.tryWrap(good6));
+});
+
+test('UDP packets for a TUN are built with valid checksums and parse back; anything else parses to nothing', () => {
+  for (const [src, dst] of [['198.18.2.2', '198.19.0.1'], ['fd00:2::2', 'fd00:7475::1']] as const) {
+    const pkt = buildUdpPacket(addressBytes(src), 53, addressBytes(dst), 40000, Buffer.from('answer'));
+    const isV4 = src.includes('.');
+    if (isV4) assert.equal(internetChecksum(pkt, 0, 20), 0);
+    assert.ok(verifyTransportChecksum(pkt, 0, isV4 ? 20 : 40, pkt.length, IpProtocol.UDP));
+    const d = parseUdpPacket(pkt)!;
+    assert.deepEqual({ family: d.family, srcPort: d.srcPort, dstPort: d.dstPort, payload: d.payload.toString() },
+      { family: isV4 ? 4 : 6, srcPort: 53, dstPort: 40000, payload: 'answer' });
+    assert.deepEqual([d.srcAddr, d.dstAddr], [addressBytes(src), addressBytes(dst)]);
+    assert.equal(parseUdpPacket(pkt.subarray(0, pkt.length - 3)), undefined, 'truncated');
+  }
+  const good = udpPacket(v4, Buffer.from('payload'));
+  // IHL 4 would read the UDP header from byte 16 on (the destination address), taking the real
+  // source port, 12 here, for the UDP length.
+  const ported = buildIpv4({ ...v4, protocol: IpProtocol.UDP, payload: buildUdp({ srcPort: 12, dstPort: 53, payload: Buffer.from('payload') }, v4) });
+  for (const ihl of [0, 4]) assert.equal(parseUdpPacket(Buffer.from([0x40 | ihl, ...ported.subarray(1)])), undefined, `IHL ${ihl}`);
+  const fragment = Buffer.from(good);
+  fragment[6] = 0x20; // more fragments
+  assert.equal(parseUdpPacket(fragment), undefined, 'a first fragment holds part of the datagram');
+  const tcp = buildIpv4({ ...v4, protocol: IpProtocol.TCP, payload: buildTcp({ srcPort: 1, dstPort: 2, seq: 0, ack: 0, flags: 0, window: 0, payload: new Uint8Array(0) }, v4) });
+  assert.equal(parseUdpPacket(tcp), undefined, 'not UDP');
+  const longUdp = Buffer.from(good);
+  longUdp.writeUInt16BE(200, 24);
+  assert.equal(parseUdpPacket(longUdp), undefined, 'UDP length past the IP payload');
 });
 
 test('TCP resets answer a segment the way a closed port does, with valid checksums', () => {
