@@ -39,8 +39,21 @@ export function parseUdpPacket(packet: Uint8Array): UdpDatagram | undefined {
   };
 }
 
-/** The IP packet carrying `payload` from src:srcPort to dst:dstPort (addresses of 4 or 16 bytes), both checksums filled. */
+/**
+ * The most payload a UDP datagram in one IP packet can carry with addresses of `addressLength`
+ * bytes: IPv4's total length and IPv6's payload length are 16-bit fields.
+ */
+export function maxUdpPayload(addressLength: number): number {
+  return addressLength === 4 ? 0xffff - ipHeaderLength(4) - UDP_HEADER : 0xffff - UDP_HEADER;
+}
+
+/**
+ * The IP packet carrying `payload` from src:srcPort to dst:dstPort (addresses of 4 or 16 bytes),
+ * both checksums filled. A payload past maxUdpPayload is a RangeError: its lengths would wrap.
+ */
 export function buildUdpPacket(src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number, payload: Uint8Array): Buffer {
+  const max = maxUdpPayload(src.length);
+  if (payload.length > max) throw new RangeError(`a UDP payload of ${payload.length} bytes does not fit one IPv${src.length === 4 ? 4 : 6} packet (${max} at most)`);
   const ipLen = ipHeaderLength(src.length);
   const out = Buffer.alloc(ipLen + UDP_HEADER + payload.length);
   writeIpHeader(out, src, dst, IpProtocol.UDP, UDP_HEADER + payload.length);

@@ -6,7 +6,7 @@
 // only when it came from the relay endpoint the proxy gave (the socket is connected to it).
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { buildUdpPacket, type UdpDatagram } from '../packet/udp-packet.js';
+import { buildUdpPacket, maxUdpPayload, type UdpDatagram } from '../packet/udp-packet.js';
 import { formatIP } from '../addr.js';
 import {
   socks5UdpAssociate, socks5UdpUnwrap, socks5UdpWrap, UpstreamError, type Upstream, type UdpAssociation,
@@ -224,6 +224,8 @@ export class UdpRelay {
     if (!peer) { this.counters.unsolicited++; return; }
     s.lastSeen = Date.now();
     this.counters.received++;
+    // An IPv6 relay can hand over more than one IPv4 packet carries.
+    if (payload.length > maxUdpPayload(s.srcAddr.length)) { this.counters.dropped++; return; }
     this.opts.write(buildUdpPacket(peer.appAddress, fromPort, s.srcAddr, s.srcPort, payload));
   }
 

@@ -79,6 +79,12 @@ test('UDP packets for a TUN are built with valid checksums and parse back; anyth
   assert.equal(parseUdpPacket(fragment), undefined, 'a first fragment holds part of the datagram');
   const tcp = buildIpv4({ ...v4, protocol: IpProtocol.TCP, payload: buildTcp({ srcPort: 1, dstPort: 2, seq: 0, ack: 0, flags: 0, window: 0, payload: new Uint8Array(0) }, v4) });
   assert.equal(parseUdpPacket(tcp), undefined, 'not UDP');
+  // The 16-bit length fields set the limit: past it the lengths would wrap.
+  const [a4, a6] = [addressBytes(v4.src), addressBytes(v6.src)];
+  assert.equal(buildUdpPacket(a4, 1, a4, 2, new Uint8Array(65507)).readUInt16BE(2), 65535);
+  assert.throws(() => buildUdpPacket(a4, 1, a4, 2, new Uint8Array(65508)), RangeError);
+  assert.equal(buildUdpPacket(a6, 1, a6, 2, new Uint8Array(65527)).readUInt16BE(4), 65535);
+  assert.throws(() => buildUdpPacket(a6, 1, a6, 2, new Uint8Array(65528)), RangeError);
   const longUdp = Buffer.from(good);
   longUdp.writeUInt16BE(200, 24);
   assert.equal(parseUdpPacket(longUdp), undefined, 'UDP length past the IP payload');
