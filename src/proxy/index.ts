@@ -10,7 +10,9 @@ export {
   type Upstream, type UpstreamKind, type Destination, type ConnectOptions, type UdpAssociation,
 } from './upstream.js';
 export { UdpRelay, type UdpRelayOptions } from './udp.js';
-export { FakeIpPool, parseQuery, buildAnswer, RCODE_SERVFAIL, type DnsQuestion, type FakeIpPoolOptions } from './dns.js';
+export { FakeIpPool, type FakeIpPoolOptions } from './fake-ip.js';
+// The DNS codec is packet's; re-exported where it was found before.
+export { parseQuery, buildAnswer, RCODE_SERVFAIL, type DnsQuestion } from '../packet/dns.js';
 export { parseRule, decide, type Rule, type RuleAction } from './rules.js';
 export { SourcePolicy, type SourcePolicyOptions } from './sources.js';
 export { isHostName, isDestinationHost } from './names.js';

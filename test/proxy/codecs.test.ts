@@ -13,7 +13,7 @@ import { FailureLog } from '../../src/proxy/failures.js';
 import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { parseQuery, buildAnswer, FakeIpPool, TYPE_A, TYPE_AAAA } from '../../src/proxy/dns.js';
+import { FakeIpPool } from '../../src/proxy/fake-ip.js';
 import { parseRule, decide } from '../../src/proxy/rules.js';
 import { formatIPv6, parseIP } from '../../src/addr.js';
 const addressBytes = (text: string): Buffer => Buffer.from(parseIP(text));
@@ -45,35 +45,6 @@ test('SOCKS5 addresses and UDP datagrams encode and decode', () => {
   assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 4, 1, 2])), undefined, 'truncated');
   assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 9, 1, 2, 3, 4, 0, 0])), undefined, 'unknown type');
   assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 3])), undefined, 'a host name without its length');
-});
-
-function query(name: string, type: number, id = 0x1234): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  const head = Buffer.from([id >> 8, id & 255, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-  return Buffer.concat([head, ...labels, Buffer.from([0, type >> 8, type & 255, 0, 1])]);
-}
-
-test('DNS: questions parse; answers carry the addresses under a compression pointer', () => {
-  const q = query('Web.Test', TYPE_A);
-  const p = parseQuery(q)!;
-  assert.deepEqual({ id: p.id, name: p.name, type: p.type, klass: p.klass }, { id: 0x1234, name: 'web.test', type: TYPE_A, klass: 1 });
-  const a = buildAnswer(q, p, [Buffer.from([198, 19, 128, 1])]);
-  assert.equal(a.readUInt16BE(0), 0x1234);
-  assert.equal(a[2]! & 0x80, 0x80, 'QR set');
-  assert.equal(a[2]! & 0x01, 0x01, 'RD kept');
-  assert.equal(a.readUInt16BE(6), 1, 'one answer');
-  const rr = a.subarray(p.end);
-  assert.equal(rr.readUInt16BE(0), 0xc00c);
-  assert.equal(rr.readUInt16BE(2), TYPE_A);
-  assert.deepEqual([...rr.subarray(12, 16)], [198, 19, 128, 1]);
-  assert.equal(parseQuery(q.subarray(0, 15)), undefined, 'truncated');
-  assert.equal(parseQuery(Buffer.from(a)), undefined, 'a response is not a query');
-  const bad = Buffer.from(q); bad[12] = 200;
-  assert.equal(parseQuery(bad), undefined, 'label too long');
-  // Names another protocol would take for syntax are no questions this proxy answers.
-  for (const name of ['a\r\nx-injected: 1.test', 'evil.test:25.x', 'a\0b.test', 'a b.test']) {
-    assert.equal(parseQuery(query(name, TYPE_A)), undefined, JSON.stringify(name));
-  }
 });
 
 test('the fake-IP pool is stable per name, maps back, and recycles the least recently used address only when free and stale', () => {

@@ -3,7 +3,8 @@
 // socks5UdpUnwrap reads the relay's answers (the codecs are packet's; these are their inputs here). None may throw; the NAT's output must be a packet
 // the kernel accepts, and a host name learned from DNS must be safe to hand to a proxy.
 import { TcpNat } from '../../../src/proxy/nat.js';
-import { FakeIpPool, parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from '../../../src/proxy/dns.js';
+import { FakeIpPool } from '../../../src/proxy/fake-ip.js';
+import { parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from '../../../src/packet/dns.js';
 import { parseUdpPacket, buildUdpPacket } from '../../../src/packet/udp-packet.js';
 import { socks5UdpUnwrap, socks5UdpWrap } from '../../../src/proxy/upstream.js';
 import { buildIpv4, buildIpv6, buildTcp, TcpFlags, internetChecksum, verifyTransportChecksum } from '../../../src/packet/index.js';
