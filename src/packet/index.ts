@@ -18,6 +18,8 @@ export * from './tcp-reset.js';
 export * from './udp-packet.js';
 export * from './hostname.js';
 export * from './dns.js';
+export * from './socks.js';
+export * from './http-connect.js';
 export type { IpContext } from './pseudo.js';
 export * from './tunheaders.js';
 export * from './gso.js';

@@ -5,10 +5,11 @@ export { startService, type Service, type ServiceOptions } from './service.js';
 export { TunProxy, type TunProxyOptions, type PacketDevice, type ProxyStats, type ConnectionInfo } from './engine.js';
 export { TcpNat, type NatOptions, type NatEntry, type NatCounters } from './nat.js';
 export {
-  parseUpstream, describeUpstream, connectThrough, socks5UdpAssociate, socks5UdpWrap, socks5UdpUnwrap, UpstreamError,
-  redactProxyUrl, checkCredentials,
+  parseUpstream, describeUpstream, connectThrough, socks5UdpAssociate, UpstreamError, redactProxyUrl, checkCredentials,
   type Upstream, type UpstreamKind, type Destination, type ConnectOptions, type UdpAssociation,
 } from './upstream.js';
+// The SOCKS5 UDP framing is packet's; re-exported where it was found before.
+export { socks5UdpWrap, socks5UdpUnwrap } from '../packet/socks.js';
 export { UdpRelay, type UdpRelayOptions } from './udp.js';
 export { FakeIpPool, type FakeIpPoolOptions } from './fake-ip.js';
 // The DNS codec is packet's; re-exported where it was found before.

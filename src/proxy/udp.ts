@@ -8,9 +8,8 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { buildUdpPacket, maxUdpPayload, type UdpDatagram } from '../packet/udp-packet.js';
 import { formatIP } from '../addr.js';
-import {
-  socks5UdpAssociate, socks5UdpUnwrap, socks5UdpWrap, UpstreamError, type Upstream, type UdpAssociation,
-} from './upstream.js';
+import { socks5UdpUnwrap, socks5UdpWrap } from '../packet/socks.js';
+import { socks5UdpAssociate, UpstreamError, type Upstream, type UdpAssociation } from './upstream.js';
 import type { FailureLog } from './failures.js';
 import { MAX_UDP_SESSIONS } from './limits.js';
 

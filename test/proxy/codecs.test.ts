@@ -1,9 +1,10 @@
-// Byte-level pieces of the proxy: proxy URLs, SOCKS5 address and UDP framing, IPv6 text, DNS
-// questions and answers, the fake-IP pool, rules, and the UDP packets written into the TUN.
+// Pieces of the proxy tested without a network: proxy URLs, the fake-IP pool, rules, host-name
+// refusals, credentials, descriptor limits, the source policy and the failure log. (The
+// byte-level codecs it speaks through are packet's: test/packet/{dns,socks,ip}.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  parseUpstream, describeUpstream, socks5Address, socks5UdpWrap, socks5UdpUnwrap, connectThrough, redactProxyUrl, UpstreamError,
+  parseUpstream, describeUpstream, connectThrough, redactProxyUrl, UpstreamError,
 } from '../../src/proxy/upstream.js';
 import { isHostName } from '../../src/proxy/names.js';
 import { redactor, resolvePassword } from '../../src/proxy/credentials.js';
@@ -29,22 +30,6 @@ test('proxy URLs parse into upstreams, with defaults, credentials and clear erro
   assert.throws(() => parseUpstream('ftp://x'), /not supported/);
   assert.throws(() => parseUpstream('nonsense'), /not a proxy URL/);
   assert.equal(describeUpstream(parseUpstream('socks5://alice:secret@[fd00::1]:1080')), 'socks5://alice@[fd00::1]:1080', 'no password in logs');
-});
-
-test('SOCKS5 addresses and UDP datagrams encode and decode', () => {
-  assert.deepEqual(socks5Address('198.18.2.2', 80), Buffer.from([1, 198, 18, 2, 2, 0, 80]));
-  assert.deepEqual(socks5Address('web.test', 443), Buffer.from([3, 8, ...Buffer.from('web.test'), 1, 187]));
-  assert.equal(socks5Address('fd00::2', 53).length, 19);
-  for (const host of ['198.18.2.2', 'fd00:2::2', 'web.test']) {
-    const msg = socks5UdpWrap({ host, port: 5353 }, Buffer.from('payload'));
-    const u = socks5UdpUnwrap(msg)!;
-    assert.deepEqual(u.from, { host, port: 5353 });
-    assert.equal(u.payload.toString(), 'payload');
-  }
-  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 1, 1, 1, 2, 3, 4, 0, 53])), undefined, 'fragments are not reassembled');
-  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 4, 1, 2])), undefined, 'truncated');
-  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 9, 1, 2, 3, 4, 0, 0])), undefined, 'unknown type');
-  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 3])), undefined, 'a host name without its length');
 });
 
 test('the fake-IP pool is stable per name, maps back, and recycles the least recently used address only when free and stale', () => {
@@ -105,7 +90,6 @@ test('host names: only letters, digits, hyphens and dots pass; SOCKS and HTTP CO
   for (const ok of ['web.test', 'xn--bcher-kva.example', 'a-b.c0', 'web.test.', 'x'.repeat(63) + '.test']) assert.ok(isHostName(ok), ok);
   for (const bad of ['evil\r\nx-injected: yes.test', 'a b.test', 'a\0b', 'a..b', '', '.', 'x'.repeat(64) + '.test',
     `${'a.'.repeat(127)}ab`, 'ünï.test', 'a_b.test', 'a/b', 'a:b']) assert.ok(!isHostName(bad), JSON.stringify(bad));
-  assert.throws(() => socks5Address('evil\r\nx.test', 80), /not a host name/);
   // Refused before any connection: the proxy address here is never dialled.
   for (const kind of ['http', 'socks5', 'socks4a'] as const) {
     await assert.rejects(connectThrough({ kind, host: '198.18.1.2', port: 9 }, { host: 'evil\r\nX-Injected: 1', port: 80 }),

@@ -15,15 +15,14 @@ const src = new URL('../../src/', import.meta.url).pathname;
 const script = `
 const net = require('node:net'), dgram = require('node:dgram');
 const src = process.argv[1];
-Promise.all([import(src + 'proxy/udp.ts'), import(src + 'packet/index.ts'), import(src + 'proxy/upstream.ts')])
-  .then(async ([{ UdpRelay }, packet, { socks5UdpWrap, socks5UdpUnwrap }]) => {
+Promise.all([import(src + 'proxy/udp.ts'), import(src + 'packet/index.ts')]).then(async ([{ UdpRelay }, packet]) => {
   // The relay end: answers each datagram with 'small', then 65,517 bytes, then 'after'.
   const relay = dgram.createSocket('udp6');
   await new Promise((r) => relay.bind(0, '::1', r));
   relay.on('message', (msg, from) => {
-    const { from: dest } = socks5UdpUnwrap(msg);
+    const { from: dest } = packet.socks5UdpUnwrap(msg);
     for (const payload of [Buffer.from('small'), Buffer.alloc(65517, 0x61), Buffer.from('after')]) {
-      relay.send(socks5UdpWrap(dest, payload), from.port, from.address);
+      relay.send(packet.socks5UdpWrap(dest, payload), from.port, from.address);
     }
   });
   // The control end: no authentication; UDP ASSOCIATE answered with the IPv6 relay.

@@ -6,7 +6,7 @@ import { TcpNat } from '../../../src/proxy/nat.js';
 import { FakeIpPool } from '../../../src/proxy/fake-ip.js';
 import { parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from '../../../src/packet/dns.js';
 import { parseUdpPacket, buildUdpPacket } from '../../../src/packet/udp-packet.js';
-import { socks5UdpUnwrap, socks5UdpWrap } from '../../../src/proxy/upstream.js';
+import { socks5UdpUnwrap, socks5UdpWrap } from '../../../src/packet/socks.js';
 import { buildIpv4, buildIpv6, buildTcp, TcpFlags, internetChecksum, verifyTransportChecksum } from '../../../src/packet/index.js';
 import { formatIP, parseIP } from '../../../src/addr.js';
 import { check, guarded, type BytesTarget, type Instance } from '../framework.js';
