@@ -20,6 +20,7 @@ export * from './hostname.js';
 export * from './dns.js';
 export * from './socks.js';
 export * from './http-connect.js';
+export * from './vxlan.js';
 export type { IpContext } from './pseudo.js';
 export * from './tunheaders.js';
 export * from './gso.js';
