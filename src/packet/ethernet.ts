@@ -7,6 +7,11 @@ import { EtherType } from './protocols.js';
 // Defined in protocols.ts; re-exported where importers found it before.
 export { EtherType };
 
+export const ETHERNET_HEADER_LENGTH = 14;
+export const VLAN_TAG_LENGTH = 4;
+/** Where the fields of an Ethernet header sit: `type` holds the EtherType, or the first tag's TPID with its TCI at `tci`. */
+export const EthernetField = { dst: 0, src: 6, type: 12, tci: 14 } as const;
+
 const isVlanTpid = (t: number) => t === EtherType.VLAN || t === EtherType.QinQ || t === EtherType.QinQLegacy;
 const MAX_TAGS = 2;
 
