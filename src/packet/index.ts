@@ -16,6 +16,7 @@ export * from './udp.js';
 export * from './ip.js';
 export * from './tcp-reset.js';
 export * from './udp-packet.js';
+export * from './echo.js';
 export * from './hostname.js';
 export * from './dns.js';
 export * from './socks.js';

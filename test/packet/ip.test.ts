@@ -1,10 +1,11 @@
 // IP of either version as one view (IpView), and the packets built on it for the applications:
-// UDP in IP (the proxy's UDP path), TCP resets and bare segments (the NAT).
+// UDP in IP (the proxy's UDP path), TCP resets and bare segments (the NAT), echo replies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  IpView, PacketParseError, IpProtocol, TcpFlags, buildIpv4, buildIpv6, buildTcp, buildUdp, optionsExtension, fragmentExtension, parseIP, internetChecksum, verifyTransportChecksum, TcpView,
-  parseUdpPacket, buildUdpPacket, buildTcpReset, buildBareTcpSegment, writeIpHeader, summarize,
+  IpView, PacketParseError, IpProtocol, TcpFlags, buildIpv4, buildIpv6, buildTcp, buildUdp, buildIcmp, buildIcmpv6,
+  optionsExtension, fragmentExtension, parseIP, internetChecksum, verifyTransportChecksum, TcpView,
+  parseUdpPacket, buildUdpPacket, buildTcpReset, buildBareTcpSegment, echoReplyInPlace, echoBody, writeIpHeader, summarize,
 } from '../../src/packet/index.js';
 
 const v4 = { src: '198.18.0.1', dst: '198.19.0.2' };
@@ -132,4 +133,33 @@ test('writeIpHeader: IPv4 with DF and a valid header checksum, or IPv6; hop limi
   const s6 = summarize(out.subarray(0, 60), 'raw');
   assert.deepEqual([s6.ip!.version, s6.ip!.protocol, s6.ip!.ttl, s6.ip!.length], [6, IpProtocol.TCP, 64, 60]);
   assert.equal(out.readUInt32BE(0), 0x60000000, 'no traffic class or flow label left from the buffer');
+});
+
+test('echo requests become replies in place; anything else is left alone', () => {
+  for (const [ip, code] of [[v4, 0], [v6, 0], [v4, 9]] as const) {
+    const isV4 = !ip.src.includes(':');
+    const data = Buffer.from('ping payload');
+    const pkt = isV4
+      ? buildIpv4({ ...ip, protocol: IpProtocol.ICMP, payload: buildIcmp({ type: 8, code, identifier: 0x1234, sequence: 7, payload: data }) })
+      : buildIpv6({ ...ip, protocol: IpProtocol.ICMPv6, payload: buildIcmpv6({ type: 128, code, body: echoBody(0x1234, 7, data) }, ip) });
+    assert.ok(echoReplyInPlace(pkt));
+    const s = summarize(pkt, 'raw');
+    assert.deepEqual([s.ip!.src, s.ip!.dst, s.icmp!.type, s.icmp!.code, s.icmp!.id, s.icmp!.seq, s.icmp!.checksumOk],
+      [ip.dst, ip.src, isV4 ? 0 : 129, code, 0x1234, 7, true]);
+    if (isV4) assert.ok(s.ip!.headerChecksumOk);
+    const before = Buffer.from(pkt);
+    assert.equal(echoReplyInPlace(pkt), false, 'a reply is not answered');
+    assert.deepEqual(pkt, before);
+  }
+  const request = buildIpv4({ ...v4, protocol: IpProtocol.ICMP, payload: buildIcmp({ type: 8, code: 0, payload: new Uint8Array(4) }) });
+  const fragment = Buffer.from(request);
+  fragment[6] = 0x20;
+  const truncated = request.subarray(0, 27);
+  const cut = Buffer.from(request.subarray(0, 24));
+  cut.writeUInt16BE(24, 2); // a whole packet whose ICMP header stops after 4 bytes
+  for (const [what, p] of [['fragment', fragment], ['truncated', truncated], ['short ICMP', cut]] as const) {
+    const before = Buffer.from(p);
+    assert.equal(echoReplyInPlace(p), false, what);
+    assert.deepEqual(p, before, what);
+  }
 });
