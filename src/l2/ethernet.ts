@@ -1,13 +1,16 @@
 // The few Ethernet and 802.1Q operations a switch needs, on raw frames: read addresses and the
 // VLAN tag, and insert or remove a tag (which copies, since the frame grows or shrinks).
 import { formatMac, parseMac } from '../addr.js';
+import { u16, put16 } from '../packet/bytes.js';
 import { completePartialChecksum } from '../packet/checksum.js';
-import { EtherType } from '../packet/ethernet.js';
+import { ETHERNET_HEADER_LENGTH, EthernetField, VLAN_TAG_LENGTH } from '../packet/ethernet.js';
+import { EtherType } from '../packet/protocols.js';
 import { gsoSplit } from '../packet/gso.js';
 import type { Frame, FrameOffload } from './port.js';
 
-export const ETH_HEADER = 14;
-export const VLAN_TAG = 4;
+export const ETH_HEADER = ETHERNET_HEADER_LENGTH;
+export const VLAN_TAG = VLAN_TAG_LENGTH;
+const VID_MASK = 0x0fff;
 
 /** The 48-bit MAC at `o` as an exact integer (a Map key without allocating a string). */
 export function macKey(b: Uint8Array, o: number): number {
@@ -33,9 +36,8 @@ export const isGroupAddress = (b: Uint8Array, o: number): boolean => (b[o]! & 1)
 
 /** VLAN id of a frame carrying an 802.1Q tag, or -1 for an untagged frame. */
 export function frameVlan(b: Uint8Array): number {
-  if (b.length < ETH_HEADER + VLAN_TAG) return -1;
-  if (((b[12]! << 8) | b[13]!) !== EtherType.VLAN) return -1;
-  return ((b[14]! << 8) | b[15]!) & 0x0fff;
+  if (b.length < ETH_HEADER + VLAN_TAG || u16(b, EthernetField.type) !== EtherType.VLAN) return -1;
+  return u16(b, EthernetField.tci) & VID_MASK;
 }
 
 function shiftOffload(offload: FrameOffload | undefined, by: number): FrameOffload | undefined {
@@ -51,10 +53,10 @@ function shiftOffload(offload: FrameOffload | undefined, by: number): FrameOfflo
 export function pushVlan(frame: Frame, vid: number): Frame {
   const src = frame.data;
   const out = new Uint8Array(src.length + VLAN_TAG);
-  out.set(src.subarray(0, 12), 0);
-  out[12] = EtherType.VLAN >> 8; out[13] = EtherType.VLAN & 0xff;
-  out[14] = (vid >> 8) & 0x0f; out[15] = vid & 0xff;
-  out.set(src.subarray(12), 16);
+  out.set(src.subarray(0, EthernetField.type), 0);
+  put16(out, EthernetField.type, EtherType.VLAN);
+  put16(out, EthernetField.tci, vid & VID_MASK);
+  out.set(src.subarray(EthernetField.type), EthernetField.type + VLAN_TAG);
   return { data: out, offload: shiftOffload(frame.offload, VLAN_TAG) };
 }
 
@@ -62,8 +64,8 @@ export function pushVlan(frame: Frame, vid: number): Frame {
 export function popVlan(frame: Frame): Frame {
   const src = frame.data;
   const out = new Uint8Array(src.length - VLAN_TAG);
-  out.set(src.subarray(0, 12), 0);
-  out.set(src.subarray(16), 12);
+  out.set(src.subarray(0, EthernetField.type), 0);
+  out.set(src.subarray(EthernetField.type + VLAN_TAG), EthernetField.type);
   return { data: out, offload: shiftOffload(frame.offload, -VLAN_TAG) };
 }
 

@@ -8,11 +8,12 @@ export { TapPort } from './tap-port.js';
 export type { TapPortOptions } from './tap-port.js';
 export { VxlanPort } from './vxlan.js';
 export type { VxlanPortOptions, VxlanStats, VxlanRemoteRow } from './vxlan.js';
+// The VXLAN codec is packet's; re-exported where it was found before.
 export {
   VXLAN_UDP_PORT, VXLAN_HEADER_SIZE, VXLAN_FLAG_VNI, VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6,
   encodeVxlanHeader, encapsulate, decapsulate, checkVni,
-} from './vxlan-codec.js';
-export type { VxlanDecoded, VxlanDecodeError } from './vxlan-codec.js';
+} from '../packet/vxlan.js';
+export type { VxlanDecoded, VxlanDecodeError } from '../packet/vxlan.js';
 export { Fdb } from './fdb.js';
 export type { FdbRow, FdbEntry } from './fdb.js';
 export { frameVlan, pushVlan, popVlan, completeChecksum, macKey, macKeyToString, parseMacKey } from './ethernet.js';

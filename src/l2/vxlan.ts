@@ -8,7 +8,7 @@ import { Fdb } from './fdb.js';
 import { isGroupAddress, macKey, parseMacKey } from './ethernet.js';
 import type { Frame, Port } from './port.js';
 import { EndpointTable, UdpSocket, type DatagramBatch } from '../net/index.js';
-import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, decapsulate, encodeVxlanHeader } from './vxlan-codec.js';
+import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, decapsulate, encodeVxlanHeader } from '../packet/vxlan.js';
 
 export interface VxlanPortOptions {
   vni: number;

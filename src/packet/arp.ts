@@ -3,6 +3,7 @@
 import { PacketView } from './view.js';
 import { need, PacketParseError } from './errors.js';
 import { u16, put16, formatMac, formatIPv4, parseMac, parseIPv4 } from './bytes.js';
+import { EtherType } from './protocols.js';
 
 export const ArpOperation = { Request: 1, Reply: 2 } as const;
 
@@ -28,7 +29,7 @@ export class ArpView extends PacketView {
   get targetProtocolOffset(): number { return this.off + 8 + 2 * this.hardwareLength + this.protocolLength; }
   /** True for Ethernet (1) hardware with IPv4 (0x0800) protocol addresses of the usual sizes. */
   get isEthernetIPv4(): boolean {
-    return this.hardwareType === 1 && this.protocolType === 0x0800 && this.hardwareLength === 6 && this.protocolLength === 4;
+    return this.hardwareType === 1 && this.protocolType === EtherType.IPv4 && this.hardwareLength === 6 && this.protocolLength === 4;
   }
   get senderMac(): string { this.check(); return formatMac(this.buf, this.senderHardwareOffset); }
   get senderIp(): string { this.check(); return formatIPv4(this.buf, this.senderProtocolOffset); }
@@ -53,7 +54,7 @@ export const ARP_LENGTH = 28;
 
 export function emitArp(r: ArpRepr, buf: Uint8Array, off = 0): number {
   put16(buf, off, 1);
-  put16(buf, off + 2, 0x0800);
+  put16(buf, off + 2, EtherType.IPv4);
   buf[off + 4] = 6; buf[off + 5] = 4;
   put16(buf, off + 6, r.operation);
   buf.set(parseMac(r.senderMac), off + 8);

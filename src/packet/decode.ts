@@ -14,6 +14,7 @@ import { Icmpv6View } from './icmpv6.js';
 import { u16, u32 } from './bytes.js';
 import { verifyTransportChecksum } from './checksum.js';
 import { tcpdumpFlags, tcpOptionsText, icmpText, icmp6Text, ipv6ExtensionText } from './tcpdump-format.js';
+import { EtherType, IpProtocol, etherTypeOfIpVersion } from './protocols.js';
 
 export interface FrameSummary {
   length: number;
@@ -70,11 +71,11 @@ function walk(frame: Uint8Array, mode: 'ethernet' | 'raw'): Walk {
       w.l3 = eth.payloadOffset;
     } else {
       const v = frame.length > 0 ? frame[0]! >> 4 : 0;
-      etherType = v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
+      etherType = etherTypeOfIpVersion(v);
       if (etherType === 0) throw new PacketParseError('ip', `unknown IP version ${v}`);
     }
     const off = w.l3;
-    if (etherType === 0x0806) {
+    if (etherType === EtherType.ARP) {
       arpView.wrap(frame, off);
       if (arpView.isEthernetIPv4) {
         s.arp = { operation: arpView.operation, senderMac: arpView.senderMac, senderIp: arpView.senderIp, targetMac: arpView.targetMac, targetIp: arpView.targetIp };
@@ -82,7 +83,7 @@ function walk(frame: Uint8Array, mode: 'ethernet' | 'raw'): Walk {
       return w;
     }
     let proto: number; let l4: number; let end: number; let whole: boolean;
-    if (etherType === 0x0800) {
+    if (etherType === EtherType.IPv4) {
       ip4.wrap(frame, off);
       proto = ip4.protocol; l4 = ip4.payloadOffset; end = ip4.payloadEnd;
       s.ip = { version: 4, src: ip4.srcAddress, dst: ip4.dstAddress, protocol: proto, ttl: ip4.ttl, length: ip4.totalLength,
@@ -91,7 +92,7 @@ function walk(frame: Uint8Array, mode: 'ethernet' | 'raw'): Walk {
       whole = !ip4.isFragment; // part of a datagram cannot be checksummed
       w.end = end;
       if (ip4.fragmentOffset !== 0) return w;
-    } else if (etherType === 0x86dd) {
+    } else if (etherType === EtherType.IPv6) {
       ip6.wrap(frame, off);
       proto = ip6.upperProtocol; l4 = ip6.upperOffset; end = ip6.payloadEnd;
       s.ip = { version: 6, src: ip6.srcAddress, dst: ip6.dstAddress, protocol: proto, ttl: ip6.hopLimit, length: 40 + ip6.payloadLength,
@@ -103,27 +104,27 @@ function walk(frame: Uint8Array, mode: 'ethernet' | 'raw'): Walk {
       if (ip6.isFragment && ip6.fragmentOffset !== 0) return w;
     } else return w;
     w.l4 = l4;
-    if (proto === 6) {
+    if (proto === IpProtocol.TCP) {
       tcpView.wrap(frame, l4, end);
       s.tcp = { srcPort: tcpView.srcPort, dstPort: tcpView.dstPort, seq: tcpView.seq, ack: tcpView.ack, flags: tcpView.flags,
         window: tcpView.window, urgent: tcpView.urgent, payloadLength: tcpView.payloadLength, checksum: tcpView.checksum,
-        checksumOk: whole && verifyTransportChecksum(frame, off, l4, end, 6), options: {} };
+        checksumOk: whole && verifyTransportChecksum(frame, off, l4, end, IpProtocol.TCP), options: {} };
       s.tcp.options = tcpView.options();
-    } else if (proto === 17) {
+    } else if (proto === IpProtocol.UDP) {
       // A first fragment holds less than the UDP length says: record the header, then check it.
       if (end - l4 >= 8) {
         s.udp = { srcPort: u16(frame, l4), dstPort: u16(frame, l4 + 2), length: u16(frame, l4 + 4), checksum: u16(frame, l4 + 6), checksumOk: false };
         if (!whole) return w;
       }
       udpView.wrap(frame, l4, end);
-      s.udp!.checksumOk = (udpView.checksum === 0 && s.ip.version === 4) || verifyTransportChecksum(frame, off, l4, l4 + udpView.length, 17);
-    } else if (proto === 1 && s.ip.version === 4) {
+      s.udp!.checksumOk = (udpView.checksum === 0 && s.ip.version === 4) || verifyTransportChecksum(frame, off, l4, l4 + udpView.length, IpProtocol.UDP);
+    } else if (proto === IpProtocol.ICMP && s.ip.version === 4) {
       icmpView.wrap(frame, l4, end);
       s.icmp = { type: icmpView.type, code: icmpView.code, checksum: icmpView.checksum, checksumOk: whole && icmpView.verifyChecksum() };
       if (icmpView.type === 0 || icmpView.type === 8) { s.icmp.id = icmpView.identifier; s.icmp.seq = icmpView.sequence; }
-    } else if (proto === 58 && s.ip.version === 6) {
+    } else if (proto === IpProtocol.ICMPv6 && s.ip.version === 6) {
       icmp6View.wrap(frame, l4, end);
-      s.icmp = { type: icmp6View.type, code: icmp6View.code, checksum: icmp6View.checksum, checksumOk: whole && verifyTransportChecksum(frame, off, l4, end, 58) };
+      s.icmp = { type: icmp6View.type, code: icmp6View.code, checksum: icmp6View.checksum, checksumOk: whole && verifyTransportChecksum(frame, off, l4, end, IpProtocol.ICMPv6) };
       if (icmp6View.type === 128 || icmp6View.type === 129) { s.icmp.id = icmp6View.identifier; s.icmp.seq = icmp6View.sequence; }
       if (icmp6View.type === 135 || icmp6View.type === 136) s.icmp.target = icmp6View.targetAddress;
     }

@@ -2,12 +2,17 @@
 import { PacketParseError, need } from './errors.js';
 import { PacketView } from './view.js';
 import { u16, put16, formatMac, parseMac } from './bytes.js';
+import { EtherType } from './protocols.js';
 
-export const EtherType = {
-  IPv4: 0x0800, ARP: 0x0806, VLAN: 0x8100, QinQ: 0x88a8, IPv6: 0x86dd,
-} as const;
+// Defined in protocols.ts; re-exported where importers found it before.
+export { EtherType };
 
-const isVlanTpid = (t: number) => t === 0x8100 || t === 0x88a8 || t === 0x9100;
+export const ETHERNET_HEADER_LENGTH = 14;
+export const VLAN_TAG_LENGTH = 4;
+/** Where the fields of an Ethernet header sit: `type` holds the EtherType, or the first tag's TPID with its TCI at `tci`. */
+export const EthernetField = { dst: 0, src: 6, type: 12, tci: 14 } as const;
+
+const isVlanTpid = (t: number) => t === EtherType.VLAN || t === EtherType.QinQ || t === EtherType.QinQLegacy;
 const MAX_TAGS = 2;
 
 /** Zero-copy view of an Ethernet frame in buf[off..end). */

@@ -23,6 +23,7 @@
 import { parseIPv4, parseIPv6, parseMac } from './bytes.js';
 import { BpfOp, runBpf, type BpfInstruction } from './bpf.js';
 import { libpcapStatus, pcapCompile } from './libpcap.js';
+import { EtherType, IpProtocol } from './protocols.js';
 import { TuntapError } from '../errors.js';
 import { constants } from 'node:os';
 
@@ -181,14 +182,14 @@ const SKF_AD_VLAN_TAG_PRESENT = 0xfffff000 + 48;
 /** Where the network header starts and how to recognise each family. */
 interface Base { mode: LinkMode; l3: number; tagged: boolean }
 
-function isIp(b: Base): Cond { return b.mode === 'raw' ? eq(1, 0, 0x40, 0xf0) : eq(2, b.l3 - 2, 0x0800); }
-function isIp6(b: Base): Cond { return b.mode === 'raw' ? eq(1, 0, 0x60, 0xf0) : eq(2, b.l3 - 2, 0x86dd); }
-function isArp(b: Base): Cond { return b.mode === 'raw' ? F : eq(2, b.l3 - 2, 0x0806); }
-function isArpOrRarp(b: Base): Cond { return b.mode === 'raw' ? F : or(eq(2, b.l3 - 2, 0x0806), eq(2, b.l3 - 2, 0x8035)); }
+function isIp(b: Base): Cond { return b.mode === 'raw' ? eq(1, 0, 0x40, 0xf0) : eq(2, b.l3 - 2, EtherType.IPv4); }
+function isIp6(b: Base): Cond { return b.mode === 'raw' ? eq(1, 0, 0x60, 0xf0) : eq(2, b.l3 - 2, EtherType.IPv6); }
+function isArp(b: Base): Cond { return b.mode === 'raw' ? F : eq(2, b.l3 - 2, EtherType.ARP); }
+function isArpOrRarp(b: Base): Cond { return b.mode === 'raw' ? F : or(eq(2, b.l3 - 2, EtherType.ARP), eq(2, b.l3 - 2, EtherType.RARP)); }
 
 /** IPv6 carrying `p`: in the fixed header's Next Header, or right after a fragment header (as pcap). */
 function ip6Carries(b: Base, p: number): Cond {
-  return and(isIp6(b), or(eq(1, b.l3 + 6, p), and(eq(1, b.l3 + 6, 44), eq(1, b.l3 + 40, p))));
+  return and(isIp6(b), or(eq(1, b.l3 + 6, p), and(eq(1, b.l3 + 6, IpProtocol.IPv6Frag), eq(1, b.l3 + 40, p))));
 }
 
 function addrMatch(addr: Uint8Array, mask: Uint8Array, off: number): Cond {
@@ -222,10 +223,10 @@ function lowerNode(n: FilterNode, b: Base): Cond {
         case 'ip': return isIp(b);
         case 'ip6': return isIp6(b);
         case 'arp': return isArp(b);
-        case 'icmp': return and(isIp(b), eq(1, L + 9, 1));
-        case 'icmp6': return ip6Carries(b, 58);
+        case 'icmp': return and(isIp(b), eq(1, L + 9, IpProtocol.ICMP));
+        case 'icmp6': return ip6Carries(b, IpProtocol.ICMPv6);
         case 'tcp': case 'udp': {
-          const p = n.p === 'tcp' ? 6 : 17;
+          const p = n.p === 'tcp' ? IpProtocol.TCP : IpProtocol.UDP;
           return or(and(isIp(b), eq(1, L + 9, p)), ip6Carries(b, p));
         }
         case 'vlan':
@@ -251,7 +252,8 @@ function lowerNode(n: FilterNode, b: Base): Cond {
       return b.mode === 'raw' ? ip : or(ip, and(isArpOrRarp(b), arpAddrs));
     }
     case 'port': {
-      const protos = n.proto === 'tcp' ? [6] : n.proto === 'udp' ? [17] : [6, 17, 132];
+      const { TCP, UDP, SCTP } = IpProtocol;
+      const protos = n.proto === 'tcp' ? [TCP] : n.proto === 'udp' ? [UDP] : [TCP, UDP, SCTP];
       const v4proto = or(...protos.map((p) => eq(1, L + 9, p)));
       const v6proto = or(...protos.map((p) => eq(1, L + 6, p)));
       const notFragment: Cond = { t: 'not', a: { t: 'cmp', size: 2, off: L + 6, op: 'set', k: 0x1fff } };

@@ -5,6 +5,7 @@ import { IcmpHeaderView } from './view.js';
 import { u16, u32, put16, put32, formatIPv6, parseIPv6, formatMac, copyBytes } from './bytes.js';
 import { finish, sum16 } from './checksum.js';
 import { pseudoChecksum, type IpContext } from './pseudo.js';
+import { IpProtocol } from './protocols.js';
 
 export const Icmpv6Type = {
   DestinationUnreachable: 1, PacketTooBig: 2, TimeExceeded: 3, ParameterProblem: 4,
@@ -85,7 +86,7 @@ export class Icmpv6View extends IcmpHeaderView {
 
 function verifyWithIp(buf: Uint8Array, ipBuf: Uint8Array, ipOff: number, off: number, end: number): boolean {
   const len = end - off;
-  const pseudo = sum16(ipBuf, ipOff + 8, ipOff + 40, 58 + (len >>> 16) + (len & 0xffff));
+  const pseudo = sum16(ipBuf, ipOff + 8, ipOff + 40, IpProtocol.ICMPv6 + (len >>> 16) + (len & 0xffff));
   return finish(sum16(buf, off, end, pseudo)) === 0;
 }
 
@@ -126,7 +127,7 @@ export function emitIcmpv6(r: Icmpv6Repr, buf: Uint8Array, off = 0, ip?: IpConte
   buf[off] = r.type; buf[off + 1] = r.code;
   put16(buf, off + 2, 0);
   buf.set(r.body, off + 4);
-  put16(buf, off + 2, r.checksum ?? (ip ? pseudoChecksum(ip, 58, buf, off, len) : 0));
+  put16(buf, off + 2, r.checksum ?? (ip ? pseudoChecksum(ip, IpProtocol.ICMPv6, buf, off, len) : 0));
   return len;
 }
 

@@ -1,7 +1,9 @@
-// tuntap/packet: zero-copy protocol views and builders, checksums, GSO/GRO, capture files and
-// the pcap filter subset (JS predicate and classic BPF).
+// tuntap/packet: zero-copy protocol views and builders, checksums, GSO/GRO, capture files, the
+// pcap filter subset (JS predicate and classic BPF), protocol numbers, and the codecs of the
+// protocols the applications speak (DNS, SOCKS, HTTP CONNECT, VXLAN).
 export { PacketParseError } from './errors.js';
 export * from './bytes.js';
+export * from './protocols.js';
 export * from './checksum.js';
 export * from './ethernet.js';
 export * from './arp.js';
@@ -11,6 +13,15 @@ export * from './icmp.js';
 export * from './icmpv6.js';
 export * from './tcp.js';
 export * from './udp.js';
+export * from './ip.js';
+export * from './tcp-reset.js';
+export * from './udp-packet.js';
+export * from './echo.js';
+export * from './hostname.js';
+export * from './dns.js';
+export * from './socks.js';
+export * from './http-connect.js';
+export * from './vxlan.js';
 export type { IpContext } from './pseudo.js';
 export * from './tunheaders.js';
 export * from './gso.js';

@@ -1,29 +1,44 @@
 // IPv4 (RFC 791): header view with options and fragment fields, checksum-maintaining setters.
-import { PacketParseError, need } from './errors.js';
+import { PacketParseError, missing, parseError, problem, type ParseProblem } from './errors.js';
 import { PacketView } from './view.js';
 import { u16, u32, put16, put32, formatIPv4, parseIPv4, copyBytes } from './bytes.js';
 import { applyChecksumDelta, internetChecksum, updateChecksum16, updateChecksum32 } from './checksum.js';
+import { IpProtocol } from './protocols.js';
 
-export const IpProtocol = {
-  HopByHop: 0, ICMP: 1, IGMP: 2, TCP: 6, UDP: 17, IPv6Route: 43, IPv6Frag: 44, GRE: 47,
-  ESP: 50, AH: 51, ICMPv6: 58, NoNext: 59, IPv6Opts: 60,
-} as const;
+// Defined in protocols.ts; re-exported where importers found it before.
+export { IpProtocol };
+
+/** Checks version, header length and total length of the IPv4 packet at buf[off..end). */
+export function checkIpv4(buf: Uint8Array, off: number, end: number): ParseProblem | undefined {
+  const short = missing('ipv4', off, end, 20);
+  if (short) return short;
+  const vihl = buf[off]!;
+  if (vihl >> 4 !== 4) return problem('ipv4', `version is ${vihl >> 4}, not 4`, off);
+  const hl = (vihl & 15) * 4;
+  if (hl < 20) return problem('ipv4', `header length ${hl} is below 20`, off);
+  const noOptions = missing('ipv4', off, end, hl, 'options');
+  if (noOptions) return noOptions;
+  const total = u16(buf, off + 2);
+  if (total < hl) return problem('ipv4', `total length ${total} is shorter than the header`, off);
+  if (total > end - off) return problem('ipv4', `total length ${total} exceeds the ${end - off} bytes present`, off);
+  return undefined;
+}
 
 /** Zero-copy view of an IPv4 packet in buf[off..end); payload ends at off+totalLength. */
 export class Ipv4View extends PacketView {
   /** Checks version, header length and total length against the buffer; throws PacketParseError. */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
-    need('ipv4', off, end, 20);
-    const vihl = buf[off]!;
-    if (vihl >> 4 !== 4) throw new PacketParseError('ipv4', `version is ${vihl >> 4}, not 4`, off);
-    const hl = (vihl & 15) * 4;
-    if (hl < 20) throw new PacketParseError('ipv4', `header length ${hl} is below 20`, off);
-    need('ipv4', off, end, hl, 'options');
-    const total = u16(buf, off + 2);
-    if (total < hl) throw new PacketParseError('ipv4', `total length ${total} is shorter than the header`, off);
-    if (total > end - off) throw new PacketParseError('ipv4', `total length ${total} exceeds the ${end - off} bytes present`, off);
+    const p = checkIpv4(buf, off, end);
+    if (p) throw parseError(p);
     this.buf = buf; this.off = off; this.end = end;
     return this;
+  }
+
+  /** wrap() that answers false for a malformed packet instead of throwing. */
+  tryWrap(buf: Uint8Array, off = 0, end = buf.length): boolean {
+    if (checkIpv4(buf, off, end)) return false;
+    this.buf = buf; this.off = off; this.end = end;
+    return true;
   }
 
   get version(): number { return 4; }
@@ -173,18 +188,18 @@ export function rewriteIpv4Flow(v: Ipv4View, src: number, dst: number, srcPort: 
   const proto = b[o + 9]!;
   const l4 = o + (b[o]! & 15) * 4;
   const end = o + u16(b, o + 2);
-  if ((proto !== 6 && proto !== 17) || (u16(b, o + 6) & 0x1fff) !== 0) {
+  if ((proto !== IpProtocol.TCP && proto !== IpProtocol.UDP) || (u16(b, o + 6) & 0x1fff) !== 0) {
     return false;
   }
-  const csumAt = proto === 6 ? l4 + 16 : l4 + 6;
+  const csumAt = proto === IpProtocol.TCP ? l4 + 16 : l4 + 6;
   if (csumAt + 2 > end) return false;
   const osp = u16(b, l4); const odp = u16(b, l4 + 2);
   put16(b, l4, srcPort); put16(b, l4 + 2, dstPort);
   const c = u16(b, csumAt);
-  if (proto === 17 && c === 0) return true; // no UDP checksum to maintain
+  if (proto === IpProtocol.UDP && c === 0) return true; // no UDP checksum to maintain
   const delta = addrDelta + (~osp & 0xffff) + (~odp & 0xffff) + srcPort + dstPort;
   const n = applyChecksumDelta(c, delta);
-  put16(b, csumAt, proto === 17 && n === 0 ? 0xffff : n);
+  put16(b, csumAt, proto === IpProtocol.UDP && n === 0 ? 0xffff : n);
   return true;
 }
 

@@ -1,25 +1,70 @@
 // IPv6 (RFC 8200): fixed header plus the extension-header chain (hop-by-hop, routing, fragment,
 // destination options, AH), walked once in wrap() so the upper-layer protocol and offset are known.
-import { PacketParseError, need } from './errors.js';
+import { missing, parseError, problem, type ParseProblem } from './errors.js';
 import { PacketView } from './view.js';
 import { u16, u32, put16, put32, formatIPv6, parseIPv6, copyBytes } from './bytes.js';
+import { IpProtocol } from './protocols.js';
 
-const HOP = 0, ROUTING = 43, FRAGMENT = 44, DEST = 60, AH = 51;
+const { HopByHop: HOP, IPv6Route: ROUTING, IPv6Frag: FRAGMENT, IPv6Opts: DEST, AH } = IpProtocol;
 const MAX_EXTENSIONS = 16;
 
 export function isIpv6Extension(nh: number): boolean {
   return nh === HOP || nh === ROUTING || nh === FRAGMENT || nh === DEST || nh === AH;
 }
 
-/** Zero-copy view of an IPv6 packet; the payload ends at off + 40 + payloadLength. */
-export class Ipv6View extends PacketView {
+/** Bytes of the extension header of type `nh` at buf[o] (its length byte at o + 1 must be present). */
+export function ipv6ExtensionLength(nh: number, buf: Uint8Array, o: number): number {
+  return nh === FRAGMENT ? 8 : nh === AH ? (buf[o + 1]! + 2) * 4 : (buf[o + 1]! + 1) * 8;
+}
+
+/** Where the extension-header chain of an IPv6 packet leads (filled in place by walkIpv6). */
+export interface Ipv6Chain {
   /** Protocol after the extension headers (59 = no next header). */
-  upperProtocol = 0;
+  upperProtocol: number;
   /** Offset of the upper-layer header (after extensions). */
-  upperOffset = 0;
+  upperOffset: number;
   /** Offset of the fragment extension header, or -1. */
-  fragmentHeaderOffset = -1;
+  fragmentHeaderOffset: number;
   /** Number of extension headers walked. */
+  extensionCount: number;
+}
+
+/**
+ * Checks the IPv6 packet at buf[off..end) and walks its extension headers into `into`; returns
+ * what is wrong instead (then `into` holds partial results). No allocation on success.
+ */
+export function walkIpv6(buf: Uint8Array, off: number, end: number, into: Ipv6Chain): ParseProblem | undefined {
+  const short = missing('ipv6', off, end, 40);
+  if (short) return short;
+  if (buf[off]! >> 4 !== 6) return problem('ipv6', `version is ${buf[off]! >> 4}, not 6`, off);
+  const plen = u16(buf, off + 4);
+  if (40 + plen > end - off) return problem('ipv6', `payload length ${plen} exceeds the ${end - off - 40} bytes present`, off);
+  const stop = off + 40 + plen;
+  let nh = buf[off + 6]!;
+  let o = off + 40;
+  let count = 0;
+  let frag = -1;
+  while (isIpv6Extension(nh)) {
+    if (++count > MAX_EXTENSIONS) return problem('ipv6', 'too many extension headers', o);
+    if (stop - o < 8) return problem('ipv6', `truncated extension header ${nh}`, o);
+    const len = ipv6ExtensionLength(nh, buf, o);
+    if (nh === FRAGMENT && frag < 0) frag = o;
+    if (o + len > stop) return problem('ipv6', `extension header ${nh} of ${len} bytes runs past the payload`, o);
+    // A non-first fragment carries no upper-layer header: stop at the fragment header.
+    if (nh === FRAGMENT && (u16(buf, o + 2) & 0xfff8) !== 0) { nh = buf[o]!; o += len; break; }
+    if (nh === HOP && count !== 1) return problem('ipv6', 'hop-by-hop options not first', o);
+    nh = buf[o]!;
+    o += len;
+  }
+  into.upperProtocol = nh; into.upperOffset = o; into.fragmentHeaderOffset = frag; into.extensionCount = count;
+  return undefined;
+}
+
+/** Zero-copy view of an IPv6 packet; the payload ends at off + 40 + payloadLength. */
+export class Ipv6View extends PacketView implements Ipv6Chain {
+  upperProtocol = 0;
+  upperOffset = 0;
+  fragmentHeaderOffset = -1;
   extensionCount = 0;
 
   constructor(buf?: Uint8Array, off = 0, end = buf?.length ?? 0) {
@@ -29,32 +74,17 @@ export class Ipv6View extends PacketView {
   }
 
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
-    need('ipv6', off, end, 40);
-    if (buf[off]! >> 4 !== 6) throw new PacketParseError('ipv6', `version is ${buf[off]! >> 4}, not 6`, off);
-    const plen = u16(buf, off + 4);
-    if (40 + plen > end - off) throw new PacketParseError('ipv6', `payload length ${plen} exceeds the ${end - off - 40} bytes present`, off);
-    const stop = off + 40 + plen;
-    let nh = buf[off + 6]!;
-    let o = off + 40;
-    let count = 0;
-    let frag = -1;
-    while (isIpv6Extension(nh)) {
-      if (++count > MAX_EXTENSIONS) throw new PacketParseError('ipv6', 'too many extension headers', o);
-      if (stop - o < 8) throw new PacketParseError('ipv6', `truncated extension header ${nh}`, o);
-      let len: number;
-      if (nh === FRAGMENT) { len = 8; if (frag < 0) frag = o; }
-      else if (nh === AH) len = (buf[o + 1]! + 2) * 4;
-      else len = (buf[o + 1]! + 1) * 8;
-      if (o + len > stop) throw new PacketParseError('ipv6', `extension header ${nh} of ${len} bytes runs past the payload`, o);
-      // A non-first fragment carries no upper-layer header: stop at the fragment header.
-      if (nh === FRAGMENT && (u16(buf, o + 2) & 0xfff8) !== 0) { nh = buf[o]!; o += len; break; }
-      if (nh === HOP && count !== 1) throw new PacketParseError('ipv6', 'hop-by-hop options not first', o);
-      nh = buf[o]!;
-      o += len;
-    }
+    const p = walkIpv6(buf, off, end, this);
+    if (p) throw parseError(p);
     this.buf = buf; this.off = off; this.end = end;
-    this.upperProtocol = nh; this.upperOffset = o; this.fragmentHeaderOffset = frag; this.extensionCount = count;
     return this;
+  }
+
+  /** wrap() that answers false for a malformed packet instead of throwing. */
+  tryWrap(buf: Uint8Array, off = 0, end = buf.length): boolean {
+    if (walkIpv6(buf, off, end, this)) return false;
+    this.buf = buf; this.off = off; this.end = end;
+    return true;
   }
 
   get version(): number { return 6; }
@@ -87,7 +117,7 @@ export class Ipv6View extends PacketView {
     let nh = this.nextHeader;
     let o = this.off + 40;
     while (o < this.upperOffset) {
-      const len = nh === FRAGMENT ? 8 : nh === AH ? (this.buf[o + 1]! + 2) * 4 : (this.buf[o + 1]! + 1) * 8;
+      const len = ipv6ExtensionLength(nh, this.buf, o);
       out.push({ type: nh, data: this.buf.subarray(o + 2, o + len) });
       nh = this.buf[o]!;
       o += len;

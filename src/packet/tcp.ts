@@ -1,9 +1,10 @@
 // TCP (RFC 9293) header view with option decoding (MSS, window scale, SACK, timestamps).
-import { PacketParseError, need } from './errors.js';
+import { PacketParseError, missing, parseError, problem, type ParseProblem } from './errors.js';
 import { PortsView } from './view.js';
 import { u16, u32, put16, put32, copyBytes } from './bytes.js';
-import { updateChecksum16, updateChecksum32 } from './checksum.js';
+import { applyChecksumDelta, applyPartialChecksumDelta, updateChecksum16, updateChecksum32 } from './checksum.js';
 import { pseudoChecksum, type IpContext } from './pseudo.js';
+import { IpProtocol } from './protocols.js';
 
 export const TcpFlags = {
   FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80, AE: 0x100,
@@ -11,15 +12,29 @@ export const TcpFlags = {
 
 export const TcpOptionKind = { EOL: 0, NOP: 1, MSS: 2, WindowScale: 3, SackPermitted: 4, Sack: 5, Timestamps: 8 } as const;
 
+/** Checks the TCP header at buf[off..end) (`end`: the end of the segment) and its data offset. */
+export function checkTcp(buf: Uint8Array, off: number, end: number): ParseProblem | undefined {
+  const short = missing('tcp', off, end, 20);
+  if (short) return short;
+  const hl = (buf[off + 12]! >> 4) * 4;
+  if (hl < 20) return problem('tcp', `data offset ${hl} is below 20`, off);
+  return missing('tcp', off, end, hl, 'options');
+}
+
 export class TcpView extends PortsView {
   /** `end` is the end of the segment (the IP payload end). */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
-    need('tcp', off, end, 20);
-    const hl = (buf[off + 12]! >> 4) * 4;
-    if (hl < 20) throw new PacketParseError('tcp', `data offset ${hl} is below 20`, off);
-    need('tcp', off, end, hl, 'options');
+    const p = checkTcp(buf, off, end);
+    if (p) throw parseError(p);
     this.buf = buf; this.off = off; this.end = end;
     return this;
+  }
+
+  /** wrap() that answers false for a malformed header instead of throwing. */
+  tryWrap(buf: Uint8Array, off = 0, end = buf.length): boolean {
+    if (checkTcp(buf, off, end)) return false;
+    this.buf = buf; this.off = off; this.end = end;
+    return true;
   }
 
   get seq(): number { return u32(this.buf, this.off + 4); }
@@ -55,6 +70,15 @@ export class TcpView extends PortsView {
   /** Adjusts the checksum after a 32-bit pseudo-header field (an IPv4 address) changed. */
   adjustForAddress(oldWord32: number, newWord32: number): void {
     this.checksum = updateChecksum32(this.checksum, oldWord32 >>> 0, newWord32 >>> 0);
+  }
+
+  /**
+   * Adds a precomputed RFC 1624 delta (checksumDelta) to the checksum. `partial`: the field holds
+   * the pseudo-header sum of a CHECKSUM_PARTIAL packet (virtio_net_hdr NEEDS_CSUM), not a checksum.
+   */
+  adjustChecksum(delta: number, partial = false): void {
+    const c = this.checksum;
+    this.checksum = partial ? applyPartialChecksumDelta(c, delta) : applyChecksumDelta(c, delta);
   }
 
   /** Decodes the options; throws PacketParseError on a malformed one. */
@@ -172,7 +196,7 @@ export function emitTcp(r: TcpRepr, buf: Uint8Array, off = 0, ip?: IpContext): n
   put16(buf, off + 18, r.urgent ?? 0);
   buf.set(opts, off + 20);
   buf.set(r.payload, off + hl);
-  put16(buf, off + 16, r.checksum ?? (ip ? pseudoChecksum(ip, 6, buf, off, len) : 0));
+  put16(buf, off + 16, r.checksum ?? (ip ? pseudoChecksum(ip, IpProtocol.TCP, buf, off, len) : 0));
   return len;
 }
 

@@ -4,6 +4,8 @@
 // [start, end) of the bytes it is given, so a short or lying packet yields shorter text, never a
 // read past the end. decode.ts assembles the line; this file only renders parts of it.
 import { u16, u32, formatIPv4, formatIPv6 } from './bytes.js';
+import { IpProtocol } from './protocols.js';
+import { isIpv6Extension, ipv6ExtensionLength } from './ipv6.js';
 
 /** Flag letters in tcpdump's order (ACK's "." after PSH, before URG). */
 const FLAG_LETTERS: [number, string][] = [[0x01, 'F'], [0x02, 'S'], [0x04, 'R'], [0x08, 'P'], [0x10, '.'], [0x20, 'U'], [0x40, 'E'], [0x80, 'W']];
@@ -125,7 +127,7 @@ export function icmpText(b: Uint8Array, start: number, end: number): string {
       if (code === 2) return `${d} protocol ${quoted.protocol} unreachable`;
       if (code === 3) {
         const port = quoted.dstPort ?? 0;
-        const proto = quoted.protocol === 6 ? 'tcp' : quoted.protocol === 17 ? 'udp' : undefined;
+        const proto = quoted.protocol === IpProtocol.TCP ? 'tcp' : quoted.protocol === IpProtocol.UDP ? 'udp' : undefined;
         return proto ? `${d} ${proto} port ${port} unreachable` : `${d} protocol ${quoted.protocol} port ${port} unreachable`;
       }
       if (code === 4) {
@@ -157,8 +159,8 @@ function quotedIpv6(b: Uint8Array, start: number, end: number): Quoted6 | undefi
   if (end - start < 40) return undefined;
   let nh = b[start + 6]!;
   let o = start + 40;
-  for (let n = 0; n < 8 && (nh === 0 || nh === 43 || nh === 44 || nh === 51 || nh === 60) && o + 2 <= end; n++) {
-    const len = nh === 44 ? 8 : nh === 51 ? (b[o + 1]! + 2) * 4 : (b[o + 1]! + 1) * 8;
+  for (let n = 0; n < 8 && isIpv6Extension(nh) && o + 2 <= end; n++) {
+    const len = ipv6ExtensionLength(nh, b, o);
     nh = b[o]!;
     o += len;
   }
@@ -172,7 +174,7 @@ const UNREACH6: Record<number, (q: Quoted6) => string> = {
   1: (q) => ` unreachable prohibited ${q.dst}`,
   2: (q) => `beyond scope ${q.dst}, source address ${q.src}`,
   3: (q) => `unreachable address ${q.dst}`,
-  4: (q) => `unreachable port, ${q.dst} ${q.protocol === 6 ? 'tcp' : q.protocol === 17 ? 'udp' : `ip-proto-${q.protocol}`} port ${q.dstPort ?? 0}`,
+  4: (q) => `unreachable port, ${q.dst} ${q.protocol === IpProtocol.TCP ? 'tcp' : q.protocol === IpProtocol.UDP ? 'udp' : `ip-proto-${q.protocol}`} port ${q.dstPort ?? 0}`,
 };
 
 const PARAM_PROBLEM6 = ['erroneous', 'next header', 'option', 'incomplete header chain'];
@@ -223,13 +225,13 @@ export function icmp6Text(b: Uint8Array, start: number, end: number): string {
  */
 export function ipv6ExtensionText(b: Uint8Array, nh: number, start: number, len: number, payloadEnd: number): string {
   switch (nh) {
-    case 0: return 'HBH ';
-    case 60: return 'DSTOPT ';
-    case 44: {
+    case IpProtocol.HopByHop: return 'HBH ';
+    case IpProtocol.IPv6Opts: return 'DSTOPT ';
+    case IpProtocol.IPv6Frag: {
       const offset = u16(b, start + 2) & 0xfff8;
       return `frag (${offset}|${payloadEnd - start - 8})${offset === 0 ? ' ' : ''}`;
     }
-    case 43: {
+    case IpProtocol.IPv6Route: {
       const type = b[start + 2]!;
       let text = `RT6 (len=${b[start + 1]!}, type=${type}${type === 0 ? ' [Deprecated]' : ''}, segleft=${b[start + 3]!}`;
       if (type === 0 || type === 2) {
@@ -237,7 +239,7 @@ export function ipv6ExtensionText(b: Uint8Array, nh: number, start: number, len:
       }
       return `${text}) `;
     }
-    case 51: // the walk guarantees 8 bytes; the sequence number needs 12
+    case IpProtocol.AH: // the walk guarantees 8 bytes; the sequence number needs 12
       if (len < 12) return `AH(spi=0x${hex(b, start + 4, start + 8)}): `;
       return `AH(spi=0x${hex(b, start + 4, start + 8)},seq=0x${u32(b, start + 8).toString(16)},icv=0x${hex(b, start + 12, start + len)}): `;
     default: return '';

@@ -1,19 +1,35 @@
 // UDP (RFC 768).
-import { PacketParseError, need } from './errors.js';
+import { missing, parseError, problem, type ParseProblem } from './errors.js';
 import { PortsView } from './view.js';
 import { u16, put16 } from './bytes.js';
 import { updateChecksum16 } from './checksum.js';
 import { pseudoChecksum, type IpContext } from './pseudo.js';
+import { IpProtocol } from './protocols.js';
+
+/** Checks the UDP header at buf[off..end) (`end`: the end of the IP payload) and its length. */
+export function checkUdp(buf: Uint8Array, off: number, end: number): ParseProblem | undefined {
+  const short = missing('udp', off, end, 8);
+  if (short) return short;
+  const len = u16(buf, off + 4);
+  if (len < 8) return problem('udp', `length ${len} is below 8`, off);
+  if (len > end - off) return problem('udp', `length ${len} exceeds the ${end - off} bytes present`, off);
+  return undefined;
+}
 
 export class UdpView extends PortsView {
   /** `end` is the end of the IP payload; the UDP length must fit inside it. */
   override wrap(buf: Uint8Array, off = 0, end = buf.length): this {
-    need('udp', off, end, 8);
-    const len = u16(buf, off + 4);
-    if (len < 8) throw new PacketParseError('udp', `length ${len} is below 8`, off);
-    if (len > end - off) throw new PacketParseError('udp', `length ${len} exceeds the ${end - off} bytes present`, off);
+    const p = checkUdp(buf, off, end);
+    if (p) throw parseError(p);
     this.buf = buf; this.off = off; this.end = end;
     return this;
+  }
+
+  /** wrap() that answers false for a malformed header instead of throwing. */
+  tryWrap(buf: Uint8Array, off = 0, end = buf.length): boolean {
+    if (checkUdp(buf, off, end)) return false;
+    this.buf = buf; this.off = off; this.end = end;
+    return true;
   }
 
   get length(): number { return u16(this.buf, this.off + 4); }
@@ -55,7 +71,7 @@ export function emitUdp(r: UdpRepr, buf: Uint8Array, off = 0, ip?: IpContext): n
   put16(buf, off + 6, 0);
   buf.set(r.payload, off + 8);
   let c = r.checksum;
-  if (c === undefined) c = ip ? pseudoChecksum(ip, 17, buf, off, len) || 0xffff : 0;
+  if (c === undefined) c = ip ? pseudoChecksum(ip, IpProtocol.UDP, buf, off, len) || 0xffff : 0;
   put16(buf, off + 6, c);
   return len;
 }

@@ -39,6 +39,15 @@ export abstract class PortsView extends PacketView {
   get dstPort(): number { return u16(this.buf, this.off + 2); }
   set dstPort(v: number) { this.setWord(2, v); }
 
+  /**
+   * Stores both ports as they are, leaving the checksum to the caller: a NAT applies one
+   * precomputed delta for addresses and ports together (RFC 1624).
+   */
+  storePorts(src: number, dst: number): void {
+    put16(this.buf, this.off, src);
+    put16(this.buf, this.off + 2, dst);
+  }
+
   /** Stores the 16-bit word at header offset `at` and updates the checksum to match. */
   protected abstract setWord(at: number, v: number): void;
 }

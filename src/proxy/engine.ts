@@ -7,8 +7,10 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { closeSync, openSync } from 'node:fs';
 import { TcpNat, type NatEntry } from './nat.js';
-import { FakeIpPool, parseQuery, buildAnswer, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from './dns.js';
-import { UdpRelay, parseUdp, buildUdp, type UdpDatagram } from './udp.js';
+import { FakeIpPool } from './fake-ip.js';
+import { parseQuery, buildAnswer, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from '../packet/dns.js';
+import { UdpRelay } from './udp.js';
+import { parseUdpPacket, buildUdpPacket, type UdpDatagram } from '../packet/udp-packet.js';
 import { formatIP } from '../addr.js';
 import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
@@ -343,7 +345,7 @@ export class TunProxy extends EventEmitter {
 
   /** Non-TCP packets: UDP to the relay or DNS, the rest dropped. */
   private other(p: Buffer): void {
-    const d = parseUdp(p);
+    const d = parseUdpPacket(p);
     if (!d) { this.counters.dropped++; return; }
     if (!this.sources.allows(d.srcAddr)) { this.counters.foreign++; return; }
     const dns = this.opts.dns ?? 'auto';
@@ -372,7 +374,7 @@ export class TunProxy extends EventEmitter {
       this.counters.dnsServfail++;
       this.failures.note('dns', 'pool-exhausted', `dns: no fake address free for ${printable(q.name)} (each is in use or was used in the last minutes): SERVFAIL`);
     }
-    this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort,
+    this.writeLater(buildUdpPacket(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort,
       exhausted ? buildAnswer(d.payload, q, [], 0, RCODE_SERVFAIL) : buildAnswer(d.payload, q, addrs)));
     return true;
   }
@@ -405,7 +407,7 @@ export class TunProxy extends EventEmitter {
         sock!.once('error', (e) => { clearTimeout(timer); reject(e); });
         sock!.once('end', () => { clearTimeout(timer); reject(new Error('closed before answering')); });
       });
-      this.writeLater(buildUdp(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, answer));
+      this.writeLater(buildUdpPacket(d.dstAddr, d.dstPort, d.srcAddr, d.srcPort, answer));
       this.counters.dnsOverTcpAnswered++;
     } catch (e) {
       this.failures.note('dns', failureCode(e), `dns over tcp to ${server}: ${(e as Error).message}`);

@@ -12,16 +12,15 @@
 // a cap per source address outside this host, and, when the table is full, the oldest half-open
 // entry makes room for a new SYN. An entry given up on is reset towards the listener too, so the
 // kernel forgets the embryonic connection before its port is handed out again.
-import {
-  applyChecksumDelta, applyPartialChecksumDelta, checksumDelta, finish, pseudoHeaderSum, sum16,
-} from '../packet/checksum.js';
-import { u16, put16 } from '../packet/bytes.js';
+import { checksumDelta } from '../packet/checksum.js';
+import { IpView } from '../packet/ip.js';
+import { IpProtocol } from '../packet/protocols.js';
+import { TcpFlags, TcpView } from '../packet/tcp.js';
+import { buildBareTcpSegment, buildTcpReset } from '../packet/tcp-reset.js';
 import { formatIP, parseIP, parseIPv4 } from '../addr.js';
-import { writeIpHeader } from './ipheader.js';
 import { DEFAULT_MAX_SESSIONS } from './limits.js';
 
-const TCP = 6;
-const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
+const { FIN, SYN, RST, ACK } = TcpFlags;
 
 export interface NatAddresses {
   /** The TUN's own IPv4 address (listening sockets bind here) and the fake peer. */
@@ -159,16 +158,6 @@ class Entry implements NatEntry {
   }
 }
 
-/** Applies a precomputed RFC 1624 delta to the checksum field at b[off]. */
-function adjust(b: Uint8Array, off: number, delta: number): void {
-  put16(b, off, applyChecksumDelta(u16(b, off), delta));
-}
-
-/** The same for a NEEDS_CSUM field holding the partial pseudo-header sum. */
-function adjustPartial(b: Uint8Array, off: number, delta: number): void {
-  put16(b, off, applyPartialChecksumDelta(u16(b, off), delta));
-}
-
 /** Ports of half-open entries, oldest first: a doubly linked list over port numbers. */
 class HalfOpenList {
   private readonly prev = new Int32Array(65536).fill(-1);
@@ -222,6 +211,9 @@ export class TcpNat {
   /** Half-open entries per source address (its bytes as a latin1 string). */
   private readonly halfOpenBySource = new Map<string, number>();
   private active = 0;
+  /** The packet being translated and its TCP header (views reused for every packet). */
+  private readonly ip = new IpView();
+  private readonly tcp = new TcpView();
 
   constructor(private readonly opts: NatOptions) {
     this.local4 = parseIPv4(opts.local4);
@@ -331,7 +323,7 @@ export class TcpNat {
     this.opts.onRelease?.(e.port);
   }
 
-  private allocate(family: 4 | 6, b: Buffer, addrOff: number, addrLen: number, l4: number, key: string, now: number): NatEntry | undefined {
+  private allocate(ip: IpView, tcp: TcpView, key: string, now: number): NatEntry | undefined {
     if (this.active >= this.maxSessions || this.freeCount === 0) {
       // Full: the oldest half-open entry (a SYN whose source never answered) makes room.
       const oldest = this.halfOpen.oldest;
@@ -343,21 +335,23 @@ export class TcpNat {
     this.freeHead = (this.freeHead + 1) % this.free.length;
     this.freeCount--;
     // Nothing here is allocated that a SYN never answered does not need: a flood makes many.
-    const srcAddr = Buffer.from(b.subarray(addrOff, addrOff + addrLen));
-    const dstAddr = Buffer.from(b.subarray(addrOff + addrLen, addrOff + 2 * addrLen));
-    const srcPort = b.readUInt16BE(l4);
-    const dstPort = b.readUInt16BE(l4 + 2);
+    const b = ip.buf, n = ip.addressLength, family = ip.version;
+    const srcAddr = Buffer.from(b.subarray(ip.srcOffset, ip.srcOffset + n));
+    const dstAddr = Buffer.from(b.subarray(ip.dstOffset, ip.dstOffset + n));
+    const srcPort = tcp.srcPort;
+    const dstPort = tcp.dstPort;
     const ports4 = this.opts.listenPort4, ports6 = this.opts.listenPort6!;
     const choices = family === 4 ? ports4 : ports6;
     const listen = typeof choices === 'number' ? choices : choices[port % choices.length]!;
-    const oldAddrs = b.subarray(addrOff, addrOff + 2 * addrLen);
+    // Source and destination sit side by side in both versions' headers.
+    const oldAddrs = b.subarray(ip.srcOffset, ip.dstOffset + n);
     const newAddrs = family === 4 ? this.translated4 : this.translated6!;
     const fwdIpDelta = checksumDelta(oldAddrs, newAddrs);
     const revIpDelta = checksumDelta(newAddrs, oldAddrs);
     const entry = new Entry(port, family, srcAddr, dstAddr, srcPort, dstPort, listen, key,
       fwdIpDelta, revIpDelta,
       fwdIpDelta + portsDelta(srcPort, dstPort, port, listen), revIpDelta + portsDelta(port, listen, srcPort, dstPort),
-      now, (b.readUInt32BE(l4 + 4) + 1) >>> 0);
+      now, (tcp.seq + 1) >>> 0);
     this.entries[port] = entry;
     this.byKey.set(key, entry);
     this.halfOpen.push(port);
@@ -375,92 +369,75 @@ export class TcpNat {
    * instead, or 'drop'. Non-TCP packets return 'other' untouched.
    */
   translate(b: Buffer, now: number, partialChecksum = false): 'forward' | 'drop' | 'other' | Buffer {
-    const version = b.length > 0 ? b[0]! >> 4 : 0;
-    let family: 4 | 6, l4: number, addrOff: number, addrLen: number, end: number;
-    if (version === 4) {
-      if (b.length < 20 || b[9] !== TCP) return 'other';
-      l4 = (b[0]! & 15) * 4;
-      end = b.readUInt16BE(2);
-      // Fragments cannot be translated port by port; the kernel never sends us any (DF, TSO off).
-      if ((b.readUInt16BE(6) & 0x3fff) !== 0) { this.counters.dropped++; return 'drop'; }
-      family = 4; addrOff = 12; addrLen = 4;
-    } else if (version === 6) {
-      if (b.length < 40 || b[6] !== TCP || !this.local6) return 'other';
-      l4 = 40; end = 40 + b.readUInt16BE(4);
-      family = 6; addrOff = 8; addrLen = 16;
-    } else {
-      this.counters.dropped++;
-      return 'drop';
-    }
-    if (end > b.length || l4 + 20 > end) { this.counters.dropped++; return 'drop'; }
-    const flags = b[l4 + 13]!;
+    const ip = this.ip, tcp = this.tcp;
+    if (!ip.tryWrap(b)) { this.counters.dropped++; return 'drop'; }
+    if (ip.upperProtocol !== IpProtocol.TCP || (ip.version === 6 && !this.local6)) return 'other';
+    // Fragments cannot be translated port by port; the kernel never sends us any (DF, TSO off).
+    if (ip.isFragment || !tcp.tryWrap(b, ip.upperOffset, ip.payloadEnd)) { this.counters.dropped++; return 'drop'; }
+    const family = ip.version;
+    const flags = tcp.flags;
     const fake = family === 4 ? this.fake4 : this.fake6!;
     const local = family === 4 ? this.local4 : this.local6!;
-    const dstOff = addrOff + addrLen;
 
     // The kernel's side of a translated connection: L:listen → F:port.
-    if (b.compare(fake, 0, addrLen, dstOff, dstOff + addrLen) === 0) {
-      const e = this.entries[b.readUInt16BE(l4 + 2)];
-      if (!e || e.family !== family || b.compare(local, 0, addrLen, addrOff, dstOff) !== 0) {
+    if (ip.dstEquals(fake)) {
+      const e = this.entries[tcp.dstPort];
+      if (!e || e.family !== family || !ip.srcEquals(local)) {
         // A listener-side socket outliving its entry (say, retransmitting a FIN whose ACK was
         // lost): reset it, as the vanished peer would, so it does not linger in the kernel.
         if (flags & RST) { this.counters.dropped++; return 'drop'; }
-        return this.reset(b, family, l4, end);
+        return this.reset();
       }
-      if (e.state === 'half-open' && (flags & (SYN | ACK)) === (SYN | ACK)) e.listenerNext = (b.readUInt32BE(l4 + 4) + 1) >>> 0;
+      if (e.state === 'half-open' && (flags & (SYN | ACK)) === (SYN | ACK)) e.listenerNext = (tcp.seq + 1) >>> 0;
       else if (e.state === 'pending' && flags & (RST | FIN)) this.counters.closedBeforeAccept++;
-      this.rewrite(b, e, e.dstAddr, e.srcAddr, e.dstPort, e.srcPort, e.revIpDelta, e.revDelta,
-        addrOff, l4, partialChecksum, flags, now);
+      this.rewrite(e, e.dstAddr, e.srcAddr, e.dstPort, e.srcPort, e.revIpDelta, e.revDelta, partialChecksum, flags, now);
       this.counters.replies++;
       return 'forward';
     }
 
     // An application's segment.
-    // Addresses then ports: one slice unless IPv4 options sit between them (a joined string
-    // would be flattened again when hashed).
-    const addrEnd = dstOff + addrLen;
-    const key = l4 === addrEnd ? b.toString('latin1', addrOff, l4 + 4)
-      : b.toString('latin1', addrOff, addrEnd) + b.toString('latin1', l4, l4 + 4);
+    // Addresses then ports: one slice unless IPv4 options or IPv6 extension headers sit between
+    // them (a joined string would be flattened again when hashed).
+    const src = ip.srcOffset, addrEnd = ip.dstOffset + ip.addressLength, l4 = ip.upperOffset;
+    const key = l4 === addrEnd ? b.toString('latin1', src, l4 + 4)
+      : b.toString('latin1', src, addrEnd) + b.toString('latin1', l4, l4 + 4);
     let e = this.byKey.get(key);
     if (flags & SYN && !(flags & ACK)) {
       if (e && e.state === 'closing') { this.release(e); e = undefined; }
       if (!e) {
-        const source = this.opts.admitSource ? this.opts.admitSource(family, b.subarray(addrOff, dstOff)) : 'local';
+        const source = this.opts.admitSource ? this.opts.admitSource(family, b.subarray(src, ip.dstOffset)) : 'local';
         if (!source) {
           this.counters.foreign++;
           return 'drop';
         }
         // Dropped, not reset: a real client retransmits its SYN, a spoofed one costs nothing more.
-        if (source === 'gateway' && (this.halfOpenBySource.get(b.toString('latin1', addrOff, dstOff)) ?? 0) >= this.maxHalfOpenPerSource) {
+        if (source === 'gateway' && (this.halfOpenBySource.get(b.toString('latin1', src, ip.dstOffset)) ?? 0) >= this.maxHalfOpenPerSource) {
           this.counters.sourceLimited++;
           return 'drop';
         }
-        const dstPort = b.readUInt16BE(l4 + 2);
         if (this.opts.admit) {
-          const dst = b.subarray(dstOff, dstOff + addrLen);
-          const host = formatIP(dst);
-          if (!this.opts.admit(family, host, dstPort)) {
+          const host = formatIP(b.subarray(ip.dstOffset, addrEnd));
+          if (!this.opts.admit(family, host, tcp.dstPort)) {
             this.counters.rejected++;
-            return this.reset(b, family, l4, end);
+            return this.reset();
           }
         }
-        e = this.allocate(family, b, addrOff, addrLen, l4, key, now);
+        e = this.allocate(ip, tcp, key, now);
         if (!e) {
           this.counters.refusedFull++;
-          return this.reset(b, family, l4, end);
+          return this.reset();
         }
       }
     } else if (!e) {
       if (flags & RST) { this.counters.dropped++; return 'drop'; }
-      if (this.opts.admitSource && !this.opts.admitSource(family, b.subarray(addrOff, dstOff))) {
+      if (this.opts.admitSource && !this.opts.admitSource(family, b.subarray(src, ip.dstOffset))) {
         this.counters.foreign++;
         return 'drop';
       }
-      return this.reset(b, family, l4, end);
+      return this.reset();
     }
-    if (e.state === 'half-open' || e.state === 'pending') this.beforeAccept(b, e, l4, end, flags);
-    this.rewrite(b, e, fake, local, e.port, e.listenPort, e.fwdIpDelta, e.fwdDelta,
-      addrOff, l4, partialChecksum, flags, now);
+    if (e.state === 'half-open' || e.state === 'pending') this.beforeAccept(e, flags);
+    this.rewrite(e, fake, local, e.port, e.listenPort, e.fwdIpDelta, e.fwdDelta, partialChecksum, flags, now);
     this.counters.translated++;
     return 'forward';
   }
@@ -470,13 +447,13 @@ export class TcpNat {
    * (acknowledging exactly its ISN + 1, which a spoofed source never saw) completes the
    * handshake, and the sequence number the listener expects next is kept for a reset.
    */
-  private beforeAccept(b: Buffer, e: NatEntry, l4: number, end: number, flags: number): void {
-    if (e.state === 'half-open' && flags & ACK && e.listenerNext !== 0 && b.readUInt32BE(l4 + 8) === e.listenerNext) {
+  private beforeAccept(e: NatEntry, flags: number): void {
+    const tcp = this.tcp;
+    if (e.state === 'half-open' && flags & ACK && e.listenerNext !== 0 && tcp.ack === e.listenerNext) {
       this.leaveHalfOpen(e);
       e.state = 'pending';
     }
-    const dataLength = end - l4 - (b[l4 + 12]! >> 4) * 4;
-    const next = (b.readUInt32BE(l4 + 4) + Math.max(0, dataLength) + (flags & SYN ? 1 : 0) + (flags & FIN ? 1 : 0)) >>> 0;
+    const next = (tcp.seq + tcp.payloadLength + (flags & SYN ? 1 : 0) + (flags & FIN ? 1 : 0)) >>> 0;
     if (((next - e.appNext) | 0) > 0) e.appNext = next;
   }
 
@@ -484,65 +461,28 @@ export class TcpNat {
   private listenerReset(e: NatEntry): Buffer {
     const fake = e.family === 4 ? this.fake4 : this.fake6!;
     const local = e.family === 4 ? this.local4 : this.local6!;
-    const ipLen = e.family === 4 ? 20 : 40;
-    const out = Buffer.alloc(ipLen + 20);
-    writeIpHeader(out, fake, local, TCP, 20);
-    out.writeUInt16BE(e.port, ipLen);
-    out.writeUInt16BE(e.listenPort, ipLen + 2);
-    out.writeUInt32BE(e.appNext, ipLen + 4);
-    out[ipLen + 12] = 5 << 4;
-    out[ipLen + 13] = RST;
-    out.writeUInt16BE(finish(sum16(out, ipLen, ipLen + 20, pseudoHeaderSum(out, 0, TCP, 20))), ipLen + 16);
-    return out;
+    return buildBareTcpSegment(fake, local, { srcPort: e.port, dstPort: e.listenPort, seq: e.appNext, ack: 0, flags: RST });
   }
 
-  /** Writes the translated addresses and ports into `b`, adjusts its checksums and notes the segment on `e`. */
-  private rewrite(b: Buffer, e: NatEntry, src: Uint8Array, dst: Uint8Array, srcPort: number, dstPort: number,
-    ipDelta: number, fullDelta: number, addrOff: number, l4: number, partialChecksum: boolean, flags: number, now: number): void {
-    b.set(src, addrOff);
-    b.set(dst, addrOff + src.length);
-    b.writeUInt16BE(srcPort, l4);
-    b.writeUInt16BE(dstPort, l4 + 2);
-    if (e.family === 4) adjust(b, 10, ipDelta);
-    if (partialChecksum) adjustPartial(b, l4 + 16, ipDelta); else adjust(b, l4 + 16, fullDelta);
+  /**
+   * Writes the translated addresses and ports into the packet in the views, adjusts its
+   * checksums and notes the segment on `e`.
+   */
+  private rewrite(e: NatEntry, src: Uint8Array, dst: Uint8Array, srcPort: number, dstPort: number,
+    ipDelta: number, fullDelta: number, partialChecksum: boolean, flags: number, now: number): void {
+    const ip = this.ip;
+    ip.storeAddresses(src, dst);
+    this.tcp.storePorts(srcPort, dstPort);
+    ip.adjustHeaderChecksum(ipDelta);
+    // A partial checksum holds the pseudo-header sum only: the ports are not in it.
+    this.tcp.adjustChecksum(partialChecksum ? ipDelta : fullDelta, partialChecksum);
     e.lastSeen = now;
     if (flags & RST && e.state !== 'closing') this.close(e.port, now);
   }
 
-  /** Builds the reset a closed port would send in answer to segment `b` (RFC 793 "Reset Generation"). */
-  private reset(b: Buffer, family: 4 | 6, l4: number, end: number): Buffer {
+  /** The reset a closed port would send in answer to the segment in the views. */
+  private reset(): Buffer {
     this.counters.resets++;
-    return buildReset(b, family, l4, end);
+    return buildTcpReset(this.ip, this.tcp);
   }
 }
-
-/** A RST answering the TCP segment in `b` (IP header at 0, TCP at l4, packet ends at end). */
-export function buildReset(b: Buffer, family: 4 | 6, l4: number, end: number): Buffer {
-  const flags = b[l4 + 13]!;
-  const seq = b.readUInt32BE(l4 + 4);
-  const ackIn = b.readUInt32BE(l4 + 8);
-  const dataOff = (b[l4 + 12]! >> 4) * 4;
-  let segLen = end - l4 - dataOff;
-  if (flags & SYN) segLen++;
-  if (flags & FIN) segLen++;
-  const ipLen = family === 4 ? 20 : 40;
-  const out = Buffer.alloc(ipLen + 20);
-  // Addresses swapped: the answer goes back to the segment's source.
-  if (family === 4) writeIpHeader(out, b.subarray(16, 20), b.subarray(12, 16), TCP, 20);
-  else writeIpHeader(out, b.subarray(24, 40), b.subarray(8, 24), TCP, 20);
-  const t = ipLen;
-  b.copy(out, t, l4 + 2, l4 + 4);
-  b.copy(out, t + 2, l4, l4 + 2);
-  if (flags & ACK) {
-    out.writeUInt32BE(ackIn, t + 4);
-    out[t + 13] = RST;
-  } else {
-    out.writeUInt32BE(0, t + 4);
-    out.writeUInt32BE((seq + segLen) >>> 0, t + 8);
-    out[t + 13] = RST | ACK;
-  }
-  out[t + 12] = 5 << 4;
-  out.writeUInt16BE(finish(sum16(out, t, t + 20, pseudoHeaderSum(out, 0, TCP, 20))), t + 16);
-  return out;
-}
-

@@ -6,66 +6,12 @@
 // only when it came from the relay endpoint the proxy gave (the socket is connected to it).
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { pseudoHeaderSum, sum16, finish } from '../packet/checksum.js';
+import { buildUdpPacket, maxUdpPayload, type UdpDatagram } from '../packet/udp-packet.js';
 import { formatIP } from '../addr.js';
-import { writeIpHeader } from './ipheader.js';
-import {
-  socks5UdpAssociate, socks5UdpUnwrap, socks5UdpWrap, UpstreamError, type Upstream, type UdpAssociation,
-} from './upstream.js';
+import { socks5UdpUnwrap, socks5UdpWrap } from '../packet/socks.js';
+import { socks5UdpAssociate, UpstreamError, type Upstream, type UdpAssociation } from './upstream.js';
 import type { FailureLog } from './failures.js';
 import { MAX_UDP_SESSIONS } from './limits.js';
-
-const UDP = 17;
-
-export interface UdpDatagram {
-  family: 4 | 6;
-  srcAddr: Buffer;
-  srcPort: number;
-  dstAddr: Buffer;
-  dstPort: number;
-  payload: Buffer;
-}
-
-/** Parses an IPv4/IPv6 UDP packet (copying its payload); undefined when not UDP or malformed. */
-export function parseUdp(b: Uint8Array): UdpDatagram | undefined {
-  const version = b.length > 0 ? b[0]! >> 4 : 0;
-  let l4: number, family: 4 | 6, addrOff: number, addrLen: number, end: number;
-  if (version === 4) {
-    if (b.length < 28 || b[9] !== UDP) return undefined;
-    if ((((b[6]! << 8) | b[7]!) & 0x3fff) !== 0) return undefined;
-    l4 = (b[0]! & 15) * 4; end = (b[2]! << 8) | b[3]!; family = 4; addrOff = 12; addrLen = 4;
-  } else if (version === 6) {
-    if (b.length < 48 || b[6] !== UDP) return undefined;
-    l4 = 40; end = 40 + ((b[4]! << 8) | b[5]!); family = 6; addrOff = 8; addrLen = 16;
-  } else return undefined;
-  if (end > b.length || l4 + 8 > end) return undefined;
-  const udpLen = (b[l4 + 4]! << 8) | b[l4 + 5]!;
-  if (udpLen < 8 || l4 + udpLen > end) return undefined;
-  return {
-    family,
-    srcAddr: Buffer.from(b.subarray(addrOff, addrOff + addrLen)),
-    dstAddr: Buffer.from(b.subarray(addrOff + addrLen, addrOff + 2 * addrLen)),
-    srcPort: (b[l4]! << 8) | b[l4 + 1]!,
-    dstPort: (b[l4 + 2]! << 8) | b[l4 + 3]!,
-    payload: Buffer.from(b.subarray(l4 + 8, l4 + udpLen)),
-  };
-}
-
-/** Builds an IP/UDP packet from src to dst carrying payload, with both checksums. */
-export function buildUdp(src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number, payload: Uint8Array): Buffer {
-  const v4 = src.length === 4;
-  const ipLen = v4 ? 20 : 40;
-  const udpLen = 8 + payload.length;
-  const out = Buffer.alloc(ipLen + udpLen);
-  writeIpHeader(out, src, dst, UDP, udpLen);
-  out.writeUInt16BE(srcPort, ipLen);
-  out.writeUInt16BE(dstPort, ipLen + 2);
-  out.writeUInt16BE(udpLen, ipLen + 4);
-  out.set(payload, ipLen + 8);
-  const c = finish(sum16(out, ipLen, ipLen + udpLen, pseudoHeaderSum(out, 0, UDP, udpLen)));
-  out.writeUInt16BE(c === 0 ? 0xffff : c, ipLen + 6);
-  return out;
-}
 
 export interface UdpRelayOptions {
   upstream: Upstream;
@@ -277,7 +223,9 @@ export class UdpRelay {
     if (!peer) { this.counters.unsolicited++; return; }
     s.lastSeen = Date.now();
     this.counters.received++;
-    this.opts.write(buildUdp(peer.appAddress, fromPort, s.srcAddr, s.srcPort, payload));
+    // An IPv6 relay can hand over more than one IPv4 packet carries.
+    if (payload.length > maxUdpPayload(s.srcAddr.length)) { this.counters.dropped++; return; }
+    this.opts.write(buildUdpPacket(peer.appAddress, fromPort, s.srcAddr, s.srcPort, payload));
   }
 
   /**

@@ -1,12 +1,20 @@
 // Upstream proxies: how one relayed connection reaches its destination. Each kind speaks its
 // handshake over a plain net.Socket and hands back that socket once it carries the destination's
 // byte stream: SOCKS5 (RFC 1928, username/password RFC 1929), SOCKS4a, HTTP CONNECT (Basic
-// auth), direct, or reject. Destination names are checked (names.ts) before any handshake
-// carries them, and credentials never appear in a message.
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../addr.js';
+// auth), direct, or reject. The messages themselves are packet's codecs (socks.ts,
+// http-connect.ts); here they are sent and read, and what goes wrong becomes an UpstreamError.
+// Destination names are checked (names.ts) before any handshake carries them, and credentials
+// never appear in a message.
 import net from 'node:net';
-import { isDestinationHost, isHostName, printable } from './names.js';
+import { isDestinationHost, printable } from './names.js';
 import { UserError } from '../errors.js';
+import { PacketParseError } from '../packet/errors.js';
+import {
+  SOCKS4_REPLY_LENGTH, SOCKS5_CHOICE_LENGTH, Socks5Command, Socks5Method, Socks5ReplyCode, decodeSocks4Reply,
+  decodeSocks5Choice, decodeSocks5Reply, encodeSocks4aConnect, encodeSocks5Credentials, encodeSocks5Greeting,
+  encodeSocks5Request, socks5CredentialsAccepted, type HostPort, type Socks5Reply,
+} from '../packet/socks.js';
+import { encodeHttpConnect, httpHeadLength, parseHttpStatus } from '../packet/http-connect.js';
 
 export type UpstreamKind = 'socks5' | 'socks4a' | 'http' | 'direct' | 'reject';
 
@@ -19,10 +27,7 @@ export interface Upstream {
 }
 
 /** Where a relayed connection goes: a host name (fake-IP DNS mode) or an address. */
-export interface Destination {
-  host: string;
-  port: number;
-}
+export type Destination = HostPort;
 
 /**
  * A failure to reach a destination through an upstream; `refused` says the destination said no,
@@ -127,7 +132,7 @@ function readMessage(sock: net.Socket, complete: (buffered: Buffer) => number | 
           return;
         }
       } catch (e) {
-        fail(e);
+        fail(e instanceof PacketParseError ? new UpstreamError(`the proxy sent a malformed reply (${e.message})`, 'protocol') : e);
         return;
       }
       if (sock.readableEnded || sock.destroyed) closed();
@@ -149,11 +154,14 @@ function readExactly(sock: net.Socket, n: number): Promise<Buffer> {
 async function readHttpHead(sock: net.Socket): Promise<string> {
   let searched = 0;
   const head = await readMessage(sock, (buffered) => {
-    const end = buffered.indexOf('\r\n\r\n', Math.max(0, searched - 3), 'latin1');
-    if (end >= 0) return end + 4;
-    if (buffered.length > 16384) throw new UpstreamError('the HTTP proxy sent an oversized response head', 'protocol');
+    let n: number | undefined;
+    try {
+      n = httpHeadLength(buffered, searched);
+    } catch (e) {
+      throw new UpstreamError(`the HTTP proxy sent an oversized response head (${(e as Error).message})`, 'protocol');
+    }
     searched = buffered.length;
-    return undefined;
+    return n;
   });
   return head.toString('latin1');
 }
@@ -175,22 +183,6 @@ function tcpConnect(host: string, port: number, opts: ConnectOptions): Promise<n
   });
 }
 
-/** SOCKS5 address field: ATYP + address + port. */
-export function socks5Address(host: string, port: number): Buffer {
-  let addr: Buffer;
-  if (net.isIPv4(host)) addr = Buffer.concat([Buffer.from([1]), parseIPv4(host)]);
-  else if (net.isIPv6(host)) addr = Buffer.concat([Buffer.from([4]), parseIPv6(host)]);
-  else {
-    if (!isHostName(host)) throw new UpstreamError(`refusing to send ${printable(host)} to a SOCKS5 proxy: not a host name`, 'invalid');
-    const name = Buffer.from(host, 'utf8');
-    if (name.length > 255) throw new UpstreamError(`host name too long for SOCKS5: ${host}`, 'protocol');
-    addr = Buffer.concat([Buffer.from([3, name.length]), name]);
-  }
-  const p = Buffer.alloc(2);
-  p.writeUInt16BE(port);
-  return Buffer.concat([addr, p]);
-}
-
 const socks5Replies: Record<number, [string, UpstreamError['reason']]> = {
   1: ['general SOCKS server failure', 'unreachable'],
   2: ['connection not allowed by the proxy\'s rules', 'rejected'],
@@ -203,49 +195,57 @@ const socks5Replies: Record<number, [string, UpstreamError['reason']]> = {
 };
 
 async function socks5Greet(sock: net.Socket, up: Upstream): Promise<void> {
-  const methods = up.username !== undefined ? [0, 2] : [0];
-  sock.write(Buffer.from([5, methods.length, ...methods]));
-  const [ver, method] = await readExactly(sock, 2);
-  if (ver !== 5) throw new UpstreamError(`${up.host}:${up.port} does not speak SOCKS5`, 'protocol');
-  if (method === 0xff) throw new UpstreamError('the SOCKS5 proxy accepts none of our authentication methods (needs a username and password?)', 'auth');
-  if (method === 2) {
-    const user = Buffer.from(up.username ?? '', 'utf8');
-    const pass = Buffer.from(up.password ?? '', 'utf8');
-    // One length byte each: a longer value would wrap it and spill into the next field.
-    if (user.length > 255 || pass.length > 255) throw new UpstreamError('the SOCKS5 username or password is longer than 255 bytes', 'auth');
-    sock.write(Buffer.concat([Buffer.from([1, user.length]), user, Buffer.from([pass.length]), pass]));
-    const [, status] = await readExactly(sock, 2);
-    if (status !== 0) throw new UpstreamError('the SOCKS5 proxy rejected the username or password', 'auth');
-  } else if (method !== 0) {
+  const { NoAuthentication, UsernamePassword, NoneAcceptable } = Socks5Method;
+  sock.write(encodeSocks5Greeting(up.username !== undefined ? [NoAuthentication, UsernamePassword] : [NoAuthentication]));
+  let method: number;
+  try {
+    method = decodeSocks5Choice(await readExactly(sock, SOCKS5_CHOICE_LENGTH));
+  } catch (e) {
+    if (!(e instanceof PacketParseError)) throw e;
+    throw new UpstreamError(`${formatHostPort(up.host, up.port)} does not speak SOCKS5`, 'protocol');
+  }
+  if (method === NoneAcceptable) throw new UpstreamError('the SOCKS5 proxy accepts none of our authentication methods (needs a username and password?)', 'auth');
+  if (method === UsernamePassword) {
+    let request: Buffer;
+    try {
+      request = encodeSocks5Credentials(up.username ?? '', up.password ?? '');
+    } catch {
+      throw new UpstreamError('the SOCKS5 username or password is longer than 255 bytes', 'auth');
+    }
+    sock.write(request);
+    if (!socks5CredentialsAccepted(await readExactly(sock, SOCKS5_CHOICE_LENGTH))) {
+      throw new UpstreamError('the SOCKS5 proxy rejected the username or password', 'auth');
+    }
+  } else if (method !== NoAuthentication) {
     throw new UpstreamError(`the SOCKS5 proxy chose unsupported method ${method}`, 'protocol');
   }
 }
 
-const SOCKS5_CONNECT = 1, SOCKS5_UDP_ASSOCIATE = 3;
-
 /** Sends a SOCKS5 request and returns the bound address of the reply. */
 async function socks5Request(sock: net.Socket, command: number, host: string, port: number): Promise<Destination> {
-  sock.write(Buffer.concat([Buffer.from([5, command, 0]), socks5Address(host, port)]));
-  const [ver, rep, , atyp] = await readExactly(sock, 4);
-  if (ver !== 5) throw new UpstreamError('malformed SOCKS5 reply', 'protocol');
-  if (rep !== 0) {
-    const [text, reason] = socks5Replies[rep!] ?? [`SOCKS5 error ${rep}`, 'unreachable'];
+  let request: Buffer;
+  try {
+    request = encodeSocks5Request(command, host, port);
+  } catch {
+    throw new UpstreamError(`refusing to send ${printable(host)} to a SOCKS5 proxy: not a host name`, 'invalid');
+  }
+  sock.write(request);
+  let reply: Socks5Reply | undefined;
+  await readMessage(sock, (buffered) => {
+    reply = decodeSocks5Reply(buffered);
+    return reply?.length;
+  });
+  const { code, bound } = reply!;
+  if (code !== Socks5ReplyCode.Succeeded) {
+    const [text, reason] = socks5Replies[code] ?? [`SOCKS5 error ${code}`, 'unreachable'];
     // An association names no destination (0.0.0.0:0): the refusal is of UDP itself.
-    if (command === SOCKS5_UDP_ASSOCIATE) {
-      throw new UpstreamError(rep === 7 ? 'the SOCKS5 proxy does not support UDP ASSOCIATE'
+    if (command === Socks5Command.UdpAssociate) {
+      throw new UpstreamError(code === Socks5ReplyCode.CommandNotSupported ? 'the SOCKS5 proxy does not support UDP ASSOCIATE'
         : `the SOCKS5 proxy refused UDP ASSOCIATE (${text})`, reason === 'refused' ? 'rejected' : reason);
     }
     throw new UpstreamError(`the SOCKS5 proxy could not reach ${formatHostPort(host, port)}: ${text}`, reason);
   }
-  let boundHost: string;
-  if (atyp === 1) boundHost = formatIPv4(await readExactly(sock, 4));
-  else if (atyp === 4) boundHost = formatIPv6(await readExactly(sock, 16));
-  else if (atyp === 3) {
-    const [len] = await readExactly(sock, 1);
-    boundHost = (await readExactly(sock, len!)).toString('latin1');
-  } else throw new UpstreamError('malformed SOCKS5 reply address', 'protocol');
-  const boundPort = (await readExactly(sock, 2)).readUInt16BE(0);
-  return { host: boundHost, port: boundPort };
+  return bound;
 }
 
 export function formatHostPort(host: string, port: number): string {
@@ -253,36 +253,33 @@ export function formatHostPort(host: string, port: number): string {
 }
 
 async function socks4aConnect(sock: net.Socket, dest: Destination, up: Upstream): Promise<void> {
-  if (net.isIPv6(dest.host)) throw new UpstreamError(`SOCKS4a cannot carry the IPv6 destination ${dest.host}`, 'protocol');
-  const head = Buffer.alloc(8);
-  head[0] = 4; head[1] = 1;
-  head.writeUInt16BE(dest.port, 2);
-  const user = Buffer.from(`${up.username ?? ''}\0`, 'utf8');
-  let tail = Buffer.alloc(0);
-  if (net.isIPv4(dest.host)) head.set(parseIPv4(dest.host), 4);
-  else { head.set([0, 0, 0, 1], 4); tail = Buffer.from(`${dest.host}\0`, 'utf8'); }
-  sock.write(Buffer.concat([head, user, tail]));
-  const reply = await readExactly(sock, 8);
-  if (reply[1] !== 0x5a) {
-    throw new UpstreamError(`the SOCKS4a proxy could not reach ${formatHostPort(dest.host, dest.port)} (reply ${reply[1]})`, 'unreachable');
+  let request: Buffer;
+  try {
+    request = encodeSocks4aConnect(dest, up.username ?? '');
+  } catch (e) {
+    throw new UpstreamError((e as Error).message, 'protocol');
+  }
+  sock.write(request);
+  const { granted, status } = decodeSocks4Reply(await readExactly(sock, SOCKS4_REPLY_LENGTH));
+  if (!granted) {
+    throw new UpstreamError(`the SOCKS4a proxy could not reach ${formatHostPort(dest.host, dest.port)} (reply ${status})`, 'unreachable');
   }
 }
 
 async function httpConnect(sock: net.Socket, dest: Destination, up: Upstream): Promise<void> {
   const target = formatHostPort(dest.host, dest.port);
-  // The request line is text: a CR, LF or space in the target would start a header of its own.
-  if (/[\s\0]/.test(target)) throw new UpstreamError(`refusing to send ${printable(target)} in an HTTP CONNECT request`, 'invalid');
-  let req = `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n`;
-  if (up.username !== undefined) {
-    req += `Proxy-Authorization: Basic ${Buffer.from(`${up.username}:${up.password ?? ''}`).toString('base64')}\r\n`;
+  let request: string;
+  try {
+    request = encodeHttpConnect(target, up.username !== undefined ? { username: up.username, password: up.password } : undefined);
+  } catch {
+    throw new UpstreamError(`refusing to send ${printable(target)} in an HTTP CONNECT request`, 'invalid');
   }
-  sock.write(`${req}\r\n`);
-  const head = await readHttpHead(sock);
-  const m = /^HTTP\/1\.[01] (\d{3})([^\r\n]*)/.exec(head);
-  if (!m) throw new UpstreamError('the HTTP proxy sent a malformed response', 'protocol');
-  const status = Number(m[1]);
+  sock.write(request);
+  const response = parseHttpStatus(await readHttpHead(sock));
+  if (!response) throw new UpstreamError('the HTTP proxy sent a malformed response', 'protocol');
+  const { status } = response;
   if (status === 200) return;
-  const why = `${status}${m[2]}`.trim();
+  const why = `${status}${response.reason}`.trim();
   if (status === 407 || status === 401) throw new UpstreamError(`the HTTP proxy wants credentials (${why})`, 'auth');
   if (status === 403) throw new UpstreamError(`the HTTP proxy forbids ${target} (${why})`, 'rejected');
   throw new UpstreamError(`the HTTP proxy could not reach ${target} (${why})`, status === 502 || status === 503 ? 'refused' : 'unreachable');
@@ -314,7 +311,7 @@ export async function connectThrough(up: Upstream, dest: Destination, opts: Conn
   try {
     if (up.kind === 'socks5') {
       await socks5Greet(sock, up);
-      await socks5Request(sock, SOCKS5_CONNECT, dest.host, dest.port);
+      await socks5Request(sock, Socks5Command.Connect, dest.host, dest.port);
     } else if (up.kind === 'socks4a') {
       await socks4aConnect(sock, dest, up);
     } else {
@@ -349,7 +346,7 @@ export async function socks5UdpAssociate(up: Upstream, opts: ConnectOptions = {}
   try {
     await socks5Greet(control, up);
     const anyHost = net.isIPv6(up.host) ? '::' : '0.0.0.0';
-    const relay = await socks5Request(control, SOCKS5_UDP_ASSOCIATE, anyHost, 0);
+    const relay = await socks5Request(control, Socks5Command.UdpAssociate, anyHost, 0);
     // A relay bound to the wildcard address is reached at the proxy's own address.
     if (relay.host === '0.0.0.0' || relay.host === '::') relay.host = up.host;
     if (!isDestinationHost(relay.host) || relay.port === 0) {
@@ -362,27 +359,4 @@ export async function socks5UdpAssociate(up: Upstream, opts: ConnectOptions = {}
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Wraps one datagram in the SOCKS5 UDP request header. */
-export function socks5UdpWrap(dest: Destination, payload: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([0, 0, 0]), socks5Address(dest.host, dest.port), payload]);
-}
-
-/** Unwraps a SOCKS5 UDP datagram; undefined when malformed or fragmented. */
-export function socks5UdpUnwrap(msg: Buffer): { from: Destination; payload: Buffer } | undefined {
-  if (msg.length < 4 || msg[2] !== 0) return undefined;
-  const atyp = msg[3];
-  let off = 4;
-  let host: string;
-  if (atyp === 1) { if (msg.length < off + 6) return undefined; host = formatIPv4(msg, off); off += 4; }
-  else if (atyp === 4) { if (msg.length < off + 18) return undefined; host = formatIPv6(msg, off); off += 16; }
-  else if (atyp === 3) {
-    if (msg.length < off + 1) return undefined;
-    const len = msg[off]!;
-    if (msg.length < off + 1 + len + 2) return undefined;
-    host = msg.toString('utf8', off + 1, off + 1 + len); off += 1 + len;
-  } else return undefined;
-  const port = msg.readUInt16BE(off);
-  return { from: { host, port }, payload: msg.subarray(off + 2) };
 }

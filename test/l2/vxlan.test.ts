@@ -11,7 +11,7 @@ import { sleep, waitForOutput } from '../helpers/wait.js';
 import { LearningSwitch } from '../../src/l2/switch.js';
 import type { TapPort } from '../../src/l2/tap-port.js';
 import { VxlanPort } from '../../src/l2/vxlan.js';
-import { encapsulate } from '../../src/l2/vxlan-codec.js';
+import { encapsulate } from '../../src/packet/vxlan.js';
 import { UdpSocket } from '../../src/net/index.js';
 import { setLink } from '../../src/netlink/index.js';
 import { iperf, macOf, tapIntoHost } from './helpers.js';

@@ -1,6 +1,6 @@
 // Attacks on tun2socks / tun2http, each mounted against the real `tuntap socks|http` process in
-// the namespaces of topology.ts: answers spoofed in a resolver's name, header injection through a
-// DNS name, a neighbour riding the proxy through a forwarding host, a SYN flood, running the
+// the namespaces of topology.ts: answers spoofed in a resolver's name, a DNS answer too large for
+// a datagram, header injection through a DNS name, a neighbour riding the proxy through a forwarding host, a SYN flood, running the
 // service out of file descriptors, the fake-IP pool run out of addresses, and the proxy password
 // shown to other users.
 import { test, before, after } from 'node:test';
@@ -116,6 +116,53 @@ test('UDP: answers only come from where a datagram was sent; through SOCKS5 only
     nsExec(t.proxy, 'sysctl', '-qw', 'net.ipv4.ip_forward=0');
     nsExec(t.server, 'ip', 'addr', 'del', `${RESOLVER4}/24`, 'dev', t.serverLink);
     nsExec(t.server, 'ip', 'addr', 'del', `${SPOOFER4}/24`, 'dev', t.serverLink);
+  }
+});
+
+const BIG_RESOLVER4 = '198.18.2.5';
+
+// A resolver over TCP whose every answer is as long as the length prefix allows: 65,535 bytes.
+const bigResolverScript = `
+require('node:net').createServer((s) => {
+  s.on('error', () => {});
+  s.once('data', (q) => {
+    const answer = Buffer.alloc(65535, 0x61);
+    q.copy(answer, 0, 2, 4); // the query's id
+    answer[2] = 0x81; answer[3] = 0x80;
+    s.end(Buffer.concat([Buffer.from([0xff, 0xff]), answer]));
+  });
+}).listen(53, process.argv[1], () => console.log('ready'));
+`;
+// Asks argv[1]:53 over UDP for web.test; prints the sizes of the answers of the next 3 s.
+const askScript = `
+const s = require('node:dgram').createSocket('udp4');
+const sizes = [];
+s.on('message', (m) => sizes.push(m.length));
+const q = Buffer.from([0x42, 0x42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 0x77, 0x65, 0x62, 4, 0x74, 0x65, 0x73, 0x74, 0, 0, 1, 0, 1]);
+s.send(q, 53, process.argv[1], () => setTimeout(() => { console.log(JSON.stringify(sizes)); s.close(); }, 3000));
+`;
+
+test('DNS over TCP: an answer too large for a UDP datagram is counted as a failure, never written into the TUN with a wrapped length', async () => {
+  nsExec(t.server, 'ip', 'addr', 'add', `${BIG_RESOLVER4}/24`, 'dev', t.serverLink);
+  const resolver = nsSpawn(t.server, process.execPath, ['-e', bigResolverScript, BIG_RESOLVER4]);
+  const ms = await t.startMicrosocks(1091);
+  try {
+    await waitForOutput(resolver, 'ready', 'resolver');
+    // Without --udp the queries go over TCP through the proxy.
+    await t.withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1091`, '--route', '--no-ipv6'], async (p) => {
+      const big = await nsRun(t.app, process.execPath, ['-e', askScript, BIG_RESOLVER4], 15_000);
+      assert.equal(big.code, 0, big.stderr);
+      assert.deepEqual(JSON.parse(big.stdout), [], 'no answer reaches the application');
+      const s = await p.waitStats((x) => Object.values((x.failures as unknown as Record<string, Record<string, number>>).dns ?? {}).length > 0);
+      console.log(`# failures after the oversized answer: ${JSON.stringify(s.failures)}`);
+      // The service goes on: a resolver with answers of a sane size is still answered.
+      const good = await nsRun(t.app, process.execPath, ['-e', askScript, SERVER4], 15_000);
+      assert.equal((JSON.parse(good.stdout) as number[]).length, 1, good.stdout + p.stderr());
+    });
+  } finally {
+    resolver.kill();
+    ms.child.kill();
+    nsExec(t.server, 'ip', 'addr', 'del', `${BIG_RESOLVER4}/24`, 'dev', t.serverLink);
   }
 });
 

@@ -1,9 +1,10 @@
-// Byte-level pieces of the proxy: proxy URLs, SOCKS5 address and UDP framing, IPv6 text, DNS
-// questions and answers, the fake-IP pool, rules, and the UDP packets written into the TUN.
+// Pieces of the proxy tested without a network: proxy URLs, the fake-IP pool, rules, host-name
+// refusals, credentials, descriptor limits, the source policy and the failure log. (The
+// byte-level codecs it speaks through are packet's: test/packet/{dns,socks,ip}.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  parseUpstream, describeUpstream, socks5Address, socks5UdpWrap, socks5UdpUnwrap, connectThrough, redactProxyUrl, UpstreamError,
+  parseUpstream, describeUpstream, connectThrough, redactProxyUrl, UpstreamError,
 } from '../../src/proxy/upstream.js';
 import { isHostName } from '../../src/proxy/names.js';
 import { redactor, resolvePassword } from '../../src/proxy/credentials.js';
@@ -13,12 +14,10 @@ import { FailureLog } from '../../src/proxy/failures.js';
 import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { parseQuery, buildAnswer, FakeIpPool, TYPE_A, TYPE_AAAA } from '../../src/proxy/dns.js';
+import { FakeIpPool } from '../../src/proxy/fake-ip.js';
 import { parseRule, decide } from '../../src/proxy/rules.js';
-import { buildUdp, parseUdp } from '../../src/proxy/udp.js';
 import { formatIPv6, parseIP } from '../../src/addr.js';
 const addressBytes = (text: string): Buffer => Buffer.from(parseIP(text));
-import { verifyTransportChecksum, internetChecksum } from '../../src/packet/checksum.js';
 
 test('proxy URLs parse into upstreams, with defaults, credentials and clear errors', () => {
   assert.deepEqual(parseUpstream('socks5://alice:p%40ss@198.18.1.2:1081'),
@@ -31,51 +30,6 @@ test('proxy URLs parse into upstreams, with defaults, credentials and clear erro
   assert.throws(() => parseUpstream('ftp://x'), /not supported/);
   assert.throws(() => parseUpstream('nonsense'), /not a proxy URL/);
   assert.equal(describeUpstream(parseUpstream('socks5://alice:secret@[fd00::1]:1080')), 'socks5://alice@[fd00::1]:1080', 'no password in logs');
-});
-
-test('SOCKS5 addresses and UDP datagrams encode and decode', () => {
-  assert.deepEqual(socks5Address('198.18.2.2', 80), Buffer.from([1, 198, 18, 2, 2, 0, 80]));
-  assert.deepEqual(socks5Address('web.test', 443), Buffer.from([3, 8, ...Buffer.from('web.test'), 1, 187]));
-  assert.equal(socks5Address('fd00::2', 53).length, 19);
-  for (const host of ['198.18.2.2', 'fd00:2::2', 'web.test']) {
-    const msg = socks5UdpWrap({ host, port: 5353 }, Buffer.from('payload'));
-    const u = socks5UdpUnwrap(msg)!;
-    assert.deepEqual(u.from, { host, port: 5353 });
-    assert.equal(u.payload.toString(), 'payload');
-  }
-  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 1, 1, 1, 2, 3, 4, 0, 53])), undefined, 'fragments are not reassembled');
-  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 4, 1, 2])), undefined, 'truncated');
-  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 9, 1, 2, 3, 4, 0, 0])), undefined, 'unknown type');
-  assert.equal(socks5UdpUnwrap(Buffer.from([0, 0, 0, 3])), undefined, 'a host name without its length');
-});
-
-function query(name: string, type: number, id = 0x1234): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  const head = Buffer.from([id >> 8, id & 255, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-  return Buffer.concat([head, ...labels, Buffer.from([0, type >> 8, type & 255, 0, 1])]);
-}
-
-test('DNS: questions parse; answers carry the addresses under a compression pointer', () => {
-  const q = query('Web.Test', TYPE_A);
-  const p = parseQuery(q)!;
-  assert.deepEqual({ id: p.id, name: p.name, type: p.type, klass: p.klass }, { id: 0x1234, name: 'web.test', type: TYPE_A, klass: 1 });
-  const a = buildAnswer(q, p, [Buffer.from([198, 19, 128, 1])]);
-  assert.equal(a.readUInt16BE(0), 0x1234);
-  assert.equal(a[2]! & 0x80, 0x80, 'QR set');
-  assert.equal(a[2]! & 0x01, 0x01, 'RD kept');
-  assert.equal(a.readUInt16BE(6), 1, 'one answer');
-  const rr = a.subarray(p.end);
-  assert.equal(rr.readUInt16BE(0), 0xc00c);
-  assert.equal(rr.readUInt16BE(2), TYPE_A);
-  assert.deepEqual([...rr.subarray(12, 16)], [198, 19, 128, 1]);
-  assert.equal(parseQuery(q.subarray(0, 15)), undefined, 'truncated');
-  assert.equal(parseQuery(Buffer.from(a)), undefined, 'a response is not a query');
-  const bad = Buffer.from(q); bad[12] = 200;
-  assert.equal(parseQuery(bad), undefined, 'label too long');
-  // Names another protocol would take for syntax are no questions this proxy answers.
-  for (const name of ['a\r\nx-injected: 1.test', 'evil.test:25.x', 'a\0b.test', 'a b.test']) {
-    assert.equal(parseQuery(query(name, TYPE_A)), undefined, JSON.stringify(name));
-  }
 });
 
 test('the fake-IP pool is stable per name, maps back, and recycles the least recently used address only when free and stale', () => {
@@ -132,26 +86,10 @@ test('rules: first match wins; cidr, domain and port combine', () => {
   assert.throws(() => parseRule('direct color=red'), /unknown matcher/);
 });
 
-test('UDP packets for the TUN are built with valid checksums and parse back', () => {
-  for (const [src, dst] of [['198.18.2.2', '198.19.0.1'], ['fd00:2::2', 'fd00:7475::1']]) {
-    const pkt = buildUdp(addressBytes(src!), 53, addressBytes(dst!), 40000, Buffer.from('answer'));
-    const v4 = src!.includes('.');
-    if (v4) assert.equal(internetChecksum(pkt, 0, 20), 0);
-    assert.ok(verifyTransportChecksum(pkt, 0, v4 ? 20 : 40, pkt.length, 17));
-    const d = parseUdp(pkt)!;
-    assert.equal(d.srcPort, 53);
-    assert.equal(d.dstPort, 40000);
-    assert.equal(d.payload.toString(), 'answer');
-    assert.deepEqual(d.dstAddr, addressBytes(dst!));
-    assert.equal(parseUdp(pkt.subarray(0, pkt.length - 3)), undefined, 'truncated');
-  }
-});
-
 test('host names: only letters, digits, hyphens and dots pass; SOCKS and HTTP CONNECT refuse the rest before sending', async () => {
   for (const ok of ['web.test', 'xn--bcher-kva.example', 'a-b.c0', 'web.test.', 'x'.repeat(63) + '.test']) assert.ok(isHostName(ok), ok);
   for (const bad of ['evil\r\nx-injected: yes.test', 'a b.test', 'a\0b', 'a..b', '', '.', 'x'.repeat(64) + '.test',
     `${'a.'.repeat(127)}ab`, 'ünï.test', 'a_b.test', 'a/b', 'a:b']) assert.ok(!isHostName(bad), JSON.stringify(bad));
-  assert.throws(() => socks5Address('evil\r\nx.test', 80), /not a host name/);
   // Refused before any connection: the proxy address here is never dialled.
   for (const kind of ['http', 'socks5', 'socks4a'] as const) {
     await assert.rejects(connectThrough({ kind, host: '198.18.1.2', port: 9 }, { host: 'evil\r\nX-Injected: 1', port: 80 }),

@@ -212,9 +212,24 @@ test('the admit hook rejects destinations at SYN time', () => {
 test('malformed and foreign packets are counted and dropped, never thrown on', () => {
   const nat = new TcpNat({ ...addrs });
   assert.equal(nat.translate(Buffer.alloc(0), 0), 'drop');
-  assert.equal(nat.translate(Buffer.from([0x45, 0, 0, 20]), 0), 'other');
+  assert.equal(nat.translate(Buffer.from([0x45, 0, 0, 20]), 0), 'drop', 'shorter than an IPv4 header');
   const truncated = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN).subarray(0, 30);
   assert.equal(nat.translate(truncated, 0), 'drop');
+  assert.equal(nat.counters.dropped, 3);
+  // A header length below 20 bytes would put the TCP header inside the IP header: the ports
+  // would be written over the addresses. Nothing is translated, nothing changes.
+  for (const ihl of [0, 4]) {
+    const short = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN);
+    short[0] = 0x40 | ihl;
+    const before = Buffer.from(short);
+    assert.equal(nat.translate(short, 0), 'drop', `IHL ${ihl}`);
+    assert.deepEqual(short, before);
+  }
+  // A data offset below 5 words: the same inside TCP.
+  const badOffset = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN);
+  badOffset[32] = 0x40;
+  assert.equal(nat.translate(badOffset, 0), 'drop');
+  assert.equal(nat.size, 0, 'no entry for any of them');
   // A listener segment for a port nobody holds is answered with a reset; a stray reset is dropped.
   const stale = nat.translate(tcpPacket('198.19.0.1', 4000, '198.19.0.2', 30000, ACK | 0x01, Buffer.alloc(0), 9, 10), 0);
   assert.ok(Buffer.isBuffer(stale) && valid(stale) && stale[33] === RST && stale.readUInt16BE(22) === 4000);

@@ -3,7 +3,7 @@
 // one read, and hands its grant back when done.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestNet, nsRun } from '../helpers/netns.js';
+import { TestNet, nsExec, nsRun } from '../helpers/netns.js';
 
 const net = new TestNet();
 after(() => net.cleanup());
@@ -43,6 +43,9 @@ import(process.argv[1]).then(({ forward, RelayBudget }) => {
 
 test('relay buffers: granted on demand, bounded, handed back', async () => {
   const ns = net.namespace('pxr');
+  // Small kernel socket buffers in this namespace: with loopback's defaults (megabytes) the
+  // kernel could absorb the reader's pauses and the relay would never have to queue.
+  for (const key of ['net.ipv4.tcp_rmem', 'net.ipv4.tcp_wmem']) nsExec(ns, 'sysctl', '-qw', `${key}=4096 16384 65536`);
   const r = await nsRun(ns, process.execPath, ['--import', 'tsx', '-e', script, relayModule], 60_000);
   assert.equal(r.code, 0, r.stderr);
   const res = JSON.parse(r.stdout) as { received: number; total: number; maxQueued: number; maxGranted: number; grantedAfter: number };

@@ -1,11 +1,12 @@
 // Proxy layer, packet side: what tun2socks reads from the TUN and from its UDP relay. The TCP NAT
-// translates packets in place, parseUdp and the DNS parser take datagrams apart, and
-// socks5UdpUnwrap reads the relay's answers. None may throw; the NAT's output must be a packet
+// translates packets in place, parseUdpPacket and the DNS parser take datagrams apart, and
+// socks5UdpUnwrap reads the relay's answers (the codecs are packet's; these are their inputs here). None may throw; the NAT's output must be a packet
 // the kernel accepts, and a host name learned from DNS must be safe to hand to a proxy.
 import { TcpNat } from '../../../src/proxy/nat.js';
-import { FakeIpPool, parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from '../../../src/proxy/dns.js';
-import { parseUdp, buildUdp } from '../../../src/proxy/udp.js';
-import { socks5UdpUnwrap, socks5UdpWrap } from '../../../src/proxy/upstream.js';
+import { FakeIpPool } from '../../../src/proxy/fake-ip.js';
+import { parseQuery, buildAnswer, TYPE_A, TYPE_AAAA } from '../../../src/packet/dns.js';
+import { parseUdpPacket, buildUdpPacket } from '../../../src/packet/udp-packet.js';
+import { socks5UdpUnwrap, socks5UdpWrap } from '../../../src/packet/socks.js';
 import { buildIpv4, buildIpv6, buildTcp, TcpFlags, internetChecksum, verifyTransportChecksum } from '../../../src/packet/index.js';
 import { formatIP, parseIP } from '../../../src/addr.js';
 import { check, guarded, type BytesTarget, type Instance } from '../framework.js';
@@ -51,7 +52,7 @@ function natCorpus(): Uint8Array[] {
   ];
   const withOptions = buildIpv4({ src: app4[0], dst: app4[1], protocol: TCP, options: Uint8Array.from([1, 1, 1, 0]),
     payload: buildTcp({ srcPort: 40002, dstPort: 80, seq: 1, ack: 0, flags: SYN, window: 9, payload: new Uint8Array(0) }, { src: app4[0], dst: app4[1] }) });
-  packets.push(withOptions, buildUdp(parseIP(app4[0]), 5353, parseIP(app4[1]), 53, new Uint8Array(12)));
+  packets.push(withOptions, buildUdpPacket(parseIP(app4[0]), 5353, parseIP(app4[1]), 53, new Uint8Array(12)));
   return packets.map((p) => Buffer.concat([Uint8Array.of(0), p]));
 }
 
@@ -172,12 +173,12 @@ export const proxyPacketTargets: BytesTarget[] = [
   }),
   udpTarget({
     name: 'proxy-udp-packet', weight: 5, maxLength: 2048, firstBytes: [0x45, 0x60],
-    about: 'IP packets into parseUdp (the UDP path of tun2socks)',
-    corpus: () => [buildUdp(parseIP('198.18.5.5'), 5353, parseIP('198.18.200.1'), 53, query('example.test', TYPE_A)),
-      buildUdp(parseIP('fd00:5::5'), 40000, parseIP('fd00:200::1'), 443, new Uint8Array(30).fill(7))],
+    about: 'IP packets into parseUdpPacket (the UDP path of tun2socks)',
+    corpus: () => [buildUdpPacket(parseIP('198.18.5.5'), 5353, parseIP('198.18.200.1'), 53, query('example.test', TYPE_A)),
+      buildUdpPacket(parseIP('fd00:5::5'), 40000, parseIP('fd00:200::1'), 443, new Uint8Array(30).fill(7))],
     create: () => ({
       run(b) {
-        const d = parseUdp(b);
+        const d = parseUdpPacket(b);
         if (!d) return 'not udp';
         check(d.payload.length + 8 <= b.length && d.srcAddr.length === d.dstAddr.length, 'datagram decoded to impossible values');
         return 'datagram';

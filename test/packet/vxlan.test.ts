@@ -1,7 +1,7 @@
 // VXLAN header bytes (RFC 7348 §5) and the decoder's handling of malformed datagrams.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decapsulate, encapsulate, encodeVxlanHeader, checkVni } from '../../src/l2/vxlan-codec.js';
+import { decapsulate, encapsulate, encodeVxlanHeader, checkVni } from '../../src/packet/vxlan.js';
 
 describe('VXLAN codec', () => {
   it('encodes the I flag and a 24-bit VNI, reserved bits zero', () => {
