@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { openTun, type TunDevice } from '../device/index.js';
 import { configureInterface } from '../netlink/index.js';
 import { Netns } from '../netns.js';
-import { describe, updateChecksum16 } from '../packet/index.js';
+import { describe, echoReplyInPlace } from '../packet/index.js';
 import { runVpnDemo } from '../wireguard/demo.js';
 import { UserError } from '../errors.js';
 import { parseArgs, positiveIntOption, noExtraArguments } from './args.js';
@@ -22,42 +22,6 @@ Part 2 (left out with --tun-only): two hosts (namespaces) joined by a veth, a tu
 tunnel between them, ping and a TCP throughput run of --seconds SEC (default 5) through the
 tunnel with a live rate line. Everything is removed at the end. Where IPv6 is disabled, both
 parts use IPv4 only.`;
-
-const ICMP = 1;
-const ICMPV6 = 58;
-
-/**
- * Turns an ICMP/ICMPv6 echo request into its reply in place: swap the addresses and flip the
- * type. Swapping addresses leaves the IPv4 header sum and the ICMPv6 pseudo-header sum as they
- * were, so only the type change needs an incremental checksum update (RFC 1624).
- */
-export function echoReplyInPlace(p: Buffer): boolean {
-  const version = p.length > 0 ? p[0]! >> 4 : 0;
-  if (version === 4 && p.length >= 28) {
-    const ihl = (p[0]! & 15) * 4;
-    if (p[9] !== ICMP || p.length < ihl + 8 || p[ihl] !== 8) return false;
-    swap(p, 12, 16, 4);
-    p[ihl] = 0;
-    p.writeUInt16BE(updateChecksum16(p.readUInt16BE(ihl + 2), 0x0800, 0x0000), ihl + 2);
-    return true;
-  }
-  if (version === 6 && p.length >= 48) {
-    if (p[6] !== ICMPV6 || p[40] !== 128) return false;
-    swap(p, 8, 24, 16);
-    p[40] = 129;
-    p.writeUInt16BE(updateChecksum16(p.readUInt16BE(42), 0x8000, 0x8100), 42);
-    return true;
-  }
-  return false;
-}
-
-function swap(p: Buffer, a: number, b: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const t = p[a + i]!;
-    p[a + i] = p[b + i]!;
-    p[b + i] = t;
-  }
-}
 
 /** Answers echo requests arriving on `dev` until it closes; returns the number answered. */
 async function answerPings(dev: TunDevice, print: (line: string) => void): Promise<number> {
