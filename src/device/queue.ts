@@ -10,8 +10,9 @@ import { MAX_PACKET } from './constants.js';
 import { explainControl, explainRead, explainWrite } from './explain.js';
 import { native, type NativeQueue } from './native.js';
 import { positiveInteger } from '../native.js';
-import { decodePacketInfo, encodePacketInfo, PI_LENGTH, protocolOfIpPacket, type PacketInfo } from './pi.js';
-import { decodeVnetHdr, encodeVnetHdr, type VirtioNetHdr } from './vnet.js';
+import { decodePacketInfo, encodePacketInfo, PI_LENGTH, protocolOfIpPacket, type PacketInfo } from '../base/pi.js';
+import { decodeVnetHdr, encodeVnetHdr, type VirtioNetHdr } from '../base/vnet.js';
+import type { Batch as PackedBatch } from '../base/batch.js';
 
 /** Everything a queue needs to run, including in another thread (structured-cloneable). */
 export interface QueueHandle {
@@ -27,7 +28,7 @@ export interface QueueHandle {
   readSize?: number;
 }
 
-export interface PacketBatch {
+export interface PacketBatch extends PackedBatch {
   /** Number of packets; memory is valid until the next read on this queue. */
   readonly count: number;
   /** All packets of the batch, back to back (with their PI/vnet headers before each). */

@@ -3,7 +3,7 @@
 import { formatMac, parseMac } from '../addr.js';
 import { completePartialChecksum } from '../packet/checksum.js';
 import { EtherType } from '../packet/ethernet.js';
-import { gsoSplit } from '../packet/gso.js';
+import { gsoSplit } from '../packet/index.js';
 import type { Frame, FrameOffload } from './port.js';
 
 export const ETH_HEADER = 14;

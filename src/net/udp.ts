@@ -3,6 +3,7 @@
 // optionally joined into UDP GSO sends; GRO-coalesced receives are split back into datagrams
 // here by offsets alone (no copies).
 import { addon, positiveInteger } from '../native.js';
+import type { Batch } from '../base/batch.js';
 import { call, toTuntapError, TuntapError, errnoName, type Explain } from '../errors.js';
 import { inNetns, type NetnsRef } from '../netns.js';
 import {
@@ -102,14 +103,6 @@ export interface SendOptions {
   strict?: boolean;
 }
 
-/** Datagrams laid out in one buffer, as `sendPacked` takes them (a received or device batch). */
-export interface PackedDatagrams {
-  readonly buffer: Uint8Array;
-  readonly offsets: Uint32Array;
-  readonly lengths: Uint32Array;
-  readonly count: number;
-}
-
 export interface UdpStats {
   /** Datagrams received and handed to JS (after GRO split). */
   received: number;
@@ -151,7 +144,7 @@ const explainSocket: Explain = (code) => ({
  * One received batch. Memory is valid until the iterator's next() is called (copy with
  * Buffer.from to keep a datagram longer).
  */
-export class DatagramBatch implements Iterable<Buffer> {
+export class DatagramBatch implements Batch, Iterable<Buffer> {
   /** Datagrams in this batch (each GRO run already split). */
   count = 0;
   /** System-call messages that carried them (≤ count when GRO coalesced). */
@@ -650,7 +643,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    * Like sendBatch, for datagrams laid out in one buffer (a received or device batch, zero-copy).
    * The offsets and lengths arrays may be reused once this returns; the bytes may not, until it resolves.
    */
-  sendPacked(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): Promise<void> {
+  sendPacked(batch: Batch, to?: Destination, opts: SendOptions = {}): Promise<void> {
     return this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
   }
 
@@ -661,7 +654,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    * counted there too, with lastSendError. Returns true when the kernel took the datagrams during
    * the call; otherwise they go out later and the bytes must stay as they are until then.
    */
-  post(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): boolean {
+  post(batch: Batch, to?: Destination, opts: SendOptions = {}): boolean {
     const p = this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
     if (p === SENT) return true;
     p.catch((e: unknown) => this.countFailedSend(e, batch.count));

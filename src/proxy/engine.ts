@@ -10,7 +10,7 @@ import { TcpNat, type NatEntry } from './nat.js';
 import { FakeIpPool, parseQuery, buildAnswer, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from './dns.js';
 import { UdpRelay, parseUdp, buildUdp, type UdpDatagram } from './udp.js';
 import { formatIP } from '../addr.js';
-import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
+import { isGso, needsCsum, type VirtioNetHdr } from '../device/index.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
 import { forward, RelayBudget } from './relay.js';
