@@ -10,6 +10,7 @@ import { MAX_PACKET } from './constants.js';
 import { explainControl, explainRead, explainWrite } from './explain.js';
 import { native, type NativeQueue } from './native.js';
 import { positiveInteger } from '../native.js';
+import { Reader, type ReadSource } from '../readiness.js';
 import { decodePacketInfo, encodePacketInfo, PI_LENGTH, protocolOfIpPacket, type PacketInfo } from '../base/pi.js';
 import { decodeVnetHdr, encodeVnetHdr, type VirtioNetHdr } from '../base/vnet.js';
 import type { Batch as PackedBatch } from '../base/batch.js';
@@ -70,9 +71,6 @@ export interface WriteBatchOptions {
   protocols?: readonly number[];
   signal?: AbortSignal;
 }
-
-/** Consecutive batches served without a trip through the event loop, so timers and I/O still run. */
-const SYNC_STREAK = 8;
 
 class Batch implements PacketBatch {
   count = 0;
@@ -140,13 +138,11 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   #fd: number;
   #native: NativeQueue | null;
   #batch: Batch;
+  /** Bytes of the read buffer. */
+  #capacity: number;
+  readonly #reader: Reader;
   #attached = true;
   #transferred = false;
-  #reading = false;
-  #poke: (() => void) | null = null;
-  #inEach = false;
-  #streak = 0;
-  #readWaiter: ((count: number) => void) | null = null;
   #writeWaiter: (() => void) | null = null;
   #heads: Buffer = Buffer.alloc(0);
   #one: Uint8Array[] = [];
@@ -165,7 +161,9 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     // Drains place packets 8-byte aligned; with a capacity that is a multiple of 8 too, a read
     // that finds readSize bytes of room still ends inside the buffer once rounded up.
     const capacity = this.batchSize * 2048 + Math.ceil(this.readSize / 8) * 8 + 8;
+    this.#capacity = capacity;
     this.#batch = new Batch(Buffer.allocUnsafeSlow(capacity), new Uint32Array(this.batchSize), new Uint32Array(this.batchSize), this);
+    this.#reader = new Reader(this.#source(), `${this.name}: another read is already waiting on this queue`);
     const nq = new native.TunQueue(handle.fd);
     try {
       nq.setReadBuffers(this.#batch.buffer, this.#batch.offsets, this.#batch.lengths, this.headerLength, this.readSize);
@@ -174,6 +172,26 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       throw e;
     }
     this.#native = nq;
+  }
+
+  // What the reader reads: the live native queue (null once closed or transferred).
+  #source(): ReadSource {
+    const queue = this;
+    return {
+      get poller() { return queue.#native; },
+      mayHaveMore: (n) => this.#mayHaveMore(n),
+      readError: (e) => toTuntapError(e, `reading from ${this.name}`, explainRead(this.name)),
+    };
+  }
+
+  // A drain that stopped at a full batch, or for want of room for another packet, may have left
+  // packets queued; one that stopped at EAGAIN did not.
+  #mayHaveMore(n: number): boolean {
+    if (n >= this.batchSize) return true;
+    if (n === 0) return false;
+    const b = this.#batch;
+    const end = (b.offsets[n - 1]! + b.lengths[n - 1]! + 7) & ~7;
+    return this.#capacity - end < this.readSize;
   }
 
   /**
@@ -226,38 +244,8 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    * is closed. The batch (and every Buffer taken from it) is valid until the next read.
    */
   async readBatch(opts: { signal?: AbortSignal } = {}): Promise<PacketBatch | null> {
-    const { signal } = opts;
-    if (!this.#native) return null;
-    if (this.#reading) throw new Error(`${this.name}: another read is already waiting on this queue`);
-    signal?.throwIfAborted();
-    const nq = this.#native;
-    if (this.#streak < SYNC_STREAK) {
-      const n = call(`reading from ${this.name}`, () => nq.read(this.batchSize), explainRead(this.name));
-      if (n > 0) { this.#streak++; return this.#account(n); }
-    }
-    this.#streak = 0;
-    this.#reading = true;
-    try {
-      const n = await new Promise<number>((resolve, reject) => {
-        const onAbort = () => {
-          nq.cancel('read');
-          this.#readWaiter = null;
-          reject(abortError(signal!));
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.#readWaiter = (count) => { signal?.removeEventListener('abort', onAbort); resolve(count); };
-        nq.waitReadable(this.batchSize, (err, count) => {
-          signal?.removeEventListener('abort', onAbort);
-          this.#readWaiter = null;
-          if (err) reject(toTuntapError(err, `reading from ${this.name}`, explainRead(this.name)));
-          else resolve(count);
-        });
-      });
-      if (n < 0 || !this.#native) return null;
-      return this.#account(n);
-    } finally {
-      this.#reading = false;
-    }
+    const n = await this.#reader.next(opts.signal);
+    return n < 0 || !this.#native ? null : this.#account(n);
   }
 
   /**
@@ -267,67 +255,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    * Each batch is valid until onBatch returns.
    */
   readEach(onBatch: (batch: PacketBatch) => void, onEnd: (err: unknown) => void): void {
-    if (!this.#native) { onEnd(null); return; }
-    if (this.#reading) throw new Error(`${this.name}: another read is already waiting on this queue`);
-    this.#reading = true;
-    let ended = false;
-    let armed = false;
-    const finish = (err: unknown) => {
-      if (ended) return;
-      ended = true;
-      this.#reading = false;
-      this.#readWaiter = null;
-      this.#poke = null;
-      if (armed) this.#native?.cancel('read');
-      onEnd(err);
-    };
-    // Serves the batch the wake-up drained, then up to SYNC_STREAK more read at once, then
-    // waits for readiness again (which also lets timers and other I/O run in between). The
-    // native wait is armed once and calls `wake` on every wake-up until the loop ends.
-    const run = (n: number) => {
-      try {
-        for (let streak = 0; ; streak++) {
-          if (n > 0) {
-            this.#inEach = true;
-            try { onBatch(this.#account(n)); } finally { this.#inEach = false; }
-          }
-          const nq = this.#native;
-          if (nq === null || ended) { finish(null); return; }
-          // A short batch means the read hit EAGAIN, or was a wake-up after a pause, which reads
-          // one packet (queue.cc WakeReadLimit): either way wait for readiness, which reports at
-          // once anything left, instead of asking again.
-          if (streak >= SYNC_STREAK || n < this.batchSize) break;
-          n = nq.read(this.batchSize);
-          if (n <= 0) break;
-        }
-      } catch (e) {
-        finish(toTuntapError(e, `reading from ${this.name}`, explainRead(this.name)));
-        return;
-      }
-      if (!armed) {
-        armed = true;
-        this.#readWaiter = closedWake;
-        this.#native!.waitReadable(this.batchSize, wake, true);
-      }
-    };
-    const wake = (err: unknown, count: number) => {
-      if (ended) return;
-      if (err) finish(toTuntapError(err, `reading from ${this.name}`, explainRead(this.name)));
-      else if (count < 0 || !this.#native) finish(null);
-      else run(count);
-    };
-    const closedWake = () => finish(null);
-    this.#poke = () => {
-      const nq = this.#native;
-      if (ended || nq === null || this.#inEach) return;
-      let n: number;
-      try { n = nq.read(this.batchSize); } catch (e) {
-        finish(toTuntapError(e, `reading from ${this.name}`, explainRead(this.name)));
-        return;
-      }
-      if (n > 0) run(n);
-    };
-    run(0);
+    this.#reader.each((n) => onBatch(this.#account(n)), onEnd);
   }
 
   /**
@@ -336,7 +264,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    * the write), instead of waiting for the next readiness report. No-op without such a loop or
    * from inside its own callback.
    */
-  poke(): void { this.#poke?.(); }
+  poke(): void { this.#reader.poke(); }
 
   /** Async iteration over batches until the queue closes (or the signal aborts). */
   async *batches(opts: { signal?: AbortSignal } = {}): AsyncGenerator<PacketBatch, void, undefined> {
@@ -581,7 +509,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    */
   transfer(): QueueHandle {
     const nq = this.#live('transfer');
-    if (this.#reading) throw new Error(`${this.name}: cannot transfer a queue while a read is waiting`);
+    if (this.#reader.reading) throw new Error(`${this.name}: cannot transfer a queue while a read is waiting`);
     nq.release();
     this.#native = null;
     this.#transferred = true;
@@ -602,11 +530,9 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     if (!nq) return;
     this.#native = null;
     nq.close();
-    const reader = this.#readWaiter;
     const writer = this.#writeWaiter;
-    this.#readWaiter = null;
     this.#writeWaiter = null;
-    reader?.(-1);
+    this.#reader.end();
     writer?.();
   }
 

@@ -1,5 +1,6 @@
 // Link, address and route change notifications as an async iterator. The subscription socket is
-// watched with uv_poll; each wake-up drains every queued notification in one crossing.
+// read through the one readiness loop (src/readiness.ts); each wake-up drains every queued
+// notification in one crossing.
 import { TuntapError, toTuntapError } from '../errors.js';
 import type { NetnsRef } from '../netns.js';
 import {
@@ -11,6 +12,7 @@ import { parseAddress, type Address } from './addresses.js';
 import { parseLink, type Link } from './links.js';
 import { parseRoute, type Route } from './routes.js';
 import { Netlink, nativeNetlink } from './socket.js';
+import { Reader } from '../readiness.js';
 
 export type NetlinkEvent =
   | { type: 'newlink' | 'dellink'; link: Link }
@@ -33,9 +35,14 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
+/** Events waiting for the consumer: past this the socket is not read, and the kernel reports an overrun. */
+export const MAX_QUEUED_EVENTS = 65536;
+
 /**
  * Subscribes at once (events from the moment of the call are kept) and yields them in order
- * until `signal` aborts or the loop breaks; both release the socket.
+ * until `signal` aborts or the loop breaks; both release the socket. A consumer that falls more
+ * than MAX_QUEUED_EVENTS behind stops the reading; the kernel then drops notifications and the
+ * consumer gets an 'overrun' event, after which it should re-read the state it follows.
  */
 export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<NetlinkEvent> & { close(): void } {
   const groups = (opts.groups ?? ['link', 'ipv4-address', 'ipv6-address']).map((g) => groupNumbers[g]);
@@ -44,34 +51,49 @@ export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<Netl
   let failure: unknown;
   let wake: (() => void) | undefined;
   let done = false;
+  let paused = false;
   const buffer = Buffer.allocUnsafe(1 << 20);
+  const watcher = new nativeNetlink.Watcher(nl.fd, buffer);
+  const reader = new Reader({
+    get poller() { return done ? null : watcher; },
+    mayHaveMore: () => false,  // each drain takes what fits; readiness reports at once what is left
+    readError: (e) => toTuntapError(e, 'watching netlink events'),
+  }, 'netlink events are already being read');
 
-  const onData = (bytes: number, err?: Error) => {
-    if (err) {
-      const e = toTuntapError(err, 'watching netlink events');
-      if (e instanceof TuntapError && e.code === 'ENOBUFS') queue.push({ type: 'overrun' });
-      else failure = e;
-    } else {
-      const { messages, malformed } = splitMessages(buffer, bytes);
-      nl.malformed += malformed;
-      for (const m of messages) {
-        try {
-          const ev = decode(m);
-          if (ev) queue.push(ev);
-        } catch {
-          nl.malformed++;  // a notification too short for its header: drop it
-        }
+  const onBytes = (bytes: number) => {
+    const { messages, malformed } = splitMessages(buffer, bytes);
+    nl.malformed += malformed;
+    for (const m of messages) {
+      try {
+        const ev = decode(m);
+        if (ev) queue.push(ev);
+      } catch {
+        nl.malformed++;  // a notification too short for its header: drop it
       }
+    }
+    if (queue.length >= MAX_QUEUED_EVENTS) { paused = true; reader.end(); }
+    wake?.();
+  };
+  // The loop ends on close, on a pause, or on a failure; ENOBUFS (the kernel dropped
+  // notifications because we fell behind) is reported as an overrun and reading goes on.
+  const onEnd = (err: unknown) => {
+    if (done || paused) return;
+    if (err instanceof TuntapError && err.code === 'ENOBUFS') {
+      queue.push({ type: 'overrun' });
+      reader.each(onBytes, onEnd);
+    } else if (err) {
+      failure = err;
     }
     wake?.();
   };
-  const watcher = new nativeNetlink.Watcher(nl.fd, buffer, onData);
+  reader.each(onBytes, onEnd);
 
   const close = () => {
     if (done) return;
     done = true;
     queue.length = 0;  // after close or abort, iteration ends; pending events are dropped
-    watcher.stop();
+    watcher.close();
+    reader.end();
     nl.close();
     opts.signal?.removeEventListener('abort', close);
     wake?.();
@@ -83,7 +105,11 @@ export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<Netl
     close,
     async next(): Promise<IteratorResult<NetlinkEvent>> {
       for (;;) {
-        if (queue.length > 0) return { value: queue.shift()!, done: false };
+        if (queue.length > 0) {
+          const value = queue.shift()!;
+          if (paused && queue.length < MAX_QUEUED_EVENTS / 2) { paused = false; reader.each(onBytes, onEnd); }
+          return { value, done: false };
+        }
         if (failure) { const f = failure; failure = undefined; close(); throw f; }
         if (done) return { value: undefined, done: true };
         await new Promise<void>((resolve) => { wake = resolve; });
