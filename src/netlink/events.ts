@@ -33,18 +33,26 @@ export interface WatchOptions {
   /** Default: link, ipv4-address, ipv6-address. */
   groups?: EventGroup[];
   signal?: AbortSignal;
+  /** Events kept waiting for the consumer before reading stops (default MAX_QUEUED_EVENTS). */
+  maxQueued?: number;
 }
 
-/** Events waiting for the consumer: past this the socket is not read, and the kernel reports an overrun. */
+/**
+ * Events waiting for the consumer: past this the socket is not read until the consumer catches
+ * up (what one read brought in is kept, so at most one 1 MiB read's worth more is held); the
+ * kernel keeps what its receive buffer holds and reports an overrun for the rest.
+ */
 export const MAX_QUEUED_EVENTS = 65536;
 
 /**
  * Subscribes at once (events from the moment of the call are kept) and yields them in order
- * until `signal` aborts or the loop breaks; both release the socket. A consumer that falls more
- * than MAX_QUEUED_EVENTS behind stops the reading; the kernel then drops notifications and the
- * consumer gets an 'overrun' event, after which it should re-read the state it follows.
+ * until `signal` aborts or the loop breaks; both release the socket. While more than `maxQueued`
+ * events wait for a slow consumer the socket is not read: the kernel holds what its receive
+ * buffer can, and past that drops notifications and reports an 'overrun' event, after which the
+ * consumer should re-read the state it follows.
  */
-export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<NetlinkEvent> & { close(): void } {
+export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<NetlinkEvent> & { close(): void; readonly queued: number } {
+  const limit = Math.max(1, opts.maxQueued ?? MAX_QUEUED_EVENTS);
   const groups = (opts.groups ?? ['link', 'ipv4-address', 'ipv6-address']).map((g) => groupNumbers[g]);
   const nl = Netlink.open({ netns: opts.netns, groups });
   const queue: NetlinkEvent[] = [];
@@ -71,7 +79,7 @@ export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<Netl
         nl.malformed++;  // a notification too short for its header: drop it
       }
     }
-    if (queue.length >= MAX_QUEUED_EVENTS) { paused = true; reader.end(); }
+    if (queue.length >= limit) { paused = true; reader.end(); }
     wake?.();
   };
   // The loop ends on close, on a pause, or on a failure; ENOBUFS (the kernel dropped
@@ -103,11 +111,13 @@ export function watchEvents(opts: WatchOptions = {}): AsyncIterableIterator<Netl
 
   const iterator = {
     close,
+    /** Events read and not yet taken. */
+    get queued() { return queue.length; },
     async next(): Promise<IteratorResult<NetlinkEvent>> {
       for (;;) {
         if (queue.length > 0) {
           const value = queue.shift()!;
-          if (paused && queue.length < MAX_QUEUED_EVENTS / 2) { paused = false; reader.each(onBytes, onEnd); }
+          if (paused && queue.length <= limit / 2) { paused = false; reader.each(onBytes, onEnd); }
           return { value, done: false };
         }
         if (failure) { const f = failure; failure = undefined; close(); throw f; }
