@@ -24,10 +24,16 @@ export interface SplitPlan {
   ipHeaderLength: number;
   ipOffset: number;
   mss: number;
+  /** The first segment's IPv4 ID, TCP sequence number and TCP flags. */
+  id: number;
+  seq: number;
+  flags: number;
+  /** pseudoHeaderSum without the length, the same for every segment. */
+  pseudo: number;
 }
 
 export function newSplitPlan(): SplitPlan {
-  return { count: 0, bytes: 0, version: 0, tcp: false, l4: 0, hdrLen: 0, ipHeaderLength: 0, ipOffset: 0, mss: 0 };
+  return { count: 0, bytes: 0, version: 0, tcp: false, l4: 0, hdrLen: 0, ipHeaderLength: 0, ipOffset: 0, mss: 0, id: 0, seq: 0, flags: 0, pseudo: 0 };
 }
 
 /**
@@ -66,28 +72,31 @@ export function planSplit(pkt: Uint8Array, hdr: VirtioNetHdr, ipOffset: number, 
   plan.ipHeaderLength = ipHeaderLength;
   plan.ipOffset = ipOffset;
   plan.mss = mss;
+  plan.id = version === 4 ? u16(pkt, ipOffset + 4) : 0;
+  plan.seq = tcp ? u32(pkt, l4 + 4) : 0;
+  plan.flags = tcp ? pkt[l4 + 13]! : 0;
+  plan.pseudo = pseudoHeaderSum(pkt, ipOffset, tcp ? 6 : 17, 0);
   return plan;
 }
 
 /**
  * Writes segment i of the planned split of `pkt` into out[o, o + length) and returns its length:
- * the headers with lengths, IPv4 ID and header checksum, TCP sequence number and flags (FIN and
- * PSH only on the last, CWR only on the first) or UDP length fixed, and the transport checksum
- * computed in full. `pseudo` is pseudoHeaderSum(pkt, ipOffset, protocol, 0), the same for every
- * segment.
+ * the headers (`headers` is pkt's first plan.hdrLen bytes) with lengths, IPv4 ID and header
+ * checksum, TCP sequence number and flags (FIN and PSH only on the last, CWR only on the first)
+ * or UDP length fixed, and the transport checksum computed in full.
  */
-export function writeSegment(pkt: Uint8Array, plan: SplitPlan, i: number, out: Uint8Array, o: number, pseudo: number): number {
+function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: number, out: Uint8Array, o: number): number {
   const { hdrLen, l4, mss, ipOffset, tcp } = plan;
   const start = hdrLen + i * mss;
   const end = Math.min(start + mss, pkt.length);
   const segLen = hdrLen + (end - start);
   if (out.length - o < segLen) throw new RangeError(`output holds ${out.length - o} bytes, segment ${i} needs ${segLen}`);
-  out.set(pkt.subarray(0, hdrLen), o);
+  out.set(headers, o);
   out.set(pkt.subarray(start, end), o + hdrLen);
   const ip = o + ipOffset;
   if (plan.version === 4) {
     put16(out, ip + 2, segLen - ipOffset);
-    put16(out, ip + 4, (u16(pkt, ipOffset + 4) + i) & 0xffff);
+    put16(out, ip + 4, (plan.id + i) & 0xffff);
     put16(out, ip + 10, 0);
     put16(out, ip + 10, internetChecksum(out, ip, ip + plan.ipHeaderLength));
   } else {
@@ -96,8 +105,8 @@ export function writeSegment(pkt: Uint8Array, plan: SplitPlan, i: number, out: U
   const t = o + l4;
   const l4Len = segLen - l4;
   if (tcp) {
-    put32(out, t + 4, (u32(pkt, l4 + 4) + i * mss) >>> 0);
-    let f = pkt[l4 + 13]!;
+    put32(out, t + 4, (plan.seq + i * mss) >>> 0);
+    let f = plan.flags;
     if (i !== plan.count - 1) f &= ~(FIN | PSH);
     if (i !== 0) f &= ~CWR;
     out[t + 13] = f;
@@ -106,15 +115,10 @@ export function writeSegment(pkt: Uint8Array, plan: SplitPlan, i: number, out: U
   }
   const csumAt = tcp ? 16 : 6;
   put16(out, t + csumAt, 0);
-  let c = finish(sum16(out, t, o + segLen, pseudo + l4Len));
+  let c = finish(sum16(out, t, o + segLen, plan.pseudo + l4Len));
   if (!tcp && c === 0) c = 0xffff;
   put16(out, t + csumAt, c);
   return segLen;
-}
-
-/** pseudoHeaderSum without the length, for writeSegment. */
-export function splitPseudoSum(pkt: Uint8Array, plan: SplitPlan): number {
-  return pseudoHeaderSum(pkt, plan.ipOffset, plan.tcp ? 6 : 17, 0);
 }
 
 /**
@@ -123,11 +127,11 @@ export function splitPseudoSum(pkt: Uint8Array, plan: SplitPlan): number {
  * plan.bytes bytes and plan.count slots.
  */
 export function splitInto(pkt: Uint8Array, plan: SplitPlan, into: BatchBuffer, at: number): number {
-  const pseudo = splitPseudoSum(pkt, plan);
+  const headers = pkt.subarray(0, plan.hdrLen);
   const out = into.buffer;
   let o = at;
   for (let i = 0; i < plan.count; i++) {
-    const len = writeSegment(pkt, plan, i, out, o, pseudo);
+    const len = writeSegment(pkt, headers, plan, i, out, o);
     into.push(o, len);
     o += len;
   }
@@ -158,8 +162,8 @@ export function gsoSplit(pkt: Uint8Array, hdr: VirtioNetHdr, outBuffers: readonl
   }
   const plan = planSplit(pkt, hdr, ipOffset, scratchPlan);
   if (plan.count > outBuffers.length) throw new RangeError(`${plan.count} segments need ${plan.count} output buffers, got ${outBuffers.length}`);
-  const pseudo = splitPseudoSum(pkt, plan);
-  for (let i = 0; i < plan.count; i++) sizes[i] = writeSegment(pkt, plan, i, outBuffers[i]!, outOffset, pseudo);
+  const headers = pkt.subarray(0, plan.hdrLen);
+  for (let i = 0; i < plan.count; i++) sizes[i] = writeSegment(pkt, headers, plan, i, outBuffers[i]!, outOffset);
   return plan.count;
 }
 
