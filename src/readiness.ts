@@ -56,40 +56,56 @@ export class Reader {
   get reading(): boolean { return this.#busy; }
 
   /**
-   * The next drain's count (> 0), or -1 once the source closed. The signal aborts a wait
-   * (rejecting with its reason) and leaves the source open.
+   * The next batch: `serve(count)` turns a drain into it, or returns undefined when the drain
+   * gave nothing to hand out (then the reader reads on). Resolves null once the source closed.
+   * One promise per batch, already settled when a drain at once found something. The signal
+   * aborts a wait (rejecting with its reason) and leaves the source open.
    */
-  next(signal?: AbortSignal): Promise<number> {
+  next<T>(serve: (count: number) => T | undefined, signal?: AbortSignal): Promise<T | null> {
     const poller = this.source.poller;
-    if (poller === null) return Promise.resolve(-1);
+    if (poller === null) return Promise.resolve(null);
     if (this.#busy) return Promise.reject(new Error(this.busy));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
-    if (this.#streak < SYNC_DRAINS) {
-      let n: number;
-      try {
-        n = poller.read();
-      } catch (e) {
-        return Promise.reject(this.source.readError(e));
+    try {
+      while (this.#streak < SYNC_DRAINS) {
+        const n = poller.read();
+        if (n <= 0) break;
+        this.#streak++;
+        const batch = serve(n);
+        if (batch !== undefined) return Promise.resolve(batch);
       }
-      if (n > 0) { this.#streak++; return Promise.resolve(n); }
+    } catch (e) {
+      return Promise.reject(this.source.readError(e));
     }
     this.#streak = 0;
     this.#busy = true;
-    return new Promise<number>((resolve, reject) => {
-      const done = (err: unknown, n: number) => {
+    return new Promise<T | null>((resolve, reject) => {
+      const done = (err: unknown, batch: T | null | undefined) => {
         if (!this.#busy) return;
         this.#busy = false;
         this.#end = null;
         signal?.removeEventListener('abort', onAbort);
-        if (err) reject(err); else resolve(n);
+        if (err) reject(err);
+        else if (batch === undefined) resolve(this.next(serve, signal));
+        else resolve(batch);
       };
       const onAbort = () => {
         this.source.poller?.cancel('read');
-        done(abortReason(signal!), 0);
+        done(abortReason(signal!), null);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#end = () => done(null, -1);
-      poller.waitReadable((err, count) => done(err ? this.source.readError(err) : null, count));
+      this.#end = () => done(null, null);
+      poller.waitReadable((err, count) => {
+        if (err) { done(this.source.readError(err), null); return; }
+        let batch: T | undefined;
+        try {
+          batch = serve(count);
+        } catch (e) {
+          done(e, null);
+          return;
+        }
+        done(null, batch);
+      });
     });
   }
 
@@ -166,6 +182,6 @@ export class Reader {
    */
   poke(): void { this.#poke?.(); }
 
-  /** Ends a waiting next() (it resolves -1) or a running each() (onEnd(null)): owners call it when they close. */
+  /** Ends a waiting next() (it resolves null) or a running each() (onEnd(null)): owners call it when they close. */
   end(): void { this.#end?.(null); }
 }

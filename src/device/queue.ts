@@ -312,14 +312,21 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     return b;
   }
 
-  // Split mode: the next batch of ordinary packets from the drain (null when none is left).
-  #nextSplit(): PacketBatch | null {
+  // Split mode: the next batch of ordinary packets from the drain (undefined when none is left).
+  #nextSplit(): PacketBatch | undefined {
     const splitter = this.#splitter!;
     while (splitter.pending) {
       const out = splitter.next();
       if (out.count > 0) return this.#account(this.#split!, out.count);
     }
-    return null;
+    return undefined;
+  }
+
+  // A drain of n packets as the batch handed out (split mode: its first batch of ordinary packets).
+  #serve(n: number): PacketBatch | undefined {
+    if (!this.#splitter) return this.#account(this.#batch, n);
+    this.#splitter.load(n);
+    return this.#nextSplit();
   }
 
   /**
@@ -327,19 +334,9 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    * packets split from up to batchSize), or null once the queue is closed. The batch (and every
    * Buffer taken from it) is valid until the next read.
    */
-  async readBatch(opts: { signal?: AbortSignal } = {}): Promise<PacketBatch | null> {
-    if (this.#splitter?.pending) {
-      const ready = this.#nextSplit();
-      if (ready) return ready;
-    }
-    for (;;) {
-      const n = await this.#reader.next(opts.signal);
-      if (n < 0 || !this.#native) return null;
-      if (!this.#splitter) return this.#account(this.#batch, n);
-      this.#splitter.load(n);
-      const ready = this.#nextSplit();
-      if (ready) return ready;
-    }
+  readBatch(opts: { signal?: AbortSignal } = {}): Promise<PacketBatch | null> {
+    const ready = this.#splitter?.pending ? this.#nextSplit() : undefined;
+    return ready ? Promise.resolve(ready) : this.#reader.next((n) => this.#serve(n), opts.signal);
   }
 
   /**
@@ -355,7 +352,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     }
     const splitter = this.#splitter;
     const serve = () => {
-      for (let b = this.#nextSplit(); b !== null; b = this.#nextSplit()) onBatch(b);
+      for (let b = this.#nextSplit(); b !== undefined; b = this.#nextSplit()) onBatch(b);
     };
     if (!this.#reader.reading) serve();
     this.#reader.each((n) => { splitter.load(n); serve(); }, onEnd);

@@ -376,9 +376,8 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    * Receives the next batch: null once closed. The previous batch's memory is reused. An abort
    * stops the wait (rejecting with the signal's reason) and leaves the socket open.
    */
-  async receive(opts: { signal?: AbortSignal } = {}): Promise<DatagramBatch | null> {
-    const n = await this.reader.next(opts.signal);
-    return n < 0 || this.sock === null ? null : this.fill(n);
+  receive(opts: { signal?: AbortSignal } = {}): Promise<DatagramBatch | null> {
+    return this.reader.next((n) => this.fill(n), opts.signal);
   }
 
   /**
