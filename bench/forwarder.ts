@@ -4,10 +4,13 @@
 //   (b) the TypeScript forwarder on tuntap's device layer and UdpSocket, batched (plain);
 //   (c) the same with vnet header + TSO: super-packets read from the TUN, split to MTU-size
 //       segments sent as UDP GSO, received with UDP GRO, re-coalesced and written as
-//       super-packets with a virtio_net_hdr.
-// Prints Gbit/s for each and the ratios (b)/(a) and (c)/(a). Targets: (b) >= 1.0x, (c) >= 4x.
+//       super-packets with a virtio_net_hdr, all by hand;
+//   (d) examples/tunnel.ts: the same path with the offload inside the device (offload
+//       'split'): the program reads and writes ordinary packets and never sees a header.
+// Prints Gbit/s for each and the ratios (b)/(a), (c)/(a), (d)/(a) and (d)/(c). Targets:
+// (b) >= 1.0x, (c) >= 4x, (d) >= 4x and (d)/(c) >= 0.9x.
 //
-//   npm run bench forwarder -- --duration 20 --only=c,plain,offload --rounds=3
+//   npm run bench -- forwarder --duration 20 --only=c,plain,offload,example --rounds=3
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +19,7 @@ import { buildC } from './lib/cbuild.js';
 import { iperfAcross, pingAcross, withForwardedPath, type ForwarderCommand } from './lib/topology.js';
 
 const forwardScript = fileURLToPath(new URL('./lib/forward.ts', import.meta.url));
+const exampleScript = fileURLToPath(new URL('../examples/tunnel.ts', import.meta.url));
 const deviceLayer = fileURLToPath(new URL('../src/device/index.ts', import.meta.url));
 
 function tsForwarder(mode: 'plain' | 'offload'): ForwarderCommand {
@@ -32,6 +36,8 @@ const variants: Variant[] = [
   }, needsDevice: false },
   { key: 'plain', label: '(b) tuntap forwarder, batched', command: () => tsForwarder('plain'), needsDevice: true },
   { key: 'offload', label: '(c) tuntap forwarder, vnet hdr + TSO/GSO/GRO', command: () => tsForwarder('offload'), needsDevice: true },
+  { key: 'example', label: "(d) examples/tunnel.ts, offload 'split' in the device", command: () => (tun, local, peer) =>
+    [process.execPath, ['--import', 'tsx', exampleScript, tun, local, peer]], needsDevice: true },
 ];
 
 function median(xs: number[]): number {
@@ -40,8 +46,8 @@ function median(xs: number[]): number {
 }
 
 /**
- * Options (after `npm run bench forwarder --`): --duration SECONDS per iperf3 run (default 5),
- * --only=c,plain,offload, --rounds=N: the variants run interleaved N times (a, b, c, a, b, c, ...)
+ * Options (after `npm run bench -- forwarder`): --duration SECONDS per iperf3 run (default 5),
+ * --only=c,plain,offload,example, --rounds=N: the variants run interleaved N times (a, b, c, a, b, c, ...)
  * and the medians are compared, so load from elsewhere on the machine hits all of them alike.
  */
 export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Promise<Record<string, number>> {
@@ -80,6 +86,10 @@ export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Pr
   if (base !== undefined && base > 0) {
     if (results.plain !== undefined) console.log(`ratio (b)/(a): ${(results.plain / base).toFixed(2)}x  (target >= 1.0x)`);
     if (results.offload !== undefined) console.log(`ratio (c)/(a): ${(results.offload / base).toFixed(2)}x  (target >= 4x)`);
+    if (results.example !== undefined) console.log(`ratio (d)/(a): ${(results.example / base).toFixed(2)}x  (target >= 4x)`);
+  }
+  if (results.example !== undefined && results.offload) {
+    console.log(`ratio (d)/(c): ${(results.example / results.offload).toFixed(2)}x  (target >= 0.9x)`);
   }
   return results;
 }

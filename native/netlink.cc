@@ -5,16 +5,16 @@
 // Two receive paths:
 //  - recv(fd, buffer, timeoutMs): synchronous request mode. rtnetlink answers while the request
 //    is being sent (dumps continue on each recv), so waiting here is short and bounded.
-//  - watch(fd, buffer, callback): uv_poll readiness for event subscriptions; each wake-up drains
-//    every queued datagram into the buffer and crosses into JS once.
+//  - new Watcher(fd, buffer): an event subscription read through the shared poller base
+//    (poller.h); each wake-up drains every queued datagram into the buffer and crosses into JS
+//    once, with the byte count.
 // Both pack datagrams back to back, each padded to 4 bytes, so JS walks nlmsghdr lengths.
-#include "common.h"
+#include "poller.h"
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <uv.h>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -30,6 +30,7 @@ namespace tuntap {
 
 // Receive buffers must have at least this much room; dump datagrams are at most 32 KiB.
 static constexpr size_t kMinRoom = 65536;
+static constexpr size_t kMaxRoom = size_t(1) << 30;
 // Multicast groups one socket may join at open (rtnetlink has about 40).
 static constexpr uint32_t kMaxGroups = 1024;
 
@@ -171,96 +172,54 @@ static Napi::Value Recv(const Napi::CallbackInfo& info) {
   }
 }
 
-// A subscription socket watched by uv_poll. JS owns the socket fd and the buffer; the watcher
-// holds references to both callback and buffer until stop().
-class Watcher : public Napi::ObjectWrap<Watcher> {
+// A subscription socket watched for readiness. JS owns the socket fd (the watcher never closes
+// it) and the buffer; the watcher holds the buffer until close().
+class Watcher : public Poller<Watcher> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "NetlinkWatcher", {InstanceMethod("stop", &Watcher::Stop)});
+    Descriptors d;
+    AddPollerMethods(d);
+    return DefineClass(env, "NetlinkWatcher", d);
   }
 
   static Watcher* Unwrap(Napi::Object object) { return UnwrapTagged<Watcher>(object, kTag, "NetlinkWatcher"); }
 
-  explicit Watcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Watcher>(info) {
+  static constexpr const char* kReadSyscall = "recv(AF_NETLINK)";
+
+  // new Watcher(fd, buffer): read() and each wake-up drain into buffer and give its byte count.
+  explicit Watcher(const Napi::CallbackInfo& info) : Poller<Watcher>(info, "tuntap.netlink") {
     Napi::Env env = info.Env();
     napi_type_tag_object(env, info.This(), &kTag);
     Args a(info, "NetlinkWatcher");
     int fd;
-    Napi::Function cb;
-    if (!a.Fd(0, &fd) || !a.Function(2, "callback", &cb)) return;
     ByteSpan buf;
-    if (!a.Bytes(1, "buffer", &buf)) return;
-    if (buf.length < kMinRoom) { a.Range("buffer must hold at least 64 KiB"); return; }
+    if (!a.Fd(0, &fd) || !a.Bytes(1, "buffer", &buf)) return;
+    // A drain's byte count goes back as an int.
+    if (buf.length < kMinRoom || buf.length > kMaxRoom) { a.Range("buffer must hold from 64 KiB to 1 GiB"); return; }
     if (!buffer_.Hold(env, a[1], napi_uint8_array, buf.length)) { a.Type("buffer must be a Uint8Array"); return; }
-    buffer_length_ = buf.length;
-    fd_ = fd;
-    callback_ = Napi::Persistent(cb);
-    env_ = env;
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    poll_ = new uv_poll_t;
-    poll_->data = this;
-    int r = uv_poll_init(loop, poll_, fd_);
-    if (r == 0) r = uv_poll_start(poll_, UV_READABLE, OnReadable);
-    if (r != 0) {
-      delete poll_;
-      poll_ = nullptr;
-      ThrowErrno(env, "uv_poll_start", -r);
-      return;
-    }
-    Ref();  // alive while polling, even if JS drops the object
+    bufferLength_ = buf.length;
+    Adopt(fd, false);
   }
-
-  ~Watcher() override { Close(); }
 
   static constexpr napi_type_tag kTag = {0x7475'6e74'6170'6e6cULL, 0x7761'7463'6801'0003ULL};
 
+  // Bytes drained, 0 when nothing was queued. The buffer is looked up on each drain: JS may have
+  // detached it since (then EFAULT). ENOBUFS means the kernel dropped events because the reader
+  // fell behind; JS decides what to do.
+  int Drain(bool) {
+    if (fd_ < 0) return -EBADF;
+    auto* buf = static_cast<uint8_t*>(buffer_.Get(env_));
+    if (!buf) return -EFAULT;
+    ssize_t n = DrainInto(fd_, buf, bufferLength_);
+    if (n == -EAGAIN || n == -EWOULDBLOCK) return 0;
+    return static_cast<int>(n);
+  }
+
+  void Released() { buffer_.Reset(); }
+
  private:
-  static void OnReadable(uv_poll_t* handle, int status, int events) {
-    auto* self = static_cast<Watcher*>(handle->data);
-    if (!self || !self->poll_) return;
-    Napi::Env env = self->env_;
-    Napi::HandleScope scope(env);
-    if (status < 0) {
-      self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, 0), ErrnoValue(env, "uv_poll", -status)});
-      return;
-    }
-    // Looked up on each wake-up: JS may have detached the buffer since (then EFAULT).
-    auto* buf = static_cast<uint8_t*>(self->buffer_.Get(env));
-    ssize_t n = buf ? DrainInto(self->fd_, buf, self->buffer_length_) : -EFAULT;
-    if (n == -EAGAIN || n == -EWOULDBLOCK) return;
-    if (n < 0) {
-      // ENOBUFS: the kernel dropped events because we fell behind; JS decides what to do.
-      self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, 0), ErrnoValue(env, "recv(AF_NETLINK)", static_cast<int>(-n))});
-      return;
-    }
-    self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, static_cast<double>(n))});
-  }
-
-  void Close() {
-    if (!poll_) return;
-    uv_poll_stop(poll_);
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    poll_ = nullptr;
-  }
-
-  Napi::Value Stop(const Napi::CallbackInfo& info) {
-    if (poll_) {
-      Close();
-      buffer_.Reset();
-      callback_.Reset();
-      Unref();
-    }
-    return info.Env().Undefined();
-  }
-
-  int fd_ = -1;
-  uv_poll_t* poll_ = nullptr;
-  Napi::Env env_{nullptr};
   HeldView buffer_;
-  size_t buffer_length_ = 0;
-  Napi::FunctionReference callback_;
+  size_t bufferLength_ = 0;
 };
 
 void InitNetlink(Napi::Env env, Napi::Object exports) {

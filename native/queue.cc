@@ -1,65 +1,43 @@
-// One TUN/TAP queue fd: non-blocking batched read and write, readiness from uv_poll on the
-// loop of the thread that created the queue (main thread or a worker), never the threadpool.
+// One TUN/TAP queue fd: non-blocking batched read and write; readiness and the wait/callback
+// convention come from the shared poller base (poller.h).
 //
-// Pull model: JS asks for a batch; read() drains up to `max` packets into one registered
+// Pull model: JS asks for a batch; read() drains up to a batch of packets into one registered
 // buffer (packets back to back, 8-byte aligned) and returns the count. When the fd is empty,
 // waitReadable arms uv_poll; the wake-up drains the batch natively and crosses into JS once.
 // While nobody asks, nothing is read: the kernel's queue is the buffer and its overflow is the
 // device's tx_dropped counter.
-#include "common.h"
-#include <uv.h>
+#include "poller.h"
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cstring>
-#include <map>
-#include <mutex>
-#include <set>
 
 namespace tuntap {
 
 namespace {
 
-class TunQueue;
-
-// Queues alive per JS environment, closed when a worker (or the process) tears down so that
-// no uv handle outlives its loop.
-struct EnvQueues { std::set<TunQueue*> queues; };
-std::mutex registriesLock;
-std::map<napi_env, EnvQueues*> registries;
-
-EnvQueues* RegistryOf(napi_env env) {
-  std::lock_guard<std::mutex> guard(registriesLock);
-  auto it = registries.find(env);
-  return it == registries.end() ? nullptr : it->second;
-}
-
-class TunQueue : public Napi::ObjectWrap<TunQueue> {
+class TunQueue : public Poller<TunQueue> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "TunQueue", {
+    Descriptors d = {
       InstanceMethod<&TunQueue::SetReadBuffers>("setReadBuffers"),
-      InstanceMethod<&TunQueue::Read>("read"),
-      InstanceMethod<&TunQueue::WaitReadable>("waitReadable"),
-      InstanceMethod<&TunQueue::WaitWritable>("waitWritable"),
-      InstanceMethod<&TunQueue::Cancel>("cancel"),
       InstanceMethod<&TunQueue::Write>("write"),
       InstanceMethod<&TunQueue::WriteRanges>("writeRanges"),
       InstanceMethod<&TunQueue::Release>("release"),
-      InstanceMethod<&TunQueue::Close>("close"),
-      InstanceMethod<&TunQueue::Ref>("ref"),
-      InstanceMethod<&TunQueue::Unref>("unref"),
-    });
+    };
+    AddPollerMethods(d);
+    return DefineClass(env, "TunQueue", d);
   }
 
   static TunQueue* Unwrap(Napi::Object object) { return UnwrapTagged<TunQueue>(object, kTag, "TunQueue"); }
 
+  static constexpr const char* kReadSyscall = "read";
+
   // new TunQueue(fd): takes ownership of fd (closed by close()). Only a /dev/net/tun fd is
   // taken: this object closes what it holds, so any other fd (a socket, libuv's own) is refused.
-  explicit TunQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunQueue>(info) {
-    env_ = info.Env();
+  explicit TunQueue(const Napi::CallbackInfo& info) : Poller<TunQueue>(info, "tuntap.queue") {
     napi_type_tag_object(env_, info.This(), &kTag);
     int fd;
     if (!Args(info, "TunQueue").Fd(0, &fd)) return;
@@ -69,37 +47,13 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
       FailType(env_, "TunQueue", "fd is not an open /dev/net/tun file");
       return;
     }
-    fd_ = fd;
-    napi_get_uv_event_loop(env_, &loop_);
-    registry_ = RegistryOf(env_);
-    if (registry_) registry_->queues.insert(this);
-    napi_async_init(env_, Napi::Object::New(env_), Napi::String::New(env_, "tuntap.queue"), &asyncContext_);
+    Adopt(fd, true);
   }
 
-  ~TunQueue() override {
-    Shutdown(true);
-    if (registry_) registry_->queues.erase(this);
-    if (asyncContext_) napi_async_destroy(env_, asyncContext_);
-  }
+  // Drains up to a batch; after a pause, one packet (see WakeReadLimit).
+  int Drain(bool onWake) { return DrainUpTo(onWake ? WakeReadLimit() : static_cast<uint32_t>(slots_)); }
 
-  // Stops polling and, when closeFd, closes the fd. Safe to call more than once.
-  void Shutdown(bool closeFd) {
-    readCb_.Reset();
-    writeCb_.Reset();
-    if (poll_) {
-      uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
-    armed_ = 0;
-    if (closeFd && fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
-  static void CleanupEnv(EnvQueues* registry) {
-    for (TunQueue* q : registry->queues) { q->Shutdown(true); q->registry_ = nullptr; }
-    registry->queues.clear();
-  }
+  void WakeEnded() { lastWakeEnd_ = uv_hrtime(); }
 
  private:
   // setReadBuffers(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, headerLength,
@@ -143,7 +97,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
 
   // Drains up to max packets; returns count, or -errno when the first read fails. The buffers
   // are looked up again each time (JS may have detached them since); one that is gone is EFAULT.
-  int Drain(uint32_t max) {
+  int DrainUpTo(uint32_t max) {
     if (fd_ < 0) return -EBADF;
     auto* base = static_cast<uint8_t*>(buffer_.Get(env_));
     auto* offsets = static_cast<uint32_t*>(offsets_.Get(env_));
@@ -171,112 +125,6 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     return static_cast<int>(count);
   }
 
-  // read(max) → count (0 when nothing is queued); throws on a read error.
-  Napi::Value Read(const Napi::CallbackInfo& info) {
-    uint32_t max;
-    if (!Args(info, "TunQueue.read").U32(0, "max", &max)) return info.Env().Undefined();
-    int r = Drain(max);
-    if (r < 0) { ThrowErrno(info.Env(), "read", -r); return info.Env().Undefined(); }
-    return Napi::Number::New(info.Env(), r);
-  }
-
-  bool EnsurePoll() {
-    if (poll_) return true;
-    if (fd_ < 0) return false;
-    poll_ = new uv_poll_t;
-    if (uv_poll_init(loop_, poll_, fd_) != 0) { delete poll_; poll_ = nullptr; return false; }
-    poll_->data = this;
-    if (!refed_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-    return true;
-  }
-
-  // Polls for what the waiting callbacks need. Unchanged events cost nothing: a reader that
-  // re-arms from its own callback keeps the fd in epoll (no epoll_ctl per wake-up).
-  void UpdatePoll() {
-    if (!poll_) return;
-    int events = (readCb_.IsEmpty() ? 0 : UV_READABLE) | (writeCb_.IsEmpty() ? 0 : UV_WRITABLE);
-    if (events == armed_) return;
-    armed_ = events;
-    if (events == 0) uv_poll_stop(poll_);
-    else uv_poll_start(poll_, events, OnPoll);
-  }
-
-  // waitReadable(max, cb, persistent?): when readable, drains up to max packets and calls
-  // cb(err, count). Once, or with `persistent` on every wake-up until cancel('read'): a reader
-  // that always waits again then costs no call and no new reference per wake-up.
-  Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Args a(info, "TunQueue.waitReadable");
-    uint32_t max;
-    Napi::Function cb;
-    bool persistent = false;
-    if (!a.U32(0, "max", &max) || !a.Function(1, "callback", &cb) || (a.Has(2) && !a.Bool(2, "persistent", &persistent))) {
-      return env.Undefined();
-    }
-    if (!EnsurePoll()) { ThrowErrno(env, "uv_poll_init", EBADF); return env.Undefined(); }
-    readMax_ = max;
-    readCb_.Reset(cb, 1);
-    readPersistent_ = persistent;
-    UpdatePoll();
-    return env.Undefined();
-  }
-
-  // waitWritable(cb): calls cb() once the fd accepts writes again.
-  Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Function cb;
-    if (!Args(info, "TunQueue.waitWritable").Function(0, "callback", &cb)) return env.Undefined();
-    if (!EnsurePoll()) { ThrowErrno(env, "uv_poll_init", EBADF); return env.Undefined(); }
-    writeCb_.Reset(cb, 1);
-    UpdatePoll();
-    return env.Undefined();
-  }
-
-  // cancel(which: 'read' | 'write'): forgets a pending wait without calling it.
-  Napi::Value Cancel(const Napi::CallbackInfo& info) {
-    Args a(info, "TunQueue.cancel");
-    std::string which;
-    if (!a.String(0, "which", 8, &which)) return info.Env().Undefined();
-    if (which == "read") readCb_.Reset();
-    else if (which == "write") writeCb_.Reset();
-    else { a.Type("which must be 'read' or 'write'"); return info.Env().Undefined(); }
-    UpdatePoll();
-    return info.Env().Undefined();
-  }
-
-  static void OnPoll(uv_poll_t* handle, int status, int events) {
-    auto* self = static_cast<TunQueue*>(handle->data);
-    self->Dispatch(status, events);
-  }
-
-  // The poll is updated once, after the callbacks ran: one that waits again keeps it as it is.
-  void Dispatch(int status, int events) {
-    Napi::HandleScope scope(env_);
-    if (status < 0) armed_ = 0;  // libuv stops the handle when it reports an error
-    if (!readCb_.IsEmpty() && (status < 0 || (events & (UV_READABLE | UV_DISCONNECT)))) {
-      int r = status < 0 ? status : Drain(WakeReadLimit());
-      if (r != 0) {  // 0: spurious wake-up, keep waiting
-        // libuv reports poll errors as -errno on Linux, like Drain.
-        Napi::Value err = r < 0 ? ErrnoValue(env_, "read", -r) : env_.Null();
-        if (readPersistent_ && r > 0) {
-          // The callback may cancel (or replace) itself; Invoke holds its value for the call.
-          Invoke(readCb_, {err, Napi::Number::New(env_, r)});
-        } else {
-          Napi::FunctionReference cb = std::move(readCb_);
-          readCb_.Reset();
-          Invoke(cb, {err, Napi::Number::New(env_, r < 0 ? 0 : r)});
-        }
-      }
-      lastWakeEnd_ = uv_hrtime();
-    }
-    if (!writeCb_.IsEmpty() && poll_ && (status < 0 || (events & UV_WRITABLE))) {
-      Napi::FunctionReference cb = std::move(writeCb_);
-      writeCb_.Reset();
-      Invoke(cb, {});
-    }
-    UpdatePoll();
-  }
-
   // A wake-up after a pause (a ping, a keepalive) almost always finds one packet, and reading
   // again only to hear EAGAIN put a system call on the packet's round trip. So after a pause a
   // wake-up reads one packet: level-triggered polling reports at once anything left, and a
@@ -284,21 +132,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
   // The pause runs from the end of a wake-up: a consumer whose work per batch takes longer than
   // the pause still gets whole batches.
   uint32_t WakeReadLimit() {
-    return uv_hrtime() - lastWakeEnd_ >= kPauseNs ? 1 : readMax_;
-  }
-
-  void Invoke(Napi::FunctionReference& cb, const std::initializer_list<napi_value>& args) {
-    if (cb.IsEmpty()) return;
-    napi_value result;
-    napi_value argv[2];
-    size_t argc = 0;
-    for (napi_value a : args) argv[argc++] = a;
-    napi_status s = napi_make_callback(env_, asyncContext_, env_.Global(), cb.Value(), argc, argv, &result);
-    if (s == napi_pending_exception) {
-      napi_value e;
-      napi_get_and_clear_last_exception(env_, &e);
-      napi_fatal_exception(env_, e);
-    }
+    return uv_hrtime() - lastWakeEnd_ >= kPauseNs ? 1 : static_cast<uint32_t>(slots_);
   }
 
   // write(packets: Uint8Array[], start, heads?: Uint8Array, headLength) → how many were
@@ -453,34 +287,6 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
     return info.Env().Undefined();
   }
 
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    Shutdown(true);
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Ref(const Napi::CallbackInfo& info) {
-    refed_ = true;
-    if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Unref(const Napi::CallbackInfo& info) {
-    refed_ = false;
-    if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-    return info.Env().Undefined();
-  }
-
-  int fd_ = -1;
-  Napi::Env env_ = Napi::Env(nullptr);
-  uv_loop_t* loop_ = nullptr;
-  uv_poll_t* poll_ = nullptr;
-  int armed_ = 0;  // events uv_poll is started with
-  bool refed_ = true;
-  EnvQueues* registry_ = nullptr;
-  Napi::FunctionReference readCb_, writeCb_;
-  bool readPersistent_ = false;
-  napi_async_context asyncContext_ = nullptr;
-  uint32_t readMax_ = 0;
   static constexpr napi_type_tag kTag = {0x7475'6e74'6170'7175ULL, 0x6575'6501'0000'0001ULL};
   static constexpr uint64_t kPauseNs = 2'000'000;
   // PI (4) + the largest virtio_net_hdr (12), with room to spare.
@@ -499,24 +305,6 @@ class TunQueue : public Napi::ObjectWrap<TunQueue> {
 }  // namespace
 
 void InitQueue(Napi::Env env, Napi::Object exports) {
-  // One registry per environment (main thread, each worker); its cleanup hook runs at
-  // environment teardown and closes queues the program left open.
-  auto* registry = new EnvQueues();
-  {
-    std::lock_guard<std::mutex> guard(registriesLock);
-    registries[env] = registry;
-  }
-  napi_add_env_cleanup_hook(env, [](void* arg) {
-    auto* r = static_cast<EnvQueues*>(arg);
-    {
-      std::lock_guard<std::mutex> guard(registriesLock);
-      for (auto it = registries.begin(); it != registries.end(); ++it) {
-        if (it->second == r) { registries.erase(it); break; }
-      }
-    }
-    TunQueue::CleanupEnv(r);
-    delete r;
-  }, registry);
   exports.Set("TunQueue", TunQueue::Define(env));
 }
 

@@ -1,12 +1,12 @@
-// Batched UDP datagram I/O: a non-blocking socket whose readiness comes from uv_poll on the JS
-// thread, recvmmsg draining up to a batch into one shared buffer per wake-up, sendmmsg of a batch
-// to one or many destinations, UDP GSO (UDP_SEGMENT) on send and UDP GRO on receive.
+// Batched UDP datagram I/O: a non-blocking socket (readiness and its callbacks from the shared
+// poller base, poller.h), recvmmsg draining up to a batch into one shared buffer per wake-up,
+// sendmmsg of a batch to one or many destinations, UDP GSO (UDP_SEGMENT) on send and UDP GRO on
+// receive.
 //
 // Endpoints cross the boundary as fixed 24-byte records so no per-datagram strings are made:
 //   [0..15] address (IPv4 in bytes 0..3), [16..17] port (big endian), [18] family (4 or 6),
 //   [19] unused, [20..23] IPv6 scope id (little endian).
-#include "common.h"
-#include <uv.h>
+#include "poller.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -100,10 +100,10 @@ static bool ReadEndpoint(const uint8_t* rec, int family, sockaddr_storage* ss, s
   return true;
 }
 
-class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
+class UdpSocket : public Poller<UdpSocket> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "UdpSocketNative", {
+    Descriptors d = {
       InstanceMethod("bind", &UdpSocket::Bind),
       InstanceMethod("connect", &UdpSocket::Connect),
       InstanceMethod("localEndpoint", &UdpSocket::LocalEndpoint),
@@ -111,19 +111,18 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       InstanceMethod("getIntOption", &UdpSocket::GetIntOption),
       InstanceMethod("bindToDevice", &UdpSocket::BindToDevice),
       InstanceMethod("setRecvArea", &UdpSocket::SetRecvArea),
-      InstanceMethod("recv", &UdpSocket::Recv),
       InstanceMethod("send", &UdpSocket::Send),
-      InstanceMethod("armRead", &UdpSocket::ArmRead),
-      InstanceMethod("armWrite", &UdpSocket::ArmWrite),
-      InstanceMethod("cancelRead", &UdpSocket::CancelRead),
-      InstanceMethod("close", &UdpSocket::Close),
       InstanceAccessor("fd", &UdpSocket::Fd, nullptr),
-    });
+    };
+    AddPollerMethods(d);
+    return DefineClass(env, "UdpSocketNative", d);
   }
 
   static UdpSocket* Unwrap(Napi::Object object) { return UnwrapTagged<UdpSocket>(object, kTag, "UdpSocketNative"); }
 
-  explicit UdpSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSocket>(info) {
+  static constexpr const char* kReadSyscall = "recvmmsg";
+
+  explicit UdpSocket(const Napi::CallbackInfo& info) : Poller<UdpSocket>(info, "tuntap.udp") {
     Napi::Env env = info.Env();
     napi_type_tag_object(env, info.This(), &kTag);
     Args a(info, "UdpSocketNative");
@@ -131,50 +130,37 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     if (!a.U32(0, "family", &family, 6)) return;
     if (family != 4 && family != 6) { a.Range("family must be 4 or 6"); return; }
     family_ = family == 6 ? AF_INET6 : AF_INET;
-    fd_ = socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-    if (fd_ < 0) { ThrowErrno(env, "socket", errno); return; }
+    int fd = socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (fd < 0) { ThrowErrno(env, "socket", errno); return; }
     int one = 1;
     // The kernel's drop counter for this socket arrives with each datagram (best effort).
-    setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
-    poll_ = new uv_poll_t;
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    int rc = uv_poll_init(loop, poll_, fd_);
-    if (rc != 0) {
-      delete poll_;
-      poll_ = nullptr;
-      ::close(fd_);
-      fd_ = -1;
-      ThrowErrno(env, "uv_poll_init", -rc);
-      return;
-    }
-    poll_->data = this;
-    // A worker that ends with the socket open must not leave a uv handle on its dead loop.
-    env_ = env;
-    if (napi_add_env_cleanup_hook(env, EnvCleanup, this) == napi_ok) hooked_ = true;
+    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+    Adopt(fd, true);
   }
-
-  ~UdpSocket() override { Release(); }
 
   static constexpr napi_type_tag kTag = {0x7475'6e74'6170'7564ULL, 0x7073'6f63'6b01'0002ULL};
 
-  static void EnvCleanup(void* arg) {
-    auto* self = static_cast<UdpSocket*>(arg);
-    self->hooked_ = false;
-    self->Release();
+  // Drains up to a batch: returns the count, 0 when nothing is waiting; -errno for hard errors
+  // (EFAULT: the receive area is gone).
+  int Drain(bool) { return DrainBatch(); }
+
+  // libuv reports EPOLLERR as UV_EBADF and stops the handle. On a UDP socket that is a pending
+  // ICMP error (peer unreachable, port closed): read it with SO_ERROR, which clears it, count it
+  // and keep waiting. Only a socket that cannot even report that has failed.
+  bool AbsorbPollError(int) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (fd_ < 0 || getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) return false;
+    NotePeerError(static_cast<uint32_t*>(drops_.Get(env_)), err);
+    return true;
+  }
+
+  void Released() {
+    for (HeldView* v : {&data_, &lengths_, &segSizes_, &flags_, &endpoints_, &drops_, &sendResult_}) v->Reset();
   }
 
  private:
-  int fd_ = -1;
   int family_ = AF_INET;
-  napi_env env_ = nullptr;
-  bool hooked_ = false;
-  uv_poll_t* poll_ = nullptr;
-  int events_ = 0;
-  int armed_ = 0;  // events uv_poll is started with
-  Napi::FunctionReference onReadable_;
-  Napi::FunctionReference onWritable_;
-  bool readPersistent_ = false;
 
   // Receive area shared with JS: one slot of slotSize_ bytes per message. Its arrays are looked
   // up again before each use (HeldView), since JS may detach them between calls.
@@ -198,22 +184,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   std::vector<uint32_t> sfirst_;  // first packet index of each message
   std::vector<uint32_t> sdest_;   // destination id of each packet
   std::vector<napi_value> sval_;  // an Array send's elements (valid during the call)
-
-  void Release() {
-    if (hooked_) {
-      napi_remove_env_cleanup_hook(env_, EnvCleanup, this);
-      hooked_ = false;
-    }
-    if (poll_ != nullptr) {
-      poll_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
 
   bool CheckOpen(Napi::Env env) {
     if (fd_ >= 0) return true;
@@ -360,9 +330,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     return a->data && a->lengths && a->segSizes && a->flags && a->endpoints && a->drops;
   }
 
-  // Drains up to a batch: returns the count, 0 when nothing is waiting; -errno for hard errors
-  // (EFAULT: the receive area is gone).
-  int Drain() {
+  int DrainBatch() {
     if (fd_ < 0) return -EBADF;
     Area area;
     if (!AreaNow(&area)) return -EFAULT;
@@ -406,13 +374,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
       WriteEndpoint(area.endpoints + i * kEndpointSize, raddr_[i]);
     }
     return n;
-  }
-
-  Napi::Value Recv(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    int n = Drain();
-    if (n < 0) { ThrowErrno(env, "recvmmsg", -n); return env.Undefined(); }
-    return Napi::Number::New(env, n);
   }
 
   // send(bufs, offsets|null, lengths|null, start, count, endpoints|null, destIds|null, gsoSize)
@@ -578,113 +539,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
     drops[2] = static_cast<uint32_t>(err);
   }
 
-  // Unchanged events cost nothing: a reader that re-arms from its own callback keeps the fd
-  // in epoll (no epoll_ctl per wake-up).
-  void UpdatePoll() {
-    if (poll_ == nullptr) return;
-    if (events_ == armed_) return;
-    armed_ = events_;
-    if (events_ == 0) {
-      uv_poll_stop(poll_);
-    } else {
-      uv_poll_start(poll_, events_, OnPoll);
-    }
-  }
-
-  static void OnPoll(uv_poll_t* handle, int status, int events) {
-    auto* self = static_cast<UdpSocket*>(handle->data);
-    if (self == nullptr) return;
-    self->HandlePoll(status, events);
-  }
-
-  void HandlePoll(int status, int events) {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (status < 0) armed_ = 0;  // libuv stops the handle when it reports an error
-    DispatchPoll(env, status, events);
-    // Once, after the callbacks ran: one that waits again leaves the poll as it is.
-    UpdatePoll();
-  }
-
-  void DispatchPoll(Napi::Env env, int status, int events) {
-    if (status < 0) {
-      // libuv reports EPOLLERR as UV_EBADF and stops the handle. On a UDP socket that is a
-      // pending ICMP error (peer unreachable, port closed): read it with SO_ERROR, which clears
-      // it, count it and keep waiting. Only a socket that cannot even report that has failed.
-      int err = 0;
-      socklen_t len = sizeof(err);
-      if (fd_ >= 0 && getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) == 0) {
-        if (err != 0) NotePeerError(static_cast<uint32_t*>(drops_.Get(env)), err);
-        UpdatePoll();
-        if (err != 0) return;
-      }
-      events = events_;  // report the failure through the waiting callbacks
-    }
-    if ((events & UV_WRITABLE) && (events_ & UV_WRITABLE)) {
-      events_ &= ~UV_WRITABLE;
-      Napi::FunctionReference cb = std::move(onWritable_);
-      if (!cb.IsEmpty()) cb.MakeCallback(Value(), {Napi::Number::New(env, status < 0 ? -status : 0)});
-    }
-    if (fd_ < 0) return;
-    if ((events & (UV_READABLE | UV_DISCONNECT)) && (events_ & UV_READABLE)) {
-      int n = status < 0 ? status : Drain();
-      if (n == 0) return;  // spurious wake-up: keep waiting
-      if (readPersistent_ && n > 0) {
-        // Stays armed; the callback may cancel itself (the call holds its value).
-        if (!onReadable_.IsEmpty()) onReadable_.MakeCallback(Value(), {Napi::Number::New(env, n)});
-        return;
-      }
-      events_ &= ~UV_READABLE;
-      Napi::FunctionReference cb = std::move(onReadable_);
-      if (!cb.IsEmpty()) cb.MakeCallback(Value(), {Napi::Number::New(env, n)});
-    }
-  }
-
-  // armRead(cb, persistent?): cb(count) once a wake-up drained datagrams into the area (count
-  // < 0: -errno); with `persistent`, after every such wake-up until cancelRead() (no call and
-  // no new reference per wake-up for a reader that always waits again).
-  Napi::Value ArmRead(const Napi::CallbackInfo& info) {
-    Args a(info, "armRead");
-    Napi::Function cb;
-    bool persistent = false;
-    if (!a.Function(0, "callback", &cb) || (a.Has(1) && !a.Bool(1, "persistent", &persistent))) return info.Env().Undefined();
-    if (!CheckOpen(info.Env())) return info.Env().Undefined();
-    readPersistent_ = persistent;
-    return Arm(cb, onReadable_, UV_READABLE);
-  }
-
-  // armWrite(cb): cb(0) once the socket can take more datagrams (POLLOUT).
-  Napi::Value ArmWrite(const Napi::CallbackInfo& info) {
-    Napi::Function cb;
-    if (!Args(info, "armWrite").Function(0, "callback", &cb) || !CheckOpen(info.Env())) return info.Env().Undefined();
-    return Arm(cb, onWritable_, UV_WRITABLE);
-  }
-
-  // Keeps the callback in `slot` and polls for `event` until it fires.
-  Napi::Value Arm(Napi::Function cb, Napi::FunctionReference& slot, int event) {
-    Napi::Env env = cb.Env();
-    slot = Napi::Persistent(cb);
-    events_ |= event;
-    UpdatePoll();
-    return env.Undefined();
-  }
-
-  // cancelRead(): stops waiting for readability; the armed callback is dropped uncalled.
-  Napi::Value CancelRead(const Napi::CallbackInfo& info) {
-    events_ &= ~UV_READABLE;
-    UpdatePoll();
-    onReadable_.Reset();
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    events_ = 0;
-    Release();
-    onReadable_.Reset();
-    onWritable_.Reset();
-    for (HeldView* v : {&data_, &lengths_, &segSizes_, &flags_, &endpoints_, &drops_, &sendResult_}) v->Reset();
-    return info.Env().Undefined();
-  }
 };
 
 void InitUdp(Napi::Env env, Napi::Object exports) {

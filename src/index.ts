@@ -3,7 +3,7 @@ export { TuntapError } from './errors.js';
 export { inNetns, openNetns, closeNetns, Netns } from './netns.js';
 export type { NetnsRef } from './netns.js';
 export { openTun, openTap, createPersistent, TunDevice, Queue } from './device/index.js';
-export type { DeviceOptions, PacketBatch, VirtioNetHdr, PacketInfo } from './device/index.js';
+export type { DeviceOptions, PacketBatch, OffloadMode, VirtioNetHdr, PacketInfo, Batch } from './device/index.js';
 export { startService as startProxy } from './proxy/index.js';
 export type { ServiceOptions as ProxyOptions, Service as ProxyService } from './proxy/index.js';
 export {

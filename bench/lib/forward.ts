@@ -13,8 +13,7 @@
 // Prints "ready NAME" once both ends are open; runs until killed.
 import { openTun, type TunDevice } from '../../src/device/index.js';
 import { UdpSocket, type DatagramBatch, type Endpoint } from '../../src/net/index.js';
-import { gsoSplit } from '../../src/packet/gso.js';
-import { GroCoalescer } from '../../src/packet/gro.js';
+import { gsoSplit, GroCoalescer } from '../../src/packet/index.js';
 
 function endpoint(text: string): Endpoint {
   const at = text.lastIndexOf(':');

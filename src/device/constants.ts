@@ -1,5 +1,8 @@
-// Kernel constants of the TUN/TAP user API (linux/if_tun.h, linux/virtio_net.h). The USO
-// offload bits are newer than some installed headers, so they are spelled out here.
+// Kernel constants of the TUN/TAP user API (linux/if_tun.h). The USO offload bits are newer
+// than some installed headers, so they are spelled out here. The header codecs' own constants
+// (virtio_net_hdr flags and GSO types, the PI flag, ethertypes) live with the codecs in src/base.
+export { VIRTIO_NET_HDR_F, GsoType } from '../base/vnet.js';
+export { TUN_PKT_STRIP, ETH_P } from '../base/pi.js';
 
 /** TUNSETIFF / TUNGETIFF flags. */
 export const IFF = {
@@ -30,29 +33,8 @@ export const TUN_F = {
   USO6: 0x40,
 } as const;
 
-/** PI header flag: the packet did not fit the read buffer and was cut. */
-export const TUN_PKT_STRIP = 0x0001;
-
 /** TUNSETTXFILTER flag: accept every multicast frame. */
 export const TUN_FLT_ALLMULTI = 0x0001;
-
-/** virtio_net_hdr.flags */
-export const VIRTIO_NET_HDR_F = {
-  NEEDS_CSUM: 1,
-  DATA_VALID: 2,
-  RSC_INFO: 4,
-} as const;
-
-/** virtio_net_hdr.gso_type */
-export const GsoType = {
-  NONE: 0,
-  TCPV4: 1,
-  UDP: 3,
-  TCPV6: 4,
-  UDP_L4: 5,
-  ECN: 0x80,
-} as const;
-export type GsoType = (typeof GsoType)[keyof typeof GsoType];
 
 /** ARPHRD_* link types for setLinkType (TUNSETLINK). */
 export const ARPHRD = {
@@ -60,13 +42,6 @@ export const ARPHRD = {
   NONE: 0xfffe,
   IPGRE: 778,
   VOID: 0xffff,
-} as const;
-
-/** Ethertypes seen in the PI header. */
-export const ETH_P = {
-  IP: 0x0800,
-  ARP: 0x0806,
-  IPV6: 0x86dd,
 } as const;
 
 /** Largest packet the kernel hands us: 64 KiB GSO super-packets plus headers and a VLAN tag. */

@@ -2,14 +2,15 @@
 // conveniences that delegate to queues[0].
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { call, TuntapError } from '../errors.js';
+import { call, toTuntapError, TuntapError } from '../errors.js';
 import { formatMac, parseMac as parseMacText } from '../addr.js';
 import { inNetns, type NetnsRef } from '../netns.js';
 import { encodeBpf, decodeBpf, type BpfInstruction } from './bpf.js';
 import { IFF, TUN_F, TUN_FLT_ALLMULTI } from './constants.js';
 import { explainControl, explainOpen } from './explain.js';
 import { native } from './native.js';
-import { Queue, type PacketBatch, type WriteBatchOptions, type WriteOptions } from './queue.js';
+import { Queue, type OffloadMode, type PacketBatch, type WriteBatchOptions, type WriteOptions } from './queue.js';
+import type { Batch } from '../base/batch.js';
 import { parseNetDev, type InterfaceStats } from './stats.js';
 
 export interface OffloadOptions {
@@ -27,8 +28,24 @@ export interface DeviceOptions {
   vnetHdrSize?: number;
   /** TUNSETVNETLE: little-endian vnet header fields regardless of the host. */
   vnetLittleEndian?: boolean;
-  /** TUNSETOFFLOAD: what we accept from the kernel (needs vnetHdr). */
-  offload?: OffloadOptions;
+  /**
+   * Offloads: the kernel hands over TCP (and, where it knows USO, UDP) super-packets of up to
+   * 64 KiB and takes them back, one packet per ~45 on the wire. Implies a vnet header.
+   *  - 'split': each queue splits what it reads into ordinary MTU-sized packets with complete
+   *    checksums and coalesces what it is given to write into super-packets: the program sees
+   *    ordinary packets, batch in and batch out, and never a virtio_net_hdr (not with packetInfo).
+   *  - 'raw': the same offloads, packets as the kernel delivered them: batch.vnet(i) decodes
+   *    each one's header, and writes carry one (write's `vnet` option, or raw ranges).
+   *  - an OffloadOptions object: TUNSETOFFLOAD with exactly these bits, raw (needs vnetHdr).
+   */
+  offload?: 'split' | 'raw' | OffloadOptions;
+  /**
+   * offload 'split': verify each written packet's transport checksum before merging it into a
+   * super-packet (default true). The kernel completes a super-packet's checksum itself, so a
+   * corrupted packet merged unverified would arrive as good: turn this off only when the packets'
+   * integrity was checked on their way here (an outer UDP checksum, an AEAD tag).
+   */
+  verifyChecksums?: boolean;
   /** Number of queue fds; more than 1 implies IFF_MULTI_QUEUE. */
   queues?: number;
   /** IFF_MULTI_QUEUE even with one queue (to add queues later). */
@@ -71,6 +88,26 @@ function offloadBits(o: OffloadOptions): number {
     | (o.tsoEcn ? TUN_F.TSO_ECN : 0) | (o.ufo ? TUN_F.UFO : 0) | (o.uso4 ? TUN_F.USO4 : 0) | (o.uso6 ? TUN_F.USO6 : 0);
 }
 
+const TCP_OFFLOADS = TUN_F.CSUM | TUN_F.TSO4 | TUN_F.TSO6 | TUN_F.TSO_ECN;
+const UDP_OFFLOADS = TUN_F.USO4 | TUN_F.USO6;
+
+/**
+ * The offloads of 'split' and 'raw': checksums and TSO, plus USO where the kernel knows it
+ * (6.2 and later; older ones refuse the bits with EINVAL). Returns whether USO was taken.
+ */
+function enableOffloads(fd: number, name: string): boolean {
+  try {
+    native.tunIoctlValue(fd, 'TUNSETOFFLOAD', TCP_OFFLOADS | UDP_OFFLOADS);
+    return true;
+  } catch (e) {
+    if ((e as { errno?: number }).errno !== constants.errno.EINVAL) {
+      throw toTuntapError(e, `setting offloads of ${name}`, explainControl(name, 'TUNSETOFFLOAD'));
+    }
+  }
+  call(`setting offloads of ${name}`, () => native.tunIoctlValue(fd, 'TUNSETOFFLOAD', TCP_OFFLOADS), explainControl(name, 'TUNSETOFFLOAD'));
+  return false;
+}
+
 const IFF_UP = 0x1;
 
 export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
@@ -85,6 +122,8 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
   #filter: Buffer | null = null;
   #closed = false;
   #options: DeviceOptions;
+  /** The kernel took USO: split mode coalesces UDP too. */
+  #uso = false;
 
   private constructor(name: string, mode: 'tun' | 'tap', flags: number, netnsFd: number, options: DeviceOptions) {
     this.name = name;
@@ -102,7 +141,12 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
   static #openHere(mode: 'tun' | 'tap', opts: DeviceOptions): TunDevice {
     const count = Math.max(1, opts.queues ?? 1);
     const multiQueue = opts.multiQueue === true || count > 1;
-    const vnetHdrSize = opts.vnetHdr || opts.vnetHdrSize ? (opts.vnetHdrSize ?? 10) : 0;
+    const offloadMode = typeof opts.offload === 'string' ? opts.offload : undefined;
+    if (offloadMode !== undefined && offloadMode !== 'split' && offloadMode !== 'raw') {
+      throw new TypeError(`offload must be 'split', 'raw' or an object of offload flags, not ${JSON.stringify(opts.offload)}`);
+    }
+    if (offloadMode === 'split' && opts.packetInfo) throw new TypeError("offload 'split' cannot be combined with packetInfo");
+    const vnetHdrSize = offloadMode || opts.vnetHdr || opts.vnetHdrSize ? (opts.vnetHdrSize ?? 10) : 0;
     const flags = (mode === 'tun' ? IFF.TUN : IFF.TAP) | (opts.packetInfo ? 0 : IFF.NO_PI)
       | (vnetHdrSize ? IFF.VNET_HDR : 0) | (multiQueue ? IFF.MULTI_QUEUE : 0) | (opts.exclusive ? IFF.TUN_EXCL : 0);
     const requested = opts.name ?? `${mode}%d`;
@@ -122,10 +166,11 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
     }
     const dev = new TunDevice(first.name, mode, flags, nsFd, opts);
     try {
+      if (offloadMode) dev.#uso = enableOffloads(first.fd, first.name);
       for (const [index, fd] of fds.entries()) dev.queues.push(dev.#makeQueue(fd, index, vnetHdrSize));
       if (vnetHdrSize && vnetHdrSize !== 10) dev.setVnetHdrSize(vnetHdrSize);
       if (opts.vnetLittleEndian !== undefined) dev.setVnetLittleEndian(opts.vnetLittleEndian);
-      if (opts.offload) dev.setOffload(opts.offload);
+      if (opts.offload && !offloadMode) dev.setOffload(opts.offload as OffloadOptions);
       if (opts.owner !== undefined) dev.setOwner(opts.owner);
       if (opts.group !== undefined) dev.setGroup(opts.group);
       if (opts.persist !== undefined) dev.setPersist(opts.persist);
@@ -139,13 +184,18 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
   }
 
   #makeQueue(fd: number, index: number, vnetHdrSize: number): Queue {
+    const o = this.#options;
     return new Queue({
-      fd, name: this.name, mode: this.mode, index, packetInfo: !!this.#options.packetInfo, vnetHdrSize,
-      vnetLittleEndian: this.#options.vnetLittleEndian ?? true, batchSize: this.#options.batchSize, readSize: this.#options.readSize,
+      fd, name: this.name, mode: this.mode, index, packetInfo: !!o.packetInfo, vnetHdrSize,
+      vnetLittleEndian: this.queues[0]?.vnetLittleEndian ?? o.vnetLittleEndian ?? true, batchSize: o.batchSize, readSize: o.readSize,
+      ...(o.offload === 'split' ? { offload: 'split', verifyChecksums: o.verifyChecksums ?? true, coalesceUdp: this.#uso } : {}),
     });
   }
 
   get closed(): boolean { return this.#closed; }
+
+  /** What the queues do with offloaded packets: 'split', 'raw' (a vnet header), or 'none'. */
+  get offload(): OffloadMode { return this.queues[0]?.offload ?? 'none'; }
 
   /** An fd attached to the device, for control ioctls. */
   #controlFd(request: string): number {
@@ -232,7 +282,7 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
   get vnetLittleEndian(): boolean { return this.#ioctlInt('TUNGETVNETLE', 'reading the vnet endianness') !== 0; }
   setVnetLittleEndian(on: boolean): void {
     this.#ioctlInt('TUNSETVNETLE', 'setting the vnet endianness', on ? 1 : 0);
-    for (const q of this.queues) q.vnetLittleEndian = on;
+    for (const q of this.queues) q.setVnetLittleEndian(on);
   }
 
   /** MAC address (SIOCGIFHWADDR on the device fd). */
@@ -304,6 +354,8 @@ export class TunDevice implements AsyncIterable<Buffer>, AsyncDisposable {
   writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, opts?: WriteBatchOptions & { raw?: boolean }): Promise<number> {
     return this.queues[0]!.writeRanges(buffer, offsets, lengths, count, opts);
   }
+  writePacked(batch: Batch, opts?: WriteBatchOptions): Promise<number> { return this.queues[0]!.writePacked(batch, opts); }
+  post(batch: Batch): boolean { return this.queues[0]!.post(batch); }
 
   #closeNow(): void {
     if (this.#closed) return;

@@ -1,20 +1,15 @@
 // The slice of the addon the device layer uses (native/tun.cc, native/queue.cc).
 import { addon } from '../native.js';
+import type { NativePoller } from '../readiness.js';
 
-export interface NativeQueue {
+/** A queue fd: the shared poller calls (read drains into the read buffers) plus its writes. */
+export interface NativeQueue extends NativePoller {
   setReadBuffers(buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, headerLength: number, readSize: number): void;
-  read(max: number): number;
-  /** With `persistent`, cb runs on every wake-up until cancel('read'); otherwise once. */
-  waitReadable(max: number, cb: (err: Error | null, count: number) => void, persistent?: boolean): void;
-  waitWritable(cb: () => void): void;
-  cancel(which: 'read' | 'write'): void;
   write(packets: readonly Uint8Array[], start: number, heads?: Uint8Array, headLength?: number): number;
   /** Writes packets start..end-1 of the ranges. */
   writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, start: number, end: number, heads?: Uint8Array, headLength?: number): number;
+  /** Stops polling and forgets the fd without closing it (handed to another thread). */
   release(): void;
-  close(): void;
-  ref(): void;
-  unref(): void;
 }
 
 export interface DeviceNative {

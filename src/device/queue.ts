@@ -3,15 +3,26 @@
 // Reads are pulled: nothing is read until the consumer asks for the next batch, so a slow
 // consumer leaves packets in the kernel's queue (bounded by the device's txqueuelen), whose
 // overflow the kernel counts as tx_dropped. A batch's memory is reused: it is valid until the
-// next read on the same queue.
+// next read on the same queue. A queue opened with offload 'split' hands out ordinary packets
+// split from the kernel's super-packets and coalesces what it is given to write (offload.ts).
 import { call, toTuntapError, TuntapError } from '../errors.js';
 import { constants } from 'node:os';
 import { MAX_PACKET } from './constants.js';
 import { explainControl, explainRead, explainWrite } from './explain.js';
 import { native, type NativeQueue } from './native.js';
 import { positiveInteger } from '../native.js';
-import { decodePacketInfo, encodePacketInfo, PI_LENGTH, protocolOfIpPacket, type PacketInfo } from './pi.js';
-import { decodeVnetHdr, encodeVnetHdr, type VirtioNetHdr } from './vnet.js';
+import { Reader, type ReadSource } from '../readiness.js';
+import type { Batch } from '../base/batch.js';
+import { decodePacketInfo, encodePacketInfo, ETH_P, PI_LENGTH, type PacketInfo } from '../base/pi.js';
+import { decodeVnetHdr, encodeVnetHdr, type VirtioNetHdr } from '../base/vnet.js';
+import { Coalescer, Splitter } from './offload.js';
+
+/**
+ * What the queue does with the kernel's offloads: 'split' hands out and takes ordinary packets
+ * (super-packets split on read, coalesced on write); 'raw' hands out packets as the kernel
+ * delivered them, virtio_net_hdr decoded by batch.vnet(i); 'none': the device has no vnet header.
+ */
+export type OffloadMode = 'split' | 'raw' | 'none';
 
 /** Everything a queue needs to run, including in another thread (structured-cloneable). */
 export interface QueueHandle {
@@ -25,22 +36,29 @@ export interface QueueHandle {
   vnetLittleEndian?: boolean;
   batchSize?: number;
   readSize?: number;
+  /** 'split' (needs a vnet header and no packet info); default 'raw' with a vnet header. */
+  offload?: 'split' | 'raw';
+  /** Split mode: verify a written packet's transport checksum before merging it (default true). */
+  verifyChecksums?: boolean;
+  /** Split mode: merge UDP datagrams into USO super-packets too (the kernel must know USO). */
+  coalesceUdp?: boolean;
 }
 
-export interface PacketBatch {
+export interface PacketBatch extends Batch {
   /** Number of packets; memory is valid until the next read on this queue. */
   readonly count: number;
-  /** All packets of the batch, back to back (with their PI/vnet headers before each). */
+  /** The packets of the batch (each behind its PI/vnet headers, except in split mode). */
   readonly buffer: Buffer;
   /** Start of packet i's payload (after the PI and vnet headers). */
   readonly offsets: Uint32Array;
   /** Payload length of packet i. */
   readonly lengths: Uint32Array;
-  /** Bytes before each payload (PI header + vnet header). */
+  /** Bytes before each payload (PI header + vnet header; 0 in split mode). */
   readonly headerLength: number;
   packet(i: number): Buffer;
   /** Packet i with its PI/vnet headers, as the kernel delivered it (for raw forwarding). */
   raw(i: number): Buffer;
+  /** Packet i's virtio_net_hdr (raw mode; undefined without one, and in split mode). */
   vnet(i: number): VirtioNetHdr | undefined;
   info(i: number): PacketInfo | undefined;
   [Symbol.iterator](): IterableIterator<Buffer>;
@@ -48,11 +66,19 @@ export interface PacketBatch {
 
 export interface QueueCounters {
   packetsRead: number; bytesRead: number; batchesRead: number;
+  /** Packets the kernel took (a super-packet counts once: packetsCoalesced counts those merged into one). */
   packetsWritten: number; bytesWritten: number; batchesWritten: number;
   /** Packets the kernel refused in writeBatch (counted and skipped). */
   writesRejected: number;
   /** Times a writer waited for the fd to become writable (backpressure). */
   writeWaits: number;
+  /** Split mode: super-packets read and split into the packets handed out. */
+  superPacketsRead: number;
+  /** Split mode: read packets dropped because their virtio_net_hdr and their bytes disagree. */
+  offloadDrops: number;
+  /** Split mode: super-packets written, and the packets merged into them (beyond each one's first). */
+  superPacketsWritten: number;
+  packetsCoalesced: number;
 }
 
 export interface WriteOptions {
@@ -70,43 +96,54 @@ export interface WriteBatchOptions {
   signal?: AbortSignal;
 }
 
-/** Consecutive batches served without a trip through the event loop, so timers and I/O still run. */
-const SYNC_STREAK = 8;
+/** Where the headers before each packet come from, for the batches a queue hands out. */
+interface BatchLayout {
+  readonly headerLength: number;
+  readonly vnetHdrSize: number;
+  readonly vnetLittleEndian: boolean;
+  readonly packetInfo: boolean;
+}
 
-class Batch implements PacketBatch {
+/** Split mode's batches: ordinary packets, nothing before them. */
+const NO_HEADERS: BatchLayout = { headerLength: 0, vnetHdrSize: 0, vnetLittleEndian: true, packetInfo: false };
+
+class QueueBatch implements PacketBatch {
   count = 0;
   constructor(
     readonly buffer: Buffer,
     readonly offsets: Uint32Array,
     readonly lengths: Uint32Array,
-    private readonly queue: Queue,
+    private readonly layout: BatchLayout,
   ) {}
 
-  packet(i: number): Buffer {
+  #check(i: number): number {
     if (i < 0 || i >= this.count) throw new RangeError(`packet ${i} is outside the batch of ${this.count}`);
-    const start = this.offsets[i]!;
+    return this.offsets[i]!;
+  }
+
+  packet(i: number): Buffer {
+    const start = this.#check(i);
     return this.buffer.subarray(start, start + this.lengths[i]!);
   }
 
   get headerLength(): number {
-    return this.queue.headerLength;
+    return this.layout.headerLength;
   }
 
   raw(i: number): Buffer {
-    if (i < 0 || i >= this.count) throw new RangeError(`packet ${i} is outside the batch of ${this.count}`);
-    const start = this.offsets[i]!;
-    return this.buffer.subarray(start - this.queue.headerLength, start + this.lengths[i]!);
+    const start = this.#check(i);
+    return this.buffer.subarray(start - this.layout.headerLength, start + this.lengths[i]!);
   }
 
   vnet(i: number): VirtioNetHdr | undefined {
-    const size = this.queue.vnetHdrSize;
+    const size = this.layout.vnetHdrSize;
     if (size === 0 || i < 0 || i >= this.count) return undefined;
-    return decodeVnetHdr(this.buffer, this.offsets[i]! - size, size, this.queue.vnetLittleEndian);
+    return decodeVnetHdr(this.buffer, this.offsets[i]! - size, size, this.layout.vnetLittleEndian);
   }
 
   info(i: number): PacketInfo | undefined {
-    if (!this.queue.packetInfo || i < 0 || i >= this.count) return undefined;
-    return decodePacketInfo(this.buffer, this.offsets[i]! - this.queue.headerLength);
+    if (!this.layout.packetInfo || i < 0 || i >= this.count) return undefined;
+    return decodePacketInfo(this.buffer, this.offsets[i]! - this.layout.headerLength);
   }
 
   *[Symbol.iterator](): IterableIterator<Buffer> {
@@ -122,6 +159,9 @@ function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
 }
 
+/** The split area's size, relative to the read area: segments repeat the headers. */
+const SPLIT_AREA_FACTOR = 2;
+
 export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   readonly name: string;
   readonly mode: 'tun' | 'tap';
@@ -131,23 +171,30 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   vnetLittleEndian: boolean;
   readonly batchSize: number;
   readonly readSize: number;
+  readonly offload: OffloadMode;
   readonly counters: QueueCounters = {
     packetsRead: 0, bytesRead: 0, batchesRead: 0,
     packetsWritten: 0, bytesWritten: 0, batchesWritten: 0, writesRejected: 0, writeWaits: 0,
+    superPacketsRead: 0, offloadDrops: 0, superPacketsWritten: 0, packetsCoalesced: 0,
   };
 
   #fd: number;
   #native: NativeQueue | null;
-  #batch: Batch;
+  /** The drained batch, as the kernel delivered it. */
+  #batch: QueueBatch;
+  /** Bytes of the read area (the front of the batch's buffer). */
+  #capacity: number;
+  #splitter: Splitter | null = null;
+  #split: QueueBatch | null = null;
+  #coalescer: Coalescer | null = null;
+  readonly #verifyChecksums: boolean;
+  readonly #coalesceUdp: boolean;
+  readonly #reader: Reader;
   #attached = true;
   #transferred = false;
-  #reading = false;
-  #poke: (() => void) | null = null;
-  #inEach = false;
-  #streak = 0;
-  #readWaiter: ((count: number) => void) | null = null;
   #writeWaiter: (() => void) | null = null;
   #heads: Buffer = Buffer.alloc(0);
+  #zeroHeads: Buffer = Buffer.alloc(0);
   #one: Uint8Array[] = [];
   #writeLock: Promise<void> | null = null;
 
@@ -159,20 +206,51 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     this.packetInfo = handle.packetInfo;
     this.vnetHdrSize = handle.vnetHdrSize;
     this.vnetLittleEndian = handle.vnetLittleEndian ?? true;
+    if (handle.offload === 'split' && (this.vnetHdrSize === 0 || this.packetInfo)) {
+      throw new TypeError(`${this.name}: offload 'split' needs a vnet header and no packet information header`);
+    }
+    this.offload = handle.offload === 'split' ? 'split' : this.vnetHdrSize > 0 ? 'raw' : 'none';
+    this.#verifyChecksums = handle.verifyChecksums ?? true;
+    this.#coalesceUdp = handle.coalesceUdp ?? false;
     this.batchSize = Math.max(1, Math.min(positiveInteger(handle.batchSize ?? 64, 'batchSize'), 1024));
     this.readSize = Math.max(64, Math.min(positiveInteger(handle.readSize ?? MAX_PACKET, 'readSize'), MAX_PACKET)) + this.headerLength;
     // Drains place packets 8-byte aligned; with a capacity that is a multiple of 8 too, a read
     // that finds readSize bytes of room still ends inside the buffer once rounded up.
-    const capacity = this.batchSize * 2048 + Math.ceil(this.readSize / 8) * 8 + 8;
-    this.#batch = new Batch(Buffer.allocUnsafeSlow(capacity), new Uint32Array(this.batchSize), new Uint32Array(this.batchSize), this);
+    this.#capacity = this.batchSize * 2048 + Math.ceil(this.readSize / 8) * 8 + 8;
+    const splitArea = this.offload === 'split' ? this.#capacity * SPLIT_AREA_FACTOR : 0;
+    // One buffer for both areas: a batch's packets may lie in either.
+    const arena = Buffer.allocUnsafeSlow(this.#capacity + splitArea);
+    this.#batch = new QueueBatch(arena, new Uint32Array(this.batchSize), new Uint32Array(this.batchSize), this);
+    if (this.offload === 'split') this.#setUpSplit(arena, splitArea);
+    this.#reader = new Reader(this.#source(), `${this.name}: another read is already waiting on this queue`);
     const nq = new native.TunQueue(handle.fd);
     try {
-      nq.setReadBuffers(this.#batch.buffer, this.#batch.offsets, this.#batch.lengths, this.headerLength, this.readSize);
+      nq.setReadBuffers(arena.subarray(0, this.#capacity), this.#batch.offsets, this.#batch.lengths, this.headerLength, this.readSize);
     } catch (e) {
       nq.release(); // the fd stays the caller's: a queue owns it only once constructed
       throw e;
     }
     this.#native = nq;
+  }
+
+  // What the reader reads: the live native queue (null once closed or transferred).
+  #source(): ReadSource {
+    const queue = this;
+    return {
+      get poller() { return queue.#native; },
+      mayHaveMore: (n) => this.#mayHaveMore(n),
+      readError: (e) => toTuntapError(e, `reading from ${this.name}`, explainRead(this.name)),
+    };
+  }
+
+  #setUpSplit(arena: Buffer, splitArea: number): void {
+    const slots = this.batchSize + Math.ceil(splitArea / 256);
+    this.#splitter = new Splitter(arena, this.#capacity, slots, this.#batch, this, this.counters);
+    this.#split = new QueueBatch(arena, this.#splitter.out.offsets, this.#splitter.out.lengths, NO_HEADERS);
+    this.#coalescer = new Coalescer({
+      mode: this.mode, headerSize: this.vnetHdrSize, littleEndian: this.vnetLittleEndian,
+      verifyChecksums: this.#verifyChecksums, udp: this.#coalesceUdp,
+    });
   }
 
   /**
@@ -193,15 +271,20 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   get attached(): boolean { return this.#attached; }
   get transferred(): boolean { return this.#transferred; }
 
-  #bindBuffers(): void {
-    const b = this.#batch;
-    this.#native!.setReadBuffers(b.buffer, b.offsets, b.lengths, this.headerLength, this.readSize);
-  }
-
   /** Called by the device when the vnet header size changes. */
   setVnetHdrSize(size: number): void {
     this.vnetHdrSize = size;
-    if (this.#native) this.#bindBuffers();
+    if (this.#splitter) this.#setUpSplit(this.#batch.buffer, this.#batch.buffer.length - this.#capacity);
+    if (this.#native) {
+      const b = this.#batch;
+      this.#native.setReadBuffers(b.buffer.subarray(0, this.#capacity), b.offsets, b.lengths, this.headerLength, this.readSize);
+    }
+  }
+
+  /** Called by the device when the vnet header's byte order changes. */
+  setVnetLittleEndian(on: boolean): void {
+    this.vnetLittleEndian = on;
+    if (this.#splitter) this.#setUpSplit(this.#batch.buffer, this.#batch.buffer.length - this.#capacity);
   }
 
   #live(syscall: string): NativeQueue {
@@ -209,8 +292,17 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     return this.#native;
   }
 
-  #account(count: number): PacketBatch {
+  // A drain that stopped at a full batch, or for want of room for another packet, may have left
+  // packets queued; one that stopped at EAGAIN did not.
+  #mayHaveMore(n: number): boolean {
+    if (n >= this.batchSize) return true;
+    if (n === 0) return false;
     const b = this.#batch;
+    const end = (b.offsets[n - 1]! + b.lengths[n - 1]! + 7) & ~7;
+    return this.#capacity - end < this.readSize;
+  }
+
+  #account(b: QueueBatch, count: number): PacketBatch {
     b.count = count;
     let bytes = 0;
     for (let i = 0; i < count; i++) bytes += b.lengths[i]!;
@@ -220,43 +312,31 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     return b;
   }
 
+  // Split mode: the next batch of ordinary packets from the drain (undefined when none is left).
+  #nextSplit(): PacketBatch | undefined {
+    const splitter = this.#splitter!;
+    while (splitter.pending) {
+      const out = splitter.next();
+      if (out.count > 0) return this.#account(this.#split!, out.count);
+    }
+    return undefined;
+  }
+
+  // A drain of n packets as the batch handed out (split mode: its first batch of ordinary packets).
+  #serve(n: number): PacketBatch | undefined {
+    if (!this.#splitter) return this.#account(this.#batch, n);
+    this.#splitter.load(n);
+    return this.#nextSplit();
+  }
+
   /**
-   * Waits for at least one packet and returns up to batchSize of them, or null once the queue
-   * is closed. The batch (and every Buffer taken from it) is valid until the next read.
+   * Waits for at least one packet and returns up to batchSize of them (in split mode, the
+   * packets split from up to batchSize), or null once the queue is closed. The batch (and every
+   * Buffer taken from it) is valid until the next read.
    */
-  async readBatch(opts: { signal?: AbortSignal } = {}): Promise<PacketBatch | null> {
-    const { signal } = opts;
-    if (!this.#native) return null;
-    if (this.#reading) throw new Error(`${this.name}: another read is already waiting on this queue`);
-    signal?.throwIfAborted();
-    const nq = this.#native;
-    if (this.#streak < SYNC_STREAK) {
-      const n = call(`reading from ${this.name}`, () => nq.read(this.batchSize), explainRead(this.name));
-      if (n > 0) { this.#streak++; return this.#account(n); }
-    }
-    this.#streak = 0;
-    this.#reading = true;
-    try {
-      const n = await new Promise<number>((resolve, reject) => {
-        const onAbort = () => {
-          nq.cancel('read');
-          this.#readWaiter = null;
-          reject(abortError(signal!));
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.#readWaiter = (count) => { signal?.removeEventListener('abort', onAbort); resolve(count); };
-        nq.waitReadable(this.batchSize, (err, count) => {
-          signal?.removeEventListener('abort', onAbort);
-          this.#readWaiter = null;
-          if (err) reject(toTuntapError(err, `reading from ${this.name}`, explainRead(this.name)));
-          else resolve(count);
-        });
-      });
-      if (n < 0 || !this.#native) return null;
-      return this.#account(n);
-    } finally {
-      this.#reading = false;
-    }
+  readBatch(opts: { signal?: AbortSignal } = {}): Promise<PacketBatch | null> {
+    const ready = this.#splitter?.pending ? this.#nextSplit() : undefined;
+    return ready ? Promise.resolve(ready) : this.#reader.next((n) => this.#serve(n), opts.signal);
   }
 
   /**
@@ -266,67 +346,16 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    * Each batch is valid until onBatch returns.
    */
   readEach(onBatch: (batch: PacketBatch) => void, onEnd: (err: unknown) => void): void {
-    if (!this.#native) { onEnd(null); return; }
-    if (this.#reading) throw new Error(`${this.name}: another read is already waiting on this queue`);
-    this.#reading = true;
-    let ended = false;
-    let armed = false;
-    const finish = (err: unknown) => {
-      if (ended) return;
-      ended = true;
-      this.#reading = false;
-      this.#readWaiter = null;
-      this.#poke = null;
-      if (armed) this.#native?.cancel('read');
-      onEnd(err);
+    if (!this.#splitter) {
+      this.#reader.each((n) => onBatch(this.#account(this.#batch, n)), onEnd);
+      return;
+    }
+    const splitter = this.#splitter;
+    const serve = () => {
+      for (let b = this.#nextSplit(); b !== undefined; b = this.#nextSplit()) onBatch(b);
     };
-    // Serves the batch the wake-up drained, then up to SYNC_STREAK more read at once, then
-    // waits for readiness again (which also lets timers and other I/O run in between). The
-    // native wait is armed once and calls `wake` on every wake-up until the loop ends.
-    const run = (n: number) => {
-      try {
-        for (let streak = 0; ; streak++) {
-          if (n > 0) {
-            this.#inEach = true;
-            try { onBatch(this.#account(n)); } finally { this.#inEach = false; }
-          }
-          const nq = this.#native;
-          if (nq === null || ended) { finish(null); return; }
-          // A short batch means the read hit EAGAIN, or was a wake-up after a pause, which reads
-          // one packet (queue.cc WakeReadLimit): either way wait for readiness, which reports at
-          // once anything left, instead of asking again.
-          if (streak >= SYNC_STREAK || n < this.batchSize) break;
-          n = nq.read(this.batchSize);
-          if (n <= 0) break;
-        }
-      } catch (e) {
-        finish(toTuntapError(e, `reading from ${this.name}`, explainRead(this.name)));
-        return;
-      }
-      if (!armed) {
-        armed = true;
-        this.#readWaiter = closedWake;
-        this.#native!.waitReadable(this.batchSize, wake, true);
-      }
-    };
-    const wake = (err: unknown, count: number) => {
-      if (ended) return;
-      if (err) finish(toTuntapError(err, `reading from ${this.name}`, explainRead(this.name)));
-      else if (count < 0 || !this.#native) finish(null);
-      else run(count);
-    };
-    const closedWake = () => finish(null);
-    this.#poke = () => {
-      const nq = this.#native;
-      if (ended || nq === null || this.#inEach) return;
-      let n: number;
-      try { n = nq.read(this.batchSize); } catch (e) {
-        finish(toTuntapError(e, `reading from ${this.name}`, explainRead(this.name)));
-        return;
-      }
-      if (n > 0) run(n);
-    };
-    run(0);
+    if (!this.#reader.reading) serve();
+    this.#reader.each((n) => { splitter.load(n); serve(); }, onEnd);
   }
 
   /**
@@ -335,7 +364,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    * the write), instead of waiting for the next readiness report. No-op without such a loop or
    * from inside its own callback.
    */
-  poke(): void { this.#poke?.(); }
+  poke(): void { this.#reader.poke(); }
 
   /** Async iteration over batches until the queue closes (or the signal aborts). */
   async *batches(opts: { signal?: AbortSignal } = {}): AsyncGenerator<PacketBatch, void, undefined> {
@@ -357,23 +386,35 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     return this.packets();
   }
 
-  #encodeHeads(packets: readonly Uint8Array[], vnet: WriteBatchOptions['vnet'], protocols: readonly number[] | undefined): Buffer | undefined {
+  // ---- writing ----
+
+  // The head of packet i: PI (protocol from `protocol`, else inferred from the packet's first
+  // byte `first` on a TUN) then the virtio_net_hdr.
+  #encodeHead(heads: Buffer, i: number, first: number, vnet: Partial<VirtioNetHdr> | undefined, protocol: number | undefined): void {
+    let o = i * this.headerLength;
+    if (this.packetInfo) {
+      encodePacketInfo(heads, o, protocol ?? (this.mode === 'tun' ? (first >> 4 === 6 ? ETH_P.IPV6 : ETH_P.IP) : 0));
+      o += PI_LENGTH;
+    }
+    if (this.vnetHdrSize > 0) encodeVnetHdr(vnet ?? {}, heads, o, this.vnetHdrSize, this.vnetLittleEndian);
+  }
+
+  // Heads for `count` packets (first bytes from firstByte(i)); undefined when there are none. The
+  // all-zero heads of a vnet device without packet info are one shared buffer, never rewritten.
+  #encodeHeads(count: number, firstByte: (i: number) => number, vnet: WriteBatchOptions['vnet'],
+    protocols: readonly number[] | undefined): Buffer | undefined {
     const len = this.headerLength;
     if (len === 0) return undefined;
-    const need = len * packets.length;
+    const need = len * count;
+    if (!this.packetInfo && vnet === undefined) {
+      if (this.#zeroHeads.length < need) this.#zeroHeads = Buffer.alloc(Math.max(need, this.#zeroHeads.length * 2));
+      return this.#zeroHeads;
+    }
     if (this.#heads.length < need) this.#heads = Buffer.allocUnsafeSlow(Math.max(need, this.#heads.length * 2));
     const heads = this.#heads;
     const perPacket = Array.isArray(vnet) ? (vnet as readonly (Partial<VirtioNetHdr> | undefined)[]) : undefined;
     const shared = perPacket ? undefined : (vnet as Partial<VirtioNetHdr> | undefined);
-    for (let i = 0; i < packets.length; i++) {
-      let o = i * len;
-      if (this.packetInfo) {
-        const protocol = protocols?.[i] ?? (this.mode === 'tun' ? protocolOfIpPacket(packets[i]!) : 0);
-        encodePacketInfo(heads, o, protocol);
-        o += PI_LENGTH;
-      }
-      if (this.vnetHdrSize > 0) encodeVnetHdr((perPacket ? perPacket[i] : shared) ?? {}, heads, o, this.vnetHdrSize, this.vnetLittleEndian);
-    }
+    for (let i = 0; i < count; i++) this.#encodeHead(heads, i, firstByte(i), perPacket ? perPacket[i] : shared, protocols?.[i]);
     return heads;
   }
 
@@ -387,9 +428,9 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     });
   }
 
-  // Writes packets [0, total) with writeFrom(nq, i) → how many went out before EAGAIN, waiting
-  // for writability in between. strict: a rejected packet throws; otherwise it is counted and
-  // skipped. payloadAt(i) is only used to explain a rejection.
+  // Writes packets [first, total) with writeFrom(nq, i) → how many went out before EAGAIN,
+  // waiting for writability in between. strict: a rejected packet throws; otherwise it is
+  // counted and skipped. payloadAt(i) is only used to explain a rejection.
   async #writeLoop(total: number, writeFrom: (nq: NativeQueue, i: number) => number, lengthOf: (i: number) => number,
     payloadAt: (i: number) => Uint8Array, signal: AbortSignal | undefined, strict: boolean, first = 0): Promise<number> {
     let i = first;
@@ -449,6 +490,106 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     }
   }
 
+  /**
+   * Writes ranges [0, count) of `buffer`, each behind its head in `heads` (headLength bytes
+   * each) when given. With no write in progress, one native call usually takes the whole batch:
+   * then no promise is made (a wake-up's latency is mostly the work done per batch) and the
+   * count is returned. Otherwise the rest goes through the ordered loop, with copies of the
+   * arrays and heads (the caller may reuse them at once), and `onDefer` is told. Rejected
+   * packets are counted and skipped.
+   */
+  #send(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, heads: Buffer | undefined,
+    signal: AbortSignal | undefined, onDefer?: () => void): number | Promise<number> {
+    const headLength = heads ? this.headerLength : 0;
+    let done = -1;
+    const nq = this.#native;
+    if (this.#writeLock === null && nq !== null && signal === undefined) {
+      try {
+        done = nq.writeRanges(buffer, offsets, lengths, 0, count, heads, headLength);
+      } catch (e) {
+        done = (e as { written?: number }).written ?? 0;
+      }
+      if (done === count) {
+        let bytes = 0;
+        for (let i = 0; i < count; i++) bytes += lengths[i]!;
+        this.counters.packetsWritten += count;
+        this.counters.bytesWritten += bytes;
+        this.counters.batchesWritten++;
+        return count;
+      }
+    }
+    onDefer?.();
+    const o = offsets.slice(0, count);
+    const l = lengths.slice(0, count);
+    const h = heads === undefined || heads === this.#zeroHeads ? heads : Buffer.from(heads.subarray(0, count * headLength));
+    const skip = heads ? 0 : this.headerLength;
+    return this.#exclusive(() => this.#writeLoop(count, (q, i) => q.writeRanges(buffer, o, l, i, count, h, headLength),
+      (i) => l[i]!, (i) => buffer.subarray(o[i]! + skip, o[i]! + l[i]!), signal, false, Math.max(0, done)));
+  }
+
+  /**
+   * Ordinary packets to write as they are (headers built: PI protocol inferred, an empty
+   * virtio_net_hdr), or in split mode coalesced into super-packets first. Calls `send` with
+   * what to write; `viaCoalescer` tells it the buffer is the coalescer's (to hold while pending).
+   */
+  #plain<R>(batch: Batch, opts: WriteBatchOptions, send: (buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array,
+    count: number, heads: Buffer | undefined, viaCoalescer: boolean) => R): R {
+    const { buffer, offsets, count } = batch;
+    if (count > offsets.length || count > batch.lengths.length) throw new RangeError('count exceeds offsets or lengths');
+    if (this.#coalescer && opts.vnet === undefined) {
+      const r = this.#coalescer.coalesce(batch);
+      if (r) {
+        this.counters.packetsCoalesced += r.merged;
+        this.counters.superPacketsWritten += this.#supers(r);
+        return send(r.buffer, r.offsets, r.lengths, r.count, undefined, true);
+      }
+    }
+    const heads = this.#encodeHeads(count, (i) => buffer[offsets[i]!] ?? 0, opts.vnet, opts.protocols);
+    return send(buffer, offsets, batch.lengths, count, heads, false);
+  }
+
+  // Super-packets in a coalesced result: outputs whose header has a GSO type.
+  #supers(r: Batch): number {
+    let n = 0;
+    const typeAt = 1;
+    for (let i = 0; i < r.count; i++) if (r.buffer[r.offsets[i]! + typeAt] !== 0) n++;
+    return n;
+  }
+
+  /**
+   * Writes a batch of ordinary packets without a promise to wait on (a tunnel's data path): a
+   * write the kernel takes at once creates no promise. Headers are built (the PI protocol
+   * inferred, an empty virtio_net_hdr); in split mode packets are coalesced into super-packets
+   * first. Packets that could not be written (rejected, or the queue closed) are counted in
+   * counters.writesRejected. Returns true when the caller's bytes are free again (the kernel
+   * took every packet during the call, or they were copied into super-packets); otherwise the
+   * rest is written later from them, and they must stay as they are until then.
+   */
+  post(batch: Batch): boolean {
+    if (batch.count === 0) return true;
+    return this.#plain(batch, {}, (buffer, offsets, lengths, count, heads, viaCoalescer) => {
+      const r = this.#send(buffer, offsets, lengths, count, heads, undefined, viaCoalescer ? () => this.#coalescer!.hold() : undefined);
+      if (typeof r === 'number') return true;
+      r.catch(() => { this.counters.writesRejected += count; });
+      // The coalescer's copy is the queue's own: the caller's bytes are free already.
+      return viaCoalescer;
+    });
+  }
+
+  /**
+   * Writes a batch of ordinary packets (see post()) and resolves with how many the kernel
+   * accepted, waiting for writability when it pushes back (in split mode the count is of the
+   * super-packets and packets written). The offsets and lengths may be reused once this returns;
+   * the bytes may not, until it resolves.
+   */
+  writePacked(batch: Batch, opts: WriteBatchOptions = {}): Promise<number> {
+    if (batch.count === 0) return Promise.resolve(0);
+    return this.#plain(batch, opts, (buffer, offsets, lengths, count, heads, viaCoalescer) => {
+      const r = this.#send(buffer, offsets, lengths, count, heads, opts.signal, viaCoalescer ? () => this.#coalescer!.hold() : undefined);
+      return typeof r === 'number' ? Promise.resolve(r) : r;
+    });
+  }
+
   /** Writes one packet (payload; headers are added from opts). Rejections throw a TuntapError. */
   write(packet: Uint8Array, opts: WriteOptions = {}): Promise<void> {
     return this.#exclusive(async () => {
@@ -456,7 +597,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       one[0] = packet;
       one.length = 1;
       try {
-        const heads = this.#encodeHeads(one, opts.vnet, opts.protocol === undefined ? undefined : [opts.protocol]);
+        const heads = this.#encodeHeads(1, () => packet[0] ?? 0, opts.vnet, opts.protocol === undefined ? undefined : [opts.protocol]);
         await this.#writeAll(one, heads, opts.signal, true);
       } finally {
         one.length = 0;
@@ -467,46 +608,42 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   /**
    * Writes a batch in one native call, waiting for writability when the kernel pushes back.
    * Packets the kernel rejects (malformed) are counted in counters.writesRejected and skipped;
-   * resolves with the number accepted. The caller may reuse its buffers once it resolves.
+   * resolves with the number accepted. In split mode, without opts.vnet, the packets are
+   * coalesced into super-packets first (the count is then of what the kernel took). The caller
+   * may reuse its buffers once it resolves.
    */
   writeBatch(packets: readonly Uint8Array[], opts: WriteBatchOptions = {}): Promise<number> {
     if (packets.length === 0) return Promise.resolve(0);
-    return this.#exclusive(() => this.#writeAll(packets, this.#encodeHeads(packets, opts.vnet, opts.protocols), opts.signal, false));
+    if (this.#coalescer && opts.vnet === undefined) {
+      const r = this.#coalescer.coalesceViews(packets);
+      if (r) {
+        this.counters.packetsCoalesced += r.merged;
+        this.counters.superPacketsWritten += this.#supers(r);
+        const done = this.#send(r.buffer, r.offsets, r.lengths, r.count, undefined, opts.signal, () => this.#coalescer!.hold());
+        return typeof done === 'number' ? Promise.resolve(done) : done;
+      }
+    }
+    return this.#exclusive(() => this.#writeAll(packets,
+      this.#encodeHeads(packets.length, (i) => packets[i]![0] ?? 0, opts.vnet, opts.protocols), opts.signal, false));
   }
 
   /**
    * Writes `count` packets lying in one buffer at offsets[i], lengths[i] (e.g. straight from a
    * received batch, without per-packet objects). With `raw`, each range already holds the PI
-   * and vnet headers; otherwise default headers (or opts.vnet / opts.protocols) are added.
-   * Rejected packets are counted and skipped, as in writeBatch. The caller may reuse `offsets`
-   * and `lengths` as soon as this returns (they are copied if the write has to wait); the
-   * buffer's bytes must stay as they are until the promise resolves.
+   * and vnet headers; otherwise headers are added (default ones, or opts.vnet / opts.protocols),
+   * and in split mode the packets are coalesced first, as by writePacked. Rejected packets are
+   * counted and skipped, as in writeBatch. The caller may reuse `offsets` and `lengths` as soon
+   * as this returns; the buffer's bytes must stay as they are until the promise resolves.
    */
   writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number,
     opts: WriteBatchOptions & { raw?: boolean } = {}): Promise<number> {
     if (count === 0) return Promise.resolve(0);
     if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
-    // Without headers to add, the ranges are written as they are: first in one synchronous call
-    // (see #writeRawNow), and what it leaves in the ordered loop.
     if (opts.raw || this.headerLength === 0) {
-      const n = opts.signal ? -1 : this.#writeRawNow(buffer, offsets, lengths, count);
-      return n === count ? Promise.resolve(count) : this.#writeRawRest(buffer, offsets, lengths, count, n, opts.signal);
+      const r = this.#send(buffer, offsets, lengths, count, undefined, opts.signal);
+      return typeof r === 'number' ? Promise.resolve(r) : r;
     }
-    offsets = offsets.slice(0, count);
-    lengths = lengths.slice(0, count);
-    return this.#exclusive(() => {
-      const views: Uint8Array[] = [];
-      if (this.packetInfo && this.mode === 'tun' && !opts.protocols) {
-        for (let i = 0; i < count; i++) views.push(buffer.subarray(offsets[i]!, offsets[i]! + 1));
-      } else {
-        views.length = count;
-        views.fill(buffer);
-      }
-      const heads = this.#encodeHeads(views, opts.vnet, opts.protocols);
-      const headLength = this.headerLength;
-      return this.#writeLoop(count, (nq, i) => nq.writeRanges(buffer, offsets, lengths, i, count, heads, headLength),
-        (i) => lengths[i]!, (i) => buffer.subarray(offsets[i]!, offsets[i]! + lengths[i]!), opts.signal, false);
-    });
+    return this.writePacked({ buffer, offsets, lengths, count }, opts);
   }
 
   /**
@@ -518,44 +655,10 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   postRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): boolean {
     if (count === 0) return true;
     if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
-    const n = this.#writeRawNow(buffer, offsets, lengths, count);
-    if (n === count) return true;
-    this.#writeRawRest(buffer, offsets, lengths, count, n).catch(() => { this.counters.writesRejected += count - Math.max(n, 0); });
+    const r = this.#send(buffer, offsets, lengths, count, undefined, undefined);
+    if (typeof r === 'number') return true;
+    r.catch(() => { this.counters.writesRejected += count; });
     return false;
-  }
-
-  // With no write in progress, one native call usually takes the whole batch: then no promise
-  // chain is built (a wake-up's latency is mostly the work done per batch). Returns how many
-  // packets the kernel took (-1: not tried, a write is in progress or the queue is closed).
-  #writeRawNow(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number {
-    const nq = this.#native;
-    if (this.#writeLock !== null || nq === null) return -1;
-    let n: number;
-    try {
-      n = nq.writeRanges(buffer, offsets, lengths, 0, count, undefined, 0);
-    } catch (e) {
-      n = (e as { written?: number }).written ?? 0;
-    }
-    if (n === count) {
-      let bytes = 0;
-      for (let i = 0; i < count; i++) bytes += lengths[i]!;
-      this.counters.packetsWritten += count;
-      this.counters.bytesWritten += bytes;
-      this.counters.batchesWritten++;
-    }
-    return n;
-  }
-
-  // The rest of a raw write, from packet `from` (-1: from the start, in turn after earlier
-  // writes): a short write or a rejected packet continues in the ordered loop. The offsets are
-  // copied, so the caller may reuse its arrays at once.
-  #writeRawRest(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, from: number,
-    signal?: AbortSignal): Promise<number> {
-    const o = offsets.slice(0, count);
-    const l = lengths.slice(0, count);
-    const skip = this.headerLength;
-    return this.#exclusive(() => this.#writeLoop(count, (q, i) => q.writeRanges(buffer, o, l, i, count, undefined, 0),
-      (i) => l[i]!, (i) => buffer.subarray(o[i]! + skip, o[i]! + l[i]!), signal, false, Math.max(0, from)));
   }
 
   /** TUNSETQUEUE: re-attach this queue to the device (multi-queue devices). */
@@ -580,7 +683,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    */
   transfer(): QueueHandle {
     const nq = this.#live('transfer');
-    if (this.#reading) throw new Error(`${this.name}: cannot transfer a queue while a read is waiting`);
+    if (this.#reader.reading) throw new Error(`${this.name}: cannot transfer a queue while a read is waiting`);
     nq.release();
     this.#native = null;
     this.#transferred = true;
@@ -588,6 +691,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       fd: this.#fd, name: this.name, mode: this.mode, index: this.index, packetInfo: this.packetInfo,
       vnetHdrSize: this.vnetHdrSize, vnetLittleEndian: this.vnetLittleEndian, batchSize: this.batchSize,
       readSize: this.readSize - this.headerLength,
+      ...(this.offload === 'split' ? { offload: 'split', verifyChecksums: this.#verifyChecksums, coalesceUdp: this.#coalesceUdp } : {}),
     };
   }
 
@@ -601,11 +705,9 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     if (!nq) return;
     this.#native = null;
     nq.close();
-    const reader = this.#readWaiter;
     const writer = this.#writeWaiter;
-    this.#readWaiter = null;
     this.#writeWaiter = null;
-    reader?.(-1);
+    this.#reader.end();
     writer?.();
   }
 

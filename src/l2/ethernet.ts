@@ -5,7 +5,7 @@ import { u16, put16 } from '../packet/bytes.js';
 import { completePartialChecksum } from '../packet/checksum.js';
 import { ETHERNET_HEADER_LENGTH, EthernetField, VLAN_TAG_LENGTH } from '../packet/ethernet.js';
 import { EtherType } from '../packet/protocols.js';
-import { gsoSplit } from '../packet/gso.js';
+import { gsoSplit } from '../packet/index.js';
 import type { Frame, FrameOffload } from './port.js';
 
 export const ETH_HEADER = ETHERNET_HEADER_LENGTH;

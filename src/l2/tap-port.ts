@@ -4,7 +4,7 @@
 // JavaScript keep up with the kernel's.
 import { decodeVnetHdr, openTap, type DeviceOptions, type PacketBatch, type TunDevice } from '../device/index.js';
 import { EtherType } from '../packet/ethernet.js';
-import { GroCoalescer } from '../packet/gro.js';
+import { GroCoalescer } from '../packet/index.js';
 import { ETH_HEADER } from './ethernet.js';
 import type { Frame, FrameOffload, Port } from './port.js';
 

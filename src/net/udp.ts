@@ -3,6 +3,8 @@
 // optionally joined into UDP GSO sends; GRO-coalesced receives are split back into datagrams
 // here by offsets alone (no copies).
 import { addon, positiveInteger } from '../native.js';
+import { Reader, type NativePoller } from '../readiness.js';
+import type { Batch } from '../base/batch.js';
 import { call, toTuntapError, TuntapError, errnoName, type Explain } from '../errors.js';
 import { inNetns, type NetnsRef } from '../netns.js';
 import {
@@ -18,7 +20,8 @@ interface RecvArea {
   sendResult: Uint32Array;
 }
 
-interface NativeSocket {
+/** The socket: the shared poller calls (read drains into the receive area) plus its own. */
+interface NativeSocket extends NativePoller {
   readonly fd: number;
   bind(rec: Uint8Array): void;
   connect(rec: Uint8Array): void;
@@ -27,14 +30,8 @@ interface NativeSocket {
   getIntOption(level: number, name: number): number;
   bindToDevice(name: string): void;
   setRecvArea(area: RecvArea): void;
-  recv(): number;
   send(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
     start: number, count: number, endpoints: Uint8Array | null, ids: Uint32Array | null, gsoSize: number): void;
-  /** With `persistent`, cb runs after every wake-up until cancelRead(); otherwise once. */
-  armRead(cb: (n: number) => void, persistent?: boolean): void;
-  armWrite(cb: (status: number) => void): void;
-  cancelRead(): void;
-  close(): void;
 }
 const native = addon as { UdpSocketNative: new (family: number) => NativeSocket };
 
@@ -102,14 +99,6 @@ export interface SendOptions {
   strict?: boolean;
 }
 
-/** Datagrams laid out in one buffer, as `sendPacked` takes them (a received or device batch). */
-export interface PackedDatagrams {
-  readonly buffer: Uint8Array;
-  readonly offsets: Uint32Array;
-  readonly lengths: Uint32Array;
-  readonly count: number;
-}
-
 export interface UdpStats {
   /** Datagrams received and handed to JS (after GRO split). */
   received: number;
@@ -151,7 +140,7 @@ const explainSocket: Explain = (code) => ({
  * One received batch. Memory is valid until the iterator's next() is called (copy with
  * Buffer.from to keep a datagram longer).
  */
-export class DatagramBatch implements Iterable<Buffer> {
+export class DatagramBatch implements Batch, Iterable<Buffer> {
   /** Datagrams in this batch (each GRO run already split). */
   count = 0;
   /** System-call messages that carried them (≤ count when GRO coalesced). */
@@ -199,14 +188,6 @@ function closedError(what: string): TuntapError {
   return new TuntapError('udp socket', 9, `${what}: the socket is closed (EBADF)`);
 }
 
-/** The error a read wake-up reports as -errno. */
-function recvError(errno: number): TuntapError {
-  return new TuntapError('recvmmsg', errno, `receiving datagrams: ${explainSocket(errnoName(errno)) ?? 'failed'} (recvmmsg: ${errnoName(errno)})`);
-}
-
-// Recv calls answered synchronously in a row before a wake-up goes through the event loop, so a
-// busy socket never starves timers and other sockets.
-const MAX_SYNC_RECEIVES = 8;
 
 interface SendPlan { rec: Uint8Array | null; ids: Uint32Array | null; gso: number; strict: boolean }
 const SENT: Promise<void> = Promise.resolve();
@@ -218,8 +199,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
   private readonly area: RecvArea;
   private readonly batch: DatagramBatch;
   private readonly maxSplit: number;
-  private syncReceives = 0;
-  private pendingRead: { resolve: (b: DatagramBatch | null) => void; reject: (e: unknown) => void } | null = null;
+  private readonly reader: Reader;
   private writeChain: Promise<void> = Promise.resolve();
   private writesQueued = 0;
   private writeWaiters = new Set<(e?: unknown) => void>();
@@ -258,6 +238,13 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     this.maxSplit = opts.gro ? batchSize * MAX_GSO_SEGMENTS : batchSize;
     this.batch = new DatagramBatch(this.area.data, new Uint32Array(this.maxSplit), new Uint32Array(this.maxSplit),
       new Uint16Array(this.maxSplit), this.area.endpoints);
+    const socket = this;
+    this.reader = new Reader({
+      get poller() { return socket.sock; },
+      // A short drain emptied the socket: wait for readiness rather than spend a system call on EAGAIN.
+      mayHaveMore: (n) => n >= this.area.batch,
+      readError: (e) => toTuntapError(e, 'receiving datagrams', explainSocket),
+    }, 'UdpSocket: another receive is already waiting (only one receive may wait at a time)');
   }
 
   private configure(sock: NativeSocket, opts: UdpSocketOptions): void {
@@ -390,47 +377,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    * stops the wait (rejecting with the signal's reason) and leaves the socket open.
    */
   receive(opts: { signal?: AbortSignal } = {}): Promise<DatagramBatch | null> {
-    const { signal } = opts;
-    if (this.sock === null) return Promise.resolve(null);
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.pendingRead !== null) return Promise.reject(new Error('UdpSocket: only one receive may wait at a time'));
-    const sock = this.sock;
-    if (this.syncReceives < MAX_SYNC_RECEIVES) {
-      let n: number;
-      try {
-        n = sock.recv();
-      } catch (e) {
-        return Promise.reject(toTuntapError(e, 'receiving datagrams', explainSocket));
-      }
-      if (n > 0) {
-        this.syncReceives++;
-        return Promise.resolve(this.fill(n));
-      }
-    }
-    this.syncReceives = 0;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        if (this.pendingRead === null) return;
-        this.pendingRead = null;
-        if (this.sock !== null) sock.cancelRead();
-        reject(signal!.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.pendingRead = {
-        resolve: (b) => { signal?.removeEventListener('abort', onAbort); resolve(b); },
-        reject: (e) => { signal?.removeEventListener('abort', onAbort); reject(e); },
-      };
-      sock.armRead((n) => {
-        const waiter = this.pendingRead;
-        this.pendingRead = null;
-        if (waiter === null) return;
-        if (n < 0) {
-          waiter.reject(recvError(-n));
-        } else {
-          waiter.resolve(this.fill(n));
-        }
-      });
-    });
+    return this.reader.next((n) => this.fill(n), opts.signal);
   }
 
   /**
@@ -440,51 +387,10 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    * Each batch is valid until onBatch returns; empty batches (all truncated) are skipped.
    */
   receiveEach(onBatch: (batch: DatagramBatch) => void, onEnd: (err: unknown) => void): void {
-    if (this.sock === null) { onEnd(null); return; }
-    if (this.pendingRead !== null) throw new Error('UdpSocket: only one receive may wait at a time');
-    let ended = false;
-    let armed = false;
-    const finish = (err: unknown) => {
-      if (ended) return;
-      ended = true;
-      if (this.pendingRead === waiter) this.pendingRead = null;
-      if (armed) this.sock?.cancelRead();
-      onEnd(err);
-    };
-    // Stays set for the whole loop: close() ends it, and a second reader is refused.
-    const waiter = { resolve: () => finish(null), reject: finish };
-    this.pendingRead = waiter;
-    // Serves what the wake-up drained, then up to MAX_SYNC_RECEIVES more at once, then waits
-    // for readiness again (which also lets timers and other I/O run in between). The native
-    // wait is armed once and calls `wake` on every wake-up until the loop ends.
-    const run = (n: number) => {
-      try {
-        for (let streak = 0; ; streak++) {
-          if (n > 0) {
-            const batch = this.fill(n);
-            if (batch.count > 0) onBatch(batch);
-          }
-          const sock = this.sock;
-          if (sock === null || ended) { finish(null); return; }
-          // A short drain emptied the socket: wait for readiness rather than spend a system call on EAGAIN.
-          if (streak >= MAX_SYNC_RECEIVES || n < this.area.batch) break;
-          n = sock.recv();
-          if (n <= 0) break;
-        }
-        if (!armed) { armed = true; this.sock!.armRead(wake, true); }
-      } catch (e) {
-        finish(toTuntapError(e, 'receiving datagrams', explainSocket));
-      }
-    };
-    const wake = (n: number) => {
-      if (ended) return;
-      if (n < 0) {
-        finish(recvError(-n));
-      } else {
-        run(n);
-      }
-    };
-    run(0);
+    this.reader.each((n) => {
+      const batch = this.fill(n);
+      if (batch.count > 0) onBatch(batch);
+    }, onEnd);
   }
 
   /** Batches until the socket closes or `signal` aborts (which ends the iteration, socket open). */
@@ -535,9 +441,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     return new Promise((resolve, reject) => {
       const done = (e?: unknown) => { this.writeWaiters.delete(done); if (e) reject(e); else resolve(); };
       this.writeWaiters.add(done);
-      sock.armWrite((status) => {
-        done(status ? new TuntapError('poll', status, `waiting to send: failed (${errnoName(status)})`) : undefined);
-      });
+      sock.waitWritable((err) => { done(err ? toTuntapError(err, 'waiting to send', explainSocket) : undefined); });
     });
   }
 
@@ -650,7 +554,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    * Like sendBatch, for datagrams laid out in one buffer (a received or device batch, zero-copy).
    * The offsets and lengths arrays may be reused once this returns; the bytes may not, until it resolves.
    */
-  sendPacked(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): Promise<void> {
+  sendPacked(batch: Batch, to?: Destination, opts: SendOptions = {}): Promise<void> {
     return this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
   }
 
@@ -661,7 +565,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    * counted there too, with lastSendError. Returns true when the kernel took the datagrams during
    * the call; otherwise they go out later and the bytes must stay as they are until then.
    */
-  post(batch: PackedDatagrams, to?: Destination, opts: SendOptions = {}): boolean {
+  post(batch: Batch, to?: Destination, opts: SendOptions = {}): boolean {
     const p = this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
     if (p === SENT) return true;
     p.catch((e: unknown) => this.countFailedSend(e, batch.count));
@@ -686,9 +590,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     if (sock === null) return;
     this.sock = null;
     sock.close();
-    const reader = this.pendingRead;
-    this.pendingRead = null;
-    reader?.resolve(null);
+    this.reader.end();
     for (const waiter of [...this.writeWaiters]) waiter(closedError('sending datagrams'));
   }
 

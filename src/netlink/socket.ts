@@ -3,6 +3,7 @@
 // replies that are already on their way. Each receive crossing brings back a batch of datagrams.
 import { constants } from 'node:os';
 import { addon } from '../native.js';
+import type { NativePoller } from '../readiness.js';
 import { call, TuntapError, errnoName, type Explain } from '../errors.js';
 import { inNetns, type NetnsRef } from '../netns.js';
 import {
@@ -15,7 +16,8 @@ export interface NetlinkNative {
   open(protocol: number, groups: number[]): { fd: number; portId: number };
   send(fd: number, bytes: Uint8Array): number;
   recv(fd: number, buffer: Uint8Array, timeoutMs: number): number;
-  Watcher: new (fd: number, buffer: Uint8Array, onData: (bytes: number, err?: Error) => void) => { stop(): void };
+  /** Reads a subscription socket into `buffer`; counts are bytes (native/poller.h's convention). */
+  Watcher: new (fd: number, buffer: Uint8Array) => NativePoller;
 }
 interface CloseNative { closeFd(fd: number): void }
 

@@ -1,18 +1,7 @@
-// The one error a packet parser may throw. Parsers check every length before reading, so a short
-// or inconsistent packet becomes a PacketParseError naming the protocol and what was wrong.
-export class PacketParseError extends Error {
-  /** Protocol whose header was malformed ("ipv4", "tcp", ...). */
-  readonly protocol: string;
-  /** Byte offset (in the buffer given to the parser) where the problem was found. */
-  readonly offset: number;
-
-  constructor(protocol: string, message: string, offset = 0) {
-    super(`${protocol}: ${message}`);
-    this.name = 'PacketParseError';
-    this.protocol = protocol;
-    this.offset = offset;
-  }
-}
+// The one error a packet parser may throw (src/base/parse-error.ts, shared with the offload
+// codecs), and the same finding as plain data for the views' tryWrap().
+import { PacketParseError } from '../base/parse-error.js';
+export { PacketParseError, need } from '../base/parse-error.js';
 
 /**
  * What a header check found wrong, as plain data: the views' tryWrap() answers false with no
@@ -32,9 +21,4 @@ export function parseError(p: ParseProblem): PacketParseError {
 export function missing(protocol: string, off: number, end: number, need: number, what = 'header'): ParseProblem | undefined {
   if (end - off >= need) return undefined;
   return problem(protocol, `truncated ${what}: need ${need} bytes, have ${Math.max(0, end - off)}`, off);
-}
-
-/** Throws a PacketParseError unless `end - off >= need`. */
-export function need(protocol: string, off: number, end: number, need: number, what = 'header'): void {
-  if (end - off < need) throw parseError(missing(protocol, off, end, need, what)!);
 }

@@ -12,7 +12,7 @@ import { parseQuery, buildAnswer, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from '../p
 import { UdpRelay } from './udp.js';
 import { parseUdpPacket, buildUdpPacket, type UdpDatagram } from '../packet/udp-packet.js';
 import { formatIP } from '../addr.js';
-import { isGso, needsCsum, type VirtioNetHdr } from '../device/vnet.js';
+import { isGso, needsCsum, type VirtioNetHdr } from '../device/index.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
 import { forward, RelayBudget } from './relay.js';

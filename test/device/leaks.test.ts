@@ -22,7 +22,8 @@ test('opening and closing 1,000 devices returns fd and handle counts to where th
   const resources = process.getActiveResourcesInfo().length;
 
   for (let i = 0; i < 1000; i++) {
-    const dev = i % 2 === 0 ? openTun({ netns: ns }) : openTap({ netns: ns, queues: i % 10 === 1 ? 2 : 1, vnetHdr: i % 4 === 1 });
+    const dev = i % 2 === 0 ? openTun({ netns: ns, offload: i % 4 === 2 ? 'split' : undefined })
+      : openTap({ netns: ns, queues: i % 10 === 1 ? 2 : 1, vnetHdr: i % 4 === 1 });
     if (i % 10 === 0) {
       // A waiting read arms the poll handle; closing must release it too.
       const pending = dev.readBatch();

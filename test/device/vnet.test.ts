@@ -13,9 +13,10 @@ const LOCAL = '198.18.3.1';
 const REMOTE = '198.18.3.2';
 const MSS_OPTION = Uint8Array.from([2, 4, 0x05, 0xb4]); // MSS 1460
 
-function setup(): { ns: string; dev: TunDevice } {
+function setup(offload: 'raw' | 'flags' = 'flags'): { ns: string; dev: TunDevice } {
   const ns = net.namespace('dv');
-  const dev = openTun({ netns: ns, vnetHdr: true, offload: { csum: true, tso4: true, tso6: true, tsoEcn: true } });
+  const dev = offload === 'raw' ? openTun({ netns: ns, offload: 'raw' })
+    : openTun({ netns: ns, vnetHdr: true, offload: { csum: true, tso4: true, tso6: true, tsoEcn: true } });
   net.configure(ns, dev.name, { addresses: [`${LOCAL}/24`], up: true });
   return { ns, dev };
 }
@@ -47,8 +48,9 @@ test('virtio_net_hdr encodes and decodes the 10 and 12 byte layouts', () => {
   assert.equal(be.readUInt16BE(4), 1448);
 });
 
-test('a local TCP sender arrives as TSO4 super-packets larger than the MTU', async () => {
-  const { ns, dev } = setup();
+for (const offload of ['flags', 'raw'] as const) test(`a local TCP sender arrives as TSO4 super-packets larger than the MTU, header decoded (offload ${offload})`, async () => {
+  const { ns, dev } = setup(offload);
+  assert.equal(dev.offload, 'raw');
   const sender = nsSpawn(ns, process.execPath, ['-e', `
     const s = require('node:net').connect(7000, '${REMOTE}', () => s.write(Buffer.alloc(200000, 0x62)));
     s.on('error', () => {}); setTimeout(() => process.exit(0), 8000);`]);

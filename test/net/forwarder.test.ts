@@ -1,6 +1,7 @@
-// End-to-end check of the benchmark's TypeScript forwarder (not a timed test): two namespaces
+// End-to-end check of the benchmark's TypeScript forwarders (not a timed test): two namespaces
 // joined only through TUN <-> UdpSocket <-> TUN forwarders carry ping and a short iperf3 TCP
-// run, in plain mode and with vnet header + TSO/GSO/GRO.
+// run, in plain mode, with vnet header + TSO/GSO/GRO by hand, and as examples/tunnel.ts (the
+// same offloads inside the device).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -10,9 +11,12 @@ const forwardScript = fileURLToPath(new URL('../../bench/lib/forward.ts', import
 const forwarder = (mode: string): ForwarderCommand => (tun, local, peer) =>
   [process.execPath, ['--import', 'tsx', forwardScript, '--mode', mode, '--tun', tun, '--local', local, '--peer', peer]];
 
-for (const mode of ['plain', 'offload']) {
+const example: ForwarderCommand = (tun, local, peer) =>
+  [process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../examples/tunnel.ts', import.meta.url)), tun, local, peer]];
+
+for (const mode of ['plain', 'offload', 'example']) {
   test(`${mode} forwarder carries ping and iperf3 between two namespaces`, { timeout: 30_000 }, async () => {
-    await withForwardedPath(forwarder(mode), async (path) => {
+    await withForwardedPath(mode === 'example' ? example : forwarder(mode), async (path) => {
       assert.ok(await pingAcross(path), `ping across the ${mode} forwarder failed: ${path.logs()}`);
       const r = await iperfAcross(path, 1);
       // Every byte crossed both forwarders; a broken split/coalesce shows as a stall (no bytes).

@@ -86,6 +86,27 @@ describe('netlink events', () => {
     }
   });
 
+  test('a consumer that does not read stops the reading past maxQueued events, and loses none the kernel kept', { timeout: 30_000 }, async () => {
+    const events = watchEvents({ netns: ns, groups: ['ipv4-address'], maxQueued: 20 });
+    try {
+      // Ten rounds of ten, each read in its own wake-up: reading stops once 20 wait, so at most
+      // one more wake-up's worth is held; the rest waits in the kernel's socket buffer.
+      for (let i = 1; i <= 100; i++) {
+        addAddress(dev, `198.18.81.${i}/32`, { netns: ns });
+        if (i % 10 === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(events.queued >= 20 && events.queued <= 30, `${events.queued} events held`);
+      const seen = new Set<string>();
+      while (seen.size < 100) {
+        const e = await waitFor(events, (ev) => ev.type === 'newaddr', 5000, `newaddr ${seen.size + 1} of 100`);
+        if (e.type === 'newaddr') seen.add(e.address.address);
+      }
+    } finally {
+      events.close();
+      for (let i = 1; i <= 100; i++) deleteAddress(dev, `198.18.81.${i}/32`, { netns: ns });
+    }
+  });
+
   test('breaking out of for-await releases the subscription', { timeout: 10_000 }, async () => {
     const events = watchEvents({ netns: ns });
     setTimeout(() => ip(ns, 'link', 'set', dev, 'mtu', '1400'), 10);

@@ -122,3 +122,51 @@ test('GRO keeps flows apart and stops at gaps, PSH and short segments', () => {
   assert.deepEqual(summary, ['1:0+250', '2:0+200', '1:250+100', '2:300+100', '3:0+100', '3:100+100', '4:0+0', '5:0+100', '5:100+100']);
   assert.equal(r.merged, 3);
 });
+
+/** Packets laid out back to back in one buffer, as a batch. */
+function asBatch(packets: Uint8Array[]): { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; count: number } {
+  const buffer = Buffer.concat(packets);
+  const offsets = new Uint32Array(packets.length);
+  const lengths = new Uint32Array(packets.length);
+  let at = 0;
+  packets.forEach((p, i) => { offsets[i] = at; lengths[i] = p.length; at += p.length; });
+  return { buffer, offsets, lengths, count: packets.length };
+}
+
+test('GRO on a batch: TAP frames merge only under the same Ethernet header, and the header points past it', () => {
+  const ip = { src: '198.18.0.1', dst: '198.18.0.2' };
+  const frame = (srcMac: number, seq: number) => Buffer.concat([
+    Buffer.from([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, srcMac, 0x08, 0x00]),
+    buildIpv4({ ...ip, protocol: 6, payload: buildTcp({ srcPort: 7, dstPort: 80, seq, ack: 1, flags: TcpFlags.ACK, window: 10, payload: payloadOf(100) }, ip) }),
+  ]);
+  const arp = Buffer.concat([Buffer.from([255, 255, 255, 255, 255, 255, 2, 0, 0, 0, 0, 2, 0x08, 0x06]), Buffer.alloc(28)]);
+  const batch = asBatch([frame(2, 0), frame(2, 100), frame(3, 200), arp, frame(2, 200), frame(2, 300)]);
+  const gro = new GroCoalescer({ linkHeader: 14 });
+  // The frame from another MAC is another flow: the first flow's segments after it still join
+  // the first group.
+  assert.equal(gro.plan(batch), 3);
+  const r = gro.emit(Buffer.alloc(GroCoalescer.batchOutputBound(batch)));
+  assert.equal(r.count, 3);
+  const h = decodeVnetHdr(r.buffer, r.offsets[0]!);
+  assert.deepEqual(h, { flags: 1, gsoType: GsoType.TCPV4, hdrLen: 14 + 40, gsoSize: 100, csumStart: 14 + 20, csumOffset: 16 });
+  assert.equal(r.lengths[0], 10 + 14 + 40 + 400);
+  const merged = r.buffer.subarray(r.offsets[0]! + 10, r.offsets[0]! + r.lengths[0]!);
+  assert.equal(merged[11], 2, 'the first frame\'s Ethernet header');
+  assert.equal((merged[16]! << 8) | merged[17]!, 40 + 400, 'IP total length');
+  // The other MAC's frame and the ARP frame pass on as they are.
+  assert.equal(decodeVnetHdr(r.buffer, r.offsets[1]!).gsoType, GsoType.NONE);
+  assert.equal(r.buffer[r.offsets[1]! + 10 + 11], 3);
+  assert.equal(r.lengths[2], 10 + arp.length);
+  // A batch where nothing merges is planned without copying anything.
+  assert.equal(gro.plan(asBatch([frame(2, 0), arp, frame(3, 100)])), 0);
+});
+
+test('GRO looks for a packet\'s flow among the last 64 groups only: the work per batch is bounded', () => {
+  const ip = { src: '198.18.0.1', dst: '198.18.0.2' };
+  const seg = (sport: number, seq: number) =>
+    buildIpv4({ ...ip, protocol: 6, payload: buildTcp({ srcPort: sport, dstPort: 80, seq, ack: 1, flags: TcpFlags.ACK, window: 10, payload: payloadOf(100) }, ip) });
+  const between = (n: number) => Array.from({ length: n }, (_, i) => seg(2000 + i, 0));
+  const gro = new GroCoalescer();
+  assert.equal(gro.plan(asBatch([seg(1, 0), ...between(62), seg(1, 100)])), 1, 'found 63 groups back');
+  assert.equal(gro.plan(asBatch([seg(1, 0), ...between(64), seg(1, 100)])), 0, 'not looked for 65 groups back');
+});

@@ -1,9 +1,18 @@
 // The 4-byte packet information header (struct tun_pi) a device without IFF_NO_PI puts before
 // each packet: 16-bit flags (TUN_PKT_STRIP when the read buffer was too small) in host order,
 // then the ethertype in network order.
-import { TUN_PKT_STRIP, ETH_P } from './constants.js';
 
 export const PI_LENGTH = 4;
+
+/** PI header flag: the packet did not fit the read buffer and was cut. */
+export const TUN_PKT_STRIP = 0x0001;
+
+/** Ethertypes seen in the PI header. */
+export const ETH_P = {
+  IP: 0x0800,
+  ARP: 0x0806,
+  IPV6: 0x86dd,
+} as const;
 
 export interface PacketInfo {
   flags: number;
@@ -28,7 +37,7 @@ export function encodePacketInfo(buf: Uint8Array, offset: number, protocol: numb
 }
 
 /** The ethertype of an IP packet from its version nibble (what the kernel infers without PI). */
-export function protocolOfIpPacket(packet: Uint8Array): number {
-  const version = packet.length > 0 ? packet[0]! >> 4 : 0;
+export function protocolOfIpPacket(packet: Uint8Array, offset = 0): number {
+  const version = packet.length > offset ? packet[offset]! >> 4 : 0;
   return version === 6 ? ETH_P.IPV6 : ETH_P.IP;
 }

@@ -1,0 +1,173 @@
+// Generic segmentation offload done in user space: one TCP or UDP super-packet, as read from a
+// TUN/TAP with IFF_VNET_HDR and TSO/USO enabled, becomes MTU-sized packets the way the kernel's
+// tcp_gso_segment/udp_gso_segment would cut it. Output goes into caller-provided memory (a
+// batch's buffer, or one buffer per segment), so the hot path allocates nothing.
+import { PacketParseError } from './parse-error.js';
+import { u16, u32, put16, put32 } from './bytes.js';
+import { finish, fold, internetChecksum, pseudoHeaderSum, sum16, completePartialChecksum } from './checksum.js';
+import { GsoType, VIRTIO_NET_HDR_F, type VirtioNetHdr } from './vnet.js';
+import type { BatchBuffer } from './batch.js';
+
+const FIN = 0x01, PSH = 0x08, CWR = 0x80;
+
+/** What one super-packet splits into: filled by planSplit, read by writeSegment. */
+export interface SplitPlan {
+  /** Number of segments. */
+  count: number;
+  /** Bytes of all segments together (each repeats the headers). */
+  bytes: number;
+  version: number;
+  tcp: boolean;
+  /** Offset of the transport header (csum_start) and of the payload (end of the headers). */
+  l4: number;
+  hdrLen: number;
+  ipHeaderLength: number;
+  ipOffset: number;
+  mss: number;
+  /** The first segment's IPv4 ID, TCP sequence number and TCP flags. */
+  id: number;
+  seq: number;
+  flags: number;
+  /** pseudoHeaderSum without the length, the same for every segment. */
+  pseudo: number;
+}
+
+export function newSplitPlan(): SplitPlan {
+  return { count: 0, bytes: 0, version: 0, tcp: false, l4: 0, hdrLen: 0, ipHeaderLength: 0, ipOffset: 0, mss: 0, id: 0, seq: 0, flags: 0, pseudo: 0 };
+}
+
+/**
+ * Checks that `pkt` and its GSO header agree and fills `plan` (see SplitPlan). `ipOffset` is
+ * where the IP header starts: 0 on a TUN, 14 (18 with a VLAN tag) on a TAP. Throws
+ * PacketParseError when they disagree: the header is the kernel's, but a program may hand any
+ * bytes to the split.
+ */
+export function planSplit(pkt: Uint8Array, hdr: VirtioNetHdr, ipOffset: number, plan: SplitPlan): SplitPlan {
+  const gsoType = hdr.gsoType & ~GsoType.ECN;
+  if (pkt.length < ipOffset + 20) throw new PacketParseError('gso', 'packet shorter than an IP header');
+  const version = pkt[ipOffset]! >> 4;
+  const tcp = gsoType === GsoType.TCPV4 || gsoType === GsoType.TCPV6;
+  if (gsoType === GsoType.UDP) throw new PacketParseError('gso', 'UFO (IP fragmentation offload) is not supported');
+  if (!tcp && gsoType !== GsoType.UDP_L4) throw new PacketParseError('gso', `unknown gso type ${hdr.gsoType}`);
+  if ((gsoType === GsoType.TCPV4 && version !== 4) || (gsoType === GsoType.TCPV6 && version !== 6) || (version !== 4 && version !== 6)) {
+    throw new PacketParseError('gso', `gso type ${gsoType} does not match IP version ${version}`);
+  }
+  const l4 = hdr.csumStart;
+  const ipHeaderLength = version === 4 ? (pkt[ipOffset]! & 15) * 4 : 40;
+  if (l4 < ipOffset + ipHeaderLength || l4 + (tcp ? 20 : 8) > pkt.length) {
+    throw new PacketParseError('gso', `csum_start ${l4} does not point at the transport header`);
+  }
+  const hdrLen = tcp ? l4 + (pkt[l4 + 12]! >> 4) * 4 : l4 + 8;
+  if (hdrLen > pkt.length || (tcp && hdrLen < l4 + 20)) throw new PacketParseError('gso', 'transport header runs past the packet');
+  const mss = hdr.gsoSize;
+  if (mss === 0) throw new PacketParseError('gso', 'gso_size is 0');
+  const payload = pkt.length - hdrLen;
+  const count = payload === 0 ? 1 : Math.ceil(payload / mss);
+  plan.count = count;
+  plan.bytes = payload + count * hdrLen;
+  plan.version = version;
+  plan.tcp = tcp;
+  plan.l4 = l4;
+  plan.hdrLen = hdrLen;
+  plan.ipHeaderLength = ipHeaderLength;
+  plan.ipOffset = ipOffset;
+  plan.mss = mss;
+  plan.id = version === 4 ? u16(pkt, ipOffset + 4) : 0;
+  plan.seq = tcp ? u32(pkt, l4 + 4) : 0;
+  plan.flags = tcp ? pkt[l4 + 13]! : 0;
+  plan.pseudo = pseudoHeaderSum(pkt, ipOffset, tcp ? 6 : 17, 0);
+  return plan;
+}
+
+/**
+ * Writes segment i of the planned split of `pkt` into out[o, o + length) and returns its length:
+ * the headers (`headers` is pkt's first plan.hdrLen bytes) with lengths, IPv4 ID and header
+ * checksum, TCP sequence number and flags (FIN and PSH only on the last, CWR only on the first)
+ * or UDP length fixed, and the transport checksum computed in full.
+ */
+function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: number, out: Uint8Array, o: number): number {
+  const { hdrLen, l4, mss, ipOffset, tcp } = plan;
+  const start = hdrLen + i * mss;
+  const end = Math.min(start + mss, pkt.length);
+  const segLen = hdrLen + (end - start);
+  if (out.length - o < segLen) throw new RangeError(`output holds ${out.length - o} bytes, segment ${i} needs ${segLen}`);
+  out.set(headers, o);
+  out.set(pkt.subarray(start, end), o + hdrLen);
+  const ip = o + ipOffset;
+  if (plan.version === 4) {
+    put16(out, ip + 2, segLen - ipOffset);
+    put16(out, ip + 4, (plan.id + i) & 0xffff);
+    put16(out, ip + 10, 0);
+    put16(out, ip + 10, internetChecksum(out, ip, ip + plan.ipHeaderLength));
+  } else {
+    put16(out, ip + 4, segLen - ipOffset - 40);
+  }
+  const t = o + l4;
+  const l4Len = segLen - l4;
+  if (tcp) {
+    put32(out, t + 4, (plan.seq + i * mss) >>> 0);
+    let f = plan.flags;
+    if (i !== plan.count - 1) f &= ~(FIN | PSH);
+    if (i !== 0) f &= ~CWR;
+    out[t + 13] = f;
+  } else {
+    put16(out, t + 4, l4Len);
+  }
+  const csumAt = tcp ? 16 : 6;
+  put16(out, t + csumAt, 0);
+  let c = finish(sum16(out, t, o + segLen, plan.pseudo + l4Len));
+  if (!tcp && c === 0) c = 0xffff;
+  put16(out, t + csumAt, c);
+  return segLen;
+}
+
+/**
+ * Splits `pkt` into `into` (a batch over one buffer), segments back to back from byte `at` of
+ * its buffer. Returns the bytes written. The caller has checked with planSplit and left room for
+ * plan.bytes bytes and plan.count slots.
+ */
+export function splitInto(pkt: Uint8Array, plan: SplitPlan, into: BatchBuffer, at: number): number {
+  const headers = pkt.subarray(0, plan.hdrLen);
+  const out = into.buffer;
+  let o = at;
+  for (let i = 0; i < plan.count; i++) {
+    const len = writeSegment(pkt, headers, plan, i, out, o);
+    into.push(o, len);
+    o += len;
+  }
+  return o - at;
+}
+
+const scratchPlan = newSplitPlan();
+
+/**
+ * Splits `pkt` (starting `ipOffset` bytes before the IP header: 0 for TUN, 14 for TAP) according
+ * to `hdr`. Segment i is written to outBuffers[i] at `outOffset`, its length to sizes[i].
+ * Returns the number of segments. A packet without GSO is copied as one segment, with its
+ * checksum completed if NEEDS_CSUM is set. Throws PacketParseError when the packet and header
+ * disagree and RangeError when the output buffers are too few or too small.
+ */
+export function gsoSplit(pkt: Uint8Array, hdr: VirtioNetHdr, outBuffers: readonly Uint8Array[],
+  sizes: Uint32Array | number[], outOffset = 0, ipOffset = 0): number {
+  if ((hdr.gsoType & ~GsoType.ECN) === GsoType.NONE) {
+    const out = outBuffers[0];
+    if (!out || out.length - outOffset < pkt.length) throw new RangeError('output buffer too small for the packet');
+    out.set(pkt, outOffset);
+    if ((hdr.flags & VIRTIO_NET_HDR_F.NEEDS_CSUM) !== 0) {
+      if (hdr.csumStart + hdr.csumOffset + 2 > pkt.length) throw new PacketParseError('gso', 'checksum offset lies outside the packet');
+      completePartialChecksum(out, hdr.csumStart, hdr.csumOffset, outOffset, outOffset + pkt.length);
+    }
+    sizes[0] = pkt.length;
+    return 1;
+  }
+  const plan = planSplit(pkt, hdr, ipOffset, scratchPlan);
+  if (plan.count > outBuffers.length) throw new RangeError(`${plan.count} segments need ${plan.count} output buffers, got ${outBuffers.length}`);
+  const headers = pkt.subarray(0, plan.hdrLen);
+  for (let i = 0; i < plan.count; i++) sizes[i] = writeSegment(pkt, headers, plan, i, outBuffers[i]!, outOffset);
+  return plan.count;
+}
+
+/** The uncomplemented, folded pseudo-header sum NEEDS_CSUM expects in the checksum field. */
+export function partialPseudoChecksum(pkt: Uint8Array, ipOffset: number, protocol: number, l4Length: number): number {
+  return fold(pseudoHeaderSum(pkt, ipOffset, protocol, l4Length));
+}

@@ -1,0 +1,169 @@
+// Offload inside the device (a queue opened with offload 'split'): what the kernel hands over as
+// TSO/USO super-packets with a virtio_net_hdr is split into ordinary MTU-sized packets with
+// their checksums complete, and what the program writes is coalesced into super-packets with
+// the header built. Both sides work on whole batches in memory the queue owns, so the program
+// sees ordinary packets, batch in and batch out, and the kernel handles one packet per ~45.
+import { BatchBuffer, type Batch } from '../base/batch.js';
+import { completePartialChecksum } from '../base/checksum.js';
+import { GroCoalescer, type GroResult } from '../base/gro.js';
+import { newSplitPlan, planSplit, splitInto } from '../base/gso.js';
+import { u16, u16le } from '../base/bytes.js';
+import { GsoType, readVnetHdr, VIRTIO_NET_HDR_F, type VirtioNetHdr } from '../base/vnet.js';
+
+const ETHERNET_HEADER = 14;
+const VLAN_TAG = 4;
+
+/** Where a TAP frame's IP header starts: after the Ethernet header and up to two VLAN tags. */
+function ipOffsetOfFrame(frame: Uint8Array): number {
+  let at = ETHERNET_HEADER;
+  for (let tags = 0; tags < 2 && frame.length >= at + VLAN_TAG; tags++) {
+    const type = u16(frame, at - 2);
+    if (type !== 0x8100 && type !== 0x88a8) break;
+    at += VLAN_TAG;
+  }
+  return at;
+}
+
+export interface SplitCounters {
+  /** Super-packets split into MTU-sized packets. */
+  superPacketsRead: number;
+  /** Read packets dropped because their virtio_net_hdr and their bytes disagree. */
+  offloadDrops: number;
+}
+
+/**
+ * The read side: turns a drained batch (each packet behind its virtio_net_hdr, in `raw`) into
+ * batches of ordinary packets. Packets that need nothing stay where they were read; a partial
+ * checksum is completed in place; super-packets are split into the split area that follows the
+ * read area in the same buffer, so one batch can point into both. When the split area fills up
+ * the rest of the drain waits for the next call (next() while `pending`).
+ */
+export class Splitter {
+  readonly out: BatchBuffer;
+  #next = 0;
+  #count = 0;
+  readonly #hdr: VirtioNetHdr = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
+  readonly #plan = newSplitPlan();
+
+  /**
+   * `arena` holds the read area [0, splitFrom) and the split area [splitFrom, arena.length);
+   * `raw` is the drained batch (offsets point after each header of `headerSize` bytes).
+   */
+  constructor(
+    arena: Buffer,
+    private readonly splitFrom: number,
+    slots: number,
+    private readonly raw: { readonly offsets: Uint32Array; readonly lengths: Uint32Array },
+    private readonly layout: { readonly vnetHdrSize: number; readonly vnetLittleEndian: boolean; readonly mode: 'tun' | 'tap' },
+    private readonly counters: SplitCounters,
+  ) {
+    this.out = new BatchBuffer(arena, new Uint32Array(slots), new Uint32Array(slots));
+  }
+
+  /** Raw packets of the last drain not yet handed out. */
+  get pending(): boolean { return this.#next < this.#count; }
+
+  /** Takes a drain of `count` raw packets (any not handed out from the previous one are gone). */
+  load(count: number): void {
+    this.#next = 0;
+    this.#count = count;
+  }
+
+  /**
+   * The next batch of ordinary packets from the pending raw ones; its count is 0 only when
+   * every pending packet was dropped. Valid until the next call or the next drain.
+   */
+  next(): BatchBuffer {
+    const out = this.out;
+    out.reset();
+    const buf = out.buffer;
+    const { offsets, lengths } = this.raw;
+    const hs = this.layout.vnetHdrSize;
+    const le = this.layout.vnetLittleEndian;
+    const tap = this.layout.mode === 'tap';
+    const room = buf.length - this.splitFrom;
+    let at = this.splitFrom;
+    while (this.#next < this.#count) {
+      if (out.count === out.slots) break;
+      const i = this.#next;
+      const off = offsets[i]!, len = lengths[i]!;
+      const h = off - hs;
+      const gsoType = buf[h + 1]! & ~GsoType.ECN;
+      if (gsoType === GsoType.NONE) {
+        this.#next++;
+        if ((buf[h]! & VIRTIO_NET_HDR_F.NEEDS_CSUM) !== 0) {
+          const start = le ? u16le(buf, h + 6) : u16(buf, h + 6);
+          const field = le ? u16le(buf, h + 8) : u16(buf, h + 8);
+          if (start + field + 2 > len) { this.counters.offloadDrops++; continue; }
+          completePartialChecksum(buf, start, field, off, off + len);
+        }
+        out.push(off, len);
+        continue;
+      }
+      const pkt = buf.subarray(off, off + len);
+      const hdr = readVnetHdr(this.#hdr, buf, h, le);
+      let plan;
+      try {
+        plan = planSplit(pkt, hdr, tap ? ipOffsetOfFrame(pkt) : 0, this.#plan);
+      } catch {
+        this.#next++;
+        this.counters.offloadDrops++;
+        continue;
+      }
+      // One that could never fit (a tiny gso_size) is dropped; one that does not fit now waits.
+      if (plan.bytes > room || plan.count > out.slots) { this.#next++; this.counters.offloadDrops++; continue; }
+      if (plan.bytes > buf.length - at || plan.count > out.slots - out.count) break;
+      this.#next++;
+      at += splitInto(pkt, plan, out, at);
+      this.counters.superPacketsRead++;
+    }
+    return out;
+  }
+}
+
+/**
+ * The write side: plans a batch of ordinary packets into super-packets and, when any merge,
+ * writes the result (each behind its virtio_net_hdr) into an output buffer of its own. A write
+ * that has to finish later keeps that buffer (hold()); the next batch gets a fresh one.
+ */
+export class Coalescer {
+  readonly #gro: GroCoalescer;
+  readonly #headerSize: number;
+  #out = new Uint8Array(0);
+  #held = false;
+
+  constructor(opts: { mode: 'tun' | 'tap'; headerSize: number; littleEndian: boolean; verifyChecksums: boolean; udp: boolean }) {
+    this.#headerSize = opts.headerSize;
+    this.#gro = new GroCoalescer({
+      linkHeader: opts.mode === 'tap' ? ETHERNET_HEADER : 0, headerSize: opts.headerSize, littleEndian: opts.littleEndian,
+      verifyChecksums: opts.verifyChecksums, udp: opts.udp,
+    });
+  }
+
+  /** The super-packets (headers in place) for `batch`, or null when nothing merges. */
+  coalesce(batch: Batch): GroResult | null {
+    if (batch.count < 2 || this.#gro.plan(batch) === 0) return null;
+    return this.#gro.emit(this.#room(GroCoalescer.batchOutputBound(batch, this.#headerSize)));
+  }
+
+  /** Views (writeBatch's packets) instead of a batch. */
+  coalesceViews(packets: readonly Uint8Array[]): GroResult | null {
+    if (packets.length < 2) return null;
+    const r = this.#gro.coalesce(packets, this.#room(GroCoalescer.outputBound(packets, this.#headerSize)));
+    return r.merged > 0 ? r : null;
+  }
+
+  // An output buffer of at least `need` bytes that no pending write holds.
+  #room(need: number): Uint8Array {
+    if (this.#held) {
+      this.#out = Buffer.allocUnsafeSlow(Math.max(need, this.#out.length));
+      this.#held = false;
+    } else if (this.#out.length < need) {
+      this.#out = Buffer.allocUnsafeSlow(Math.max(need, this.#out.length * 2));
+    }
+    return this.#out;
+  }
+
+  /** The last output is still being written: the next coalesce must not reuse its buffer. */
+  hold(): void { this.#held = true; }
+}
