@@ -17,9 +17,9 @@ import { u16, u32, put16, bytesEqual } from './bytes.js';
 import { fold, internetChecksum, pseudoHeaderSum, sum16 } from './checksum.js';
 import { encodeVnetHdr, GsoType, VIRTIO_NET_HDR_F, VIRTIO_NET_HDR_LEN } from './vnet.js';
 import type { Batch } from './batch.js';
+import { EtherType, IpProtocol } from './protocols.js';
 
 const ACK = 0x10, PSH = 0x08;
-const ETHERTYPE_IPV4 = 0x0800, ETHERTYPE_IPV6 = 0x86dd;
 /** Groups a packet compares its flow with, newest first. */
 const LOOKBACK = 64;
 /** Segments in one super-packet (the kernel's cap on a GSO packet it builds). */
@@ -186,11 +186,11 @@ export class GroCoalescer {
     this.gL4[g] = l4;
     if (l4 < 0) { this.gOpen[g] = 0; this.gHash[g] = 0; this.gProto[g] = -1; return; }
     const proto = this.proto;
-    const hdrLen = proto === 6 ? l4 + (b[o + l4 + 12]! >> 4) * 4 : l4 + 8;
+    const hdrLen = proto === IpProtocol.TCP ? l4 + (b[o + l4 + 12]! >> 4) * 4 : l4 + 8;
     const pay = len - hdrLen;
     this.gHash[g] = this.hash; this.gProto[g] = proto; this.gHdrLen[g] = hdrLen; this.gGsoSize[g] = pay;
-    this.gNextSeq[g] = proto === 6 ? (u32(b, o + l4 + 4) + pay) >>> 0 : 0;
-    this.gOpen[g] = pay > 0 && !(proto === 6 && (b[o + l4 + 13]! & PSH) !== 0) ? 1 : 0;
+    this.gNextSeq[g] = proto === IpProtocol.TCP ? (u32(b, o + l4 + 4) + pay) >>> 0 : 0;
+    this.gOpen[g] = pay > 0 && !(proto === IpProtocol.TCP && (b[o + l4 + 13]! & PSH) !== 0) ? 1 : 0;
   }
 
   private append(g: number, i: number): void {
@@ -200,7 +200,7 @@ export class GroCoalescer {
     this.gLast[g] = i;
     this.gTotal[g] = this.gTotal[g]! + pay;
     this.gSegs[g] = this.gSegs[g]! + 1;
-    const tcp = this.gProto[g] === 6;
+    const tcp = this.gProto[g] === IpProtocol.TCP;
     if (tcp) this.gNextSeq[g] = (this.gNextSeq[g]! + pay) >>> 0;
     if (pay < this.gGsoSize[g]! || (tcp && (b[o + this.gL4[g]! + 13]! & PSH) !== 0)) this.gOpen[g] = 0;
     this.merged++;
@@ -235,7 +235,7 @@ export class GroCoalescer {
     if (len < link + 20) return false;
     if (link > 0) {
       const type = u16(b, o + 12);
-      if (link !== 14 || (type !== ETHERTYPE_IPV4 && type !== ETHERTYPE_IPV6)) return false;
+      if (link !== 14 || (type !== EtherType.IPv4 && type !== EtherType.IPv6)) return false;
     }
     const ip = o + link;
     const version = b[ip]! >> 4;
@@ -248,13 +248,13 @@ export class GroCoalescer {
       if (len < link + 40 || u16(b, ip + 4) + 40 !== len - link) return false;
       l4 = link + 40; proto = b[ip + 6]!; // extension headers are not merged
     } else return false;
-    if (proto === 6) {
+    if (proto === IpProtocol.TCP) {
       if (len < l4 + 20) return false;
       const thl = (b[o + l4 + 12]! >> 4) * 4;
       if (thl < 20 || len < l4 + thl) return false;
       const flags = u16(b, o + l4 + 12) & 0x1ff;
       if (flags !== ACK && flags !== (ACK | PSH)) return false;
-    } else if (proto === 17 && this.udp) {
+    } else if (proto === IpProtocol.UDP && this.udp) {
       if (len < l4 + 8 || u16(b, o + l4 + 4) !== len - l4) return false;
       if (version === 4 && u16(b, o + l4 + 6) === 0) return false; // no checksum: nothing to offload
     } else return false;
@@ -291,7 +291,7 @@ export class GroCoalescer {
     if (l4 - this.link === 20) {
       if (fb[fi + 1] !== pb[pi + 1] || fb[fi + 8] !== pb[pi + 8] || (fb[fi + 6]! & 0x40) !== (pb[pi + 6]! & 0x40)) return false;
     } else if (u32(fb, fi) !== u32(pb, pi) || fb[fi + 7] !== pb[pi + 7]) return false;
-    if (this.gProto[g] === 6) {
+    if (this.gProto[g] === IpProtocol.TCP) {
       if ((pb[po + l4 + 12]! >> 4) * 4 !== hdrLen - l4) return false;
       if (u32(pb, po + l4 + 4) !== this.gNextSeq[g]) return false;
       if (u32(pb, po + l4 + 8) !== u32(fb, fo + l4 + 8) || u16(pb, po + l4 + 14) !== u16(fb, fo + l4 + 14)) return false;
@@ -349,18 +349,18 @@ export class GroCoalescer {
     }
     const t = at + l4;
     const l4Len = this.gTotal[g]! - l4;
-    if (proto === 6) {
+    if (proto === IpProtocol.TCP) {
       // The merged segment carries the last segment's PSH.
       const last = this.gLast[g]!;
       out[t + 13] = out[t + 13]! | (this.bufs[last]![this.offs[last]! + l4 + 13]! & PSH);
     } else {
       put16(out, t + 4, l4Len);
     }
-    const csumOffset = proto === 6 ? 16 : 6;
+    const csumOffset = proto === IpProtocol.TCP ? 16 : 6;
     put16(out, t + csumOffset, fold(pseudoHeaderSum(out, ip, proto, l4Len)));
     encodeVnetHdr({
       flags: VIRTIO_NET_HDR_F.NEEDS_CSUM,
-      gsoType: proto === 6 ? (v4 ? GsoType.TCPV4 : GsoType.TCPV6) : GsoType.UDP_L4,
+      gsoType: proto === IpProtocol.TCP ? (v4 ? GsoType.TCPV4 : GsoType.TCPV6) : GsoType.UDP_L4,
       hdrLen, gsoSize: this.gGsoSize[g]!, csumStart: l4, csumOffset,
     }, out, o, this.headerSize, this.littleEndian);
   }

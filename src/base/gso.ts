@@ -2,6 +2,7 @@
 // TUN/TAP with IFF_VNET_HDR and TSO/USO enabled, becomes MTU-sized packets the way the kernel's
 // tcp_gso_segment/udp_gso_segment would cut it. Output goes into caller-provided memory (a
 // batch's buffer, or one buffer per segment), so the hot path allocates nothing.
+import { IpProtocol } from './protocols.js';
 import { PacketParseError } from './parse-error.js';
 import { u16, u32, put16, put32 } from './bytes.js';
 import { finish, fold, internetChecksum, pseudoHeaderSum, sum16, completePartialChecksum } from './checksum.js';
@@ -75,7 +76,7 @@ export function planSplit(pkt: Uint8Array, hdr: VirtioNetHdr, ipOffset: number, 
   plan.id = version === 4 ? u16(pkt, ipOffset + 4) : 0;
   plan.seq = tcp ? u32(pkt, l4 + 4) : 0;
   plan.flags = tcp ? pkt[l4 + 13]! : 0;
-  plan.pseudo = pseudoHeaderSum(pkt, ipOffset, tcp ? 6 : 17, 0);
+  plan.pseudo = pseudoHeaderSum(pkt, ipOffset, tcp ? IpProtocol.TCP : IpProtocol.UDP, 0);
   return plan;
 }
 

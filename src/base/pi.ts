@@ -7,11 +7,13 @@ export const PI_LENGTH = 4;
 /** PI header flag: the packet did not fit the read buffer and was cut. */
 export const TUN_PKT_STRIP = 0x0001;
 
-/** Ethertypes seen in the PI header. */
+import { EtherType } from './protocols.js';
+
+/** Ethertypes seen in the PI header, under the kernel's names (<linux/if_ether.h>). */
 export const ETH_P = {
-  IP: 0x0800,
-  ARP: 0x0806,
-  IPV6: 0x86dd,
+  IP: EtherType.IPv4,
+  ARP: EtherType.ARP,
+  IPV6: EtherType.IPv6,
 } as const;
 
 export interface PacketInfo {
@@ -38,6 +40,5 @@ export function encodePacketInfo(buf: Uint8Array, offset: number, protocol: numb
 
 /** The ethertype of an IP packet from its version nibble (what the kernel infers without PI). */
 export function protocolOfIpPacket(packet: Uint8Array, offset = 0): number {
-  const version = packet.length > offset ? packet[offset]! >> 4 : 0;
-  return version === 6 ? ETH_P.IPV6 : ETH_P.IP;
+  return packet.length > offset && packet[offset]! >> 4 === 6 ? ETH_P.IPV6 : ETH_P.IP;
 }

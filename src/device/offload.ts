@@ -8,6 +8,7 @@ import { completePartialChecksum } from '../base/checksum.js';
 import { GroCoalescer, type GroResult } from '../base/gro.js';
 import { newSplitPlan, planSplit, splitInto } from '../base/gso.js';
 import { u16, u16le } from '../base/bytes.js';
+import { EtherType } from '../base/protocols.js';
 import { GsoType, readVnetHdr, VIRTIO_NET_HDR_F, type VirtioNetHdr } from '../base/vnet.js';
 
 const ETHERNET_HEADER = 14;
@@ -18,7 +19,7 @@ function ipOffsetOfFrame(frame: Uint8Array): number {
   let at = ETHERNET_HEADER;
   for (let tags = 0; tags < 2 && frame.length >= at + VLAN_TAG; tags++) {
     const type = u16(frame, at - 2);
-    if (type !== 0x8100 && type !== 0x88a8) break;
+    if (type !== EtherType.VLAN && type !== EtherType.QinQ) break;
     at += VLAN_TAG;
   }
   return at;
