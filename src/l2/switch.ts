@@ -7,6 +7,7 @@ import {
   ETH_HEADER, completeChecksum, frameVlan, isGroupAddress, macKey, parseMacKey, popVlan, pushVlan, segmentFrame,
 } from './ethernet.js';
 import { isSuperPacket, type Frame, type Port } from './port.js';
+import { EthernetField } from '../packet/ethernet.js';
 
 /**
  * 802.1Q membership of a port. An access port belongs to one VLAN and carries it untagged; a
@@ -190,11 +191,11 @@ export class LearningSwitch {
       const data = frame.data;
       st.rxFrames++;
       st.rxBytes += data.length;
-      if (data.length < ETH_HEADER || isGroupAddress(data, 6)) { st.drops++; continue; }
+      if (data.length < ETH_HEADER || isGroupAddress(data, EthernetField.src)) { st.drops++; continue; }
       const vlan = this.classify(inPort, data);
       if (vlan < 0) { st.drops++; continue; }
-      this.fdb.learn(vlan, macKey(data, 6), inPort, now);
-      const dest = isGroupAddress(data, 0) ? undefined : this.fdb.lookup(vlan, macKey(data, 0), now);
+      this.fdb.learn(vlan, macKey(data, EthernetField.src), inPort, now);
+      const dest = isGroupAddress(data, EthernetField.dst) ? undefined : this.fdb.lookup(vlan, macKey(data, EthernetField.dst), now);
       if (dest !== undefined) {
         if (dest === inPort) { st.filtered++; continue; }
         if (!dest.removed) this.enqueue(dest, vlan, frame, pending);

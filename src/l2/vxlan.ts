@@ -7,6 +7,7 @@ import type { NetnsRef } from '../netns.js';
 import { Fdb } from './fdb.js';
 import { isGroupAddress, macKey, parseMacKey } from './ethernet.js';
 import type { Frame, Port } from './port.js';
+import { EthernetField } from '../packet/ethernet.js';
 import { EndpointTable, UdpSocket, type DatagramBatch } from '../net/index.js';
 import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, decapsulate, encodeVxlanHeader } from '../packet/vxlan.js';
 
@@ -146,8 +147,8 @@ export class VxlanPort implements Port {
         if (typeof decoded === 'string') { c.malformed++; continue; }
         if (decoded.vni !== this.vni) { c.otherVni++; continue; }
         // Like the kernel's `nolearning`: frames from any VTEP are taken, just not remembered.
-        if (this.learning && !isGroupAddress(decoded.frame, 6)) {
-          this.remotesByMac.learn(0, macKey(decoded.frame, 6), this.vtepOf(batch, i), now);
+        if (this.learning && !isGroupAddress(decoded.frame, EthernetField.src)) {
+          this.remotesByMac.learn(0, macKey(decoded.frame, EthernetField.src), this.vtepOf(batch, i), now);
         }
         c.rxPackets++;
         frames.push({ data: decoded.frame });
@@ -171,7 +172,7 @@ export class VxlanPort implements Port {
     let largest = 0;
     let routed = 0;
     for (const f of frames) {
-      const remote = isGroupAddress(f.data, 0) ? undefined : this.remotesByMac.lookup(0, macKey(f.data, 0), now);
+      const remote = isGroupAddress(f.data, EthernetField.dst) ? undefined : this.remotesByMac.lookup(0, macKey(f.data, EthernetField.dst), now);
       if (remote === undefined && this.flood.length === 0) { this.counters.noRemote++; continue; }
       routed++;
       encodeVxlanHeader(this.vni, pack, at);
