@@ -144,8 +144,7 @@ export class VxlanPort implements Port {
   }
 
   /** The VTEP id a datagram came from: its source address at our UDP port (VTEPs vary the source port). */
-  private vtepOf(batch: DatagramBatch, i: number): number {
-    const key = batch.endpointKey(i);
+  private vtepOf(batch: DatagramBatch, i: number, key: number | string): number {
     let id = this.sourceIds.get(key);
     if (id === undefined) {
       if (this.sourceIds.size >= 4096) this.sourceIds.clear();
@@ -158,20 +157,35 @@ export class VxlanPort implements Port {
   async *receive(signal: AbortSignal): AsyncGenerator<Frame[]> {
     const c = this.counters;
     const frames: Frame[] = [];
+    // The switch is done with a batch's frames before it asks for the next (Port's contract),
+    // so the frame objects are reused from one batch to the next.
+    const pool: Frame[] = [];
     for await (const batch of this.socket.batches({ signal })) {
       const now = performance.now();
       if (now - this.lastSweep > this.remotesByMac.ageMs / 4) { this.remotesByMac.sweep(now); this.lastSweep = now; }
       frames.length = 0;
+      // A GRO run is one sender's datagrams of one flow: learn each (source, MAC) pair once.
+      let learnedMac = -1;
+      let learnedFrom: number | string = -1;
       for (let i = 0; i < batch.count; i++) {
         const decoded = decapsulate(batch.datagram(i));
         if (typeof decoded === 'string') { c.malformed++; continue; }
         if (decoded.vni !== this.vni) { c.otherVni++; continue; }
+        const data = decoded.frame;
         // Like the kernel's `nolearning`: frames from any VTEP are taken, just not remembered.
-        if (this.learning && !isGroupAddress(decoded.frame, EthernetField.src)) {
-          this.remotesByMac.learn(0, macKey(decoded.frame, EthernetField.src), this.vtepOf(batch, i), now);
+        if (this.learning && !isGroupAddress(data, EthernetField.src)) {
+          const mac = macKey(data, EthernetField.src);
+          const from = batch.endpointKey(i);
+          if (mac !== learnedMac || from !== learnedFrom) {
+            this.remotesByMac.learn(0, mac, this.vtepOf(batch, i, from), now);
+            learnedMac = mac;
+            learnedFrom = from;
+          }
         }
         c.rxPackets++;
-        frames.push({ data: decoded.frame });
+        const f = pool[frames.length] ??= { data };
+        f.data = data;
+        frames.push(f);
       }
       if (frames.length > 0) yield frames;
     }
