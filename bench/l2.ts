@@ -4,14 +4,22 @@
 //   (c) the same switch with plain TAPs (one MTU-size frame per read/write), for reference;
 // and an overlay, hosts in two sites joined by VXLAN (VNI 77) over a veth underlay:
 //   (d) kernel: each site a bridge of the host's veth and a kernel vxlan device;
-//   (e) ours: each site our switch with the host's TAP and a VxlanPort.
-// Prints Gbit/s for each and the ratios (b)/(a), (c)/(a), (e)/(d). Target: (b) >= 0.5x.
+//   (e) ours: each site our switch with the host's TAP and a VxlanPort, both sites in this
+//       process (one JS thread switches both ends);
+//   (f) the same with one `tuntap bridge TAP --vxlan ...` process per site, as two hosts would
+//       run it.
+// Prints Gbit/s for each and the ratios (b)/(a), (c)/(a), (e)/(d), (f)/(d). Targets: (b) >= 0.5x,
+// the overlay >= 0.5x.
 //
-//   npm run bench l2 -- --duration 10
+//   npm run bench l2 -- --duration 10 [--only=a,b,c,d,e,f] [--rounds=3]
+// With --rounds the selected variants run interleaved N times and the medians are compared.
 // The kernel baselines' bridges and vxlan devices are made, enslaved and brought up with ip
 // (tuntap has no bridge or vxlan API); TAPs and veths are configured over tuntap's rtnetlink.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { BenchOptions } from './run.js';
 import { TestNet, nsExec, nsRun, uniqueName } from '../test/helpers/netns.js';
+import { waitForOutput } from '../test/helpers/wait.js';
 import { iperfReport } from '../test/l2/helpers.js';
 import { LearningSwitch } from '../src/l2/switch.js';
 import { TapPort } from '../src/l2/tap-port.js';
@@ -106,25 +114,69 @@ const ourOverlay = (seconds: number) => measure(seconds, async (net, closers) =>
   return [sites[0][1], sites[1][1]] as const;
 });
 
+const cliMain = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+
+const cliOverlay = (seconds: number) => measure(seconds, async (net, closers) => {
+  const sites = overlaySites(net, 'l2oc');
+  for (const [site, host, addr, , i] of sites) {
+    const tap = uniqueName('tc');
+    const cli = spawn(process.execPath, ['--import', 'tsx', cliMain, 'bridge', tap,
+      '--vxlan', `vni=77,local=${UNDERLAY[i]},remote=${UNDERLAY[1 - i]}`, '--netns', site, '--json', '--interval', '60'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<void>((resolve) => cli.once('exit', () => resolve()));
+    closers.push(async () => { cli.kill('SIGTERM'); await exited; });
+    // The first stats line says the ports are open.
+    await waitForOutput(cli, '"ports"', `tuntap bridge in ${site}`, { timeoutMs: 30_000 });
+    moveLink(tap, host, { netns: site });
+    net.configure(host, tap, { mtu: 1450, up: true, addresses: [`${addr}/24`] });
+  }
+  return [sites[0][1], sites[1][1]] as const;
+});
+
+interface Variant { key: string; label: string; measure: (seconds: number) => Promise<IperfResult> }
+
+const variants: Variant[] = [
+  { key: 'a', label: '(a) kernel bridge (veth + br0)', measure: kernelBridge },
+  { key: 'b', label: '(b) tuntap switch, TAP vnet hdr + TSO', measure: (t) => ourSwitch(t, true) },
+  { key: 'c', label: '(c) tuntap switch, plain TAP frames', measure: (t) => ourSwitch(t, false) },
+  { key: 'd', label: '(d) VXLAN overlay, kernel bridge + vxlan', measure: kernelOverlay },
+  { key: 'e', label: '(e) VXLAN overlay, tuntap switch + VxlanPort', measure: ourOverlay },
+  { key: 'f', label: '(f) VXLAN overlay, a tuntap bridge process per site', measure: cliOverlay },
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
 export async function run(opts: BenchOptions = { durationSec: 5, argv: [] }): Promise<Record<string, number>> {
   const t = opts.durationSec;
-  const show = (label: string, r: IperfResult) =>
-    console.log(`${label.padEnd(48)} ${(r.bps / 1e9).toFixed(2)} Gbit/s (${r.retransmits} retransmits)`);
-  const kernel = await kernelBridge(t);
-  show('(a) kernel bridge (veth + br0)', kernel);
-  const offload = await ourSwitch(t, true);
-  show('(b) tuntap switch, TAP vnet hdr + TSO', offload);
-  const plain = await ourSwitch(t, false);
-  show('(c) tuntap switch, plain TAP frames', plain);
-  const kOverlay = await kernelOverlay(t);
-  show('(d) VXLAN overlay, kernel bridge + vxlan', kOverlay);
-  const oOverlay = await ourOverlay(t);
-  show('(e) VXLAN overlay, tuntap switch + VxlanPort', oOverlay);
-  const ratio = offload.bps / kernel.bps;
-  console.log(`ratio (b)/(a) = ${ratio.toFixed(2)}x (target >= 0.5x)   (c)/(a) = ${(plain.bps / kernel.bps).toFixed(2)}x` +
-    `   (e)/(d) = ${(oOverlay.bps / kOverlay.bps).toFixed(2)}x`);
-  return {
-    kernelGbps: kernel.bps / 1e9, offloadGbps: offload.bps / 1e9, plainGbps: plain.bps / 1e9, ratio,
-    kernelOverlayGbps: kOverlay.bps / 1e9, overlayGbps: oOverlay.bps / 1e9,
-  };
+  const option = (name: string) => opts.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const only = option('only')?.split(',') ?? variants.map((v) => v.key);
+  const rounds = Math.max(1, Number(option('rounds') ?? 1));
+  const selected = variants.filter((v) => only.includes(v.key));
+  const samples: Record<string, number[]> = {};
+  for (let round = 1; round <= rounds; round++) {
+    for (const v of selected) {
+      const r = await v.measure(t);
+      (samples[v.key] ??= []).push(r.bps / 1e9);
+      const tag = rounds > 1 ? ` [round ${round}/${rounds}]` : '';
+      console.log(`${v.label.padEnd(52)} ${(r.bps / 1e9).toFixed(2)} Gbit/s (${r.retransmits} retransmits)${tag}`);
+    }
+  }
+  const g: Record<string, number> = {};
+  for (const [key, xs] of Object.entries(samples)) g[key] = median(xs);
+  if (rounds > 1) for (const v of selected) if (g[v.key] !== undefined) console.log(`median ${v.label}: ${g[v.key]!.toFixed(2)} Gbit/s`);
+  const ratio = (x: string, y: string) => (g[x] !== undefined && g[y] ? g[x]! / g[y]! : undefined);
+  const ratios: [string, number | undefined, string][] = [
+    ['(b)/(a)', ratio('b', 'a'), ' (target >= 0.5x)'], ['(c)/(a)', ratio('c', 'a'), ''],
+    ['(e)/(d)', ratio('e', 'd'), ' (target >= 0.5x)'], ['(f)/(d)', ratio('f', 'd'), ' (target >= 0.5x)'],
+  ];
+  const shown = ratios.filter(([, r]) => r !== undefined).map(([name, r, target]) => `${name} = ${r!.toFixed(2)}x${target}`);
+  if (shown.length > 0) console.log(`ratio ${shown.join('   ')}`);
+  const result: Record<string, number> = {};
+  const names: Record<string, string> = { a: 'kernelGbps', b: 'offloadGbps', c: 'plainGbps', d: 'kernelOverlayGbps', e: 'overlayGbps', f: 'overlayProcessesGbps' };
+  for (const [key, name] of Object.entries(names)) if (g[key] !== undefined) result[name] = g[key]!;
+  if (ratio('b', 'a') !== undefined) result.ratio = ratio('b', 'a')!;
+  return result;
 }

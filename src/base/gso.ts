@@ -124,15 +124,17 @@ function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: 
 
 /**
  * Splits `pkt` into `into` (a batch over one buffer), segments back to back from byte `at` of
- * its buffer. Returns the bytes written. The caller has checked with planSplit and left room for
- * plan.bytes bytes and plan.count slots.
+ * its buffer. Returns the bytes written. With `headroom`, that many bytes are left before each
+ * segment and counted in its batch entry, for an encapsulation header the caller writes there
+ * (a tunnel's datagrams then leave as they are). The caller has checked with planSplit and left
+ * room for plan.bytes + plan.count * headroom bytes and plan.count slots.
  */
-export function splitInto(pkt: Uint8Array, plan: SplitPlan, into: BatchBuffer, at: number): number {
+export function splitInto(pkt: Uint8Array, plan: SplitPlan, into: BatchBuffer, at: number, headroom = 0): number {
   const headers = pkt.subarray(0, plan.hdrLen);
   const out = into.buffer;
   let o = at;
   for (let i = 0; i < plan.count; i++) {
-    const len = writeSegment(pkt, headers, plan, i, out, o);
+    const len = headroom + writeSegment(pkt, headers, plan, i, out, o + headroom);
     into.push(o, len);
     o += len;
   }

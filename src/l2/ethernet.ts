@@ -6,6 +6,7 @@ import { completePartialChecksum } from '../packet/checksum.js';
 import { ETHERNET_HEADER_LENGTH, EthernetField, VLAN_TAG_LENGTH } from '../packet/ethernet.js';
 import { EtherType } from '../packet/protocols.js';
 import { gsoSplit } from '../packet/index.js';
+import { needsCsum } from '../base/vnet.js';
 import type { Frame, FrameOffload } from './port.js';
 
 export const ETH_HEADER = ETHERNET_HEADER_LENGTH;
@@ -45,7 +46,7 @@ function shiftOffload(offload: FrameOffload | undefined, by: number): FrameOfflo
   return {
     ...offload,
     hdrLen: offload.hdrLen === 0 ? 0 : offload.hdrLen + by,
-    csumStart: offload.flags & 1 ? offload.csumStart + by : offload.csumStart,
+    csumStart: needsCsum(offload) ? offload.csumStart + by : offload.csumStart,
   };
 }
 
@@ -78,7 +79,7 @@ export function popVlan(frame: Frame): Frame {
  */
 export function completeChecksum(frame: Frame): Frame | undefined {
   const o = frame.offload;
-  if (o === undefined || (o.flags & 1) === 0) return { data: frame.data };
+  if (o === undefined || !needsCsum(o)) return { data: frame.data };
   const at = o.csumStart + o.csumOffset;
   if (o.csumStart >= frame.data.length || at + 2 > frame.data.length) return undefined;
   const b = new Uint8Array(frame.data);

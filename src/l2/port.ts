@@ -1,6 +1,6 @@
 // What the switch needs from a port: batches of Ethernet frames in, batches of frames out.
 // TAP devices and tunnels (VXLAN) implement it; tests can implement it with arrays.
-import type { VirtioNetHdr } from '../device/index.js';
+import { isGso, type VirtioNetHdr } from '../device/index.js';
 
 /** virtio_net_hdr fields carried beside a frame when it is a GSO super-packet or needs a checksum. */
 export type FrameOffload = Omit<VirtioNetHdr, 'numBuffers'>;
@@ -36,5 +36,5 @@ export interface Port {
 
 /** Frames with a GSO type other than NONE are super-packets only offload-capable ports take. */
 export function isSuperPacket(frame: Frame): boolean {
-  return frame.offload !== undefined && frame.offload.gsoType !== 0;
+  return frame.offload !== undefined && isGso(frame.offload);
 }

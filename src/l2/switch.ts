@@ -7,6 +7,7 @@ import {
   ETH_HEADER, completeChecksum, frameVlan, isGroupAddress, macKey, parseMacKey, popVlan, pushVlan, segmentFrame,
 } from './ethernet.js';
 import { isSuperPacket, type Frame, type Port } from './port.js';
+import { EthernetField } from '../packet/ethernet.js';
 
 /**
  * 802.1Q membership of a port. An access port belongs to one VLAN and carries it untagged; a
@@ -186,15 +187,25 @@ export class LearningSwitch {
     const ports = this.ports;
     const pending = inPort.pending;
     const st = inPort.stats;
+    // A bulk flow's frames share VLAN and addresses: learn and look up once per run of them.
+    let runVlan = -1, runSrc = -1, runDst = -1;
+    let runDest: PortState | undefined;
     for (const frame of frames) {
       const data = frame.data;
       st.rxFrames++;
       st.rxBytes += data.length;
-      if (data.length < ETH_HEADER || isGroupAddress(data, 6)) { st.drops++; continue; }
+      if (data.length < ETH_HEADER || isGroupAddress(data, EthernetField.src)) { st.drops++; continue; }
       const vlan = this.classify(inPort, data);
       if (vlan < 0) { st.drops++; continue; }
-      this.fdb.learn(vlan, macKey(data, 6), inPort, now);
-      const dest = isGroupAddress(data, 0) ? undefined : this.fdb.lookup(vlan, macKey(data, 0), now);
+      const src = macKey(data, EthernetField.src);
+      // Group destinations (-1) are never looked up: they flood.
+      const dst = isGroupAddress(data, EthernetField.dst) ? -1 : macKey(data, EthernetField.dst);
+      if (vlan !== runVlan || src !== runSrc || dst !== runDst) {
+        this.fdb.learn(vlan, src, inPort, now);
+        runDest = dst < 0 ? undefined : this.fdb.lookup(vlan, dst, now);
+        runVlan = vlan; runSrc = src; runDst = dst;
+      }
+      const dest = runDest;
       if (dest !== undefined) {
         if (dest === inPort) { st.filtered++; continue; }
         if (!dest.removed) this.enqueue(dest, vlan, frame, pending);

@@ -2,12 +2,20 @@
 // Known unicast destinations go to the VTEP their MAC was learned from (or pinned to); broadcast,
 // multicast and unknown unicast are replicated to every VTEP of the flood list (head-end
 // replication, like `bridge fdb append 00:00:00:00:00:00 dst ...` on a kernel vxlan).
+// The port takes a TAP's super-frames as they are: each is split once, straight into the batch
+// of datagrams behind room for its VXLAN header, and the segments leave as one UDP GSO send;
+// received datagrams come in GRO runs, and the TAP port coalesces them again before its write.
 import { isIP } from 'node:net';
 import type { NetnsRef } from '../netns.js';
 import { Fdb } from './fdb.js';
-import { isGroupAddress, macKey, parseMacKey } from './ethernet.js';
+import { ETH_HEADER, VLAN_TAG, frameVlan, isGroupAddress, macKey, parseMacKey } from './ethernet.js';
 import type { Frame, Port } from './port.js';
+import { EthernetField } from '../packet/ethernet.js';
 import { EndpointTable, UdpSocket, type DatagramBatch } from '../net/index.js';
+import { BatchBuffer } from '../base/batch.js';
+import { completePartialChecksum } from '../base/checksum.js';
+import { newSplitPlan, planSplit, splitInto, type SplitPlan } from '../base/gso.js';
+import { isGso, needsCsum } from '../base/vnet.js';
 import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, decapsulate, encodeVxlanHeader } from '../packet/vxlan.js';
 
 export interface VxlanPortOptions {
@@ -45,6 +53,8 @@ export interface VxlanStats {
   noRemote: number;
   /** Datagrams the socket refused (unreachable VTEP, buffer full) or the reader dropped. */
   txErrors: number;
+  /** Frames from an offload port whose virtio_net_hdr and bytes disagree (or that split too finely), dropped. */
+  offloadDrops: number;
   rxOverruns: number;
 }
 
@@ -55,6 +65,9 @@ export interface VxlanRemoteRow {
   static: boolean;
 }
 
+/** Most datagrams one super-frame may become (64 KiB at a 536-byte MSS is 123). */
+const MAX_SEGMENTS_PER_FRAME = 256;
+
 function checkAddress(a: string, what: string): string {
   if (isIP(a) === 0) throw new TypeError(`${what}: not an IP address: ${JSON.stringify(a)}`);
   return a;
@@ -62,7 +75,8 @@ function checkAddress(a: string, what: string): string {
 
 export class VxlanPort implements Port {
   readonly name: string;
-  readonly acceptsOffload = false;
+  /** Super-frames and partial checksums are taken as they are: split and finished here. */
+  readonly acceptsOffload = true;
   readonly vni: number;
   readonly udpPort: number;
   readonly socket: UdpSocket;
@@ -76,12 +90,19 @@ export class VxlanPort implements Port {
   /** Largest datagram a UDP GSO send may carry per segment without exceeding the underlay MTU. */
   private readonly gsoLimit: number;
   private lastSweep = 0;
-  private pack = new Uint8Array(64 * 1024);
-  private packBusy = false;
-  private readonly counters = { rxPackets: 0, txPackets: 0, malformed: 0, otherVni: 0, noRemote: 0, txErrors: 0 };
+  /** The datagrams of one send (VXLAN header + frame each) and each one's VTEP id. */
+  private out = BatchBuffer.alloc(256 * 1024, 256);
+  private outIds = new Uint32Array(256);
+  /** A send still pending on `out` makes the next one build in fresh memory. */
+  private outBusy = false;
+  private readonly plan: SplitPlan = newSplitPlan();
+  /** This VNI's VXLAN header, copied in front of every datagram. */
+  private readonly header: Uint8Array;
+  private readonly counters = { rxPackets: 0, txPackets: 0, malformed: 0, otherVni: 0, noRemote: 0, txErrors: 0, offloadDrops: 0 };
 
   private constructor(opts: VxlanPortOptions, socket: UdpSocket) {
     this.vni = checkVni(opts.vni);
+    this.header = encodeVxlanHeader(this.vni);
     this.udpPort = opts.port ?? VXLAN_UDP_PORT;
     this.name = opts.name ?? `vxlan${this.vni}`;
     this.socket = socket;
@@ -123,8 +144,7 @@ export class VxlanPort implements Port {
   }
 
   /** The VTEP id a datagram came from: its source address at our UDP port (VTEPs vary the source port). */
-  private vtepOf(batch: DatagramBatch, i: number): number {
-    const key = batch.endpointKey(i);
+  private vtepOf(batch: DatagramBatch, i: number, key: number | string): number {
     let id = this.sourceIds.get(key);
     if (id === undefined) {
       if (this.sourceIds.size >= 4096) this.sourceIds.clear();
@@ -137,20 +157,35 @@ export class VxlanPort implements Port {
   async *receive(signal: AbortSignal): AsyncGenerator<Frame[]> {
     const c = this.counters;
     const frames: Frame[] = [];
+    // The switch is done with a batch's frames before it asks for the next (Port's contract),
+    // so the frame objects are reused from one batch to the next.
+    const pool: Frame[] = [];
     for await (const batch of this.socket.batches({ signal })) {
       const now = performance.now();
       if (now - this.lastSweep > this.remotesByMac.ageMs / 4) { this.remotesByMac.sweep(now); this.lastSweep = now; }
       frames.length = 0;
+      // A GRO run is one sender's datagrams of one flow: learn each (source, MAC) pair once.
+      let learnedMac = -1;
+      let learnedFrom: number | string = -1;
       for (let i = 0; i < batch.count; i++) {
         const decoded = decapsulate(batch.datagram(i));
         if (typeof decoded === 'string') { c.malformed++; continue; }
         if (decoded.vni !== this.vni) { c.otherVni++; continue; }
+        const data = decoded.frame;
         // Like the kernel's `nolearning`: frames from any VTEP are taken, just not remembered.
-        if (this.learning && !isGroupAddress(decoded.frame, 6)) {
-          this.remotesByMac.learn(0, macKey(decoded.frame, 6), this.vtepOf(batch, i), now);
+        if (this.learning && !isGroupAddress(data, EthernetField.src)) {
+          const mac = macKey(data, EthernetField.src);
+          const from = batch.endpointKey(i);
+          if (mac !== learnedMac || from !== learnedFrom) {
+            this.remotesByMac.learn(0, mac, this.vtepOf(batch, i, from), now);
+            learnedMac = mac;
+            learnedFrom = from;
+          }
         }
         c.rxPackets++;
-        frames.push({ data: decoded.frame });
+        const f = pool[frames.length] ??= { data };
+        f.data = data;
+        frames.push(f);
       }
       if (frames.length > 0) yield frames;
     }
@@ -158,43 +193,101 @@ export class VxlanPort implements Port {
 
   async send(frames: readonly Frame[]): Promise<number> {
     const now = performance.now();
-    let bytes = 0;
-    for (const f of frames) bytes += VXLAN_HEADER_SIZE + f.data.length;
-    // Encapsulate the batch into one buffer; a flooded frame is written once and named once per VTEP.
-    const pack = this.packBusy || this.pack.length < bytes ? new Uint8Array(Math.max(bytes, this.pack.length)) : this.pack;
-    const usePack = pack === this.pack;
-    if (usePack) this.packBusy = true;
-    const offsets: number[] = [];
-    const lengths: number[] = [];
-    const ids: number[] = [];
-    let at = 0;
+    const busy = this.outBusy;
+    const out = busy ? BatchBuffer.alloc(this.out.buffer.length, this.out.slots) : this.out;
+    const ids = busy ? new Uint32Array(this.outIds.length) : this.outIds;
+    const datagrams = { out, ids, at: 0 };
+    out.reset();
     let largest = 0;
     let routed = 0;
     for (const f of frames) {
-      const remote = isGroupAddress(f.data, 0) ? undefined : this.remotesByMac.lookup(0, macKey(f.data, 0), now);
+      const data = f.data;
+      const remote = isGroupAddress(data, EthernetField.dst) ? undefined : this.remotesByMac.lookup(0, macKey(data, EthernetField.dst), now);
       if (remote === undefined && this.flood.length === 0) { this.counters.noRemote++; continue; }
+      const first = out.count;
+      if (!this.encapsulate(f, datagrams)) { this.counters.offloadDrops++; continue; }
       routed++;
-      encodeVxlanHeader(this.vni, pack, at);
-      pack.set(f.data, at + VXLAN_HEADER_SIZE);
-      const len = VXLAN_HEADER_SIZE + f.data.length;
-      if (len > largest) largest = len;
-      if (remote !== undefined) { offsets.push(at); lengths.push(len); ids.push(remote); }
-      else for (const id of this.flood) { offsets.push(at); lengths.push(len); ids.push(id); }
-      at += len;
+      const n = datagrams.out.count - first;
+      for (let k = first; k < first + n; k++) if (datagrams.out.lengths[k]! > largest) largest = datagrams.out.lengths[k]!;
+      // A flooded frame is written once and named once per VTEP, each VTEP's segments in a run
+      // (a GSO send joins consecutive datagrams to one destination).
+      const vteps = remote === undefined ? this.flood : [remote];
+      datagrams.ids.fill(vteps[0]!, first, first + n);
+      for (let v = 1; v < vteps.length; v++) {
+        this.reserve(datagrams, 0, n);
+        const b = datagrams.out;
+        for (let k = first; k < first + n; k++) { datagrams.ids[b.count] = vteps[v]!; b.push(b.offsets[k]!, b.lengths[k]!); }
+      }
     }
+    const batch = datagrams.out;
+    if (batch === this.out) this.outIds = datagrams.ids;
+    if (batch.count === 0) return 0;
+    const mine = batch === this.out;
+    if (mine) this.outBusy = true;
     try {
-      if (ids.length === 0) return 0;
-      await this.socket.sendPacked({ buffer: pack, offsets: Uint32Array.from(offsets), lengths: Uint32Array.from(lengths), count: ids.length },
-        { table: this.vteps, ids: Uint32Array.from(ids) }, largest <= this.gsoLimit ? { gsoSize: 'auto' } : {});
-      this.counters.txPackets += ids.length;
+      await this.socket.sendPacked(batch, { table: this.vteps, ids: datagrams.ids }, largest <= this.gsoLimit ? { gsoSize: 'auto' } : {});
+      this.counters.txPackets += batch.count;
       return routed;
     } catch {
       // A closed socket or a hard error: the datagrams are lost, as on a wire; per-VTEP errors
       // (unreachable, refused) are counted by the socket and never get here.
-      this.counters.txErrors += ids.length;
+      this.counters.txErrors += batch.count;
       return 0;
     } finally {
-      if (usePack) this.packBusy = false;
+      if (mine) this.outBusy = false;
+    }
+  }
+
+  /**
+   * Appends frame `f` to the datagrams as VXLAN payloads: a super-frame split into wire-size
+   * frames with finished checksums (as the kernel would before a plain NIC), a partial checksum
+   * finished, anything else copied. False when its offload header and bytes disagree.
+   */
+  private encapsulate(f: Frame, d: { out: BatchBuffer; ids: Uint32Array; at: number }): boolean {
+    const data = f.data;
+    const o = f.offload;
+    if (o !== undefined && isGso(o)) {
+      const ipOffset = frameVlan(data) >= 0 ? ETH_HEADER + VLAN_TAG : ETH_HEADER;
+      let plan: SplitPlan;
+      try {
+        plan = planSplit(data, o, ipOffset, this.plan);
+      } catch {
+        return false;
+      }
+      // A gso_size far below any MTU would turn one frame into thousands of datagrams.
+      if (plan.count > MAX_SEGMENTS_PER_FRAME) return false;
+      this.reserve(d, plan.bytes + plan.count * VXLAN_HEADER_SIZE, plan.count);
+      const first = d.out.count;
+      d.at += splitInto(data, plan, d.out, d.at, VXLAN_HEADER_SIZE);
+      for (let k = first; k < d.out.count; k++) d.out.buffer.set(this.header, d.out.offsets[k]!);
+      return true;
+    }
+    const len = VXLAN_HEADER_SIZE + data.length;
+    if (o !== undefined && needsCsum(o) && o.csumStart + o.csumOffset + 2 > data.length) return false;
+    this.reserve(d, len, 1);
+    const buf = d.out.buffer;
+    buf.set(this.header, d.at);
+    buf.set(data, d.at + VXLAN_HEADER_SIZE);
+    if (o !== undefined && needsCsum(o)) completePartialChecksum(buf, o.csumStart, o.csumOffset, d.at + VXLAN_HEADER_SIZE, d.at + len);
+    d.out.push(d.at, len);
+    d.at += len;
+    return true;
+  }
+
+  /** Room for `bytes` more bytes and `slots` more datagrams (what is written so far is kept). */
+  private reserve(d: { out: BatchBuffer; ids: Uint32Array; at: number }, bytes: number, slots: number): void {
+    const b = d.out;
+    if (b.buffer.length - d.at < bytes) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(b.buffer.length * 2, d.at + bytes));
+      grown.set(b.buffer.subarray(0, d.at));
+      b.buffer = grown;
+    }
+    if (b.slots - b.count < slots) {
+      const n = Math.max(b.slots * 2, b.count + slots);
+      const offsets = new Uint32Array(n); offsets.set(b.offsets.subarray(0, b.count));
+      const lengths = new Uint32Array(n); lengths.set(b.lengths.subarray(0, b.count));
+      const ids = new Uint32Array(n); ids.set(d.ids.subarray(0, b.count));
+      b.offsets = offsets; b.lengths = lengths; d.ids = ids;
     }
   }
 

@@ -13,6 +13,7 @@ import type { TapPort } from '../../src/l2/tap-port.js';
 import { VxlanPort } from '../../src/l2/vxlan.js';
 import { encapsulate } from '../../src/packet/vxlan.js';
 import { UdpSocket } from '../../src/net/index.js';
+import { GsoType, VIRTIO_NET_HDR_F } from '../../src/device/index.js';
 import { setLink } from '../../src/netlink/index.js';
 import { iperf, macOf, tapIntoHost } from './helpers.js';
 
@@ -89,6 +90,31 @@ describe('VXLAN port interoperating with the kernel vxlan device', () => {
     assert.ok(out > 20e6, `A→k1 ${out / 1e6} Mbit/s`);
     assert.ok(back > 20e6, `k1→A ${back / 1e6} Mbit/s`);
     assert.ok(tap.coalesced > 0, 'segments from the tunnel were joined into super-packets for the TAP');
+  });
+
+  it('drops a super-frame whose header would cut it into thousands of datagrams, or lies', async () => {
+    // A TCP super-frame for k1's MAC as a TAP's queue would hand it over, with a hostile
+    // virtio_net_hdr: gso_size 8 would make 4,000 datagrams of 32 KB; csum_start past the
+    // headers does not describe the frame at all. Both go through the switch to the real port.
+    const payload = 32_000;
+    const frame = new Uint8Array(14 + 20 + 20 + payload);
+    frame.set(Buffer.from(macOf(k1, 'vx0').replace(/:/g, ''), 'hex'), 0);
+    frame.set(Buffer.from(macOf(hostA, tap.name).replace(/:/g, ''), 'hex'), 6);
+    frame.set([0x08, 0x00, 0x45, 0, (40 + payload) >> 8, (40 + payload) & 0xff, 0, 0, 0x40, 0, 64, 6], 12);
+    frame.set(Buffer.from(HOST_A.split('.').map(Number)), 26);
+    frame.set(Buffer.from(HOST_K1.split('.').map(Number)), 30);
+    frame[34 + 12] = 5 << 4;
+    frame[34 + 13] = 0x10;
+    const tso = { flags: VIRTIO_NET_HDR_F.NEEDS_CSUM, gsoType: GsoType.TCPV4, hdrLen: 54, csumStart: 34, csumOffset: 16 };
+    const sentBefore = vxlan.socket.stats.sent;
+    const dropsBefore = vxlan.stats().offloadDrops;
+    await bridge.forward(tap, [{ data: frame, offload: { ...tso, gsoSize: 8 } }]);
+    await bridge.forward(tap, [{ data: frame, offload: { ...tso, gsoSize: 1400, csumStart: frame.length - 4 } }]);
+    assert.equal(vxlan.socket.stats.sent - sentBefore, 0, 'no datagram left for either');
+    assert.equal(vxlan.stats().offloadDrops - dropsBefore, 2);
+    // The same frame with an honest header leaves as its 23 wire-size segments.
+    await bridge.forward(tap, [{ data: frame, offload: { ...tso, gsoSize: 1400 } }]);
+    assert.equal(vxlan.socket.stats.sent - sentBefore, Math.ceil(payload / 1400));
   });
 
   it('counts and drops malformed datagrams and other VNIs, and keeps working', async () => {
