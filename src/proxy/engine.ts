@@ -141,6 +141,9 @@ interface Session {
   holdsFakeIp: boolean;
   /** Hands the relay's extra buffer allowance back (set once relaying). */
   releaseBuffers: (() => void) | undefined;
+  /** Bytes moved since the last idle sweep (the relay sets it), and when the session last moved any. */
+  active: boolean;
+  idleSince: number;
 }
 
 /**
@@ -243,6 +246,7 @@ export class TunProxy extends EventEmitter {
   }
 
   private sweep(): void {
+    this.closeIdle(Date.now());
     const c = this.nat.counters;
     const timeouts = c.acceptTimeouts;
     this.nat.sweep();
@@ -255,6 +259,21 @@ export class TunProxy extends EventEmitter {
       const code = descriptorShortage();
       for (; this.closedBeforeAcceptSeen < c.closedBeforeAccept; this.closedBeforeAcceptSeen++) {
         this.failures.note('accept', code, `a connection was closed before it could be accepted (accept: ${code})`);
+      }
+    }
+  }
+
+  /** Closes the sessions that moved no byte either way for the idle timeout (to the second). */
+  private closeIdle(now: number): void {
+    const idle = this.opts.idleTimeoutMs ?? 300_000;
+    for (const s of this.sessions.values()) {
+      if (s.active) {
+        s.active = false;
+        s.idleSince = now;
+      } else if (now - s.idleSince >= idle) {
+        this.opts.log?.(`${s.destination}: idle for ${Math.round(idle / 1000)} s, closing`);
+        s.client.destroy();
+        s.upstream?.destroy();
       }
     }
   }
@@ -469,18 +488,12 @@ export class TunProxy extends EventEmitter {
     const session: Session = {
       id: this.nextId++, entry, client, destination: formatHostPort(destHost, entry.dstPort),
       via: describeUpstream(up), state: 'connecting', startedAt: Date.now(), holdsFakeIp: name !== undefined,
-      releaseBuffers: undefined,
+      releaseBuffers: undefined, active: false, idleSince: Date.now(),
     };
     this.sessions.set(entry.port, session);
     this.counters.connectionsTotal++;
     client.on('error', () => { /* handled by close */ });
     client.once('close', () => this.finish(session));
-    const idle = this.opts.idleTimeoutMs ?? 300_000;
-    client.setTimeout(idle, () => {
-      this.opts.log?.(`${session.destination}: idle for ${Math.round(idle / 1000)} s, closing`);
-      client.destroy();
-      session.upstream?.destroy();
-    });
     connectThrough(up, { host: destHost, port: entry.dstPort }, this.connectOptions(up, destHost)).then((upstream) => {
       if (client.destroyed) { upstream.destroy(); return; }
       session.upstream = upstream;
@@ -509,8 +522,8 @@ export class TunProxy extends EventEmitter {
       if (!client.destroyed && !client.writableEnded) client.destroy();
     });
     client.once('close', () => { if (!upstream.destroyed && !upstream.readableEnded) upstream.destroy(); });
-    const up = forward(client, upstream, this.relayBudget);
-    const down = forward(upstream, client, this.relayBudget);
+    const up = forward(client, upstream, this.relayBudget, session);
+    const down = forward(upstream, client, this.relayBudget, session);
     session.releaseBuffers = () => { up(); down(); };
     client.resume();
     upstream.resume();

@@ -29,13 +29,16 @@ export class RelayBudget {
 
 /**
  * Copies `from` into `to` with backpressure and passes on the FIN: what pipe() does, at half
- * of pipe()'s memory per connection. Returns a function that hands the direction's extra
- * allowance back to `budget` (call it once the connection is gone).
+ * of pipe()'s memory per connection. Each chunk sets `activity.active` (an idle sweep clears
+ * it: one timer for all connections instead of one per socket, re-armed on every chunk).
+ * Returns a function that hands the direction's extra allowance back to `budget` (call it once
+ * the connection is gone).
  */
-export function forward(from: net.Socket, to: net.Socket, budget: RelayBudget): () => void {
+export function forward(from: net.Socket, to: net.Socket, budget: RelayBudget, activity?: { active: boolean }): () => void {
   let allowance = RELAY_INITIAL_ALLOWANCE;
   let extra = 0;
   from.on('data', (chunk: Buffer) => {
+    if (activity) activity.active = true;
     to.write(chunk);
     if (to.writableLength >= allowance) from.pause();
   });
