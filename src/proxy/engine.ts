@@ -16,6 +16,7 @@ import { isGso, needsCsum, type OffloadMode, type PacketBatch, type VirtioNetHdr
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
 import { forward, RelayBudget } from './relay.js';
+import { Reclaimer } from './reclaim.js';
 import { SourcePolicy } from './sources.js';
 import { FailureLog, type FailureKind } from './failures.js';
 import { printable } from './names.js';
@@ -174,6 +175,7 @@ export class TunProxy extends EventEmitter {
   private readonly sources: SourcePolicy;
   private readonly failures: FailureLog;
   private readonly relayBudget = new RelayBudget();
+  private readonly reclaimer = new Reclaimer();
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
   private writeChain: Promise<void> = Promise.resolve();
@@ -522,8 +524,8 @@ export class TunProxy extends EventEmitter {
       if (!client.destroyed && !client.writableEnded) client.destroy();
     });
     client.once('close', () => { if (!upstream.destroyed && !upstream.readableEnded) upstream.destroy(); });
-    const up = forward(client, upstream, this.relayBudget, session);
-    const down = forward(upstream, client, this.relayBudget, session);
+    const up = forward(client, upstream, this.relayBudget, { activity: session, reclaimer: this.reclaimer });
+    const down = forward(upstream, client, this.relayBudget, { activity: session, reclaimer: this.reclaimer });
     session.releaseBuffers = () => { up(); down(); };
     client.resume();
     upstream.resume();
