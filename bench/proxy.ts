@@ -5,11 +5,11 @@
 // holding many connections of which a few hundred are busy, and once they all closed.
 // Run alone: node --import tsx bench/proxy.ts  (env: BENCH_PROXY_SECONDS, BENCH_PROXY_FLOWS,
 // BENCH_PROXY_BUSY, BENCH_PROXY_MTU (the links'), BENCH_PROXY_TUN_MTUS, BENCH_PROXY_OFFLOAD)
-import { writeFileSync, existsSync, statSync, readFileSync } from 'node:fs';
+import { writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { nsRun, nsSpawn } from '../test/helpers/netns.js';
-import { ProxyTopology, PROXY4, SERVER4, sleep, type ProxyProcess } from '../test/proxy/topology.js';
+import { ProxyTopology, PROXY4, SERVER4, memoryOf, resetPeak, sleep, type ProxyProcess } from '../test/proxy/topology.js';
 
 let seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 5);
 // 9,800 by default: tuntap holds two descriptors per connection, and this VM's hard open-files
@@ -60,18 +60,6 @@ function chooseCli(): string {
     process.env.TUNTAP_PROXY_CLI = compiled;
   }
   return process.env.TUNTAP_PROXY_CLI ? `compiled CLI ${process.env.TUNTAP_PROXY_CLI}` : 'sources via tsx';
-}
-
-/** Resident and peak resident bytes of `pid` (VmRSS, VmHWM). */
-function memoryOf(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
-}
-
-/** Restarts the peak (VmHWM) at the current RSS. */
-function resetPeak(pid: number): void {
-  writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
 async function startProxy(t: ProxyTopology, tunMtu: number): Promise<ProxyProcess> {

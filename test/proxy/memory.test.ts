@@ -4,9 +4,8 @@
 // them collected every few MiB, so the peak stays near idle instead of tens of MiB above it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { nsRun } from '../helpers/netns.js';
-import { ProxyTopology, SERVER4, PROXY4, sleep } from './topology.js';
+import { ProxyTopology, SERVER4, PROXY4, memoryOf, resetPeak, sleep } from './topology.js';
 
 let t: ProxyTopology;
 
@@ -17,12 +16,6 @@ before(async () => {
 });
 after(() => t?.cleanup());
 
-function memoryOf(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
-}
-
 const MIB = 2 ** 20;
 
 test('one busy connection, both directions, raises the proxy\'s peak RSS by less than 16 MiB', async () => {
@@ -32,7 +25,7 @@ test('one busy connection, both directions, raises the proxy\'s peak RSS by less
     // already lie dead in the RSS measured).
     await sleep(1500);
     const idle = memoryOf(pid).rss;
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    resetPeak(pid);
     let bytes = 0;
     for (const reverse of [false, true]) {
       const r = await nsRun(t.app, 'iperf3', ['-c', SERVER4, '-t', '3', '-J', ...(reverse ? ['-R'] : [])], 30_000);
