@@ -1,18 +1,24 @@
 // tun2socks throughput and memory: iperf3 from the app namespace through `tuntap socks` → dante,
 // against the same iperf3 speaking SOCKS5 to dante itself (proxychains4), both directions, in
-// the same run; then resident memory of tuntap holding N idle proxied connections.
-// Run alone: node --import tsx bench/proxy.ts  (env: BENCH_PROXY_SECONDS, BENCH_PROXY_IDLE, BENCH_PROXY_MTU)
+// the same run, at every TUN MTU that matters (65000, our default; 8500; 1500). Then, on the
+// default MTU, the proxy's resident memory: idle, its peak while one flow is busy, its peak
+// holding many connections of which a few hundred are busy, and once they all closed.
+// Run alone: node --import tsx bench/proxy.ts  (env: BENCH_PROXY_SECONDS, BENCH_PROXY_FLOWS,
+// BENCH_PROXY_BUSY, BENCH_PROXY_MTU (the links'), BENCH_PROXY_TUN_MTUS, BENCH_PROXY_OFFLOAD)
 import { writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { nsRun, nsSpawn } from '../test/helpers/netns.js';
-import { ProxyTopology, PROXY4, SERVER4, sleep } from '../test/proxy/topology.js';
+import { ProxyTopology, PROXY4, SERVER4, memoryOf, resetPeak, sleep, type ProxyProcess } from '../test/proxy/topology.js';
 
 let seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 5);
-// 9,000 by default: tuntap holds two fds per connection and this VM's hard RLIMIT_NOFILE is 20,000.
-const idle = Number(process.env.BENCH_PROXY_IDLE ?? 9000);
-const mtu = Number(process.env.BENCH_PROXY_MTU ?? 9000);
-const tunMtu = Number(process.env.BENCH_PROXY_TUN_MTU ?? 65000);
+// 9,800 by default: tuntap holds two descriptors per connection, and this VM's hard open-files
+// limit (20,000, which root cannot raise here) leaves room for 9,832 sessions.
+const flows = Number(process.env.BENCH_PROXY_FLOWS ?? 9800);
+const busy = Number(process.env.BENCH_PROXY_BUSY ?? 200);
+const linkMtu = Number(process.env.BENCH_PROXY_MTU ?? 9000);
+const tunMtus = (process.env.BENCH_PROXY_TUN_MTUS ?? '65000,8500,1500').split(',').map(Number);
+const offload = process.env.BENCH_PROXY_OFFLOAD;
 
 async function iperf(t: ProxyTopology, wrap: string[], reverse: boolean): Promise<number> {
   const r = await nsRun(t.app, wrap[0] ?? 'iperf3', [...wrap.slice(1), ...(wrap.length ? ['iperf3'] : []),
@@ -21,24 +27,34 @@ async function iperf(t: ProxyTopology, wrap: string[], reverse: boolean): Promis
   return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
 }
 
-// Holds `n` connections to the echo server open (idle) until stdin closes.
+// Holds `n` connections to the echo server; the first `busy` of them keep 16 KiB in flight each
+// (write, wait for the echo, write again) until stdin closes, then all close.
 const holdScript = `
 const net = require('node:net');
-const n = Number(process.argv[1]), host = process.argv[2];
-let open = 0;
+const [n, busy, host] = [Number(process.argv[1]), Number(process.argv[2]), process.argv[3]];
+const chunk = Buffer.alloc(16384, 0x61);
+const socks = [];
+let open = 0, stopping = false;
 for (let i = 0; i < n; i++) {
   const s = net.connect({ host, port: 7000 });
-  s.on('connect', () => { if (++open === n) console.log('open ' + open); });
-  s.on('error', (e) => { console.error(e.message); process.exit(1); });
+  socks.push(s);
+  s.on('connect', () => {
+    if (++open === n) { console.log('open ' + open); for (let j = 0; j < busy; j++) socks[j].write(chunk); }
+  });
+  let back = 0;
+  s.on('data', (d) => { back += d.length; if (back >= chunk.length) { back -= chunk.length; if (!stopping) s.write(chunk); } });
+  s.on('error', () => {});
 }
-process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
+process.stdin.on('end', () => { stopping = true; for (const s of socks) s.destroy(); setTimeout(() => process.exit(0), 200); });
+process.stdin.resume();
 `;
 
 /** Uses the compiled CLI when dist/ is at least as new as the sources (tsx adds ~35 MiB of RSS). */
 function chooseCli(): string {
   const root = new URL('..', import.meta.url).pathname;
   const compiled = join(root, 'dist/src/cli/main.js');
-  const newest = ['src/proxy/engine.ts', 'src/proxy/nat.ts', 'src/cli/socks.ts'].map((f) => statSync(join(root, f)).mtimeMs);
+  const newest = ['src/proxy/engine.ts', 'src/proxy/nat.ts', 'src/proxy/relay.ts', 'src/cli/socks.ts']
+    .filter((f) => existsSync(join(root, f))).map((f) => statSync(join(root, f)).mtimeMs);
   if (!process.env.TUNTAP_PROXY_CLI && existsSync(compiled) && existsSync(join(root, 'dist/src/proxy/engine.js'))
     && statSync(join(root, 'dist/src/proxy/engine.js')).mtimeMs >= Math.max(...newest)) {
     process.env.TUNTAP_PROXY_CLI = compiled;
@@ -46,46 +62,86 @@ function chooseCli(): string {
   return process.env.TUNTAP_PROXY_CLI ? `compiled CLI ${process.env.TUNTAP_PROXY_CLI}` : 'sources via tsx';
 }
 
+async function startProxy(t: ProxyTopology, tunMtu: number): Promise<ProxyProcess> {
+  return t.startTuntap('socks', ['--proxy', `socks5://${PROXY4}:1081`, '--route', '--mtu', String(tunMtu),
+    ...(offload ? ['--offload', offload] : [])]);
+}
+
+interface Memory { idle: number; busyFlow: number; manyFlows: number; held: number; afterClose: number }
+
+/** The memory figures, on a freshly started proxy; `transfer` runs the one-flow transfers. */
+async function measureMemory(t: ProxyTopology, p: ProxyProcess, transfer: () => Promise<void>): Promise<Memory> {
+  const pid = p.child.pid!;
+  await sleep(2000);
+  const idle = memoryOf(pid).rss;
+  resetPeak(pid);
+  await transfer();
+  const busyFlow = memoryOf(pid).peak;
+  await sleep(1500);
+  resetPeak(pid);
+  let holder: ChildProcess | undefined;
+  try {
+    const h = holder = nsSpawn(t.app, process.execPath, ['-e', holdScript, String(flows), String(busy), SERVER4],
+      { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      h.stdout!.on('data', (d) => { if (String(d).includes('open')) resolve(); });
+      h.once('exit', (c) => reject(new Error(`holder exited ${c}`)));
+    });
+    // A loaded machine may leave a few handshakes unaccepted until they time out: 99% will do.
+    await p.waitStats((x) => x.sessions >= flows * 0.99, 60_000);
+    await sleep(seconds * 1000);
+    const manyFlows = memoryOf(pid).peak;
+    const held = p.stats().sessions!;
+    h.stdin!.end();
+    await p.waitStats((x) => x.sessions === 0, 60_000);
+    await sleep(3000);
+    return { idle, busyFlow, manyFlows, held, afterClose: memoryOf(pid).rss };
+  } finally {
+    // On failure the holder would keep its thousands of connections open: end it here.
+    if (holder && holder.exitCode === null) holder.kill();
+  }
+}
+
 /** `opts.durationSec` (from bench/run.ts) sets the seconds per iperf3 run. */
 export async function run(opts: { durationSec?: number } = {}): Promise<void> {
   if (opts.durationSec) seconds = opts.durationSec;
   const cli = chooseCli();
-  const t = new ProxyTopology({ mtu });
+  const t = new ProxyTopology({ mtu: linkMtu });
   try {
     await t.startServers();
     await t.startDante(1081);
     const chains = join(t.dir, 'proxychains.conf');
     writeFileSync(chains, `strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 ${PROXY4} 1081\n`);
-    const direct = { up: await iperf(t, ['proxychains4', '-q', '-f', chains], false), down: await iperf(t, ['proxychains4', '-q', '-f', chains], true) };
-    const p = await t.startTuntap('socks', ['--proxy', `socks5://${PROXY4}:1081`, '--route', '--mtu', String(tunMtu)]);
-    let tun: { up: number; down: number };
-    let rssIdle = 0;
-    let rssBase = 0;
-    let holder: ChildProcess | undefined;
-    try {
-      tun = { up: await iperf(t, [], false), down: await iperf(t, [], true) };
-      await sleep(1500);
-      rssBase = p.stats().rss ?? 0;
-      const h = holder = nsSpawn(t.app, process.execPath, ['-e', holdScript, String(idle), SERVER4], { stdio: ['pipe', 'pipe', 'inherit'] });
-      await new Promise<void>((resolve, reject) => {
-        h.stdout!.on('data', (d) => { if (String(d).includes('open')) resolve(); });
-        h.once('exit', (c) => reject(new Error(`holder exited ${c}`)));
-      });
-      const s = await p.waitStats((x) => x.sessions >= idle, 60_000);
-      await sleep(1500);
-      rssIdle = p.stats().rss ?? s.rss ?? 0;
-      h.stdin!.end();
-      await p.waitStats((x) => x.sessions === 0, 60_000);
-    } finally {
-      // On failure the holder would keep its thousands of connections open: end it here.
-      if (holder && holder.exitCode === null) holder.kill();
-      await p.stop();
+    const proxychains = ['proxychains4', '-q', '-f', chains];
+    const direct = { up: await iperf(t, proxychains, false), down: await iperf(t, proxychains, true) };
+    const byMtu: { mtu: number; up: number; down: number }[] = [];
+    let memory: Memory | undefined;
+    for (const mtu of tunMtus) {
+      const p = await startProxy(t, mtu);
+      try {
+        let up = 0, down = 0;
+        const transfer = async (): Promise<void> => { up = await iperf(t, [], false); down = await iperf(t, [], true); };
+        if (mtu === tunMtus[0] && flows > 0) memory = await measureMemory(t, p, transfer);
+        else await transfer();
+        byMtu.push({ mtu, up, down });
+      } finally {
+        await p.stop();
+      }
     }
     const g = (b: number): string => `${(b / 1e9).toFixed(2)} Gbit/s`;
-    console.log(`proxy (tun2socks → dante, link MTU ${mtu}, TUN MTU ${tunMtu}, ${seconds} s each, ${cli}):`);
-    console.log(`  upload    direct SOCKS5 (proxychains4) ${g(direct.up)}   tuntap socks ${g(tun.up)}   ratio ${(tun.up / direct.up).toFixed(2)}x`);
-    console.log(`  download  direct SOCKS5 (proxychains4) ${g(direct.down)}   tuntap socks ${g(tun.down)}   ratio ${(tun.down / direct.down).toFixed(2)}x`);
-    console.log(`  RSS: ${(rssBase / 2 ** 20).toFixed(0)} MiB after the transfers, ${(rssIdle / 2 ** 20).toFixed(0)} MiB with ${idle} idle proxied connections`);
+    const m = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    const over = (b: number): string => `${b >= memory!.idle ? '+' : ''}${m(b - memory!.idle)}`;
+    console.log(`proxy (tun2socks → dante, link MTU ${linkMtu}, ${seconds} s each, offload ${offload ?? 'default'}, ${cli}):`);
+    console.log(`  direct SOCKS5 (proxychains4)   upload ${g(direct.up)}   download ${g(direct.down)}`);
+    for (const r of byMtu) {
+      console.log(`  tuntap socks, TUN MTU ${String(r.mtu).padStart(5)}   upload ${g(r.up)} (${(r.up / direct.up).toFixed(2)}x)   download ${g(r.down)} (${(r.down / direct.down).toFixed(2)}x)`);
+    }
+    if (memory) {
+      console.log(`  RSS (TUN MTU ${tunMtus[0]}): idle ${m(memory.idle)}; one busy flow peak ${over(memory.busyFlow)};` +
+        ` ${memory.held} flows (${busy} busy) peak ${over(memory.manyFlows)} (${over(memory.idle + (memory.manyFlows - memory.idle) * 10_000 / memory.held)} per 10,000);` +
+        ` after they closed ${over(memory.afterClose)}`);
+    }
+    console.log(`BENCH_PROXY_JSON ${JSON.stringify({ direct, byMtu, memory, flows, busy })}`);
   } finally {
     await t.cleanup();
   }

@@ -45,7 +45,7 @@ const commands: Record<string, Command> = {
     summary: 'tun2socks: carry a TUN\'s TCP and UDP through a SOCKS5 or SOCKS4a proxy',
     synopsis: ['--proxy URL [--proxy-password-file FILE] [--route] [--gateway CIDR]... [--udp] [--dns MODE] [--dns-server ADDR] [--fake-ip CIDR]... [--rule RULE]...',
       '[--rules-file FILE]',
-      '[--name NAME] [--mtu N] [--no-offload] [--address4 ADDR] [--address6 ADDR] [--no-ipv6]',
+      '[--name NAME] [--mtu N] [--offload MODE] [--no-offload] [--address4 ADDR] [--address6 ADDR] [--no-ipv6]',
       '[--bind4 ADDR] [--bind6 ADDR] [--max-sessions N] [--idle-timeout SEC] [--interval SEC] [--json] [--quiet] [OPS]', OPS],
     load: () => import('./socks.js'),
   },

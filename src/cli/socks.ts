@@ -39,7 +39,9 @@ const help = (command: 'socks' | 'http', example: string): string => `usage: tun
                        SIGHUP (systemctl reload): new connections follow them, live ones stay
   --name NAME          TUN name or pattern [tunproxy%d]
   --mtu N              TUN MTU [65000]: the TUN carries no real link, and larger means fewer packets through the NAT
-  --no-offload         no virtio_net_hdr checksum offload on the TUN
+  --offload MODE       raw (TSO super-packets, translated once each) | split (the device splits
+                       and coalesces) | none (full checksums, one packet per MTU)   [raw]
+  --no-offload         the same as --offload none
   --address4 ADDR      TUN IPv4 address; the next one is the NAT's fake peer [198.19.0.1]
   --address6 ADDR      TUN IPv6 address [fd00:7475::1]; --no-ipv6 to skip IPv6
   --bind4/--bind6 ADDR source address for upstream sockets (with --route: detected)
@@ -68,7 +70,7 @@ function fmtBytes(n: number): string {
 export async function runProxyCommand(argv: string[], command: 'socks' | 'http'): Promise<number> {
   const example = command === 'socks' ? 'socks5://user:pass@host:1080' : 'http://user:pass@host:3128';
   const args: ParsedArgs = parseArgs(argv, {
-    values: ['proxy', 'proxy-password-file', 'rules-file', 'dns', 'dns-server', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
+    values: ['proxy', 'proxy-password-file', 'rules-file', 'dns', 'dns-server', 'offload', 'name', 'mtu', 'address4', 'address6', 'bind4', 'bind6',
       'max-sessions', 'idle-timeout', 'interval', ...OPS_VALUES],
     flags: ['route', 'udp', 'no-ipv6', 'no-offload', 'quiet', 'json'],
     repeat: ['fake-ip', 'rule', 'gateway'],
@@ -103,6 +105,8 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
   if (command === 'socks' && upstream.kind === 'http') throw new UsageError('tuntap socks takes a socks5:// or socks4a:// proxy, direct or reject (tuntap http carries HTTP CONNECT)');
   const dns = (o.dns ?? 'auto') as string;
   if (!['auto', 'tcp', 'fake-ip', 'off'].includes(dns)) throw new UsageError(`--dns must be auto, tcp, fake-ip or off, not "${dns}"`);
+  const offload = o['no-offload'] === true ? 'none' : (o.offload ?? 'raw') as string;
+  if (!['raw', 'split', 'none'].includes(offload)) throw new UsageError(`--offload must be raw, split or none, not "${offload}"`);
   let commandRules: Rule[];
   try {
     commandRules = ((o.rule ?? []) as string[]).map(parseRule);
@@ -142,7 +146,7 @@ export async function runProxyCommand(argv: string[], command: 'socks' | 'http')
     route: o.route === true,
     rulesMayChange: rulesFile !== undefined,
     ...(gateway.length ? { gateway } : {}),
-    checksumOffload: o['no-offload'] !== true,
+    offload: offload as 'raw' | 'split' | 'none',
   }).catch(async (e: unknown) => { await metrics?.close(); throw e; });
   const { proxy, device } = service;
   serveMetrics(metrics, () => proxyFamilies(proxy, device.name));

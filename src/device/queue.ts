@@ -14,7 +14,7 @@ import { positiveInteger } from '../native.js';
 import { Reader, type ReadSource } from '../readiness.js';
 import type { Batch } from '../base/batch.js';
 import { decodePacketInfo, encodePacketInfo, ETH_P, PI_LENGTH, type PacketInfo } from '../base/pi.js';
-import { decodeVnetHdr, encodeVnetHdr, type VirtioNetHdr } from '../base/vnet.js';
+import { decodeVnetHdr, encodeVnetHdr, readVnetHdr, type VirtioNetHdr } from '../base/vnet.js';
 import { Coalescer, Splitter } from './offload.js';
 
 /**
@@ -60,6 +60,8 @@ export interface PacketBatch extends Batch {
   raw(i: number): Buffer;
   /** Packet i's virtio_net_hdr (raw mode; undefined without one, and in split mode). */
   vnet(i: number): VirtioNetHdr | undefined;
+  /** vnet(i) decoded into `into` instead of a new object (a data path's per-packet read). */
+  vnetInto(i: number, into: VirtioNetHdr): VirtioNetHdr | undefined;
   info(i: number): PacketInfo | undefined;
   [Symbol.iterator](): IterableIterator<Buffer>;
 }
@@ -139,6 +141,12 @@ class QueueBatch implements PacketBatch {
     const size = this.layout.vnetHdrSize;
     if (size === 0 || i < 0 || i >= this.count) return undefined;
     return decodeVnetHdr(this.buffer, this.offsets[i]! - size, size, this.layout.vnetLittleEndian);
+  }
+
+  vnetInto(i: number, into: VirtioNetHdr): VirtioNetHdr | undefined {
+    const size = this.layout.vnetHdrSize;
+    if (size === 0 || i < 0 || i >= this.count) return undefined;
+    return readVnetHdr(into, this.buffer, this.offsets[i]! - size, this.layout.vnetLittleEndian);
   }
 
   info(i: number): PacketInfo | undefined {

@@ -41,7 +41,8 @@ export function proxyFamilies(proxy: TunProxy, iface: string): MetricFamily[] {
     new MetricFamily('tuntap_proxy_dropped_packets_total', 'counter', 'Packets dropped outside the NAT, by reason')
       .add({ ...l, reason: 'unhandled' }, s.dropped)
       .add({ ...l, reason: 'foreign_source' }, s.foreign)
-      .add({ ...l, reason: 'udp_unsolicited' }, s.udpUnsolicited),
+      .add({ ...l, reason: 'udp_unsolicited' }, s.udpUnsolicited)
+      .add({ ...l, reason: 'udp_relay' }, s.udpDropped),
     nat,
   ];
 }

@@ -12,28 +12,30 @@ import { parseQuery, buildAnswer, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from '../p
 import { UdpRelay } from './udp.js';
 import { parseUdpPacket, buildUdpPacket, type UdpDatagram } from '../packet/udp-packet.js';
 import { formatIP } from '../addr.js';
-import { isGso, needsCsum, type VirtioNetHdr } from '../device/index.js';
+import { isGso, needsCsum, type OffloadMode, type PacketBatch, type VirtioNetHdr } from '../device/index.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
 import { forward, RelayBudget } from './relay.js';
+import { Reclaimer } from './reclaim.js';
 import { SourcePolicy } from './sources.js';
 import { FailureLog, type FailureKind } from './failures.js';
 import { printable } from './names.js';
 
 /** The slice of a TUN device the proxy uses (src/device TunDevice satisfies it). */
 export interface PacketDevice {
-  batches(opts?: { signal?: AbortSignal }): AsyncIterable<{ readonly count: number; packet(i: number): Buffer; vnet?(i: number): VirtioNetHdr | undefined }>;
-  writeBatch(packets: readonly Uint8Array[], opts?: { vnet?: readonly (VirtioNetHdr | undefined)[] }): Promise<unknown>;
+  /**
+   * 'raw' (the fastest here): TSO super-packets as the kernel delivered them, each translated
+   * once and written back behind the same virtio_net_hdr; 'split': ordinary packets, split on
+   * read and coalesced on write by the device; 'none': no vnet header, full checksums.
+   */
+  readonly offload: OffloadMode;
+  batches(opts?: { signal?: AbortSignal }): AsyncIterable<PacketBatch>;
+  writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, opts?: { raw?: boolean }): Promise<number>;
+  writeBatch(packets: readonly Uint8Array[]): Promise<unknown>;
 }
-
 
 export interface TunProxyOptions {
   device: PacketDevice;
-  /**
-   * The device was opened with a virtio_net_hdr and checksum offload (TUN_F_CSUM): the kernel
-   * skips computing checksums of the segments it hands us and verifying the ones we return.
-   */
-  checksumOffload?: boolean;
   upstream: Upstream;
   rules?: Rule[];
   /**
@@ -107,6 +109,11 @@ export interface ProxyStats {
   udpReceived: number;
   /** UDP datagrams dropped because nothing was sent to where they came from. */
   udpUnsolicited: number;
+  /**
+   * UDP datagrams the relay dropped: over its session limit, past 64 queued while a session
+   * opens, refused by the socket, under a malformed SOCKS5 UDP header, or too large to carry.
+   */
+  udpDropped: number;
   dnsQueries: number;
   dnsOverTcp: number;
   /** Queries carried over TCP that got their answer back to the application. */
@@ -135,6 +142,9 @@ interface Session {
   holdsFakeIp: boolean;
   /** Hands the relay's extra buffer allowance back (set once relaying). */
   releaseBuffers: (() => void) | undefined;
+  /** Bytes moved since the last idle sweep (the relay sets it), and when the session last moved any. */
+  active: boolean;
+  idleSince: number;
 }
 
 /**
@@ -165,9 +175,13 @@ export class TunProxy extends EventEmitter {
   private readonly sources: SourcePolicy;
   private readonly failures: FailureLog;
   private readonly relayBudget = new RelayBudget();
+  private readonly reclaimer = new Reclaimer();
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
   private writeChain: Promise<void> = Promise.resolve();
+  /** Where the translated packets of a batch lie (grown to the largest batch seen). */
+  private outOffsets = new Uint32Array(0);
+  private outLengths = new Uint32Array(0);
   private asyncOut: Buffer[] = [];
   private asyncScheduled = false;
   private nextId = 1;
@@ -234,6 +248,7 @@ export class TunProxy extends EventEmitter {
   }
 
   private sweep(): void {
+    this.closeIdle(Date.now());
     const c = this.nat.counters;
     const timeouts = c.acceptTimeouts;
     this.nat.sweep();
@@ -246,6 +261,21 @@ export class TunProxy extends EventEmitter {
       const code = descriptorShortage();
       for (; this.closedBeforeAcceptSeen < c.closedBeforeAccept; this.closedBeforeAcceptSeen++) {
         this.failures.note('accept', code, `a connection was closed before it could be accepted (accept: ${code})`);
+      }
+    }
+  }
+
+  /** Closes the sessions that moved no byte either way for the idle timeout (to the second). */
+  private closeIdle(now: number): void {
+    const idle = this.opts.idleTimeoutMs ?? 300_000;
+    for (const s of this.sessions.values()) {
+      if (s.active) {
+        s.active = false;
+        s.idleSince = now;
+      } else if (now - s.idleSince >= idle) {
+        this.opts.log?.(`${s.destination}: idle for ${Math.round(idle / 1000)} s, closing`);
+        s.client.destroy();
+        s.upstream?.destroy();
       }
     }
   }
@@ -291,26 +321,39 @@ export class TunProxy extends EventEmitter {
   }
 
   private async run(): Promise<void> {
-    const offload = this.opts.checksumOffload === true;
+    const device = this.opts.device;
+    const raw = device.offload === 'raw';
+    const hdr: VirtioNetHdr = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
     try {
-      for await (const batch of this.opts.device.batches({ signal: this.abort.signal })) {
+      for await (const batch of device.batches({ signal: this.abort.signal })) {
         const now = Date.now();
-        const out: Buffer[] = [];
-        const heads: (VirtioNetHdr | undefined)[] = [];
-        for (let i = 0; i < batch.count; i++) {
-          const p = batch.packet(i);
-          const h = offload ? batch.vnet?.(i) : undefined;
-          // Only checksum offload is enabled on the TUN: a GSO super-packet is unexpected.
-          if (h && isGso(h)) { this.counters.dropped++; continue; }
-          const partial = h !== undefined && needsCsum(h);
-          const verdict = this.nat.translate(p, now, partial);
-          if (verdict === 'forward') { out.push(p); heads.push(partial ? h : undefined); }
-          else if (verdict === 'other') this.other(p);
-          else if (verdict !== 'drop') { out.push(verdict); heads.push(undefined); }
+        const { buffer, offsets, lengths, count } = batch;
+        // Raw mode writes each translated packet back with the header it came with.
+        const head = raw ? batch.headerLength : 0;
+        if (this.outOffsets.length < count) {
+          this.outOffsets = new Uint32Array(count);
+          this.outLengths = new Uint32Array(count);
         }
-        this.counters.packetsIn += batch.count;
+        const outOffsets = this.outOffsets, outLengths = this.outLengths;
+        let n = 0;
+        for (let i = 0; i < count; i++) {
+          const start = offsets[i]!, end = start + lengths[i]!;
+          const h = raw ? batch.vnetInto(i, hdr) : undefined;
+          const partial = h !== undefined && needsCsum(h);
+          const verdict = this.nat.translate(buffer, now, partial, start, end);
+          if (verdict === 'forward') {
+            outOffsets[n] = start - head;
+            outLengths[n++] = end - start + head;
+          } else if (verdict === 'other') {
+            // Only TCP offloads are enabled: a UDP super-packet is not the kernel's to send.
+            if (h && isGso(h)) this.counters.dropped++;
+            else this.other(batch.packet(i));
+          } else if (verdict !== 'drop') this.writeLater(verdict);
+        }
+        this.counters.packetsIn += count;
+        this.counters.packetsOut += n;
         // The batch's memory is reused by the next read: write before asking for more.
-        if (out.length > 0) await this.write(out, offload ? heads : undefined);
+        if (n > 0) await device.writeRanges(buffer, outOffsets, outLengths, n, { raw }).catch((e: unknown) => this.writeFailed(e));
       }
     } catch (e) {
       if (!this.closed) {
@@ -320,13 +363,14 @@ export class TunProxy extends EventEmitter {
     }
   }
 
-  private write(packets: Buffer[], heads?: (VirtioNetHdr | undefined)[]): Promise<void> {
+  private writeFailed(e: unknown): void {
+    if (!this.closed) this.opts.log?.(`tun write: ${(e as Error).message}`);
+  }
+
+  private write(packets: Buffer[]): Promise<void> {
     this.counters.packetsOut += packets.length;
-    this.writeChain = this.writeChain.then(
-      async () => { await this.opts.device.writeBatch(packets, heads ? { vnet: heads } : undefined); },
-    ).catch((e: unknown) => {
-      if (!this.closed) this.opts.log?.(`tun write: ${(e as Error).message}`);
-    });
+    this.writeChain = this.writeChain.then(async () => { await this.opts.device.writeBatch(packets); })
+      .catch((e: unknown) => this.writeFailed(e));
     return this.writeChain;
   }
 
@@ -446,18 +490,12 @@ export class TunProxy extends EventEmitter {
     const session: Session = {
       id: this.nextId++, entry, client, destination: formatHostPort(destHost, entry.dstPort),
       via: describeUpstream(up), state: 'connecting', startedAt: Date.now(), holdsFakeIp: name !== undefined,
-      releaseBuffers: undefined,
+      releaseBuffers: undefined, active: false, idleSince: Date.now(),
     };
     this.sessions.set(entry.port, session);
     this.counters.connectionsTotal++;
     client.on('error', () => { /* handled by close */ });
     client.once('close', () => this.finish(session));
-    const idle = this.opts.idleTimeoutMs ?? 300_000;
-    client.setTimeout(idle, () => {
-      this.opts.log?.(`${session.destination}: idle for ${Math.round(idle / 1000)} s, closing`);
-      client.destroy();
-      session.upstream?.destroy();
-    });
     connectThrough(up, { host: destHost, port: entry.dstPort }, this.connectOptions(up, destHost)).then((upstream) => {
       if (client.destroyed) { upstream.destroy(); return; }
       session.upstream = upstream;
@@ -486,8 +524,8 @@ export class TunProxy extends EventEmitter {
       if (!client.destroyed && !client.writableEnded) client.destroy();
     });
     client.once('close', () => { if (!upstream.destroyed && !upstream.readableEnded) upstream.destroy(); });
-    const up = forward(client, upstream, this.relayBudget);
-    const down = forward(upstream, client, this.relayBudget);
+    const up = forward(client, upstream, this.relayBudget, { activity: session, reclaimer: this.reclaimer });
+    const down = forward(upstream, client, this.relayBudget, { activity: session, reclaimer: this.reclaimer });
     session.releaseBuffers = () => { up(); down(); };
     client.resume();
     upstream.resume();
@@ -526,7 +564,7 @@ export class TunProxy extends EventEmitter {
       sessions: this.sessions.size, natEntries: this.nat.size, bytesUp: up, bytesDown: down,
       connectionsFailed: this.failures.count('accept', 'connect'), failures: this.failures.snapshot(),
       udpSessions: this.udp?.size ?? 0, udpSent: this.udp?.counters.sent ?? 0, udpReceived: this.udp?.counters.received ?? 0,
-      udpUnsolicited: this.udp?.counters.unsolicited ?? 0,
+      udpUnsolicited: this.udp?.counters.unsolicited ?? 0, udpDropped: this.udp?.counters.dropped ?? 0,
       ...this.counters, nat: { ...this.nat.counters },
     };
   }

@@ -363,16 +363,17 @@ export class TcpNat {
   }
 
   /**
-   * Translates one IP packet read from the TUN, in place (`partialChecksum`: its TCP checksum is
-   * CHECKSUM_PARTIAL, see adjustPartial). Returns 'forward' when the packet
-   * should be written back into the TUN, a Buffer when a reply (a reset) should be written
-   * instead, or 'drop'. Non-TCP packets return 'other' untouched.
+   * Translates one IP packet read from the TUN, in place: b[start, end), or all of b
+   * (`partialChecksum`: its TCP checksum is CHECKSUM_PARTIAL, see adjustPartial). A TSO
+   * super-packet is translated as one packet: its headers are those of every segment cut from
+   * it. Returns 'forward' when the packet should be written back into the TUN, a Buffer when a
+   * reply (a reset) should be written instead, or 'drop'. Non-TCP packets return 'other' untouched.
    */
-  translate(b: Buffer, now: number, partialChecksum = false): 'forward' | 'drop' | 'other' | Buffer {
+  translate(b: Buffer, now: number, partialChecksum = false, start = 0, end = b.length): 'forward' | 'drop' | 'other' | Buffer {
     const ip = this.ip, tcp = this.tcp;
-    if (!ip.tryWrap(b)) { this.counters.dropped++; return 'drop'; }
+    if (!ip.tryWrap(b, start, end)) { this.counters.dropped++; return 'drop'; }
     if (ip.upperProtocol !== IpProtocol.TCP || (ip.version === 6 && !this.local6)) return 'other';
-    // Fragments cannot be translated port by port; the kernel never sends us any (DF, TSO off).
+    // Fragments cannot be translated port by port; the kernel never sends us any (DF).
     if (ip.isFragment || !tcp.tryWrap(b, ip.upperOffset, ip.payloadEnd)) { this.counters.dropped++; return 'drop'; }
     const family = ip.version;
     const flags = tcp.flags;

@@ -4,6 +4,7 @@
 // stay within a budget: thousands of quiet connections cost little, a bulk transfer still gets
 // a few 64 KiB reads in flight.
 import type net from 'node:net';
+import type { Reclaimer } from './reclaim.js';
 
 /** What a direction may queue before it has shown it needs more (one 64 KiB read). */
 export const RELAY_INITIAL_ALLOWANCE = 64 * 1024;
@@ -29,14 +30,21 @@ export class RelayBudget {
 
 /**
  * Copies `from` into `to` with backpressure and passes on the FIN: what pipe() does, at half
- * of pipe()'s memory per connection. Returns a function that hands the direction's extra
- * allowance back to `budget` (call it once the connection is gone).
+ * of pipe()'s memory per connection. Each chunk sets `activity.active` (an idle sweep clears
+ * it: one timer for all connections instead of one per socket, re-armed on every chunk) and
+ * is counted by `reclaimer`, which frees the memory of chunks already relayed.
+ * Returns a function that hands the direction's extra allowance back to `budget` (call it once
+ * the connection is gone).
  */
-export function forward(from: net.Socket, to: net.Socket, budget: RelayBudget): () => void {
+export function forward(from: net.Socket, to: net.Socket, budget: RelayBudget,
+  opts: { activity?: { active: boolean }; reclaimer?: Reclaimer } = {}): () => void {
   let allowance = RELAY_INITIAL_ALLOWANCE;
   let extra = 0;
+  const { activity, reclaimer } = opts;
   from.on('data', (chunk: Buffer) => {
+    if (activity) activity.active = true;
     to.write(chunk);
+    reclaimer?.relayed(chunk.length);
     if (to.writableLength >= allowance) from.pause();
   });
   // Emitted once `to` has written out all it held, after a write found it over its stream

@@ -27,7 +27,16 @@ export interface ServiceOptions extends Omit<TunProxyOptions, 'device' | 'local4
   route?: boolean;
   routeTable?: number;
   routePriority?: number;
+  /**
+   * How the TUN hands over TCP's offloads: 'raw' (default) TSO super-packets translated once
+   * each, 'split' ordinary packets (the device splits and coalesces), 'none' no vnet header and
+   * full checksums on every packet.
+   */
+  offload?: 'raw' | 'split' | 'none';
 }
+
+// TCP's offloads only: a UDP super-packet would reach the UDP relay as one oversized datagram.
+const RAW_OFFLOADS = { csum: true, tso4: true, tso6: true, tsoEcn: true };
 
 export interface Service {
   readonly proxy: TunProxy;
@@ -54,8 +63,11 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   }
   const local4 = opts.address4 ?? '198.19.0.1';
   const local6 = opts.address6 === false ? undefined : (opts.address6 ?? 'fd00:7475::1');
-  const offload = opts.checksumOffload ?? true;
-  const device = openTun({ name: opts.name ?? 'tunproxy%d', batchSize: 128, ...(offload ? { vnetHdr: true, offload: { csum: true } } : {}) });
+  const offload = opts.offload ?? 'raw';
+  const device = openTun({
+    name: opts.name ?? 'tunproxy%d', batchSize: 128,
+    ...(offload === 'raw' ? { vnetHdr: true, offload: RAW_OFFLOADS } : offload === 'split' ? { offload: 'split' } : {}),
+  });
   let routing: PolicyRouting | undefined;
   const onExit = (): void => { routing?.remove(); };
   try {
@@ -93,7 +105,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       if (routing.staleRemoved > 0) opts.log?.(`removed ${routing.staleRemoved} policy rules left by an earlier run`);
     }
     const proxy = await TunProxy.start({
-      ...opts, device, checksumOffload: offload, local4, fake4: nextAddress(local4),
+      ...opts, device, local4, fake4: nextAddress(local4),
       ...(local6 ? { local6, fake6: nextAddress(local6) } : {}),
       ...(bind4 ? { bindAddress4: bind4 } : {}), ...(bind6 ? { bindAddress6: bind6 } : {}),
     });

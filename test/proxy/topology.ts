@@ -21,6 +21,18 @@ export const GATEWAY4 = '198.18.4.1';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Resident and peak resident bytes of process `pid` (VmRSS, VmHWM). */
+export function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+}
+
+/** Restarts process `pid`'s peak (VmHWM) at its current RSS. */
+export function resetPeak(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+}
+
 /** Waits until `ns` has a TCP (or UDP) listener on `port`. */
 export async function waitListening(ns: string, port: number, udp = false, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
