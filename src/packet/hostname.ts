@@ -5,9 +5,11 @@
 // reads or writes a name checks it with these.
 import net from 'node:net';
 
-const LABEL = /^[a-z0-9-]{1,63}$/i;
+// A label starts and ends with a letter or digit (RFC 952 as RFC 1123 relaxed it): `-` alone or at
+// either end is no host name, whatever a DNS question may carry.
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 
-/** True for a host name of LDH labels (1..63 each, 253 in all), an optional final dot aside. */
+/** True for a host name of LDH labels (1..63 each, no hyphen first or last; 253 in all), an optional final dot aside. */
 export function isHostName(name: string): boolean {
   const bare = name.endsWith('.') ? name.slice(0, -1) : name;
   if (bare.length === 0 || bare.length > 253) return false;

@@ -83,6 +83,8 @@ const regressions: Array<{ id: string; target: string; inputs: Input[]; inWorker
   { id: 'F3', target: 'wg-config', inputs: ['[Interface]\nFwMark = 0x', '[Interface]\nFwMark = 0x1ffffffff'] },
   { id: 'F8', target: 'wg-uapi-set', inputs: [`public_key=${'ab'.repeat(32)}\nendpoint=[fe80::1%eth0]:51820`] },
   { id: 'F4', target: 'proxy-dns', inputs: [dnsQuery('a\r\nx-injected: 1'), dnsQuery('evil.test:25'), dnsQuery('a\0b', 'test')] },
+  // A label of just "-": only host-name characters, yet no host name.
+  { id: 'F9', target: 'proxy-dns', inputs: [hex('12340100000100000000000001610162012d0164016501660000010001'), dnsQuery('-a', 'test'), dnsQuery('a-', 'test')] },
   { id: 'F5', target: 'proxy-socks5-udp', inputs: [hex('00000003')] },
   // [mode] then the proxy's bytes: method "no auth", then a reply cut short.
   { id: 'F6', target: 'proxy-socks5-reply', inWorker: true, inputs: [hex('00 0500 050000030b72'), hex('00 0500 05000001c612050140')] },
