@@ -14,7 +14,7 @@ import type { Packed } from './batch.js';
 import type { PeerConfig } from './peer.js';
 import type { Timers } from './constants.js';
 import { UapiServer, UAPI_DIR, type UapiDevice } from './uapi.js';
-import { warmDataPath, rewarmDataPath } from './warmup.js';
+import { warmDataPath } from './warmup.js';
 
 export interface InterfaceOptions {
   /** Interface name (unique per host: the UAPI socket path does not depend on the namespace). */
@@ -219,13 +219,6 @@ export class WireGuardInterface implements UapiDevice {
 
   private onTunBatch(batch: PacketBatch): void {
     this.engine.sendPackets(batch.buffer, batch.offsets, batch.lengths, batch.count);
-    this.maybeRewarm();
-  }
-
-  // Once data has gone both ways, whichever way came second (a responder's first reply, an
-  // initiator's first answer): the sooner after the first exchange, the fewer packets it delays.
-  private maybeRewarm(): void {
-    if (this.engine.stats.dataPacketsReceived > 0 && this.engine.stats.dataPacketsSent > 0) rewarmDataPath();
   }
 
   private udpLoop(sock: UdpSocket): void {
@@ -240,7 +233,6 @@ export class WireGuardInterface implements UapiDevice {
   private onUdpBatch(batch: DatagramBatch): void {
     this.udpReceiveBatches++;
     this.engine.receive(batch);
-    this.maybeRewarm();
   }
 
   async close(): Promise<void> {
