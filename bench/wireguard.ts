@@ -1,13 +1,22 @@
 // WireGuard: iperf3 TCP (1 stream) and ping RTT through tuntap ⇄ tuntap versus Debian's
-// wireguard-go ⇄ wireguard-go, same topology (two namespaces over a veth), same run. Also the
-// per-packet cost of the batched native AEAD against one createCipheriv per packet. OpenVPN
-// (AES-256-GCM, TLS mode, userspace data channel) joins the comparison when it is installed.
+// wireguard-go ⇄ wireguard-go, same topology (two namespaces over a veth), same run, and versus
+// the same two processes without crypto (examples/tunnel.ts: the TUN ⇄ UDP forwarder on the
+// device's offload 'split', compiled like the CLI). Then a fresh tunnel's first seconds: its
+// first ping (the handshake inside it) and its first 20 pings against the same tunnel's pings
+// after 3 s of traffic. Also the per-packet cost of the batched native AEAD against one
+// createCipheriv per packet. OpenVPN (AES-256-GCM, TLS mode, userspace data channel) joins the
+// comparison when it is installed.
+//
+//   npm run bench -- wireguard [--only=tunnels,first,cost] [--first-rounds=N]
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import type { BenchOptions } from './run.js';
-import { WgTopology, ping, iperf, waitFor, type Side } from '../test/wireguard/topology.js';
-import { nsSpawn } from '../test/helpers/netns.js';
+import { WgTopology, ping, iperf, waitFor, nsRunOk, type Side } from '../test/wireguard/topology.js';
+import { nsRun, nsSpawn } from '../test/helpers/netns.js';
 import { sealBatch } from '../src/wireguard/aead.js';
 import { StaticKey, generatePrivateKey } from '../src/wireguard/crypto.js';
 import { CookieChecker, CookieGenerator } from '../src/wireguard/cookie.js';
@@ -104,7 +113,35 @@ const WARMUP_PINGS = 10;
 const ROUNDS = 3;
 const PINGS = 20;
 
-type Kind = 'tuntap' | 'tuntap (1 process)' | 'wireguard-go' | 'openvpn';
+type Kind = 'tuntap' | 'tuntap (1 process)' | 'no crypto' | 'wireguard-go' | 'openvpn';
+
+// examples/tunnel.ts as plain JavaScript beside the build (dist/bench/), so it runs as the CLI
+// does: compiled, without tsx's loader thread; its `tuntap/...` imports resolve to dist/ through
+// the package's own exports.
+function compiledExample(): string {
+  const source = readFileSync(fileURLToPath(new URL('../examples/tunnel.ts', import.meta.url)), 'utf8');
+  const out = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+  const dir = fileURLToPath(new URL('../dist/bench/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'tunnel.mjs');
+  writeFileSync(file, out.outputText);
+  return file;
+}
+
+/** examples/tunnel.ts on `s` towards `peer` (plain UDP, no crypto), with the tunnel's addresses. */
+async function plainTunnel(s: Side, peer: Side): Promise<void> {
+  s.proc = nsSpawn(s.ns, process.execPath, [compiledExample(), s.name, `${s.outer4}:${s.port}`, `${peer.outer4}:${peer.port}`]);
+  let out = '';
+  s.proc.stdout!.on('data', (d) => { out += d; });
+  s.proc.stderr!.on('data', (d) => { out += d; });
+  await waitFor(`examples/tunnel.ts on ${s.name}`, () => {
+    if (s.proc!.exitCode !== null) throw new Error(`examples/tunnel.ts exited: ${out}`);
+    return out.includes('ready');
+  }, 20_000);
+  await nsRunOk(s.ns, 'ip', ['link', 'set', s.name, 'mtu', '1420', 'up']);
+  await nsRunOk(s.ns, 'ip', ['addr', 'add', `${s.inner4}/24`, 'dev', s.name]);
+  await nsRunOk(s.ns, 'ip', ['addr', 'add', `${s.inner6}/64`, 'dev', s.name, 'nodad']);
+}
 
 interface Tunnel {
   kind: Kind;
@@ -127,6 +164,9 @@ async function bringUp(kind: Kind, idx: number): Promise<Tunnel> {
       // the built CLI as users run it (`npm run bench` builds it first)
       await topo.tuntapProcess(a, [{ side: b, endpoint: 4 }], { compiled: true });
       await topo.tuntapProcess(b, [{ side: a, endpoint: 4 }], { compiled: true });
+    } else if (kind === 'no crypto') {
+      await plainTunnel(a, b);
+      await plainTunnel(b, a);
     } else if (kind === 'openvpn') {
       await openvpn(topo, a, b);
     } else if (kind === 'tuntap (1 process)') {
@@ -173,14 +213,74 @@ async function measureAll(kinds: Kind[], seconds: number): Promise<Map<Kind, Mea
   }
 }
 
+// A fresh tunnel's first seconds, as a user meets them: both sides `tuntap wg up` (compiled), then
+// one ping (it waits for the handshake it starts), FIRST_PINGS pings EARLY_INTERVAL apart, 3 s of
+// traffic (pings 10 ms apart), and FIRST_PINGS pings again. A new pair of processes each round.
+const FIRST_PINGS = 20;
+const EARLY_INTERVAL = 0.05;
+const TRAFFIC_SECONDS = 3;
+
+interface FirstSeconds { firstPingMs: number[]; early: number[]; steady: number[] }
+
+async function pingSeries(ns: string, target: string, count: number, intervalS: number): Promise<number[]> {
+  const r = await nsRun(ns, 'ping', ['-c', String(count), '-i', String(intervalS), '-W', '5', target], (count * intervalS + 20) * 1000);
+  const times = pingTimes(r.stdout);
+  if (times.length < count) throw new Error(`ping ${target}: ${times.length} of ${count} answered: ${r.stdout}${r.stderr}`);
+  return times;
+}
+
+async function firstSeconds(rounds: number): Promise<FirstSeconds> {
+  const m: FirstSeconds = { firstPingMs: [], early: [], steady: [] };
+  for (let r = 0; r < rounds; r++) {
+    const topo = new WgTopology(61 + r);
+    try {
+      const a = topo.side(1);
+      const b = topo.side(2);
+      topo.link(a, b);
+      await topo.tuntapProcess(a, [{ side: b, endpoint: 4 }], { compiled: true });
+      await topo.tuntapProcess(b, [{ side: a, endpoint: 4 }], { compiled: true });
+      m.firstPingMs.push(...await pingSeries(a.ns, b.inner4, 1, EARLY_INTERVAL));
+      m.early.push(...await pingSeries(a.ns, b.inner4, FIRST_PINGS, EARLY_INTERVAL));
+      await pingSeries(a.ns, b.inner4, TRAFFIC_SECONDS * 100, 0.01);
+      m.steady.push(...await pingSeries(a.ns, b.inner4, FIRST_PINGS, EARLY_INTERVAL));
+    } finally {
+      await topo.cleanup();
+    }
+  }
+  return m;
+}
+
+function reportFirstSeconds(m: FirstSeconds, rounds: number): void {
+  console.log(`\n== wireguard: a fresh tunnel's first seconds (two \`tuntap wg up\` processes, ${rounds} rounds, a new pair each)`);
+  const early = median(m.early);
+  const steady = median(m.steady);
+  console.log(`  first ping (starts the handshake; handshake to first data and back): median ${median(m.firstPingMs).toFixed(3)} ms` +
+    ` (${m.firstPingMs.map((x) => x.toFixed(2)).join(', ')})`);
+  console.log(`  first ${FIRST_PINGS} pings after it, ${EARLY_INTERVAL * 1000} ms apart: median ${early.toFixed(3)} ms, mean ${mean(m.early).toFixed(3)}, max ${Math.max(...m.early).toFixed(3)}`);
+  console.log(`  the same after ${TRAFFIC_SECONDS} s of traffic:                median ${steady.toFixed(3)} ms, mean ${mean(m.steady).toFixed(3)}, max ${Math.max(...m.steady).toFixed(3)}`);
+  console.log(`  ratio first ${FIRST_PINGS} / steady state: ${(early / steady).toFixed(2)}x (medians; target <= 1.2x)`);
+}
+
 export async function run(opts: BenchOptions): Promise<void> {
+  const option = (name: string) => opts.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const only = option('only')?.split(',') ?? ['tunnels', 'first', 'cost'];
+  if (only.includes('tunnels')) await tunnels(opts);
+  if (only.includes('first')) {
+    const rounds = Math.max(1, Number(option('first-rounds') ?? 3));
+    reportFirstSeconds(await firstSeconds(rounds), rounds);
+  }
+  if (only.includes('cost')) cost();
+}
+
+async function tunnels(opts: BenchOptions): Promise<void> {
   console.log(`\n== wireguard: iperf3 TCP 1 stream through the tunnel, ${opts.durationSec} s each, two namespaces over a veth;` +
     ` ping RTT over ${ROUNDS} alternating rounds of ${PINGS}`);
   const hasOpenvpn = spawnSync('sh', ['-c', 'command -v openvpn']).status === 0;
-  const kinds: Kind[] = ['tuntap', 'tuntap (1 process)', 'wireguard-go', ...(hasOpenvpn ? ['openvpn' as const] : [])];
+  const kinds: Kind[] = ['tuntap', 'tuntap (1 process)', 'no crypto', 'wireguard-go', ...(hasOpenvpn ? ['openvpn' as const] : [])];
   const m = await measureAll(kinds, opts.durationSec);
   const ours = m.get('tuntap')!;
   const single = m.get('tuntap (1 process)')!;
+  const plain = m.get('no crypto')!;
   const base = m.get('wireguard-go')!;
   const ovpn = m.get('openvpn');
   const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;
@@ -189,12 +289,17 @@ export async function run(opts: BenchOptions): Promise<void> {
   const added = (m: Measured) => m.rttMs - m.wireRttMs;
   console.log(`  tuntap ⇄ tuntap:             ${mbit(ours.bps)}, ${rtt(ours)}, one process per side`);
   console.log(`  tuntap ⇄ tuntap, 1 process:  ${mbit(single.bps)}, ${rtt(single)}, both sides on one event loop`);
+  console.log(`  no crypto (examples/tunnel.ts): ${mbit(plain.bps)}, ${rtt(plain)}, the same two processes' path, plain UDP`);
   console.log(`  wireguard-go ⇄ wireguard-go: ${mbit(base.bps)}, ${rtt(base)}`);
   if (ovpn) console.log(`  OpenVPN AES-256-GCM:         ${mbit(ovpn.bps)}, ${rtt(ovpn)}`);
   else console.log('  OpenVPN: not installed (apt-get install openvpn) — comparison skipped');
   console.log(`  ratio tuntap / wireguard-go: throughput ${(ours.bps / base.bps).toFixed(2)}x, RTT ${(ours.rttMs / base.rttMs).toFixed(2)}x` +
     ` (median ${(ours.rttMedianMs / base.rttMedianMs).toFixed(2)}x; added RTT ${(added(ours) / added(base)).toFixed(2)}x)`);
   if (ovpn) console.log(`  ratio tuntap / OpenVPN:      throughput ${(ours.bps / ovpn.bps).toFixed(2)}x, RTT ${(ours.rttMs / ovpn.rttMs).toFixed(2)}x`);
+  console.log(`  ratio tuntap / no crypto:    throughput ${(ours.bps / plain.bps).toFixed(2)}x (target >= 0.7x: crypto and protocol cost at most 30%)`);
+}
+
+function cost(): void {
   // Last: its garbage must not be collected while the tunnels above are timed.
   console.log('\n== wireguard: handshake path per message, on the thread that also moves data');
   for (const [what, us] of handshakeCost()) console.log(`  ${what.padEnd(52)} ${us.toFixed(1)} us`);

@@ -30,9 +30,8 @@ export interface EngineIo {
    */
   send(to: ResolvedEndpoint, datagrams: Packed): boolean | void;
   /**
-   * Writes decrypted, authenticated IP packets to the TUN device. Each packet has
-   * DELIVER_HEADROOM bytes of room (not zeroed) in front of it in its buffer, for a virtio_net_hdr.
-   * The arrays are the engine's, as for send; so is the buffer again when this returns true.
+   * Writes decrypted, authenticated IP packets to the TUN device. The arrays are the engine's,
+   * as for send; so is the buffer again when this returns true.
    */
   deliver(packets: Packed): boolean | void;
 }

@@ -1,19 +1,20 @@
 // A WireGuard interface: a TUN device, UDP sockets (IPv4 and IPv6 on one port) and the engine
 // between them, plus the UAPI socket for `wg`. Batches flow through whole: a TUN read batch is
 // routed and sealed in one native call and sent with one sendmmsg per peer; a UDP receive batch
-// is opened in one native call and written to the TUN in one batched write.
-import { openTun, GsoType, type TunDevice, type PacketBatch } from '../device/index.js';
-import { gsoSplit, GroCoalescer } from '../packet/index.js';
+// is opened in one native call and written to the TUN in one batched write. With offloads the
+// TUN queue runs in split mode: it hands over ordinary packets split from the kernel's TSO
+// super-packets and coalesces what is written back into super-packets, so the interface never
+// sees a virtio_net_hdr.
+import { openTun, type TunDevice, type PacketBatch, type Queue } from '../device/index.js';
 import { openUdp, type UdpSocket, type DatagramBatch, type SendOptions } from '../net/udp.js';
 import type { ResolvedEndpoint } from '../net/endpoint.js';
 import type { NetnsRef } from '../netns.js';
 import { WireGuardEngine } from './engine.js';
-import { packetViews, type Packed } from './batch.js';
-import { DELIVER_HEADROOM } from './receive.js';
+import type { Packed } from './batch.js';
 import type { PeerConfig } from './peer.js';
 import type { Timers } from './constants.js';
 import { UapiServer, UAPI_DIR, type UapiDevice } from './uapi.js';
-import { warmDataPath, rewarmDataPath } from './warmup.js';
+import { warmDataPath } from './warmup.js';
 
 export interface InterfaceOptions {
   /** Interface name (unique per host: the UAPI socket path does not depend on the namespace). */
@@ -33,42 +34,40 @@ export interface InterfaceOptions {
   uapiDir?: string;
   peers?: PeerConfig[];
   /**
-   * Offloads (default true): the TUN hands us TCP super-packets (IFF_VNET_HDR + TSO), split just
-   * before encryption; received packets are coalesced (GRO) before the TUN write; UDP sends use
-   * GSO and receives GRO. Fewer system calls per byte on both sides.
+   * Offloads (default true): the TUN takes TCP super-packets from the kernel and gives them back
+   * (its queue splits and coalesces them: offload 'split'); UDP sends use GSO and receives GRO.
+   * Fewer system calls per byte on both sides.
    */
   offload?: boolean;
 }
 
+/** What the interface did, for metrics (tuntap_wireguard_interface_events_total) and tests. */
 export interface InterfaceCounters {
   tunReadBatches: number;
   tunPacketsRead: number;
   udpReceiveBatches: number;
-  /** Super-packets split before encryption, and the segments they became. */
+  /** Super-packets the TUN queue split before encryption. */
   gsoSplits: number;
-  gsoSegments: number;
-  /** Packets the TUN handed us that could not be split (counted and dropped). */
+  /** Packets the TUN handed over that could not be split (counted and dropped by the queue). */
   gsoErrors: number;
-  /** Packets written to the TUN merged into super-packets. */
+  /** Super-packets written to the TUN, and the packets merged into them (beyond each one's first). */
+  groSuperPackets: number;
   groMerged: number;
   /** Datagrams not sent for want of a socket of the endpoint's family (send failures: the sockets' stats). */
   sendErrors: number;
-  /** Packet writes that failed without offload (with offload: the TUN queue's counters.writesRejected). */
+  /** Packets the TUN refused or that could not be written. */
   tunWriteErrors: number;
 }
-
-// Staging area for split segments: slots of one MTU-sized packet each, sealed in one call.
-const STAGING_SLOTS = 512;
 
 export class WireGuardInterface implements UapiDevice {
   readonly name: string;
   readonly engine: WireGuardEngine;
   readonly tun: TunDevice;
-  readonly counters: InterfaceCounters = {
-    tunReadBatches: 0, tunPacketsRead: 0, udpReceiveBatches: 0, gsoSplits: 0, gsoSegments: 0, gsoErrors: 0, groMerged: 0,
-    sendErrors: 0, tunWriteErrors: 0,
-  };
   readonly offload: boolean;
+  /** The TUN's one queue: reads, writes and their counters. */
+  private readonly queue: Queue;
+  private udpReceiveBatches = 0;
+  private sendErrors = 0;
   /** Options of every UDP send (one object, not one per send). */
   private readonly sendOptions: SendOptions;
   /**
@@ -86,29 +85,16 @@ export class WireGuardInterface implements UapiDevice {
   private ticker: NodeJS.Timeout | undefined;
   private closing = false;
   private resolveClosed!: () => void;
-  private readonly slotSize: number;
-  private readonly staging: Buffer;
-  private readonly slots: Buffer[] = [];
-  private readonly stagedOffsets = new Uint32Array(STAGING_SLOTS);
-  private readonly stagedLengths = new Uint32Array(STAGING_SLOTS);
-  private readonly splitSizes = new Uint32Array(STAGING_SLOTS);
-  private readonly oneOffset = new Uint32Array(16);
-  private readonly oneLength = new Uint32Array(16);
-  // Checksums are not re-verified before merging: every packet here was just authenticated by
-  // Poly1305, which protects the bytes far better than the Internet checksum.
-  private readonly gro = new GroCoalescer({ verifyChecksums: false });
 
   private constructor(opts: InterfaceOptions, tun: TunDevice) {
     this.name = tun.name;
     this.tun = tun;
+    this.queue = tun.queues[0]!;
     this.netns = opts.netns;
     this.mark = opts.fwmark ?? 0;
     this.offload = opts.offload ?? true;
     this.sendOptions = this.offload ? { gsoSize: 'auto' } : {};
     const mtu = opts.mtu ?? 1420;
-    this.slotSize = Math.max(mtu, 1280) + 64;
-    this.staging = Buffer.allocUnsafeSlow(this.offload ? this.slotSize * STAGING_SLOTS : 0);
-    if (this.offload) for (let i = 0; i < STAGING_SLOTS; i++) this.slots.push(this.staging.subarray(i * this.slotSize, (i + 1) * this.slotSize));
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
     this.engine = new WireGuardEngine({
       send: (to, d) => this.send(to, d),
@@ -122,7 +108,9 @@ export class WireGuardInterface implements UapiDevice {
     warmDataPath();
     const tun = openTun({
       name: opts.name, netns: opts.netns, exclusive: true, batchSize: 64,
-      ...(offload ? { vnetHdr: true, offload: { csum: true, tso4: true, tso6: true } } : {}),
+      // Checksums are not re-verified before merging: every packet written was just authenticated
+      // by Poly1305, which protects the bytes far better than the Internet checksum.
+      ...(offload ? { offload: 'split', verifyChecksums: false } as const : {}),
     });
     const wg = new WireGuardInterface(opts, tun);
     try {
@@ -141,6 +129,16 @@ export class WireGuardInterface implements UapiDevice {
     wg.ticker = setInterval(() => wg.engine.tick(), tickMs);
     wg.tunLoop();
     return wg;
+  }
+
+  /** Counters of the interface, the TUN queue's among them (read when asked: the data path keeps none twice). */
+  get counters(): InterfaceCounters {
+    const q = this.queue.counters;
+    return {
+      tunReadBatches: q.batchesRead, tunPacketsRead: q.packetsRead, udpReceiveBatches: this.udpReceiveBatches,
+      gsoSplits: q.superPacketsRead, gsoErrors: q.offloadDrops, groSuperPackets: q.superPacketsWritten, groMerged: q.packetsCoalesced,
+      sendErrors: this.sendErrors, tunWriteErrors: q.writesRejected,
+    };
   }
 
   /** Why the interface closed on its own (undefined while it runs, or after close()). */
@@ -187,93 +185,25 @@ export class WireGuardInterface implements UapiDevice {
 
   private send(to: ResolvedEndpoint, d: Packed): boolean {
     const sock = to.family === 6 ? this.udp6 : this.udp4;
-    if (!sock) { this.counters.sendErrors += d.count; return true; }
+    if (!sock) { this.sendErrors += d.count; return true; }
     return sock.post(d, to, this.sendOptions);
   }
 
-  // Writes what the peer sent to the TUN, then reads the TUN at once: the kernel answers
-  // local traffic (an echo reply, TCP ACKs) during the write, so the answer is already queued
-  // and goes out now rather than after another trip through the event loop (measured: about
-  // 0.05 ms less per ping round trip).
-  // Returns true when the engine's buffer is free again (nothing kept a reference to it).
+  // Writes what the peer sent to the TUN (in split mode the queue coalesces TCP segments of a
+  // flow into super-packets), then reads the TUN at once: the kernel answers local traffic (an
+  // echo reply, TCP ACKs) during the write, so the answer is already queued and goes out now
+  // rather than after another trip through the event loop (measured: about 0.05 ms less per
+  // ping round trip). Returns true when the engine's buffer is free again.
   private deliver(d: Packed): boolean {
-    const { buffer, offsets, lengths, count } = d;
-    if (!this.offload) {
-      this.tun.writeBatch(packetViews(d)).catch(() => { this.counters.tunWriteErrors++; });
-      return false;
-    }
-    const queue = this.tun.queues[0]!;
-    const h = queue.headerLength;
-    if (count === 1 && h <= DELIVER_HEADROOM) {
-      // Nothing to coalesce: the room the engine left in front of the packet, zeroed, becomes
-      // its virtio_net_hdr (no offload, checksum complete), so it is written in place.
-      const at = offsets[0]!;
-      for (let i = at - h; i < at; i++) buffer[i] = 0; // a few bytes: cheaper inline than fill()
-      this.oneOffset[0] = at - h;
-      this.oneLength[0] = lengths[0]! + h;
-      const done = queue.postRanges(buffer, this.oneOffset, this.oneLength, 1);
-      queue.poke();
-      return done;
-    }
-    // Coalesce TCP segments of one flow into super-packets with their virtio_net_hdr (GRO),
-    // copied into a buffer of their own.
-    const packets = packetViews(d);
-    const out = Buffer.allocUnsafe(GroCoalescer.outputBound(packets));
-    const r = this.gro.coalesce(packets, out);
-    this.counters.groMerged += r.merged;
-    queue.postRanges(out, r.offsets, r.lengths, r.count);
-    queue.poke();
-    return true;
-  }
-
-  /** Offload path: split super-packets into MTU-sized segments in the staging slots, sealing as slots fill. */
-  private sendOffloaded(batch: PacketBatch): void {
-    // Plain packets (no GSO, checksum complete: pings, DNS, ACKs) are sealed straight from the
-    // read buffer; only batches holding a super-packet or a partial checksum go through staging.
-    // The device has no PI header, so the virtio_net_hdr (flags, gso_type first) ends each header.
-    const buf = batch.buffer;
-    let plain = true;
-    for (let i = 0; i < batch.count && plain; i++) {
-      const h = batch.offsets[i]! - batch.headerLength;
-      plain = buf[h] === 0 && buf[h + 1] === GsoType.NONE;
-    }
-    if (plain) {
-      this.engine.sendPackets(buf, batch.offsets, batch.lengths, batch.count);
-      return;
-    }
-    let staged = 0;
-    const flush = () => {
-      if (staged > 0) this.engine.sendPackets(this.staging, this.stagedOffsets, this.stagedLengths, staged);
-      staged = 0;
-    };
-    for (let i = 0; i < batch.count; i++) {
-      const hdr = batch.vnet(i)!;
-      const pkt = batch.packet(i);
-      const gso = hdr.gsoType & ~GsoType.ECN;
-      const maxSegments = gso === GsoType.NONE ? 1 : Math.ceil(pkt.length / Math.max(1, hdr.gsoSize)) + 1;
-      if (maxSegments > STAGING_SLOTS) { this.counters.gsoErrors++; continue; }
-      if (staged + maxSegments > STAGING_SLOTS) flush();
-      let n: number;
-      try {
-        n = gsoSplit(pkt, hdr, this.slots.slice(staged, staged + maxSegments), this.splitSizes);
-      } catch {
-        this.counters.gsoErrors++;
-        continue;
-      }
-      if (gso !== GsoType.NONE) { this.counters.gsoSplits++; this.counters.gsoSegments += n; }
-      for (let k = 0; k < n; k++) {
-        this.stagedOffsets[staged] = staged * this.slotSize;
-        this.stagedLengths[staged] = this.splitSizes[k]!;
-        staged++;
-      }
-    }
-    flush();
+    const done = this.queue.post(d);
+    this.queue.poke();
+    return done;
   }
 
   // Both loops are callback-driven (readEach/receiveEach): an idle ping's wake-up goes from the
   // native poll callback straight to the engine, with no promise or generator step in between.
   private tunLoop(): void {
-    this.tun.queues[0]!.readEach((batch) => this.onTunBatch(batch), (err) => {
+    this.queue.readEach((batch) => this.onTunBatch(batch), (err) => {
       // Ends when we close the device, or else because it went away (deleted: reads fail) or failed.
       const gone = `the TUN device ${this.name} went away`;
       this.fail(err instanceof Error ? new Error(`${gone} (${err.message})`, { cause: err }) : undefined, gone);
@@ -288,17 +218,7 @@ export class WireGuardInterface implements UapiDevice {
   }
 
   private onTunBatch(batch: PacketBatch): void {
-    this.counters.tunReadBatches++;
-    this.counters.tunPacketsRead += batch.count;
-    if (this.offload) this.sendOffloaded(batch);
-    else this.engine.sendPackets(batch.buffer, batch.offsets, batch.lengths, batch.count);
-    this.maybeRewarm();
-  }
-
-  // Once data has gone both ways, whichever way came second (a responder's first reply, an
-  // initiator's first answer): the sooner after the first exchange, the fewer packets it delays.
-  private maybeRewarm(): void {
-    if (this.engine.stats.dataPacketsReceived > 0 && this.engine.stats.dataPacketsSent > 0) rewarmDataPath();
+    this.engine.sendPackets(batch.buffer, batch.offsets, batch.lengths, batch.count);
   }
 
   private udpLoop(sock: UdpSocket): void {
@@ -311,9 +231,8 @@ export class WireGuardInterface implements UapiDevice {
   }
 
   private onUdpBatch(batch: DatagramBatch): void {
-    this.counters.udpReceiveBatches++;
+    this.udpReceiveBatches++;
     this.engine.receive(batch);
-    this.maybeRewarm();
   }
 
   async close(): Promise<void> {

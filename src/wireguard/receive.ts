@@ -11,9 +11,6 @@ import { onAuthenticatedReceived, onDataReceived, rekeyDueReceiving } from './ti
 import type { Peer } from './peer.js';
 import type { WireGuardEngine } from './engine.js';
 
-/** Bytes of room the engine leaves in front of each delivered packet (contents unspecified). */
-export const DELIVER_HEADROOM = 12;
-
 export class Receiver {
   private readonly scratch = new ScratchPool();
   private readonly arena = new Arena();
@@ -84,8 +81,6 @@ export class Receiver {
       srcLengths[m] = d.lengths[i]! - DATA_HEADER_SIZE;
       counters[2 * m] = c >>> 0;
       counters[2 * m + 1] = Math.floor(c / 0x1_0000_0000);
-      // Each plaintext gets room in front (the interface's virtio_net_hdr).
-      total += DELIVER_HEADROOM;
       dstOffsets[m] = total;
       total += srcLengths[m]! - TAG_SIZE;
       m++;

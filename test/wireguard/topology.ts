@@ -68,9 +68,9 @@ export class WgTopology {
 
   /** Our interface on `s`, peered with `peers` (endpoint over v4 or v6 outer addresses, or none). */
   async tuntap(s: Side, peers: Array<{ side: Side; endpoint?: 4 | 6; allowed?: string[]; keepalive?: number; psk?: Buffer }>,
-    timers?: Partial<Timers>): Promise<WireGuardInterface> {
+    timers?: Partial<Timers>, opts: { offload?: boolean } = {}): Promise<WireGuardInterface> {
     s.wg = await WireGuardInterface.open({
-      name: s.name, netns: s.ns, privateKey: s.privateKey, listenPort: s.port, timers,
+      name: s.name, netns: s.ns, privateKey: s.privateKey, listenPort: s.port, timers, offload: opts.offload,
       peers: peers.map((p) => ({
         publicKey: p.side.publicKey,
         presharedKey: p.psk,
