@@ -45,20 +45,34 @@ export class Splitter {
   #count = 0;
   readonly #hdr: VirtioNetHdr = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
   readonly #plan = newSplitPlan();
+  // The drained batch's arrays and the layout, copied out of the objects that hold them: next()
+  // then reads fields of this class only, whichever object (a queue, the warm-up) made it, so
+  // code optimized for one maker is not thrown away when the other runs it.
+  readonly #rawOffsets: Uint32Array;
+  readonly #rawLengths: Uint32Array;
+  readonly #headerSize: number;
+  readonly #littleEndian: boolean;
+  readonly #tap: boolean;
 
   /**
    * `arena` holds the read area [0, splitFrom) and the split area [splitFrom, arena.length);
-   * `raw` is the drained batch (offsets point after each header of `headerSize` bytes).
+   * `raw` is the drained batch (offsets point after each header of `vnetHdrSize` bytes); its
+   * arrays are read in place, so they must be the ones every drain fills.
    */
   constructor(
     arena: Buffer,
     private readonly splitFrom: number,
     slots: number,
-    private readonly raw: { readonly offsets: Uint32Array; readonly lengths: Uint32Array },
-    private readonly layout: { readonly vnetHdrSize: number; readonly vnetLittleEndian: boolean; readonly mode: 'tun' | 'tap' },
+    raw: { readonly offsets: Uint32Array; readonly lengths: Uint32Array },
+    layout: { readonly vnetHdrSize: number; readonly vnetLittleEndian: boolean; readonly mode: 'tun' | 'tap' },
     private readonly counters: SplitCounters,
   ) {
     this.out = new BatchBuffer(arena, new Uint32Array(slots), new Uint32Array(slots));
+    this.#rawOffsets = raw.offsets;
+    this.#rawLengths = raw.lengths;
+    this.#headerSize = layout.vnetHdrSize;
+    this.#littleEndian = layout.vnetLittleEndian;
+    this.#tap = layout.mode === 'tap';
   }
 
   /** Raw packets of the last drain not yet handed out. */
@@ -78,10 +92,10 @@ export class Splitter {
     const out = this.out;
     out.reset();
     const buf = out.buffer;
-    const { offsets, lengths } = this.raw;
-    const hs = this.layout.vnetHdrSize;
-    const le = this.layout.vnetLittleEndian;
-    const tap = this.layout.mode === 'tap';
+    const offsets = this.#rawOffsets, lengths = this.#rawLengths;
+    const hs = this.#headerSize;
+    const le = this.#littleEndian;
+    const tap = this.#tap;
     const room = buf.length - this.splitFrom;
     let at = this.splitFrom;
     while (this.#next < this.#count) {
