@@ -114,7 +114,9 @@ export class Arena {
   /** This arena at `size` bytes or more, or (if a call up the stack holds it) one for this call alone; release with `inUse = false`. */
   take(size: number): Arena {
     const a = this.inUse ? new Arena() : this;
-    if (size > a.buffer.length) {
+    // Never the empty buffer, even for a size of 0 (a batch of keepalives opens to no bytes):
+    // the native AEAD refuses a buffer with no memory behind it.
+    if (size > a.buffer.length || a.buffer.length === 0) {
       a.buffer = Buffer.allocUnsafeSlow(Math.max(size, ARENA_MIN));
       a.view = new DataView(a.buffer.buffer, a.buffer.byteOffset, a.buffer.length);
     }

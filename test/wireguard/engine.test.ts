@@ -302,6 +302,20 @@ test('keepalives: passive after receiving data, persistent on an interval', () =
   assert.ok(a.engine.stats.keepalivesSent >= persistentBefore + 2);
 });
 
+test('a keepalive alone in its batch is authenticated and confirms the session to the responder', () => {
+  const { net, a, b } = pair({ keepalive: 25 });
+  net.pump(); // the persistent keepalive starts the handshake; the initiator's first message after it is a keepalive
+  assert.ok(a.engine.stats.keepalivesSent >= 1);
+  assert.equal(b.engine.stats.keepalivesReceived, a.engine.stats.keepalivesSent);
+  assert.equal(b.engine.stats.dropped.authFailed, 0);
+  // Confirmed by that keepalive alone: b sends at once, with no handshake of its own.
+  const p = ipv4('10.0.0.2', '10.0.0.1');
+  sendPackets(b, [p]);
+  net.pump();
+  assert.deepEqual(a.delivered, [p]);
+  assert.equal(b.engine.stats.handshakeInitiationsSent, 0);
+});
+
 test('roaming: a peer that moves is answered at its new endpoint', () => {
   const { net, a, b } = pair();
   sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
