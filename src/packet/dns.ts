@@ -2,7 +2,7 @@
 // query, and an answer to it carrying addresses. Names are taken only when they are host names
 // (hostname.ts): a label may hold any byte, CR LF included, and the name may be handed on.
 import { u16, put16, put32 } from './bytes.js';
-import { isHostName } from './hostname.js';
+import { isHostLabel, isHostName } from './hostname.js';
 
 export const TYPE_A = 1;
 export const TYPE_AAAA = 28;
@@ -44,7 +44,11 @@ export function parseQuery(msg: Uint8Array): DnsQuestion | undefined {
     if (len === 0) { off++; break; }
     // Above 63 are compression pointers and reserved types: a question's name has neither.
     if (len > MAX_LABEL || off + 1 + len > msg.length) return undefined;
-    labels.push(Buffer.from(msg.buffer, msg.byteOffset + off + 1, len).toString('latin1'));
+    const label = Buffer.from(msg.buffer, msg.byteOffset + off + 1, len).toString('latin1');
+    // Checked alone, before joining: a label may hold a '.' byte, which the joined text would
+    // read as two labels (or a final dot) of another name.
+    if (!isHostLabel(label)) return undefined;
+    labels.push(label);
     off += 1 + len;
   }
   if (off + 4 > msg.length) return undefined;

@@ -9,6 +9,11 @@ import net from 'node:net';
 // either end is no host name, whatever a DNS question may carry.
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 
+/** True for one label of a host name (a DNS label holding a '.' byte, say, is none). */
+export function isHostLabel(label: string): boolean {
+  return LABEL.test(label);
+}
+
 /** True for a host name of LDH labels (1..63 each, no hyphen first or last; 253 in all), an optional final dot aside. */
 export function isHostName(name: string): boolean {
   const bare = name.endsWith('.') ? name.slice(0, -1) : name;

@@ -3,5 +3,5 @@
 // one has a regression case in fuzz.test.ts, a todo until the fix lands; then delete it here.
 import type { KnownFinding } from './framework.js';
 
-// Every finding so far (F1-F9) is fixed; its reproducer stays in fuzz.test.ts as a regression case.
+// Every finding so far (F1-F10) is fixed; its reproducer stays in fuzz.test.ts as a regression case.
 export const knownFindings: readonly KnownFinding[] = [];

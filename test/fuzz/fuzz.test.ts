@@ -85,6 +85,8 @@ const regressions: Array<{ id: string; target: string; inputs: Input[]; inWorker
   { id: 'F4', target: 'proxy-dns', inputs: [dnsQuery('a\r\nx-injected: 1'), dnsQuery('evil.test:25'), dnsQuery('a\0b', 'test')] },
   // A label of just "-": only host-name characters, yet no host name.
   { id: 'F9', target: 'proxy-dns', inputs: [hex('12340100000100000000000001610162012d0164016501660000010001'), dnsQuery('-a', 'test'), dnsQuery('a-', 'test')] },
+  // A label holding a '.' byte: joined, it read as another name ("example.tes.", "a.b").
+  { id: 'F10', target: 'proxy-dns', inputs: [hex('123401000001000000000000076578616d706c65047465732e0000010001'), dnsQuery('a.b', 'test')] },
   { id: 'F5', target: 'proxy-socks5-udp', inputs: [hex('00000003')] },
   // [mode] then the proxy's bytes: method "no auth", then a reply cut short.
   { id: 'F6', target: 'proxy-socks5-reply', inWorker: true, inputs: [hex('00 0500 050000030b72'), hex('00 0500 05000001c612050140')] },

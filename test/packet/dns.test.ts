@@ -36,6 +36,13 @@ test('DNS: questions parse; answers carry the addresses under a compression poin
   for (const name of ['a\r\nx-injected: 1.test', 'evil.test:25.x', 'a\0b.test', 'a b.test']) {
     assert.equal(parseQuery(query(name, TYPE_A)), undefined, JSON.stringify(name));
   }
+  // A label holding a '.' byte would read, joined, as another name: "example" + "tes." is no
+  // "example.tes.", nor "a.b" + "test" the three labels a, b, test.
+  const dotted = (...labels: string[]) => Buffer.concat([q.subarray(0, 12), ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+  assert.ok(parseQuery(dotted('example', 'test')), 'the builder makes a question that parses');
+  for (const labels of [['example', 'tes.'], ['a.b', 'test'], ['.', 'test'], ['-', 'test']]) {
+    assert.equal(parseQuery(dotted(...labels)), undefined, JSON.stringify(labels));
+  }
 });
 
 test('DNS: only a standard query (opcode QUERY) has a question to answer', () => {
