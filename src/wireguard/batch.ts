@@ -2,24 +2,13 @@
 // descriptor arrays for the native AEAD calls (BatchScratch) and the output of sealing or
 // opening (Arena). Both are reused from one batch to the next; a call that re-enters while one
 // is in use gets a fresh one of its own.
+import type { Batch } from '../base/batch.js';
 import type { AeadBatch } from './aead.js';
 import type { Keypair } from './keys.js';
 import type { Peer } from './peer.js';
 
-/** Datagrams laid out in one buffer (what a UDP socket sends in one batched call). */
-export interface Packed {
-  buffer: Uint8Array;
-  offsets: Uint32Array;
-  lengths: Uint32Array;
-  count: number;
-}
-
-/** One view per packet of a Packed batch (for APIs that take packets one by one). */
-export function packetViews(d: Packed): Uint8Array[] {
-  const views: Uint8Array[] = [];
-  for (let i = 0; i < d.count; i++) views.push(d.buffer.subarray(d.offsets[i]!, d.offsets[i]! + d.lengths[i]!));
-  return views;
-}
+/** Datagrams or packets laid out in one buffer: the base layer's one batch shape. */
+export type Packed = Batch;
 
 /** Received datagrams with their sources as 24-byte endpoint records (src/net's DatagramBatch fits). */
 export interface ReceivedDatagrams {

@@ -1,7 +1,8 @@
 // In-memory network for engine tests: engines exchange datagrams through a queue pumped by the
 // test, with a fake clock, so handshakes, timers and attacks are deterministic.
 import { WireGuardEngine, type EngineIo, type EngineOptions } from '../../src/wireguard/engine.js';
-import { packetViews, type Packed, type ReceivedDatagrams } from '../../src/wireguard/batch.js';
+import type { Packed, ReceivedDatagrams } from '../../src/wireguard/batch.js';
+import { batchViews } from '../../src/base/batch.js';
 import { encodeEndpoint, ENDPOINT_SIZE, type ResolvedEndpoint } from '../../src/net/endpoint.js';
 import { generatePrivateKey } from '../../src/wireguard/crypto.js';
 import { sealBatch, paddedLength } from '../../src/wireguard/aead.js';
@@ -29,7 +30,7 @@ export class MemoryNet {
     const node: Node = { endpoint: { address, port }, delivered: [], engine: undefined as unknown as WireGuardEngine };
     const io: EngineIo = {
       send: (to: ResolvedEndpoint, d: Packed) => {
-        for (const datagram of packetViews(d)) {
+        for (const datagram of batchViews(d)) {
           const data = Buffer.from(datagram);
           const item = { to: `${to.address}:${to.port}`, from: node.endpoint, data };
           this.wire.push(item);
@@ -38,7 +39,7 @@ export class MemoryNet {
         return true; // copied: the engine may reuse its buffer
       },
       deliver: (d) => {
-        for (const p of packetViews(d)) node.delivered.push(Buffer.from(p));
+        for (const p of batchViews(d)) node.delivered.push(Buffer.from(p));
         return true;
       },
     };

@@ -8,7 +8,8 @@
 // message in this batch, delivered once, with an inner source the peer may use; and a keepalive
 // is counted only for a genuine keepalive, once.
 import { WireGuardEngine, type EngineIo } from '../../../src/wireguard/engine.js';
-import { packetViews, type Packed } from '../../../src/wireguard/batch.js';
+import type { Packed } from '../../../src/wireguard/batch.js';
+import { batchViews } from '../../../src/base/batch.js';
 import type { Peer } from '../../../src/wireguard/peer.js';
 import { mac } from '../../../src/wireguard/crypto.js';
 import { mac1Key } from '../../../src/wireguard/noise.js';
@@ -88,8 +89,8 @@ class EnginePair implements Instance<Uint8Array> {
 
   private io(i: number): EngineIo {
     return {
-      send: (_to, d: Packed) => { for (const v of packetViews(d)) this.outbox.push({ from: i, data: Buffer.from(v) }); return true; },
-      deliver: (d: Packed) => { for (const v of packetViews(d)) this.delivered[i]!.push(Buffer.from(v)); return true; },
+      send: (_to, d: Packed) => { for (const v of batchViews(d)) this.outbox.push({ from: i, data: Buffer.from(v) }); return true; },
+      deliver: (d: Packed) => { for (const v of batchViews(d)) this.delivered[i]!.push(Buffer.from(v)); return true; },
     };
   }
 
