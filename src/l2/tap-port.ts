@@ -5,7 +5,7 @@
 // offload ports whole, like a kernel bridge forwarding GSO frames; ordinary frames (from a
 // tunnel or a plain port) are coalesced by the base layer's GroCoalescer before the write.
 import { openTap, type DeviceOptions, type PacketBatch, type Queue, type TunDevice } from '../device/index.js';
-import { isGso, needsCsum } from '../base/vnet.js';
+import { isGso, needsCsum, type VirtioNetHdr } from '../base/vnet.js';
 import { GroCoalescer, type GroResult } from '../base/gro.js';
 import { ETHERNET_HEADER_LENGTH } from '../packet/ethernet.js';
 import type { Frame, FrameOffload, Port } from './port.js';
@@ -131,8 +131,12 @@ export class TapPort implements Port {
   }
 }
 
+// Each frame's header is read into this one object; only a frame whose header asks for
+// something (GSO or a partial checksum, the fewer: super-frames) gets a copy of its own.
+const scratchHeader: VirtioNetHdr = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
+
 /** The frame's offload header, only when it asks for something (GSO or a partial checksum). */
 function offloadOf(batch: PacketBatch, i: number): FrameOffload | undefined {
-  const h = batch.vnet(i);
-  return h !== undefined && (isGso(h) || needsCsum(h)) ? h : undefined;
+  const h = batch.vnetInto(i, scratchHeader);
+  return h !== undefined && (isGso(h) || needsCsum(h)) ? { ...h } : undefined;
 }
