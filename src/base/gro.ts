@@ -16,7 +16,7 @@
 import { u16, u32, put16, bytesEqual } from './bytes.js';
 import { fold, internetChecksum, pseudoHeaderSum, sum16 } from './checksum.js';
 import { encodeVnetHdr, GsoType, VIRTIO_NET_HDR_F, VIRTIO_NET_HDR_LEN } from './vnet.js';
-import type { Batch } from './batch.js';
+import { batchBytes, type Batch } from './batch.js';
 import { EtherType, IpProtocol } from './protocols.js';
 
 const ACK = 0x10, PSH = 0x08;
@@ -103,9 +103,7 @@ export class GroCoalescer {
 
   /** Upper bound of output bytes for a batch. */
   static batchOutputBound(batch: Batch, headerSize = VIRTIO_NET_HDR_LEN): number {
-    let n = batch.count * headerSize;
-    for (let i = 0; i < batch.count; i++) n += batch.lengths[i]!;
-    return n;
+    return batch.count * headerSize + batchBytes(batch);
   }
 
   /** Coalesces `packets` (views, as on a TUN without headers) into `out`; the result is reused by the next call. */
