@@ -2,7 +2,7 @@
 // TUN/TAP with IFF_VNET_HDR and TSO/USO enabled, becomes MTU-sized packets the way the kernel's
 // tcp_gso_segment/udp_gso_segment would cut it. Output goes into caller-provided memory (a
 // batch's buffer, or one buffer per segment), so the hot path allocates nothing.
-import { IpProtocol } from './protocols.js';
+import { EtherType, IpProtocol } from './protocols.js';
 import { PacketParseError } from './parse-error.js';
 import { u16, u32, put16, put32 } from './bytes.js';
 import { finish, fold, internetChecksum, pseudoHeaderSum, sum16, completePartialChecksum } from './checksum.js';
@@ -31,6 +31,20 @@ export interface SplitPlan {
   flags: number;
   /** pseudoHeaderSum without the length, the same for every segment. */
   pseudo: number;
+}
+
+const ETHERNET_HEADER = 14;
+const VLAN_TAG = 4;
+
+/** Where an Ethernet frame's IP header starts (planSplit's ipOffset on a TAP): after up to two VLAN tags. */
+export function ipOffsetOfFrame(frame: Uint8Array): number {
+  let at = ETHERNET_HEADER;
+  for (let tags = 0; tags < 2 && frame.length >= at + VLAN_TAG; tags++) {
+    const type = u16(frame, at - 2);
+    if (type !== EtherType.VLAN && type !== EtherType.QinQ) break;
+    at += VLAN_TAG;
+  }
+  return at;
 }
 
 export function newSplitPlan(): SplitPlan {

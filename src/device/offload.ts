@@ -6,24 +6,12 @@
 import { BatchBuffer, type Batch } from '../base/batch.js';
 import { completePartialChecksum } from '../base/checksum.js';
 import { GroCoalescer, type GroResult } from '../base/gro.js';
-import { newSplitPlan, planSplit, splitInto } from '../base/gso.js';
+import { ipOffsetOfFrame, newSplitPlan, planSplit, splitInto } from '../base/gso.js';
 import { u16, u16le } from '../base/bytes.js';
-import { EtherType } from '../base/protocols.js';
 import { GsoType, readVnetHdr, VIRTIO_NET_HDR_F, type VirtioNetHdr } from '../base/vnet.js';
 
+/** A TAP's link header before the IP header, for coalescing (untagged frames only merge). */
 const ETHERNET_HEADER = 14;
-const VLAN_TAG = 4;
-
-/** Where a TAP frame's IP header starts: after the Ethernet header and up to two VLAN tags. */
-function ipOffsetOfFrame(frame: Uint8Array): number {
-  let at = ETHERNET_HEADER;
-  for (let tags = 0; tags < 2 && frame.length >= at + VLAN_TAG; tags++) {
-    const type = u16(frame, at - 2);
-    if (type !== EtherType.VLAN && type !== EtherType.QinQ) break;
-    at += VLAN_TAG;
-  }
-  return at;
-}
 
 export interface SplitCounters {
   /** Super-packets split into MTU-sized packets. */

@@ -5,7 +5,7 @@ import { u16, put16 } from '../packet/bytes.js';
 import { completePartialChecksum } from '../packet/checksum.js';
 import { ETHERNET_HEADER_LENGTH, EthernetField, VLAN_TAG_LENGTH } from '../packet/ethernet.js';
 import { EtherType } from '../packet/protocols.js';
-import { gsoSplit } from '../packet/index.js';
+import { gsoSplit, ipOffsetOfFrame } from '../packet/index.js';
 import { needsCsum } from '../base/vnet.js';
 import type { Frame, FrameOffload } from './port.js';
 
@@ -96,7 +96,7 @@ export function segmentFrame(frame: Frame): Frame[] | undefined {
   const o = frame.offload;
   if (o === undefined || o.gsoSize === 0) return undefined;
   const data = frame.data;
-  const ipOffset = frameVlan(data) >= 0 ? ETH_HEADER + VLAN_TAG : ETH_HEADER;
+  const ipOffset = ipOffsetOfFrame(data);
   // Each segment: the headers (up to a 60-byte TCP header after csumStart) plus one MSS.
   const segMax = o.csumStart + 60 + o.gsoSize;
   const count = Math.ceil(Math.max(data.length - o.csumStart - 8, 1) / o.gsoSize) + 1;

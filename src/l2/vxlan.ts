@@ -8,13 +8,13 @@
 import { isIP } from 'node:net';
 import type { NetnsRef } from '../netns.js';
 import { Fdb } from './fdb.js';
-import { ETH_HEADER, VLAN_TAG, frameVlan, isGroupAddress, macKey, parseMacKey } from './ethernet.js';
+import { isGroupAddress, macKey, parseMacKey } from './ethernet.js';
 import type { Frame, Port } from './port.js';
 import { EthernetField } from '../packet/ethernet.js';
 import { EndpointTable, UdpSocket, type DatagramBatch } from '../net/index.js';
 import { BatchBuffer } from '../base/batch.js';
 import { completePartialChecksum } from '../base/checksum.js';
-import { newSplitPlan, planSplit, splitInto, type SplitPlan } from '../base/gso.js';
+import { ipOffsetOfFrame, newSplitPlan, planSplit, splitInto, type SplitPlan } from '../base/gso.js';
 import { isGso, needsCsum } from '../base/vnet.js';
 import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, decapsulate, encodeVxlanHeader } from '../packet/vxlan.js';
 
@@ -247,7 +247,7 @@ export class VxlanPort implements Port {
     const data = f.data;
     const o = f.offload;
     if (o !== undefined && isGso(o)) {
-      const ipOffset = frameVlan(data) >= 0 ? ETH_HEADER + VLAN_TAG : ETH_HEADER;
+      const ipOffset = ipOffsetOfFrame(data);
       let plan: SplitPlan;
       try {
         plan = planSplit(data, o, ipOffset, this.plan);

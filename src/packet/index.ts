@@ -24,7 +24,7 @@ export * from './http-connect.js';
 export * from './vxlan.js';
 export type { IpContext } from './pseudo.js';
 export * from './tunheaders.js';
-export { gsoSplit, partialPseudoChecksum } from '../base/gso.js';
+export { gsoSplit, ipOffsetOfFrame, partialPseudoChecksum } from '../base/gso.js';
 export { GroCoalescer, type GroOptions, type GroResult } from '../base/gro.js';
 export { packetAt, batchViews, type Batch } from '../base/batch.js';
 export * from './pcap.js';

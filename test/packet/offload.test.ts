@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {
   gsoSplit, GroCoalescer, GsoType, buildIpv4, buildIpv6, buildTcp, buildUdp, TcpFlags, Ipv4View, Ipv6View, TcpView, UdpView,
   verifyTransportChecksum, decodeVnetHdr, completePartialChecksum, partialPseudoChecksum, VIRTIO_NET_HDR_LEN,
+  ipOffsetOfFrame,
 } from '../../src/packet/index.js';
 
 const same = (a: Uint8Array, b: Uint8Array, msg?: string) => {
@@ -169,4 +170,17 @@ test('GRO looks for a packet\'s flow among the last 64 groups only: the work per
   const gro = new GroCoalescer();
   assert.equal(gro.plan(asBatch([seg(1, 0), ...between(62), seg(1, 100)])), 1, 'found 63 groups back');
   assert.equal(gro.plan(asBatch([seg(1, 0), ...between(64), seg(1, 100)])), 0, 'not looked for 65 groups back');
+});
+
+test('a frame\'s IP header starts after its Ethernet header and up to two VLAN tags (802.1Q, 802.1ad)', () => {
+  const frame = (...types: number[]) => {
+    const b = Buffer.alloc(12 + 4 * types.length + 40);
+    types.forEach((t, k) => b.writeUInt16BE(t, 12 + 4 * k));
+    return b;
+  };
+  assert.equal(ipOffsetOfFrame(frame(0x0800)), 14);
+  assert.equal(ipOffsetOfFrame(frame(0x8100, 0x0800)), 18);
+  assert.equal(ipOffsetOfFrame(frame(0x88a8, 0x8100, 0x86dd)), 22, 'QinQ: both tags');
+  assert.equal(ipOffsetOfFrame(frame(0x8100, 0x8100, 0x8100, 0x0800)), 22, 'no more than two tags');
+  assert.equal(ipOffsetOfFrame(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0])), 14, 'a tag cut short is no tag');
 });
