@@ -51,3 +51,12 @@ export function positiveInteger(value: number, what: string): number {
   if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer, not ${value}`);
   return value;
 }
+
+/**
+ * native/checksum.cc: for i < count, sums[i] becomes the folded (uncomplemented) Internet
+ * checksum sum of sums[i] and buffer[starts[i] .. ends[i]). One call for a whole batch of
+ * segments; throws RangeError when a range lies outside the buffer or count exceeds the arrays.
+ */
+export const checksumRanges = (addon as {
+  checksumRanges(buffer: Uint8Array, starts: Uint32Array, ends: Uint32Array, sums: Uint32Array, count: number): void;
+}).checksumRanges;
