@@ -8,6 +8,7 @@ import { u16, u32, put16, put32 } from './bytes.js';
 import { finish, fold, internetChecksum, pseudoHeaderSum, sum16, completePartialChecksum } from './checksum.js';
 import { GsoType, VIRTIO_NET_HDR_F, type VirtioNetHdr } from './vnet.js';
 import type { BatchBuffer } from './batch.js';
+import type { DeferredChecksums } from './checksum-batch.js';
 
 const FIN = 0x01, PSH = 0x08, CWR = 0x80;
 
@@ -98,9 +99,11 @@ export function planSplit(pkt: Uint8Array, hdr: VirtioNetHdr, ipOffset: number, 
  * Writes segment i of the planned split of `pkt` into out[o, o + length) and returns its length:
  * the headers (`headers` is pkt's first plan.hdrLen bytes) with lengths, IPv4 ID and header
  * checksum, TCP sequence number and flags (FIN and PSH only on the last, CWR only on the first)
- * or UDP length fixed, and the transport checksum computed in full.
+ * or UDP length fixed, and the transport checksum computed in full (or, with `deferred`, left
+ * zero and recorded there for one pass over the whole batch).
  */
-function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: number, out: Uint8Array, o: number): number {
+function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: number, out: Uint8Array, o: number,
+  deferred?: DeferredChecksums): number {
   const { hdrLen, l4, mss, ipOffset, tcp } = plan;
   const start = hdrLen + i * mss;
   const end = Math.min(start + mss, pkt.length);
@@ -130,6 +133,10 @@ function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: 
   }
   const csumAt = tcp ? 16 : 6;
   put16(out, t + csumAt, 0);
+  if (deferred !== undefined) {
+    deferred.add(t, o + segLen, plan.pseudo + l4Len, t + csumAt, !tcp);
+    return segLen;
+  }
   let c = finish(sum16(out, t, o + segLen, plan.pseudo + l4Len));
   if (!tcp && c === 0) c = 0xffff;
   put16(out, t + csumAt, c);
@@ -141,14 +148,17 @@ function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: 
  * its buffer. Returns the bytes written. With `headroom`, that many bytes are left before each
  * segment and counted in its batch entry, for an encapsulation header the caller writes there
  * (a tunnel's datagrams then leave as they are). The caller has checked with planSplit and left
- * room for plan.bytes + plan.count * headroom bytes and plan.count slots.
+ * room for plan.bytes + plan.count * headroom bytes and plan.count slots. With `deferred` the
+ * transport checksums are recorded there instead of computed: the caller finishes them over
+ * `into.buffer` (at the same offsets) before the segments leave.
  */
-export function splitInto(pkt: Uint8Array, plan: SplitPlan, into: BatchBuffer, at: number, headroom = 0): number {
+export function splitInto(pkt: Uint8Array, plan: SplitPlan, into: BatchBuffer, at: number, headroom = 0,
+  deferred?: DeferredChecksums): number {
   const headers = pkt.subarray(0, plan.hdrLen);
   const out = into.buffer;
   let o = at;
   for (let i = 0; i < plan.count; i++) {
-    const len = headroom + writeSegment(pkt, headers, plan, i, out, o + headroom);
+    const len = headroom + writeSegment(pkt, headers, plan, i, out, o + headroom, deferred);
     into.push(o, len);
     o += len;
   }

@@ -3,8 +3,9 @@
 // multicast and unknown unicast are replicated to every VTEP of the flood list (head-end
 // replication, like `bridge fdb append 00:00:00:00:00:00 dst ...` on a kernel vxlan).
 // The port takes a TAP's super-frames as they are: each is split once, straight into the batch
-// of datagrams behind room for its VXLAN header, and the segments leave as one UDP GSO send;
-// received datagrams come in GRO runs, and the TAP port coalesces them again before its write.
+// of datagrams behind room for its VXLAN header (every segment's TCP checksum summed for the
+// whole send in one native call), and the segments leave as one UDP GSO send; received
+// datagrams come in GRO runs, and the TAP port coalesces them again before its write.
 import { isIP } from 'node:net';
 import type { NetnsRef } from '../netns.js';
 import { Fdb } from './fdb.js';
@@ -14,6 +15,8 @@ import { EthernetField } from '../packet/ethernet.js';
 import { EndpointTable, UdpSocket, type DatagramBatch } from '../net/index.js';
 import { BatchBuffer } from '../base/batch.js';
 import { completePartialChecksum } from '../base/checksum.js';
+import { DeferredChecksums } from '../base/checksum-batch.js';
+import { checksumRanges } from '../native.js';
 import { ipOffsetOfFrame, newSplitPlan, planSplit, splitInto, type SplitPlan } from '../base/gso.js';
 import { isGso, needsCsum } from '../base/vnet.js';
 import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, decapsulate, encodeVxlanHeader } from '../packet/vxlan.js';
@@ -96,6 +99,8 @@ export class VxlanPort implements Port {
   /** A send still pending on `out` makes the next one build in fresh memory. */
   private outBusy = false;
   private readonly plan: SplitPlan = newSplitPlan();
+  /** The split segments' TCP/UDP checksums, summed for the whole send in one native call. */
+  private readonly checksums = new DeferredChecksums();
   /** This VNI's VXLAN header, copied in front of every datagram. */
   private readonly header: Uint8Array;
   private readonly counters = { rxPackets: 0, txPackets: 0, malformed: 0, otherVni: 0, noRemote: 0, txErrors: 0, offloadDrops: 0 };
@@ -198,6 +203,7 @@ export class VxlanPort implements Port {
     const ids = busy ? new Uint32Array(this.outIds.length) : this.outIds;
     const datagrams = { out, ids, at: 0 };
     out.reset();
+    this.checksums.reset();
     let largest = 0;
     let routed = 0;
     for (const f of frames) {
@@ -221,6 +227,7 @@ export class VxlanPort implements Port {
     }
     const batch = datagrams.out;
     if (batch === this.out) this.outIds = datagrams.ids;
+    this.checksums.finish(batch.buffer, checksumRanges);
     if (batch.count === 0) return 0;
     const mine = batch === this.out;
     if (mine) this.outBusy = true;
@@ -258,7 +265,7 @@ export class VxlanPort implements Port {
       if (plan.count > MAX_SEGMENTS_PER_FRAME) return false;
       this.reserve(d, plan.bytes + plan.count * VXLAN_HEADER_SIZE, plan.count);
       const first = d.out.count;
-      d.at += splitInto(data, plan, d.out, d.at, VXLAN_HEADER_SIZE);
+      d.at += splitInto(data, plan, d.out, d.at, VXLAN_HEADER_SIZE, this.checksums);
       for (let k = first; k < d.out.count; k++) d.out.buffer.set(this.header, d.out.offsets[k]!);
       return true;
     }
