@@ -84,6 +84,8 @@ export class GroCoalescer {
   private l4 = 0;
   private proto = 0;
   private hash = 0;
+  /** The call's per-packet "checksum already vouched for" flags (coalesce's `intact`), or null. */
+  private intact: Uint8Array | null = null;
 
   constructor(opts: GroOptions = {}) {
     this.verify = opts.verifyChecksums ?? true;
@@ -106,8 +108,12 @@ export class GroCoalescer {
     return batch.count * headerSize + batchBytes(batch);
   }
 
-  /** Coalesces `packets` (views, as on a TUN without headers) into `out`; the result is reused by the next call. */
-  coalesce(packets: readonly Uint8Array[], out: Uint8Array): GroResult {
+  /**
+   * Coalesces `packets` (views, as on a TUN without headers) into `out`; the result is reused by
+   * the next call. `intact[i]` non-zero says packet i's bytes were already checked on the way
+   * here (an outer UDP checksum the kernel verified): its own checksum is not verified again.
+   */
+  coalesce(packets: readonly Uint8Array[], out: Uint8Array, intact?: Uint8Array): GroResult {
     const n = packets.length;
     this.reserve(n);
     for (let i = 0; i < n; i++) {
@@ -116,7 +122,12 @@ export class GroCoalescer {
       this.offs[i] = 0;
       this.lens[i] = p.length;
     }
-    this.group(n);
+    this.intact = intact !== undefined && intact.length >= n ? intact : null;
+    try {
+      this.group(n);
+    } finally {
+      this.intact = null;
+    }
     return this.emit(out);
   }
 
@@ -210,11 +221,13 @@ export class GroCoalescer {
    */
   private checked(g: number, i: number): boolean {
     if (!this.verify) return true;
+    const intact = this.intact;
     if (!this.gChecked[g]) {
-      if (!this.checksumValid(this.gFirst[g]!, this.gL4[g]!, this.gProto[g]!)) { this.gOpen[g] = 0; return false; }
+      const f = this.gFirst[g]!;
+      if (!intact?.[f] && !this.checksumValid(f, this.gL4[g]!, this.gProto[g]!)) { this.gOpen[g] = 0; return false; }
       this.gChecked[g] = 1;
     }
-    return this.checksumValid(i, this.gL4[g]!, this.gProto[g]!);
+    return !!intact?.[i] || this.checksumValid(i, this.gL4[g]!, this.gProto[g]!);
   }
 
   private checksumValid(i: number, l4: number, proto: number): boolean {

@@ -84,6 +84,14 @@ export function isGso(hdr: VirtioNetHdr): boolean {
   return (hdr.gsoType & ~GsoType.ECN) !== GsoType.NONE;
 }
 
+/**
+ * True when the header says only "checksum already verified" (DATA_VALID, the kernel's
+ * CHECKSUM_UNNECESSARY): an ordinary packet whose bytes were checked on the way here.
+ */
+export function isDataValidOnly(hdr: VirtioNetHdr): boolean {
+  return hdr.flags === VIRTIO_NET_HDR_F.DATA_VALID && hdr.gsoType === GsoType.NONE;
+}
+
 /** True when the checksum is still to be completed (CHECKSUM_PARTIAL). */
 export function needsCsum(hdr: VirtioNetHdr): boolean {
   return (hdr.flags & VIRTIO_NET_HDR_F.NEEDS_CSUM) !== 0;

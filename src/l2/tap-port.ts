@@ -5,7 +5,7 @@
 // offload ports whole, like a kernel bridge forwarding GSO frames; ordinary frames (from a
 // tunnel or a plain port) are coalesced by the base layer's GroCoalescer before the write.
 import { openTap, type DeviceOptions, type PacketBatch, type Queue, type TunDevice } from '../device/index.js';
-import { isGso, needsCsum, type VirtioNetHdr } from '../base/vnet.js';
+import { isGso, isDataValidOnly, needsCsum, type VirtioNetHdr } from '../base/vnet.js';
 import { GroCoalescer, type GroResult } from '../base/gro.js';
 import { ETHERNET_HEADER_LENGTH } from '../packet/ethernet.js';
 import type { Frame, FrameOffload, Port } from './port.js';
@@ -32,6 +32,9 @@ export class TapPort implements Port {
   /** The coalescer's output; a write still pending on it makes the next batch take a fresh one. */
   private groOut = new Uint8Array(0);
   private groOutBusy = false;
+  /** The frames' bytes and "checked on the way here" flags handed to the coalescer (reused). */
+  private readonly groIn: Uint8Array[] = [];
+  private intact = new Uint8Array(64);
   /** Wire-size TCP segments joined into super-packets before they were written. */
   coalesced = 0;
   /** Frames dropped because the interface was down when they were written. */
@@ -108,19 +111,29 @@ export class TapPort implements Port {
    * what the kernel wants); null when nothing merges.
    */
   private coalesce(frames: readonly Frame[]): GroResult | null {
-    const data: Uint8Array[] = new Array(frames.length);
-    for (let i = 0; i < frames.length; i++) {
+    const n = frames.length;
+    const data = this.groIn;
+    data.length = 0;
+    if (this.intact.length < n) this.intact = new Uint8Array(Math.max(n, this.intact.length * 2));
+    const intact = this.intact;
+    let bound = 0;
+    for (let i = 0; i < n; i++) {
       const f = frames[i]!;
-      if (f.offload !== undefined) return null;
-      data[i] = f.data;
+      const o = f.offload;
+      // Only ordinary frames merge; a tunnel's frames may say their bytes were checked (DATA_VALID).
+      if (o !== undefined && !isDataValidOnly(o)) { data.length = 0; return null; }
+      intact[i] = o === undefined ? 0 : 1;
+      data.push(f.data);
+      bound += f.data.length;
     }
-    const bound = GroCoalescer.outputBound(data, this.queue.vnetHdrSize);
+    bound += n * this.queue.vnetHdrSize;
     let out = this.groOut;
     if (this.groOutBusy || out.length < bound) {
       out = new Uint8Array(Math.max(bound, out.length * 2, 1 << 16));
       if (!this.groOutBusy) this.groOut = out;
     }
-    const r = this.gro!.coalesce(data, out);
+    const r = this.gro!.coalesce(data, out, intact);
+    data.length = 0;
     if (r.merged === 0) return null;
     this.coalesced += r.merged;
     return r;

@@ -12,6 +12,8 @@ import { LearningSwitch } from '../../src/l2/switch.js';
 import type { TapPort } from '../../src/l2/tap-port.js';
 import { VxlanPort } from '../../src/l2/vxlan.js';
 import { encapsulate } from '../../src/packet/vxlan.js';
+import { internetChecksum, transportChecksum } from '../../src/base/checksum.js';
+import { put16, put32 } from '../../src/base/bytes.js';
 import { UdpSocket } from '../../src/net/index.js';
 import { GsoType, VIRTIO_NET_HDR_F } from '../../src/device/index.js';
 import { setLink } from '../../src/netlink/index.js';
@@ -141,6 +143,56 @@ describe('VXLAN port interoperating with the kernel vxlan device', () => {
     }
     const r = await nsRun(hostA, 'ping', ['-c', '1', '-W', '2', HOST_K1]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
+
+  it('a corrupted TCP segment among datagrams without outer checksum is not merged: hostA drops and counts it', async () => {
+    // A VTEP that sends no outer UDP checksum (the kernel vxlan's IPv4 default, udpcsum off):
+    // nothing but the inner TCP checksum vouches for the bytes, so the port must not let the
+    // coalescer hide a bad one inside a super-frame (whose checksum the kernel would recompute).
+    // Four consecutive segments of one flow to hostA, the second with a flipped payload byte,
+    // sent in one sendmmsg from a real socket with SO_NO_CHECK in k1.
+    const sock = UdpSocket.open({ netns: k1, bind: { address: K1, port: 0 } });
+    (sock as unknown as { sock: { setIntOption(l: number, n: number, v: number, label: string): void } })
+      .sock.setIntOption(1 /* SOL_SOCKET */, 11 /* SO_NO_CHECK */, 1, 'setsockopt(SO_NO_CHECK)');
+    const dst = Buffer.from(macOf(hostA, tap.name).replace(/:/g, ''), 'hex');
+    const src = Buffer.from('02000000c0de', 'hex');
+    const segment = (seq: number, corrupt: boolean) => {
+      const payload = 1000;
+      const f = new Uint8Array(14 + 20 + 20 + payload);
+      f.set(dst, 0); f.set(src, 6);
+      f.set([0x08, 0x00, 0x45, 0, (40 + payload) >> 8, (40 + payload) & 0xff, 0, 0, 0x40, 0, 64, 6], 12);
+      f.set(HOST_K1.split('.').map(Number), 26); f.set(HOST_A.split('.').map(Number), 30);
+      put16(f, 24, internetChecksum(f, 14, 34));
+      put16(f, 34, 40000); put16(f, 36, 9); put32(f, 38, seq); put32(f, 42, 1);
+      f[46] = 5 << 4; f[47] = 0x10; put16(f, 48, 1024);
+      for (let i = 54; i < f.length; i++) f[i] = i & 0xff;
+      put16(f, 50, transportChecksum(f, 14, 34, f.length, 6));
+      if (corrupt) f[700] ^= 0x40;
+      return encapsulate(VNI, f);
+    };
+    const csumErrors = () => {
+      const lines = nsExec(hostA, 'cat', '/proc/net/snmp').split('\n').filter((l) => l.startsWith('Tcp:'));
+      return Number(lines[1]!.split(/\s+/)[lines[0]!.split(/\s+/).indexOf('InCsumErrors')]);
+    };
+    try {
+      // Until one trial's four segments arrive in one batch (the valid pair merges), so the
+      // coalescer had the chance to swallow the bad one. Each trial is a fresh sequence.
+      let trials = 0;
+      let merged = false;
+      const errorsBefore = csumErrors();
+      for (let seq = 1_000_000; trials < 8 && !merged; seq += 100_000) {
+        const coalescedBefore = tap.coalesced;
+        trials++;
+        await sock.sendBatch([segment(seq, false), segment(seq + 1000, true), segment(seq + 2000, false), segment(seq + 3000, false)],
+          { address: OURS, port: 4789 });
+        for (let i = 0; i < 40 && csumErrors() - errorsBefore < trials; i++) await sleep(25);
+        merged = tap.coalesced > coalescedBefore;
+      }
+      assert.ok(merged, 'valid segments of one batch were joined into a super-frame');
+      assert.equal(csumErrors() - errorsBefore, trials, 'every corrupted segment reached hostA alone and failed its checksum there');
+    } finally {
+      await sock.close();
+    }
   });
 
   it('with learning off, uses only the flood list and static MACs', async () => {
