@@ -129,7 +129,10 @@ for (const backend of ['direct', 'evp'] as const) {
   test(`${backend}: every length from 0 to 300 and around block edges matches createCipheriv, seal and open`, (t) => {
     if (!use(backend, t)) return;
     const key = randomBytes(32);
-    const sizes = [...Array.from({ length: 301 }, (_, i) => i), 511, 512, 513, 1023, 1024, 1025, 4095, 4096, 4097];
+    // Also around where the direct path's one keystream call per packet ends (1984 bytes of
+    // data, then ChaCha20 straight on the rest) and where it asks for a longer keystream (257..512).
+    const sizes = [...Array.from({ length: 301 }, (_, i) => i), 448, 449, 511, 512, 513, 1023, 1024, 1025, 1420,
+      1983, 1984, 1985, 2047, 2048, 2049, 4095, 4096, 4097];
     const packets = sizes.map((n) => randomBytes(n));
     const counters = sizes.map((_, i) => BigInt(i) * 0x1_0000_0001n);
     const b = makeBatch(packets, key, null, counters, 16);
