@@ -151,7 +151,7 @@ interface Tunnel {
   times: number[];
 }
 
-interface Measured { bps: number; rttMs: number; rttMedianMs: number; wireRttMs: number }
+interface Measured { bps: number; bpsRounds: number[]; rttMs: number; rttMedianMs: number; wireRttMs: number }
 
 async function bringUp(kind: Kind, idx: number): Promise<Tunnel> {
   const topo = new WgTopology(idx);
@@ -192,7 +192,7 @@ function pingTimes(out: string): number[] {
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
 
-async function measureAll(kinds: Kind[], seconds: number): Promise<Map<Kind, Measured>> {
+async function measureAll(kinds: Kind[], seconds: number, iperfRounds: number): Promise<Map<Kind, Measured>> {
   const tunnels: Tunnel[] = [];
   try {
     for (const [i, kind] of kinds.entries()) tunnels.push(await bringUp(kind, 41 + i));
@@ -200,12 +200,18 @@ async function measureAll(kinds: Kind[], seconds: number): Promise<Map<Kind, Mea
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of tunnels) t.times.push(...pingTimes((await ping(t.a.ns, t.b.inner4, PINGS)).out));
     }
+    // The same pings over the veth itself: what the tunnel adds is the difference.
+    const wire = new Map<Kind, number[]>();
+    for (const t of tunnels) wire.set(t.kind, pingTimes((await ping(t.a.ns, t.b.outer4, PINGS)).out));
+    // Throughput rounds alternate between the tunnels too; each reports its median.
+    const bps = new Map<Kind, number[]>(kinds.map((k) => [k, []]));
+    for (let round = 0; round < iperfRounds; round++) {
+      for (const t of tunnels) bps.get(t.kind)!.push(await iperf(t.b.ns, t.a.ns, t.b.inner4, seconds));
+    }
     const results = new Map<Kind, Measured>();
     for (const t of tunnels) {
-      // The same pings over the veth itself: what the tunnel adds is the difference.
-      const wire = pingTimes((await ping(t.a.ns, t.b.outer4, PINGS)).out);
-      const bps = await iperf(t.b.ns, t.a.ns, t.b.inner4, seconds);
-      results.set(t.kind, { bps, rttMs: mean(t.times), rttMedianMs: median(t.times), wireRttMs: mean(wire) });
+      results.set(t.kind, { bps: median(bps.get(t.kind)!), bpsRounds: bps.get(t.kind)!, rttMs: mean(t.times),
+        rttMedianMs: median(t.times), wireRttMs: mean(wire.get(t.kind)!) });
     }
     return results;
   } finally {
@@ -264,7 +270,7 @@ function reportFirstSeconds(m: FirstSeconds, rounds: number): void {
 export async function run(opts: BenchOptions): Promise<void> {
   const option = (name: string) => opts.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const only = option('only')?.split(',') ?? ['tunnels', 'first', 'cost'];
-  if (only.includes('tunnels')) await tunnels(opts);
+  if (only.includes('tunnels')) await tunnels(opts, option);
   if (only.includes('first')) {
     const rounds = Math.max(1, Number(option('first-rounds') ?? 3));
     reportFirstSeconds(await firstSeconds(rounds), rounds);
@@ -272,31 +278,57 @@ export async function run(opts: BenchOptions): Promise<void> {
   if (only.includes('cost')) cost();
 }
 
-async function tunnels(opts: BenchOptions): Promise<void> {
-  console.log(`\n== wireguard: iperf3 TCP 1 stream through the tunnel, ${opts.durationSec} s each, two namespaces over a veth;` +
-    ` ping RTT over ${ROUNDS} alternating rounds of ${PINGS}`);
+// The tunnels part takes --kinds=K,... (tuntap, single, plain, wggo, openvpn; default all) to
+// time only some of them, and --iperf-rounds=N (default 1) for N alternating iperf3 rounds per
+// tunnel, each reported as its median.
+const KIND_OPTIONS: Record<string, Kind> = {
+  tuntap: 'tuntap', single: 'tuntap (1 process)', plain: 'no crypto', wggo: 'wireguard-go', openvpn: 'openvpn',
+};
+
+async function tunnels(opts: BenchOptions, option: (name: string) => string | undefined): Promise<void> {
   const hasOpenvpn = spawnSync('sh', ['-c', 'command -v openvpn']).status === 0;
-  const kinds: Kind[] = ['tuntap', 'tuntap (1 process)', 'no crypto', 'wireguard-go', ...(hasOpenvpn ? ['openvpn' as const] : [])];
-  const m = await measureAll(kinds, opts.durationSec);
-  const ours = m.get('tuntap')!;
-  const single = m.get('tuntap (1 process)')!;
-  const plain = m.get('no crypto')!;
-  const base = m.get('wireguard-go')!;
-  const ovpn = m.get('openvpn');
+  const all: Kind[] = ['tuntap', 'tuntap (1 process)', 'no crypto', 'wireguard-go', ...(hasOpenvpn ? ['openvpn' as const] : [])];
+  const asked = option('kinds')?.split(',').map((k) => {
+    const kind = KIND_OPTIONS[k];
+    if (!kind) throw new Error(`--kinds: unknown kind ${k} (one of ${Object.keys(KIND_OPTIONS).join(', ')})`);
+    return kind;
+  });
+  const kinds = asked ? all.filter((k) => asked.includes(k)) : all;
+  const iperfRounds = Math.max(1, Number(option('iperf-rounds') ?? 1));
+  console.log(`\n== wireguard: iperf3 TCP 1 stream through the tunnel, ${opts.durationSec} s each` +
+    `${iperfRounds > 1 ? ` (median of ${iperfRounds} alternating rounds)` : ''}, two namespaces over a veth;` +
+    ` ping RTT over ${ROUNDS} alternating rounds of ${PINGS}`);
+  const m = await measureAll(kinds, opts.durationSec, iperfRounds);
   const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;
+  const rounds = (m: Measured) => m.bpsRounds.length > 1 ? ` [${m.bpsRounds.map((b) => (b / 1e6).toFixed(0)).join(', ')}]` : '';
   const rtt = (m: Measured) => `ping RTT ${m.rttMs.toFixed(3)} ms (median ${m.rttMedianMs.toFixed(3)}; ` +
     `${(m.rttMs - m.wireRttMs).toFixed(3)} ms over the bare veth's ${m.wireRttMs.toFixed(3)})`;
   const added = (m: Measured) => m.rttMs - m.wireRttMs;
-  console.log(`  tuntap ⇄ tuntap:             ${mbit(ours.bps)}, ${rtt(ours)}, one process per side`);
-  console.log(`  tuntap ⇄ tuntap, 1 process:  ${mbit(single.bps)}, ${rtt(single)}, both sides on one event loop`);
-  console.log(`  no crypto (examples/tunnel.ts): ${mbit(plain.bps)}, ${rtt(plain)}, the same two processes' path, plain UDP`);
-  console.log(`  wireguard-go ⇄ wireguard-go: ${mbit(base.bps)}, ${rtt(base)}`);
-  if (ovpn) console.log(`  OpenVPN AES-256-GCM:         ${mbit(ovpn.bps)}, ${rtt(ovpn)}`);
-  else console.log('  OpenVPN: not installed (apt-get install openvpn) — comparison skipped');
-  console.log(`  ratio tuntap / wireguard-go: throughput ${(ours.bps / base.bps).toFixed(2)}x, RTT ${(ours.rttMs / base.rttMs).toFixed(2)}x` +
-    ` (median ${(ours.rttMedianMs / base.rttMedianMs).toFixed(2)}x; added RTT ${(added(ours) / added(base)).toFixed(2)}x)`);
-  if (ovpn) console.log(`  ratio tuntap / OpenVPN:      throughput ${(ours.bps / ovpn.bps).toFixed(2)}x, RTT ${(ours.rttMs / ovpn.rttMs).toFixed(2)}x`);
-  console.log(`  ratio tuntap / no crypto:    throughput ${(ours.bps / plain.bps).toFixed(2)}x (target >= 0.7x: crypto and protocol cost at most 30%)`);
+  const rows: Array<[Kind, string, string]> = [
+    ['tuntap', 'tuntap ⇄ tuntap:            ', ', one process per side'],
+    ['tuntap (1 process)', 'tuntap ⇄ tuntap, 1 process: ', ', both sides on one event loop'],
+    ['no crypto', 'no crypto (examples/tunnel.ts):', ', the same two processes\' path, plain UDP'],
+    ['wireguard-go', 'wireguard-go ⇄ wireguard-go:', ''],
+    ['openvpn', 'OpenVPN AES-256-GCM:        ', ''],
+  ];
+  for (const [kind, label, note] of rows) {
+    const r = m.get(kind);
+    if (r) console.log(`  ${label} ${mbit(r.bps)}${rounds(r)}, ${rtt(r)}${note}`);
+  }
+  if (!hasOpenvpn && kinds === all) console.log('  OpenVPN: not installed (apt-get install openvpn) — comparison skipped');
+  const ours = m.get('tuntap');
+  const plain = m.get('no crypto');
+  const base = m.get('wireguard-go');
+  const ovpn = m.get('openvpn');
+  if (ours && base) {
+    console.log(`  ratio tuntap / wireguard-go: throughput ${(ours.bps / base.bps).toFixed(2)}x, RTT ${(ours.rttMs / base.rttMs).toFixed(2)}x` +
+      ` (median ${(ours.rttMedianMs / base.rttMedianMs).toFixed(2)}x; added RTT ${(added(ours) / added(base)).toFixed(2)}x)`);
+  }
+  if (ours && ovpn) console.log(`  ratio tuntap / OpenVPN:      throughput ${(ours.bps / ovpn.bps).toFixed(2)}x, RTT ${(ours.rttMs / ovpn.rttMs).toFixed(2)}x`);
+  if (ours && plain) {
+    const perRound = ours.bpsRounds.length > 1 ? ` [${ours.bpsRounds.map((b, i) => (b / plain.bpsRounds[i]!).toFixed(2)).join(', ')}]` : '';
+    console.log(`  ratio tuntap / no crypto:    throughput ${(ours.bps / plain.bps).toFixed(2)}x${perRound} (target >= 0.7x: crypto and protocol cost at most 30%)`);
+  }
 }
 
 function cost(): void {
