@@ -53,7 +53,7 @@ process.stdin.resume();
 function chooseCli(): string {
   const root = new URL('..', import.meta.url).pathname;
   const compiled = join(root, 'dist/src/cli/main.js');
-  const newest = ['src/proxy/engine.ts', 'src/proxy/nat.ts', 'src/proxy/relay.ts', 'src/cli/socks.ts']
+  const newest = ['src/proxy/engine.ts', 'src/proxy/nat.ts', 'src/proxy/socket-relay.ts', 'src/cli/socks.ts']
     .filter((f) => existsSync(join(root, f))).map((f) => statSync(join(root, f)).mtimeMs);
   if (!process.env.TUNTAP_PROXY_CLI && existsSync(compiled) && existsSync(join(root, 'dist/src/proxy/engine.js'))
     && statSync(join(root, 'dist/src/proxy/engine.js')).mtimeMs >= Math.max(...newest)) {

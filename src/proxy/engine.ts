@@ -1,7 +1,7 @@
 // The transparent proxy: packets from the TUN go through the TCP NAT (nat.ts) into local
-// listening sockets, whose connections are relayed (relay.ts) through the upstream; UDP goes
-// through the UDP relay (udp.ts); DNS queries are answered from the fake-IP pool or carried over
-// TCP. Only sources the source policy (sources.ts) admits are served, and failures on every side
+// listening sockets, whose connections reach the upstream (upstream.ts) and are then relayed
+// natively (socket-relay.ts); UDP goes through the UDP relay (udp.ts); DNS queries are answered
+// from the fake-IP pool or carried over TCP. Only sources the source policy (sources.ts) admits are served, and failures on every side
 // path are counted by errno (failures.ts) rather than allowed to stop the service.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -15,8 +15,8 @@ import { formatIP } from '../addr.js';
 import { isGso, needsCsum, type OffloadMode, type PacketBatch, type VirtioNetHdr } from '../device/index.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
-import { forward, RelayBudget } from './relay.js';
-import { Reclaimer } from './reclaim.js';
+import { SocketRelay, type RelayEnd } from './socket-relay.js';
+import { DEFAULT_MAX_SESSIONS } from './limits.js';
 import { SourcePolicy } from './sources.js';
 import { FailureLog, type FailureKind } from './failures.js';
 import { printable } from './names.js';
@@ -132,17 +132,17 @@ export interface ProxyStats {
 interface Session {
   id: number;
   entry: NatEntry;
-  client: net.Socket;
-  upstream?: net.Socket;
+  /** The application's connection while the upstream is being reached (then the relay has it). */
+  client: net.Socket | undefined;
+  /** The relay's pair once relaying. */
+  relayId: number | undefined;
   destination: string;
   via: string;
   state: 'connecting' | 'open';
   startedAt: number;
   /** The destination is a fake address whose name this session keeps from reuse. */
   holdsFakeIp: boolean;
-  /** Hands the relay's extra buffer allowance back (set once relaying). */
-  releaseBuffers: (() => void) | undefined;
-  /** Bytes moved since the last idle sweep (the relay sets it), and when the session last moved any. */
+  /** Bytes moved since the last idle sweep (the sweep asks the relay), and when the session last moved any. */
   active: boolean;
   idleSince: number;
 }
@@ -174,8 +174,11 @@ export class TunProxy extends EventEmitter {
   private readonly fakeIps?: FakeIpPool;
   private readonly sources: SourcePolicy;
   private readonly failures: FailureLog;
-  private readonly relayBudget = new RelayBudget();
-  private readonly reclaimer = new Reclaimer();
+  private readonly relays: SocketRelay;
+  /** Relaying sessions by their relay pair. */
+  private readonly relayed = new Map<number, Session>();
+  /** Pairs finished since the last sweep (many: the heap is trimmed). */
+  private relaysEnded = 0;
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
   private writeChain: Promise<void> = Promise.resolve();
@@ -217,7 +220,7 @@ export class TunProxy extends EventEmitter {
       maxHalfOpenPerSource: opts.maxHalfOpenPerSource,
       onRelease: (port) => {
         const s = this.sessions.get(port);
-        if (s) { s.client.destroy(); s.upstream?.destroy(); this.finish(s); }
+        if (s) this.end(s);
       },
       // A SYN to a fake address keeps it from going to another name before it is accepted.
       admit: this.rules.length === 0 && !opts.rulesMayChange && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
@@ -236,6 +239,11 @@ export class TunProxy extends EventEmitter {
       });
     }
     this.udp?.probe();
+    this.relays = new SocketRelay({
+      maxPairs: Math.max(1, opts.maxSessions ?? DEFAULT_MAX_SESSIONS),
+      onFinished: (end) => this.relayEnded(end),
+      onError: (e) => { if (!this.closed) { this.opts.log?.(`relay: ${(e as Error).message}`); this.emit('error', e); } },
+    });
     for (const s of servers) {
       s.on('connection', (sock: net.Socket) => this.accept(sock));
       // accept() failing (EMFILE when out of descriptors) is counted; the listener keeps going.
@@ -248,7 +256,11 @@ export class TunProxy extends EventEmitter {
   }
 
   private sweep(): void {
+    this.relays.takeActive((id) => { const s = this.relayed.get(id); if (s) s.active = true; });
     this.closeIdle(Date.now());
+    // Thousands of closed connections leave free heap behind that malloc keeps otherwise.
+    if (this.relaysEnded >= 1000) this.relays.trim();
+    this.relaysEnded = 0;
     const c = this.nat.counters;
     const timeouts = c.acceptTimeouts;
     this.nat.sweep();
@@ -274,8 +286,7 @@ export class TunProxy extends EventEmitter {
         s.idleSince = now;
       } else if (now - s.idleSince >= idle) {
         this.opts.log?.(`${s.destination}: idle for ${Math.round(idle / 1000)} s, closing`);
-        s.client.destroy();
-        s.upstream?.destroy();
+        this.end(s);
       }
     }
   }
@@ -490,15 +501,15 @@ export class TunProxy extends EventEmitter {
     const session: Session = {
       id: this.nextId++, entry, client, destination: formatHostPort(destHost, entry.dstPort),
       via: describeUpstream(up), state: 'connecting', startedAt: Date.now(), holdsFakeIp: name !== undefined,
-      releaseBuffers: undefined, active: false, idleSince: Date.now(),
+      relayId: undefined, active: false, idleSince: Date.now(),
     };
     this.sessions.set(entry.port, session);
     this.counters.connectionsTotal++;
     client.on('error', () => { /* handled by close */ });
-    client.once('close', () => this.finish(session));
+    // Until the relay takes it over; then the relay tells when the connection ends.
+    client.once('close', () => { if (session.client === client) this.finish(session); });
     connectThrough(up, { host: destHost, port: entry.dstPort }, this.connectOptions(up, destHost)).then((upstream) => {
-      if (client.destroyed) { upstream.destroy(); return; }
-      session.upstream = upstream;
+      if (client.destroyed || session.client !== client) { upstream.destroy(); return; }
       session.state = 'open';
       this.relay(session, client, upstream);
     }, (e: unknown) => {
@@ -510,25 +521,53 @@ export class TunProxy extends EventEmitter {
   }
 
   private relay(session: Session, client: net.Socket, upstream: net.Socket): void {
-    upstream.on('error', (e: NodeJS.ErrnoException) => {
-      // A reset upstream becomes a reset towards the application.
-      if (e.code === 'ECONNRESET' && !client.destroyed) client.resetAndDestroy();
-      else client.destroy();
-    });
-    client.on('error', () => { if (!upstream.destroyed) upstream.resetAndDestroy(); });
-    upstream.once('close', () => {
-      this.bytesDownDone += upstream.bytesRead;
-      this.bytesUpDone += upstream.bytesWritten;
-      session.upstream = undefined;
-      // Both directions ended normally: the client closes on its own once its FIN is out.
-      if (!client.destroyed && !client.writableEnded) client.destroy();
-    });
-    client.once('close', () => { if (!upstream.destroyed && !upstream.readableEnded) upstream.destroy(); });
-    const up = forward(client, upstream, this.relayBudget, { activity: session, reclaimer: this.reclaimer });
-    const down = forward(upstream, client, this.relayBudget, { activity: session, reclaimer: this.reclaimer });
-    session.releaseBuffers = () => { up(); down(); };
-    client.resume();
-    upstream.resume();
+    upstream.on('error', () => { /* the relay or finish() ends it */ });
+    if (!SocketRelay.canAdopt(client, upstream)) {
+      // Node still has handshake bytes to write: hand over once they are out.
+      if (!client.destroyed && !upstream.destroyed) {
+        upstream.once('drain', () => { if (session.client === client) this.relay(session, client, upstream); });
+        return;
+      }
+      upstream.destroy();
+      client.destroy();
+      return;
+    }
+    try {
+      session.relayId = this.relays.adopt(client, upstream);
+    } catch (e) {
+      this.failures.note('connect', failureCode(e), `${session.destination}: ${(e as Error).message}`);
+      upstream.destroy();
+      client.resetAndDestroy();
+      return;
+    }
+    session.client = undefined;
+    this.relayed.set(session.relayId, session);
+  }
+
+  private relayEnded(end: RelayEnd): void {
+    const session = this.relayed.get(end.id);
+    if (!session) return;
+    this.relayed.delete(end.id);
+    session.relayId = undefined;
+    this.bytesUpDone += end.bytesAToB;
+    this.bytesDownDone += end.bytesBToA;
+    this.relaysEnded++;
+    this.finish(session);
+  }
+
+  /** Closes a session's connections (idle, released by the NAT, or the proxy closing). */
+  private end(session: Session): void {
+    if (session.relayId !== undefined) {
+      const counts = this.relays.drop(session.relayId);
+      this.relayed.delete(session.relayId);
+      session.relayId = undefined;
+      if (counts) { this.bytesUpDone += counts.bytesAToB; this.bytesDownDone += counts.bytesBToA; }
+      this.relaysEnded++;
+    }
+    const client = session.client;
+    session.client = undefined;
+    client?.destroy();
+    this.finish(session);
   }
 
   private finish(session: Session): void {
@@ -536,16 +575,17 @@ export class TunProxy extends EventEmitter {
     this.sessions.delete(session.entry.port);
     this.nat.close(session.entry.port);
     if (session.holdsFakeIp) this.fakeIps!.release(session.entry.dstHost);
-    session.releaseBuffers?.();
-    if (session.upstream && !session.upstream.destroyed) session.upstream.destroy();
   }
 
   connections(): ConnectionInfo[] {
-    return [...this.sessions.values()].map((s) => ({
-      id: s.id, source: formatHostPort(s.entry.srcHost, s.entry.srcPort), destination: s.destination,
-      via: s.via, state: s.state, startedAt: s.startedAt,
-      bytesUp: s.upstream?.bytesWritten ?? 0, bytesDown: s.upstream?.bytesRead ?? 0,
-    }));
+    return [...this.sessions.values()].map((s) => {
+      const counts = s.relayId === undefined ? undefined : this.relays.bytes(s.relayId);
+      return {
+        id: s.id, source: formatHostPort(s.entry.srcHost, s.entry.srcPort), destination: s.destination,
+        via: s.via, state: s.state, startedAt: s.startedAt,
+        bytesUp: counts?.bytesAToB ?? 0, bytesDown: counts?.bytesBToA ?? 0,
+      };
+    });
   }
 
   /** TCP sessions by state, counted without copying them (for metrics). */
@@ -557,8 +597,9 @@ export class TunProxy extends EventEmitter {
 
   stats(): ProxyStats {
     let up = this.bytesUpDone, down = this.bytesDownDone;
-    for (const s of this.sessions.values()) {
-      if (s.upstream) { up += s.upstream.bytesWritten; down += s.upstream.bytesRead; }
+    for (const id of this.relayed.keys()) {
+      const counts = this.relays.bytes(id);
+      if (counts) { up += counts.bytesAToB; down += counts.bytesBToA; }
     }
     return {
       sessions: this.sessions.size, natEntries: this.nat.size, bytesUp: up, bytesDown: down,
@@ -576,7 +617,8 @@ export class TunProxy extends EventEmitter {
     clearInterval(this.sweepTimer);
     this.failures.close();
     this.udp?.close();
-    for (const s of this.sessions.values()) { s.client.destroy(); s.upstream?.destroy(); }
+    for (const s of [...this.sessions.values()]) this.end(s);
+    this.relays.close();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     await this.writeChain;
   }
