@@ -11,9 +11,9 @@
 // both directions ended that way finishes normally. A failed read or write finishes it at once,
 // and the other side is reset (SO_LINGER 0) so the failure reaches both peers.
 //
-// JS side (src/proxy/native-relay.ts): add(fdA, fdB, toB?, toA?) -> id duplicates both fds
-// (F_DUPFD_CLOEXEC; the caller then closes its own), drop(id, reset) -> [aToB, bToA] closes a
-// pair, takeFinished(out) hands over the finished records, takeActive(out) the ids that moved
+// JS side (src/proxy/socket-relay.ts): add(fdA) -> id and attach(id, fdB, toB?, toA?) duplicate
+// the two fds one at a time (F_DUPFD_CLOEXEC; the caller closes its own in between), drop(id,
+// reset) -> [aToB, bToA] closes a pair, takeFinished(out) hands over the finished records, takeActive(out) the ids that moved
 // bytes since the last call (the idle sweep), bytes(id), size.
 #include "poller.h"
 #include <fcntl.h>
@@ -64,6 +64,7 @@ class RelaySet : public Poller<RelaySet> {
   static Napi::Function Define(Napi::Env env) {
     Descriptors d = {
       InstanceMethod("add", &RelaySet::Add),
+      InstanceMethod("attach", &RelaySet::Attach),
       InstanceMethod("drop", &RelaySet::Drop),
       InstanceMethod("takeFinished", &RelaySet::TakeFinished),
       InstanceMethod("takeActive", &RelaySet::TakeActive),
@@ -114,11 +115,13 @@ class RelaySet : public Poller<RelaySet> {
     return static_cast<int>(finished_.size() / kRecord);
   }
 
-  // Closing the set closes every pair it still holds.
+  // Closing the set closes every pair it still holds, and its reserve fd.
   void Released() {
     for (auto& [id, p] : pairs_) Free(p, false);
     pairs_.clear();
     heldTotal_ = 0;
+    if (reserve_ >= 0) ::close(reserve_);
+    reserve_ = -1;
   }
 
  private:
@@ -281,49 +284,72 @@ class RelaySet : public Poller<RelaySet> {
 
   // ---- JS calls ----
 
-  // add(fdA, fdB, toB?, toA?) -> id: duplicates both fds (the caller closes its own) and relays
-  // between them; toB/toA are bytes already read from one side (a handshake's leftovers), to be
-  // written to the other first.
+  // Duplicates `fd` (close-on-exec, non-blocking). At the open-files limit the reserve fd is
+  // given up for it: the caller closes its own fd right after, so one spare fd is enough for a
+  // handover one socket at a time, and a proxy at its limit still hands over what it accepted.
+  int Duplicate(int fd) {
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0 && (errno == EMFILE || errno == ENFILE) && reserve_ >= 0) {
+      ::close(reserve_);
+      reserve_ = -1;
+      copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    }
+    if (copy < 0) return -1;
+    int flags = fcntl(copy, F_GETFL);
+    if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(copy, F_SETFL, flags | O_NONBLOCK);
+    return copy;
+  }
+
+  bool CheckStream(const Args& a, int fd) {
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) { ThrowErrno(a.env(), "getsockopt", errno); return false; }
+    if (type != SOCK_STREAM) { ThrowErrno(a.env(), a.fn(), ENOTSOCK); return false; }
+    return true;
+  }
+
+  // add(fdA) -> id: the first half of a handover. Duplicates side A's fd (the caller then closes
+  // its own); attach() gives side B and starts the relay. A pair not attached relays nothing.
   Napi::Value Add(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Args a(info, "RelaySet.add");
-    int fdA, fdB;
-    ByteSpan toB, toA;
-    if (!a.I32(0, "fdA", &fdA, 0, INT32_MAX) || !a.I32(1, "fdB", &fdB, 0, INT32_MAX) ||
-        !a.OptionalBytes(2, "toB", &toB) || !a.OptionalBytes(3, "toA", &toA)) return env.Undefined();
+    int fdA;
+    if (!a.Fd(0, &fdA)) return env.Undefined();
     if (fd_ < 0) { ThrowErrno(env, "epoll_ctl", EBADF); return env.Undefined(); }
-    if (fdA == fdB) { a.Range("fdA and fdB must differ"); return env.Undefined(); }
     if (pairs_.size() >= maxPairs_) { ThrowErrno(env, "RelaySet.add", ENFILE); return env.Undefined(); }
-    for (int fd : {fdA, fdB}) {
-      int type = 0;
-      socklen_t len = sizeof(type);
-      if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) { ThrowErrno(env, "getsockopt", errno); return env.Undefined(); }
-      if (type != SOCK_STREAM) { ThrowErrno(env, "RelaySet.add", ENOTSOCK); return env.Undefined(); }
-    }
+    if (!CheckStream(a, fdA)) return env.Undefined();
+    if (reserve_ < 0) reserve_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int copy = Duplicate(fdA);
+    if (copy < 0) { ThrowErrno(env, "fcntl", errno); return env.Undefined(); }
     auto* p = new Pair();
     p->id = NextId();
-    p->fd[0] = fcntl(fdA, F_DUPFD_CLOEXEC, 0);
-    p->fd[1] = p->fd[0] < 0 ? -1 : fcntl(fdB, F_DUPFD_CLOEXEC, 0);
-    if (p->fd[0] < 0 || p->fd[1] < 0) {
-      int err = errno;
-      Free(p, false);
-      ThrowErrno(env, "fcntl", err);
-      return env.Undefined();
-    }
-    for (int side = 0; side < 2; side++) {
-      int flags = fcntl(p->fd[side], F_GETFL);
-      if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(p->fd[side], F_SETFL, flags | O_NONBLOCK);
-    }
+    p->fd[0] = copy;
+    pairs_.emplace(p->id, p);
+    return Napi::Number::New(env, p->id);
+  }
+
+  // attach(id, fdB, toB?, toA?): duplicates side B's fd and starts relaying. toB/toA are bytes
+  // already read from one side (a handshake's leftovers), written to the other first.
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Args a(info, "RelaySet.attach");
+    int fdB;
+    ByteSpan toB, toA;
+    Pair* p = Find(a, env);
+    if (env.IsExceptionPending() || !a.Fd(1, &fdB) || !a.OptionalBytes(2, "toB", &toB) || !a.OptionalBytes(3, "toA", &toA)) return env.Undefined();
+    if (p == nullptr || p->fd[1] >= 0) { a.Range("id must name a pair added and not yet attached"); return env.Undefined(); }
+    if (!CheckStream(a, fdB)) return env.Undefined();
+    int copy = Duplicate(fdB);
+    if (copy < 0) { ThrowErrno(env, "fcntl", errno); return env.Undefined(); }
+    p->fd[1] = copy;
     if ((toB.length > 0 && !Hold(p->dir[0], toB.data, toB.length)) || (toA.length > 0 && !Hold(p->dir[1], toA.data, toA.length))) {
-      Free(p, false);
       ThrowErrno(env, "malloc", ENOMEM);
       return env.Undefined();
     }
     p->dir[0].bytes = toB.length;
     p->dir[1].bytes = toA.length;
-    pairs_.emplace(p->id, p);
     Watch(p);
-    return Napi::Number::New(env, p->id);
+    return env.Undefined();
   }
 
   uint32_t NextId() {
@@ -415,6 +441,7 @@ class RelaySet : public Poller<RelaySet> {
   size_t heldLimit_ = kDefaultHeldLimit;
   size_t heldTotal_ = 0;
   uint32_t nextId_ = 0;
+  int reserve_ = -1;  // a spare fd (/dev/null) given up for a handover at the open-files limit
 };
 
 void InitRelay(Napi::Env env, Napi::Object exports) {

@@ -13,7 +13,8 @@ interface NativeRelaySet extends NativePoller {
   readonly size: number;
   /** Bytes held by all pairs' short writes. */
   readonly held: number;
-  add(fdA: number, fdB: number, toB?: Uint8Array, toA?: Uint8Array): number;
+  add(fdA: number): number;
+  attach(id: number, fdB: number, toB?: Uint8Array, toA?: Uint8Array): void;
   drop(id: number, reset?: boolean): [number, number] | undefined;
   bytes(id: number): [number, number] | undefined;
   takeFinished(out: Float64Array): number;
@@ -91,14 +92,24 @@ export class SocketRelay {
   /**
    * Relays between `a` and `b` natively and destroys both net.Sockets (their connections live on
    * in the set's duplicates). Bytes Node had already read from one go to the other first.
-   * Returns the pair's id; throws a TuntapError (the sockets are then left as they were).
+   * Returns the pair's id; throws a TuntapError (then `a` is left as it was when the first fd
+   * could not be taken, else both sockets are destroyed and the relay resets `a`'s connection).
    */
   adopt(a: net.Socket, b: net.Socket): number {
     const set = this.#set;
     if (set === null) throw new Error('the relay is closed');
     const fromA = buffered(a), fromB = buffered(b);
-    const id = call('relaying a connection', () => set.add(fdOf(a), fdOf(b), fromA, fromB));
+    // One socket at a time, each closed as soon as its duplicate exists: a handover needs one
+    // spare fd, not two (the set keeps one for a process at its open-files limit).
+    const id = call('relaying a connection', () => set.add(fdOf(a)));
     a.destroy();
+    try {
+      call('relaying a connection', () => set.attach(id, fdOf(b), fromA, fromB));
+    } catch (e) {
+      set.drop(id, true);
+      b.destroy();
+      throw e;
+    }
     b.destroy();
     return id;
   }
