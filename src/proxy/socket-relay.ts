@@ -21,7 +21,7 @@ interface NativeRelaySet extends NativePoller {
   takeActive(out: Uint32Array): number;
   trim(): boolean;
 }
-const native = addon as { RelaySet: new (maxPairs: number, heldLimit?: number) => NativeRelaySet };
+const native = addon as { RelaySet: new (maxPairs: number, heldLimit?: number, chunk?: number, fairShare?: number) => NativeRelaySet };
 
 /** Doubles per finished record: id, bytes a→b, bytes b→a, failed side, errno. */
 const RECORD = 5;
