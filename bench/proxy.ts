@@ -94,7 +94,8 @@ async function measureMemory(t: ProxyTopology, p: ProxyProcess, transfer: () => 
     const held = p.stats().sessions!;
     h.stdin!.end();
     await p.waitStats((x) => x.sessions === 0, 60_000);
-    await sleep(3000);
+    // A closed connection's NAT entry lingers 5 s (late segments still find it), then is freed.
+    await sleep(8000);
     return { idle, busyFlow, manyFlows, held, afterClose: memoryOf(pid).rss };
   } finally {
     // On failure the holder would keep its thousands of connections open: end it here.

@@ -17,6 +17,7 @@ import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
 import { SocketRelay, type RelayEnd } from './socket-relay.js';
 import { DEFAULT_MAX_SESSIONS } from './limits.js';
+import { Reclaimer } from './reclaim.js';
 import { SourcePolicy } from './sources.js';
 import { FailureLog, type FailureKind } from './failures.js';
 import { printable } from './names.js';
@@ -132,14 +133,18 @@ export interface ProxyStats {
 interface Session {
   id: number;
   entry: NatEntry;
-  /** The application's connection while the upstream is being reached (then the relay has it). */
-  client: net.Socket | undefined;
-  /** The relay's pair once relaying. */
+  /**
+   * The relay's pair: from accept on it holds the application's connection (no net.Socket is
+   * kept for it), and relays once the upstream is attached; undefined once ended.
+   */
   relayId: number | undefined;
   destination: string;
   via: string;
   state: 'connecting' | 'open';
   startedAt: number;
+  /** Where it goes: the host (a name in fake-IP mode) and the upstream that reaches it. */
+  destHost: string;
+  upstream: Upstream;
   /** The destination is a fake address whose name this session keeps from reuse. */
   holdsFakeIp: boolean;
   /** Bytes moved since the last idle sweep (the sweep asks the relay), and when the session last moved any. */
@@ -166,6 +171,12 @@ function failureCode(e: unknown): string {
   return (e as NodeJS.ErrnoException).code ?? 'error';
 }
 
+/**
+ * Upstream handshakes run at once; more connections wait (as a native half-pair each) so a burst
+ * of thousands does not hold thousands of net.Sockets and handshakes at the same time.
+ */
+export const MAX_HANDSHAKES = 256;
+
 export class TunProxy extends EventEmitter {
   private readonly nat: TcpNat;
   private readonly servers: net.Server[];
@@ -177,8 +188,10 @@ export class TunProxy extends EventEmitter {
   private readonly relays: SocketRelay;
   /** Relaying sessions by their relay pair. */
   private readonly relayed = new Map<number, Session>();
-  /** Pairs finished since the last sweep (many: the heap is trimmed). */
-  private relaysEnded = 0;
+  private readonly reclaimer: Reclaimer;
+  /** Upstream handshakes running, and the sessions waiting for one (at most MAX_HANDSHAKES run). */
+  private handshakes = 0;
+  private readonly handshakeQueue: Session[] = [];
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
   private writeChain: Promise<void> = Promise.resolve();
@@ -244,6 +257,7 @@ export class TunProxy extends EventEmitter {
       onFinished: (end) => this.relayEnded(end),
       onError: (e) => { if (!this.closed) { this.opts.log?.(`relay: ${(e as Error).message}`); this.emit('error', e); } },
     });
+    this.reclaimer = new Reclaimer(undefined, () => this.relays.trim());
     for (const s of servers) {
       s.on('connection', (sock: net.Socket) => this.accept(sock));
       // accept() failing (EMFILE when out of descriptors) is counted; the listener keeps going.
@@ -258,12 +272,13 @@ export class TunProxy extends EventEmitter {
   private sweep(): void {
     this.relays.takeActive((id) => { const s = this.relayed.get(id); if (s) s.active = true; });
     this.closeIdle(Date.now());
-    // Thousands of closed connections leave free heap behind that malloc keeps otherwise.
-    if (this.relaysEnded >= 1000) this.relays.trim();
-    this.relaysEnded = 0;
     const c = this.nat.counters;
     const timeouts = c.acceptTimeouts;
+    const entries = this.nat.size;
     this.nat.sweep();
+    // Entries that finished lingering are garbage too.
+    this.reclaimer.note(Math.max(0, entries - this.nat.size));
+    this.reclaimer.due();
     // Half-open entries (never answered, like spoofed SYNs) are not failures of ours; a
     // completed handshake that no accept() picked up is.
     for (let i = timeouts; i < c.acceptTimeouts; i++) {
@@ -496,52 +511,74 @@ export class TunProxy extends EventEmitter {
     const name = this.fakeIps?.nameOf(entry.dstHost);
     if (name !== undefined) this.fakeIps!.hold(entry.dstHost);
     const destHost = name ?? entry.dstHost;
-    const action = this.actionFor(entry.dstHost, entry.dstPort);
-    const up = this.upstreamFor(action);
+    const up = this.upstreamFor(this.actionFor(entry.dstHost, entry.dstPort));
     const session: Session = {
-      id: this.nextId++, entry, client, destination: formatHostPort(destHost, entry.dstPort),
+      id: this.nextId++, entry, destination: formatHostPort(destHost, entry.dstPort), destHost, upstream: up,
       via: describeUpstream(up), state: 'connecting', startedAt: Date.now(), holdsFakeIp: name !== undefined,
       relayId: undefined, active: false, idleSince: Date.now(),
     };
     this.sessions.set(entry.port, session);
     this.counters.connectionsTotal++;
-    client.on('error', () => { /* handled by close */ });
-    // Until the relay takes it over; then the relay tells when the connection ends.
-    client.once('close', () => { if (session.client === client) this.finish(session); });
+    this.reclaimer.note();
+    // The relay takes the application's side at once: a connection waiting for its upstream costs
+    // a native half-pair, not a net.Socket.
+    try {
+      session.relayId = this.relays.begin(client);
+    } catch (e) {
+      this.failures.note('accept', failureCode(e), `${entry.srcHost} → ${session.destination}: ${(e as Error).message}`);
+      client.resetAndDestroy();
+      this.finish(session);
+      return;
+    }
+    this.relayed.set(session.relayId, session);
+    if (this.handshakes < MAX_HANDSHAKES) this.reach(session);
+    else this.handshakeQueue.push(session);
+  }
+
+  /** Reaches the session's destination through its upstream, then relays. */
+  private reach(session: Session): void {
+    this.handshakes++;
+    const { entry, upstream: up, destHost } = session;
     connectThrough(up, { host: destHost, port: entry.dstPort }, this.connectOptions(up, destHost)).then((upstream) => {
-      if (client.destroyed || session.client !== client) { upstream.destroy(); return; }
+      this.handshakeDone();
+      if (session.relayId === undefined) { upstream.destroy(); return; }
       session.state = 'open';
-      this.relay(session, client, upstream);
+      this.relay(session, upstream);
     }, (e: unknown) => {
+      this.handshakeDone();
       this.failures.note('connect', failureCode(e), `${entry.srcHost} → ${session.destination} via ${session.via}: ${(e as Error).message}`);
       this.emit('connect-error', session.destination, e);
       // The application sees a reset, as it would from a refusing host.
-      if (!client.destroyed) client.resetAndDestroy();
+      this.end(session, true);
     });
   }
 
-  private relay(session: Session, client: net.Socket, upstream: net.Socket): void {
-    upstream.on('error', () => { /* the relay or finish() ends it */ });
-    if (!SocketRelay.canAdopt(client, upstream)) {
+  private handshakeDone(): void {
+    this.handshakes--;
+    while (this.handshakes < MAX_HANDSHAKES && this.handshakeQueue.length > 0) {
+      const next = this.handshakeQueue.shift()!;
+      if (next.relayId !== undefined && !this.closed) this.reach(next);
+    }
+  }
+
+  private relay(session: Session, upstream: net.Socket): void {
+    upstream.on('error', () => { /* the relay or end() ends it */ });
+    if (!SocketRelay.canTake(upstream)) {
       // Node still has handshake bytes to write: hand over once they are out.
-      if (!client.destroyed && !upstream.destroyed) {
-        upstream.once('drain', () => { if (session.client === client) this.relay(session, client, upstream); });
+      if (!upstream.destroyed) {
+        upstream.once('drain', () => { if (session.relayId !== undefined) this.relay(session, upstream); else upstream.destroy(); });
         return;
       }
-      upstream.destroy();
-      client.destroy();
+      this.end(session, true);
       return;
     }
     try {
-      session.relayId = this.relays.adopt(client, upstream);
+      this.relays.complete(session.relayId!, upstream);
     } catch (e) {
       this.failures.note('connect', failureCode(e), `${session.destination}: ${(e as Error).message}`);
       upstream.destroy();
-      client.resetAndDestroy();
-      return;
+      this.end(session, true);
     }
-    session.client = undefined;
-    this.relayed.set(session.relayId, session);
   }
 
   private relayEnded(end: RelayEnd): void {
@@ -551,22 +588,19 @@ export class TunProxy extends EventEmitter {
     session.relayId = undefined;
     this.bytesUpDone += end.bytesAToB;
     this.bytesDownDone += end.bytesBToA;
-    this.relaysEnded++;
+    this.reclaimer.note();
     this.finish(session);
   }
 
-  /** Closes a session's connections (idle, released by the NAT, or the proxy closing). */
-  private end(session: Session): void {
+  /** Closes a session's connections (idle, released by the NAT, the proxy closing; with `reset`, a failure). */
+  private end(session: Session, reset = false): void {
     if (session.relayId !== undefined) {
-      const counts = this.relays.drop(session.relayId);
+      const counts = this.relays.drop(session.relayId, reset);
       this.relayed.delete(session.relayId);
       session.relayId = undefined;
       if (counts) { this.bytesUpDone += counts.bytesAToB; this.bytesDownDone += counts.bytesBToA; }
-      this.relaysEnded++;
+      this.reclaimer.note();
     }
-    const client = session.client;
-    session.client = undefined;
-    client?.destroy();
     this.finish(session);
   }
 

@@ -64,6 +64,8 @@ export class SocketRelay {
   #set: NativeRelaySet | null;
   #finished = new Float64Array(RECORD * 256);
   #active = new Uint32Array(4096);
+  /** Bytes read from side A before a pair's side B came (rare: a client that spoke first). */
+  #early = new Map<number, Buffer>();
 
   constructor(private readonly opts: SocketRelayOptions) {
     this.#set = call('creating the relay', () => new native.RelaySet(opts.maxPairs, opts.heldLimit));
@@ -81,41 +83,57 @@ export class SocketRelay {
   /** Bytes the pairs hold from short writes now. */
   get held(): number { return this.#set?.held ?? 0; }
 
-  /**
-   * Whether `adopt` can take the two sockets now: both open, on plain fds, with nothing of
-   * Node's left to write.
-   */
-  static canAdopt(a: net.Socket, b: net.Socket): boolean {
-    return !a.destroyed && !b.destroyed && a.writableLength === 0 && b.writableLength === 0 && fdOf(a) >= 0 && fdOf(b) >= 0;
+  /** Whether the relay can take `sock` now: open, on a plain fd, with nothing of Node's left to write. */
+  static canTake(sock: net.Socket): boolean {
+    return !sock.destroyed && sock.writableLength === 0 && fdOf(sock) >= 0;
   }
 
   /**
-   * Relays between `a` and `b` natively and destroys both net.Sockets (their connections live on
-   * in the set's duplicates). Bytes Node had already read from one go to the other first.
-   * Returns the pair's id; throws a TuntapError (then `a` is left as it was when the first fd
-   * could not be taken, else both sockets are destroyed and the relay resets `a`'s connection).
+   * Takes side A of a pair and destroys its net.Socket (the connection lives on in the set's
+   * duplicate; nothing is relayed until complete()). Bytes Node had read from it are kept for
+   * side B. Returns the pair's id; throws a TuntapError (`a` is then left as it was).
    */
-  adopt(a: net.Socket, b: net.Socket): number {
-    const set = this.#set;
-    if (set === null) throw new Error('the relay is closed');
-    const fromA = buffered(a), fromB = buffered(b);
-    // One socket at a time, each closed as soon as its duplicate exists: a handover needs one
-    // spare fd, not two (the set keeps one for a process at its open-files limit).
+  begin(a: net.Socket): number {
+    const set = this.#live();
+    const early = buffered(a);
     const id = call('relaying a connection', () => set.add(fdOf(a)));
+    if (early) this.#early.set(id, early);
     a.destroy();
+    return id;
+  }
+
+  /**
+   * Takes side B and starts relaying; bytes Node had read from either side go to the other
+   * first. On a TuntapError `b` is left as it was and the pair stays (drop it).
+   */
+  complete(id: number, b: net.Socket): void {
+    const set = this.#live();
+    const fromB = buffered(b);
+    call('relaying a connection', () => set.attach(id, fdOf(b), this.#early.get(id), fromB));
+    this.#early.delete(id);
+    b.destroy();
+  }
+
+  /** begin(a) and complete(id, b) at once. */
+  adopt(a: net.Socket, b: net.Socket): number {
+    const id = this.begin(a);
     try {
-      call('relaying a connection', () => set.attach(id, fdOf(b), fromA, fromB));
+      this.complete(id, b);
     } catch (e) {
-      set.drop(id, true);
-      b.destroy();
+      this.drop(id, true);
       throw e;
     }
-    b.destroy();
     return id;
+  }
+
+  #live(): NativeRelaySet {
+    if (this.#set === null) throw new Error('the relay is closed');
+    return this.#set;
   }
 
   /** Closes a pair (with `reset`, both sides get a RST); its byte counts, or undefined if it is gone. */
   drop(id: number, reset = false): { bytesAToB: number; bytesBToA: number } | undefined {
+    this.#early.delete(id);
     const counts = this.#set?.drop(id, reset);
     return counts && { bytesAToB: counts[0], bytesBToA: counts[1] };
   }
@@ -161,6 +179,7 @@ export class SocketRelay {
   close(): void {
     const set = this.#set;
     this.#set = null;
+    this.#early.clear();
     set?.close();
   }
 }

@@ -17,11 +17,16 @@ interface Rig {
   close(): Promise<void>;
 }
 
-async function rig(opts: { heldLimit?: number } = {}): Promise<Rig> {
+async function rig(opts: { heldLimit?: number; early?: Buffer } = {}): Promise<Rig> {
   const ends: RelayEnd[] = [];
   const relay = new SocketRelay({ maxPairs: 100_000, heldLimit: opts.heldLimit, onFinished: (e) => ends.push(e) });
   const waiting: ((s: net.Socket) => void)[] = [];
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => waiting.shift()!(s));
+  // With `early`, the server speaks first, and the relay takes over only once Node has read it
+  // from side b (as a proxy's reply can carry the destination's first bytes).
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+    if (opts.early) s.write(opts.early);
+    waiting.shift()!(s);
+  });
   await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, r));
   const adopted: ((v: { server: net.Socket; id: number }) => void)[] = [];
   const front = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (a) => {
@@ -29,6 +34,7 @@ async function rig(opts: { heldLimit?: number } = {}): Promise<Rig> {
     const got = new Promise<net.Socket>((r) => waiting.push(r));
     b.once('connect', async () => {
       const s = await got;
+      while (opts.early && b.readableLength < opts.early.length) await sleep(5);
       const id = relay.adopt(a, b);
       adopted.shift()!({ server: s, id });
     });
@@ -140,6 +146,19 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     }
     await r.close();
     return out;
+  },
+  // Bytes Node read from a socket before the handover reach the other side first, in order.
+  async leftover() {
+    const early = randomBytes(3000), rest = randomBytes(100_000);
+    const r = await rig({ early });
+    const { client, server } = await r.connect();
+    const got = drain(client);
+    await sendAll(server, rest, true);
+    const g = await got;
+    client.destroy();
+    server.destroy();
+    await r.close();
+    return { ok: g.hash === sha(Buffer.concat([early, rest])), length: g.length };
   },
   // The server never reads: the relay holds at most one read, the client's writes stall.
   async stalled() {

@@ -41,6 +41,12 @@ test('a half-close passes through in each direction, and the other direction goe
   assert.equal(r.size, 0);
 });
 
+test('bytes Node had read before the handover go first, in order', async () => {
+  const r = await run<{ ok: boolean; length: number }>('leftover');
+  assert.equal(r.length, 103_000);
+  assert.ok(r.ok, 'the early bytes, then the rest, intact');
+});
+
 test('a reset from either side reaches the other side as a reset', async () => {
   const r = await run<Record<'client' | 'server', { otherSaw: string; bytes: number; end?: End }>>('reset');
   for (const who of ['client', 'server'] as const) {
