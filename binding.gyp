@@ -12,7 +12,8 @@
         "native/aead.cc",
         "native/pcap.cc",
         "native/notify.cc",
-        "native/checksum.cc"
+        "native/checksum.cc",
+        "native/relay.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

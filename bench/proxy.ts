@@ -53,7 +53,7 @@ process.stdin.resume();
 function chooseCli(): string {
   const root = new URL('..', import.meta.url).pathname;
   const compiled = join(root, 'dist/src/cli/main.js');
-  const newest = ['src/proxy/engine.ts', 'src/proxy/nat.ts', 'src/proxy/relay.ts', 'src/cli/socks.ts']
+  const newest = ['src/proxy/engine.ts', 'src/proxy/nat.ts', 'src/proxy/socket-relay.ts', 'src/cli/socks.ts']
     .filter((f) => existsSync(join(root, f))).map((f) => statSync(join(root, f)).mtimeMs);
   if (!process.env.TUNTAP_PROXY_CLI && existsSync(compiled) && existsSync(join(root, 'dist/src/proxy/engine.js'))
     && statSync(join(root, 'dist/src/proxy/engine.js')).mtimeMs >= Math.max(...newest)) {
@@ -94,7 +94,8 @@ async function measureMemory(t: ProxyTopology, p: ProxyProcess, transfer: () => 
     const held = p.stats().sessions!;
     h.stdin!.end();
     await p.waitStats((x) => x.sessions === 0, 60_000);
-    await sleep(3000);
+    // A closed connection's NAT entry lingers 5 s (late segments still find it), then is freed.
+    await sleep(8000);
     return { idle, busyFlow, manyFlows, held, afterClose: memoryOf(pid).rss };
   } finally {
     // On failure the holder would keep its thousands of connections open: end it here.

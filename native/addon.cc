@@ -4,6 +4,7 @@
 namespace tuntap { void InitPcap(Napi::Env env, Napi::Object exports); }  // native/pcap.cc
 namespace tuntap { void InitNotify(Napi::Env env, Napi::Object exports); }  // native/notify.cc
 namespace tuntap { void InitChecksum(Napi::Env env, Napi::Object exports); }  // native/checksum.cc
+namespace tuntap { void InitRelay(Napi::Env env, Napi::Object exports); }  // native/relay.cc
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitNetns(env, exports);
@@ -15,6 +16,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitPcap(env, exports);
   tuntap::InitNotify(env, exports);
   tuntap::InitChecksum(env, exports);
+  tuntap::InitRelay(env, exports);
   return exports;
 }
 

@@ -1,7 +1,7 @@
 // The transparent proxy: packets from the TUN go through the TCP NAT (nat.ts) into local
-// listening sockets, whose connections are relayed (relay.ts) through the upstream; UDP goes
-// through the UDP relay (udp.ts); DNS queries are answered from the fake-IP pool or carried over
-// TCP. Only sources the source policy (sources.ts) admits are served, and failures on every side
+// listening sockets, whose connections reach the upstream (upstream.ts) and are then relayed
+// natively (socket-relay.ts); UDP goes through the UDP relay (udp.ts); DNS queries are answered
+// from the fake-IP pool or carried over TCP. Only sources the source policy (sources.ts) admits are served, and failures on every side
 // path are counted by errno (failures.ts) rather than allowed to stop the service.
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -15,7 +15,8 @@ import { formatIP } from '../addr.js';
 import { isGso, needsCsum, type OffloadMode, type PacketBatch, type VirtioNetHdr } from '../device/index.js';
 import { decide, type Rule, type RuleAction } from './rules.js';
 import { connectThrough, describeUpstream, formatHostPort, UpstreamError, type Upstream } from './upstream.js';
-import { forward, RelayBudget } from './relay.js';
+import { SocketRelay, type RelayEnd } from './socket-relay.js';
+import { DEFAULT_MAX_SESSIONS } from './limits.js';
 import { Reclaimer } from './reclaim.js';
 import { SourcePolicy } from './sources.js';
 import { FailureLog, type FailureKind } from './failures.js';
@@ -132,17 +133,21 @@ export interface ProxyStats {
 interface Session {
   id: number;
   entry: NatEntry;
-  client: net.Socket;
-  upstream?: net.Socket;
+  /**
+   * The relay's pair: from accept on it holds the application's connection (no net.Socket is
+   * kept for it), and relays once the upstream is attached; undefined once ended.
+   */
+  relayId: number | undefined;
   destination: string;
   via: string;
   state: 'connecting' | 'open';
   startedAt: number;
+  /** Where it goes: the host (a name in fake-IP mode) and the upstream that reaches it. */
+  destHost: string;
+  upstream: Upstream;
   /** The destination is a fake address whose name this session keeps from reuse. */
   holdsFakeIp: boolean;
-  /** Hands the relay's extra buffer allowance back (set once relaying). */
-  releaseBuffers: (() => void) | undefined;
-  /** Bytes moved since the last idle sweep (the relay sets it), and when the session last moved any. */
+  /** Bytes moved since the last idle sweep (the sweep asks the relay), and when the session last moved any. */
   active: boolean;
   idleSince: number;
 }
@@ -166,6 +171,12 @@ function failureCode(e: unknown): string {
   return (e as NodeJS.ErrnoException).code ?? 'error';
 }
 
+/**
+ * Upstream handshakes run at once; more connections wait (as a native half-pair each) so a burst
+ * of thousands does not hold thousands of net.Sockets and handshakes at the same time.
+ */
+export const MAX_HANDSHAKES = 256;
+
 export class TunProxy extends EventEmitter {
   private readonly nat: TcpNat;
   private readonly servers: net.Server[];
@@ -174,8 +185,13 @@ export class TunProxy extends EventEmitter {
   private readonly fakeIps?: FakeIpPool;
   private readonly sources: SourcePolicy;
   private readonly failures: FailureLog;
-  private readonly relayBudget = new RelayBudget();
-  private readonly reclaimer = new Reclaimer();
+  private readonly relays: SocketRelay;
+  /** Relaying sessions by their relay pair. */
+  private readonly relayed = new Map<number, Session>();
+  private readonly reclaimer: Reclaimer;
+  /** Upstream handshakes running, and the sessions waiting for one (at most MAX_HANDSHAKES run). */
+  private handshakes = 0;
+  private readonly handshakeQueue: Session[] = [];
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
   private writeChain: Promise<void> = Promise.resolve();
@@ -217,7 +233,7 @@ export class TunProxy extends EventEmitter {
       maxHalfOpenPerSource: opts.maxHalfOpenPerSource,
       onRelease: (port) => {
         const s = this.sessions.get(port);
-        if (s) { s.client.destroy(); s.upstream?.destroy(); this.finish(s); }
+        if (s) this.end(s);
       },
       // A SYN to a fake address keeps it from going to another name before it is accepted.
       admit: this.rules.length === 0 && !opts.rulesMayChange && opts.upstream.kind !== 'reject' && !fakeIps ? undefined
@@ -236,6 +252,12 @@ export class TunProxy extends EventEmitter {
       });
     }
     this.udp?.probe();
+    this.relays = new SocketRelay({
+      maxPairs: Math.max(1, opts.maxSessions ?? DEFAULT_MAX_SESSIONS),
+      onFinished: (end) => this.relayEnded(end),
+      onError: (e) => { if (!this.closed) { this.opts.log?.(`relay: ${(e as Error).message}`); this.emit('error', e); } },
+    });
+    this.reclaimer = new Reclaimer(undefined, () => this.relays.trim());
     for (const s of servers) {
       s.on('connection', (sock: net.Socket) => this.accept(sock));
       // accept() failing (EMFILE when out of descriptors) is counted; the listener keeps going.
@@ -248,10 +270,15 @@ export class TunProxy extends EventEmitter {
   }
 
   private sweep(): void {
+    this.relays.takeActive((id) => { const s = this.relayed.get(id); if (s) s.active = true; });
     this.closeIdle(Date.now());
     const c = this.nat.counters;
     const timeouts = c.acceptTimeouts;
+    const entries = this.nat.size;
     this.nat.sweep();
+    // Entries that finished lingering are garbage too.
+    this.reclaimer.note(Math.max(0, entries - this.nat.size));
+    this.reclaimer.due();
     // Half-open entries (never answered, like spoofed SYNs) are not failures of ours; a
     // completed handshake that no accept() picked up is.
     for (let i = timeouts; i < c.acceptTimeouts; i++) {
@@ -274,8 +301,7 @@ export class TunProxy extends EventEmitter {
         s.idleSince = now;
       } else if (now - s.idleSince >= idle) {
         this.opts.log?.(`${s.destination}: idle for ${Math.round(idle / 1000)} s, closing`);
-        s.client.destroy();
-        s.upstream?.destroy();
+        this.end(s);
       }
     }
   }
@@ -485,50 +511,97 @@ export class TunProxy extends EventEmitter {
     const name = this.fakeIps?.nameOf(entry.dstHost);
     if (name !== undefined) this.fakeIps!.hold(entry.dstHost);
     const destHost = name ?? entry.dstHost;
-    const action = this.actionFor(entry.dstHost, entry.dstPort);
-    const up = this.upstreamFor(action);
+    const up = this.upstreamFor(this.actionFor(entry.dstHost, entry.dstPort));
     const session: Session = {
-      id: this.nextId++, entry, client, destination: formatHostPort(destHost, entry.dstPort),
+      id: this.nextId++, entry, destination: formatHostPort(destHost, entry.dstPort), destHost, upstream: up,
       via: describeUpstream(up), state: 'connecting', startedAt: Date.now(), holdsFakeIp: name !== undefined,
-      releaseBuffers: undefined, active: false, idleSince: Date.now(),
+      relayId: undefined, active: false, idleSince: Date.now(),
     };
     this.sessions.set(entry.port, session);
     this.counters.connectionsTotal++;
-    client.on('error', () => { /* handled by close */ });
-    client.once('close', () => this.finish(session));
+    this.reclaimer.note();
+    // The relay takes the application's side at once: a connection waiting for its upstream costs
+    // a native half-pair, not a net.Socket.
+    try {
+      session.relayId = this.relays.begin(client);
+    } catch (e) {
+      this.failures.note('accept', failureCode(e), `${entry.srcHost} → ${session.destination}: ${(e as Error).message}`);
+      client.resetAndDestroy();
+      this.finish(session);
+      return;
+    }
+    this.relayed.set(session.relayId, session);
+    if (this.handshakes < MAX_HANDSHAKES) this.reach(session);
+    else this.handshakeQueue.push(session);
+  }
+
+  /** Reaches the session's destination through its upstream, then relays. */
+  private reach(session: Session): void {
+    this.handshakes++;
+    const { entry, upstream: up, destHost } = session;
     connectThrough(up, { host: destHost, port: entry.dstPort }, this.connectOptions(up, destHost)).then((upstream) => {
-      if (client.destroyed) { upstream.destroy(); return; }
-      session.upstream = upstream;
+      this.handshakeDone();
+      if (session.relayId === undefined) { upstream.destroy(); return; }
       session.state = 'open';
-      this.relay(session, client, upstream);
+      this.relay(session, upstream);
     }, (e: unknown) => {
+      this.handshakeDone();
       this.failures.note('connect', failureCode(e), `${entry.srcHost} → ${session.destination} via ${session.via}: ${(e as Error).message}`);
       this.emit('connect-error', session.destination, e);
       // The application sees a reset, as it would from a refusing host.
-      if (!client.destroyed) client.resetAndDestroy();
+      this.end(session, true);
     });
   }
 
-  private relay(session: Session, client: net.Socket, upstream: net.Socket): void {
-    upstream.on('error', (e: NodeJS.ErrnoException) => {
-      // A reset upstream becomes a reset towards the application.
-      if (e.code === 'ECONNRESET' && !client.destroyed) client.resetAndDestroy();
-      else client.destroy();
-    });
-    client.on('error', () => { if (!upstream.destroyed) upstream.resetAndDestroy(); });
-    upstream.once('close', () => {
-      this.bytesDownDone += upstream.bytesRead;
-      this.bytesUpDone += upstream.bytesWritten;
-      session.upstream = undefined;
-      // Both directions ended normally: the client closes on its own once its FIN is out.
-      if (!client.destroyed && !client.writableEnded) client.destroy();
-    });
-    client.once('close', () => { if (!upstream.destroyed && !upstream.readableEnded) upstream.destroy(); });
-    const up = forward(client, upstream, this.relayBudget, { activity: session, reclaimer: this.reclaimer });
-    const down = forward(upstream, client, this.relayBudget, { activity: session, reclaimer: this.reclaimer });
-    session.releaseBuffers = () => { up(); down(); };
-    client.resume();
-    upstream.resume();
+  private handshakeDone(): void {
+    this.handshakes--;
+    while (this.handshakes < MAX_HANDSHAKES && this.handshakeQueue.length > 0) {
+      const next = this.handshakeQueue.shift()!;
+      if (next.relayId !== undefined && !this.closed) this.reach(next);
+    }
+  }
+
+  private relay(session: Session, upstream: net.Socket): void {
+    upstream.on('error', () => { /* the relay or end() ends it */ });
+    if (!SocketRelay.canTake(upstream)) {
+      // Node still has handshake bytes to write: hand over once they are out.
+      if (!upstream.destroyed) {
+        upstream.once('drain', () => { if (session.relayId !== undefined) this.relay(session, upstream); else upstream.destroy(); });
+        return;
+      }
+      this.end(session, true);
+      return;
+    }
+    try {
+      this.relays.complete(session.relayId!, upstream);
+    } catch (e) {
+      this.failures.note('connect', failureCode(e), `${session.destination}: ${(e as Error).message}`);
+      upstream.destroy();
+      this.end(session, true);
+    }
+  }
+
+  private relayEnded(end: RelayEnd): void {
+    const session = this.relayed.get(end.id);
+    if (!session) return;
+    this.relayed.delete(end.id);
+    session.relayId = undefined;
+    this.bytesUpDone += end.bytesAToB;
+    this.bytesDownDone += end.bytesBToA;
+    this.reclaimer.note();
+    this.finish(session);
+  }
+
+  /** Closes a session's connections (idle, released by the NAT, the proxy closing; with `reset`, a failure). */
+  private end(session: Session, reset = false): void {
+    if (session.relayId !== undefined) {
+      const counts = this.relays.drop(session.relayId, reset);
+      this.relayed.delete(session.relayId);
+      session.relayId = undefined;
+      if (counts) { this.bytesUpDone += counts.bytesAToB; this.bytesDownDone += counts.bytesBToA; }
+      this.reclaimer.note();
+    }
+    this.finish(session);
   }
 
   private finish(session: Session): void {
@@ -536,16 +609,17 @@ export class TunProxy extends EventEmitter {
     this.sessions.delete(session.entry.port);
     this.nat.close(session.entry.port);
     if (session.holdsFakeIp) this.fakeIps!.release(session.entry.dstHost);
-    session.releaseBuffers?.();
-    if (session.upstream && !session.upstream.destroyed) session.upstream.destroy();
   }
 
   connections(): ConnectionInfo[] {
-    return [...this.sessions.values()].map((s) => ({
-      id: s.id, source: formatHostPort(s.entry.srcHost, s.entry.srcPort), destination: s.destination,
-      via: s.via, state: s.state, startedAt: s.startedAt,
-      bytesUp: s.upstream?.bytesWritten ?? 0, bytesDown: s.upstream?.bytesRead ?? 0,
-    }));
+    return [...this.sessions.values()].map((s) => {
+      const counts = s.relayId === undefined ? undefined : this.relays.bytes(s.relayId);
+      return {
+        id: s.id, source: formatHostPort(s.entry.srcHost, s.entry.srcPort), destination: s.destination,
+        via: s.via, state: s.state, startedAt: s.startedAt,
+        bytesUp: counts?.bytesAToB ?? 0, bytesDown: counts?.bytesBToA ?? 0,
+      };
+    });
   }
 
   /** TCP sessions by state, counted without copying them (for metrics). */
@@ -557,8 +631,9 @@ export class TunProxy extends EventEmitter {
 
   stats(): ProxyStats {
     let up = this.bytesUpDone, down = this.bytesDownDone;
-    for (const s of this.sessions.values()) {
-      if (s.upstream) { up += s.upstream.bytesWritten; down += s.upstream.bytesRead; }
+    for (const id of this.relayed.keys()) {
+      const counts = this.relays.bytes(id);
+      if (counts) { up += counts.bytesAToB; down += counts.bytesBToA; }
     }
     return {
       sessions: this.sessions.size, natEntries: this.nat.size, bytesUp: up, bytesDown: down,
@@ -576,7 +651,8 @@ export class TunProxy extends EventEmitter {
     clearInterval(this.sweepTimer);
     this.failures.close();
     this.udp?.close();
-    for (const s of this.sessions.values()) { s.client.destroy(); s.upstream?.destroy(); }
+    for (const s of [...this.sessions.values()]) this.end(s);
+    this.relays.close();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     await this.writeChain;
   }

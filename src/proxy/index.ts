@@ -20,5 +20,5 @@ export { isHostName, isDestinationHost } from './names.js';
 export { FailureLog, type FailureKind } from './failures.js';
 export { descriptorLimit, checkDescriptors, type DescriptorLimit } from './limits.js';
 export { resolvePassword, redactor, PASSWORD_ENV } from './credentials.js';
-export { forward, RelayBudget, RELAY_INITIAL_ALLOWANCE, RELAY_MAX_ALLOWANCE } from './relay.js';
+export { SocketRelay, type SocketRelayOptions, type RelayEnd } from './socket-relay.js';
 export { PolicyRouting, configureProxyTun, sourceAddressFor, type PolicyRoutingOptions } from './routing.js';

@@ -168,8 +168,6 @@ async function readHttpHead(sock: net.Socket): Promise<string> {
 
 function tcpConnect(host: string, port: number, opts: ConnectOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    // Stream buffers keep Node's small defaults: relay.ts lets a connection queue more only
-    // once it moves bulk data.
     const sock = net.connect({
       host, port, allowHalfOpen: true, noDelay: true,
       ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),

@@ -5,7 +5,9 @@
 // not own. Under `npm run test:asan` (AddressSanitizer + UBSan) any stray access aborts the run.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { TestNet } from '../helpers/netns.js';
@@ -83,6 +85,9 @@ interface Env {
   queue: any;
   udp: any;
   watcher: any;
+  relay: any;
+  /** Two connected Unix stream sockets (their fds: what RelaySet.add and attach take). */
+  streams: { server: import('node:net').Server; a: import('node:net').Socket; b: import('node:net').Socket; path: string };
 }
 
 function tunFd(env: Env, flags = IFF_TUN | IFF_NO_PI): number {
@@ -141,6 +146,13 @@ const freshQueue = (env: Env) => {
   return Object.assign(new N.TunQueue(held), { heldFd: held });
 };
 const freshUdp = (env: Env) => inNetns({ fd: env.nsFd }, () => new N.UdpSocketNative(4));
+const streamFd = (s: import('node:net').Socket): number => (s as any)._handle.fd;
+// A relay set holding pair 1 with side A added, waiting for attach().
+const freshRelay = (env: Env) => {
+  const set = new N.RelaySet(4);
+  set.add(streamFd(env.streams.a));
+  return set;
+};
 
 const entries: Record<string, Entry> = {
   // netns.cc
@@ -212,6 +224,24 @@ const entries: Record<string, Entry> = {
   'UdpSocketNative.unref': { args: () => [] },
   'UdpSocketNative.close': { self: freshUdp, args: () => [] },
   unshareNet: { args: () => [] }, // moves the thread into a new namespace; each call runs inside inNetns, which brings it back
+  // relay.cc
+  RelaySet: { construct: true, args: () => [16, 1 << 20, 65536, 1 << 20], undo: (s) => s.close() },
+  'RelaySet.add': { args: (e) => [streamFd(e.streams.a)], undo: (id, _e, s) => s.drop(id) },
+  'RelaySet.attach': { self: freshRelay, args: (e) => [1, streamFd(e.streams.b), new Uint8Array(4), new Uint8Array(4)] },
+  'RelaySet.drop': { args: () => [1, true] },
+  'RelaySet.bytes': { args: () => [1] },
+  'RelaySet.takeFinished': { args: () => [new Float64Array(10)] },
+  'RelaySet.takeActive': { args: () => [new Uint32Array(4)] },
+  'RelaySet.trim': { args: () => [] },
+  'RelaySet.size': { args: () => [] },
+  'RelaySet.held': { args: () => [] },
+  'RelaySet.read': { args: () => [] },
+  'RelaySet.waitReadable': { args: () => [noop, true], undo: (_r, _e, s) => s.cancel('read') },
+  'RelaySet.waitWritable': { args: () => [noop], undo: (_r, _e, s) => s.cancel('write') },
+  'RelaySet.cancel': { args: () => ['read'] },
+  'RelaySet.ref': { args: () => [] },
+  'RelaySet.unref': { args: () => [] },
+  'RelaySet.close': { self: freshRelay, args: () => [] },
   // aead.cc
   aeadBackend: { args: () => ['direct'] },
   aeadSealBatch: { args: sealArgs },
@@ -247,6 +277,7 @@ function nativeEntryPoints(): string[] {
 
 const CLASSES: Record<string, () => any> = {
   TunQueue: () => N.TunQueue, UdpSocketNative: () => N.UdpSocketNative, NetlinkWatcher: () => NL.Watcher,
+  RelaySet: () => N.RelaySet,
 };
 
 /** The function behind an entry name, and the object a method runs on. */
@@ -259,7 +290,7 @@ function resolve(name: string, env: Env): { fn: Fn; self: any; construct: boolea
   const proto = CLASSES[name.slice(0, dot)]!().prototype;
   const member = name.slice(dot + 1);
   const descriptor = Object.getOwnPropertyDescriptor(proto, member)!;
-  const shared: Record<string, unknown> = { TunQueue: env.queue, UdpSocketNative: env.udp, NetlinkWatcher: env.watcher };
+  const shared: Record<string, unknown> = { TunQueue: env.queue, UdpSocketNative: env.udp, NetlinkWatcher: env.watcher, RelaySet: env.relay };
   const self = entry.self?.(env) ?? shared[name.slice(0, dot)];
   return { fn: descriptor.get ?? descriptor.value, self, construct: false };
 }
@@ -313,7 +344,25 @@ async function makeEnv(): Promise<Env> {
   env.udp = freshUdp(env);
   env.udp.setRecvArea(udpArea());
   env.watcher = new NL.Watcher(env.nl, new Uint8Array(65536));
+  env.relay = new N.RelaySet(16);
+  env.streams = await unixStreams();
+  // The set opens its spare fd at its first add: open it now, before fds are counted.
+  env.relay.drop(env.relay.add(streamFd(env.streams.a)));
   return env;
+}
+
+/** A connected pair of Unix stream sockets (no network traffic; the relay takes any stream socket). */
+async function unixStreams(): Promise<Env['streams']> {
+  const { createServer, connect } = await import('node:net');
+  const path = join(mkdtempSync(join(tmpdir(), 'tuntap-hostile-')), 'relay.sock');
+  let accepted!: (s: import('node:net').Socket) => void;
+  const got = new Promise<import('node:net').Socket>((r) => { accepted = r; });
+  const server = createServer({ pauseOnConnect: true }, (s) => accepted(s));
+  await new Promise<void>((r) => server.listen(path, r));
+  const a = connect(path);
+  a.pause();
+  await new Promise((r) => a.once('connect', r));
+  return { server, a, b: await got, path };
 }
 
 /** Runs a test body on a fresh Env and closes it after, even when the body fails. */
@@ -330,6 +379,11 @@ function closeEnv(env: Env): void {
   env.queue.close();
   env.udp.close();
   env.watcher.close();
+  env.relay.close();
+  env.streams.a.destroy();
+  env.streams.b.destroy();
+  env.streams.server.close();
+  rmSync(dirname(env.streams.path), { recursive: true, force: true });
   for (const f of [env.tun.fd, env.sock, env.nl, env.nsFd]) N.closeFd(f);
 }
 
@@ -373,6 +427,7 @@ test('methods called on an object of another class (or none) are a TypeError, ne
       TunQueue: [env.udp, watcher, {}, Object.create(N.TunQueue.prototype), 5, undefined],
       UdpSocketNative: [env.queue, watcher, {}, Object.create(N.UdpSocketNative.prototype), 'x', null],
       NetlinkWatcher: [env.queue, env.udp, {}, Object.create(NL.Watcher.prototype), true],
+      RelaySet: [env.queue, env.udp, watcher, {}, Object.create(N.RelaySet.prototype), 7],
     };
     for (const [cls, strangers] of Object.entries(others)) {
       const proto = CLASSES[cls]!().prototype;

@@ -1,7 +1,7 @@
 // What a busy connection costs the proxy in resident memory: iperf3 through `tuntap socks` →
 // dante, both directions, while the proxy's peak RSS (VmHWM, restarted at idle) is watched.
-// Every chunk Node reads is a fresh buffer that V8 frees only when it collects; the relay has
-// them collected every few MiB, so the peak stays near idle instead of tens of MiB above it.
+// The relay copies in native code through one shared buffer (no Buffer per read), so the peak
+// stays near idle instead of tens of MiB above it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { nsRun } from '../helpers/netns.js';
