@@ -153,7 +153,8 @@ interface Tunnel {
 
 interface Measured { bps: number; rttMs: number; rttMedianMs: number; wireRttMs: number }
 
-async function bringUp(kind: Kind, idx: number): Promise<Tunnel> {
+/** Both sides of a `kind` tunnel, checked with two pings unless `checkPing` is false (a first ping to be timed). */
+async function bringUp(kind: Kind, idx: number, opts: { checkPing?: boolean } = {}): Promise<Tunnel> {
   const topo = new WgTopology(idx);
   try {
     const a = topo.side(1);
@@ -176,8 +177,10 @@ async function bringUp(kind: Kind, idx: number): Promise<Tunnel> {
       await topo.wireguardGo(a, [{ side: b, endpoint: 4 }]);
       await topo.wireguardGo(b, [{ side: a, endpoint: 4 }]);
     }
-    const warm = await ping(a.ns, b.inner4, 2);
-    if (!warm.ok) throw new Error(`${kind}: tunnel does not pass ping: ${warm.out}`);
+    if (opts.checkPing !== false) {
+      const warm = await ping(a.ns, b.inner4, 2);
+      if (!warm.ok) throw new Error(`${kind}: tunnel does not pass ping: ${warm.out}`);
+    }
     return { kind, topo, a, b, times: [] };
   } catch (e) {
     await topo.cleanup();
@@ -223,7 +226,7 @@ const FIRST_PINGS = 20;
 const EARLY_INTERVAL = 0.05;
 const TRAFFIC_SECONDS = 3;
 
-type FirstKind = 'tuntap' | 'wireguard-go';
+type FirstKind = Extract<Kind, 'tuntap' | 'wireguard-go'>;
 interface FirstRound { firstPingMs: number; early: number[]; steady: number[] }
 
 async function pingSeries(ns: string, target: string, count: number, intervalS: number): Promise<number[]> {
@@ -234,18 +237,8 @@ async function pingSeries(ns: string, target: string, count: number, intervalS: 
 }
 
 async function firstSecondsRound(kind: FirstKind, idx: number): Promise<FirstRound> {
-  const topo = new WgTopology(idx);
+  const { topo, a, b } = await bringUp(kind, idx, { checkPing: false });
   try {
-    const a = topo.side(1);
-    const b = topo.side(2);
-    topo.link(a, b);
-    if (kind === 'tuntap') {
-      await topo.tuntapProcess(a, [{ side: b, endpoint: 4 }], { compiled: true });
-      await topo.tuntapProcess(b, [{ side: a, endpoint: 4 }], { compiled: true });
-    } else {
-      await topo.wireguardGo(a, [{ side: b, endpoint: 4 }]);
-      await topo.wireguardGo(b, [{ side: a, endpoint: 4 }]);
-    }
     const [firstPingMs] = await pingSeries(a.ns, b.inner4, 1, EARLY_INTERVAL);
     const early = await pingSeries(a.ns, b.inner4, FIRST_PINGS, EARLY_INTERVAL);
     await pingSeries(a.ns, b.inner4, TRAFFIC_SECONDS * 100, 0.01);
