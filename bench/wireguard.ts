@@ -7,7 +7,7 @@
 // createCipheriv per packet. OpenVPN (AES-256-GCM, TLS mode, userspace data channel) joins the
 // comparison when it is installed.
 //
-//   npm run bench -- wireguard [--only=tunnels,first,cost] [--first-rounds=N]
+//   npm run bench -- wireguard [--only=tunnels,first,cost] [--first-rounds=N] [--first-control=no]
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -153,7 +153,8 @@ interface Tunnel {
 
 interface Measured { bps: number; bpsRounds: number[]; rttMs: number; rttMedianMs: number; wireRttMs: number }
 
-async function bringUp(kind: Kind, idx: number): Promise<Tunnel> {
+/** Both sides of a `kind` tunnel, checked with two pings unless `checkPing` is false (a first ping to be timed). */
+async function bringUp(kind: Kind, idx: number, opts: { checkPing?: boolean } = {}): Promise<Tunnel> {
   const topo = new WgTopology(idx);
   try {
     const a = topo.side(1);
@@ -176,8 +177,10 @@ async function bringUp(kind: Kind, idx: number): Promise<Tunnel> {
       await topo.wireguardGo(a, [{ side: b, endpoint: 4 }]);
       await topo.wireguardGo(b, [{ side: a, endpoint: 4 }]);
     }
-    const warm = await ping(a.ns, b.inner4, 2);
-    if (!warm.ok) throw new Error(`${kind}: tunnel does not pass ping: ${warm.out}`);
+    if (opts.checkPing !== false) {
+      const warm = await ping(a.ns, b.inner4, 2);
+      if (!warm.ok) throw new Error(`${kind}: tunnel does not pass ping: ${warm.out}`);
+    }
     return { kind, topo, a, b, times: [] };
   } catch (e) {
     await topo.cleanup();
@@ -222,11 +225,15 @@ async function measureAll(kinds: Kind[], seconds: number, iperfRounds: number): 
 // A fresh tunnel's first seconds, as a user meets them: both sides `tuntap wg up` (compiled), then
 // one ping (it waits for the handshake it starts), FIRST_PINGS pings EARLY_INTERVAL apart, 3 s of
 // traffic (pings 10 ms apart), and FIRST_PINGS pings again. A new pair of processes each round.
+// The same rounds with wireguard-go (alternating with ours, so a busy moment of this shared
+// machine falls on both alike) are the control: what the kernel and the scheduler make of any
+// idle tunnel's first pings.
 const FIRST_PINGS = 20;
 const EARLY_INTERVAL = 0.05;
 const TRAFFIC_SECONDS = 3;
 
-interface FirstSeconds { firstPingMs: number[]; early: number[]; steady: number[] }
+type FirstKind = Extract<Kind, 'tuntap' | 'wireguard-go'>;
+interface FirstRound { firstPingMs: number; early: number[]; steady: number[] }
 
 async function pingSeries(ns: string, target: string, count: number, intervalS: number): Promise<number[]> {
   const r = await nsRun(ns, 'ping', ['-c', String(count), '-i', String(intervalS), '-W', '5', target], (count * intervalS + 20) * 1000);
@@ -235,36 +242,49 @@ async function pingSeries(ns: string, target: string, count: number, intervalS: 
   return times;
 }
 
-async function firstSeconds(rounds: number): Promise<FirstSeconds> {
-  const m: FirstSeconds = { firstPingMs: [], early: [], steady: [] };
+async function firstSecondsRound(kind: FirstKind, idx: number): Promise<FirstRound> {
+  const { topo, a, b } = await bringUp(kind, idx, { checkPing: false });
+  try {
+    const [firstPingMs] = await pingSeries(a.ns, b.inner4, 1, EARLY_INTERVAL);
+    const early = await pingSeries(a.ns, b.inner4, FIRST_PINGS, EARLY_INTERVAL);
+    await pingSeries(a.ns, b.inner4, TRAFFIC_SECONDS * 100, 0.01);
+    const steady = await pingSeries(a.ns, b.inner4, FIRST_PINGS, EARLY_INTERVAL);
+    return { firstPingMs: firstPingMs!, early, steady };
+  } finally {
+    await topo.cleanup();
+  }
+}
+
+async function firstSeconds(rounds: number, kinds: FirstKind[]): Promise<Map<FirstKind, FirstRound[]>> {
+  const m = new Map<FirstKind, FirstRound[]>(kinds.map((k) => [k, []]));
   for (let r = 0; r < rounds; r++) {
-    const topo = new WgTopology(61 + r);
-    try {
-      const a = topo.side(1);
-      const b = topo.side(2);
-      topo.link(a, b);
-      await topo.tuntapProcess(a, [{ side: b, endpoint: 4 }], { compiled: true });
-      await topo.tuntapProcess(b, [{ side: a, endpoint: 4 }], { compiled: true });
-      m.firstPingMs.push(...await pingSeries(a.ns, b.inner4, 1, EARLY_INTERVAL));
-      m.early.push(...await pingSeries(a.ns, b.inner4, FIRST_PINGS, EARLY_INTERVAL));
-      await pingSeries(a.ns, b.inner4, TRAFFIC_SECONDS * 100, 0.01);
-      m.steady.push(...await pingSeries(a.ns, b.inner4, FIRST_PINGS, EARLY_INTERVAL));
-    } finally {
-      await topo.cleanup();
-    }
+    for (const [i, kind] of kinds.entries()) m.get(kind)!.push(await firstSecondsRound(kind, 61 + (r * kinds.length + i) % 30));
   }
   return m;
 }
 
-function reportFirstSeconds(m: FirstSeconds, rounds: number): void {
-  console.log(`\n== wireguard: a fresh tunnel's first seconds (two \`tuntap wg up\` processes, ${rounds} rounds, a new pair each)`);
-  const early = median(m.early);
-  const steady = median(m.steady);
-  console.log(`  first ping (starts the handshake; handshake to first data and back): median ${median(m.firstPingMs).toFixed(3)} ms` +
-    ` (${m.firstPingMs.map((x) => x.toFixed(2)).join(', ')})`);
-  console.log(`  first ${FIRST_PINGS} pings after it, ${EARLY_INTERVAL * 1000} ms apart: median ${early.toFixed(3)} ms, mean ${mean(m.early).toFixed(3)}, max ${Math.max(...m.early).toFixed(3)}`);
-  console.log(`  the same after ${TRAFFIC_SECONDS} s of traffic:                median ${steady.toFixed(3)} ms, mean ${mean(m.steady).toFixed(3)}, max ${Math.max(...m.steady).toFixed(3)}`);
-  console.log(`  ratio first ${FIRST_PINGS} / steady state: ${(early / steady).toFixed(2)}x (medians; target <= 1.2x)`);
+const fixed = (xs: number[], digits = 2) => xs.map((x) => x.toFixed(digits)).join(' ');
+
+function reportFirstSeconds(m: Map<FirstKind, FirstRound[]>, rounds: number): void {
+  console.log(`\n== wireguard: a fresh tunnel's first seconds (two processes per side pair, ${rounds} rounds, a new pair each;` +
+    ` ${FIRST_PINGS} pings ${EARLY_INTERVAL * 1000} ms apart right after the first, and again after ${TRAFFIC_SECONDS} s of traffic)`);
+  for (const [kind, rs] of m) {
+    const early = rs.flatMap((r) => r.early);
+    const steady = rs.flatMap((r) => r.steady);
+    const ratio = median(early) / median(steady);
+    console.log(`  ${kind}:`);
+    // Per round: its own medians and ratio, and its first five pings (where a cold start shows).
+    for (const [i, r] of rs.entries()) {
+      console.log(`    round ${i + 1}: first ping ${r.firstPingMs.toFixed(2)} ms; first ${FIRST_PINGS} median ${median(r.early).toFixed(3)},` +
+        ` steady ${median(r.steady).toFixed(3)}, ratio ${(median(r.early) / median(r.steady)).toFixed(2)}x; pings 1-5: ${fixed(r.early.slice(0, 5))}`);
+    }
+    const perRound = rs.map((r) => median(r.early) / median(r.steady));
+    console.log(`    first ping (starts the handshake; handshake to first data and back): median ${median(rs.map((r) => r.firstPingMs)).toFixed(3)} ms`);
+    console.log(`    first ${FIRST_PINGS} pings after it: median ${median(early).toFixed(3)} ms, mean ${mean(early).toFixed(3)}, max ${Math.max(...early).toFixed(3)}`);
+    console.log(`    the same after ${TRAFFIC_SECONDS} s of traffic:  median ${median(steady).toFixed(3)} ms, mean ${mean(steady).toFixed(3)}, max ${Math.max(...steady).toFixed(3)}`);
+    console.log(`    ratio first ${FIRST_PINGS} / steady state: ${ratio.toFixed(2)}x (medians of all rounds${kind === 'tuntap' ? '; target <= 1.2x' : ''});` +
+      ` per round ${fixed(perRound)} (median ${median(perRound).toFixed(2)}x)`);
+  }
 }
 
 export async function run(opts: BenchOptions): Promise<void> {
@@ -272,8 +292,10 @@ export async function run(opts: BenchOptions): Promise<void> {
   const only = option('only')?.split(',') ?? ['tunnels', 'first', 'cost'];
   if (only.includes('tunnels')) await tunnels(opts, option);
   if (only.includes('first')) {
-    const rounds = Math.max(1, Number(option('first-rounds') ?? 3));
-    reportFirstSeconds(await firstSeconds(rounds), rounds);
+    const rounds = Math.max(1, Number(option('first-rounds') ?? 5));
+    // --first-control=no leaves wireguard-go's rounds out.
+    const kinds: FirstKind[] = option('first-control') === 'no' ? ['tuntap'] : ['tuntap', 'wireguard-go'];
+    reportFirstSeconds(await firstSeconds(rounds, kinds), rounds);
   }
   if (only.includes('cost')) cost();
 }

@@ -105,7 +105,7 @@ export class WireGuardInterface implements UapiDevice {
   /** Creates the TUN device, binds the UDP port, starts the loops and (by default) the UAPI socket. */
   static async open(opts: InterfaceOptions): Promise<WireGuardInterface> {
     const offload = opts.offload ?? true;
-    warmDataPath();
+    await warmDataPath(opts.netns);
     const tun = openTun({
       name: opts.name, netns: opts.netns, exclusive: true, batchSize: 64,
       // Checksums are not re-verified before merging: every packet written was just authenticated

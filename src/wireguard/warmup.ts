@@ -17,13 +17,17 @@ import { WireGuardEngine } from './engine.js';
 import type { Packed } from './batch.js';
 import { batchViews } from '../base/batch.js';
 import { generatePrivateKey } from './crypto.js';
-import { DatagramBatch } from '../net/udp.js';
-import { encodeEndpoint, ENDPOINT_SIZE, type ResolvedEndpoint } from '../net/endpoint.js';
+import { DatagramBatch, openUdp, type SendOptions, type UdpSocket } from '../net/udp.js';
+import { encodeEndpoint, ENDPOINT_SIZE, type Endpoint, type ResolvedEndpoint } from '../net/endpoint.js';
 import { IpProtocol, TcpFlags, buildIpv4, buildIpv6, buildTcp, partialPseudoChecksum } from '../packet/index.js';
 import { Coalescer, Splitter } from '../device/offload.js';
+import type { NetnsRef } from '../netns.js';
 import { encodeVnetHdr, GsoType, VIRTIO_NET_HDR_F } from '../base/vnet.js';
 
 const ROUNDS = 3000;
+const SOCKET_ROUNDS = 400;
+/** Handshakes before the long pass: each a fresh pair (a pair repeating its own would be refused as a replay). */
+const HANDSHAKES = 12;
 let warmed = false;
 
 /** The two engines' outer endpoints and inner addresses. */
@@ -65,11 +69,19 @@ export const V8_TUNNEL_FLAGS: readonly string[] = [
   '--minimum-invocations-after-ic-update=1',
 ];
 
-/** Runs once per process; cheap (a few tens of milliseconds) next to opening a TUN device. */
-export function warmDataPath(): void {
+/**
+ * Runs once per process, with its loopback sockets in `netns` (the first interface's namespace);
+ * cheap (a few tens of milliseconds) next to opening a TUN device. The
+ * in-memory pass compiles the protocol; a shorter pass over two loopback sockets then compiles the
+ * UDP socket's send and receive code and the readiness loop with the shapes real datagrams give
+ * them (measured: without it, those functions were compiled all at once on the first real
+ * packets, and the compiler's threads competing for the CPU held the first pings 5-30 ms).
+ */
+export async function warmDataPath(netns?: NetnsRef): Promise<void> {
   if (warmed) return;
   warmed = true;
   exercise(ROUNDS);
+  await exerciseSockets(SOCKET_ROUNDS, { netns });
 }
 
 export interface WarmupResult {
@@ -91,12 +103,41 @@ export function exercise(rounds: number): WarmupResult {
   // types of fields the data path reads (a keypair slot becomes empty, ...). Widened before the
   // long pass optimizes, the optimized code allows for it, and closing the long pass's engines
   // afterwards throws none of it away.
-  const short = new WarmupPair();
-  short.run(32);
-  short.close();
-  const pair = new WarmupPair();
+  // The first real packet starts a handshake, so its code (BLAKE2s, the Noise steps) is compiled
+  // here too: one handshake per pair, several pairs.
+  for (let i = 0; i < HANDSHAKES; i++) {
+    const short = new WarmupPair(memoryWire());
+    short.run(i === 0 ? 32 : 2);
+    short.close();
+  }
+  const pair = new WarmupPair(memoryWire());
   pair.run(rounds);
   return pair.close();
+}
+
+/**
+ * A pass of `rounds` batches whose datagrams cross two UDP sockets bound to 127.0.0.1 in `netns`
+ * (default: this thread's namespace), opened like the interface's (GRO) and sent to with its
+ * options (GSO): the loopback device carries them from one socket to the other and no further,
+ * and the engines are the pass's own, so no real peer or session sees any of it. Given up when
+ * that namespace's loopback does not carry them (`lo` down). Returns what the pass delivered, or
+ * undefined when it could not run or was given up.
+ */
+export async function exerciseSockets(rounds: number, opts: { netns?: NetnsRef } = {}): Promise<WarmupResult | undefined> {
+  const wire = LoopbackWire.open(opts.netns);
+  if (!wire) return undefined;
+  try {
+    const pair = new WarmupPair(wire);
+    let carried = true;
+    for (let k = 0; k < rounds && carried; k++) {
+      pair.run(1);
+      carried = await wire.settled();
+    }
+    const result = pair.close();
+    return carried ? result : undefined;
+  } finally {
+    await wire.close();
+  }
 }
 
 const SLOT = 2048;
@@ -152,30 +193,129 @@ class TunDrain {
   }
 }
 
-/** Two engines peered with each other over an in-memory wire. */
+/** What carries the two engines' datagrams: where each engine is, and how a batch reaches the other. */
+interface Wire {
+  readonly ends: readonly Endpoint[];
+  /** Sends `d` from engine `me` to `to`; returns true when `d`'s bytes are free again. */
+  send(me: number, to: ResolvedEndpoint, d: Packed): boolean;
+  /** Hands the engines what was sent to them; `receive(dest, batch)` takes one batch. */
+  pump(receive: (dest: number, batch: DatagramBatch) => void): void;
+  /** Called once the engines exist: a wire that delivers by itself starts here. */
+  attach(receive: (dest: number, batch: DatagramBatch) => void): void;
+}
+
+/** The in-memory wire: datagrams copied into a queue per engine, handed over in batches of four. */
+function memoryWire(): Wire {
+  const inbox: Array<Array<{ buffer: Buffer; from: number }>> = [[], []];
+  // Received datagrams as the UDP socket hands them over: a DatagramBatch over one buffer.
+  const area = Buffer.alloc(SLOT * 4);
+  const endpoints = new Uint8Array(4 * ENDPOINT_SIZE);
+  const batch = new DatagramBatch(area, new Uint32Array(4), new Uint32Array(4), new Uint16Array(4), endpoints);
+  return {
+    ends: ENDS,
+    send(me, to, d) {
+      const dest = to.port === ENDS[0]!.port ? 0 : 1;
+      for (const datagram of batchViews(d)) inbox[dest]!.push({ buffer: Buffer.from(datagram), from: me });
+      return true;
+    },
+    attach() {},
+    pump(receive) {
+      for (let guard = 0; guard < 8; guard++) {
+        let moved = false;
+        for (const dest of [0, 1]) {
+          const items = inbox[dest]!.splice(0, 4);
+          if (items.length === 0) continue;
+          moved = true;
+          items.forEach((it, i) => {
+            it.buffer.copy(area, i * SLOT);
+            batch.offsets[i] = i * SLOT;
+            batch.lengths[i] = it.buffer.length;
+            batch.sources[i] = i;
+            encodeEndpoint(ENDS[it.from]!.address, ENDS[it.from]!.port, endpoints, i * ENDPOINT_SIZE);
+          });
+          batch.count = items.length;
+          batch.messages = items.length;
+          receive(dest, batch);
+        }
+        if (!moved) return;
+      }
+    },
+  };
+}
+
+/** The interface's sends: GSO groups (interface.ts, with offloads). */
+const LOOPBACK_SEND: SendOptions = { gsoSize: 'auto' };
+
+/** Two UDP sockets on 127.0.0.1, each receiving for one engine (see exerciseSockets). */
+class LoopbackWire implements Wire {
+  private sent = 0;
+  private received = 0;
+  private wake: ((ok: boolean) => void) | undefined;
+  readonly ends: readonly Endpoint[];
+
+  private constructor(private readonly sockets: UdpSocket[]) {
+    this.ends = sockets.map((s) => s.localEndpoint);
+  }
+
+  static open(netns: NetnsRef | undefined): LoopbackWire | undefined {
+    const sockets: UdpSocket[] = [];
+    try {
+      // As the interface opens its sockets (interface.ts bind()), on loopback.
+      for (let i = 0; i < 2; i++) {
+        sockets.push(openUdp({ netns, bind: { address: '127.0.0.1', port: 0 }, recvBufferSize: 1 << 20, sendBufferSize: 1 << 20, gro: true }));
+      }
+      return new LoopbackWire(sockets);
+    } catch {
+      for (const s of sockets) void s.close();
+      return undefined;
+    }
+  }
+
+  send(me: number, to: ResolvedEndpoint, d: Packed): boolean {
+    this.sent += d.count;
+    return this.sockets[me]!.post(d, to, LOOPBACK_SEND);
+  }
+
+  pump(): void {}
+
+  attach(receive: (dest: number, batch: DatagramBatch) => void): void {
+    this.sockets.forEach((sock, dest) => sock.receiveEach((batch) => {
+      this.received += batch.count;
+      receive(dest, batch);
+      if (this.received >= this.sent) this.wake?.(true);
+    }, () => this.wake?.(false)));
+  }
+
+  /** Resolves once everything sent has arrived (false: it did not within 100 ms, or a socket failed). */
+  settled(): Promise<boolean> {
+    if (this.received >= this.sent) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 100);
+      this.wake = (ok) => { clearTimeout(timer); this.wake = undefined; resolve(ok); };
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sockets.map((s) => s.close()));
+  }
+}
+
+/** Two engines peered with each other over a wire (in memory, or loopback sockets). */
 class WarmupPair {
   sent = 0;
   delivered = 0;
   packetsCoalesced = 0;
   private round = 0;
-  private readonly inbox: Array<Array<{ buffer: Buffer; from: number }>> = [[], []];
   // What the TUN queue does with a delivered batch in split mode (WireGuard's settings: no checksum check, no USO).
   private readonly coalescer = new Coalescer({ mode: 'tun', headerSize: VNET_HDR, littleEndian: true, verifyChecksums: false, udp: false });
   private readonly engines: WireGuardEngine[];
-  // Received datagrams as the UDP socket hands them over: a DatagramBatch over one buffer.
-  private readonly area = Buffer.alloc(SLOT * 4);
-  private readonly endpoints = new Uint8Array(4 * ENDPOINT_SIZE);
-  private readonly batch = new DatagramBatch(this.area, new Uint32Array(4), new Uint32Array(4), new Uint16Array(4), this.endpoints);
+  private readonly receive = (dest: number, batch: DatagramBatch) => this.engines[dest]!.receive(batch);
   private readonly packets = samplePackets();
   private readonly superPackets = [0, 1].map((dir) => superPacket(INNER[dir]!.v4, INNER[1 - dir]!.v4));
   private readonly tuns = [new TunDrain(), new TunDrain()];
 
-  constructor() {
-    const send = (me: number, to: ResolvedEndpoint, d: Packed) => {
-      const dest = to.port === 1 ? 0 : 1;
-      for (const datagram of batchViews(d)) this.inbox[dest]!.push({ buffer: Buffer.from(datagram), from: me });
-      return true;
-    };
+  constructor(private readonly wire: Wire) {
+    const send = (me: number, to: ResolvedEndpoint, d: Packed) => wire.send(me, to, d);
     const deliver = (d: Packed) => {
       this.delivered += d.count;
       this.packetsCoalesced += this.coalescer.coalesce(d)?.merged ?? 0;
@@ -192,33 +332,11 @@ class WarmupPair {
     this.engines.forEach((e, me) => {
       const other = 1 - me;
       e.setPeer({
-        publicKey: this.engines[other]!.publicKey!, endpoint: ENDS[other],
+        publicKey: this.engines[other]!.publicKey!, endpoint: wire.ends[other],
         allowedIps: [`${INNER[other]!.v4}/32`, `${INNER[other]!.v6}/128`],
       });
     });
-  }
-
-  private pump(): void {
-    const { area, batch, endpoints } = this;
-    for (let guard = 0; guard < 8; guard++) {
-      let moved = false;
-      for (const dest of [0, 1]) {
-        const items = this.inbox[dest]!.splice(0, 4);
-        if (items.length === 0) continue;
-        moved = true;
-        items.forEach((it, i) => {
-          it.buffer.copy(area, i * SLOT);
-          batch.offsets[i] = i * SLOT;
-          batch.lengths[i] = it.buffer.length;
-          batch.sources[i] = i;
-          encodeEndpoint(ENDS[it.from]!.address, ENDS[it.from]!.port, endpoints, i * ENDPOINT_SIZE);
-        });
-        batch.count = items.length;
-        batch.messages = items.length;
-        this.engines[dest]!.receive(batch);
-      }
-      if (!moved) return;
-    }
+    wire.attach(this.receive);
   }
 
   /** Sends `rounds` batches, alternating directions; returns rounds. */
@@ -242,7 +360,7 @@ class WarmupPair {
         if ((r >> 1) % 8 === 5) tun.add(this.superPackets[dir]!, TSO_HEADER);
         this.sent += tun.drainInto(e);
       }
-      this.pump();
+      this.wire.pump(this.receive);
     }
     return rounds;
   }

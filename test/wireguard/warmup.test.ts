@@ -1,11 +1,17 @@
 // The JIT warm-up: its synthetic traffic really crosses the data path (handshake, seal, open,
-// route, and the TUN queue's own split and coalesce code), so the code it compiles is the code real
-// packets run.
-import { test } from 'node:test';
+// route, the TUN queue's own split and coalesce code, and real UDP sockets on loopback), so the
+// code it compiles is the code real packets run; and none of it reaches a wire or a real session.
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { exercise, warmDataPath } from '../../src/wireguard/warmup.js';
+import { exercise, exerciseSockets, warmDataPath } from '../../src/wireguard/warmup.js';
+import { nsExec, nsSpawn, TestNet } from '../helpers/netns.js';
+import { sleep, waitForOutput } from '../helpers/wait.js';
+import { WgTopology, ping } from './topology.js';
 
-test('warm-up traffic is sealed, opened and delivered in full, and the pass stays cheap', () => {
+const net = new TestNet();
+after(() => net.cleanup());
+
+test('warm-up traffic is sealed, opened and delivered in full, and the pass stays cheap', async () => {
   const r = exercise(96);
   assert.ok(r.sent > 96, `sent ${r.sent}`);
   assert.equal(r.delivered, r.sent, 'every routed warm-up packet reached the other engine');
@@ -13,6 +19,56 @@ test('warm-up traffic is sealed, opened and delivered in full, and the pass stay
   assert.ok(r.superPacketsSplit > 0, `the queue's Splitter split TSO super-packets: ${JSON.stringify(r)}`);
   assert.ok(r.packetsCoalesced > 0, `the queue's Coalescer merged delivered segments: ${JSON.stringify(r)}`);
   const t = performance.now();
-  warmDataPath();
+  await warmDataPath(net.namespace('warm'));
   assert.ok(performance.now() - t < 3000, 'the warm-up at interface open takes well under a few seconds');
+});
+
+/** tcpdump on every interface of `ns` (UDP only); returns its lines so far. */
+async function captureUdp(ns: string): Promise<{ lines: () => string[]; stop: () => void }> {
+  const p = nsSpawn(ns, 'tcpdump', ['-i', 'any', '-n', '-l', 'udp']);
+  let out = '';
+  p.stdout!.on('data', (d) => { out += d; });
+  await waitForOutput(p, 'listening on', `tcpdump in ${ns}`, { stream: 'stderr', timeoutMs: 5000 });
+  return { lines: () => out.split('\n').filter((l) => l.trim() !== ''), stop: () => p.kill('SIGKILL') };
+}
+
+test('the loopback pass crosses real sockets on lo only: nothing on the veth, nothing to the real tunnel, whose session goes on', async () => {
+  const topo = new WgTopology(35);
+  let capture: Awaited<ReturnType<typeof captureUdp>> | undefined;
+  try {
+    const a = topo.side(1);
+    const b = topo.side(2);
+    topo.link(a, b);
+    const wa = await topo.tuntap(a, [{ side: b, endpoint: 4 }]);
+    const wb = await topo.tuntap(b, [{ side: a, endpoint: 4 }]);
+    assert.ok((await ping(a.ns, b.inner4, 2)).ok, 'the real tunnel passes ping');
+    const before = [wa, wb].map((w) => ({ udp: w.counters.udpReceiveBatches, stats: JSON.stringify(w.engine.stats) }));
+    capture = await captureUdp(a.ns);
+    const r = await exerciseSockets(200, { netns: a.ns });
+    await sleep(300);
+    const lines = capture.lines();
+    capture.stop();
+    assert.deepEqual(lines.filter((l) => !/^\S+ lo\s/.test(l)), [], 'no datagram on any other interface (the veth, the TUN)');
+    assert.ok(r, 'the pass ran (lo is up in a test namespace)');
+    assert.equal(r.delivered, r.sent, `every routed packet crossed the sockets: ${JSON.stringify(r)}`);
+    assert.equal(r.dropped, 0, JSON.stringify(r));
+    // The capture works: it saw the pass's datagrams on lo, between 127.0.0.1 ports.
+    const onLo = lines.filter((l) => /^\S+ lo\s/.test(l));
+    assert.ok(onLo.length >= 200 && onLo.every((l) => l.includes('127.0.0.1.')), `on lo: ${onLo.length} lines, e.g. ${onLo[0]}`);
+    const now = [wa, wb].map((w) => ({ udp: w.counters.udpReceiveBatches, stats: JSON.stringify(w.engine.stats) }));
+    assert.deepEqual(now, before, 'the real interfaces received nothing and their engines did nothing meanwhile');
+    // The real session is untouched: the next ping needs no new handshake.
+    const handshakes = wa.engine.stats.handshakeInitiationsSent + wb.engine.stats.handshakeInitiationsSent;
+    assert.ok((await ping(a.ns, b.inner4, 2)).ok);
+    assert.equal(wa.engine.stats.handshakeInitiationsSent + wb.engine.stats.handshakeInitiationsSent, handshakes);
+  } finally {
+    capture?.stop();
+    await topo.cleanup();
+  }
+});
+
+test('where loopback is down the loopback pass is skipped, not an error', async () => {
+  const ns = net.namespace('warmlo');
+  nsExec(ns, 'ip', 'link', 'set', 'lo', 'down');
+  assert.equal(await exerciseSockets(10, { netns: ns }), undefined);
 });
