@@ -572,6 +572,9 @@ export class TunProxy extends EventEmitter {
       this.end(session, true);
       return;
     }
+    // The handshake's bytes: the relay counts only what it moves, the metrics count both.
+    this.bytesUpDone += upstream.bytesWritten;
+    this.bytesDownDone += upstream.bytesRead - upstream.readableLength;
     try {
       this.relays.complete(session.relayId!, upstream);
     } catch (e) {
