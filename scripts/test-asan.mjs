@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run test:asan`: the native addon built with AddressSanitizer and UndefinedBehaviorSanitizer
 // into build-asan/ (build/ is left as it is), then the tests of the native core run on it: the
-// device, net, AEAD and libpcap filter tests and test/native/ (hostile arguments, the issue #12 reproductions).
+// device, net, AEAD, proxy relay and libpcap filter tests and test/native/ (hostile arguments, the issue #12 reproductions).
 // A stray read or write, use after free, or undefined behaviour in the addon aborts the run with
 // a report. `node scripts/test-asan.mjs test/x.test.ts ...` runs chosen files instead.
 //
@@ -75,6 +75,7 @@ function testsIn(dir) {
 const only = process.argv.slice(2);
 const files = only.length > 0 ? only
   : [...testsIn('test/native'), ...testsIn('test/device'), ...testsIn('test/net'), 'test/wireguard/aead.test.ts',
+    'test/proxy/relay.test.ts',  // relay.cc
     'test/packet/filter.test.ts', 'test/packet/libpcap-kernel.test.ts'];  // the last two: pcap.cc
 
 const env = {
