@@ -116,7 +116,6 @@ export class TapPort implements Port {
     data.length = 0;
     if (this.intact.length < n) this.intact = new Uint8Array(Math.max(n, this.intact.length * 2));
     const intact = this.intact;
-    let bound = 0;
     for (let i = 0; i < n; i++) {
       const f = frames[i]!;
       const o = f.offload;
@@ -124,9 +123,8 @@ export class TapPort implements Port {
       if (o !== undefined && !isDataValidOnly(o)) { data.length = 0; return null; }
       intact[i] = o === undefined ? 0 : 1;
       data.push(f.data);
-      bound += f.data.length;
     }
-    bound += n * this.queue.vnetHdrSize;
+    const bound = GroCoalescer.outputBound(data, this.queue.vnetHdrSize);
     let out = this.groOut;
     if (this.groOutBusy || out.length < bound) {
       out = new Uint8Array(Math.max(bound, out.length * 2, 1 << 16));

@@ -11,7 +11,7 @@ import type { NetnsRef } from '../netns.js';
 import { Fdb } from './fdb.js';
 import { isGroupAddress, macKey, parseMacKey } from './ethernet.js';
 import type { Frame, FrameOffload, Port } from './port.js';
-import { ETHERNET_HEADER_LENGTH, EthernetField } from '../packet/ethernet.js';
+import { EthernetField } from '../packet/ethernet.js';
 import { EndpointTable, UdpSocket, type DatagramBatch } from '../net/index.js';
 import { BatchBuffer } from '../base/batch.js';
 import { completePartialChecksum } from '../base/checksum.js';
@@ -19,7 +19,7 @@ import { DeferredChecksums } from '../base/checksum-batch.js';
 import { checksumRanges } from '../native.js';
 import { ipOffsetOfFrame, newSplitPlan, planSplit, splitInto, type SplitPlan } from '../base/gso.js';
 import { GsoType, VIRTIO_NET_HDR_F, isGso, needsCsum } from '../base/vnet.js';
-import { VXLAN_FLAG_VNI, VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, encodeVxlanHeader } from '../packet/vxlan.js';
+import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, encodeVxlanHeader, vniAt } from '../packet/vxlan.js';
 
 export interface VxlanPortOptions {
   vni: number;
@@ -184,8 +184,9 @@ export class VxlanPort implements Port {
       for (let i = 0; i < batch.count; i++) {
         const at = batch.offsets[i]!;
         const len = batch.lengths[i]!;
-        if (len < VXLAN_HEADER_SIZE + ETHERNET_HEADER_LENGTH || (buf[at]! & VXLAN_FLAG_VNI) === 0) { c.malformed++; continue; }
-        if (((buf[at + 4]! << 16) | (buf[at + 5]! << 8) | buf[at + 6]!) !== this.vni) { c.otherVni++; continue; }
+        const vni = vniAt(buf, at, len);
+        if (vni < 0) { c.malformed++; continue; }
+        if (vni !== this.vni) { c.otherVni++; continue; }
         // One view per frame, made directly (Buffer#subarray costs a FastBuffer construction).
         const data = new Uint8Array(buf.buffer, buf.byteOffset + at + VXLAN_HEADER_SIZE, len - VXLAN_HEADER_SIZE);
         // Like the kernel's `nolearning`: frames from any VTEP are taken, just not remembered.

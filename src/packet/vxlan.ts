@@ -45,10 +45,24 @@ export interface VxlanDecoded {
   frame: Uint8Array;
 }
 
+/** vniAt's answers for a datagram that is not a usable VXLAN packet. */
+export const VXLAN_SHORT = -1;
+export const VXLAN_NO_VNI_FLAG = -2;
+
+/**
+ * The VNI of the VXLAN datagram payload at buf[at .. at + len), or VXLAN_SHORT / VXLAN_NO_VNI_FLAG;
+ * allocates nothing (a port reads hundreds of datagrams per batch with it).
+ */
+export function vniAt(buf: Uint8Array, at: number, len: number): number {
+  if (len < VXLAN_HEADER_SIZE + MIN_INNER_FRAME) return VXLAN_SHORT;
+  if ((buf[at]! & VXLAN_FLAG_VNI) === 0) return VXLAN_NO_VNI_FLAG;
+  return (buf[at + 4]! << 16) | (buf[at + 5]! << 8) | buf[at + 6]!;
+}
+
 /** Parses a UDP payload; returns why it is not a usable VXLAN packet instead of throwing. */
 export function decapsulate(datagram: Uint8Array): VxlanDecoded | VxlanDecodeError {
-  if (datagram.length < VXLAN_HEADER_SIZE + MIN_INNER_FRAME) return 'short';
-  if ((datagram[0]! & VXLAN_FLAG_VNI) === 0) return 'no-vni-flag';
-  const vni = (datagram[4]! << 16) | (datagram[5]! << 8) | datagram[6]!;
+  const vni = vniAt(datagram, 0, datagram.length);
+  if (vni === VXLAN_SHORT) return 'short';
+  if (vni === VXLAN_NO_VNI_FLAG) return 'no-vni-flag';
   return { vni, frame: datagram.subarray(VXLAN_HEADER_SIZE) };
 }
