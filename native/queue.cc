@@ -7,6 +7,7 @@
 // While nobody asks, nothing is read: the kernel's queue is the buffer and its overflow is the
 // device's tx_dropped counter.
 #include "poller.h"
+#include "gather.h"
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
@@ -25,6 +26,7 @@ class TunQueue : public Poller<TunQueue> {
       InstanceMethod<&TunQueue::SetReadBuffers>("setReadBuffers"),
       InstanceMethod<&TunQueue::Write>("write"),
       InstanceMethod<&TunQueue::WriteRanges>("writeRanges"),
+      InstanceMethod<&TunQueue::WritePieces>("writePieces"),
       InstanceMethod<&TunQueue::Release>("release"),
     };
     AddPollerMethods(d);
@@ -207,6 +209,30 @@ class TunQueue : public Poller<TunQueue> {
     return Napi::Number::New(env, done);
   }
 
+  // writePieces(sources, pieces, ends, start, count): one writev() per packet start..count-1,
+  // each gathered from its pieces (gather.h; the device's header, if any, is in the caller's
+  // first piece). Returns how many were written: fewer when the kernel is full (EAGAIN); another
+  // error throws with `written`.
+  Napi::Value WritePieces(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Args a(info, "TunQueue.writePieces");
+    // A packet the kernel takes is at most 64 KiB plus its headers.
+    if (!gather_.Take(a, 0, kMaxHeaderLength + 65535 + 14 + 8)) return env.Undefined();
+    if (fd_ < 0) { ThrowErrno(env, "writev", EBADF); return env.Undefined(); }
+    uint32_t k = 0;
+    while (k < gather_.count) {
+      uint32_t first = gather_.outputStart[k];
+      int n = static_cast<int>(gather_.outputStart[k + 1] - first);
+      if (writev(fd_, gather_.iov.data() + first, n) < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        return WriteFailed(env, k, nullptr, errno);
+      }
+      k++;
+    }
+    return Napi::Number::New(env, k);
+  }
+
   // The (buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array) that setReadBuffers
   // and writeRanges start with.
   static bool BufferArgs(const Args& a, ByteSpan* buffer, WordSpan* offsets, WordSpan* lengths) {
@@ -296,6 +322,7 @@ class TunQueue : public Poller<TunQueue> {
   static constexpr unsigned kTunMinor = 200;
   uint64_t lastWakeEnd_ = 0;
   HeldView buffer_, offsets_, lengths_;
+  GatherList gather_;  // writePieces' scratch, reused
   size_t capacity_ = 0;
   size_t slots_ = 0;
   uint32_t headerLength_ = 0;

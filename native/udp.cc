@@ -7,6 +7,7 @@
 //   [0..15] address (IPv4 in bytes 0..3), [16..17] port (big endian), [18] family (4 or 6),
 //   [19] unused, [20..23] IPv6 scope id (little endian).
 #include "poller.h"
+#include "gather.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -112,6 +113,7 @@ class UdpSocket : public Poller<UdpSocket> {
       InstanceMethod("bindToDevice", &UdpSocket::BindToDevice),
       InstanceMethod("setRecvArea", &UdpSocket::SetRecvArea),
       InstanceMethod("send", &UdpSocket::Send),
+      InstanceMethod("sendPieces", &UdpSocket::SendPieces),
       InstanceAccessor("fd", &UdpSocket::Fd, nullptr),
     };
     AddPollerMethods(d);
@@ -184,6 +186,7 @@ class UdpSocket : public Poller<UdpSocket> {
   std::vector<uint32_t> sfirst_;  // first packet index of each message
   std::vector<uint32_t> sdest_;   // destination id of each packet
   std::vector<napi_value> sval_;  // an Array send's elements (valid during the call)
+  GatherList gather_;             // sendPieces' datagrams
 
   bool CheckOpen(Napi::Env env) {
     if (fd_ >= 0) return true;
@@ -430,7 +433,6 @@ class UdpSocket : public Poller<UdpSocket> {
     if (!CheckOpen(env)) return env.Undefined();
     auto* result = static_cast<uint32_t*>(sendResult_.Get(env));
     if (result == nullptr) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
-    size_t nRecords = eps.length / kEndpointSize;
 
     siov_.resize(count);
     for (uint32_t k = 0; k < count; k++) {
@@ -447,9 +449,50 @@ class UdpSocket : public Poller<UdpSocket> {
         siov_[k].iov_len = body.length;
       }
     }
-    // Destination ids are copied once for the same reason.
+    return SendGrouped(env, a, start, count, hasEndpoints ? &eps : nullptr, hasIds ? &ids : nullptr, gso, gsoAuto, result,
+                       siov_.data(), [&](uint32_t k) { return siov_[k].iov_len; }, [](uint32_t k) { return k; });
+  }
+
+  // sendPieces(sources, pieces, ends, start, count, endpoints|null, destIds|null, gsoSize): like
+  // send(), for datagrams start..count-1 each gathered from its pieces (gather.h), e.g. a
+  // tunnel's header from one buffer and a super-frame's payload slice from another.
+  Napi::Value SendPieces(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Args a(info, "sendPieces");
+    int64_t gsoArg;
+    if (!a.Int(7, "gsoSize", -1, 65535, &gsoArg)) return env.Undefined();
+    bool gsoAuto = gsoArg < 0;
+    uint32_t gso = gsoAuto ? 0 : static_cast<uint32_t>(gsoArg);
+    // Take() reads the sources' elements (JS may run) before it takes any span; nothing after
+    // it runs JS.
+    if (!gather_.Take(a, 0, kMaxGsoBytes)) return env.Undefined();
+    uint32_t start = gather_.start, count = gather_.count;
+    ByteSpan eps;
+    WordSpan ids;
+    bool hasEndpoints = a.Has(5), hasIds = a.Has(6);
+    if (!a.OptionalBytes(5, "endpoints", &eps) || !a.OptionalWords(6, "destIds", &ids)) return env.Undefined();
+    if (hasIds && !Within(start, count, ids.count)) { a.Range("start + count exceeds destIds"); return env.Undefined(); }
+    count = std::min<uint32_t>(count, kMaxSendCount);
+    if (!CheckOpen(env)) return env.Undefined();
+    auto* result = static_cast<uint32_t*>(sendResult_.Get(env));
+    if (result == nullptr) { ThrowErrno(env, "sendmmsg", EINVAL); return env.Undefined(); }
+    const GatherList& g = gather_;
+    return SendGrouped(env, a, start, count, hasEndpoints ? &eps : nullptr, hasIds ? &ids : nullptr, gso, gsoAuto, result,
+                       gather_.iov.data(), [&](uint32_t k) { return g.bytes[k]; }, [&](uint32_t k) { return g.outputStart[k]; });
+  }
+
+  // Groups datagrams 0..count-1 (datagram k: `lengthOf(k)` bytes in iovecs iov[firstIov(k) ..
+  // firstIov(k + 1)), destination ids[start + k]) into messages: UDP GSO sends where gsoSize
+  // allows, each at most kMaxGsoSegments datagrams, kMaxGsoBytes and kMaxPiecesPerOutput iovecs.
+  // Sends them and writes sendResult (see send()).
+  template <typename LengthOf, typename FirstIov>
+  Napi::Value SendGrouped(Napi::Env env, const Args& a, uint32_t start, uint32_t count, const ByteSpan* eps, const WordSpan* ids,
+                          uint32_t gso, bool gsoAuto, uint32_t* result, iovec* iov, LengthOf lengthOf, FirstIov firstIov) {
+    bool hasEndpoints = eps != nullptr, hasIds = ids != nullptr;
+    size_t nRecords = hasEndpoints ? eps->length / kEndpointSize : 0;
+    // Destination ids are copied once: the array may share memory with the data.
     sdest_.resize(count);
-    for (uint32_t k = 0; k < count; k++) sdest_[k] = hasIds ? ids.data[start + k] : 0;
+    for (uint32_t k = 0; k < count; k++) sdest_[k] = hasIds ? ids->data[start + k] : 0;
 
     // Group packets into messages.
     smsgs_.resize(count);
@@ -462,15 +505,16 @@ class UdpSocket : public Poller<UdpSocket> {
       uint32_t dest = sdest_[k];
       uint32_t first = k;
       uint32_t segs = 1;
-      size_t bytes = siov_[k].iov_len;
+      size_t bytes = lengthOf(k);
       k++;
-      if (gsoAuto) gso = static_cast<uint32_t>(std::min<size_t>(siov_[first].iov_len, 65535));
-      if (gso > 0 && siov_[first].iov_len == gso) {
+      if (gsoAuto) gso = static_cast<uint32_t>(std::min<size_t>(lengthOf(first), 65535));
+      if (gso > 0 && lengthOf(first) == gso) {
         while (k < count && segs < kMaxGsoSegments && sdest_[k] == dest &&
-               siov_[k].iov_len <= gso && bytes + siov_[k].iov_len <= kMaxGsoBytes) {
-          bytes += siov_[k].iov_len;
+               lengthOf(k) <= gso && bytes + lengthOf(k) <= kMaxGsoBytes &&
+               firstIov(k + 1) - firstIov(first) <= kMaxPiecesPerOutput) {
+          bytes += lengthOf(k);
           segs++;
-          bool last = siov_[k].iov_len < gso;
+          bool last = lengthOf(k) < gso;
           k++;
           if (last) break;
         }
@@ -481,15 +525,15 @@ class UdpSocket : public Poller<UdpSocket> {
       if (hasEndpoints) {
         if (dest >= nRecords) { a.Range("a destination id is past the endpoint records"); return env.Undefined(); }
         socklen_t alen;
-        if (!ReadEndpoint(eps.data + static_cast<size_t>(dest) * kEndpointSize, family_, &saddr_[msgs], &alen)) {
+        if (!ReadEndpoint(eps->data + static_cast<size_t>(dest) * kEndpointSize, family_, &saddr_[msgs], &alen)) {
           ThrowErrno(env, "sendmmsg", EAFNOSUPPORT);
           return env.Undefined();
         }
         m.msg_name = &saddr_[msgs];
         m.msg_namelen = alen;
       }
-      m.msg_iov = &siov_[first];
-      m.msg_iovlen = segs;
+      m.msg_iov = iov + firstIov(first);
+      m.msg_iovlen = firstIov(k) - firstIov(first);
       if (segs > 1) {
         uint8_t* ctl = sctl_.data() + msgs * CMSG_SPACE(sizeof(uint16_t));
         m.msg_control = ctl;
@@ -498,7 +542,7 @@ class UdpSocket : public Poller<UdpSocket> {
         c->cmsg_level = SOL_UDP;
         c->cmsg_type = UDP_SEGMENT;
         c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t seg = static_cast<uint16_t>(siov_[first].iov_len);
+        uint16_t seg = static_cast<uint16_t>(lengthOf(first));
         std::memcpy(CMSG_DATA(c), &seg, sizeof(seg));
       }
       sfirst_[msgs] = first;

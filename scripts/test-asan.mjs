@@ -76,6 +76,7 @@ const only = process.argv.slice(2);
 const files = only.length > 0 ? only
   : [...testsIn('test/native'), ...testsIn('test/device'), ...testsIn('test/net'), 'test/wireguard/aead.test.ts',
     'test/proxy/relay.test.ts',  // relay.cc
+    'test/l2/gather-native.test.ts',  // gather.h: writePieces, sendPieces
     'test/packet/filter.test.ts', 'test/packet/libpcap-kernel.test.ts'];  // the last two: pcap.cc
 
 const env = {

@@ -57,3 +57,59 @@ export class BatchBuffer implements Batch {
     this.lengths[i] = length;
   }
 }
+
+/**
+ * Packets gathered from pieces rather than laid out in one buffer: packet i is pieces
+ * [ends[i - 1], ends[i]) (ends[-1] = 0), each a (source index, offset, length) triple into
+ * `sources`. A device write or a UDP send takes it as one writev or message per packet, so
+ * headers built in one place and payloads left where they were read need no copy into one buffer.
+ */
+export interface PieceBatch {
+  readonly sources: readonly Uint8Array[];
+  readonly pieces: Uint32Array;
+  readonly ends: Uint32Array;
+  readonly count: number;
+}
+
+/** Bytes of packet i of a PieceBatch. */
+export function pieceBatchLength(batch: PieceBatch, i: number): number {
+  let n = 0;
+  for (let k = i === 0 ? 0 : batch.ends[i - 1]!; k < batch.ends[i]!; k++) n += batch.pieces[3 * k + 2]!;
+  return n;
+}
+
+/** A PieceBatch its owner fills: add() pieces, end() each packet; reset() to start the next batch. */
+export class PieceBuffer implements PieceBatch {
+  count = 0;
+  sources: Uint8Array[] = [];
+  pieces = new Uint32Array(3 * 256);
+  ends = new Uint32Array(128);
+  private added = 0;
+
+  reset(): void { this.count = 0; this.added = 0; this.sources.length = 0; }
+
+  /** Appends buffer `source`'s bytes [offset, offset + length) to the packet being built. */
+  add(source: number, offset: number, length: number): void {
+    if (3 * this.added === this.pieces.length) {
+      const grown = new Uint32Array(this.pieces.length * 2); grown.set(this.pieces); this.pieces = grown;
+    }
+    const k = 3 * this.added++;
+    this.pieces[k] = source; this.pieces[k + 1] = offset; this.pieces[k + 2] = length;
+  }
+
+  /** Ends the packet being built (its pieces are those added since the last end()). */
+  end(): void {
+    if (this.count === this.ends.length) {
+      const grown = new Uint32Array(this.ends.length * 2); grown.set(this.ends); this.ends = grown;
+    }
+    this.ends[this.count++] = this.added;
+  }
+
+  /** Packets start..start+n-1 again, e.g. a flooded frame for one more destination. */
+  repeat(start: number, n: number): void {
+    for (let i = start; i < start + n; i++) {
+      for (let k = i === 0 ? 0 : this.ends[i - 1]!; k < this.ends[i]!; k++) this.add(this.pieces[3 * k]!, this.pieces[3 * k + 1]!, this.pieces[3 * k + 2]!);
+      this.end();
+    }
+  }
+}

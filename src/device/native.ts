@@ -8,6 +8,11 @@ export interface NativeQueue extends NativePoller {
   write(packets: readonly Uint8Array[], start: number, heads?: Uint8Array, headLength?: number): number;
   /** Writes packets start..end-1 of the ranges. */
   writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, start: number, end: number, heads?: Uint8Array, headLength?: number): number;
+  /**
+   * Writes packets start..count-1, each gathered with one writev from (source, offset, length)
+   * triples in `pieces` (packet i is pieces [ends[i - 1], ends[i])); returns how many went out.
+   */
+  writePieces(sources: readonly Uint8Array[], pieces: Uint32Array, ends: Uint32Array, start: number, count: number): number;
   /** Stops polling and forgets the fd without closing it (handed to another thread). */
   release(): void;
 }

@@ -169,6 +169,8 @@ function abortError(signal: AbortSignal): unknown {
 
 /** The split area's size, relative to the read area: segments repeat the headers. */
 const SPLIT_AREA_FACTOR = 2;
+/** What a gathered write names when the kernel refuses a packet (its bytes are in pieces, not one view). */
+const NO_BYTES = new Uint8Array(0);
 
 export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   readonly name: string;
@@ -667,6 +669,50 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
     if (typeof r === 'number') return true;
     r.catch(() => { this.counters.writesRejected += count; });
     return false;
+  }
+
+  /**
+   * Writes packets gathered from pieces, each with its PI/vnet header already in its first
+   * piece, one writev each, without joining their bytes first: `pieces` holds (source index,
+   * offset, length) triples into `sources`, packet i is pieces [ends[i - 1], ends[i]). Only what
+   * the kernel takes now is written: returns how many (from the first), fewer when it is full or
+   * another write is still pending (then none, so packets keep their order); the caller writes
+   * the rest another way. Packets the kernel refuses (EINVAL, EFAULT, EMSGSIZE) are counted in
+   * counters.writesRejected and skipped; any other error throws.
+   */
+  writePieces(sources: readonly Uint8Array[], pieces: Uint32Array, ends: Uint32Array, count: number): number {
+    const nq = this.#native;
+    if (count === 0 || this.#writeLock !== null || nq === null) return 0;
+    let i = 0;
+    while (i < count) {
+      let n: number;
+      try {
+        n = nq.writePieces(sources, pieces, ends, i, count);
+      } catch (e) {
+        const written = (e as { written?: number }).written;
+        if (written === undefined) throw e;  // malformed arguments (a TypeError or RangeError)
+        this.#countWritten(ends, pieces, i, i + written);
+        i += written;
+        const err = toTuntapError(e, `writing to ${this.name}`, explainWrite(this.name, this.mode, this.packetInfo, this.vnetHdrSize > 0, NO_BYTES));
+        const code = (err as TuntapError).code;
+        if (!(code === 'EINVAL' || code === 'EFAULT' || code === 'EMSGSIZE')) throw err;
+        this.counters.writesRejected++;
+        i++;
+        continue;
+      }
+      this.#countWritten(ends, pieces, i, i + n);
+      i += n;
+      if (n === 0 || i < count) break;
+    }
+    if (i > 0) this.counters.batchesWritten++;
+    return i;
+  }
+
+  #countWritten(ends: Uint32Array, pieces: Uint32Array, from: number, to: number): void {
+    let bytes = 0;
+    for (let k = from === 0 ? 0 : ends[from - 1]!; k < (to === 0 ? 0 : ends[to - 1]!); k++) bytes += pieces[3 * k + 2]!;
+    this.counters.packetsWritten += to - from;
+    this.counters.bytesWritten += bytes;
   }
 
   /** TUNSETQUEUE: re-attach this queue to the device (multi-queue devices). */

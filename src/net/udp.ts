@@ -4,7 +4,7 @@
 // here by offsets alone (no copies).
 import { addon, positiveInteger } from '../native.js';
 import { Reader, type NativePoller } from '../readiness.js';
-import type { Batch } from '../base/batch.js';
+import type { Batch, PieceBatch } from '../base/batch.js';
 import { call, toTuntapError, TuntapError, errnoName, type Explain } from '../errors.js';
 import { inNetns, type NetnsRef } from '../netns.js';
 import {
@@ -32,6 +32,8 @@ interface NativeSocket extends NativePoller {
   setRecvArea(area: RecvArea): void;
   send(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
     start: number, count: number, endpoints: Uint8Array | null, ids: Uint32Array | null, gsoSize: number): void;
+  sendPieces(sources: readonly Uint8Array[], pieces: Uint32Array, ends: Uint32Array, start: number, count: number,
+    endpoints: Uint8Array | null, ids: Uint32Array | null, gsoSize: number): void;
 }
 const native = addon as { UdpSocketNative: new (family: number) => NativeSocket };
 
@@ -188,6 +190,19 @@ function closedError(what: string): TuntapError {
   return new TuntapError('udp socket', 9, `${what}: the socket is closed (EBADF)`);
 }
 
+
+/** What a send takes: datagrams in one buffer (with offsets and lengths), an Array, or pieces. */
+type SendData = Uint8Array | readonly Uint8Array[] | PieceBatch;
+
+function isPieceBatch(d: SendData): d is PieceBatch {
+  return !(d instanceof Uint8Array) && !Array.isArray(d);
+}
+
+/** A queued send's own copy of the piece list (the caller may reuse its arrays). */
+function copyPieceList(b: PieceBatch): PieceBatch {
+  const pieces = b.count === 0 ? 0 : b.ends[b.count - 1]!;
+  return { sources: [...b.sources], pieces: b.pieces.slice(0, 3 * pieces), ends: b.ends.slice(0, b.count), count: b.count };
+}
 
 interface SendPlan { rec: Uint8Array | null; ids: Uint32Array | null; gso: number; strict: boolean }
 const SENT: Promise<void> = Promise.resolve();
@@ -454,12 +469,13 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
 
   // One send system call from `start`: returns where the next call starts, or -(start + 1)
   // when the socket buffer is full and the caller must wait for POLLOUT first.
-  private sendStep(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
+  private sendStep(bufs: SendData, offsets: Uint32Array | null, lengths: Uint32Array | null,
     start: number, count: number, plan: SendPlan): number {
     const sock = this.live('sending datagrams');
     const { rec, ids } = plan;
     try {
-      sock.send(bufs, offsets, lengths, start, count - start, rec, ids, plan.gso);
+      if (isPieceBatch(bufs)) sock.sendPieces(bufs.sources, bufs.pieces, bufs.ends, start, count, rec, ids, plan.gso);
+      else sock.send(bufs, offsets, lengths, start, count - start, rec, ids, plan.gso);
     } catch (e) {
       throw toTuntapError(e, 'sending datagrams', explainSocket);
     }
@@ -488,7 +504,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     return start;
   }
 
-  private async sendLoop(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
+  private async sendLoop(bufs: SendData, offsets: Uint32Array | null, lengths: Uint32Array | null,
     start: number, count: number, plan: SendPlan, waitFirst: boolean): Promise<void> {
     if (waitFirst) await this.waitWritable(this.live('sending datagrams'));
     while (start < count) {
@@ -502,7 +518,7 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
   // With nothing queued the datagrams go to the kernel now, without any promise machinery when
   // it takes them all (the usual case: a wake-up's latency is mostly the work done per batch);
   // what a full socket leaves goes through the ordered asynchronous loop.
-  private startSend(bufs: Uint8Array | readonly Uint8Array[], offsets: Uint32Array | null, lengths: Uint32Array | null,
+  private startSend(bufs: SendData, offsets: Uint32Array | null, lengths: Uint32Array | null,
     count: number, to: Destination, opts: SendOptions): Promise<void> {
     let start = 0;
     // Set when this call already sent (a send waiting in the queue plans when its turn comes).
@@ -524,7 +540,8 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
     const o = offsets?.slice(0, count) ?? null;
     const l = lengths?.slice(0, count) ?? null;
     const started = plan;
-    return this.enqueue(() => this.sendLoop(bufs, o, l, start, count, started ?? this.sendPlan(count, to, opts), started !== null));
+    const data = isPieceBatch(bufs) ? copyPieceList(bufs) : bufs;
+    return this.enqueue(() => this.sendLoop(data, o, l, start, count, started ?? this.sendPlan(count, to, opts), started !== null));
   }
 
   private enqueue(job: () => Promise<void>): Promise<void> {
@@ -556,6 +573,16 @@ export class UdpSocket implements AsyncIterable<DatagramBatch>, AsyncDisposable 
    */
   sendPacked(batch: Batch, to?: Destination, opts: SendOptions = {}): Promise<void> {
     return this.startSend(batch.buffer, batch.offsets, batch.lengths, batch.count, to, opts);
+  }
+
+  /**
+   * Like sendPacked, for datagrams gathered from pieces (a tunnel's headers in one buffer, each
+   * payload where it was read): datagram i is sent from its pieces as one iovec list, UDP GSO
+   * joining datagrams as for sendPacked. The piece arrays may be reused once this returns; the
+   * sources' bytes may not, until it resolves.
+   */
+  sendGathered(batch: PieceBatch, to?: Destination, opts: SendOptions = {}): Promise<void> {
+    return this.startSend(batch, null, null, batch.count, to, opts);
   }
 
   /**

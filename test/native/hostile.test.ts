@@ -187,6 +187,7 @@ const entries: Record<string, Entry> = {
   'TunQueue.cancel': { args: () => ['read'] },
   'TunQueue.write': { args: () => [[new Uint8Array(20)], 0, new Uint8Array(4), 4] },
   'TunQueue.writeRanges': { args: () => [new Uint8Array(64), Uint32Array.of(0), Uint32Array.of(20), 0, 1, new Uint8Array(4), 4] },
+  'TunQueue.writePieces': { args: () => [[new Uint8Array(64), new Uint8Array(32)], Uint32Array.of(0, 0, 8, 1, 4, 20), Uint32Array.of(2), 0, 1] },
   'TunQueue.release': { self: freshQueue, args: () => [], undo: (_r, _e, q) => N.closeFd(q.heldFd) },
   'TunQueue.close': { self: freshQueue, args: () => [] },
   'TunQueue.ref': { args: () => [] },
@@ -216,6 +217,10 @@ const entries: Record<string, Entry> = {
   'UdpSocketNative.read': { args: () => [] },
   'UdpSocketNative.send': {
     args: () => [new Uint8Array(64), Uint32Array.of(0, 32), Uint32Array.of(32, 32), 0, 2, encodeEndpoint('127.0.0.1', 9), Uint32Array.of(0, 0), 0],
+  },
+  'UdpSocketNative.sendPieces': {
+    args: () => [[new Uint8Array(64), new Uint8Array(64)], Uint32Array.of(0, 0, 8, 1, 0, 24, 0, 8, 8, 1, 24, 20), Uint32Array.of(2, 4), 0, 2,
+      encodeEndpoint('127.0.0.1', 9), Uint32Array.of(0, 0), -1],
   },
   'UdpSocketNative.waitReadable': { args: () => [noop, true], undo: (_r, _e, s) => s.cancel('read') },
   'UdpSocketNative.waitWritable': { self: freshUdp, args: () => [noop] },
