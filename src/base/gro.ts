@@ -16,7 +16,7 @@
 import { u16, u32, put16, bytesEqual } from './bytes.js';
 import { fold, internetChecksum, pseudoHeaderSum, sum16 } from './checksum.js';
 import { encodeVnetHdr, GsoType, VIRTIO_NET_HDR_F, VIRTIO_NET_HDR_LEN } from './vnet.js';
-import { batchBytes, type Batch } from './batch.js';
+import { batchBytes, type Batch, type PieceBatch } from './batch.js';
 import { EtherType, IpProtocol } from './protocols.js';
 
 const ACK = 0x10, PSH = 0x08;
@@ -24,6 +24,10 @@ const ACK = 0x10, PSH = 0x08;
 const LOOKBACK = 64;
 /** Segments in one super-packet (the kernel's cap on a GSO packet it builds). */
 const MAX_SEGMENTS = 64;
+/** Most headers a merged packet has before its payload: Ethernet with two tags, IPv6, TCP with options. */
+const MAX_HEADERS = 22 + 40 + 60;
+/** Buffers one gathered write takes its pieces from (native/gather.h). */
+const MAX_PIECE_SOURCES = 16;
 
 export interface GroOptions {
   /**
@@ -46,6 +50,19 @@ export interface GroOptions {
 
 /** Output packet i (virtio_net_hdr + packet) is buffer[offsets[i] .. offsets[i] + lengths[i]). */
 export interface GroResult extends Batch {
+  /** Input packets merged into another (not counting each group's first). */
+  merged: number;
+}
+
+/**
+ * A coalesced batch as pieces to write gathered: output i is pieces [ends[i - 1], ends[i]), each
+ * a (source index, offset, length) triple into `sources`; source 0 is the header buffer.
+ */
+export interface GroPieces extends PieceBatch {
+  sources: Uint8Array[];
+  pieces: Uint32Array;
+  ends: Uint32Array;
+  count: number;
   /** Input packets merged into another (not counting each group's first). */
   merged: number;
 }
@@ -78,8 +95,11 @@ export class GroCoalescer {
   private gOpen = new Uint8Array(0);
   private gChecked = new Uint8Array(0);
   private merged = 0;
+  /** Packets in the batch last grouped. */
+  private planned = 0;
   private readonly result: { buffer: Uint8Array; offsets: Uint32Array; lengths: Uint32Array; count: number; merged: number } =
     { buffer: new Uint8Array(0), offsets: new Uint32Array(0), lengths: new Uint32Array(0), count: 0, merged: 0 };
+  private readonly pieces: GroPieces = { sources: [], pieces: new Uint32Array(0), ends: new Uint32Array(0), count: 0, merged: 0 };
   /** What classify() found in the packet it accepted last (fields, not an object per packet). */
   private l4 = 0;
   private proto = 0;
@@ -114,6 +134,15 @@ export class GroCoalescer {
    * here (an outer UDP checksum the kernel verified): its own checksum is not verified again.
    */
   coalesce(packets: readonly Uint8Array[], out: Uint8Array, intact?: Uint8Array): GroResult {
+    this.planViews(packets, intact);
+    return this.emit(out);
+  }
+
+  /**
+   * Groups `packets` (views, `intact` as for coalesce) and returns how many would merge; emit()
+   * or emitPieces() writes the plan.
+   */
+  planViews(packets: readonly Uint8Array[], intact?: Uint8Array): number {
     const n = packets.length;
     this.reserve(n);
     for (let i = 0; i < n; i++) {
@@ -128,7 +157,7 @@ export class GroCoalescer {
     } finally {
       this.intact = null;
     }
-    return this.emit(out);
+    return this.merged;
   }
 
   /** Coalesces a batch into `out` (see batchOutputBound); the result is reused by the next call. */
@@ -166,6 +195,7 @@ export class GroCoalescer {
   }
 
   private group(n: number): void {
+    this.planned = n;
     this.groups = 0;
     this.merged = 0;
     for (let i = 0; i < n; i++) {
@@ -347,6 +377,76 @@ export class GroCoalescer {
       out.set(b.subarray(po + hdrLen, po + len), w);
       w += len - hdrLen;
     }
+    this.writeMergedHeaders(g, out, o);
+  }
+
+  /**
+   * Plans the groups as pieces to write gathered (GroPieces), copying only headers: each output
+   * is its virtio_net_hdr (and, merged, its first packet's headers rebuilt) in `headers`, then
+   * the packets' payloads where they lie. `headers` needs piecesHeaderBound bytes. Null when the
+   * packets lie in more buffers than one gathered write takes (write emit()'s copy instead).
+   */
+  emitPieces(headers: Uint8Array): GroPieces | null {
+    const p = this.pieces;
+    const groups = this.groups;
+    const n = this.planned;
+    if (p.ends.length < groups) p.ends = new Uint32Array(Math.max(64, groups * 2));
+    if (p.pieces.length < 3 * (groups + n)) p.pieces = new Uint32Array(Math.max(384, 6 * (groups + n)));
+    p.sources.length = 1;
+    p.sources[0] = headers;
+    const hs = this.headerSize;
+    const pieces = p.pieces;
+    let h = 0;
+    let k = 0;
+    for (let g = 0; g < groups; g++) {
+      const first = this.gFirst[g]!;
+      const single = this.gSegs[g] === 1;
+      const hdrLen = single ? 0 : this.gHdrLen[g]!;
+      if (headers.length - h < hs + hdrLen) throw new RangeError('GRO header buffer too small (use GroCoalescer.piecesHeaderBound)');
+      const fb = this.bufs[first]!, fo = this.offs[first]!;
+      if (single) headers.fill(0, h, h + hs);
+      else {
+        headers.set(fb.subarray(fo, fo + hdrLen), h + hs);
+        this.writeMergedHeaders(g, headers, h);
+      }
+      pieces[k * 3] = 0; pieces[k * 3 + 1] = h; pieces[k * 3 + 2] = hs + hdrLen; k++;
+      h += hs + hdrLen;
+      for (let i = first; i >= 0; i = this.next[i]!) {
+        const b = this.bufs[i]!;
+        const source = this.sourceIndex(b);
+        if (source < 0) return null;
+        const skip = i === first ? hdrLen : this.gHdrLen[g]!;
+        pieces[k * 3] = source; pieces[k * 3 + 1] = b.byteOffset + this.offs[i]! + skip; pieces[k * 3 + 2] = this.lens[i]! - skip; k++;
+      }
+      p.ends[g] = k;
+    }
+    p.count = groups;
+    p.merged = this.merged;
+    return p;
+  }
+
+  /** Header bytes emitPieces may write for `packets` packets. */
+  static piecesHeaderBound(packets: number, headerSize = VIRTIO_NET_HDR_LEN): number {
+    return packets * (headerSize + MAX_HEADERS);
+  }
+
+  /** The index in pieces.sources of a view over the whole memory of `b`, added if new; -1 past the limit. */
+  private sourceIndex(b: Uint8Array): number {
+    const sources = this.pieces.sources;
+    for (let s = sources.length - 1; s >= 1; s--) if (sources[s]!.buffer === b.buffer) return s;
+    if (sources.length >= MAX_PIECE_SOURCES) return -1;
+    sources.push(new Uint8Array(b.buffer));
+    return sources.length - 1;
+  }
+
+  /**
+   * Rebuilds group g's first headers, at out[o + headerSize ..), for the merged packet: IP
+   * length (and IPv4 header checksum), the last segment's PSH, the pseudo-header sum the kernel
+   * completes, and the virtio_net_hdr at out[o ..).
+   */
+  private writeMergedHeaders(g: number, out: Uint8Array, o: number): void {
+    const at = o + this.headerSize;
+    const hdrLen = this.gHdrLen[g]!;
     const link = this.link, l4 = this.gL4[g]!, proto = this.gProto[g]!;
     const ip = at + link;
     const ipLen = this.gTotal[g]! - link;

@@ -34,6 +34,8 @@ export class TapPort implements Port {
   private groOutBusy = false;
   /** The frames' bytes and "checked on the way here" flags handed to the coalescer (reused). */
   private readonly groIn: Uint8Array[] = [];
+  /** The rebuilt headers of a gathered write (used during the call only). */
+  private groHeaders = new Uint8Array(0);
   private intact = new Uint8Array(64);
   /** Wire-size TCP segments joined into super-packets before they were written. */
   coalesced = 0;
@@ -82,11 +84,17 @@ export class TapPort implements Port {
   async send(frames: readonly Frame[]): Promise<number> {
     const given = frames.length;
     try {
-      const merged = this.gro !== undefined && given > 1 ? this.coalesce(frames) : null;
-      if (merged !== null) {
+      if (this.gro !== undefined && given > 1 && this.plan(frames)) {
+        const gathered = this.writeGathered();
+        if (gathered === true) return given;
+        const merged = this.emitMerged();
         this.groOutBusy = true;
         try {
-          const written = await this.queue.writeRanges(merged.buffer, merged.offsets, merged.lengths, merged.count, { raw: true });
+          // What the kernel did not take at once is written from a copy (the frames' memory
+          // is the sender's again once this returns to the switch).
+          const rest = merged.count - gathered;
+          const written = gathered + await this.queue.writeRanges(merged.buffer, merged.offsets.subarray(gathered),
+            merged.lengths.subarray(gathered), rest, { raw: true });
           // Super-frames stand for several frames: report in the caller's frames.
           return written === merged.count ? given : Math.min(written, given);
         } finally {
@@ -105,12 +113,12 @@ export class TapPort implements Port {
   }
 
   /**
-   * Joins consecutive TCP segments of one flow (from a tunnel or a plain port) into super-frames
-   * with their virtio_net_hdr in front, so the kernel behind this TAP receives 64 KiB at a time,
-   * as from a NIC with GRO. Only batches of ordinary frames are joined (super-frames already are
-   * what the kernel wants); null when nothing merges.
+   * Plans joining consecutive TCP segments of one flow (from a tunnel or a plain port) into
+   * super-frames with their virtio_net_hdr in front, so the kernel behind this TAP receives
+   * 64 KiB at a time, as from a NIC with GRO. Only batches of ordinary frames are joined
+   * (super-frames already are what the kernel wants); false when nothing merges.
    */
-  private coalesce(frames: readonly Frame[]): GroResult | null {
+  private plan(frames: readonly Frame[]): boolean {
     const n = frames.length;
     const data = this.groIn;
     data.length = 0;
@@ -120,19 +128,43 @@ export class TapPort implements Port {
       const f = frames[i]!;
       const o = f.offload;
       // Only ordinary frames merge; a tunnel's frames may say their bytes were checked (DATA_VALID).
-      if (o !== undefined && !isDataValidOnly(o)) { data.length = 0; return null; }
+      if (o !== undefined && !isDataValidOnly(o)) { data.length = 0; return false; }
       intact[i] = o === undefined ? 0 : 1;
       data.push(f.data);
     }
+    const merged = this.gro!.planViews(data, intact);
+    if (merged === 0) data.length = 0;
+    return merged > 0;
+  }
+
+  /**
+   * Writes the planned super-frames gathered: their rebuilt headers from a small buffer, the
+   * payloads straight from where the frames lie (no copy into one buffer). True when the kernel
+   * took them all; otherwise how many it took (the rest go through emitMerged's copy).
+   */
+  private writeGathered(): true | number {
+    const bound = GroCoalescer.piecesHeaderBound(this.groIn.length, this.queue.vnetHdrSize);
+    if (this.groHeaders.length < bound) this.groHeaders = new Uint8Array(Math.max(bound, this.groHeaders.length * 2));
+    const p = this.gro!.emitPieces(this.groHeaders);
+    if (p === null) return 0;
+    const written = this.queue.writePieces(p.sources, p.pieces, p.ends, p.count);
+    if (written < p.count) return written;
+    this.coalesced += p.merged;
+    this.groIn.length = 0;
+    return true;
+  }
+
+  /** The planned super-frames copied into one buffer (see plan). */
+  private emitMerged(): GroResult {
+    const data = this.groIn;
     const bound = GroCoalescer.outputBound(data, this.queue.vnetHdrSize);
     let out = this.groOut;
     if (this.groOutBusy || out.length < bound) {
       out = new Uint8Array(Math.max(bound, out.length * 2, 1 << 16));
       if (!this.groOutBusy) this.groOut = out;
     }
-    const r = this.gro!.coalesce(data, out, intact);
+    const r = this.gro!.emit(out);
     data.length = 0;
-    if (r.merged === 0) return null;
     this.coalesced += r.merged;
     return r;
   }
