@@ -7,10 +7,12 @@ import { PacketParseError } from './parse-error.js';
 import { u16, u32, put16, put32 } from './bytes.js';
 import { finish, fold, internetChecksum, pseudoHeaderSum, sum16, completePartialChecksum } from './checksum.js';
 import { GsoType, VIRTIO_NET_HDR_F, type VirtioNetHdr } from './vnet.js';
-import type { BatchBuffer } from './batch.js';
-import type { DeferredChecksums } from './checksum-batch.js';
+import type { BatchBuffer, PieceBuffer } from './batch.js';
+import type { DeferredChecksums, RangeSummer } from './checksum-batch.js';
 
 const FIN = 0x01, PSH = 0x08, CWR = 0x80;
+/** Most segments splitPieces cuts one packet into (64 KiB at a 256-byte MSS). */
+export const MAX_SPLIT_SEGMENTS = 256;
 
 /** What one super-packet splits into: filled by planSplit, read by writeSegment. */
 export interface SplitPlan {
@@ -104,13 +106,34 @@ export function planSplit(pkt: Uint8Array, hdr: VirtioNetHdr, ipOffset: number, 
  */
 function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: number, out: Uint8Array, o: number,
   deferred?: DeferredChecksums): number {
-  const { hdrLen, l4, mss, ipOffset, tcp } = plan;
+  const { hdrLen, mss, tcp } = plan;
   const start = hdrLen + i * mss;
   const end = Math.min(start + mss, pkt.length);
   const segLen = hdrLen + (end - start);
   if (out.length - o < segLen) throw new RangeError(`output holds ${out.length - o} bytes, segment ${i} needs ${segLen}`);
   out.set(headers, o);
   out.set(pkt.subarray(start, end), o + hdrLen);
+  const field = writeSegmentHeaders(plan, i, segLen, out, o);
+  const t = o + plan.l4;
+  const l4Len = segLen - plan.l4;
+  if (deferred !== undefined) {
+    deferred.add(t, o + segLen, plan.pseudo + l4Len, field, !tcp);
+    return segLen;
+  }
+  let c = finish(sum16(out, t, o + segLen, plan.pseudo + l4Len));
+  if (!tcp && c === 0) c = 0xffff;
+  put16(out, field, c);
+  return segLen;
+}
+
+/**
+ * Turns the headers copied to out[o, o + plan.hdrLen) into segment i's (segLen bytes with its
+ * payload): IP lengths, IPv4 ID and header checksum, TCP sequence number and flags (FIN and PSH
+ * only on the last, CWR only on the first) or UDP length; the transport checksum field is
+ * zeroed. Returns that field's offset.
+ */
+function writeSegmentHeaders(plan: SplitPlan, i: number, segLen: number, out: Uint8Array, o: number): number {
+  const { l4, ipOffset, tcp } = plan;
   const ip = o + ipOffset;
   if (plan.version === 4) {
     put16(out, ip + 2, segLen - ipOffset);
@@ -121,26 +144,60 @@ function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: 
     put16(out, ip + 4, segLen - ipOffset - 40);
   }
   const t = o + l4;
-  const l4Len = segLen - l4;
   if (tcp) {
-    put32(out, t + 4, (plan.seq + i * mss) >>> 0);
+    put32(out, t + 4, (plan.seq + i * plan.mss) >>> 0);
     let f = plan.flags;
     if (i !== plan.count - 1) f &= ~(FIN | PSH);
     if (i !== 0) f &= ~CWR;
     out[t + 13] = f;
   } else {
-    put16(out, t + 4, l4Len);
+    put16(out, t + 4, segLen - l4);
   }
-  const csumAt = tcp ? 16 : 6;
-  put16(out, t + csumAt, 0);
-  if (deferred !== undefined) {
-    deferred.add(t, o + segLen, plan.pseudo + l4Len, t + csumAt, !tcp);
-    return segLen;
+  const field = t + (tcp ? 16 : 6);
+  put16(out, field, 0);
+  return field;
+}
+
+/** Scratch for splitPieces: each segment's payload range in the packet and its sum. */
+const payloadStarts = new Uint32Array(MAX_SPLIT_SEGMENTS);
+const payloadEnds = new Uint32Array(MAX_SPLIT_SEGMENTS);
+const payloadSums = new Uint32Array(MAX_SPLIT_SEGMENTS);
+
+/**
+ * Splits `pkt` as pieces, copying only headers: segment i becomes two pieces of `into`, its
+ * headers (written to `headers` from byte `at`, after `headroom` bytes the caller fills, e.g. a
+ * tunnel's header; the piece includes them) and its payload, left where it is in `pkt`
+ * (pkt[0] is byte `sourceOffset` of into.sources[source]). Each transport
+ * checksum is complete: the payloads are summed with one `summer` call over pkt, the headers
+ * here. The caller has checked with planSplit (at most MAX_SPLIT_SEGMENTS segments) and left
+ * plan.count * (headroom + plan.hdrLen) bytes of room in `headers`. Returns the header bytes written.
+ */
+export function splitPieces(pkt: Uint8Array, plan: SplitPlan, into: PieceBuffer, source: number, sourceOffset: number,
+  headers: Uint8Array, at: number, headroom: number, summer: RangeSummer): number {
+  const { count, hdrLen, mss, l4, tcp } = plan;
+  if (count > MAX_SPLIT_SEGMENTS) throw new RangeError(`${count} segments: at most ${MAX_SPLIT_SEGMENTS} split as pieces`);
+  for (let i = 0; i < count; i++) {
+    payloadStarts[i] = hdrLen + i * mss;
+    payloadEnds[i] = Math.min(hdrLen + (i + 1) * mss, pkt.length);
+    payloadSums[i] = 0;
   }
-  let c = finish(sum16(out, t, o + segLen, plan.pseudo + l4Len));
-  if (!tcp && c === 0) c = 0xffff;
-  put16(out, t + csumAt, c);
-  return segLen;
+  summer(pkt, payloadStarts, payloadEnds, payloadSums, count);
+  const first = pkt.subarray(0, hdrLen);
+  let o = at;
+  for (let i = 0; i < count; i++) {
+    const h = o + headroom;
+    const payload = payloadEnds[i]! - payloadStarts[i]!;
+    headers.set(first, h);
+    const field = writeSegmentHeaders(plan, i, hdrLen + payload, headers, h);
+    let c = finish(sum16(headers, h + l4, h + hdrLen, plan.pseudo + hdrLen - l4 + payload + payloadSums[i]!));
+    if (!tcp && c === 0) c = 0xffff;
+    put16(headers, field, c);
+    into.add(0, o, headroom + hdrLen);
+    into.add(source, sourceOffset + payloadStarts[i]!, payload);
+    into.end();
+    o = h + hdrLen;
+  }
+  return o - at;
 }
 
 /**

@@ -13,11 +13,10 @@ import { isGroupAddress, macKey, parseMacKey } from './ethernet.js';
 import type { Frame, FrameOffload, Port } from './port.js';
 import { EthernetField } from '../packet/ethernet.js';
 import { EndpointTable, UdpSocket, type DatagramBatch } from '../net/index.js';
-import { BatchBuffer } from '../base/batch.js';
+import { PieceBuffer } from '../base/batch.js';
 import { completePartialChecksum } from '../base/checksum.js';
-import { DeferredChecksums } from '../base/checksum-batch.js';
 import { checksumRanges } from '../native.js';
-import { ipOffsetOfFrame, newSplitPlan, planSplit, splitInto, type SplitPlan } from '../base/gso.js';
+import { ipOffsetOfFrame, newSplitPlan, planSplit, splitPieces, type SplitPlan } from '../base/gso.js';
 import { GsoType, VIRTIO_NET_HDR_F, isGso, needsCsum } from '../base/vnet.js';
 import { VXLAN_HEADER_SIZE, VXLAN_UDP_PORT, checkVni, encodeVxlanHeader, vniAt } from '../packet/vxlan.js';
 
@@ -76,6 +75,42 @@ const CHECKED_BY_OUTER_CHECKSUM: FrameOffload = Object.freeze({
   flags: VIRTIO_NET_HDR_F.DATA_VALID, gsoType: GsoType.NONE, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0,
 });
 
+/**
+ * One send's datagrams: pieces of `bytes` (source 0: VXLAN and rebuilt inner headers, frames
+ * copied whole) and of the frames themselves (super-frames' payloads), `at` bytes of `bytes`
+ * used, and each datagram's VTEP id.
+ */
+interface Outgoing { pieces: PieceBuffer; bytes: Uint8Array; at: number; ids: Uint32Array }
+
+function newOutgoing(): Outgoing {
+  return { pieces: new PieceBuffer(), bytes: Buffer.allocUnsafeSlow(64 * 1024), at: 0, ids: new Uint32Array(256) };
+}
+
+/** Room for `bytes` more bytes after d.at (what is written so far is kept, at the same offsets). */
+function reserve(d: Outgoing, bytes: number): void {
+  if (d.bytes.length - d.at >= bytes) return;
+  const grown = Buffer.allocUnsafeSlow(Math.max(d.bytes.length * 2, d.at + bytes));
+  grown.set(d.bytes.subarray(0, d.at));
+  d.bytes = grown;
+}
+
+function growIds(ids: Uint32Array, n: number): Uint32Array {
+  const grown = new Uint32Array(Math.max(n, ids.length * 2));
+  grown.set(ids);
+  return grown;
+}
+
+/** Buffers one gathered send takes pieces from (native/gather.h). */
+const MAX_SOURCES = 16;
+
+/** The index in `sources` of a view over all of `data`'s memory, added if new; -1 past MAX_SOURCES. */
+function sourceIndex(sources: Uint8Array[], data: Uint8Array): number {
+  for (let s = sources.length - 1; s >= 1; s--) if (sources[s]!.buffer === data.buffer) return s;
+  if (sources.length >= MAX_SOURCES) return -1;
+  sources.push(new Uint8Array(data.buffer));
+  return sources.length - 1;
+}
+
 function checkAddress(a: string, what: string): string {
   if (isIP(a) === 0) throw new TypeError(`${what}: not an IP address: ${JSON.stringify(a)}`);
   return a;
@@ -98,14 +133,11 @@ export class VxlanPort implements Port {
   /** Largest datagram a UDP GSO send may carry per segment without exceeding the underlay MTU. */
   private readonly gsoLimit: number;
   private lastSweep = 0;
-  /** The datagrams of one send (VXLAN header + frame each) and each one's VTEP id. */
-  private out = BatchBuffer.alloc(256 * 1024, 256);
-  private outIds = new Uint32Array(256);
-  /** A send still pending on `out` makes the next one build in fresh memory. */
+  /** The datagrams of one send, as pieces, and each one's VTEP id. */
+  private readonly out: Outgoing = newOutgoing();
+  /** A send still pending on `out` makes the next one build in fresh lists. */
   private outBusy = false;
   private readonly plan: SplitPlan = newSplitPlan();
-  /** The split segments' TCP/UDP checksums, summed for the whole send in one native call. */
-  private readonly checksums = new DeferredChecksums();
   /** This VNI's VXLAN header, copied in front of every datagram. */
   private readonly header: Uint8Array;
   private readonly counters = { rxPackets: 0, txPackets: 0, malformed: 0, otherVni: 0, noRemote: 0, txErrors: 0, offloadDrops: 0 };
@@ -218,47 +250,44 @@ export class VxlanPort implements Port {
 
   async send(frames: readonly Frame[]): Promise<number> {
     const now = performance.now();
-    const busy = this.outBusy;
-    const out = busy ? BatchBuffer.alloc(this.out.buffer.length, this.out.slots) : this.out;
-    const ids = busy ? new Uint32Array(this.outIds.length) : this.outIds;
-    const datagrams = { out, ids, at: 0 };
-    out.reset();
-    this.checksums.reset();
+    // A send still pending on the port's own lists makes this one build in fresh ones.
+    const d = this.outBusy ? newOutgoing() : this.out;
+    d.pieces.reset();
+    d.at = 0;
+    d.pieces.sources.push(d.bytes);
     let largest = 0;
     let routed = 0;
     for (const f of frames) {
       const data = f.data;
       const remote = isGroupAddress(data, EthernetField.dst) ? undefined : this.remotesByMac.lookup(0, macKey(data, EthernetField.dst), now);
       if (remote === undefined && this.flood.length === 0) { this.counters.noRemote++; continue; }
-      const first = out.count;
-      if (!this.encapsulate(f, datagrams)) { this.counters.offloadDrops++; continue; }
+      const first = d.pieces.count;
+      const longest = this.encapsulate(f, d);
+      if (longest < 0) { this.counters.offloadDrops++; continue; }
       routed++;
-      const n = datagrams.out.count - first;
-      for (let k = first; k < first + n; k++) if (datagrams.out.lengths[k]! > largest) largest = datagrams.out.lengths[k]!;
-      // A flooded frame is written once and named once per VTEP, each VTEP's segments in a run
+      if (longest > largest) largest = longest;
+      const n = d.pieces.count - first;
+      // A flooded frame is built once and listed once per VTEP, each VTEP's segments in a run
       // (a GSO send joins consecutive datagrams to one destination).
       const vteps = remote === undefined ? this.flood : [remote];
-      datagrams.ids.fill(vteps[0]!, first, first + n);
-      for (let v = 1; v < vteps.length; v++) {
-        this.reserve(datagrams, 0, n);
-        const b = datagrams.out;
-        for (let k = first; k < first + n; k++) { datagrams.ids[b.count] = vteps[v]!; b.push(b.offsets[k]!, b.lengths[k]!); }
-      }
+      for (let v = 1; v < vteps.length; v++) d.pieces.repeat(first, n);
+      if (d.ids.length < d.pieces.count) d.ids = growIds(d.ids, d.pieces.count);
+      for (let v = 0; v < vteps.length; v++) d.ids.fill(vteps[v]!, first + v * n, first + (v + 1) * n);
     }
-    const batch = datagrams.out;
-    if (batch === this.out) this.outIds = datagrams.ids;
-    this.checksums.finish(batch.buffer, checksumRanges);
-    if (batch.count === 0) return 0;
-    const mine = batch === this.out;
+    // The bytes may have moved to a larger buffer meanwhile (the offsets stay).
+    d.pieces.sources[0] = d.bytes;
+    const count = d.pieces.count;
+    if (count === 0) return 0;
+    const mine = d === this.out;
     if (mine) this.outBusy = true;
     try {
-      await this.socket.sendPacked(batch, { table: this.vteps, ids: datagrams.ids }, largest <= this.gsoLimit ? { gsoSize: 'auto' } : {});
-      this.counters.txPackets += batch.count;
+      await this.socket.sendGathered(d.pieces, { table: this.vteps, ids: d.ids }, largest <= this.gsoLimit ? { gsoSize: 'auto' } : {});
+      this.counters.txPackets += count;
       return routed;
     } catch {
       // A closed socket or a hard error: the datagrams are lost, as on a wire; per-VTEP errors
       // (unreachable, refused) are counted by the socket and never get here.
-      this.counters.txErrors += batch.count;
+      this.counters.txErrors += count;
       return 0;
     } finally {
       if (mine) this.outBusy = false;
@@ -266,11 +295,13 @@ export class VxlanPort implements Port {
   }
 
   /**
-   * Appends frame `f` to the datagrams as VXLAN payloads: a super-frame split into wire-size
-   * frames with finished checksums (as the kernel would before a plain NIC), a partial checksum
-   * finished, anything else copied. False when its offload header and bytes disagree.
+   * Appends frame `f` to the datagrams as VXLAN payloads and returns the longest datagram, or -1
+   * when its offload header and bytes disagree. A super-frame is split as pieces: each segment's
+   * VXLAN and rebuilt inner headers in the port's bytes, its payload left in the frame (its
+   * checksum finished as the kernel would before a plain NIC). Anything else is copied whole
+   * behind its VXLAN header, a partial checksum finished.
    */
-  private encapsulate(f: Frame, d: { out: BatchBuffer; ids: Uint32Array; at: number }): boolean {
+  private encapsulate(f: Frame, d: Outgoing): number {
     const data = f.data;
     const o = f.offload;
     if (o !== undefined && isGso(o)) {
@@ -279,43 +310,42 @@ export class VxlanPort implements Port {
       try {
         plan = planSplit(data, o, ipOffset, this.plan);
       } catch {
-        return false;
+        return -1;
       }
       // A gso_size far below any MTU would turn one frame into thousands of datagrams.
-      if (plan.count > MAX_SEGMENTS_PER_FRAME) return false;
-      this.reserve(d, plan.bytes + plan.count * VXLAN_HEADER_SIZE, plan.count);
-      const first = d.out.count;
-      d.at += splitInto(data, plan, d.out, d.at, VXLAN_HEADER_SIZE, this.checksums);
-      for (let k = first; k < d.out.count; k++) d.out.buffer.set(this.header, d.out.offsets[k]!);
-      return true;
+      if (plan.count > MAX_SEGMENTS_PER_FRAME) return -1;
+      const headerBytes = plan.count * (VXLAN_HEADER_SIZE + plan.hdrLen);
+      let source = sourceIndex(d.pieces.sources, data);
+      let pkt = data;
+      let at = data.byteOffset;
+      if (source < 0) {
+        // More buffers than one send takes: this frame is copied into the port's bytes first.
+        reserve(d, data.length + headerBytes);
+        d.bytes.set(data, d.at);
+        pkt = d.bytes.subarray(d.at, d.at + data.length);
+        source = 0;
+        at = d.at;
+        d.at += data.length;
+      } else {
+        reserve(d, headerBytes);
+      }
+      const start = d.at;
+      d.at += splitPieces(pkt, plan, d.pieces, source, at, d.bytes, d.at, VXLAN_HEADER_SIZE, checksumRanges);
+      const header = this.header;
+      for (let h = start, i = 0; i < plan.count; i++, h += VXLAN_HEADER_SIZE + plan.hdrLen) d.bytes.set(header, h);
+      return VXLAN_HEADER_SIZE + Math.min(plan.hdrLen + plan.mss, data.length);
     }
     const len = VXLAN_HEADER_SIZE + data.length;
-    if (o !== undefined && needsCsum(o) && o.csumStart + o.csumOffset + 2 > data.length) return false;
-    this.reserve(d, len, 1);
-    const buf = d.out.buffer;
+    if (o !== undefined && needsCsum(o) && o.csumStart + o.csumOffset + 2 > data.length) return -1;
+    reserve(d, len);
+    const buf = d.bytes;
     buf.set(this.header, d.at);
     buf.set(data, d.at + VXLAN_HEADER_SIZE);
     if (o !== undefined && needsCsum(o)) completePartialChecksum(buf, o.csumStart, o.csumOffset, d.at + VXLAN_HEADER_SIZE, d.at + len);
-    d.out.push(d.at, len);
+    d.pieces.add(0, d.at, len);
+    d.pieces.end();
     d.at += len;
-    return true;
-  }
-
-  /** Room for `bytes` more bytes and `slots` more datagrams (what is written so far is kept). */
-  private reserve(d: { out: BatchBuffer; ids: Uint32Array; at: number }, bytes: number, slots: number): void {
-    const b = d.out;
-    if (b.buffer.length - d.at < bytes) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(b.buffer.length * 2, d.at + bytes));
-      grown.set(b.buffer.subarray(0, d.at));
-      b.buffer = grown;
-    }
-    if (b.slots - b.count < slots) {
-      const n = Math.max(b.slots * 2, b.count + slots);
-      const offsets = new Uint32Array(n); offsets.set(b.offsets.subarray(0, b.count));
-      const lengths = new Uint32Array(n); lengths.set(b.lengths.subarray(0, b.count));
-      const ids = new Uint32Array(n); ids.set(d.ids.subarray(0, b.count));
-      b.offsets = offsets; b.lengths = lengths; d.ids = ids;
-    }
+    return len;
   }
 
   close(): Promise<void> {
