@@ -71,13 +71,6 @@ export interface PieceBatch {
   readonly count: number;
 }
 
-/** Bytes of packet i of a PieceBatch. */
-export function pieceBatchLength(batch: PieceBatch, i: number): number {
-  let n = 0;
-  for (let k = i === 0 ? 0 : batch.ends[i - 1]!; k < batch.ends[i]!; k++) n += batch.pieces[3 * k + 2]!;
-  return n;
-}
-
 /** A PieceBatch its owner fills: add() pieces, end() each packet; reset() to start the next batch. */
 export class PieceBuffer implements PieceBatch {
   count = 0;
