@@ -21,6 +21,37 @@ export const GATEWAY4 = '198.18.4.1';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+// Holds `n` connections to the echo server; the first `busy` of them keep 16 KiB in flight each
+// (write, wait for the echo, write again) until stdin closes, then all close.
+const HOLD_SCRIPT = `
+const net = require('node:net');
+const [n, busy, host] = [Number(process.argv[1]), Number(process.argv[2]), process.argv[3]];
+const chunk = Buffer.alloc(16384, 0x61);
+const socks = [];
+let open = 0, stopping = false;
+for (let i = 0; i < n; i++) {
+  const s = net.connect({ host, port: 7000 });
+  socks.push(s);
+  s.on('connect', () => {
+    if (++open === n) { console.log('open ' + open); for (let j = 0; j < busy; j++) socks[j].write(chunk); }
+  });
+  let back = 0;
+  s.on('data', (d) => { back += d.length; if (back >= chunk.length) { back -= chunk.length; if (!stopping) s.write(chunk); } });
+  s.on('error', () => {});
+}
+process.stdin.on('end', () => { stopping = true; for (const s of socks) s.destroy(); setTimeout(() => process.exit(0), 200); });
+process.stdin.resume();
+`;
+
+/** Connections held open from the app namespace by a child process (ProxyTopology.holdConnections). */
+export interface HeldConnections {
+  readonly child: ChildProcess;
+  /** Closes every connection (the holder then exits). */
+  close(): void;
+  /** Ends the holder at once if it still runs (for cleanup after a failure). */
+  kill(): void;
+}
+
 /** Resident and peak resident bytes of process `pid` (VmRSS, VmHWM). */
 export function memoryOf(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -257,6 +288,28 @@ DisableViaHeader Yes
       const code = await p.stop();
       if (code !== 0) throw new Error(`tuntap exited with ${code}: ${p.stderr()}`);
     }
+  }
+
+  /**
+   * Opens `n` TCP connections from the app namespace to the server's echo port (through the
+   * proxy when its routes are in place), the first `busy` of them kept busy; resolves once all
+   * are open.
+   */
+  async holdConnections(n: number, busy = 0, timeoutMs = 60_000): Promise<HeldConnections> {
+    const child = nsSpawn(this.app, process.execPath, ['-e', HOLD_SCRIPT, String(n), String(busy), SERVER4],
+      { stdio: ['pipe', 'pipe', 'inherit'] });
+    const kill = (): void => { if (child.exitCode === null && child.signalCode === null) child.kill(); };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${n} connections were not all open after ${timeoutMs} ms`)), timeoutMs);
+        child.stdout!.on('data', (d) => { if (String(d).includes('open')) { clearTimeout(timer); resolve(); } });
+        child.once('exit', (c) => { clearTimeout(timer); reject(new Error(`the connection holder exited (${c}) before its ${n} connections were open`)); });
+      });
+    } catch (e) {
+      kill();
+      throw e;
+    }
+    return { child, close: () => child.stdin!.end(), kill };
   }
 
   /**
