@@ -59,6 +59,28 @@ export function memoryOf(pid: number): { rss: number; peak: number } {
   return { rss: kib('VmRSS'), peak: kib('VmHWM') };
 }
 
+/**
+ * Resident bytes of process `pid`'s glibc thread arenas (the heaps threads other than the main
+ * one malloc from): each a read-write mapping at a 64 MiB boundary followed by the unused rest
+ * of its 64 MiB reservation, inaccessible.
+ */
+export function threadArenasResident(pid: number): number {
+  const HEAP_MAX = 64 * 2 ** 20;
+  const maps: { start: number; end: number; perms: string; anonymous: boolean; rss: number }[] = [];
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) maps.push({ start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), perms: m[3]!, anonymous: m[4]!.trim() === '', rss: 0 });
+    else if (line.startsWith('Rss:') && maps.length > 0) maps[maps.length - 1]!.rss = Number(/(\d+)/.exec(line)![1]) * 1024;
+  }
+  let total = 0;
+  maps.forEach((r, i) => {
+    const rest = maps[i + 1];
+    if (r.anonymous && r.perms.startsWith('rw') && r.start % HEAP_MAX === 0 && rest && rest.start === r.end
+      && rest.perms.startsWith('---') && rest.end === r.start + HEAP_MAX) total += r.rss;
+  });
+  return total;
+}
+
 /** Restarts process `pid`'s peak (VmHWM) at its current RSS. */
 export function resetPeak(pid: number): void {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');
