@@ -7,9 +7,8 @@
 // BENCH_PROXY_BUSY, BENCH_PROXY_MTU (the links'), BENCH_PROXY_TUN_MTUS, BENCH_PROXY_OFFLOAD)
 import { writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { nsRun, nsSpawn } from '../test/helpers/netns.js';
-import { ProxyTopology, PROXY4, SERVER4, memoryOf, resetPeak, sleep, type ProxyProcess } from '../test/proxy/topology.js';
+import { nsRun } from '../test/helpers/netns.js';
+import { ProxyTopology, PROXY4, SERVER4, memoryOf, resetPeak, sleep, type HeldConnections, type ProxyProcess } from '../test/proxy/topology.js';
 
 let seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 5);
 // 9,800 by default: tuntap holds two descriptors per connection, and this VM's hard open-files
@@ -26,28 +25,6 @@ async function iperf(t: ProxyTopology, wrap: string[], reverse: boolean): Promis
   if (r.code !== 0) throw new Error(`iperf3 failed: ${r.stdout.slice(0, 500)} ${r.stderr}`);
   return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
 }
-
-// Holds `n` connections to the echo server; the first `busy` of them keep 16 KiB in flight each
-// (write, wait for the echo, write again) until stdin closes, then all close.
-const holdScript = `
-const net = require('node:net');
-const [n, busy, host] = [Number(process.argv[1]), Number(process.argv[2]), process.argv[3]];
-const chunk = Buffer.alloc(16384, 0x61);
-const socks = [];
-let open = 0, stopping = false;
-for (let i = 0; i < n; i++) {
-  const s = net.connect({ host, port: 7000 });
-  socks.push(s);
-  s.on('connect', () => {
-    if (++open === n) { console.log('open ' + open); for (let j = 0; j < busy; j++) socks[j].write(chunk); }
-  });
-  let back = 0;
-  s.on('data', (d) => { back += d.length; if (back >= chunk.length) { back -= chunk.length; if (!stopping) s.write(chunk); } });
-  s.on('error', () => {});
-}
-process.stdin.on('end', () => { stopping = true; for (const s of socks) s.destroy(); setTimeout(() => process.exit(0), 200); });
-process.stdin.resume();
-`;
 
 /** Uses the compiled CLI when dist/ is at least as new as the sources (tsx adds ~35 MiB of RSS). */
 function chooseCli(): string {
@@ -79,27 +56,22 @@ async function measureMemory(t: ProxyTopology, p: ProxyProcess, transfer: () => 
   const busyFlow = memoryOf(pid).peak;
   await sleep(1500);
   resetPeak(pid);
-  let holder: ChildProcess | undefined;
+  let holder: HeldConnections | undefined;
   try {
-    const h = holder = nsSpawn(t.app, process.execPath, ['-e', holdScript, String(flows), String(busy), SERVER4],
-      { stdio: ['pipe', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      h.stdout!.on('data', (d) => { if (String(d).includes('open')) resolve(); });
-      h.once('exit', (c) => reject(new Error(`holder exited ${c}`)));
-    });
+    const h = holder = await t.holdConnections(flows, busy);
     // A loaded machine may leave a few handshakes unaccepted until they time out: 99% will do.
     await p.waitStats((x) => x.sessions >= flows * 0.99, 60_000);
     await sleep(seconds * 1000);
     const manyFlows = memoryOf(pid).peak;
     const held = p.stats().sessions!;
-    h.stdin!.end();
+    h.close();
     await p.waitStats((x) => x.sessions === 0, 60_000);
     // A closed connection's NAT entry lingers 5 s (late segments still find it), then is freed.
     await sleep(8000);
     return { idle, busyFlow, manyFlows, held, afterClose: memoryOf(pid).rss };
   } finally {
     // On failure the holder would keep its thousands of connections open: end it here.
-    if (holder && holder.exitCode === null) holder.kill();
+    holder?.kill();
   }
 }
 

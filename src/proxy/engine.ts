@@ -115,6 +115,8 @@ export interface ProxyStats {
    * opens, refused by the socket, under a malformed SOCKS5 UDP header, or too large to carry.
    */
   udpDropped: number;
+  /** Full collections (and malloc trims) asked for after connections came and went. */
+  reclaims: number;
   dnsQueries: number;
   dnsOverTcp: number;
   /** Queries carried over TCP that got their answer back to the application. */
@@ -277,8 +279,8 @@ export class TunProxy extends EventEmitter {
     const entries = this.nat.size;
     this.nat.sweep();
     // Entries that finished lingering are garbage too.
-    this.reclaimer.note(Math.max(0, entries - this.nat.size));
-    this.reclaimer.due();
+    this.reclaimer.note(entries - this.nat.size);
+    this.reclaimer.due(this.sessions.size === 0 && this.nat.size === 0);
     // Half-open entries (never answered, like spoofed SYNs) are not failures of ours; a
     // completed handshake that no accept() picked up is.
     for (let i = timeouts; i < c.acceptTimeouts; i++) {
@@ -643,7 +645,7 @@ export class TunProxy extends EventEmitter {
       connectionsFailed: this.failures.count('accept', 'connect'), failures: this.failures.snapshot(),
       udpSessions: this.udp?.size ?? 0, udpSent: this.udp?.counters.sent ?? 0, udpReceived: this.udp?.counters.received ?? 0,
       udpUnsolicited: this.udp?.counters.unsolicited ?? 0, udpDropped: this.udp?.counters.dropped ?? 0,
-      ...this.counters, nat: { ...this.nat.counters },
+      ...this.counters, nat: { ...this.nat.counters }, reclaims: this.reclaimer.collections,
     };
   }
 

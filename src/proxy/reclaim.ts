@@ -4,11 +4,13 @@
 // generation, which it collects only once that has grown by tens of MiB. The relay then holds
 // no JS object per connection, so that garbage would sit there, and a process with nothing left
 // to allocate never reaches the next collection. Asking for a full collection every
-// RECLAIM_EVERY connections opened or closed (a few ms with the small live heap left), then
-// returning malloc's free pages, keeps a burst's cost near its live objects and lets memory
-// fall back after the connections close.
+// RECLAIM_EVERY connections opened or closed (a few ms with the small live heap left), and once
+// more when they stop coming (the last ones of a burst), then returning malloc's free pages,
+// keeps a burst's cost near its live objects and lets memory fall back after the connections
+// close.
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { addon } from '../native.js';
 
 /**
  * Keeps V8's young generation at its starting size. V8 doubles it (up to 32 MiB of the
@@ -25,10 +27,33 @@ export function keepYoungGenerationSmall(): void {
   }
 }
 
+/**
+ * What glibc keeps free at the top of each heap before handing it back: its own default, fixed.
+ * Left to glibc, the threshold rises to twice the largest block freed (MiBs once V8 or Node
+ * freed a large one), and the arenas of V8's worker threads, which malloc_trim() does not
+ * shrink, then kept about 1.5-2 MiB each after a burst of connections (+5.5 MiB in all).
+ */
+export const MALLOC_TRIM_THRESHOLD = 128 * 1024;
+
+const allocator = addon as { setMallocTrimThreshold?: (bytes: number) => boolean };
+
+/**
+ * Makes every malloc heap of the process give back its free top above MALLOC_TRIM_THRESHOLD
+ * when a block is freed (native/malloc.cc). Process-wide, like keepYoungGenerationSmall: for
+ * the service. False where the addon or the C library does not take it.
+ */
+export function keepMallocHeapsTrimmed(): boolean {
+  return allocator.setMallocTrimThreshold?.(MALLOC_TRIM_THRESHOLD) ?? false;
+}
+
 /** Connections opened or closed (or NAT entries released) between two collections. */
 export const RECLAIM_EVERY = 1000;
 
-type Collect = (opts: { type: 'minor' | 'major' }) => void;
+/** Calls of due() with nothing noted after which what was noted is collected anyway. */
+export const QUIET_CALLS = 2;
+
+// gc() with no argument: in Node 20 (V8 11.3) gc({ type: 'major' }) returns without collecting.
+type Collect = () => void;
 
 let collect: Collect | null | undefined;
 
@@ -46,22 +71,36 @@ function collector(): Collect | null {
   return collect;
 }
 
-/** Counts connections opened and closed and collects every `every` of them (at most once per call of due()). */
+/**
+ * Counts connections opened and closed and collects every `every` of them, or fewer once they
+ * stop coming or nothing is left open (at most once per call of due()).
+ */
 export class Reclaimer {
   #count = 0;
+  #quietCalls = 0;
   collections = 0;
   constructor(readonly every = RECLAIM_EVERY, private readonly trim: () => void = () => {}) {}
 
   /** A connection (or `n`) opened or closed. */
-  note(n = 1): void { this.#count += n; }
+  note(n = 1): void {
+    if (n <= 0) return;
+    this.#count += n;
+    this.#quietCalls = 0;
+  }
 
-  /** Collects when enough connections came and went since the last time (called from a timer, not per connection). */
-  due(): void {
-    if (this.#count < this.every) return;
+  /**
+   * Collects when enough connections came and went since the last time, or when some did and
+   * then none for QUIET_CALLS calls, or when some did and `empty` (none is left open). Called
+   * from a timer, not per connection.
+   */
+  due(empty = false): void {
+    if (this.#count === 0) return;
+    if (this.#count < this.every && !empty && ++this.#quietCalls < QUIET_CALLS) return;
     this.#count = 0;
+    this.#quietCalls = 0;
     const gc = collector();
     if (gc) {
-      gc({ type: 'major' });
+      gc();
       this.collections++;
     }
     this.trim();

@@ -7,7 +7,7 @@ import { lookup } from 'node:dns/promises';
 import { formatIP, parseIP } from '../addr.js';
 import { openTun, type TunDevice } from '../device/index.js';
 import { TunProxy, type TunProxyOptions } from './engine.js';
-import { keepYoungGenerationSmall } from './reclaim.js';
+import { keepMallocHeapsTrimmed, keepYoungGenerationSmall } from './reclaim.js';
 import { configureProxyTun, PolicyRouting, sourceAddressFor } from './routing.js';
 import type { Upstream } from './upstream.js';
 import { checkDescriptors, sessionsThatFit, DEFAULT_MAX_SESSIONS, MAX_UDP_SESSIONS } from './limits.js';
@@ -106,6 +106,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       if (routing.staleRemoved > 0) opts.log?.(`removed ${routing.staleRemoved} policy rules left by an earlier run`);
     }
     keepYoungGenerationSmall();
+    keepMallocHeapsTrimmed();
     const proxy = await TunProxy.start({
       ...opts, device, local4, fake4: nextAddress(local4),
       ...(local6 ? { local6, fake6: nextAddress(local6) } : {}),

@@ -258,6 +258,8 @@ const entries: Record<string, Entry> = {
   notifySend: { args: () => ['/run/tuntap-hostile-test-none/notify', 'READY=1'] },
   // checksum.cc
   checksumRanges: { args: () => [new Uint8Array(64), Uint32Array.of(0, 3), Uint32Array.of(64, 61), new Uint32Array(2), 2] },
+  // malloc.cc
+  setMallocTrimThreshold: { args: () => [128 * 1024] },
 };
 
 /** Every function the addon exports, and every method of the classes it exports. */

@@ -21,11 +21,64 @@ export const GATEWAY4 = '198.18.4.1';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+// Holds `n` connections to the echo server; the first `busy` of them keep 16 KiB in flight each
+// (write, wait for the echo, write again) until stdin closes, then all close.
+const HOLD_SCRIPT = `
+const net = require('node:net');
+const [n, busy, host] = [Number(process.argv[1]), Number(process.argv[2]), process.argv[3]];
+const chunk = Buffer.alloc(16384, 0x61);
+const socks = [];
+let open = 0, stopping = false;
+for (let i = 0; i < n; i++) {
+  const s = net.connect({ host, port: 7000 });
+  socks.push(s);
+  s.on('connect', () => {
+    if (++open === n) { console.log('open ' + open); for (let j = 0; j < busy; j++) socks[j].write(chunk); }
+  });
+  let back = 0;
+  s.on('data', (d) => { back += d.length; if (back >= chunk.length) { back -= chunk.length; if (!stopping) s.write(chunk); } });
+  s.on('error', () => {});
+}
+process.stdin.on('end', () => { stopping = true; for (const s of socks) s.destroy(); setTimeout(() => process.exit(0), 200); });
+process.stdin.resume();
+`;
+
+/** Connections held open from the app namespace by a child process (ProxyTopology.holdConnections). */
+export interface HeldConnections {
+  readonly child: ChildProcess;
+  /** Closes every connection (the holder then exits). */
+  close(): void;
+  /** Ends the holder at once if it still runs (for cleanup after a failure). */
+  kill(): void;
+}
+
 /** Resident and peak resident bytes of process `pid` (VmRSS, VmHWM). */
 export function memoryOf(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
   return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+}
+
+/**
+ * Resident bytes of process `pid`'s glibc thread arenas (the heaps threads other than the main
+ * one malloc from): each a read-write mapping at a 64 MiB boundary followed by the unused rest
+ * of its 64 MiB reservation, inaccessible.
+ */
+export function threadArenasResident(pid: number): number {
+  const HEAP_MAX = 64 * 2 ** 20;
+  const maps: { start: number; end: number; perms: string; anonymous: boolean; rss: number }[] = [];
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) maps.push({ start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), perms: m[3]!, anonymous: m[4]!.trim() === '', rss: 0 });
+    else if (line.startsWith('Rss:') && maps.length > 0) maps[maps.length - 1]!.rss = Number(/(\d+)/.exec(line)![1]) * 1024;
+  }
+  let total = 0;
+  maps.forEach((r, i) => {
+    const rest = maps[i + 1];
+    if (r.anonymous && r.perms.startsWith('rw') && r.start % HEAP_MAX === 0 && rest && rest.start === r.end
+      && rest.perms.startsWith('---') && rest.end === r.start + HEAP_MAX) total += r.rss;
+  });
+  return total;
 }
 
 /** Restarts process `pid`'s peak (VmHWM) at its current RSS. */
@@ -257,6 +310,28 @@ DisableViaHeader Yes
       const code = await p.stop();
       if (code !== 0) throw new Error(`tuntap exited with ${code}: ${p.stderr()}`);
     }
+  }
+
+  /**
+   * Opens `n` TCP connections from the app namespace to the server's echo port (through the
+   * proxy when its routes are in place), the first `busy` of them kept busy; resolves once all
+   * are open.
+   */
+  async holdConnections(n: number, busy = 0, timeoutMs = 60_000): Promise<HeldConnections> {
+    const child = nsSpawn(this.app, process.execPath, ['-e', HOLD_SCRIPT, String(n), String(busy), SERVER4],
+      { stdio: ['pipe', 'pipe', 'inherit'] });
+    const kill = (): void => { if (child.exitCode === null && child.signalCode === null) child.kill(); };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${n} connections were not all open after ${timeoutMs} ms`)), timeoutMs);
+        child.stdout!.on('data', (d) => { if (String(d).includes('open')) { clearTimeout(timer); resolve(); } });
+        child.once('exit', (c) => { clearTimeout(timer); reject(new Error(`the connection holder exited (${c}) before its ${n} connections were open`)); });
+      });
+    } catch (e) {
+      kill();
+      throw e;
+    }
+    return { child, close: () => child.stdin!.end(), kill };
   }
 
   /**
