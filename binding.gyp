@@ -13,7 +13,8 @@
         "native/pcap.cc",
         "native/notify.cc",
         "native/checksum.cc",
-        "native/relay.cc"
+        "native/relay.cc",
+        "native/packet_pair.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -5,6 +5,7 @@ namespace tuntap { void InitPcap(Napi::Env env, Napi::Object exports); }  // nat
 namespace tuntap { void InitNotify(Napi::Env env, Napi::Object exports); }  // native/notify.cc
 namespace tuntap { void InitChecksum(Napi::Env env, Napi::Object exports); }  // native/checksum.cc
 namespace tuntap { void InitRelay(Napi::Env env, Napi::Object exports); }  // native/relay.cc
+namespace tuntap { void InitPacketPair(Napi::Env env, Napi::Object exports); }  // native/packet_pair.cc
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitNetns(env, exports);
@@ -17,6 +18,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitNotify(env, exports);
   tuntap::InitChecksum(env, exports);
   tuntap::InitRelay(env, exports);
+  tuntap::InitPacketPair(env, exports);
   return exports;
 }
 

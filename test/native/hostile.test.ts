@@ -253,6 +253,8 @@ const entries: Record<string, Entry> = {
   notifySend: { args: () => ['/run/tuntap-hostile-test-none/notify', 'READY=1'] },
   // checksum.cc
   checksumRanges: { args: () => [new Uint8Array(64), Uint32Array.of(0, 3), Uint32Array.of(64, 61), new Uint32Array(2), 2] },
+  // packet_pair.cc (takes no arguments: any given are ignored)
+  packetPairOpen: { args: () => [], undo: (r: number[]) => { for (const f of r) N.closeFd(f); } },
 };
 
 /** Every function the addon exports, and every method of the classes it exports. */
