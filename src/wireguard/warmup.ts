@@ -416,8 +416,9 @@ class KernelEnd {
   replies = 0;
   private readonly requests: { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; count: number };
   private readonly answers: { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; count: number };
-  /** Where the answers to a batch are gathered (indices into `answers`' ranges). */
-  private readonly reply: { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; count: number };
+  /** Where the answers to a batch are gathered (ranges of `answers`' buffer). */
+  private readonly replyOffsets = new Uint32Array(64);
+  private readonly replyLengths = new Uint32Array(64);
   wake: (() => void) | undefined;
 
   constructor(readonly pair: QueuePair, me: 0 | 1) {
@@ -435,24 +436,24 @@ class KernelEnd {
       [buildIpv4({ protocol: IpProtocol.ICMP, src: src.v4, dst: dst.v4, payload: icmp(0) }), {}],
       [buildIpv6({ protocol: IpProtocol.ICMPv6, src: src.v6, dst: dst.v6, payload: icmp(129) }), {}],
     ]);
-    this.reply = { buffer: this.answers.buffer, offsets: new Uint32Array(64), lengths: new Uint32Array(64), count: 0 };
     pair.wire.readEach((batch) => this.onRead(batch), () => this.wake?.());
   }
 
   /** Sends request `which` (0 ping, 1 IPv6 ping, 2 TCP segment, 3 TSO super-packet); a ping's reply comes back to `replies`. */
   send(which: readonly number[]): void {
     const r = this.requests;
-    const batch = { buffer: r.buffer, offsets: new Uint32Array(which.length), lengths: new Uint32Array(which.length), count: which.length };
-    which.forEach((w, i) => { batch.offsets[i] = r.offsets[w]!; batch.lengths[i] = r.lengths[w]!; });
-    this.pair.wire.postRanges(batch.buffer, batch.offsets, batch.lengths, batch.count);
+    const offsets = new Uint32Array(which.length);
+    const lengths = new Uint32Array(which.length);
+    which.forEach((w, i) => { offsets[i] = r.offsets[w]!; lengths[i] = r.lengths[w]!; });
+    this.pair.wire.postRanges(r.buffer, offsets, lengths, which.length);
   }
 
   // What the other side's requests became after its tunnel and ours: echo requests are answered
-  // (the kernel's echo reply), echo replies counted, the rest taken.
+  // (the kernel's echo reply), echo replies counted, the rest taken. (No batch object is
+  // changed after it is made: the engine's batches are never, and V8 compiles on that.)
   private onRead(batch: PacketBatch): void {
     const { buffer, offsets, lengths } = batch;
-    const reply = this.reply;
-    reply.count = 0;
+    let replies = 0;
     for (let i = 0; i < batch.count; i++) {
       const at = offsets[i]!;
       const v6 = buffer[at]! >> 4 === 6;
@@ -461,11 +462,11 @@ class KernelEnd {
       const type = buffer[at + (v6 ? 40 : 20)];
       if (type === 0 || type === 129) { this.replies++; continue; }
       const a = v6 ? 1 : 0;
-      reply.offsets[reply.count] = this.answers.offsets[a]!;
-      reply.lengths[reply.count] = this.answers.lengths[a]!;
-      reply.count++;
+      this.replyOffsets[replies] = this.answers.offsets[a]!;
+      this.replyLengths[replies] = this.answers.lengths[a]!;
+      replies++;
     }
-    if (reply.count > 0) this.pair.wire.postRanges(reply.buffer, reply.offsets, reply.lengths, reply.count);
+    if (replies > 0) this.pair.wire.postRanges(this.answers.buffer, this.replyOffsets, this.replyLengths, replies);
     this.wake?.();
   }
 }
