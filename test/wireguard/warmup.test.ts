@@ -7,7 +7,8 @@ import { readdirSync } from 'node:fs';
 import { exercise, exerciseInterfaces, exerciseSockets, warmDataPath } from '../../src/wireguard/warmup.js';
 import { nsExec, nsSpawn, TestNet } from '../helpers/netns.js';
 import { sleep, waitForOutput } from '../helpers/wait.js';
-import { WgTopology, ping } from './topology.js';
+import { WgTopology, ping, type Side } from './topology.js';
+import type { WireGuardInterface } from '../../src/wireguard/interface.js';
 
 const net = new TestNet();
 after(() => net.cleanup());
@@ -37,9 +38,16 @@ async function captureUdp(ns: string, filter = ['udp']): Promise<{ lines: () => 
   return { lines: () => out.split('\n').filter((l) => l.trim() !== ''), stop: () => p.kill('SIGKILL') };
 }
 
-test('the loopback pass crosses real sockets on lo only: nothing on the veth, nothing to the real tunnel, whose session goes on', async () => {
-  const topo = new WgTopology(35);
-  let capture: Awaited<ReturnType<typeof captureUdp>> | undefined;
+type Capture = Awaited<ReturnType<typeof captureUdp>>;
+interface RealTunnel { a: Side; b: Side; wa: WireGuardInterface; wb: WireGuardInterface; capture: Capture }
+
+/**
+ * A real tunnel between two of our interfaces in test namespaces (checked with ping) and tcpdump
+ * on every interface of side a's namespace (`filter`); `body` runs with them, then all is removed.
+ */
+async function withTunnelAndCapture(idx: number, filter: string[], body: (t: RealTunnel) => Promise<void>): Promise<void> {
+  const topo = new WgTopology(idx);
+  let capture: Capture | undefined;
   try {
     const a = topo.side(1);
     const b = topo.side(2);
@@ -47,8 +55,17 @@ test('the loopback pass crosses real sockets on lo only: nothing on the veth, no
     const wa = await topo.tuntap(a, [{ side: b, endpoint: 4 }]);
     const wb = await topo.tuntap(b, [{ side: a, endpoint: 4 }]);
     assert.ok((await ping(a.ns, b.inner4, 2)).ok, 'the real tunnel passes ping');
+    capture = await captureUdp(a.ns, filter);
+    await body({ a, b, wa, wb, capture });
+  } finally {
+    capture?.stop();
+    await topo.cleanup();
+  }
+}
+
+test('the loopback pass crosses real sockets on lo only: nothing on the veth, nothing to the real tunnel, whose session goes on', async () => {
+  await withTunnelAndCapture(35, ['udp'], async ({ a, b, wa, wb, capture }) => {
     const before = [wa, wb].map((w) => ({ udp: w.counters.udpReceiveBatches, stats: JSON.stringify(w.engine.stats) }));
-    capture = await captureUdp(a.ns);
     const r = await exerciseSockets(200, { netns: a.ns });
     await sleep(300);
     const lines = capture.lines();
@@ -66,10 +83,7 @@ test('the loopback pass crosses real sockets on lo only: nothing on the veth, no
     const handshakes = wa.engine.stats.handshakeInitiationsSent + wb.engine.stats.handshakeInitiationsSent;
     assert.ok((await ping(a.ns, b.inner4, 2)).ok);
     assert.equal(wa.engine.stats.handshakeInitiationsSent + wb.engine.stats.handshakeInitiationsSent, handshakes);
-  } finally {
-    capture?.stop();
-    await topo.cleanup();
-  }
+  });
 });
 
 test('where loopback is down the loopback pass is skipped, not an error', async () => {
@@ -88,18 +102,9 @@ function netState(ns: string): string {
 const KERNEL_CHATTER = /ICMP6, (router|neighbor|multicast listener)/;
 
 test('the interface pass runs the real TUN queue code over packet pairs: nothing on any interface but lo, nothing left, the real tunnel untouched', async () => {
-  const topo = new WgTopology(36);
-  let capture: Awaited<ReturnType<typeof captureUdp>> | undefined;
-  try {
-    const a = topo.side(1);
-    const b = topo.side(2);
-    topo.link(a, b);
-    const wa = await topo.tuntap(a, [{ side: b, endpoint: 4 }]);
-    const wb = await topo.tuntap(b, [{ side: a, endpoint: 4 }]);
-    assert.ok((await ping(a.ns, b.inner4, 2)).ok, 'the real tunnel passes ping');
+  await withTunnelAndCapture(36, [], async ({ a, b, wa, wb, capture }) => {
     const counters = () => [wa, wb].map((w) => JSON.stringify({ iface: w.counters, engine: w.engine.stats }));
     const before = { counters: counters(), state: netState(a.ns) };
-    capture = await captureUdp(a.ns, []);
     const rounds = 300;
     const fds = readdirSync('/proc/self/fd').length;
     const r = await exerciseInterfaces(rounds, { netns: a.ns });
@@ -122,8 +127,5 @@ test('the interface pass runs the real TUN queue code over packet pairs: nothing
     assert.equal(fdsAfter, fds, 'every fd the pass opened is closed');
     assert.deepEqual(counters(), before.counters, 'the real interfaces and engines saw nothing of it');
     assert.ok((await ping(a.ns, b.inner4, 2)).ok, 'the real tunnel still passes ping');
-  } finally {
-    capture?.stop();
-    await topo.cleanup();
-  }
+  });
 });
