@@ -14,7 +14,8 @@
         "native/notify.cc",
         "native/checksum.cc",
         "native/relay.cc",
-        "native/malloc.cc"
+        "native/malloc.cc",
+        "native/packet_pair.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

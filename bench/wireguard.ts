@@ -149,6 +149,8 @@ interface Tunnel {
   a: Side;
   b: Side;
   times: number[];
+  /** tuntap: each `wg up` process's start until it is ready (warm-up included). */
+  upMs: number[];
 }
 
 interface Measured { bps: number; bpsRounds: number[]; rttMs: number; rttMedianMs: number; wireRttMs: number }
@@ -156,6 +158,7 @@ interface Measured { bps: number; bpsRounds: number[]; rttMs: number; rttMedianM
 /** Both sides of a `kind` tunnel, checked with two pings unless `checkPing` is false (a first ping to be timed). */
 async function bringUp(kind: Kind, idx: number, opts: { checkPing?: boolean } = {}): Promise<Tunnel> {
   const topo = new WgTopology(idx);
+  const upMs: number[] = [];
   try {
     const a = topo.side(1);
     const b = topo.side(2);
@@ -163,8 +166,11 @@ async function bringUp(kind: Kind, idx: number, opts: { checkPing?: boolean } = 
     if (kind === 'tuntap') {
       // one process per side, as on two hosts (wireguard-go runs one process per side too), each
       // the built CLI as users run it (`npm run bench` builds it first)
-      await topo.tuntapProcess(a, [{ side: b, endpoint: 4 }], { compiled: true });
-      await topo.tuntapProcess(b, [{ side: a, endpoint: 4 }], { compiled: true });
+      for (const [me, other] of [[a, b], [b, a]] as const) {
+        const t = performance.now();
+        await topo.tuntapProcess(me, [{ side: other, endpoint: 4 }], { compiled: true });
+        upMs.push(performance.now() - t);
+      }
     } else if (kind === 'no crypto') {
       await plainTunnel(a, b);
       await plainTunnel(b, a);
@@ -181,7 +187,7 @@ async function bringUp(kind: Kind, idx: number, opts: { checkPing?: boolean } = 
       const warm = await ping(a.ns, b.inner4, 2);
       if (!warm.ok) throw new Error(`${kind}: tunnel does not pass ping: ${warm.out}`);
     }
-    return { kind, topo, a, b, times: [] };
+    return { kind, topo, a, b, times: [], upMs };
   } catch (e) {
     await topo.cleanup();
     throw e;
@@ -233,7 +239,7 @@ const EARLY_INTERVAL = 0.05;
 const TRAFFIC_SECONDS = 3;
 
 type FirstKind = Extract<Kind, 'tuntap' | 'wireguard-go'>;
-interface FirstRound { firstPingMs: number; early: number[]; steady: number[] }
+interface FirstRound { firstPingMs: number; early: number[]; steady: number[]; upMs: number[] }
 
 async function pingSeries(ns: string, target: string, count: number, intervalS: number): Promise<number[]> {
   const r = await nsRun(ns, 'ping', ['-c', String(count), '-i', String(intervalS), '-W', '5', target], (count * intervalS + 20) * 1000);
@@ -243,13 +249,13 @@ async function pingSeries(ns: string, target: string, count: number, intervalS: 
 }
 
 async function firstSecondsRound(kind: FirstKind, idx: number): Promise<FirstRound> {
-  const { topo, a, b } = await bringUp(kind, idx, { checkPing: false });
+  const { topo, a, b, upMs } = await bringUp(kind, idx, { checkPing: false });
   try {
     const [firstPingMs] = await pingSeries(a.ns, b.inner4, 1, EARLY_INTERVAL);
     const early = await pingSeries(a.ns, b.inner4, FIRST_PINGS, EARLY_INTERVAL);
     await pingSeries(a.ns, b.inner4, TRAFFIC_SECONDS * 100, 0.01);
     const steady = await pingSeries(a.ns, b.inner4, FIRST_PINGS, EARLY_INTERVAL);
-    return { firstPingMs: firstPingMs!, early, steady };
+    return { firstPingMs: firstPingMs!, early, steady, upMs };
   } finally {
     await topo.cleanup();
   }
@@ -279,6 +285,8 @@ function reportFirstSeconds(m: Map<FirstKind, FirstRound[]>, rounds: number): vo
         ` steady ${median(r.steady).toFixed(3)}, ratio ${(median(r.early) / median(r.steady)).toFixed(2)}x; pings 1-5: ${fixed(r.early.slice(0, 5))}`);
     }
     const perRound = rs.map((r) => median(r.early) / median(r.steady));
+    const upMs = rs.flatMap((r) => r.upMs);
+    if (upMs.length > 0) console.log(`    start-up (\`wg up\` until ready, warm-up included): median ${median(upMs).toFixed(0)} ms per process`);
     console.log(`    first ping (starts the handshake; handshake to first data and back): median ${median(rs.map((r) => r.firstPingMs)).toFixed(3)} ms`);
     console.log(`    first ${FIRST_PINGS} pings after it: median ${median(early).toFixed(3)} ms, mean ${mean(early).toFixed(3)}, max ${Math.max(...early).toFixed(3)}`);
     console.log(`    the same after ${TRAFFIC_SECONDS} s of traffic:  median ${median(steady).toFixed(3)} ms, mean ${mean(steady).toFixed(3)}, max ${Math.max(...steady).toFixed(3)}`);

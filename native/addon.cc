@@ -6,6 +6,7 @@ namespace tuntap { void InitNotify(Napi::Env env, Napi::Object exports); }  // n
 namespace tuntap { void InitChecksum(Napi::Env env, Napi::Object exports); }  // native/checksum.cc
 namespace tuntap { void InitRelay(Napi::Env env, Napi::Object exports); }  // native/relay.cc
 namespace tuntap { void InitMalloc(Napi::Env env, Napi::Object exports); }  // native/malloc.cc
+namespace tuntap { void InitPacketPair(Napi::Env env, Napi::Object exports); }  // native/packet_pair.cc
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitNetns(env, exports);
@@ -19,6 +20,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitChecksum(env, exports);
   tuntap::InitRelay(env, exports);
   tuntap::InitMalloc(env, exports);
+  tuntap::InitPacketPair(env, exports);
   return exports;
 }
 

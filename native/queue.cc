@@ -17,6 +17,8 @@
 
 namespace tuntap {
 
+bool AdoptPacketPairEnd(int fd, const struct stat& st);  // native/packet_pair.cc
+
 namespace {
 
 class TunQueue : public Poller<TunQueue> {
@@ -38,14 +40,16 @@ class TunQueue : public Poller<TunQueue> {
   static constexpr const char* kReadSyscall = "read";
 
   // new TunQueue(fd): takes ownership of fd (closed by close()). Only a /dev/net/tun fd is
-  // taken: this object closes what it holds, so any other fd (a socket, libuv's own) is refused.
+  // taken: this object closes what it holds, so any other fd (a socket, libuv's own) is refused,
+  // except an end of a packet pair this addon made for the purpose (native/packet_pair.cc).
   explicit TunQueue(const Napi::CallbackInfo& info) : Poller<TunQueue>(info, "tuntap.queue") {
     napi_type_tag_object(env_, info.This(), &kTag);
     int fd;
     if (!Args(info, "TunQueue").Fd(0, &fd)) return;
     struct stat st;
     if (fstat(fd, &st) < 0) { ThrowErrno(env_, "fstat", errno); return; }
-    if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != kTunMajor || minor(st.st_rdev) != kTunMinor) {
+    bool tun = S_ISCHR(st.st_mode) && major(st.st_rdev) == kTunMajor && minor(st.st_rdev) == kTunMinor;
+    if (!tun && !(pair_ = AdoptPacketPairEnd(fd, st))) {
       FailType(env_, "TunQueue", "fd is not an open /dev/net/tun file");
       return;
     }
@@ -117,6 +121,11 @@ class TunQueue : public Poller<TunQueue> {
         if (errno == EAGAIN) break;
         if (count == 0) return -errno;
         break;  // reported by the next call
+      }
+      // A TUN never reads 0; a packet pair does once its other end closed (and would forever).
+      if (n == 0 && pair_) {
+        if (count == 0) return -EPIPE;
+        break;
       }
       if (static_cast<size_t>(n) < headerLength_) continue;  // cannot happen with our headers; skip it
       offsets[count] = static_cast<uint32_t>(pos + headerLength_);
@@ -321,6 +330,7 @@ class TunQueue : public Poller<TunQueue> {
   static constexpr unsigned kTunMajor = 10;
   static constexpr unsigned kTunMinor = 200;
   uint64_t lastWakeEnd_ = 0;
+  bool pair_ = false;  // over a packet pair's end, not a TUN
   HeldView buffer_, offsets_, lengths_;
   GatherList gather_;  // writePieces' scratch, reused
   size_t capacity_ = 0;

@@ -33,6 +33,8 @@ export interface DeviceNative {
   tunIfGet(sock: number, ifname: string, field: 'mtu' | 'flags' | 'index' | 'txqlen'): number;
   tunIfSet(sock: number, ifname: string, field: 'mtu' | 'flags' | 'txqlen', value: number): void;
   TunQueue: new (fd: number) => NativeQueue;
+  /** Two connected AF_UNIX SOCK_SEQPACKET ends a TunQueue may run over instead of a TUN (packet-pair.ts). */
+  packetPairOpen(): [number, number];
   openPath(path: string): number;
   closeFd(fd: number): void;
 }

@@ -62,7 +62,8 @@ export interface InterfaceCounters {
 export class WireGuardInterface implements UapiDevice {
   readonly name: string;
   readonly engine: WireGuardEngine;
-  readonly tun: TunDevice;
+  /** The TUN device (none for the warm-up's interface, whose queue is a packet pair's end). */
+  readonly #device: TunDevice | undefined;
   readonly offload: boolean;
   /** The TUN's one queue: reads, writes and their counters. */
   private readonly queue: Queue;
@@ -86,10 +87,10 @@ export class WireGuardInterface implements UapiDevice {
   private closing = false;
   private resolveClosed!: () => void;
 
-  private constructor(opts: InterfaceOptions, tun: TunDevice) {
-    this.name = tun.name;
-    this.tun = tun;
-    this.queue = tun.queues[0]!;
+  private constructor(opts: InterfaceOptions, name: string, queue: Queue, device: TunDevice | undefined) {
+    this.name = name;
+    this.#device = device;
+    this.queue = queue;
     this.netns = opts.netns;
     this.mark = opts.fwmark ?? 0;
     this.offload = opts.offload ?? true;
@@ -112,7 +113,7 @@ export class WireGuardInterface implements UapiDevice {
       // by Poly1305, which protects the bytes far better than the Internet checksum.
       ...(offload ? { offload: 'split', verifyChecksums: false } as const : {}),
     });
-    const wg = new WireGuardInterface(opts, tun);
+    const wg = new WireGuardInterface(opts, tun.name, tun.queues[0]!, tun);
     try {
       wg.bind(opts.listenPort ?? 0);
       for (const p of opts.peers ?? []) wg.engine.setPeer(p);
@@ -124,11 +125,41 @@ export class WireGuardInterface implements UapiDevice {
       await wg.close();
       throw e;
     }
-    const t = wg.engine.timers;
-    const tickMs = Math.max(20, Math.min(250, t.rekeyTimeout / 10, t.keepaliveTimeout / 10));
-    wg.ticker = setInterval(() => wg.engine.tick(), tickMs);
-    wg.tunLoop();
+    wg.start();
     return wg;
+  }
+
+  /**
+   * For the warm-up only (warmup.ts), not for programs: an interface whose TUN queue is `queue`
+   * (a packet pair's device end, device/packet-pair.ts) and whose one UDP socket is bound to
+   * 127.0.0.1 in `netns`; no UAPI socket. Its data path is this class's own code, so what the
+   * warm-up runs through it is compiled for the real interfaces too. Closing it closes `queue`.
+   */
+  static openForWarmup(queue: Queue, opts: { netns?: NetnsRef; privateKey: Uint8Array }): WireGuardInterface {
+    const wg = new WireGuardInterface({ name: queue.name, netns: opts.netns, privateKey: opts.privateKey, uapi: false },
+      queue.name, queue, undefined);
+    try {
+      wg.bind(0, '127.0.0.1');
+    } catch (e) {
+      void wg.close();
+      throw e;
+    }
+    wg.start();
+    return wg;
+  }
+
+  /** The TUN device. */
+  get tun(): TunDevice {
+    if (!this.#device) throw new Error(`${this.name} is the warm-up's interface: it has no TUN device`);
+    return this.#device;
+  }
+
+  // The timer tick and the TUN loop (the UDP loops start with bind()).
+  private start(): void {
+    const t = this.engine.timers;
+    const tickMs = Math.max(20, Math.min(250, t.rekeyTimeout / 10, t.keepaliveTimeout / 10));
+    this.ticker = setInterval(() => this.engine.tick(), tickMs);
+    this.tunLoop();
   }
 
   /** Counters of the interface, the TUN queue's among them (read when asked: the data path keeps none twice). */
@@ -157,8 +188,11 @@ export class WireGuardInterface implements UapiDevice {
     for (const s of [this.udp4, this.udp6]) s?.setMark(mark);
   }
 
-  /** Binds the port on IPv4 and IPv6; the old sockets close only once the new ones are open. */
-  private bind(port: number): void {
+  /**
+   * Binds the port on IPv4 and IPv6 (only `loopback`, an IPv4 address, for the warm-up); the old
+   * sockets close only once the new ones are open.
+   */
+  private bind(port: number, loopback?: string): void {
     const common = { netns: this.netns, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, mark: this.mark || undefined, gro: this.offload };
     const old = [this.udp4, this.udp6];
     // Rebinding to the port we hold would collide with ourselves: release it first then. (A
@@ -168,10 +202,10 @@ export class WireGuardInterface implements UapiDevice {
       for (const s of old) void s?.close();
       old.length = 0;
     }
-    const v4 = openUdp({ ...common, bind: { address: '0.0.0.0', port } });
+    const v4 = openUdp({ ...common, bind: { address: loopback ?? '0.0.0.0', port } });
     let v6: UdpSocket | undefined;
     try {
-      v6 = openUdp({ ...common, bind: { address: '::', port: v4.localEndpoint.port }, ipv6Only: true });
+      if (loopback === undefined) v6 = openUdp({ ...common, bind: { address: '::', port: v4.localEndpoint.port }, ipv6Only: true });
     } catch (e) {
       // No IPv6 in this namespace: IPv4 only. A taken port is an error, though.
       if ((e as { code?: string }).code === 'EADDRINUSE') { void v4.close(); throw e; }
@@ -242,7 +276,7 @@ export class WireGuardInterface implements UapiDevice {
     await this.uapi?.close();
     this.engine.close();
     await Promise.all([this.udp4?.close(), this.udp6?.close()]);
-    await this.tun.close();
+    await (this.#device ?? this.queue).close();
     this.resolveClosed();
   }
 

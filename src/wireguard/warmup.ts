@@ -23,9 +23,19 @@ import { IpProtocol, TcpFlags, buildIpv4, buildIpv6, buildTcp, partialPseudoChec
 import { Coalescer, Splitter } from '../device/offload.js';
 import type { NetnsRef } from '../netns.js';
 import { encodeVnetHdr, GsoType, VIRTIO_NET_HDR_F } from '../base/vnet.js';
+import { openQueuePair, type QueuePair } from '../device/packet-pair.js';
+import type { PacketBatch, QueueCounters } from '../device/index.js';
+import { WireGuardInterface } from './interface.js';
 
 const ROUNDS = 3000;
 const SOCKET_ROUNDS = 400;
+/**
+ * Round trips of the interface pass: each runs every function of the data path twice (once per
+ * interface), and V8's usual thresholds (the tunnel's lower ones apply only after the warm-up)
+ * need a few thousand calls to optimize the queue's write and read code.
+ */
+const INTERFACE_ROUNDS = 1000;
+const SHORT_INTERFACE_ROUNDS = 24;
 /** Handshakes before the long pass: each a fresh pair (a pair repeating its own would be refused as a replay). */
 const HANDSHAKES = 12;
 let warmed = false;
@@ -77,11 +87,24 @@ export const V8_TUNNEL_FLAGS: readonly string[] = [
  * them (measured: without it, those functions were compiled all at once on the first real
  * packets, and the compiler's threads competing for the CPU held the first pings 5-30 ms).
  */
-export async function warmDataPath(netns?: NetnsRef): Promise<void> {
-  if (warmed) return;
+export async function warmDataPath(netns?: NetnsRef): Promise<WarmupSummary | undefined> {
+  if (warmed) return undefined;
   warmed = true;
-  exercise(ROUNDS);
-  await exerciseSockets(SOCKET_ROUNDS, { netns });
+  const memory = exercise(ROUNDS);
+  const sockets = await exerciseSockets(SOCKET_ROUNDS, { netns });
+  // A short pass closed at once first, for the reason exercise() gives: closing an interface
+  // and its queue empties fields the data path reads, and once those are widened, closing the
+  // long pass's interfaces throws none of its optimized code away.
+  await exerciseInterfaces(SHORT_INTERFACE_ROUNDS, { netns });
+  const interfaces = await exerciseInterfaces(INTERFACE_ROUNDS, { netns });
+  return { memory, sockets, interfaces };
+}
+
+/** What each pass of the warm-up moved (undefined: that pass could not run). */
+export interface WarmupSummary {
+  memory: WarmupResult;
+  sockets: WarmupResult | undefined;
+  interfaces: InterfacePassResult | undefined;
 }
 
 export interface WarmupResult {
@@ -374,4 +397,159 @@ class WarmupPair {
     const superPacketsSplit = this.tuns.reduce((n, t) => n + t.counters.superPacketsRead, 0);
     return { sent: this.sent, delivered: this.delivered, dropped, superPacketsSplit, packetsCoalesced: this.packetsCoalesced };
   }
+}
+
+export interface InterfacePassResult {
+  /** Echo requests answered: written by one side's kernel end, the reply read back there. */
+  roundTrips: number;
+  /** Packets the two interfaces' TUN queues read and wrote (over their packet pairs). */
+  queuePacketsRead: number;
+  queuePacketsWritten: number;
+  /** Super-packets the queues split on read, and packets they merged on write. */
+  superPacketsSplit: number;
+  packetsCoalesced: number;
+}
+
+/** The kernel's side of one warm-up interface: its requests laid out behind their vnet headers, and what it answers. */
+class KernelEnd {
+  /** Echo replies read back (answers to this side's requests). */
+  replies = 0;
+  private readonly requests: { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; count: number };
+  private readonly answers: { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; count: number };
+  /** Where the answers to a batch are gathered (ranges of `answers`' buffer). */
+  private readonly replyOffsets = new Uint32Array(64);
+  private readonly replyLengths = new Uint32Array(64);
+  wake: (() => void) | undefined;
+
+  constructor(readonly pair: QueuePair, me: 0 | 1) {
+    const [src, dst] = [INNER[me]!, INNER[1 - me]!];
+    const icmp = (type: number) => { const p = Buffer.alloc(64); p[0] = type; return p; };
+    const tcp = Buffer.alloc(72);
+    tcp[12] = 0x50;
+    this.requests = laidOut([
+      [buildIpv4({ protocol: IpProtocol.ICMP, src: src.v4, dst: dst.v4, payload: icmp(8) }), {}],
+      [buildIpv6({ protocol: IpProtocol.ICMPv6, src: src.v6, dst: dst.v6, payload: icmp(128) }), {}],
+      [buildIpv4({ protocol: IpProtocol.TCP, src: src.v4, dst: dst.v4, payload: tcp }), {}],
+      [superPacket(src.v4, dst.v4), TSO_HEADER],
+    ]);
+    this.answers = laidOut([
+      [buildIpv4({ protocol: IpProtocol.ICMP, src: src.v4, dst: dst.v4, payload: icmp(0) }), {}],
+      [buildIpv6({ protocol: IpProtocol.ICMPv6, src: src.v6, dst: dst.v6, payload: icmp(129) }), {}],
+    ]);
+    pair.wire.readEach((batch) => this.onRead(batch), () => this.wake?.());
+  }
+
+  /** Sends request `which` (0 ping, 1 IPv6 ping, 2 TCP segment, 3 TSO super-packet); a ping's reply comes back to `replies`. */
+  send(which: readonly number[]): void {
+    const r = this.requests;
+    const offsets = new Uint32Array(which.length);
+    const lengths = new Uint32Array(which.length);
+    which.forEach((w, i) => { offsets[i] = r.offsets[w]!; lengths[i] = r.lengths[w]!; });
+    this.pair.wire.postRanges(r.buffer, offsets, lengths, which.length);
+  }
+
+  // What the other side's requests became after its tunnel and ours: echo requests are answered
+  // (the kernel's echo reply), echo replies counted, the rest taken. (No batch object is
+  // changed after it is made: the engine's batches are never, and V8 compiles on that.)
+  private onRead(batch: PacketBatch): void {
+    const { buffer, offsets, lengths } = batch;
+    let replies = 0;
+    for (let i = 0; i < batch.count; i++) {
+      const at = offsets[i]!;
+      const v6 = buffer[at]! >> 4 === 6;
+      const isIcmp = v6 ? buffer[at + 6] === IpProtocol.ICMPv6 : buffer[at + 9] === IpProtocol.ICMP && lengths[i]! > 20;
+      if (!isIcmp) continue;
+      const type = buffer[at + (v6 ? 40 : 20)];
+      if (type === 0 || type === 129) { this.replies++; continue; }
+      const a = v6 ? 1 : 0;
+      this.replyOffsets[replies] = this.answers.offsets[a]!;
+      this.replyLengths[replies] = this.answers.lengths[a]!;
+      replies++;
+    }
+    if (replies > 0) this.pair.wire.postRanges(this.answers.buffer, this.replyOffsets, this.replyLengths, replies);
+    this.wake?.();
+  }
+}
+
+/** Packets behind their virtio_net_hdr in one buffer, as a TUN fd takes and gives them. */
+function laidOut(packets: Array<[Buffer, Parameters<typeof encodeVnetHdr>[0]]>) {
+  const buffer = Buffer.alloc(packets.reduce((n, [p]) => n + VNET_HDR + p.length, 0));
+  const offsets = new Uint32Array(packets.length);
+  const lengths = new Uint32Array(packets.length);
+  let at = 0;
+  packets.forEach(([p, header], i) => {
+    encodeVnetHdr(header, buffer, at, VNET_HDR);
+    p.copy(buffer, at + VNET_HDR);
+    offsets[i] = at;
+    lengths[i] = VNET_HDR + p.length;
+    at += VNET_HDR + p.length;
+  });
+  return { buffer, offsets, lengths, count: packets.length };
+}
+
+/**
+ * A pass of `rounds` echo round trips between two private interfaces of this class's own code
+ * (WireGuardInterface.openForWarmup), each over a TUN queue made like a real interface's (split
+ * offloads, a 10-byte vnet header, batches of 64) but running over a packet pair
+ * (device/packet-pair.ts) instead of a TUN, with its one UDP socket on 127.0.0.1 in `netns`.
+ * The pair's other end plays the kernel: it writes requests (pings, TCP segments, TSO
+ * super-packets) and answers echo requests. So the TUN queue's batched read, split, coalesce
+ * and write, the interface's per-batch closures, its timer tick and the readiness loop run with
+ * real packets, while no device, route or address is made and nothing but the loopback device
+ * carries a datagram. Returns what moved, or undefined when the pass could not run or a round
+ * trip did not come back within 500 ms (`lo` down, say).
+ */
+export async function exerciseInterfaces(rounds: number, opts: { netns?: NetnsRef } = {}): Promise<InterfacePassResult | undefined> {
+  const pairs: QueuePair[] = [];
+  const ifaces: WireGuardInterface[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      pairs.push(openQueuePair({
+        name: `wgwarm${i}`, mode: 'tun', vnetHdrSize: VNET_HDR, vnetLittleEndian: true, batchSize: 64,
+        offload: 'split', verifyChecksums: false,
+      }));
+      ifaces.push(WireGuardInterface.openForWarmup(pairs[i]!.device, { netns: opts.netns, privateKey: generatePrivateKey() }));
+    }
+    ifaces.forEach((wg, me) => {
+      const other = ifaces[1 - me]!;
+      wg.engine.setPeer({
+        publicKey: other.engine.publicKey!, endpoint: { address: '127.0.0.1', port: other.listenPort },
+        allowedIps: [`${INNER[1 - me]!.v4}/32`, `${INNER[1 - me]!.v6}/128`],
+      });
+    });
+    const kernels = [new KernelEnd(pairs[0]!, 0), new KernelEnd(pairs[1]!, 1)];
+    for (let k = 0; k < rounds; k++) {
+      const side = kernels[k & 1]!;
+      const expected = side.replies + 1;
+      // Mostly a ping (every fourth over IPv6); now and then bulk TCP ahead of it.
+      const r = k >> 1;
+      side.send(r % 8 === 5 ? [2, 3, 0] : r % 4 === 3 ? [1] : [0]);
+      if (!(await answered(side, expected))) return undefined;
+    }
+    const total = (of: (c: QueueCounters) => number) => pairs.reduce((n, p) => n + of(p.device.counters), 0);
+    return {
+      roundTrips: kernels[0]!.replies + kernels[1]!.replies,
+      queuePacketsRead: total((c) => c.packetsRead), queuePacketsWritten: total((c) => c.packetsWritten),
+      superPacketsSplit: total((c) => c.superPacketsRead), packetsCoalesced: total((c) => c.packetsCoalesced),
+    };
+  } catch {
+    return undefined; // the pass is an optimization: the interface opens without it
+  } finally {
+    await Promise.all(ifaces.map((wg) => wg.close()));
+    await Promise.all(pairs.map((p) => p.close()));
+  }
+}
+
+/** Resolves true once `side` has `expected` replies (checked at each of its wake-ups), false after 500 ms. */
+function answered(side: KernelEnd, expected: number): Promise<boolean> {
+  if (side.replies >= expected) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { side.wake = undefined; resolve(false); }, 500);
+    side.wake = () => {
+      if (side.replies < expected) return;
+      clearTimeout(timer);
+      side.wake = undefined;
+      resolve(true);
+    };
+  });
 }

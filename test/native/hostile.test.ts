@@ -260,6 +260,8 @@ const entries: Record<string, Entry> = {
   checksumRanges: { args: () => [new Uint8Array(64), Uint32Array.of(0, 3), Uint32Array.of(64, 61), new Uint32Array(2), 2] },
   // malloc.cc
   setMallocTrimThreshold: { args: () => [128 * 1024] },
+  // packet_pair.cc (takes no arguments: any given are ignored)
+  packetPairOpen: { args: () => [], undo: (r: number[]) => { for (const f of r) N.closeFd(f); } },
 };
 
 /** Every function the addon exports, and every method of the classes it exports. */
