@@ -10,6 +10,7 @@
         "native/netlink.cc",
         "native/udp.cc",
         "native/aead.cc",
+        "native/chacha.cc",
         "native/pcap.cc",
         "native/notify.cc",
         "native/checksum.cc",

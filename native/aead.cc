@@ -9,11 +9,14 @@
 // with cold caches, they were most of a ping's sealing time. Otherwise (a Node built against a
 // shared libcrypto, which exports only the public API) one EVP_CIPHER_CTX serves the call.
 #include "common.h"
+#include "chacha.h"
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <dlfcn.h>
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <utility>
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "key words and counters are read as little-endian");
 
@@ -93,6 +96,9 @@ bool DirectInUse() { return useDirect && Primitives().available; }
 // take the rest straight from ChaCha20_ctr32.
 constexpr size_t kStreamBytes = 2048;
 constexpr size_t kStreamData = kStreamBytes - 64;
+// Keystream blocks made together for consecutive packets (ChaChaStreams): room for at least
+// two whole packets' worth (2 x 32 blocks).
+constexpr size_t kGroupBlocks = 64;
 alignas(64) const uint8_t kZeros[kStreamBytes] = {};
 
 // On x86-64 with AVX-512 OpenSSL takes up to 512 bytes four blocks at a time (~155 ns per four)
@@ -112,7 +118,7 @@ size_t KeystreamCallLength(size_t n) {
 struct DirectState {
   unsigned int key[8];
   alignas(64) unsigned char poly[kPolyCtxMax];
-  alignas(64) uint8_t stream[kStreamBytes];
+  alignas(64) uint8_t stream[kGroupBlocks * 64];
   size_t polyUsed = 0;
   size_t streamUsed = 0;
   ~DirectState() {
@@ -127,27 +133,41 @@ inline void Counter(unsigned int ctr[4], uint32_t block, const uint8_t nonce[12]
   std::memcpy(ctr + 1, nonce, 12);
 }
 
-// Makes st.stream: block 0, then keystream for the first min(len, kStreamData) bytes of data.
+// Whose ChaCha20 makes the keystream: ours (chacha.cc, several packets' blocks in one pass)
+// unless a test switched to OpenSSL's.
+bool ownKeystream = true;
+
+// Bytes of keystream a packet of len bytes of data takes from the stream buffer: block 0 and
+// the first min(len, kStreamData) bytes of data (ChaChaXor makes the rest).
+inline size_t StreamBytes(size_t len) { return 64 + (len < kStreamData ? len : kStreamData); }
+
+// OpenSSL's way: st.stream gets this packet's keystream in one ChaCha20_ctr32 call.
 void Keystream(const Direct& d, DirectState& st, size_t len, const uint8_t nonce[12]) {
   unsigned int ctr[4];
   Counter(ctr, 0, nonce);
-  size_t n = KeystreamCallLength(64 + (len < kStreamData ? len : kStreamData));
+  size_t n = KeystreamCallLength(StreamBytes(len));
   d.chacha(st.stream, kZeros, n, st.key, ctr);
   if (n > st.streamUsed) st.streamUsed = n;
 }
 
 // out[0..n) = in[0..n) XOR ks[0..n), 64 bytes a step in 16-byte vectors (SSE2 or NEON; a byte
-// loop cost a quarter of the cipher). in and out may be the same bytes.
+// loop cost a quarter of the cipher). Each vector is its own variable: with the four in an
+// array GCC kept them on the stack, and the store-to-load stalls made this XOR cost two thirds
+// as much as the cipher itself. in and out may be the same bytes.
 using Bytes16 = uint64_t __attribute__((vector_size(16)));
+inline Bytes16 Load16(const uint8_t* p) { Bytes16 v; std::memcpy(&v, p, 16); return v; }
+inline void Store16(uint8_t* p, Bytes16 v) { std::memcpy(p, &v, 16); }
 void XorStream(uint8_t* out, const uint8_t* in, const uint8_t* ks, size_t n) {
   size_t j = 0;
   for (; j + 64 <= n; j += 64) {
-    Bytes16 x[4], k[4];
-    std::memcpy(x, in + j, 64);
-    std::memcpy(k, ks + j, 64);
-    for (int v = 0; v < 4; v++) x[v] ^= k[v];
-    std::memcpy(out + j, x, 64);
+    Bytes16 x0 = Load16(in + j) ^ Load16(ks + j), x1 = Load16(in + j + 16) ^ Load16(ks + j + 16);
+    Bytes16 x2 = Load16(in + j + 32) ^ Load16(ks + j + 32), x3 = Load16(in + j + 48) ^ Load16(ks + j + 48);
+    Store16(out + j, x0);
+    Store16(out + j + 16, x1);
+    Store16(out + j + 32, x2);
+    Store16(out + j + 48, x3);
   }
+  for (; j + 16 <= n; j += 16) Store16(out + j, Load16(in + j) ^ Load16(ks + j));
   for (; j + 8 <= n; j += 8) {
     uint64_t x, k;
     std::memcpy(&x, in + j, 8);
@@ -158,11 +178,12 @@ void XorStream(uint8_t* out, const uint8_t* in, const uint8_t* ks, size_t n) {
   for (; j < n; j++) out[j] = in[j] ^ ks[j];
 }
 
-// out[0..len) = in[0..len) XOR keystream from block 1 on (st.stream made by Keystream for this
-// packet, then ChaCha20 straight on what it does not cover). in and out may be the same bytes.
-void ChaChaXor(const Direct& d, DirectState& st, uint8_t* out, const uint8_t* in, size_t len, const uint8_t nonce[12]) {
+// out[0..len) = in[0..len) XOR keystream from block 1 on (ks: this packet's keystream from
+// block 0, then ChaCha20 straight on what it does not cover). in and out may be the same bytes.
+void ChaChaXor(const Direct& d, DirectState& st, const uint8_t* ks, uint8_t* out, const uint8_t* in, size_t len,
+               const uint8_t nonce[12]) {
   size_t covered = len < kStreamData ? len : kStreamData;
-  XorStream(out, in, st.stream + 64, covered);
+  XorStream(out, in, ks + 64, covered);
   if (len > covered) {
     unsigned int ctr[4];
     Counter(ctr, 1 + static_cast<uint32_t>(kStreamData / 64), nonce);
@@ -170,10 +191,10 @@ void ChaChaXor(const Direct& d, DirectState& st, uint8_t* out, const uint8_t* in
   }
 }
 
-// Poly1305 tag of (empty AAD, ciphertext ct[0..len)), keyed by block 0 of st.stream.
-void Tag(const Direct& d, DirectState& st, const uint8_t* ct, size_t len, uint8_t tag[16]) {
+// Poly1305 tag of (empty AAD, ciphertext ct[0..len)), keyed by block 0 of the keystream ks.
+void Tag(const Direct& d, DirectState& st, const uint8_t* ks, const uint8_t* ct, size_t len, uint8_t tag[16]) {
   st.polyUsed = d.polySize;
-  d.polyInit(st.poly, st.stream);
+  d.polyInit(st.poly, ks);
   if (len > 0) d.polyUpdate(st.poly, ct, len);
   if (len % 16 != 0) d.polyUpdate(st.poly, kZeros, 16 - len % 16);
   uint64_t lengths[2] = {0, static_cast<uint64_t>(len)};
@@ -285,41 +306,119 @@ inline size_t PaddedLength(size_t len, size_t padLimit) {
 // the batch loops are shared. SetKey comes only when a packet's key differs from the previous one's.
 class DirectAead {
  public:
-  explicit DirectAead(const Direct& d) : d_(d) {}
-  void SetKey(const uint8_t* key) { std::memcpy(st_.key, key, kKeyLen); }
+  // The batch is read ahead to make the keystreams of the next packets together; `sealing`
+  // says how a packet's length becomes its plaintext length (padded, or less the tag).
+  DirectAead(const Direct& d, const BatchArgs& a, size_t padLimit, bool sealing)
+      : d_(d), a_(a), padLimit_(padLimit), sealing_(sealing) {}
+  void SetKey(const uint8_t* key) {
+    std::memcpy(st_.key, key, kKeyLen);
+    key_ = key;
+  }
 
-  // in[0..len), zero-padded to `padded`, becomes out[0..padded) || tag.
-  bool Seal(const uint8_t nonce[12], const uint8_t* in, size_t len, uint8_t* out, size_t padded) {
-    Keystream(d_, st_, padded, nonce);
-    auto i = reinterpret_cast<uintptr_t>(in), o = reinterpret_cast<uintptr_t>(out);
-    if (padded <= kStreamData && (o == i || o + padded <= i || i + len <= o)) {
+  // Packet i: in[0..len), zero-padded to `padded`, becomes out[0..padded) || tag.
+  bool Seal(size_t i, const uint8_t nonce[12], const uint8_t* in, size_t len, uint8_t* out, size_t padded) {
+    const uint8_t* ks = StreamFor(i, nonce, padded);
+    auto ip = reinterpret_cast<uintptr_t>(in), op = reinterpret_cast<uintptr_t>(out);
+    if (padded <= kStreamData && (op == ip || op + padded <= ip || ip + len <= op)) {
       // Straight from the input; the zero padding encrypts to the keystream itself.
-      XorStream(out, in, st_.stream + 64, len);
-      std::memcpy(out + len, st_.stream + 64 + len, padded - len);
+      XorStream(out, in, ks + 64, len);
+      std::memcpy(out + len, ks + 64 + len, padded - len);
     } else {
       // Overlapping or longer: laid out in the output and encrypted there.
       if (out != in) std::memmove(out, in, len);
       std::memset(out + len, 0, padded - len);
-      ChaChaXor(d_, st_, out, out, padded, nonce);
+      ChaChaXor(d_, st_, ks, out, out, padded, nonce);
     }
-    Tag(d_, st_, out, padded, out + padded);
+    Tag(d_, st_, ks, out, padded, out + padded);
     return true;
   }
 
-  // in[0..plain) || tag → out[0..plain) if authentic. The tag is checked first, so a forgery's
-  // plaintext is never written.
-  bool Open(const uint8_t nonce[12], const uint8_t* in, size_t plain, uint8_t* out) {
+  // Packet i: in[0..plain) || tag → out[0..plain) if authentic. The tag is checked first, so a
+  // forgery's plaintext is never written.
+  bool Open(size_t i, const uint8_t nonce[12], const uint8_t* in, size_t plain, uint8_t* out) {
     uint8_t tag[kTagLen];
-    Keystream(d_, st_, plain, nonce);
-    Tag(d_, st_, in, plain, tag);
+    const uint8_t* ks = StreamFor(i, nonce, plain);
+    Tag(d_, st_, ks, in, plain, tag);
     if (CRYPTO_memcmp(tag, in + plain, kTagLen) != 0) return false;
-    ChaChaXor(d_, st_, out, in, plain, nonce);
+    ChaChaXor(d_, st_, ks, out, in, plain, nonce);
     return true;
   }
 
  private:
+  // A packet whose keystream was made ahead: what it was made for, and where it is.
+  struct Ahead {
+    const uint8_t* key;
+    uint8_t nonce[12];
+    size_t bytes;
+    uint8_t* stream;
+  };
+
+  // Packet i's keystream (block 0 on) for len bytes of data with the current key and `nonce`.
+  // Made ahead with the packets after it when it is not; a packet whose key, counter or length
+  // changed since it was read ahead (the batch's arrays may alias dst) gets its own again.
+  const uint8_t* StreamFor(size_t i, const uint8_t nonce[12], size_t len) {
+    if (!ownKeystream) {
+      Keystream(d_, st_, len, nonce);
+      return st_.stream;
+    }
+    size_t bytes = StreamBytes(len);
+    if (i >= first_ && i - first_ < count_) {
+      const Ahead& h = ahead_[i - first_];
+      if (h.key == key_ && h.bytes >= bytes && std::memcmp(h.nonce, nonce, 12) == 0) return h.stream;
+    }
+    MakeAhead(i, nonce, bytes);
+    return ahead_[0].stream;
+  }
+
+  // Keystreams for packet i (as given) and as many of the packets after it as fit kGroupBlocks.
+  void MakeAhead(size_t i, const uint8_t nonce[12], size_t bytes) {
+    ChaChaStream streams[kGroupBlocks];
+    size_t blocks = 0;
+    first_ = i;
+    count_ = 0;
+    for (size_t k = i; k < a_.count; k++) {
+      Ahead& h = ahead_[count_];
+      if (k == i) {
+        h.key = key_;
+        std::memcpy(h.nonce, nonce, 12);
+        h.bytes = bytes;
+      } else {
+        Packet p;
+        if (!Locate(a_, k, &p)) break;
+        size_t len;
+        if (sealing_) {
+          len = PaddedLength(p.len, padLimit_);
+        } else {
+          if (p.len < kTagLen) break;
+          len = p.len - kTagLen;
+        }
+        h.key = p.key;
+        MakeNonce(a_.counters.data, k, h.nonce);
+        h.bytes = StreamBytes(len);
+      }
+      size_t n = (h.bytes + 63) / 64;
+      if (blocks + n > kGroupBlocks) break;
+      h.stream = st_.stream + 64 * blocks;
+      streams[count_] = ChaChaStream{h.key, h.nonce, 0, n, h.stream};
+      blocks += n;
+      count_++;
+    }
+    // GCC 12 warns for a const array passed on whose first count_ entries were all written.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+    ChaChaStreams(streams, count_);
+#pragma GCC diagnostic pop
+    if (64 * blocks > st_.streamUsed) st_.streamUsed = 64 * blocks;
+  }
+
   const Direct& d_;
+  const BatchArgs& a_;
+  const size_t padLimit_;
+  const bool sealing_;
+  const uint8_t* key_ = nullptr;
   DirectState st_;
+  Ahead ahead_[kGroupBlocks];
+  size_t first_ = 0, count_ = 0;
 };
 
 class EvpAead {
@@ -337,7 +436,7 @@ class EvpAead {
   // Handed to the next init; the context keeps it for the packets after.
   void SetKey(const uint8_t* key) { key_ = key; }
 
-  bool Seal(const uint8_t nonce[12], const uint8_t* in, size_t len, uint8_t* out, size_t padded) {
+  bool Seal(size_t, const uint8_t nonce[12], const uint8_t* in, size_t len, uint8_t* out, size_t padded) {
     static const uint8_t zeros[16] = {0};
     if (EVP_EncryptInit_ex(c_.ctx, nullptr, nullptr, key_, nonce) != 1) return false;
     key_ = nullptr;
@@ -353,7 +452,7 @@ class EvpAead {
     return EVP_CIPHER_CTX_ctrl(c_.ctx, EVP_CTRL_AEAD_GET_TAG, kTagLen, out + total) == 1;
   }
 
-  bool Open(const uint8_t nonce[12], const uint8_t* in, size_t plain, uint8_t* out) {
+  bool Open(size_t, const uint8_t nonce[12], const uint8_t* in, size_t plain, uint8_t* out) {
     if (EVP_DecryptInit_ex(c_.ctx, nullptr, nullptr, key_, nonce) != 1) return false;
     key_ = nullptr;
     // OpenSSL wants a non-const tag pointer; a copy, so in-place decryption cannot disturb it.
@@ -384,7 +483,7 @@ size_t SealAll(Aead& aead, const BatchArgs& a, size_t padLimit) {
     if (!out) break;
     if (p.key != currentKey) { aead.SetKey(p.key); currentKey = p.key; }
     MakeNonce(a.counters.data, i, nonce);
-    if (!aead.Seal(nonce, p.in, p.len, out, padded)) break;
+    if (!aead.Seal(i, nonce, p.in, p.len, out, padded)) break;
     a.dstLen[i] = static_cast<uint32_t>(padded + kTagLen);
     done++;
   }
@@ -408,7 +507,7 @@ size_t OpenAll(Aead& aead, const BatchArgs& a, uint8_t* ok) {
     if (!out) continue;
     if (p.key != currentKey) { aead.SetKey(p.key); currentKey = p.key; }
     MakeNonce(a.counters.data, i, nonce);
-    if (!aead.Open(nonce, p.in, plain, out)) continue;
+    if (!aead.Open(i, nonce, p.in, plain, out)) continue;
     ok[i] = 1;
     a.dstLen[i] = static_cast<uint32_t>(plain);
     good++;
@@ -442,7 +541,7 @@ Napi::Value SealBatch(const Napi::CallbackInfo& info) {
   }
   size_t done;
   if (DirectInUse()) {
-    DirectAead aead(Primitives());
+    DirectAead aead(Primitives(), a, padLimit, true);
     done = SealAll(aead, a, padLimit);
   } else {
     EvpAead aead(true);
@@ -473,7 +572,7 @@ Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
   }
   size_t good;
   if (DirectInUse()) {
-    DirectAead aead(Primitives());
+    DirectAead aead(Primitives(), a, 0, false);
     good = OpenAll(aead, a, ok.data);
   } else {
     EvpAead aead(false);
@@ -496,12 +595,42 @@ Napi::Value Backend(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), DirectInUse() ? "direct" : "evp");
 }
 
+// aeadChaCha(use?: "avx512" | "avx2" | "portable" | "openssl") → the ChaCha20 that makes the
+// direct path's keystream. Tests run every width the CPU has against OpenSSL's; a width the
+// CPU lacks is refused with a RangeError.
+Napi::Value ChaChaChoice(const Napi::CallbackInfo& info) {
+  Args a(info, "aeadChaCha");
+  static const std::pair<const char*, ChaChaWidth> kWidths[] = {
+      {"avx512", ChaChaWidth::Avx512}, {"avx2", ChaChaWidth::Avx2}, {"portable", ChaChaWidth::Portable}};
+  if (a.Has(0)) {
+    std::string use;
+    if (!a.String(0, "use", 16, &use)) return info.Env().Undefined();
+    bool known = use == "openssl";
+    for (const auto& [name, width] : kWidths) {
+      if (use != name) continue;
+      known = true;
+      if (!ChaChaUse(width)) {
+        Napi::RangeError::New(info.Env(), "aeadChaCha: this CPU lacks " + use).ThrowAsJavaScriptException();
+        return info.Env().Undefined();
+      }
+    }
+    if (!known) { a.Type("use must be 'avx512', 'avx2', 'portable' or 'openssl'"); return info.Env().Undefined(); }
+    ownKeystream = use != "openssl";
+  }
+  if (!ownKeystream) return Napi::String::New(info.Env(), "openssl");
+  for (const auto& [name, width] : kWidths) {
+    if (width == ChaChaInUse()) return Napi::String::New(info.Env(), name);
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitAead(Napi::Env env, Napi::Object exports) {
   exports.Set("aeadBackend", Napi::Function::New(env, Backend, "aeadBackend"));
   exports.Set("aeadSealBatch", Napi::Function::New(env, SealBatch, "aeadSealBatch"));
   exports.Set("aeadOpenBatch", Napi::Function::New(env, OpenBatch, "aeadOpenBatch"));
+  exports.Set("aeadChaCha", Napi::Function::New(env, ChaChaChoice, "aeadChaCha"));
 }
 
 }  // namespace tuntap

@@ -1,7 +1,8 @@
 // Batched ChaCha20-Poly1305 for the data path: one native call seals or opens a whole batch of
 // packets with Node's own OpenSSL (native/aead.cc), instead of one createCipheriv per packet.
 // Where the node binary exports OpenSSL's ChaCha20 and Poly1305 block functions the AEAD is
-// composed from them ("direct"); elsewhere it goes through EVP. Both give the same bytes.
+// composed from them ("direct"; its keystream made by native/chacha.cc, several packets' blocks
+// per vector pass); elsewhere it goes through EVP. Both give the same bytes.
 import { addon } from '../native.js';
 
 interface AeadNative {
@@ -12,9 +13,12 @@ interface AeadNative {
     srcLengths: Uint32Array, counters: BigUint64Array | Uint32Array, dst: Uint8Array, dstOffsets: Uint32Array,
     dstLengths: Uint32Array, count: number, ok: Uint8Array): number;
   aeadBackend(use?: AeadBackend): AeadBackend;
+  aeadChaCha(use?: AeadKeystream): AeadKeystream;
 }
 
 export type AeadBackend = 'direct' | 'evp';
+/** Who makes the direct backend's ChaCha20 keystream: our lanes at a width, or OpenSSL's ChaCha20_ctr32. */
+export type AeadKeystream = 'avx512' | 'avx2' | 'portable' | 'openssl';
 const native = addon as AeadNative;
 
 /**
@@ -59,6 +63,14 @@ export function openBatch(b: AeadBatch, ok: Uint8Array): number {
 /** The implementation in effect; `use` switches it for the whole process (tests compare both). */
 export function aeadBackend(use?: AeadBackend): AeadBackend {
   return use === undefined ? native.aeadBackend() : native.aeadBackend(use);
+}
+
+/**
+ * The direct backend's keystream maker; `use` switches it for the whole process (tests run every
+ * width against OpenSSL). A width this CPU lacks throws a RangeError.
+ */
+export function aeadKeystream(use?: AeadKeystream): AeadKeystream {
+  return use === undefined ? native.aeadChaCha() : native.aeadChaCha(use);
 }
 
 /** Padded plaintext length WireGuard sends for a packet of `length` bytes under `mtu`. */

@@ -28,6 +28,7 @@ const gc = runInNewContext('gc') as () => void;
 type Fn = (...args: any[]) => any;
 const N = addon as Record<string, any>;
 const NL = N.netlink as Record<string, any>;
+const BEST_CHACHA = N.aeadChaCha() as string;
 
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
@@ -249,6 +250,7 @@ const entries: Record<string, Entry> = {
   'RelaySet.close': { self: freshRelay, args: () => [] },
   // aead.cc
   aeadBackend: { args: () => ['direct'] },
+  aeadChaCha: { args: () => ['portable'] },  // every CPU has it; the best width comes back after
   aeadSealBatch: { args: sealArgs },
   aeadOpenBatch: { args: openArgs },
   // pcap.cc (libpcap loaded at run time; without it the calls answer with an Error marked pcap)
@@ -422,6 +424,7 @@ test('every entry point, every argument replaced by hostile values: a clean exce
       }
     }
     N.aeadBackend('direct');
+    N.aeadChaCha(BEST_CHACHA);
     gc();
     assert.equal(fdCount(), fds, 'no fd was leaked or closed by mistake');
   } finally {
@@ -719,6 +722,9 @@ test('aead: arrays that alias the output cannot steer a write outside it', () =>
   assert.throws(() => N.aeadSealBatch(...sealArgs().map((v, i) => (i === 10 ? -1 : v))), RangeError);
   assert.throws(() => N.aeadSealBatch(...sealArgs().map((v, i) => (i === 3 ? new Uint8Array(8) : v))), TypeError);
   assert.throws(() => N.aeadBackend('fast'), TypeError);
+  assert.throws(() => N.aeadChaCha('fast'), TypeError);
+  assert.throws(() => N.aeadChaCha(512), TypeError);
+  assert.equal(N.aeadChaCha(), BEST_CHACHA);
 });
 
 test('notifySend: the address fits sun_path (a path with its NUL), the message fits one notification', () => {

@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { sealBatch, openBatch, paddedLength, aeadBackend, type AeadBatch, type AeadBackend } from '../../src/wireguard/aead.js';
+import {
+  sealBatch, openBatch, paddedLength, aeadBackend, aeadKeystream, type AeadBatch, type AeadBackend, type AeadKeystream,
+} from '../../src/wireguard/aead.js';
 
 function nonceOf(counter: bigint): Buffer {
   const n = Buffer.alloc(12);
@@ -40,15 +42,106 @@ function makeBatch(packets: Buffer[], keys: Buffer, keyIndex: number[] | null, c
   };
 }
 
-// Every check runs on both implementations: OpenSSL's block functions composed in the addon,
-// and EVP (what a Node built against a shared libcrypto uses).
-function use(backend: AeadBackend, t: { skip(msg: string): void }): boolean {
-  if (aeadBackend(backend) === backend) return true;
-  t.skip(`this node binary does not export OpenSSL's ChaCha20/Poly1305 block functions`);
-  return false;
+// Every check runs on every implementation: the direct path (OpenSSL's Poly1305 composed in the
+// addon) with its keystream made by native/chacha.cc at each vector width this CPU has and by
+// OpenSSL's ChaCha20, and EVP (what a Node built against a shared libcrypto uses).
+const bestKeystream = aeadKeystream();
+type Variant = 'evp' | `direct/${AeadKeystream}`;
+const variants: Variant[] = ['direct/avx512', 'direct/avx2', 'direct/portable', 'direct/openssl', 'evp'];
+
+function use(variant: Variant | AeadBackend, t: { skip(msg: string): void }): boolean {
+  const [backend, keystream] = variant.split('/') as [AeadBackend, AeadKeystream | undefined];
+  if (aeadBackend(backend) !== backend) {
+    t.skip(`this node binary does not export OpenSSL's ChaCha20/Poly1305 block functions`);
+    return false;
+  }
+  try {
+    aeadKeystream(keystream ?? bestKeystream);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    t.skip(`this CPU lacks ${keystream}`);
+    return false;
+  }
+  return true;
 }
 
-for (const backend of ['direct', 'evp'] as const) {
+function restoreDefaults(): void {
+  aeadBackend('direct');
+  aeadKeystream(bestKeystream);
+}
+
+// RFC 8439 section 2.4.2: its nonce 00000000 0000004a 00000000 is WireGuard's (4 zero bytes, then
+// the 64-bit little-endian counter 0x4a000000), and the AEAD's data starts at block 1 as there.
+const RFC8439_PLAIN = Buffer.from("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.");
+const RFC8439_CIPHER = Buffer.from(
+  '6e2e359a2568f98041ba0728dd0d6981e97e7aec1d4360c20a27afccfd9fae0bf91b65c5524733ab8f593dabcd62b3571639d624e65152ab8f530c359f0861d8' +
+  '07ca0dbf500d6a6156a38e088a22b65e52bc514d16ccf806818ce91ab77937365af90bbf74a35be6b40b8eedf2785e42874d', 'hex');
+
+for (const backend of variants) {
+  test(`${backend}: the RFC 8439 ChaCha20 test vector (2.4.2), alone and among other packets`, (t) => {
+    if (!use(backend, t)) return;
+    const key = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
+    // Alone, then as the third of four packets (other keys' and counters' blocks in the same lanes).
+    for (const at of [0, 2]) {
+      const packets = at === 0 ? [RFC8439_PLAIN] : [randomBytes(700), randomBytes(64), RFC8439_PLAIN, randomBytes(1420)];
+      const keys = Buffer.concat([key, randomBytes(32)]);
+      const keyIndex = packets.map((_, i) => (i === at ? 0 : 1));
+      const counters = packets.map((_, i) => (i === at ? 0x4a000000n : BigInt(i + 1)));
+      const b = makeBatch(packets, keys, keyIndex, counters, 16);
+      assert.equal(sealBatch(b), packets.length);
+      const got = b.dst.subarray(b.dstOffsets[at], b.dstOffsets[at]! + RFC8439_PLAIN.length);
+      assert.equal(Buffer.from(got).toString('hex'), RFC8439_CIPHER.toString('hex'), `packet ${at}`);
+    }
+  });
+
+  // Batches whose packets' keystream blocks share vector passes: random lengths (a packet's
+  // blocks often straddle two passes), four keys, random counters.
+  test(`${backend}: random batches of mixed keys, counters and lengths match createCipheriv, seal and open`, (t) => {
+    if (!use(backend, t)) return;
+    const keys = randomBytes(32 * 4);
+    for (let round = 0; round < 6; round++) {
+      const n = 1 + Math.floor(Math.random() * 48);
+      const packets = Array.from({ length: n }, () => randomBytes(Math.floor(Math.random() * (round % 2 ? 2200 : 300))));
+      const keyIndex = packets.map(() => Math.floor(Math.random() * 4));
+      const counters = packets.map(() => randomBytes(8).readBigUInt64LE());
+      const b = makeBatch(packets, keys, keyIndex, counters, 16);
+      assert.equal(sealBatch(b), n);
+      const sealed = packets.map((p, i) => {
+        const key = keys.subarray(keyIndex[i]! * 32, keyIndex[i]! * 32 + 32);
+        const got = Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!));
+        assert.ok(got.equals(referenceSeal(key, counters[i]!, p)), `round ${round}, packet ${i} of ${n} (${p.length} bytes)`);
+        return got;
+      });
+      const o = makeBatch(sealed, keys, keyIndex, counters, 0);
+      const ok = new Uint8Array(n);
+      assert.equal(openBatch(o, ok), n);
+      packets.forEach((p, i) => assert.ok(Buffer.from(o.dst.subarray(o.dstOffsets[i], o.dstOffsets[i]! + o.dstLengths[i]!)).equals(p),
+        `round ${round}, open ${i}`));
+    }
+  });
+
+  // The direct path makes the next packets' keystreams ahead; a counter that the previous
+  // packet's output overwrote (the arrays may alias dst) must be read again, not the old one used.
+  test(`${backend}: a counter overwritten by the previous packet's output is the one its packet uses`, (t) => {
+    if (!use(backend, t)) return;
+    const key = randomBytes(32);
+    const plains = [randomBytes(600), randomBytes(300)];
+    const buf = Buffer.alloc(4096);
+    // dst: packet 0 at 0 (616 bytes out), packet 1 at 1024; the counters at 512, inside packet 0's output.
+    const counters = new Uint32Array(buf.buffer, buf.byteOffset + 512, 4);
+    counters.set([7, 0, 9, 0]);
+    const b: AeadBatch = {
+      keys: key, keyIndex: null, src: Buffer.concat(plains), srcOffsets: Uint32Array.of(0, 600), srcLengths: Uint32Array.of(600, 300),
+      counters, dst: buf, dstOffsets: Uint32Array.of(0, 1024), dstLengths: new Uint32Array(2), count: 2,
+    };
+    assert.equal(sealBatch(b), 2);
+    assert.ok(buf.subarray(0, 616).equals(referenceSeal(key, 7n, plains[0]!)), 'packet 0');
+    const used = buf.readBigUInt64LE(520); // what packet 0's ciphertext left where packet 1's counter was
+    assert.notEqual(used, 9n);
+    assert.ok(buf.subarray(1024, 1024 + 316).equals(referenceSeal(key, used, plains[1]!)), 'packet 1 sealed under the counter it had when its turn came');
+  });
+
+
   test(`${backend}: sealBatch matches createCipheriv for many sizes, keys and counters`, (t) => {
     if (!use(backend, t)) return;
     const keys = randomBytes(32 * 3);
@@ -167,7 +260,7 @@ for (const backend of ['direct', 'evp'] as const) {
     packets.forEach((p, i) => assert.ok(Buffer.from(o.dst.subarray(o.dstOffsets[i], o.dstOffsets[i]! + o.dstLengths[i]!)).equals(p), `${sizes[i]} bytes`));
   });
 }
-aeadBackend('direct');
+restoreDefaults();
 
 test('out-of-bounds offsets and bad arguments throw instead of touching memory', () => {
   const key = randomBytes(32);
@@ -227,6 +320,6 @@ for (const backend of ['direct', 'evp'] as const) {
     assert.equal(openBatch(makeBatch([sealed], key, null, [1n], 0), new Uint8Array(1)), 1);
     keys.fill(0);
     assert.equal(keyInMemory(words), false, 'the key was found in memory after the batch');
-    aeadBackend('direct');
+    restoreDefaults();
   });
 }
