@@ -72,6 +72,16 @@ void PortableBlocks(const uint32_t s[16], uint8_t* out, size_t blocks) {
     CHACHA_QR(x, 2, 7, 8, 13, ADD, XOR, ROL) CHACHA_QR(x, 3, 4, 9, 14, ADD, XOR, ROL)          \
   }
 
+// 4x4 transposes of 32-bit words inside each 128-bit lane, for any width: u[g][k]'s 128-bit
+// lane L then holds words 4g..4g+3 of block 4L+k (the width's own unpack intrinsics).
+#define CHACHA_TRANSPOSE(x, u, V, LO32, HI32, LO64, HI64)                                     \
+  for (int g = 0; g < 4; g++) {                                                                \
+    V t0 = LO32(x[4 * g], x[4 * g + 1]), t1 = HI32(x[4 * g], x[4 * g + 1]);                    \
+    V t2 = LO32(x[4 * g + 2], x[4 * g + 3]), t3 = HI32(x[4 * g + 2], x[4 * g + 3]);            \
+    u[g][0] = LO64(t0, t2); u[g][1] = HI64(t0, t2);                                            \
+    u[g][2] = LO64(t1, t3); u[g][3] = HI64(t1, t3);                                            \
+  }
+
 #if defined(__x86_64__)
 // GCC 12's _mm512_set1_epi32 starts from an "undefined" vector and warns about it.
 #pragma GCC diagnostic push
@@ -89,14 +99,8 @@ __attribute__((target("avx2"))) void Avx2Pass(const uint32_t* words, uint8_t* co
   for (int i = 0; i < 16; i++) x[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + 8 * i));
   CHACHA_ROUNDS(x, _mm256_add_epi32, _mm256_xor_si256, Rol256)
   for (int i = 0; i < 16; i++) x[i] = _mm256_add_epi32(x[i], _mm256_load_si256(reinterpret_cast<const __m256i*>(words + 8 * i)));
-  // 4x4 transposes inside each 128-bit half: u[g][k] half L holds words 4g..4g+3 of lane 4L+k.
   __m256i u[4][4];
-  for (int g = 0; g < 4; g++) {
-    __m256i t0 = _mm256_unpacklo_epi32(x[4 * g], x[4 * g + 1]), t1 = _mm256_unpackhi_epi32(x[4 * g], x[4 * g + 1]);
-    __m256i t2 = _mm256_unpacklo_epi32(x[4 * g + 2], x[4 * g + 3]), t3 = _mm256_unpackhi_epi32(x[4 * g + 2], x[4 * g + 3]);
-    u[g][0] = _mm256_unpacklo_epi64(t0, t2); u[g][1] = _mm256_unpackhi_epi64(t0, t2);
-    u[g][2] = _mm256_unpacklo_epi64(t1, t3); u[g][3] = _mm256_unpackhi_epi64(t1, t3);
-  }
+  CHACHA_TRANSPOSE(x, u, __m256i, _mm256_unpacklo_epi32, _mm256_unpackhi_epi32, _mm256_unpacklo_epi64, _mm256_unpackhi_epi64)
   for (size_t l = 0; l < lanes; l++) {
     size_t k = l & 3;
     __m256i lo, hi;
@@ -118,15 +122,9 @@ __attribute__((target("avx512f"))) void Avx512Pass(const uint32_t* words, uint8_
   CHACHA_ROUNDS(x, _mm512_add_epi32, _mm512_xor_si512, ROL512)
 #undef ROL512
   for (int i = 0; i < 16; i++) x[i] = _mm512_add_epi32(x[i], _mm512_load_si512(words + 16 * i));
-  // u[g][k] 128-bit lane L holds words 4g..4g+3 of lane 4L+k; then two rounds of 128-bit
-  // shuffles gather a block's four pieces into one register.
+  // Then two rounds of 128-bit shuffles gather a block's four pieces into one register.
   __m512i u[4][4];
-  for (int g = 0; g < 4; g++) {
-    __m512i t0 = _mm512_unpacklo_epi32(x[4 * g], x[4 * g + 1]), t1 = _mm512_unpackhi_epi32(x[4 * g], x[4 * g + 1]);
-    __m512i t2 = _mm512_unpacklo_epi32(x[4 * g + 2], x[4 * g + 3]), t3 = _mm512_unpackhi_epi32(x[4 * g + 2], x[4 * g + 3]);
-    u[g][0] = _mm512_unpacklo_epi64(t0, t2); u[g][1] = _mm512_unpackhi_epi64(t0, t2);
-    u[g][2] = _mm512_unpacklo_epi64(t1, t3); u[g][3] = _mm512_unpackhi_epi64(t1, t3);
-  }
+  CHACHA_TRANSPOSE(x, u, __m512i, _mm512_unpacklo_epi32, _mm512_unpackhi_epi32, _mm512_unpacklo_epi64, _mm512_unpackhi_epi64)
   for (size_t k = 0; k < 4 && k < lanes; k++) {
     __m512i p = _mm512_shuffle_i32x4(u[0][k], u[1][k], 0x44), q = _mm512_shuffle_i32x4(u[2][k], u[3][k], 0x44);
     __m512i r = _mm512_shuffle_i32x4(u[0][k], u[1][k], 0xee), t = _mm512_shuffle_i32x4(u[2][k], u[3][k], 0xee);

@@ -710,7 +710,8 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
 
   #countWritten(ends: Uint32Array, pieces: Uint32Array, from: number, to: number): void {
     let bytes = 0;
-    for (let k = from === 0 ? 0 : ends[from - 1]!; k < (to === 0 ? 0 : ends[to - 1]!); k++) bytes += pieces[3 * k + 2]!;
+    const last = to === 0 ? 0 : ends[to - 1]!;
+    for (let k = from === 0 ? 0 : ends[from - 1]!; k < last; k++) bytes += pieces[3 * k + 2]!;
     this.counters.packetsWritten += to - from;
     this.counters.bytesWritten += bytes;
   }
