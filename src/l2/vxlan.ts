@@ -329,10 +329,7 @@ export class VxlanPort implements Port {
       } else {
         reserve(d, headerBytes);
       }
-      const start = d.at;
-      d.at += splitPieces(pkt, plan, d.pieces, source, at, d.bytes, d.at, VXLAN_HEADER_SIZE, checksumRanges);
-      const header = this.header;
-      for (let h = start, i = 0; i < plan.count; i++, h += VXLAN_HEADER_SIZE + plan.hdrLen) d.bytes.set(header, h);
+      d.at += splitPieces(pkt, plan, d.pieces, source, at, d.bytes, d.at, this.header, checksumRanges);
       return VXLAN_HEADER_SIZE + Math.min(plan.hdrLen + plan.mss, data.length);
     }
     const len = VXLAN_HEADER_SIZE + data.length;
