@@ -398,6 +398,9 @@ export class GroCoalescer {
     const pieces = p.pieces;
     let h = 0;
     let k = 0;
+    // A batch's packets usually share one buffer: look a source up only when it changes.
+    let lastBuffer: ArrayBufferLike | undefined;
+    let lastSource = 0;
     for (let g = 0; g < groups; g++) {
       const first = this.gFirst[g]!;
       const single = this.gSegs[g] === 1;
@@ -413,8 +416,12 @@ export class GroCoalescer {
       h += hs + hdrLen;
       for (let i = first; i >= 0; i = this.next[i]!) {
         const b = this.bufs[i]!;
-        const source = this.sourceIndex(b);
-        if (source < 0) return null;
+        if (b.buffer !== lastBuffer) {
+          lastSource = this.sourceIndex(b);
+          if (lastSource < 0) return null;
+          lastBuffer = b.buffer;
+        }
+        const source = lastSource;
         const skip = i === first ? hdrLen : this.gHdrLen[g]!;
         pieces[k * 3] = source; pieces[k * 3 + 1] = b.byteOffset + this.offs[i]! + skip; pieces[k * 3 + 2] = this.lens[i]! - skip; k++;
       }

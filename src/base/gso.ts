@@ -162,19 +162,23 @@ function writeSegmentHeaders(plan: SplitPlan, i: number, segLen: number, out: Ui
 const payloadStarts = new Uint32Array(MAX_SPLIT_SEGMENTS);
 const payloadEnds = new Uint32Array(MAX_SPLIT_SEGMENTS);
 const payloadSums = new Uint32Array(MAX_SPLIT_SEGMENTS);
+/** Scratch for splitPieces: the prefix and first headers with every per-segment field zeroed. */
+let template = new Uint8Array(256);
 
 /**
  * Splits `pkt` as pieces, copying only headers: segment i becomes two pieces of `into`, its
- * headers (written to `headers` from byte `at`, after `headroom` bytes the caller fills, e.g. a
- * tunnel's header; the piece includes them) and its payload, left where it is in `pkt`
- * (pkt[0] is byte `sourceOffset` of into.sources[source]). Each transport
- * checksum is complete: the payloads are summed with one `summer` call over pkt, the headers
- * here. The caller has checked with planSplit (at most MAX_SPLIT_SEGMENTS segments) and left
- * plan.count * (headroom + plan.hdrLen) bytes of room in `headers`. Returns the header bytes written.
+ * headers (written to `headers` from byte `at`, behind a copy of `prefix`, e.g. a tunnel's
+ * header; the piece includes both) and its payload, left where it is in `pkt` (pkt[0] is byte
+ * `sourceOffset` of into.sources[source]). Each transport checksum is complete: the payloads
+ * are summed with one `summer` call over pkt; the headers are summed once per packet, with the
+ * fields that differ between segments zeroed, and each segment adds its own fields to that sum
+ * (RFC 1624), as it does for the IPv4 header checksum. The caller has checked with planSplit (at
+ * most MAX_SPLIT_SEGMENTS segments) and left plan.count * (prefix.length + plan.hdrLen) bytes of
+ * room in `headers`. Returns the header bytes written.
  */
 export function splitPieces(pkt: Uint8Array, plan: SplitPlan, into: PieceBuffer, source: number, sourceOffset: number,
-  headers: Uint8Array, at: number, headroom: number, summer: RangeSummer): number {
-  const { count, hdrLen, mss, l4, tcp } = plan;
+  headers: Uint8Array, at: number, prefix: Uint8Array, summer: RangeSummer): number {
+  const { count, hdrLen, mss, tcp } = plan;
   if (count > MAX_SPLIT_SEGMENTS) throw new RangeError(`${count} segments: at most ${MAX_SPLIT_SEGMENTS} split as pieces`);
   for (let i = 0; i < count; i++) {
     payloadStarts[i] = hdrLen + i * mss;
@@ -182,20 +186,65 @@ export function splitPieces(pkt: Uint8Array, plan: SplitPlan, into: PieceBuffer,
     payloadSums[i] = 0;
   }
   summer(pkt, payloadStarts, payloadEnds, payloadSums, count);
-  const first = pkt.subarray(0, hdrLen);
+  // Offsets below are from the start of a segment's piece (prefix included).
+  const headroom = prefix.length;
+  const size = headroom + hdrLen;
+  if (template.length < size) template = new Uint8Array(size * 2);
+  const t0 = template;
+  t0.set(prefix, 0);
+  t0.set(pkt.subarray(0, hdrLen), headroom);
+  const ip = headroom + plan.ipOffset;
+  const l4 = headroom + plan.l4;
+  const v4 = plan.version === 4;
+  let ipSum = 0;
+  if (v4) {
+    put16(t0, ip + 2, 0); put16(t0, ip + 4, 0); put16(t0, ip + 10, 0);
+    ipSum = sum16(t0, ip, ip + plan.ipHeaderLength);
+  } else {
+    put16(t0, ip + 4, 0);
+  }
+  // TCP: sequence number, flags and checksum vary (the data offset byte is kept and summed
+  // here); UDP: length and checksum.
+  const field = l4 + (tcp ? 16 : 6);
+  put16(t0, field, 0);
+  if (tcp) { put32(t0, l4 + 4, 0); t0[l4 + 13] = 0; } else put16(t0, l4 + 4, 0);
+  const headerSum = sum16(t0, l4, headroom + hdrLen, plan.pseudo);
+  const model = t0.subarray(0, size);
   let o = at;
   for (let i = 0; i < count; i++) {
-    const h = o + headroom;
     const payload = payloadEnds[i]! - payloadStarts[i]!;
-    headers.set(first, h);
-    const field = writeSegmentHeaders(plan, i, hdrLen + payload, headers, h);
-    let c = finish(sum16(headers, h + l4, h + hdrLen, plan.pseudo + hdrLen - l4 + payload + payloadSums[i]!));
+    const segLen = hdrLen + payload;
+    const l4Len = segLen - plan.l4;
+    headers.set(model, o);
+    if (v4) {
+      const totalLength = segLen - plan.ipOffset;
+      const id = (plan.id + i) & 0xffff;
+      put16(headers, o + ip + 2, totalLength);
+      put16(headers, o + ip + 4, id);
+      put16(headers, o + ip + 10, finish(ipSum + totalLength + id));
+    } else {
+      put16(headers, o + ip + 4, segLen - plan.ipOffset - 40);
+    }
+    let sum = headerSum + l4Len + payloadSums[i]!;
+    if (tcp) {
+      const seq = (plan.seq + i * mss) >>> 0;
+      let f = plan.flags;
+      if (i !== count - 1) f &= ~(FIN | PSH);
+      if (i !== 0) f &= ~CWR;
+      put32(headers, o + l4 + 4, seq);
+      headers[o + l4 + 13] = f;
+      sum += (seq >>> 16) + (seq & 0xffff) + f;
+    } else {
+      put16(headers, o + l4 + 4, l4Len);
+      sum += l4Len;
+    }
+    let c = finish(sum);
     if (!tcp && c === 0) c = 0xffff;
-    put16(headers, field, c);
-    into.add(0, o, headroom + hdrLen);
+    put16(headers, o + field, c);
+    into.add(0, o, size);
     into.add(source, sourceOffset + payloadStarts[i]!, payload);
     into.end();
-    o = h + hdrLen;
+    o += size;
   }
   return o - at;
 }

@@ -202,12 +202,17 @@ export class VxlanPort implements Port {
     // The switch is done with a batch's frames before it asks for the next (Port's contract),
     // so the frame objects are reused from one batch to the next.
     const pool: Frame[] = [];
+    const views: Uint8Array[] = [];
+    let viewsOf: ArrayBufferLike | undefined;
     for await (const batch of this.socket.batches({ signal })) {
       const now = performance.now();
       if (now - this.lastSweep > this.remotesByMac.ageMs / 4) { this.remotesByMac.sweep(now); this.lastSweep = now; }
       frames.length = 0;
       const buf = batch.buffer;
       const sources = batch.sources;
+      // The views kept from earlier batches are over this memory only while the area is the same.
+      if (buf.buffer !== viewsOf) { views.length = 0; viewsOf = buf.buffer; }
+      const base = buf.byteOffset;
       // A GRO run is one sender's datagrams of one flow: learn each (source, MAC) pair once, and
       // read a datagram's source only when its message or MAC differs from the one before.
       let learnedMac = -1;
@@ -219,8 +224,14 @@ export class VxlanPort implements Port {
         const vni = vniAt(buf, at, len);
         if (vni < 0) { c.malformed++; continue; }
         if (vni !== this.vni) { c.otherVni++; continue; }
-        // One view per frame, made directly (Buffer#subarray costs a FastBuffer construction).
-        const data = new Uint8Array(buf.buffer, buf.byteOffset + at + VXLAN_HEADER_SIZE, len - VXLAN_HEADER_SIZE);
+        // A bulk flow's batches lay their datagrams out alike, so the view made for this slot last
+        // time usually fits again; otherwise one is made directly (Buffer#subarray costs a
+        // FastBuffer construction). Views are per-datagram garbage otherwise.
+        const byteOffset = base + at + VXLAN_HEADER_SIZE;
+        let data = views[i];
+        if (data === undefined || data.byteOffset !== byteOffset || data.length !== len - VXLAN_HEADER_SIZE) {
+          data = views[i] = new Uint8Array(buf.buffer, byteOffset, len - VXLAN_HEADER_SIZE);
+        }
         // Like the kernel's `nolearning`: frames from any VTEP are taken, just not remembered.
         if (this.learning && !isGroupAddress(data, EthernetField.src)) {
           const mac = macKey(data, EthernetField.src);
@@ -329,10 +340,7 @@ export class VxlanPort implements Port {
       } else {
         reserve(d, headerBytes);
       }
-      const start = d.at;
-      d.at += splitPieces(pkt, plan, d.pieces, source, at, d.bytes, d.at, VXLAN_HEADER_SIZE, checksumRanges);
-      const header = this.header;
-      for (let h = start, i = 0; i < plan.count; i++, h += VXLAN_HEADER_SIZE + plan.hdrLen) d.bytes.set(header, h);
+      d.at += splitPieces(pkt, plan, d.pieces, source, at, d.bytes, d.at, this.header, checksumRanges);
       return VXLAN_HEADER_SIZE + Math.min(plan.hdrLen + plan.mss, data.length);
     }
     const len = VXLAN_HEADER_SIZE + data.length;
