@@ -195,10 +195,16 @@ void ChaChaXor(const Direct& d, DirectState& st, const uint8_t* ks, uint8_t* out
 void Tag(const Direct& d, DirectState& st, const uint8_t* ks, const uint8_t* ct, size_t len, uint8_t tag[16]) {
   st.polyUsed = d.polySize;
   d.polyInit(st.poly, ks);
-  if (len > 0) d.polyUpdate(st.poly, ct, len);
-  if (len % 16 != 0) d.polyUpdate(st.poly, kZeros, 16 - len % 16);
-  uint64_t lengths[2] = {0, static_cast<uint64_t>(len)};
-  d.polyUpdate(st.poly, reinterpret_cast<const uint8_t*>(lengths), sizeof lengths);
+  // The whole blocks, then the last partial block, its zero padding and the lengths block in
+  // one call: each call costs OpenSSL a blocks pass of its own (a 1420-byte packet made three).
+  size_t whole = len & ~size_t(15), rest = len - whole;
+  if (whole > 0) d.polyUpdate(st.poly, ct, whole);
+  alignas(16) uint8_t last[32] = {};
+  std::memcpy(last, ct + whole, rest);
+  size_t lastLen = rest == 0 ? 16 : 32;
+  uint64_t total = len;
+  std::memcpy(last + lastLen - 8, &total, 8);  // little-endian (x86/arm LE), after 8 zero bytes of AAD length
+  d.polyUpdate(st.poly, last, lastLen);
   d.polyFinal(st.poly, tag);
 }
 
