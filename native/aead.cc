@@ -122,9 +122,9 @@ struct DirectState {
   size_t polyUsed = 0;
   size_t streamUsed = 0;
   ~DirectState() {
-    OPENSSL_cleanse(key, sizeof key);
-    OPENSSL_cleanse(poly, polyUsed);
-    OPENSSL_cleanse(stream, streamUsed);
+    WipeSecret(key, sizeof key);
+    WipeSecret(poly, polyUsed);
+    WipeSecret(stream, streamUsed);
   }
 };
 

@@ -4,7 +4,6 @@
 // chosen at run time: AVX-512 where the CPU has it, AVX2, else one block at a time.
 #include "chacha.h"
 #include <cstring>
-#include <openssl/crypto.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -25,10 +24,9 @@ inline void InitialState(const uint8_t key[32], uint32_t counter, const uint8_t 
   std::memcpy(s + 13, nonce, 12);
 }
 
-// Key material left on the stack is cleared before returning (OpenSSL's cleanse: a memset the
-// compiler cannot drop, at memset's speed; a volatile byte loop over the lanes' 1 KiB of state
-// cost more than the cipher).
-inline void Wipe(void* p, size_t n) { OPENSSL_cleanse(p, n); }
+// Key material left on the stack is cleared before returning (a volatile byte loop over the
+// lanes' 1 KiB of state cost more than the cipher).
+inline void Wipe(void* p, size_t n) { WipeSecret(p, n); }
 
 // ---- one block at a time ----
 inline uint32_t Rotl(uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
