@@ -11,6 +11,7 @@
         "native/udp.cc",
         "native/aead.cc",
         "native/chacha.cc",
+        "native/aead_residue.cc",
         "native/pcap.cc",
         "native/notify.cc",
         "native/checksum.cc",

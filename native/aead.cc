@@ -9,6 +9,7 @@
 // with cold caches, they were most of a ping's sealing time. Otherwise (a Node built against a
 // shared libcrypto, which exports only the public API) one EVP_CIPHER_CTX serves the call.
 #include "common.h"
+#include "aead.h"
 #include "chacha.h"
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -526,9 +527,11 @@ Napi::Value Unavailable(Napi::Env env) {
   return env.Undefined();
 }
 
+}  // namespace
+
 // sealBatch(...common, padLimit) → number of packets sealed. dst gets ciphertext||tag,
 // dstLengths[i] = padded length + 16.
-Napi::Value SealBatch(const Napi::CallbackInfo& info) {
+Napi::Value AeadSealBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs a;
   if (!ParseBatch(info, &a, 1)) return env.Undefined();
@@ -560,7 +563,7 @@ Napi::Value SealBatch(const Napi::CallbackInfo& info) {
 // openBatch(...common, ok: Uint8Array) → number authenticated. ok[i] = 1 when packet i
 // authenticated; dstLengths[i] = plaintext length (0 on failure). Failed packets' output bytes are
 // unspecified and must not be used.
-Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
+Napi::Value AeadOpenBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs a;
   if (!ParseBatch(info, &a, 1)) return env.Undefined();
@@ -587,6 +590,8 @@ Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
   }
   return Napi::Number::New(env, static_cast<double>(good));
 }
+
+namespace {
 
 // aeadBackend(use?: "direct" | "evp") → the backend in effect ("evp" when the node binary does
 // not export the block functions). Tests use it to run both paths.
@@ -634,8 +639,8 @@ Napi::Value ChaChaChoice(const Napi::CallbackInfo& info) {
 
 void InitAead(Napi::Env env, Napi::Object exports) {
   exports.Set("aeadBackend", Napi::Function::New(env, Backend, "aeadBackend"));
-  exports.Set("aeadSealBatch", Napi::Function::New(env, SealBatch, "aeadSealBatch"));
-  exports.Set("aeadOpenBatch", Napi::Function::New(env, OpenBatch, "aeadOpenBatch"));
+  exports.Set("aeadSealBatch", Napi::Function::New(env, AeadSealBatch, "aeadSealBatch"));
+  exports.Set("aeadOpenBatch", Napi::Function::New(env, AeadOpenBatch, "aeadOpenBatch"));
   exports.Set("aeadChaCha", Napi::Function::New(env, ChaChaChoice, "aeadChaCha"));
 }
 
