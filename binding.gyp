@@ -11,6 +11,7 @@
         "native/udp.cc",
         "native/aead.cc",
         "native/chacha.cc",
+        "native/aead_residue.cc",
         "native/pcap.cc",
         "native/notify.cc",
         "native/checksum.cc",
@@ -21,7 +22,8 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
-      "cflags_cc!": ["-fno-exceptions"]
+      "cflags_cc!": ["-fno-exceptions"],
+      "ldflags": ["-Wl,-z,now"]
     }
   ]
 }

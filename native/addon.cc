@@ -7,6 +7,7 @@ namespace tuntap { void InitChecksum(Napi::Env env, Napi::Object exports); }  //
 namespace tuntap { void InitRelay(Napi::Env env, Napi::Object exports); }  // native/relay.cc
 namespace tuntap { void InitMalloc(Napi::Env env, Napi::Object exports); }  // native/malloc.cc
 namespace tuntap { void InitPacketPair(Napi::Env env, Napi::Object exports); }  // native/packet_pair.cc
+namespace tuntap { void InitAeadResidue(Napi::Env env, Napi::Object exports); }  // native/aead_residue.cc (test hook)
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitNetns(env, exports);
@@ -21,6 +22,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuntap::InitRelay(env, exports);
   tuntap::InitMalloc(env, exports);
   tuntap::InitPacketPair(env, exports);
+  tuntap::InitAeadResidue(env, exports);
   return exports;
 }
 

@@ -4,7 +4,6 @@
 // chosen at run time: AVX-512 where the CPU has it, AVX2, else one block at a time.
 #include "chacha.h"
 #include <cstring>
-#include <openssl/crypto.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -25,10 +24,9 @@ inline void InitialState(const uint8_t key[32], uint32_t counter, const uint8_t 
   std::memcpy(s + 13, nonce, 12);
 }
 
-// Key material left on the stack is cleared before returning (OpenSSL's cleanse: a memset the
-// compiler cannot drop, at memset's speed; a volatile byte loop over the lanes' 1 KiB of state
-// cost more than the cipher).
-inline void Wipe(void* p, size_t n) { OPENSSL_cleanse(p, n); }
+// Key material left on the stack is cleared before returning (a volatile byte loop over the
+// lanes' 1 KiB of state cost more than the cipher).
+inline void Wipe(void* p, size_t n) { WipeSecret(p, n); }
 
 // ---- one block at a time ----
 inline uint32_t Rotl(uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
@@ -40,7 +38,8 @@ inline void QuarterRound(uint32_t x[16], int a, int b, int c, int d) {
   x[c] += x[d]; x[b] = Rotl(x[b] ^ x[c], 7);
 }
 
-void PortableBlocks(const uint32_t s[16], uint8_t* out, size_t blocks) {
+// Not inlined: its working block must lie below ChaChaStreams' frame, where ScrubPassFrames reaches.
+__attribute__((noinline)) void PortableBlocks(const uint32_t s[16], uint8_t* out, size_t blocks) {
   for (size_t n = 0; n < blocks; n++) {
     uint32_t x[16];
     std::memcpy(x, s, sizeof x);
@@ -151,6 +150,28 @@ __attribute__((target("avx512f"))) void Avx512Fill(uint32_t* words, const uint32
 #pragma GCC diagnostic pop
 #endif
 
+// The passes leave keystream on the stack where no variable of ours can be wiped: the vectors
+// the compiler spills (rows of state, the transposed blocks; all sixteen under AVX2's sixteen
+// registers, and every one in the -O1 sanitizer build). Their frames lie just below the caller's,
+// so one clearing of that much stack after a call's last pass covers all of them.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kPassFrameBytes = 16384;  // -O1 and redzones: larger frames
+#else
+constexpr size_t kPassFrameBytes = 3072;   // the largest pass frame is 2.2 KiB (AVX-512, GCC 12 -O2)
+#endif
+// Not instrumented: ASan's redzones and frame record above the array would leave the top of the
+// passes' frames uncleared.
+__attribute__((noinline, no_sanitize("address"))) void ClearStackBelow() {
+  uint8_t area[kPassFrameBytes];
+  Wipe(area, sizeof area);
+  asm volatile("" : : "r"(area) : "memory");
+}
+// Never a tail call: from a jump, the clearing would start at the caller's frame, not below it.
+__attribute__((always_inline)) inline void ScrubPassFrames() {
+  ClearStackBelow();
+  asm volatile("" : : : "memory");
+}
+
 ChaChaWidth Detect() {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512f")) return ChaChaWidth::Avx512;
@@ -218,6 +239,7 @@ void ChaChaStreams(const ChaChaStream* streams, size_t count) {
     }
     if (lanes > 0) run();
     Wipe(words, sizeof words);
+    ScrubPassFrames();
     return;
   }
 #endif
@@ -227,6 +249,7 @@ void ChaChaStreams(const ChaChaStream* streams, size_t count) {
     PortableBlocks(s, streams[j].out, streams[j].blocks);
     Wipe(s, sizeof s);
   }
+  ScrubPassFrames();
 }
 
 }  // namespace tuntap

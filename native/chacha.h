@@ -7,8 +7,14 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string.h>
 
 namespace tuntap {
+
+// Clears key material and keystream before it is let go of. glibc's explicit_bzero is memset
+// (vector stores) behind a barrier the compiler cannot drop; OpenSSL_cleanse stores 8 bytes a
+// step, and wiping a batch's keystream that way was over 1% of each busy tunnel process.
+inline void WipeSecret(void* p, size_t n) { explicit_bzero(p, n); }
 
 enum class ChaChaWidth { Portable = 1, Avx2 = 8, Avx512 = 16 };
 

@@ -253,6 +253,9 @@ const entries: Record<string, Entry> = {
   aeadChaCha: { args: () => ['portable'] },  // every CPU has it; the best width comes back after
   aeadSealBatch: { args: sealArgs },
   aeadOpenBatch: { args: openArgs },
+  // aead_residue.cc (test hook: the same arguments, then the stack search)
+  aeadSealResidue: { args: sealArgs },
+  aeadOpenResidue: { args: openArgs },
   // pcap.cc (libpcap loaded at run time; without it the calls answer with an Error marked pcap)
   pcapLoad: { args: () => [] },
   pcapCompile: { args: () => ['udp port 53', 1, 262144, true] },

@@ -6,6 +6,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import {
   sealBatch, openBatch, paddedLength, aeadBackend, aeadKeystream, type AeadBatch, type AeadBackend, type AeadKeystream,
 } from '../../src/wireguard/aead.js';
+import { addon } from '../../src/native.js';
 
 function nonceOf(counter: bigint): Buffer {
   const n = Buffer.alloc(12);
@@ -276,10 +277,13 @@ test('out-of-bounds offsets and bad arguments throw instead of touching memory',
   assert.throws(() => openBatch({ ...base(), srcOffsets: Uint32Array.of(0) }, new Uint8Array(0)), TypeError);
 });
 
-// The key of the last batch must not stay in memory once the call returns (the EVP context used
-// to keep it until the next batch). The key is made in place, its JS copy zeroed after sealing,
-// and then the process's writable memory is searched for it. The search never holds the key as
-// one piece: it looks for the first 8 bytes and compares the other three words as numbers.
+// The key of the last batch must not stay in the heap once the call returns: the EVP context
+// used to keep it until the next batch (now reset with OPENSSL_clear_free), and the direct path
+// must keep no heap scratch at all. The key is made in place, its JS copy zeroed after sealing,
+// and then the process's anonymous writable mappings are searched for it. The search never holds
+// the key as one piece: it looks for the first 8 bytes and compares the other three words as
+// numbers. The stack is not searched here: the JS calls that run before the search overwrite the
+// native frames the AEAD used, so that part is the stack test below.
 function keyInMemory(words: bigint[]): boolean {
   const first = Buffer.alloc(8);
   first.writeBigUInt64LE(words[0]!);
@@ -308,7 +312,7 @@ function keyInMemory(words: bigint[]): boolean {
 }
 
 for (const backend of ['direct', 'evp'] as const) {
-  test(`${backend}: no copy of the last batch's key is left in memory after the call`, (t) => {
+  test(`${backend}: no copy of the last batch's key is left in the heap after the call`, (t) => {
     if (!use(backend, t)) return;
     const keys = Buffer.alloc(4096); // off the V8 heap from the start: no stray copy of it there
     randomFillSync(keys, 0, 32);
@@ -320,6 +324,50 @@ for (const backend of ['direct', 'evp'] as const) {
     assert.equal(openBatch(makeBatch([sealed], key, null, [1n], 0), new Uint8Array(1)), 1);
     keys.fill(0);
     assert.equal(keyInMemory(words), false, 'the key was found in memory after the batch');
+    restoreDefaults();
+  });
+}
+
+// The direct AEAD keeps its key words, ChaCha lanes, Poly1305 state and keystream on the native
+// stack. The addon's test hook (native/aead_residue.cc) clears the stack below it, makes the
+// same call JS makes with these arguments, and searches the 128 KiB that call could use for: the
+// key in a row (key words, a ChaCha state), the key's words one vector row apart (a pass's
+// lanes), a data block of the batch's keystream or a whole block 0, and the second half of block
+// 0 (Poly1305's s, kept in its state). Nothing may be found, at every width, sealing and opening.
+type Residue = { result: number; keyCopies: number; keyLaneCopies: number; keystreamCopies: number; polyKeyCopies: number };
+const hook = addon as unknown as Record<'aeadSealResidue' | 'aeadOpenResidue', (...args: unknown[]) => Residue>;
+const batchArgs = (b: AeadBatch) => [b.keys, b.keyIndex, b.src, b.srcOffsets, b.srcLengths, b.counters, b.dst, b.dstOffsets, b.dstLengths, b.count];
+
+for (const backend of variants) {
+  test(`${backend}: sealing and opening leave no key, keystream or Poly1305 key on the stack they used`, (t) => {
+    if (!use(backend, t)) return;
+    // One short packet (one pass, mostly empty lanes), one long, two sharing a pass, five 64-byte
+    // packets (ten blocks in a pass), one past the read-ahead (ChaCha20_ctr32 does the rest),
+    // and two keys in one batch.
+    const shapes: { lengths: number[]; keys: number }[] = [
+      { lengths: [100], keys: 1 }, { lengths: [1400], keys: 1 }, { lengths: [100, 1400], keys: 1 },
+      { lengths: [64, 64, 64, 64, 64], keys: 1 }, { lengths: [3000], keys: 1 }, { lengths: [200, 1420, 64], keys: 2 },
+    ];
+    for (const { lengths, keys: nkeys } of shapes) {
+      const keys = Buffer.alloc(4096);
+      randomFillSync(keys, 0, 32 * nkeys);
+      const key = keys.subarray(0, 32 * nkeys);
+      const keyIndex = lengths.map((_, i) => i % nkeys);
+      const counters = lengths.map(() => randomBytes(8).readBigUInt64LE());
+      const b = makeBatch(lengths.map((n) => randomBytes(n)), key, keyIndex, counters, 16);
+      const sealed = hook.aeadSealResidue(...batchArgs(b), null);
+      const what = `${lengths.join(',')} B, ${nkeys} key(s)`;
+      assert.equal(sealed.result, lengths.length, `sealed, ${what}`);
+      assert.deepEqual({ ...sealed, result: 0 }, { ...sealed, result: 0, keyCopies: 0, keyLaneCopies: 0, keystreamCopies: 0, polyKeyCopies: 0 },
+        `sealing ${what} left copies on the stack`);
+      const ciphertexts = lengths.map((_, i) => Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!)));
+      const o = makeBatch(ciphertexts, key, keyIndex, counters, 0);
+      const opened = hook.aeadOpenResidue(...batchArgs(o), new Uint8Array(lengths.length));
+      assert.equal(opened.result, lengths.length, `opened, ${what}`);
+      assert.deepEqual({ ...opened, result: 0 }, { ...opened, result: 0, keyCopies: 0, keyLaneCopies: 0, keystreamCopies: 0, polyKeyCopies: 0 },
+        `opening ${what} left copies on the stack`);
+      keys.fill(0);
+    }
     restoreDefaults();
   });
 }
