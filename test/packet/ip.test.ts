@@ -47,6 +47,7 @@ test('IpView: tryWrap answers false where wrap throws, for every malformed heade
     ['IHL 0', Buffer.from([0x40, ...good4.subarray(1)])],
     ['IPv4 total length past the buffer', good4.subarray(0, good4.length - 1)],
     ['IPv4 shorter than its header', good4.subarray(0, 19)],
+    ['IPv4 total length below its header length', (() => { const b = Buffer.from(good4); b.writeUInt16BE(19, 2); return b; })()],
     ['IPv6 payload length past the buffer', good6.subarray(0, good6.length - 1)],
     ['IPv6 shorter than its header', good6.subarray(0, 39)],
   ];
@@ -89,6 +90,12 @@ test('UDP packets for a TUN are built with valid checksums and parse back; anyth
   const longUdp = Buffer.from(good);
   longUdp.writeUInt16BE(200, 24);
   assert.equal(parseUdpPacket(longUdp), undefined, 'UDP length past the IP payload');
+  // A UDP length below the 8-byte header would make the payload end before it starts.
+  for (const length of [0, 7]) {
+    const shortUdp = Buffer.from(good);
+    shortUdp.writeUInt16BE(length, 24);
+    assert.equal(parseUdpPacket(shortUdp), undefined, `UDP length ${length}`);
+  }
 });
 
 test('TCP resets answer a segment the way a closed port does, with valid checksums', () => {
