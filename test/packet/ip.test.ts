@@ -98,6 +98,19 @@ test('UDP packets for a TUN are built with valid checksums and parse back; anyth
   }
 });
 
+test('TcpView: tryWrap answers false where wrap throws, for a data offset below 5 words or past the segment', () => {
+  const seg = buildTcp({ srcPort: 1, dstPort: 2, seq: 0, ack: 0, flags: TcpFlags.SYN, window: 1, payload: new Uint8Array(8) }, v4);
+  const tcp = new TcpView();
+  assert.ok(tcp.tryWrap(seg));
+  for (const [what, offsetWords, end] of [['offset 4', 4, seg.length], ['offset 0', 0, seg.length], ['offset 8 on 28 bytes', 8, seg.length],
+    ['offset 15', 15, seg.length], ['offset 6 on 23 bytes', 6, 23]] as const) {
+    const b = Buffer.from(seg);
+    b[12] = (offsetWords << 4) | (b[12]! & 0x0f);
+    assert.equal(tcp.tryWrap(b, 0, end), false, what);
+    assert.throws(() => tcp.wrap(b, 0, end), PacketParseError, what);
+  }
+});
+
 test('TCP resets answer a segment the way a closed port does, with valid checksums', () => {
   const ip = new IpView();
   const tcp = new TcpView();
