@@ -51,6 +51,11 @@ describe('tuntap: one line per error, nothing left behind', () => {
       // (wg show as another user: test/cli/wg.test.ts, which has an interface to show.)
       // Consistency: options as typed, the action named, names checked as add checks them.
       { args: ['dump', '-c', 'x'], code: 2, says: /^tuntap: -c needs an integer, got "x"$/ },
+      // Number() alone would read these as 16, 1000 and 0: an integer is decimal digits.
+      { args: ['dump', '-c', '0x10'], code: 2, says: /^tuntap: -c needs an integer, got "0x10"$/ },
+      { args: ['dump', '-c', '1e3'], code: 2, says: /^tuntap: -c needs an integer, got "1e3"$/ },
+      { args: ['dump', '-c', ''], code: 2, says: /^tuntap: -c needs an integer, got ""$/ },
+      { args: ['dump', '-c'], code: 2, says: /^tuntap: -c needs a value$/ },
       { args: ['del', 'nosuch0'], code: 1, says: /^tuntap: deleting nosuch0: device "nosuch0" does not exist/, not: /showing/ },
       { args: ['add', 'a/b'], code: 2, says: /^tuntap: "a\/b" is not a valid device name/ },
       { args: ['wg', 'up', join(dir, 'ok0.conf'), '--name', 'a/b'], code: 2, says: /^tuntap: "a\/b" is not a valid device name/ },

@@ -313,4 +313,17 @@ test('a rules file is checked as strictly as --rule: each bad line is FILE:LINE 
   bad('direct cidr=198.18.0.0/33\n', 1, /prefix length/);
   bad('allow cidr=198.18.0.0/15\n', 1, /proxy, direct or reject/);
   bad('reject port=25\n'.repeat(MAX_RULES + 1), MAX_RULES + 1, /more than 10000 rules/);
+  // The file is bounded before it is read into a string: 1 MiB (comments count), not a byte more.
+  const { readRulesFile } = await import('../../src/proxy/rules.js');
+  const dir = mkdtempSync(join(tmpdir(), 'tuntap-rules-'));
+  try {
+    const file = join(dir, 'big.rules');
+    const comment = `#${'x'.repeat(1022)}\n`; // 1 KiB a line
+    writeFileSync(file, `reject port=25\n${comment.repeat(1023)}${'#'.repeat(1024 - 15 - 1)}\n`);
+    assert.equal(readRulesFile(file).length, 1, 'a file of exactly 1 MiB is read');
+    writeFileSync(file, `reject port=25\n${comment.repeat(1024)}`);
+    assert.throws(() => readRulesFile(file), (e: Error) => e instanceof UserError && /big\.rules: over 1048576 bytes, too large for a rules file/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

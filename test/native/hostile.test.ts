@@ -467,6 +467,9 @@ test('queue: the read area is checked whole, and a too-short lengths array bound
     assert.throws(() => q.setReadBuffers(new Uint8Array(4096), new Uint32Array(4), new Float64Array(4), 0, 2048), TypeError);
     assert.throws(() => q.setReadBuffers(new Uint8Array(4096), new Uint32Array(4), new Uint32Array(4), 0, 8192), RangeError);
     assert.throws(() => q.setReadBuffers(new Uint8Array(4096), new Uint32Array(4), new Uint32Array(4), 2048, 2048), RangeError);
+    // A header length the core allows, and a read size that leaves no room after it.
+    assert.throws(() => q.setReadBuffers(new Uint8Array(4096), new Uint32Array(4), new Uint32Array(4), 12, 12), RangeError);
+    assert.throws(() => q.setReadBuffers(new Uint8Array(4096), new Uint32Array(4), new Uint32Array(4), 12, 4), RangeError);
     assert.throws(() => q.setReadBuffers(new Uint8Array(4096), new Uint32Array(0), new Uint32Array(4), 0, 2048), RangeError);
     assert.throws(() => q.waitReadable('not a function'), TypeError);
     assert.throws(() => q.waitReadable(noop, 'yes'), TypeError);

@@ -8,6 +8,7 @@ import {
   createVeth, setLink, getLink, findLink, listLinks, deleteLink, moveLink, NetlinkError, Netlink,
 } from '../../src/netlink/index.js';
 import { ip, ipJson } from './ip.js';
+import { TuntapError } from '../../src/errors.js';
 
 describe('netlink links', () => {
   const net = new TestNet();
@@ -119,13 +120,21 @@ describe('netlink links', () => {
   });
 
   test('errors: bad name, missing device, existing device, kernel text', () => {
-    assert.throws(() => getLink('this-name-is-far-too-long', { netns: ns }), /not a valid device name/);
+    // Names are checked as the kernel checks them (IFNAMSIZ: 15 bytes and its NUL) before any request.
+    for (const bad of ['this-name-is-far-too-long', 'a'.repeat(16), 'ab/c', 'a b', '..']) {
+      assert.throws(() => getLink(bad, { netns: ns }), (e: unknown) => e instanceof TuntapError && !(e instanceof NetlinkError)
+        && e.syscall === 'dev_valid_name' && e.code === 'EINVAL' && /not a valid device name/.test(e.message), JSON.stringify(bad));
+    }
+    // A kernel error names the request it answered, its errno and the device.
+    assert.throws(() => getLink('a'.repeat(15), { netns: ns }),
+      (e: unknown) => e instanceof NetlinkError && e.code === 'ENODEV' && e.syscall === 'netlink(RTM_GETLINK)');
     assert.throws(() => getLink('nosuchdev0', { netns: ns }),
-      (e: unknown) => e instanceof NetlinkError && e.code === 'ENODEV' && /nosuchdev0/.test(e.message));
+      (e: unknown) => e instanceof NetlinkError && e.code === 'ENODEV' && e.syscall === 'netlink(RTM_GETLINK)'
+        && /nosuchdev0.*\(netlink\(RTM_GETLINK\): ENODEV\)$/.test(e.message));
     const a = uniqueName('ea');
     createVeth(a, `${a}p`, {}, { netns: ns });
     assert.throws(() => createVeth(a, `${a}q`, {}, { netns: ns }),
-      (e: unknown) => e instanceof NetlinkError && e.code === 'EEXIST');
+      (e: unknown) => e instanceof NetlinkError && e.code === 'EEXIST' && e.syscall === 'netlink(RTM_NEWLINK)');
     assert.throws(() => setLink(a, { mtu: 10 }, { netns: ns }),
       (e: unknown) => e instanceof NetlinkError && e.code === 'EINVAL' && /mtu less than device minimum/.test(e.message)
         && e.kernelMessage === 'mtu less than device minimum');

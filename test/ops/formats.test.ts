@@ -72,6 +72,16 @@ test('a control socket answer is bounded and checked before top uses it', () => 
   assert.ok(evil.connections.length <= 500);
   assert.equal(evil.connections[0]!.source, '');
   assert.equal(evil.connections[0]!.bytesUp, 0);
+  const bridge = readSnapshot({
+    kind: 'bridge', name: 'b'.repeat(10_000), macs: -1,
+    ports: [...Array(10_000)].map((_, i) => (i % 2 ? null : { name: 'p'.repeat(1000), rxFrames: 'lots', drops: 2 ** 80 })),
+  });
+  assert.ok(bridge?.kind === 'bridge');
+  assert.equal(bridge.name.length, 200);
+  assert.equal(bridge.macs, 0);
+  assert.ok(bridge.ports.length > 0 && bridge.ports.length <= 1024, `${bridge.ports.length} ports`);
+  assert.equal(bridge.ports[0]!.name.length, 200);
+  assert.equal(bridge.ports[0]!.rxFrames, 0);
   assert.equal(readSnapshot({ kind: 'something else' }), undefined);
 });
 

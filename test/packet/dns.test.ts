@@ -43,6 +43,12 @@ test('DNS: questions parse; answers carry the addresses under a compression poin
   for (const labels of [['example', 'tes.'], ['a.b', 'test'], ['.', 'test'], ['-', 'test']]) {
     assert.equal(parseQuery(dotted(...labels)), undefined, JSON.stringify(labels));
   }
+  // Every label may be fine while the name is not: the root (no label at all) and a name past
+  // 253 characters are no host names either.
+  assert.equal(parseQuery(dotted()), undefined, 'the root name');
+  const longest = ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(61)];
+  assert.equal(parseQuery(dotted(...longest))?.name.length, 253, 'a 253-character name is read');
+  assert.equal(parseQuery(dotted(...longest.slice(0, 3), 'd'.repeat(62))), undefined, 'a 254-character name');
 });
 
 test('DNS: only a standard query (opcode QUERY) has a question to answer', () => {

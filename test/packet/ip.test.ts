@@ -47,6 +47,7 @@ test('IpView: tryWrap answers false where wrap throws, for every malformed heade
     ['IHL 0', Buffer.from([0x40, ...good4.subarray(1)])],
     ['IPv4 total length past the buffer', good4.subarray(0, good4.length - 1)],
     ['IPv4 shorter than its header', good4.subarray(0, 19)],
+    ['IPv4 total length below its header length', (() => { const b = Buffer.from(good4); b.writeUInt16BE(19, 2); return b; })()],
     ['IPv6 payload length past the buffer', good6.subarray(0, good6.length - 1)],
     ['IPv6 shorter than its header', good6.subarray(0, 39)],
   ];
@@ -89,6 +90,25 @@ test('UDP packets for a TUN are built with valid checksums and parse back; anyth
   const longUdp = Buffer.from(good);
   longUdp.writeUInt16BE(200, 24);
   assert.equal(parseUdpPacket(longUdp), undefined, 'UDP length past the IP payload');
+  // A UDP length below the 8-byte header would make the payload end before it starts.
+  for (const length of [0, 7]) {
+    const shortUdp = Buffer.from(good);
+    shortUdp.writeUInt16BE(length, 24);
+    assert.equal(parseUdpPacket(shortUdp), undefined, `UDP length ${length}`);
+  }
+});
+
+test('TcpView: tryWrap answers false where wrap throws, for a data offset below 5 words or past the segment', () => {
+  const seg = buildTcp({ srcPort: 1, dstPort: 2, seq: 0, ack: 0, flags: TcpFlags.SYN, window: 1, payload: new Uint8Array(8) }, v4);
+  const tcp = new TcpView();
+  assert.ok(tcp.tryWrap(seg));
+  for (const [what, offsetWords, end] of [['offset 4', 4, seg.length], ['offset 0', 0, seg.length], ['offset 8 on 28 bytes', 8, seg.length],
+    ['offset 15', 15, seg.length], ['offset 6 on 23 bytes', 6, 23]] as const) {
+    const b = Buffer.from(seg);
+    b[12] = (offsetWords << 4) | (b[12]! & 0x0f);
+    assert.equal(tcp.tryWrap(b, 0, end), false, what);
+    assert.throws(() => tcp.wrap(b, 0, end), PacketParseError, what);
+  }
 });
 
 test('TCP resets answer a segment the way a closed port does, with valid checksums', () => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { openTun } from '../../src/device/index.js';
 import { tcpPacket, SYN } from './segments.js';
 import { ProxyTopology, SERVER4, PROXY4, type ProxyProcess } from './topology.js';
+import { MAX_HANDSHAKES } from '../../src/proxy/engine.js';
 
 let t: ProxyTopology;
 let neighbour: { ns: string; link: string; appLink: string };
@@ -523,5 +524,56 @@ test('the proxy password: from the environment or a file it never shows in ps; i
     assert.doesNotMatch(bad.stderr + bad.stdout, new RegExp(secret));
   } finally {
     ms.child.kill();
+  }
+});
+
+// A SOCKS server that accepts and never answers (a slow or hostile upstream): each connection
+// waiting for its handshake is an upstream socket and a timer, so at most MAX_HANDSHAKES run at
+// once and the rest wait their turn instead of opening a socket each. Counted over the first 8 s
+// only: after the proxy's 10 s handshake timeout, waiting connections rightly take the freed turns.
+const silentServerScript = `
+const net = require('node:net');
+let now = 0, max = 0, total = 0, first = 0;
+net.createServer((s) => {
+  now++;
+  first ||= Date.now();
+  if (Date.now() - first < 8000) { total++; max = Math.max(max, now); }
+  s.on('error', () => {});
+  s.on('close', () => now--);
+})
+  .listen(1090, process.argv[1], () => console.log('listening'));
+setInterval(() => console.log(JSON.stringify({ now, max, total })), 200);
+`;
+
+test(`a SOCKS server that never answers: at most ${MAX_HANDSHAKES} upstream handshakes at once however many connections wait`, async () => {
+  const silent = nsSpawn(t.proxy, process.execPath, ['-e', silentServerScript, PROXY4]);
+  let counts = { now: 0, max: 0, total: 0 };
+  let out = '';
+  silent.stdout!.on('data', (d) => {
+    out += d;
+    const lines = out.split('\n');
+    out = lines.pop()!;
+    for (const l of lines) if (l.startsWith('{')) counts = JSON.parse(l) as typeof counts;
+  });
+  try {
+    await waitForOutput(silent, /listening/, 'silent server');
+    await t.withTuntap('socks', ['--proxy', `socks5://${PROXY4}:1090`, '--route'], async () => {
+      const held = await t.holdConnections(MAX_HANDSHAKES + 150);
+      try {
+        // Every connection is open on the application's side; the upstream side gets time to
+        // open all it would.
+        for (let i = 0; i < 75 && counts.max < MAX_HANDSHAKES; i++) await sleep(200);
+        await sleep(2000);
+        console.log(`# ${MAX_HANDSHAKES + 150} connections against a silent SOCKS server: ${JSON.stringify(counts)}`);
+        assert.ok(counts.max >= MAX_HANDSHAKES, `the handshakes that may run do: ${JSON.stringify(counts)}`);
+        // (A UDP association probe, if the service makes one, is the one connection more allowed.)
+        assert.ok(counts.max <= MAX_HANDSHAKES + 1, `at most ${MAX_HANDSHAKES} handshakes at once: ${JSON.stringify(counts)}`);
+        assert.ok(counts.total <= MAX_HANDSHAKES + 1, `the rest wait without an upstream socket: ${JSON.stringify(counts)}`);
+      } finally {
+        held.close();
+      }
+    });
+  } finally {
+    silent.kill('SIGKILL');
   }
 });

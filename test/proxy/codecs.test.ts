@@ -79,6 +79,13 @@ test('rules: first match wins; cidr, domain and port combine', () => {
   assert.equal(decide(rules, '198.18.2.2', undefined, 80), 'direct');
   assert.equal(decide(rules, '203.0.113.5', 'x.ads.test', 443), 'reject');
   assert.equal(decide(rules, '203.0.113.5', 'ads.test.example', 443), 'proxy');
+  // The name itself and its subdomains, at a label boundary only: badads.test is another domain.
+  assert.equal(decide(rules, '203.0.113.5', 'ads.test', 443), 'reject');
+  assert.equal(decide(rules, '203.0.113.5', 'badads.test', 443), 'proxy');
+  // A prefix covers its own addresses and no more: 198.18.0.0/15 ends at 198.19.255.255.
+  assert.equal(decide(rules, '198.19.255.255', undefined, 80), 'direct');
+  assert.equal(decide(rules, '198.20.0.0', undefined, 80), 'proxy');
+  assert.equal(decide(rules, '198.17.255.255', undefined, 80), 'proxy');
   assert.equal(decide(rules, 'fd00::5', undefined, 80), 'direct');
   assert.equal(decide(rules, 'fd00::5', undefined, 81), 'proxy');
   assert.equal(decide([], '1.2.3.4', undefined, 1), 'proxy');

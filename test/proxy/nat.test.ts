@@ -229,6 +229,12 @@ test('malformed and foreign packets are counted and dropped, never thrown on', (
   const badOffset = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN);
   badOffset[32] = 0x40;
   assert.equal(nat.translate(badOffset, 0), 'drop');
+  // A data offset past the segment: options the packet does not hold (a payload length below zero).
+  const longOffset = tcpPacket('198.19.0.1', 1, '198.18.2.2', 80, SYN);
+  longOffset[32] = 0xf0;
+  const longBefore = Buffer.from(longOffset);
+  assert.equal(nat.translate(longOffset, 0), 'drop');
+  assert.deepEqual(longOffset, longBefore);
   assert.equal(nat.size, 0, 'no entry for any of them');
   // A listener segment for a port nobody holds is answered with a reset; a stray reset is dropped.
   const stale = nat.translate(tcpPacket('198.19.0.1', 4000, '198.19.0.2', 30000, ACK | 0x01, Buffer.alloc(0), 9, 10), 0);

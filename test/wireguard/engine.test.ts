@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { MemoryNet, ipv4, ipv6, sendPackets, sealOnSession, type Node } from './harness.js';
+import { MemoryNet, ipv4, ipv6, received, sendPackets, sealOnSession, type Node } from './harness.js';
 import { ipToBytes } from '../../src/netlink/ip.js';
 import { IpProtocol } from '../../src/packet/index.js';
 import { WireGuardEngine } from '../../src/wireguard/engine.js';
@@ -95,6 +95,53 @@ test('replayed, bit-flipped, bad-MAC1, spoofed-source and garbage packets are dr
   }
   assert.ok(b.engine.stats.dropped.malformed + b.engine.stats.dropped.badMac1 + b.engine.stats.dropped.unknownIndex >= 4);
   assert.equal(b.delivered.length, 2);
+  // a whole data message for a receiver index b never gave out
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  const stray = Buffer.from(net.pending.pop()!.data);
+  net.pending = [];
+  stray.writeUInt32LE((stray.readUInt32LE(4) ^ 0x5a5a5a5a) >>> 0, 4);
+  const unknownBefore = b.engine.stats.dropped.unknownIndex;
+  net.inject('198.18.0.2:51821', a.endpoint, stray);
+  assert.equal(b.engine.stats.dropped.unknownIndex, unknownBefore + 1);
+  assert.equal(b.delivered.length, 2);
+});
+
+test('a data message repeated inside one batch is delivered once: the second copy is counted as a replay', () => {
+  const { net, a, b } = pair();
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.equal(b.delivered.length, 1);
+  const packet = ipv4('10.0.0.1', '10.0.0.2', Buffer.from('once'));
+  sendPackets(a, [packet]);
+  const fresh = net.pending.pop()!;
+  net.pending = [];
+  // Both copies pass the window's check before either is opened; only recording the first may let it through.
+  b.engine.receive(received([fresh.data, Buffer.from(fresh.data)], a.endpoint));
+  assert.deepEqual(b.delivered.slice(1), [packet]);
+  assert.equal(b.engine.stats.dropped.replay, 1);
+});
+
+test('data on a session past REJECT_AFTER_TIME or at REJECT_AFTER_MESSAGES is dropped as expired, not delivered', () => {
+  const { net, a, b } = pair({ timers: { rejectAfterMessages: 100 } });
+  sendPackets(a, [ipv4('10.0.0.1', '10.0.0.2')]);
+  net.pump();
+  assert.equal(b.delivered.length, 1);
+  const pa = peerOf(a, b);
+  // The last counter the session allows is delivered; the next one is past the limit.
+  pa.current!.sendCounter = 99;
+  const last = ipv4('10.0.0.1', '10.0.0.2', Buffer.from('last'));
+  net.inject('198.18.0.2:51821', a.endpoint, sealOnSession(a.engine, pa, last));
+  assert.deepEqual(b.delivered.at(-1), last);
+  net.inject('198.18.0.2:51821', a.endpoint, sealOnSession(a.engine, pa, ipv4('10.0.0.1', '10.0.0.2', Buffer.from('over'))));
+  assert.equal(b.delivered.length, 2);
+  assert.equal(b.engine.stats.dropped.expired, 1, 'counter at REJECT_AFTER_MESSAGES');
+  // A message sealed in time but arriving once the session is REJECT_AFTER_TIME old (no timer ran in between).
+  pa.current!.sendCounter = 50;
+  const late = sealOnSession(a.engine, pa, ipv4('10.0.0.1', '10.0.0.2', Buffer.from('late')));
+  net.clock += 180_000;
+  net.inject('198.18.0.2:51821', a.endpoint, late);
+  assert.equal(b.delivered.length, 2);
+  assert.equal(b.engine.stats.dropped.expired, 2, 'session past REJECT_AFTER_TIME');
 });
 
 test('under load, initiations get cookie replies and the retry with MAC2 succeeds', () => {
@@ -339,13 +386,17 @@ test('random datagrams and malformed TUN packets never throw and are all counted
   net.pump();
   const real = net.wire.filter((w) => w.data[0] === 4).at(-1)!.data;
   let seed = 7;
-  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+  // 32-bit arithmetic and the high bits: in doubles the product lost its low bits and every
+  // draw came out even, so only random blobs were ever sent.
+  const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return Math.floor((seed / 2 ** 32) * n); };
   const before = b.delivered.length;
   const drops = () => Object.values(b.engine.stats.dropped).reduce((x, y) => x + y, 0);
   const d0 = drops();
   const N = 2000;
+  const kinds = [0, 0, 0, 0];
   for (let i = 0; i < N; i++) {
     const kind = rnd(4);
+    kinds[kind]!++;
     let d: Buffer;
     if (kind === 0) d = randomBytes(rnd(200));
     else if (kind === 1) { d = randomBytes([148, 92, 64, 32, 48][rnd(5)]!); d[0] = 1 + rnd(4); d[1] = d[2] = d[3] = 0; }
@@ -353,6 +404,7 @@ test('random datagrams and malformed TUN packets never throw and are all counted
     else { d = Buffer.from(real.subarray(0, rnd(real.length))); }
     net.inject('198.18.0.2:51821', a.endpoint, d);
   }
+  assert.ok(kinds.every((k) => k > N / 8), `each kind of datagram was sent (${kinds})`);
   assert.equal(b.delivered.length, before);
   assert.equal(drops() - d0, N);
   // TUN side: runts and non-IP packets have no route

@@ -45,6 +45,16 @@ test('a value is refused with the same reason in a wg-quick file and in a UAPI s
   assert.equal(uapiReason('interface', `public_key=${'0'.repeat(64)}`), 'an all-zero key is no key');
 });
 
+test('a key is 32 bytes exactly: 64 hex digits in UAPI, nothing before, after or instead of them', () => {
+  const hex = peerKey.toString('hex');
+  // Buffer.from(text, 'hex') would take 33 bytes from 66 digits and stop quietly at a bad one.
+  for (const bad of [hex.slice(0, 63), `${hex}0`, `${hex}00`, `${hex.slice(0, 62)}zz`, `zz${hex}`, ` ${hex}`]) {
+    assert.equal(uapiReason('interface', `public_key=${bad}`), 'a key must be 64 hex digits', bad);
+    assert.equal(uapiReason('interface', `private_key=${bad}`), 'a key must be 64 hex digits', bad);
+  }
+  assert.equal(uapiReason('interface', `public_key=${hex}`), 'accepted');
+});
+
 test('each spelling keeps what only it allows: off and hex in a file, host names only where they are resolved', () => {
   const c = parseConfig(`[Interface]\nFwMark = 0x42\n[Peer]\nPublicKey = ${keyToBase64(peerKey)}\nPersistentKeepalive = off\nEndpoint = vpn.example.test:51820\n`);
   assert.equal(c.interface.fwmark, 0x42);
