@@ -209,6 +209,8 @@ void Tag(const Direct& d, DirectState& st, const uint8_t* ks, const uint8_t* ct,
   d.polyFinal(st.poly, tag);
 }
 
+}  // namespace
+
 // Common argument layout of sealBatch/openBatch:
 //  0 keys      Uint8Array, 32 bytes per key
 //  1 keyIndex  Uint32Array (key of packet i) or null (every packet uses key 0)
@@ -216,15 +218,6 @@ void Tag(const Direct& d, DirectState& st, const uint8_t* ks, const uint8_t* ct,
 //  5 counters  BigUint64Array (or any bytes: 8 LE bytes per packet)
 //  6 dst       bytes       7 dstOffsets Uint32Array   8 dstLengths Uint32Array (written)
 //  9 count     number
-struct BatchArgs {
-  ByteSpan keys, src, dst, counters;
-  const uint32_t* keyIndex = nullptr;
-  const uint32_t *srcOff = nullptr, *srcLen = nullptr, *dstOff = nullptr;
-  uint32_t* dstLen = nullptr;
-  size_t count = 0;
-  size_t nkeys = 0;
-};
-
 // One N-API call per argument (ToBytes/ToWords): on an idle tunnel each call is one packet.
 bool ParseBatch(const Napi::CallbackInfo& info, BatchArgs* a, size_t extra) {
   Napi::Env env = info.Env();
@@ -269,6 +262,8 @@ bool ParseBatch(const Napi::CallbackInfo& info, BatchArgs* a, size_t extra) {
   }
   return true;
 }
+
+namespace {
 
 // Packet i's numbers, read once and checked again where they are used: the offset, length and
 // key index arrays may share memory with dst (typed arrays may alias), so sealing one packet

@@ -24,14 +24,6 @@ constexpr size_t kBlock = 64;
 using Word = uint32_t __attribute__((may_alias));
 using Entry = Napi::Value (*)(const Napi::CallbackInfo&);
 
-// Maps and zeroes the stack the call and the search will use: what earlier calls left there
-// cannot be taken for this call's residue, and reading it later cannot fault.
-__attribute__((noinline, no_sanitize("address"))) void ClearStackBelow() {
-  uint8_t area[kSearched + 2 * kGap];
-  explicit_bzero(area, sizeof area);
-  asm volatile("" : : "r"(area) : "memory");
-}
-
 // Calls entry with kGap bytes reserved above it; *below = the lowest reserved byte, under which
 // all of entry's frames lie.
 __attribute__((noinline)) Napi::Value CallBelowGap(Entry entry, const Napi::CallbackInfo& info, uintptr_t* below) {
@@ -96,40 +88,10 @@ __attribute__((noinline, no_sanitize("address"))) void Search(uintptr_t lo, uint
   }
 }
 
-// The batch's arrays as the entry reads them (sealBatch/openBatch layout, see aead.cc), checked
-// the same way; false when any is off (the entry then throws its own error).
-struct Batch {
-  ByteSpan keys, src, dst, counters;
-  WordSpan keyIndex, srcOff, srcLen, dstOff, dstLen;
-  size_t count = 0;
-};
-
-bool ReadBatch(const Napi::CallbackInfo& info, Batch* b) {
-  napi_env env = info.Env();
-  if (info.Length() < 11) return false;
-  if (!ToBytes(env, info[0], &b->keys) || b->keys.length == 0 || b->keys.length % kKeyBytes != 0 ||
-      !ToBytes(env, info[2], &b->src) || !ToBytes(env, info[5], &b->counters) || !ToBytes(env, info[6], &b->dst) ||
-      !ToWords(env, info[3], &b->srcOff) || !ToWords(env, info[4], &b->srcLen) || !ToWords(env, info[7], &b->dstOff) ||
-      !ToWords(env, info[8], &b->dstLen) || !info[9].IsNumber()) {
-    return false;
-  }
-  if (!IsNullish(env, info[1]) && !ToWords(env, info[1], &b->keyIndex)) return false;
-  double c = info[9].As<Napi::Number>().DoubleValue();
-  if (!(c >= 0) || c > b->srcOff.count || c > b->srcLen.count || c > b->dstOff.count || c > b->dstLen.count ||
-      c * 8 > b->counters.length || (b->keyIndex.data && c > b->keyIndex.count)) {
-    return false;
-  }
-  b->count = static_cast<size_t>(c);
-  for (size_t i = 0; i < b->count; i++) {
-    if (b->keyIndex.data && b->keyIndex.data[i] >= b->keys.length / kKeyBytes) return false;
-  }
-  return true;
-}
-
 Napi::Value Residue(const Napi::CallbackInfo& info, Entry entry) {
   Napi::Env env = info.Env();
-  Batch b;
-  if (!ReadBatch(info, &b)) return entry(info);
+  BatchArgs b;
+  if (!ParseBatch(info, &b, 1)) return env.Undefined();  // its exception is the entry's own
   const size_t packets = b.count < kMaxPackets ? b.count : kMaxPackets;
   // Block 0 of each packet (counter 0, nonce = 4 zero bytes and the packet's counter).
   alignas(64) uint8_t block0[kMaxPackets][kBlock];
@@ -137,12 +99,14 @@ Napi::Value Residue(const Napi::CallbackInfo& info, Entry entry) {
   ChaChaStream streams[kMaxPackets];
   for (size_t i = 0; i < packets; i++) {
     std::memcpy(nonces[i] + 4, b.counters.data + 8 * i, 8);
-    size_t k = b.keyIndex.data ? b.keyIndex.data[i] : 0;
+    size_t k = b.keyIndex ? b.keyIndex[i] : 0;
     streams[i] = ChaChaStream{b.keys.data + kKeyBytes * k, nonces[i], 0, 1, block0[i]};
   }
   ChaChaStreams(streams, packets);
 
-  ClearStackBelow();
+  // Maps and zeroes the stack the call and the search will use: what earlier calls left there
+  // cannot be taken for this call's residue, and reading it later cannot fault.
+  ClearStackBelow<kSearched + 2 * kGap>();
   uintptr_t below = 0;
   Napi::Value result = CallBelowGap(entry, info, &below);
   if (env.IsExceptionPending()) {
@@ -150,12 +114,12 @@ Napi::Value Residue(const Napi::CallbackInfo& info, Entry entry) {
     return env.Undefined();
   }
   Targets t;
-  for (size_t k = 0; k < b.keys.length / kKeyBytes && t.nkeys < kMaxKeys; k++) t.keys[t.nkeys++] = b.keys.data + kKeyBytes * k;
+  for (size_t k = 0; k < b.nkeys && t.nkeys < kMaxKeys; k++) t.keys[t.nkeys++] = b.keys.data + kKeyBytes * k;
   for (size_t i = 0; i < packets; i++) {
     // Packet i's first data block, where both its input and its output hold 64 bytes.
-    uint32_t so = b.srcOff.data[i], dso = b.dstOff.data[i];
-    if (b.dstLen.data[i] >= kBlock && Within(so, kBlock, b.src.length) && Within(dso, kBlock, b.dst.length) &&
-        b.srcLen.data[i] >= kBlock) {
+    uint32_t so = b.srcOff[i], dso = b.dstOff[i];
+    if (b.dstLen[i] >= kBlock && Within(so, kBlock, b.src.length) && Within(dso, kBlock, b.dst.length) &&
+        b.srcLen[i] >= kBlock) {
       t.plain[t.nstreams] = b.src.data + so;
       t.cipher[t.nstreams++] = b.dst.data + dso;
     }

@@ -159,16 +159,9 @@ constexpr size_t kPassFrameBytes = 16384;  // -O1 and redzones: larger frames
 #else
 constexpr size_t kPassFrameBytes = 3072;   // the largest pass frame is 2.2 KiB (AVX-512, GCC 12 -O2)
 #endif
-// Not instrumented: ASan's redzones and frame record above the array would leave the top of the
-// passes' frames uncleared.
-__attribute__((noinline, no_sanitize("address"))) void ClearStackBelow() {
-  uint8_t area[kPassFrameBytes];
-  Wipe(area, sizeof area);
-  asm volatile("" : : "r"(area) : "memory");
-}
 // Never a tail call: from a jump, the clearing would start at the caller's frame, not below it.
 __attribute__((always_inline)) inline void ScrubPassFrames() {
-  ClearStackBelow();
+  ClearStackBelow<kPassFrameBytes>();
   asm volatile("" : : : "memory");
 }
 

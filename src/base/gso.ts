@@ -126,6 +126,14 @@ function writeSegment(pkt: Uint8Array, headers: Uint8Array, plan: SplitPlan, i: 
   return segLen;
 }
 
+/** Segment i's TCP flags: FIN and PSH only on the last segment, CWR only on the first. */
+function segmentFlags(plan: SplitPlan, i: number): number {
+  let f = plan.flags;
+  if (i !== plan.count - 1) f &= ~(FIN | PSH);
+  if (i !== 0) f &= ~CWR;
+  return f;
+}
+
 /**
  * Turns the headers copied to out[o, o + plan.hdrLen) into segment i's (segLen bytes with its
  * payload): IP lengths, IPv4 ID and header checksum, TCP sequence number and flags (FIN and PSH
@@ -146,10 +154,7 @@ function writeSegmentHeaders(plan: SplitPlan, i: number, segLen: number, out: Ui
   const t = o + l4;
   if (tcp) {
     put32(out, t + 4, (plan.seq + i * plan.mss) >>> 0);
-    let f = plan.flags;
-    if (i !== plan.count - 1) f &= ~(FIN | PSH);
-    if (i !== 0) f &= ~CWR;
-    out[t + 13] = f;
+    out[t + 13] = segmentFlags(plan, i);
   } else {
     put16(out, t + 4, segLen - l4);
   }
@@ -228,9 +233,7 @@ export function splitPieces(pkt: Uint8Array, plan: SplitPlan, into: PieceBuffer,
     let sum = headerSum + l4Len + payloadSums[i]!;
     if (tcp) {
       const seq = (plan.seq + i * mss) >>> 0;
-      let f = plan.flags;
-      if (i !== count - 1) f &= ~(FIN | PSH);
-      if (i !== 0) f &= ~CWR;
+      const f = segmentFlags(plan, i);
       put32(headers, o + l4 + 4, seq);
       headers[o + l4 + 13] = f;
       sum += (seq >>> 16) + (seq & 0xffff) + f;
