@@ -10,6 +10,7 @@
         "native/netlink.cc",
         "native/udp.cc",
         "native/aead.cc",
+        "native/poly1305_lanes.cc",
         "native/chacha.cc",
         "native/aead_residue.cc",
         "native/pcap.cc",

@@ -44,6 +44,7 @@ struct Targets {
   size_t nstreams = 0;
   const uint8_t (*block0)[kBlock] = nullptr;
   size_t nblock0 = 0;
+  const uint64_t (*rLimbs)[3] = nullptr;  // one per block 0
 };
 
 struct Found {
@@ -51,7 +52,21 @@ struct Found {
   uint32_t keyLanes = 0;   // the key's words one lane apart (a ChaCha pass's rows, 8 or 16 lanes)
   uint32_t keystream = 0;  // a data block of the batch's keystream, or a whole block 0
   uint32_t polyKey = 0;    // the second half of block 0 (where a Poly1305 state keeps its s)
+  uint32_t polyLimbs = 0;  // Poly1305's clamped r as the lanes keep it: 44-bit limbs, in a row or a row apart
 };
+
+// The clamped r of block 0 as poly1305_lanes.cc holds it: limbs of 44, 44 and 36 bits.
+void RLimbs(const uint8_t block0[kBlock], uint64_t limbs[3]) {
+  uint64_t t0, t1;
+  std::memcpy(&t0, block0, 8);
+  std::memcpy(&t1, block0 + 8, 8);
+  t0 &= 0x0ffffffc0fffffffULL;
+  t1 &= 0x0ffffffc0ffffffcULL;
+  constexpr uint64_t kMask44 = (uint64_t{1} << 44) - 1;
+  limbs[0] = t0 & kMask44;
+  limbs[1] = ((t0 >> 44) | (t1 << 20)) & kMask44;
+  limbs[2] = t1 >> 24;
+}
 
 inline uint32_t WordAt(const uint8_t* p) { return *reinterpret_cast<const Word*>(p); }
 inline uint32_t Unaligned(const uint8_t* p) { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
@@ -84,6 +99,19 @@ __attribute__((noinline, no_sanitize("address"))) void Search(uintptr_t lo, uint
       for (size_t j = 0; j < kBlock && whole; j += 4) whole = WordAt(p + j) == Unaligned(t.block0[b] + j);
       if (half) f->polyKey++;
       if (whole) f->keystream++;
+    }
+    // r's low two limbs as 64-bit words: next to each other, or one 8-lane row (64 bytes) apart.
+    if (at % 8 != 0) continue;
+    uint64_t q;
+    __builtin_memcpy(&q, p, 8);
+    for (size_t b = 0; b < t.nblock0; b++) {
+      if (q != t.rLimbs[b][0]) continue;
+      for (size_t stride : {size_t{8}, size_t{64}}) {
+        if (stride + 8 > hi - at) continue;
+        uint64_t next;
+        __builtin_memcpy(&next, p + stride, 8);
+        if (next == t.rLimbs[b][1]) f->polyLimbs++;
+      }
     }
   }
 }
@@ -124,11 +152,15 @@ Napi::Value Residue(const Napi::CallbackInfo& info, Entry entry) {
       t.cipher[t.nstreams++] = b.dst.data + dso;
     }
   }
+  uint64_t rLimbs[kMaxPackets][3];
+  for (size_t i = 0; i < packets; i++) RLimbs(block0[i], rLimbs[i]);
   t.block0 = block0;
   t.nblock0 = packets;
+  t.rLimbs = rLimbs;
   Found f;
   Search(below - kSearched, below, t, &f);
   explicit_bzero(block0, sizeof block0);
+  explicit_bzero(rLimbs, sizeof rLimbs);
 
   Napi::Object out = Napi::Object::New(env);
   out.Set("result", result);
@@ -136,12 +168,14 @@ Napi::Value Residue(const Napi::CallbackInfo& info, Entry entry) {
   out.Set("keyLaneCopies", Napi::Number::New(env, f.keyLanes));
   out.Set("keystreamCopies", Napi::Number::New(env, f.keystream));
   out.Set("polyKeyCopies", Napi::Number::New(env, f.polyKey));
+  out.Set("polyLimbCopies", Napi::Number::New(env, f.polyLimbs));
   out.Set("searchedBytes", Napi::Number::New(env, static_cast<double>(kSearched)));
   return out;
 }
 
 // aeadSealResidue(...sealBatch's arguments) / aeadOpenResidue(...openBatch's) → { result (what
-// the call returned), keyCopies, keyLaneCopies, keystreamCopies, polyKeyCopies, searchedBytes }.
+// the call returned), keyCopies, keyLaneCopies, keystreamCopies, polyKeyCopies, polyLimbCopies,
+// searchedBytes }.
 Napi::Value SealResidue(const Napi::CallbackInfo& info) { return Residue(info, AeadSealBatch); }
 Napi::Value OpenResidue(const Napi::CallbackInfo& info) { return Residue(info, AeadOpenBatch); }
 

@@ -75,6 +75,7 @@ function testsIn(dir) {
 const only = process.argv.slice(2);
 const files = only.length > 0 ? only
   : [...testsIn('test/native'), ...testsIn('test/device'), ...testsIn('test/net'), 'test/wireguard/aead.test.ts',
+    'test/wireguard/aead-poly.test.ts',  // poly1305_lanes.cc and the AEAD's groups
     'test/proxy/relay.test.ts',  // relay.cc
     'test/l2/gather-native.test.ts',  // gather.h: writePieces, sendPieces
     'test/packet/filter.test.ts', 'test/packet/libpcap-kernel.test.ts'];  // the last two: pcap.cc

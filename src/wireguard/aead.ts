@@ -14,11 +14,14 @@ interface AeadNative {
     dstLengths: Uint32Array, count: number, ok: Uint8Array): number;
   aeadBackend(use?: AeadBackend): AeadBackend;
   aeadChaCha(use?: AeadKeystream): AeadKeystream;
+  aeadPoly(use?: AeadPoly): AeadPoly;
 }
 
 export type AeadBackend = 'direct' | 'evp';
 /** Who makes the direct backend's ChaCha20 keystream: our lanes at a width, or OpenSSL's ChaCha20_ctr32. */
 export type AeadKeystream = 'avx512' | 'avx2' | 'portable' | 'openssl';
+/** Who tags a group of packets in the direct backend: our Poly1305 lanes (AVX-512 IFMA), or OpenSSL's. */
+export type AeadPoly = 'lanes' | 'openssl';
 const native = addon as AeadNative;
 
 /**
@@ -71,6 +74,14 @@ export function aeadBackend(use?: AeadBackend): AeadBackend {
  */
 export function aeadKeystream(use?: AeadKeystream): AeadKeystream {
   return use === undefined ? native.aeadChaCha() : native.aeadChaCha(use);
+}
+
+/**
+ * The direct backend's Poly1305 for groups of packets; `use` switches it for the whole process
+ * (tests run both). 'lanes' on a CPU without AVX-512 IFMA throws a RangeError.
+ */
+export function aeadPoly(use?: AeadPoly): AeadPoly {
+  return use === undefined ? native.aeadPoly() : native.aeadPoly(use);
 }
 
 /** Padded plaintext length WireGuard sends for a packet of `length` bytes under `mtu`. */

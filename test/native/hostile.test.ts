@@ -29,6 +29,7 @@ type Fn = (...args: any[]) => any;
 const N = addon as Record<string, any>;
 const NL = N.netlink as Record<string, any>;
 const BEST_CHACHA = N.aeadChaCha() as string;
+const BEST_POLY = N.aeadPoly() as string;
 
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
@@ -251,6 +252,8 @@ const entries: Record<string, Entry> = {
   // aead.cc
   aeadBackend: { args: () => ['direct'] },
   aeadChaCha: { args: () => ['portable'] },  // every CPU has it; the best width comes back after
+  aeadPoly: { args: () => ['openssl'] },  // the best comes back after
+  aeadPoly1305: { args: () => ['lanes', new Uint8Array(64), new Uint8Array(100), Uint32Array.of(0, 40), Uint32Array.of(40, 60), new Uint8Array(32)] },
   aeadSealBatch: { args: sealArgs },
   aeadOpenBatch: { args: openArgs },
   // aead_residue.cc (test hook: the same arguments, then the stack search)
@@ -428,6 +431,7 @@ test('every entry point, every argument replaced by hostile values: a clean exce
     }
     N.aeadBackend('direct');
     N.aeadChaCha(BEST_CHACHA);
+    N.aeadPoly(BEST_POLY);
     gc();
     assert.equal(fdCount(), fds, 'no fd was leaked or closed by mistake');
   } finally {

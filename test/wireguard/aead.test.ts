@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import {
-  sealBatch, openBatch, paddedLength, aeadBackend, aeadKeystream, type AeadBatch, type AeadBackend, type AeadKeystream,
+  sealBatch, openBatch, paddedLength, aeadBackend, aeadKeystream, aeadPoly, type AeadBatch, type AeadBackend, type AeadKeystream,
 } from '../../src/wireguard/aead.js';
 import { addon } from '../../src/native.js';
 
@@ -43,15 +43,17 @@ function makeBatch(packets: Buffer[], keys: Buffer, keyIndex: number[] | null, c
   };
 }
 
-// Every check runs on every implementation: the direct path (OpenSSL's Poly1305 composed in the
-// addon) with its keystream made by native/chacha.cc at each vector width this CPU has and by
-// OpenSSL's ChaCha20, and EVP (what a Node built against a shared libcrypto uses).
+// Every check runs on every implementation: the direct path (ChaCha20 and Poly1305 composed in
+// the addon) with its keystream made by native/chacha.cc at each vector width this CPU has and
+// by OpenSSL's ChaCha20, groups of packets tagged by our Poly1305 lanes (AVX-512 IFMA) or by
+// OpenSSL's Poly1305, and EVP (what a Node built against a shared libcrypto uses).
 const bestKeystream = aeadKeystream();
-type Variant = 'evp' | `direct/${AeadKeystream}`;
-const variants: Variant[] = ['direct/avx512', 'direct/avx2', 'direct/portable', 'direct/openssl', 'evp'];
+const bestPoly = aeadPoly();
+type Variant = 'evp' | `direct/${AeadKeystream}` | 'direct/avx512/poly-openssl';
+const variants: Variant[] = ['direct/avx512', 'direct/avx512/poly-openssl', 'direct/avx2', 'direct/portable', 'direct/openssl', 'evp'];
 
 function use(variant: Variant | AeadBackend, t: { skip(msg: string): void }): boolean {
-  const [backend, keystream] = variant.split('/') as [AeadBackend, AeadKeystream | undefined];
+  const [backend, keystream, poly] = variant.split('/') as [AeadBackend, AeadKeystream | undefined, string | undefined];
   if (aeadBackend(backend) !== backend) {
     t.skip(`this node binary does not export OpenSSL's ChaCha20/Poly1305 block functions`);
     return false;
@@ -63,12 +65,14 @@ function use(variant: Variant | AeadBackend, t: { skip(msg: string): void }): bo
     t.skip(`this CPU lacks ${keystream}`);
     return false;
   }
+  aeadPoly(poly === 'poly-openssl' ? 'openssl' : bestPoly);
   return true;
 }
 
 function restoreDefaults(): void {
   aeadBackend('direct');
   aeadKeystream(bestKeystream);
+  aeadPoly(bestPoly);
 }
 
 // RFC 8439 section 2.4.2: its nonce 00000000 0000004a 00000000 is WireGuard's (4 zero bytes, then
@@ -332,9 +336,10 @@ for (const backend of ['direct', 'evp'] as const) {
 // stack. The addon's test hook (native/aead_residue.cc) clears the stack below it, makes the
 // same call JS makes with these arguments, and searches the 128 KiB that call could use for: the
 // key in a row (key words, a ChaCha state), the key's words one vector row apart (a pass's
-// lanes), a data block of the batch's keystream or a whole block 0, and the second half of block
-// 0 (Poly1305's s, kept in its state). Nothing may be found, at every width, sealing and opening.
-type Residue = { result: number; keyCopies: number; keyLaneCopies: number; keystreamCopies: number; polyKeyCopies: number };
+// lanes), a data block of the batch's keystream or a whole block 0, the second half of block 0
+// (Poly1305's s, kept in its state), and block 0's clamped r as the Poly1305 lanes keep it (44-bit
+// limbs, in a row or a vector row apart). Nothing may be found, at every width, sealing and opening.
+type Residue = { result: number; keyCopies: number; keyLaneCopies: number; keystreamCopies: number; polyKeyCopies: number; polyLimbCopies: number };
 const hook = addon as unknown as Record<'aeadSealResidue' | 'aeadOpenResidue', (...args: unknown[]) => Residue>;
 const batchArgs = (b: AeadBatch) => [b.keys, b.keyIndex, b.src, b.srcOffsets, b.srcLengths, b.counters, b.dst, b.dstOffsets, b.dstLengths, b.count];
 
@@ -343,10 +348,12 @@ for (const backend of variants) {
     if (!use(backend, t)) return;
     // One short packet (one pass, mostly empty lanes), one long, two sharing a pass, five 64-byte
     // packets (ten blocks in a pass), one past the read-ahead (ChaCha20_ctr32 does the rest),
-    // and two keys in one batch.
+    // two keys in one batch, and groups the Poly1305 lanes tag (eight short packets under two
+    // keys, eight long ones, three of mixed lengths).
     const shapes: { lengths: number[]; keys: number }[] = [
       { lengths: [100], keys: 1 }, { lengths: [1400], keys: 1 }, { lengths: [100, 1400], keys: 1 },
       { lengths: [64, 64, 64, 64, 64], keys: 1 }, { lengths: [3000], keys: 1 }, { lengths: [200, 1420, 64], keys: 2 },
+      { lengths: Array(8).fill(64), keys: 2 }, { lengths: Array(8).fill(1420), keys: 1 }, { lengths: [48, 64, 80], keys: 1 },
     ];
     for (const { lengths, keys: nkeys } of shapes) {
       const keys = Buffer.alloc(4096);
@@ -358,13 +365,13 @@ for (const backend of variants) {
       const sealed = hook.aeadSealResidue(...batchArgs(b), null);
       const what = `${lengths.join(',')} B, ${nkeys} key(s)`;
       assert.equal(sealed.result, lengths.length, `sealed, ${what}`);
-      assert.deepEqual({ ...sealed, result: 0 }, { ...sealed, result: 0, keyCopies: 0, keyLaneCopies: 0, keystreamCopies: 0, polyKeyCopies: 0 },
+      assert.deepEqual({ ...sealed, result: 0 }, { ...sealed, result: 0, keyCopies: 0, keyLaneCopies: 0, keystreamCopies: 0, polyKeyCopies: 0, polyLimbCopies: 0 },
         `sealing ${what} left copies on the stack`);
       const ciphertexts = lengths.map((_, i) => Buffer.from(b.dst.subarray(b.dstOffsets[i], b.dstOffsets[i]! + b.dstLengths[i]!)));
       const o = makeBatch(ciphertexts, key, keyIndex, counters, 0);
       const opened = hook.aeadOpenResidue(...batchArgs(o), new Uint8Array(lengths.length));
       assert.equal(opened.result, lengths.length, `opened, ${what}`);
-      assert.deepEqual({ ...opened, result: 0 }, { ...opened, result: 0, keyCopies: 0, keyLaneCopies: 0, keystreamCopies: 0, polyKeyCopies: 0 },
+      assert.deepEqual({ ...opened, result: 0 }, { ...opened, result: 0, keyCopies: 0, keyLaneCopies: 0, keystreamCopies: 0, polyKeyCopies: 0, polyLimbCopies: 0 },
         `opening ${what} left copies on the stack`);
       keys.fill(0);
     }
