@@ -386,13 +386,7 @@ class DirectAead {
     size_t n = FormGroup(i, g);
     if (n == 0) return 0;
     GroupTags t;
-    for (size_t m = 0; m < n; m++) {
-      Member& x = g[m];
-      if (x.p.key != key_) SetKey(x.p.key);
-      const uint8_t* ks = Encrypt(x.i, x.nonce, x.p.in, x.p.len, x.out, x.len);
-      t.Add(m, ks, x.out, x.len, x.out + x.len);
-    }
-    PolyLanes(t.messages, n);
+    TagGroup(g, n, t);
     for (size_t m = 0; m < n; m++) a_.dstLen[g[m].i] = static_cast<uint32_t>(g[m].len + kTagLen);
     return n;
   }
@@ -405,12 +399,7 @@ class DirectAead {
     size_t n = FormGroup(i, g);
     if (n == 0) return 0;
     GroupTags t;
-    for (size_t m = 0; m < n; m++) {
-      Member& x = g[m];
-      if (x.p.key != key_) SetKey(x.p.key);
-      t.Add(m, StreamFor(x.i, x.nonce, x.len), x.p.in, x.len, t.tags[m]);
-    }
-    PolyLanes(t.messages, n);
+    TagGroup(g, n, t);
     for (size_t m = 0; m < n; m++) {
       Member& x = g[m];
       ok[x.i] = 0;
@@ -454,6 +443,21 @@ class DirectAead {
       WipeSecret(tags, sizeof tags);
     }
   };
+
+  // Tags a group's members g[0..n) in lanes: sealing, each packet is encrypted first and its tag
+  // goes after its ciphertext; opening, the ciphertext is tagged as it is, the tags left in t.tags.
+  void TagGroup(Member* g, size_t n, GroupTags& t) {
+    for (size_t m = 0; m < n; m++) {
+      Member& x = g[m];
+      if (x.p.key != key_) SetKey(x.p.key);
+      if (sealing_) {
+        t.Add(m, Encrypt(x.i, x.nonce, x.p.in, x.p.len, x.out, x.len), x.out, x.len, x.out + x.len);
+      } else {
+        t.Add(m, StreamFor(x.i, x.nonce, x.len), x.p.in, x.len, t.tags[m]);
+      }
+    }
+    PolyLanes(t.messages, n);
+  }
 
   // Up to kPolyLanes packets from i on, in order, that can be handled in any order: each
   // located with its output in dst, no output meeting another member's input or output, the
@@ -821,7 +825,6 @@ Napi::Value ChaChaChoice(const Napi::CallbackInfo& info) {
   }
   return info.Env().Undefined();
 }
-
 
 // aeadPoly(use?: "lanes" | "openssl") → whose Poly1305 tags groups of packets in the direct
 // path. Tests run both; "lanes" on a CPU without AVX-512 IFMA is refused with a RangeError.

@@ -5,9 +5,10 @@
 // authentic packets and buffers in place or overlapping.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCipheriv, randomBytes, randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { sealBatch, openBatch, aeadPoly, aeadBackend, type AeadBatch } from '../../src/wireguard/aead.js';
 import { addon } from '../../src/native.js';
+import { referenceSeal } from './aead-reference.js';
 
 type PolyUse = 'lanes' | 'openssl';
 const poly = addon as unknown as {
@@ -123,17 +124,6 @@ test('aeadPoly1305 refuses bad arguments instead of reading past them', { skip: 
 });
 
 // ---- the AEAD's groups ----
-
-function nonceOf(counter: bigint): Buffer {
-  const n = Buffer.alloc(12);
-  n.writeBigUInt64LE(counter, 4);
-  return n;
-}
-
-function referenceSeal(key: Uint8Array, counter: bigint, plain: Uint8Array): Buffer {
-  const c = createCipheriv('chacha20-poly1305', key, nonceOf(counter), { authTagLength: 16 });
-  return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
-}
 
 const keyOf = (keys: Buffer, i: number) => keys.subarray(32 * i, 32 * i + 32);
 

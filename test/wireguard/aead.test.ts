@@ -1,29 +1,13 @@
 // The batched native AEAD must agree byte for byte with node:crypto's chacha20-poly1305.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import {
   sealBatch, openBatch, paddedLength, aeadBackend, aeadKeystream, aeadPoly, type AeadBatch, type AeadBackend, type AeadKeystream,
 } from '../../src/wireguard/aead.js';
 import { addon } from '../../src/native.js';
-
-function nonceOf(counter: bigint): Buffer {
-  const n = Buffer.alloc(12);
-  n.writeBigUInt64LE(counter, 4);
-  return n;
-}
-
-function referenceSeal(key: Buffer, counter: bigint, plain: Buffer): Buffer {
-  const c = createCipheriv('chacha20-poly1305', key, nonceOf(counter), { authTagLength: 16 });
-  return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
-}
-
-function referenceOpen(key: Buffer, counter: bigint, sealed: Buffer): Buffer {
-  const d = createDecipheriv('chacha20-poly1305', key, nonceOf(counter), { authTagLength: 16 });
-  d.setAuthTag(sealed.subarray(sealed.length - 16));
-  return Buffer.concat([d.update(sealed.subarray(0, sealed.length - 16)), d.final()]);
-}
+import { referenceSeal, referenceOpen } from './aead-reference.js';
 
 function makeBatch(packets: Buffer[], keys: Buffer, keyIndex: number[] | null, counters: bigint[], slack: number): AeadBatch {
   const src = Buffer.concat(packets);
