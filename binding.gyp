@@ -16,6 +16,7 @@
         "native/pcap.cc",
         "native/notify.cc",
         "native/checksum.cc",
+        "native/checksum_sum.cc",
         "native/relay.cc",
         "native/malloc.cc",
         "native/packet_pair.cc"

@@ -3,31 +3,9 @@
 // per segment the sum is the part of the split that JavaScript does slowest. The protocol (which
 // ranges, which pseudo-header, where the result goes) stays in TypeScript.
 #include "common.h"
+#include "checksum_sum.h"
 
 namespace tuntap {
-
-// One's-complement sum of b[0..n) as big-endian 16-bit words (an odd tail padded with zero),
-// folded to 16 bits. Summed as little-endian 32-bit words with the carries kept in 64 bits, then
-// byte-swapped: one's-complement addition commutes with swapping the bytes (RFC 1071 §2(B)).
-static uint32_t SumBytes(const uint8_t* b, size_t n) {
-  uint64_t acc = 0;
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    uint32_t w[4];
-    std::memcpy(w, b + i, sizeof w);
-    acc += static_cast<uint64_t>(w[0]) + w[1] + w[2] + w[3];
-  }
-  for (; i + 4 <= n; i += 4) {
-    uint32_t w;
-    std::memcpy(&w, b + i, sizeof w);
-    acc += w;
-  }
-  for (; i + 2 <= n; i += 2) acc += static_cast<uint32_t>(b[i]) | (static_cast<uint32_t>(b[i + 1]) << 8);
-  if (i < n) acc += b[i];
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
-  uint32_t little = static_cast<uint32_t>(acc);
-  return ((little & 0xff) << 8) | (little >> 8);
-}
 
 // checksumRanges(buffer, starts, ends, sums, count): for i < count, sums[i] becomes the folded
 // (not complemented) one's-complement sum of sums[i] (a running sum to start from, e.g. the

@@ -28,7 +28,8 @@ export interface Port {
   /**
    * Sends a batch of frames; resolves when the port has taken them (backpressure), optionally
    * with how many it accepted (the rest were dropped, e.g. while the link is down). A rejection
-   * means the port is broken and takes it off the switch.
+   * means the port is broken and takes it off the switch. The array is the caller's again once
+   * the promise settles (the switch refills it for its next batch): keep copies, not the array.
    */
   send(frames: readonly Frame[]): Promise<number | void>;
   close(): Promise<void>;

@@ -54,8 +54,14 @@ interface PortState {
   /** Which tagged VLANs are allowed ('all' for transparent ports). */
   readonly tagged: Set<number> | 'all';
   readonly stats: PortStats;
-  /** Frames queued per output port index while one input batch is being switched. */
+  /**
+   * Frames queued per output port index while one input batch is being switched: the first
+   * pendingCounts[i] entries of pending[i] (the arrays are refilled in place batch after batch).
+   */
   readonly pending: Frame[][];
+  readonly pendingCounts: number[];
+  /** The batch's sends (reused). */
+  readonly sends: Promise<void>[];
   loop?: Promise<void>;
   removed: boolean;
 }
@@ -63,6 +69,13 @@ interface PortState {
 const emptyStats = (): PortStats => ({
   rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, floods: 0, drops: 0, txDrops: 0, filtered: 0,
 });
+
+/** Appends `f` to queue i, whose first counts[i] entries are this batch's. */
+function put(queue: Frame[], counts: number[], i: number, f: Frame): void {
+  const n = counts[i] ?? 0;
+  queue[n] = f;
+  counts[i] = n + 1;
+}
 
 function checkVid(vid: number, what: string): number {
   if (!Number.isInteger(vid) || vid < 1 || vid > 4094) throw new RangeError(`${what}: VLAN id must be 1..4094, got ${vid}`);
@@ -113,7 +126,7 @@ export class LearningSwitch {
     }
     let index = this.ports.findIndex((p) => p === undefined);
     if (index < 0) index = this.ports.length;
-    const state: PortState = { port, index, untaggedVlan, tagged, stats: emptyStats(), pending: [], removed: false };
+    const state: PortState = { port, index, untaggedVlan, tagged, stats: emptyStats(), pending: [], pendingCounts: [], sends: [], removed: false };
     this.ports[index] = state;
     if (opts.start !== false) state.loop = this.run(state);
   }
@@ -186,6 +199,7 @@ export class LearningSwitch {
     const now = performance.now();
     const ports = this.ports;
     const pending = inPort.pending;
+    const counts = inPort.pendingCounts;
     const st = inPort.stats;
     // A bulk flow's frames share VLAN and addresses: learn and look up once per run of them.
     let runVlan = -1, runSrc = -1, runDst = -1;
@@ -208,29 +222,35 @@ export class LearningSwitch {
       const dest = runDest;
       if (dest !== undefined) {
         if (dest === inPort) { st.filtered++; continue; }
-        if (!dest.removed) this.enqueue(dest, vlan, frame, pending);
+        if (!dest.removed) this.enqueue(dest, vlan, frame, pending, counts);
         continue;
       }
       st.floods++;
       for (const out of ports) {
         if (out === undefined || out === inPort) continue;
-        this.enqueue(out, vlan, frame, pending);
+        this.enqueue(out, vlan, frame, pending, counts);
       }
     }
-    const sends: Promise<void>[] = [];
+    const sends = inPort.sends;
+    sends.length = 0;
     for (let i = 0; i < pending.length; i++) {
-      const queue = pending[i];
-      if (queue === undefined || queue.length === 0) continue;
-      pending[i] = [];
+      const n = counts[i] ?? 0;
+      if (n === 0) continue;
+      counts[i] = 0;
+      const queue = pending[i]!;
+      if (queue.length !== n) queue.length = n;
       const out = ports[i];
       if (out === undefined) continue;
       sends.push(this.send(out, queue));
     }
-    if (sends.length > 0) await Promise.all(sends);
+    // The queues are this input port's again once every send has resolved (a port is done with
+    // the frames it was given by then), so the next batch refills them in place.
+    if (sends.length === 1) await sends[0];
+    else if (sends.length > 1) await Promise.all(sends);
   }
 
   /** Queues `frame` for `out` in the form `out` carries VLAN `vlan` in, if it carries it at all. */
-  private enqueue(out: PortState, vlan: number, frame: Frame, pending: Frame[][]): void {
+  private enqueue(out: PortState, vlan: number, frame: Frame, pending: Frame[][], counts: number[]): void {
     let wantTag: boolean;
     if (vlan === out.untaggedVlan) wantTag = false;
     else if (vlan !== 0 && (out.tagged === 'all' || out.tagged.has(vlan))) wantTag = true;
@@ -244,14 +264,14 @@ export class LearningSwitch {
       if (isSuperPacket(f)) {
         const segments = segmentFrame(f);
         if (segments === undefined) { out.stats.txDrops++; return; }
-        for (const s of segments) queue.push(s);
+        for (const s of segments) put(queue, counts, out.index, s);
         return;
       }
       const done = completeChecksum(f);
       if (done === undefined) { out.stats.txDrops++; return; }
       f = done;
     }
-    queue.push(f);
+    put(queue, counts, out.index, f);
   }
 
   private async send(out: PortState, frames: Frame[]): Promise<void> {

@@ -111,6 +111,59 @@ function sourceIndex(sources: Uint8Array[], data: Uint8Array): number {
   return sources.length - 1;
 }
 
+/** Views kept per receive message: a GRO message of 64 KiB holds at most 44 full-size datagrams. */
+const VIEWS_PER_MESSAGE = 64;
+
+/**
+ * Views of received datagrams, kept per (message, place in message) from one batch to the next:
+ * a bulk flow's batches lay their datagrams out alike (message m's k-th datagram at the same
+ * offset and length), so the view made last time usually fits again. Making one costs a typed
+ * array construction and garbage; checking one through its byteOffset getter costs ~20 ns in V8,
+ * so each view's offset and length are kept beside it.
+ */
+class ReceiveViews {
+  private views: (Uint8Array | undefined)[] = [];
+  private starts = new Float64Array(0);
+  private lengths = new Float64Array(0);
+  private area: Uint8Array = new Uint8Array(0);
+  private buffer: ArrayBufferLike | undefined;
+  private base = 0;
+
+  /** Starts a batch received into `area` (views of another area are dropped). */
+  over(area: Uint8Array): void {
+    if (area === this.area) return;
+    this.area = area;
+    const buffer = area.buffer;
+    if (buffer !== this.buffer || area.byteOffset !== this.base) {
+      this.buffer = buffer;
+      this.base = area.byteOffset;
+      this.views.fill(undefined);
+    }
+  }
+
+  /** A view of area[at, at + length), datagram `k` of message `m`. */
+  view(m: number, k: number, at: number, length: number): Uint8Array {
+    if (k >= VIEWS_PER_MESSAGE) return new Uint8Array(this.buffer!, this.base + at, length);
+    const slot = m * VIEWS_PER_MESSAGE + k;
+    const v = this.views[slot];
+    if (v !== undefined && this.starts[slot] === at && this.lengths[slot] === length) return v;
+    if (this.starts.length <= slot) {
+      const size = Math.max(slot + 1, this.starts.length * 2, 16 * VIEWS_PER_MESSAGE);
+      const starts = new Float64Array(size); starts.set(this.starts); this.starts = starts;
+      const lengths = new Float64Array(size); lengths.set(this.lengths); this.lengths = lengths;
+      // Grown whole (not by a far index write), so the array stays dense.
+      const views = new Array<Uint8Array | undefined>(size).fill(undefined);
+      for (let i = 0; i < this.views.length; i++) views[i] = this.views[i];
+      this.views = views;
+    }
+    const made = new Uint8Array(this.buffer!, this.base + at, length);
+    this.views[slot] = made;
+    this.starts[slot] = at;
+    this.lengths[slot] = length;
+    return made;
+  }
+}
+
 function checkAddress(a: string, what: string): string {
   if (isIP(a) === 0) throw new TypeError(`${what}: not an IP address: ${JSON.stringify(a)}`);
   return a;
@@ -200,62 +253,61 @@ export class VxlanPort implements Port {
     const c = this.counters;
     const frames: Frame[] = [];
     // The switch is done with a batch's frames before it asks for the next (Port's contract),
-    // so the frame objects are reused from one batch to the next.
+    // so the frame objects and their views are reused from one batch to the next.
     const pool: Frame[] = [];
-    const views: Uint8Array[] = [];
-    let viewsOf: ArrayBufferLike | undefined;
+    const views = new ReceiveViews();
     for await (const batch of this.socket.batches({ signal })) {
       const now = performance.now();
       if (now - this.lastSweep > this.remotesByMac.ageMs / 4) { this.remotesByMac.sweep(now); this.lastSweep = now; }
-      frames.length = 0;
       const buf = batch.buffer;
       const sources = batch.sources;
-      // The views kept from earlier batches are over this memory only while the area is the same.
-      if (buf.buffer !== viewsOf) { views.length = 0; viewsOf = buf.buffer; }
-      const base = buf.byteOffset;
+      views.over(buf);
       // A GRO run is one sender's datagrams of one flow: learn each (source, MAC) pair once, and
       // read a datagram's source only when its message or MAC differs from the one before.
       let learnedMac = -1;
       let learnedFrom: number | string = -1;
       let learnedMessage = -1;
+      let n = 0;
+      let message = -1;
+      let inMessage = 0;
       for (let i = 0; i < batch.count; i++) {
         const at = batch.offsets[i]!;
         const len = batch.lengths[i]!;
+        const m = sources[i]!;
+        if (m !== message) { message = m; inMessage = 0; } else inMessage++;
         const vni = vniAt(buf, at, len);
         if (vni < 0) { c.malformed++; continue; }
         if (vni !== this.vni) { c.otherVni++; continue; }
-        // A bulk flow's batches lay their datagrams out alike, so the view made for this slot last
-        // time usually fits again; otherwise one is made directly (Buffer#subarray costs a
-        // FastBuffer construction). Views are per-datagram garbage otherwise.
-        const byteOffset = base + at + VXLAN_HEADER_SIZE;
-        let data = views[i];
-        if (data === undefined || data.byteOffset !== byteOffset || data.length !== len - VXLAN_HEADER_SIZE) {
-          data = views[i] = new Uint8Array(buf.buffer, byteOffset, len - VXLAN_HEADER_SIZE);
-        }
+        const data = views.view(m, inMessage, at + VXLAN_HEADER_SIZE, len - VXLAN_HEADER_SIZE);
         // Like the kernel's `nolearning`: frames from any VTEP are taken, just not remembered.
         if (this.learning && !isGroupAddress(data, EthernetField.src)) {
           const mac = macKey(data, EthernetField.src);
-          if (mac !== learnedMac || sources[i] !== learnedMessage) {
+          if (mac !== learnedMac || m !== learnedMessage) {
             const from = batch.endpointKey(i);
             if (mac !== learnedMac || from !== learnedFrom) this.remotesByMac.learn(0, mac, this.vtepOf(batch, i, from), now);
             learnedMac = mac;
             learnedFrom = from;
-            learnedMessage = sources[i]!;
+            learnedMessage = m;
           }
         }
         c.rxPackets++;
-        const f = pool[frames.length] ??= { data, offload: undefined };
-        f.data = data;
+        const f = pool[n] ??= { data, offload: undefined };
+        if (f.data !== data) f.data = data;
         // Datagrams that share one receive message came as a UDP GRO run. The kernel merges only
         // datagrams with a non-zero UDP checksum and verifies it first (udp_gro_receive_segment);
         // a local UDP GSO send always carries one. That checksum covers the whole inner frame,
         // so the TAP port need not verify the inner one again. A lone datagram (possibly with a
         // zero outer checksum, the kernel vxlan's default on IPv4) is verified as before.
-        const run = (i > 0 && sources[i - 1] === sources[i]) || (i + 1 < batch.count && sources[i + 1] === sources[i]);
-        f.offload = run ? CHECKED_BY_OUTER_CHECKSUM : undefined;
-        frames.push(f);
+        const run = (i > 0 && sources[i - 1] === m) || (i + 1 < batch.count && sources[i + 1] === m);
+        const offload = run ? CHECKED_BY_OUTER_CHECKSUM : undefined;
+        if (f.offload !== offload) f.offload = offload;
+        // Written in place, the length set once: emptying the array (length = 0) would give up
+        // its storage and make every batch grow it again.
+        frames[n++] = f;
       }
-      if (frames.length > 0) yield frames;
+      if (n === 0) continue;
+      if (frames.length !== n) frames.length = n;
+      yield frames;
     }
   }
 

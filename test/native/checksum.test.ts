@@ -26,6 +26,29 @@ test('checksumRanges equals the JavaScript sum for every start alignment, odd an
   for (const s of native) assert.ok(s <= 0xffff, 'folded to 16 bits');
 });
 
+test('checksumRanges equals the JavaScript sum over ranges past the vector sum\'s lane flush (128 KiB of 0xffff words)', () => {
+  // The AVX2 sum keeps 16-bit words in 32-bit lanes and widens them every 128 KiB: all-ones
+  // words carry the most (2 MiB of them would overflow a lane never widened), and ranges of
+  // every length around the 32-byte step and the flush check the vector part and the scalar
+  // tail meet at the right byte.
+  const buf = new Uint8Array(2200 * 1024).fill(0xff);
+  let x = 99;
+  for (let i = 200 * 1024; i < 300 * 1024; i++) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; buf[i] = x >>> 24; }
+  const starts: number[] = []; const ends: number[] = [];
+  for (const start of [0, 1, 2, 31, 33]) {
+    for (const len of [62, 63, 64, 65, 95, 96, 97, 128 * 1024 - 1, 128 * 1024, 128 * 1024 + 33, 256 * 1024 + 7, 290 * 1024]) {
+      starts.push(start); ends.push(start + len);
+    }
+    starts.push(start); ends.push(start + 2150 * 1024);
+  }
+  const n = starts.length;
+  const native = new Uint32Array(n).fill(0xfffe);
+  const js = new Uint32Array(n).fill(0xfffe);
+  checksumRanges(buf, Uint32Array.from(starts), Uint32Array.from(ends), native, n);
+  sumRanges(buf, Uint32Array.from(starts), Uint32Array.from(ends), js, n);
+  assert.deepEqual([...native], [...js]);
+});
+
 test('checksumRanges refuses what does not fit, before writing any sum', () => {
   const buf = new Uint8Array(100);
   const sums = Uint32Array.of(7, 7);
