@@ -5,7 +5,7 @@
 // not own. Under `npm run test:asan` (AddressSanitizer + UBSan) any stray access aborts the run.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -409,11 +409,22 @@ test('the table below covers every native entry point', () => {
     'a new native function needs its hostile-argument case here');
 });
 
-const fdCount = () => readdirSync('/proc/self/fd').length;
+/** The process's open fds, each with what it refers to (so a failure names the fd). */
+function openFds(): string[] {
+  const fds: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      fds.push(`${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`);
+    } catch {
+      // The directory's own fd, closed once read.
+    }
+  }
+  return fds.sort();
+}
 
 test('every entry point, every argument replaced by hostile values: a clean exception or a normal return', async () => {
   const env = await makeEnv();
-  const fds = fdCount();
+  const fds = openFds();
   try {
     for (const name of Object.keys(entries)) {
       const width = Math.max(entries[name]!.args(env).length + 1, 2);
@@ -433,7 +444,7 @@ test('every entry point, every argument replaced by hostile values: a clean exce
     N.aeadChaCha(BEST_CHACHA);
     N.aeadPoly(BEST_POLY);
     gc();
-    assert.equal(fdCount(), fds, 'no fd was leaked or closed by mistake');
+    assert.deepEqual(openFds(), fds, 'no fd was leaked or closed by mistake');
   } finally {
     closeEnv(env);
   }
