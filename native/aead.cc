@@ -790,8 +790,7 @@ Napi::Value Backend(const Napi::CallbackInfo& info) {
   Args a(info, "aeadBackend");
   if (a.Has(0)) {
     std::string use;
-    if (!a.String(0, "use", 8, &use)) return info.Env().Undefined();
-    if (use != "direct" && use != "evp") { a.Type("use must be 'direct' or 'evp'"); return info.Env().Undefined(); }
+    if (!a.OneOf(0, "use", {"direct", "evp"}, &use)) return info.Env().Undefined();
     useDirect = use == "direct";
   }
   return Napi::String::New(info.Env(), DirectInUse() ? "direct" : "evp");
@@ -806,17 +805,13 @@ Napi::Value ChaChaChoice(const Napi::CallbackInfo& info) {
       {"avx512", ChaChaWidth::Avx512}, {"avx2", ChaChaWidth::Avx2}, {"portable", ChaChaWidth::Portable}};
   if (a.Has(0)) {
     std::string use;
-    if (!a.String(0, "use", 16, &use)) return info.Env().Undefined();
-    bool known = use == "openssl";
+    if (!a.OneOf(0, "use", {"avx512", "avx2", "portable", "openssl"}, &use)) return info.Env().Undefined();
     for (const auto& [name, width] : kWidths) {
-      if (use != name) continue;
-      known = true;
-      if (!ChaChaUse(width)) {
+      if (use == name && !ChaChaUse(width)) {
         Napi::RangeError::New(info.Env(), "aeadChaCha: this CPU lacks " + use).ThrowAsJavaScriptException();
         return info.Env().Undefined();
       }
     }
-    if (!known) { a.Type("use must be 'avx512', 'avx2', 'portable' or 'openssl'"); return info.Env().Undefined(); }
     ownKeystream = use != "openssl";
   }
   if (!ownKeystream) return Napi::String::New(info.Env(), "openssl");
@@ -832,8 +827,7 @@ Napi::Value PolyChoice(const Napi::CallbackInfo& info) {
   Args a(info, "aeadPoly");
   if (a.Has(0)) {
     std::string use;
-    if (!a.String(0, "use", 16, &use)) return info.Env().Undefined();
-    if (use != "lanes" && use != "openssl") { a.Type("use must be 'lanes' or 'openssl'"); return info.Env().Undefined(); }
+    if (!a.OneOf(0, "use", {"lanes", "openssl"}, &use)) return info.Env().Undefined();
     if (use == "lanes" && !PolyLanesAvailable()) {
       Napi::RangeError::New(info.Env(), "aeadPoly: this CPU lacks AVX-512 IFMA").ThrowAsJavaScriptException();
       return info.Env().Undefined();
@@ -853,11 +847,10 @@ Napi::Value Poly1305Tags(const Napi::CallbackInfo& info) {
   std::string use;
   ByteSpan keys, data, tags;
   WordSpan offsets, lengths;
-  if (!a.String(0, "use", 16, &use) || !a.Bytes(1, "keys", &keys) || !a.Bytes(2, "data", &data) ||
+  if (!a.OneOf(0, "use", {"lanes", "openssl"}, &use) || !a.Bytes(1, "keys", &keys) || !a.Bytes(2, "data", &data) ||
       !a.Words(3, "offsets", &offsets) || !a.Words(4, "lengths", &lengths) || !a.Bytes(5, "tags", &tags)) {
     return env.Undefined();
   }
-  if (use != "lanes" && use != "openssl") { a.Type("use must be 'lanes' or 'openssl'"); return env.Undefined(); }
   const size_t count = offsets.count;
   if (lengths.count != count || keys.length / kKeyLen < count || tags.length / kTagLen < count) {
     a.Range("keys, lengths and tags must cover every offset");

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 namespace tuntap {
@@ -157,6 +158,20 @@ class Args {
     out->resize(len);
     if (out->find('\0') != std::string::npos) return Range(std::string(name) + " contains a NUL character");
     return true;
+  }
+
+  // One of a few short names (a test's or a tool's switch); the error lists them.
+  bool OneOf(size_t i, const char* name, std::initializer_list<const char*> names, std::string* out) const {
+    if (!String(i, name, 16, out)) return false;
+    std::string listed;
+    size_t k = 0;
+    for (const char* n : names) {
+      if (*out == n) return true;
+      if (k > 0) listed += k + 1 == names.size() ? " or " : ", ";
+      listed += "'" + std::string(n) + "'";
+      k++;
+    }
+    return Type(std::string(name) + " must be " + listed);
   }
 
   bool Bytes(size_t i, const char* name, ByteSpan* out) const {

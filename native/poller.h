@@ -152,10 +152,9 @@ class Poller : public Napi::ObjectWrap<T> {
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
     Args a(info, "cancel");
     std::string which;
-    if (!a.String(0, "which", 8, &which)) return info.Env().Undefined();
+    if (!a.OneOf(0, "which", {"read", "write"}, &which)) return info.Env().Undefined();
     if (which == "read") readCb_.Reset();
-    else if (which == "write") writeCb_.Reset();
-    else { a.Type("which must be 'read' or 'write'"); return info.Env().Undefined(); }
+    else writeCb_.Reset();
     UpdatePoll();
     return info.Env().Undefined();
   }
