@@ -6,7 +6,7 @@
 import { BatchBuffer, type Batch } from '../base/batch.js';
 import { completePartialChecksum } from '../base/checksum.js';
 import { DeferredChecksums } from '../base/checksum-batch.js';
-import { GroCoalescer, type GroResult } from '../base/gro.js';
+import { GroCoalescer, type GroPieces, type GroResult } from '../base/gro.js';
 import { ipOffsetOfFrame, newSplitPlan, planSplit, splitInto } from '../base/gso.js';
 import { u16, u16le } from '../base/bytes.js';
 import { GsoType, readVnetHdr, VIRTIO_NET_HDR_F, type VirtioNetHdr } from '../base/vnet.js';
@@ -140,6 +140,9 @@ export class Coalescer {
   readonly #headerSize: number;
   #out = new Uint8Array(0);
   #held = false;
+  #headers = new Uint8Array(0);
+  #restOffsets = new Uint32Array(0);
+  #restLengths = new Uint32Array(0);
 
   constructor(opts: { mode: 'tun' | 'tap'; headerSize: number; littleEndian: boolean; verifyChecksums: boolean; udp: boolean }) {
     this.#headerSize = opts.headerSize;
@@ -153,6 +156,44 @@ export class Coalescer {
   coalesce(batch: Batch): GroResult | null {
     if (batch.count < 2 || this.#gro.plan(batch) === 0) return null;
     return this.#gro.emit(this.#room(GroCoalescer.batchOutputBound(batch, this.#headerSize)));
+  }
+
+  /**
+   * The super-packets for `batch` as pieces to write gathered (headers rebuilt in a buffer of
+   * the coalescer's, payloads where they lie in the batch), or null when nothing merges or the
+   * packets lie in too many buffers. The pieces are valid until the next call.
+   */
+  coalescePieces(batch: Batch): GroPieces | null {
+    if (batch.count < 2 || this.#gro.plan(batch) === 0) return null;
+    const bound = GroCoalescer.piecesHeaderBound(batch.count, this.#headerSize);
+    if (this.#headers.length < bound) this.#headers = new Uint8Array(Math.max(bound, this.#headers.length * 2));
+    return this.#gro.emitPieces(this.#headers);
+  }
+
+  /**
+   * Outputs [from, p.count) of coalescePieces' result joined into a buffer of the coalescer's
+   * own (what a write the kernel took only part of still has to send): no re-planning, and the
+   * batch's bytes are free once this returns.
+   */
+  joinRest(p: GroPieces, from: number): Batch {
+    const { sources, pieces, ends } = p;
+    const count = p.count - from;
+    if (this.#restOffsets.length < count) { this.#restOffsets = new Uint32Array(count * 2); this.#restLengths = new Uint32Array(count * 2); }
+    let need = 0;
+    for (let k = from === 0 ? 0 : ends[from - 1]!; k < ends[p.count - 1]!; k++) need += pieces[3 * k + 2]!;
+    const out = this.#room(need);
+    let o = 0;
+    for (let i = from; i < p.count; i++) {
+      const start = o;
+      for (let k = i === 0 ? 0 : ends[i - 1]!; k < ends[i]!; k++) {
+        const at = pieces[3 * k + 1]!, len = pieces[3 * k + 2]!;
+        out.set(sources[pieces[3 * k]!]!.subarray(at, at + len), o);
+        o += len;
+      }
+      this.#restOffsets[i - from] = start;
+      this.#restLengths[i - from] = o - start;
+    }
+    return { buffer: out, offsets: this.#restOffsets, lengths: this.#restLengths, count };
   }
 
   /** Views (writeBatch's packets) instead of a batch. */

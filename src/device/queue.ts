@@ -13,6 +13,7 @@ import { native, type NativeQueue } from './native.js';
 import { positiveInteger } from '../native.js';
 import { Reader, type ReadSource } from '../readiness.js';
 import type { Batch } from '../base/batch.js';
+import type { GroPieces } from '../base/gro.js';
 import { decodePacketInfo, encodePacketInfo, ETH_P, PI_LENGTH, type PacketInfo } from '../base/pi.js';
 import { decodeVnetHdr, encodeVnetHdr, readVnetHdr, type VirtioNetHdr } from '../base/vnet.js';
 import { Coalescer, Splitter } from './offload.js';
@@ -81,6 +82,8 @@ export interface QueueCounters {
   /** Split mode: super-packets written, and the packets merged into them (beyond each one's first). */
   superPacketsWritten: number;
   packetsCoalesced: number;
+  /** Split mode: coalesced batches post() wrote gathered (headers rebuilt, payloads from where they lay, not copied). */
+  writesGathered: number;
 }
 
 export interface WriteOptions {
@@ -185,7 +188,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   readonly counters: QueueCounters = {
     packetsRead: 0, bytesRead: 0, batchesRead: 0,
     packetsWritten: 0, bytesWritten: 0, batchesWritten: 0, writesRejected: 0, writeWaits: 0,
-    superPacketsRead: 0, offloadDrops: 0, superPacketsWritten: 0, packetsCoalesced: 0,
+    superPacketsRead: 0, offloadDrops: 0, superPacketsWritten: 0, packetsCoalesced: 0, writesGathered: 0,
   };
 
   #fd: number;
@@ -207,6 +210,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   #zeroHeads: Buffer = Buffer.alloc(0);
   #one: Uint8Array[] = [];
   #writeLock: Promise<void> | null = null;
+  #gatherError: unknown = null;
 
   constructor(handle: QueueHandle) {
     this.#fd = handle.fd;
@@ -577,6 +581,11 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    */
   post(batch: Batch): boolean {
     if (batch.count === 0) return true;
+    if (this.#coalescer && this.#writeLock === null && this.#native !== null) {
+      if (batch.count > batch.offsets.length || batch.count > batch.lengths.length) throw new RangeError('count exceeds offsets or lengths');
+      const p = this.#coalescer.coalescePieces(batch);
+      if (p) return this.#postGathered(this.#native, p);
+    }
     return this.#plain(batch, {}, (buffer, offsets, lengths, count, heads, viaCoalescer) => {
       const r = this.#send(buffer, offsets, lengths, count, heads, undefined, viaCoalescer ? () => this.#coalescer!.hold() : undefined);
       if (typeof r === 'number') return true;
@@ -584,6 +593,40 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       // The coalescer's copy is the queue's own: the caller's bytes are free already.
       return viaCoalescer;
     });
+  }
+
+  // post()'s coalesced batch written gathered: only headers were copied, the payloads are the
+  // caller's, so they are referenced only during this call. What the kernel does not take now
+  // is joined into the coalescer's own buffer and written in order after it, as #send does.
+  // Counted as the copying path counts (coalesced and super-packets at once, the batch when done).
+  #postGathered(nq: NativeQueue, p: GroPieces): boolean {
+    const c = this.counters;
+    c.packetsCoalesced += p.merged;
+    c.superPacketsWritten += this.#superPieces(p);
+    const n = this.#gatherNow(nq, p.sources, p.pieces, p.ends, p.count);
+    if (n > 0) c.writesGathered++;
+    const failed = this.#gatherError;
+    this.#gatherError = null;
+    if (n === p.count && failed === null) {
+      c.batchesWritten++;
+      return true;
+    }
+    // The rest (from the first packet not taken; one that failed is tried again there, and
+    // rejected with the same error) waits for writability behind nothing else: the lock was free.
+    const rest = this.#coalescer!.joinRest(p, n);
+    const left = rest.count;
+    const r = this.#send(rest.buffer, rest.offsets, rest.lengths, left, undefined, undefined, () => this.#coalescer!.hold());
+    if (typeof r !== 'number') r.catch(() => { this.counters.writesRejected += left; });
+    return true;
+  }
+
+  // Super-packets among gathered outputs: those whose virtio_net_hdr (each output's first piece) has a GSO type.
+  #superPieces(p: GroPieces): number {
+    let n = 0;
+    const typeAt = 1;
+    const headers = p.sources[0]!;
+    for (let i = 0; i < p.count; i++) if (headers[p.pieces[3 * (i === 0 ? 0 : p.ends[i - 1]!) + 1]! + typeAt] !== 0) n++;
+    return n;
   }
 
   /**
@@ -683,6 +726,18 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   writePieces(sources: readonly Uint8Array[], pieces: Uint32Array, ends: Uint32Array, count: number): number {
     const nq = this.#native;
     if (count === 0 || this.#writeLock !== null || nq === null) return 0;
+    const i = this.#gatherNow(nq, sources, pieces, ends, count);
+    const failed = this.#gatherError;
+    this.#gatherError = null;
+    if (failed !== null) throw failed;
+    if (i > 0) this.counters.batchesWritten++;
+    return i;
+  }
+
+  // Writes gathered packets from the first while the kernel takes them, counting them; returns
+  // how many went (rejected ones, counted and skipped, included). Stops at EAGAIN; any other
+  // error stops it too and is left in #gatherError (the packet it names not counted as gone).
+  #gatherNow(nq: NativeQueue, sources: readonly Uint8Array[], pieces: Uint32Array, ends: Uint32Array, count: number): number {
     let i = 0;
     while (i < count) {
       let n: number;
@@ -690,12 +745,12 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
         n = nq.writePieces(sources, pieces, ends, i, count);
       } catch (e) {
         const written = (e as { written?: number }).written;
-        if (written === undefined) throw e;  // malformed arguments (a TypeError or RangeError)
+        if (written === undefined) { this.#gatherError = e; break; }  // malformed arguments (a TypeError or RangeError)
         this.#countWritten(ends, pieces, i, i + written);
         i += written;
         const err = toTuntapError(e, `writing to ${this.name}`, explainWrite(this.name, this.mode, this.packetInfo, this.vnetHdrSize > 0, NO_BYTES));
         const code = (err as TuntapError).code;
-        if (!(code === 'EINVAL' || code === 'EFAULT' || code === 'EMSGSIZE')) throw err;
+        if (!(code === 'EINVAL' || code === 'EFAULT' || code === 'EMSGSIZE')) { this.#gatherError = err; break; }
         this.counters.writesRejected++;
         i++;
         continue;
@@ -704,7 +759,6 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
       i += n;
       if (n === 0 || i < count) break;
     }
-    if (i > 0) this.counters.batchesWritten++;
     return i;
   }
 
