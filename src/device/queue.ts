@@ -170,6 +170,11 @@ function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
 }
 
+// A batch's count must not run past its offsets or lengths (the native side checks again).
+function checkCount(count: number, offsets: Uint32Array, lengths: Uint32Array): void {
+  if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
+}
+
 /** The split area's size, relative to the read area: segments repeat the headers. */
 const SPLIT_AREA_FACTOR = 2;
 /** What a gathered write names when the kernel refuses a packet (its bytes are in pieces, not one view). */
@@ -549,7 +554,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   #plain<R>(batch: Batch, opts: WriteBatchOptions, send: (buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array,
     count: number, heads: Buffer | undefined, viaCoalescer: boolean) => R): R {
     const { buffer, offsets, count } = batch;
-    if (count > offsets.length || count > batch.lengths.length) throw new RangeError('count exceeds offsets or lengths');
+    checkCount(count, offsets, batch.lengths);
     if (this.#coalescer && opts.vnet === undefined) {
       const r = this.#coalescer.coalesce(batch);
       if (r) {
@@ -582,7 +587,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   post(batch: Batch): boolean {
     if (batch.count === 0) return true;
     if (this.#coalescer && this.#writeLock === null && this.#native !== null) {
-      if (batch.count > batch.offsets.length || batch.count > batch.lengths.length) throw new RangeError('count exceeds offsets or lengths');
+      checkCount(batch.count, batch.offsets, batch.lengths);
       const p = this.#coalescer.coalescePieces(batch);
       if (p) return this.#postGathered(this.#native, p);
     }
@@ -691,7 +696,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
   writeRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number,
     opts: WriteBatchOptions & { raw?: boolean } = {}): Promise<number> {
     if (count === 0) return Promise.resolve(0);
-    if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
+    checkCount(count, offsets, lengths);
     if (opts.raw || this.headerLength === 0) {
       const r = this.#send(buffer, offsets, lengths, count, undefined, opts.signal);
       return typeof r === 'number' ? Promise.resolve(r) : r;
@@ -707,7 +712,7 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    */
   postRanges(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): boolean {
     if (count === 0) return true;
-    if (count > offsets.length || count > lengths.length) throw new RangeError('count exceeds offsets or lengths');
+    checkCount(count, offsets, lengths);
     const r = this.#send(buffer, offsets, lengths, count, undefined, undefined);
     if (typeof r === 'number') return true;
     r.catch(() => { this.counters.writesRejected += count; });

@@ -292,7 +292,7 @@ export class VxlanPort implements Port {
         }
         c.rxPackets++;
         const f = pool[n] ??= { data, offload: undefined };
-        if (f.data !== data) f.data = data;
+        f.data = data;
         // Datagrams that share one receive message came as a UDP GRO run. The kernel merges only
         // datagrams with a non-zero UDP checksum and verifies it first (udp_gro_receive_segment);
         // a local UDP GSO send always carries one. That checksum covers the whole inner frame,
@@ -300,7 +300,7 @@ export class VxlanPort implements Port {
         // zero outer checksum, the kernel vxlan's default on IPv4) is verified as before.
         const run = (i > 0 && sources[i - 1] === m) || (i + 1 < batch.count && sources[i + 1] === m);
         const offload = run ? CHECKED_BY_OUTER_CHECKSUM : undefined;
-        if (f.offload !== offload) f.offload = offload;
+        f.offload = offload;
         // Written in place, the length set once: emptying the array (length = 0) would give up
         // its storage and make every batch grow it again.
         frames[n++] = f;
