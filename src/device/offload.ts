@@ -133,7 +133,8 @@ export class Splitter {
 /**
  * The write side: plans a batch of ordinary packets into super-packets and, when any merge,
  * writes the result (each behind its virtio_net_hdr) into an output buffer of its own. A write
- * that has to finish later keeps that buffer (hold()); the next batch gets a fresh one.
+ * that has to finish later keeps that buffer (hold()); batches coalesced before it settles get a
+ * fresh one, and once it has, the buffer serves again.
  */
 export class Coalescer {
   readonly #gro: GroCoalescer;
@@ -214,6 +215,13 @@ export class Coalescer {
     return this.#out;
   }
 
-  /** The last output is still being written: the next coalesce must not reuse its buffer. */
-  hold(): void { this.#held = true; }
+  /**
+   * The last output is still being written: the next coalesce must not reuse its buffer. Returns
+   * what to call once that write has settled, so the buffer serves again if it is still the current one.
+   */
+  hold(): () => void {
+    const held = this.#out;
+    this.#held = true;
+    return () => { if (this.#out === held) this.#held = false; };
+  }
 }

@@ -514,11 +514,11 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
    * each) when given. With no write in progress, one native call usually takes the whole batch:
    * then no promise is made (a wake-up's latency is mostly the work done per batch) and the
    * count is returned. Otherwise the rest goes through the ordered loop, with copies of the
-   * arrays and heads (the caller may reuse them at once), and `onDefer` is told. Rejected
-   * packets are counted and skipped.
+   * arrays and heads (the caller may reuse them at once), and `onDefer` is told; what it returns
+   * is called once that write has settled. Rejected packets are counted and skipped.
    */
   #send(buffer: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, heads: Buffer | undefined,
-    signal: AbortSignal | undefined, onDefer?: () => void): number | Promise<number> {
+    signal: AbortSignal | undefined, onDefer?: () => () => void): number | Promise<number> {
     const headLength = heads ? this.headerLength : 0;
     let done = -1;
     const nq = this.#native;
@@ -537,13 +537,14 @@ export class Queue implements AsyncIterable<Buffer>, AsyncDisposable {
         return count;
       }
     }
-    onDefer?.();
+    const settled = onDefer?.();
     const o = offsets.slice(0, count);
     const l = lengths.slice(0, count);
     const h = heads === undefined || heads === this.#zeroHeads ? heads : Buffer.from(heads.subarray(0, count * headLength));
     const skip = heads ? 0 : this.headerLength;
-    return this.#exclusive(() => this.#writeLoop(count, (q, i) => q.writeRanges(buffer, o, l, i, count, h, headLength),
+    const written = this.#exclusive(() => this.#writeLoop(count, (q, i) => q.writeRanges(buffer, o, l, i, count, h, headLength),
       (i) => l[i]!, (i) => buffer.subarray(o[i]! + skip, o[i]! + l[i]!), signal, false, Math.max(0, done)));
+    return settled ? written.finally(settled) : written;
   }
 
   /**
